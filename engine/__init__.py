@@ -1,0 +1,61 @@
+"""kmpress engine: k-means colour quantization with Numba kernels, and indexed-PNG output.
+
+The public API::
+
+    from engine import compress, quantize, kmeans, read_image, write_png
+
+- :func:`kmeans` - weighted Lloyd k-means on (N, 3|4) points, numba or NumPy backend
+- :func:`quantize` - an RGB(A) uint8 image to a palette and indices (:class:`Quantized`)
+- :func:`compress` - a file to an indexed PNG, atomically, with a :class:`CompressReport`
+- :func:`read_image` / :func:`write_png` - the I/O stages on their own
+- :class:`KmpressError` - the base of every error raised on purpose
+"""
+
+from .api import (
+    DEFAULT_MAX_ITER,
+    DEFAULT_TOL,
+    MAX_K,
+    CompressReport,
+    KMeansResult,
+    Quantized,
+    compress,
+    kmeans,
+    quantize,
+)
+from .errors import (
+    ImageReadError,
+    ImageTooLargeError,
+    ImageWriteError,
+    InvalidParameterError,
+    KmpressError,
+)
+from .io import DEFAULT_MAX_PIXELS, load_image, read_image, write_png
+from .metrics import Bits, bit_accounting, psnr
+from .sample import sample_path
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Bits",
+    "CompressReport",
+    "DEFAULT_MAX_ITER",
+    "DEFAULT_MAX_PIXELS",
+    "DEFAULT_TOL",
+    "ImageReadError",
+    "ImageTooLargeError",
+    "ImageWriteError",
+    "InvalidParameterError",
+    "KMeansResult",
+    "KmpressError",
+    "MAX_K",
+    "Quantized",
+    "bit_accounting",
+    "compress",
+    "kmeans",
+    "load_image",
+    "psnr",
+    "quantize",
+    "read_image",
+    "sample_path",
+    "write_png",
+]

@@ -1,0 +1,59 @@
+"""Stage 1: reduce an image to its distinct colours and their counts.
+
+Identical pixels always land in the same cluster, so k-means on the distinct colours weighted by
+their counts has exactly the iterates of k-means on every pixel, at a fraction of the work
+(a 24 MP photo has about 0.5-2 M distinct colours).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Histogram:
+    """The distinct colours of an image.
+
+    Attributes
+    ----------
+    colors : (U, C) uint8
+        Distinct colours, sorted by their packed value (R, G, B[, A] big-endian).
+    counts : (U,) int64
+        How many pixels have each colour; sums to H*W.
+    inverse : (H*W,) int32
+        Index into ``colors`` of every pixel, in raster order.
+    """
+
+    colors: np.ndarray
+    counts: np.ndarray
+    inverse: np.ndarray
+
+    @property
+    def n_colors(self) -> int:
+        return int(self.counts.shape[0])
+
+    def planar(self) -> np.ndarray:
+        """Colours as the kernels want them: (C, U) float32, C-contiguous."""
+        return np.ascontiguousarray(self.colors.T, dtype=np.float32)
+
+
+def unpack_keys(keys: np.ndarray, channels: int) -> np.ndarray:
+    """Packed big-endian uint32 colours (U,) -> (U, channels) uint8."""
+    shifts = np.arange(channels - 1, -1, -1, dtype=np.uint32) * np.uint32(8)
+    return ((keys[:, None] >> shifts[None, :]) & np.uint32(255)).astype(np.uint8)
+
+
+def build_histogram(image: np.ndarray, kernels: ModuleType) -> Histogram:
+    """Histogram of an image.
+
+    Parameters
+    ----------
+    image : (H, W, C) uint8, C-contiguous, C = 3 or 4
+    kernels : the backend module (:mod:`engine.kernels_numba` or :mod:`engine.kernels_numpy`)
+    """
+    channels = image.shape[2]
+    keys, counts, inverse = kernels.histogram(image.reshape(-1, channels))
+    return Histogram(unpack_keys(keys, channels), counts, inverse)

@@ -1,0 +1,73 @@
+"""Stage 2: starting centroids, from a seeded numpy Generator.
+
+Greedy weighted k-means++ (Arthur & Vassilvitskii 2007, with the local trials of scikit-learn):
+each new centre is the best of ``2 + ln k`` candidates drawn with probability proportional to
+``weight * D(x)^2``, where best means the lowest resulting potential.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import numpy as np
+
+
+def kmeans_plusplus(
+    X: np.ndarray,
+    w: np.ndarray,
+    weighted: bool,
+    k: int,
+    rng: np.random.Generator,
+    kernels: ModuleType,
+    n_local_trials: int | None = None,
+) -> np.ndarray:
+    """Greedy weighted k-means++ seeding.
+
+    Parameters
+    ----------
+    X : (D, N) float32, planar points
+    w : (N,) float64 weights (used only when ``weighted``)
+    k : number of centres, 1 <= k
+    rng : the only source of randomness; the same state gives the same centres
+
+    Returns
+    -------
+    (k, D) float64 centres, each one of the points.
+    """
+    D, N = X.shape
+    trials = n_local_trials if n_local_trials is not None else 2 + int(np.log(k))
+    # closest starts at 1, so the first draw is proportional to the weights alone
+    closest = np.ones(N, np.float32)
+    pot_c = np.empty(kernels.n_chunks(N), np.float64)
+    pot_tc = np.empty((kernels.n_chunks(N), trials), np.float64)
+    far = np.full(D, np.inf, np.float32)
+    kernels.pp_update(X, w, weighted, far, closest, pot_c)
+
+    centres = np.empty((k, D), np.float32)
+    first = kernels.pp_sample(w, weighted, closest, pot_c, rng.random())
+    centres[0] = X[:, first]
+    kernels.pp_update(X, w, weighted, np.ascontiguousarray(centres[0]), closest, pot_c)
+    for i in range(1, k):
+        draws = rng.random(trials)
+        idx = [kernels.pp_sample(w, weighted, closest, pot_c, float(u)) for u in draws]
+        cands = np.ascontiguousarray(X[:, idx].T)
+        kernels.pp_trials(X, w, weighted, closest, cands, pot_tc)
+        best = int(np.argmin(pot_tc.sum(axis=0)))
+        centres[i] = cands[best]
+        kernels.pp_update(X, w, weighted, cands[best], closest, pot_c)
+    return centres.astype(np.float64)
+
+
+def random_init(X: np.ndarray, w: np.ndarray, weighted: bool, k: int, rng: np.random.Generator) -> np.ndarray:
+    """``k`` distinct points drawn without replacement, with probability proportional to weight.
+
+    Returns
+    -------
+    (k, D) float64 centres. The caller guarantees at least ``k`` points of positive weight.
+    """
+    N = X.shape[1]
+    p = None
+    if weighted:
+        p = w / w.sum()
+    idx = np.sort(rng.choice(N, size=k, replace=False, p=p))
+    return X[:, idx].T.astype(np.float64)

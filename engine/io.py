@@ -1,0 +1,230 @@
+"""Stage 5: files. Pillow in, palette PNG out. No maths here and no floats.
+
+Reading normalises whatever Pillow opens (RGB, RGBA, L, LA, P, 1, CMYK, YCbCr, 16-bit and float
+greyscale...) to a writable C-contiguous uint8 array of 3 or 4 channels, with the EXIF orientation
+applied. Writing goes to a temporary file beside the target and is renamed over it only once it is
+complete, so an interrupted or failed write never leaves a partial PNG behind.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+
+from .errors import ImageReadError, ImageTooLargeError, ImageWriteError
+from .metrics import png_bit_depth
+
+#: Pillow's own decompression-bomb limit (about 89.5 MP), the default of ``max_pixels``.
+DEFAULT_MAX_PIXELS: int = int(Image.MAX_IMAGE_PIXELS or 89_478_485)
+
+_PIL_LIMIT_LOCK = threading.Lock()
+
+
+@dataclass
+class LoadedImage:
+    """An image read from disk.
+
+    Attributes
+    ----------
+    pixels : (H, W, 3 or 4) uint8, writable and C-contiguous; 4 channels only when some pixel is
+        not fully opaque
+    icc_profile : bytes or None; an RGB colour profile worth carrying to the output
+    source_mode : Pillow mode of the file ("RGB", "CMYK", "I;16", ...)
+    format : Pillow format name ("JPEG", "PNG", ...)
+    """
+
+    pixels: np.ndarray
+    icc_profile: bytes | None
+    source_mode: str
+    format: str | None
+
+
+def _open(path: Path, max_pixels: int | None) -> Image.Image:
+    # Pillow's global guard would refuse images over 2x its limit before ours can speak, and would
+    # warn between 1x and 2x; our own limit (checked below, on the header alone) replaces it.
+    with _PIL_LIMIT_LOCK:
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                im = Image.open(path)
+        finally:
+            Image.MAX_IMAGE_PIXELS = saved
+    w, h = im.size
+    if max_pixels is not None and w * h > max_pixels:
+        im.close()
+        raise ImageTooLargeError(
+            f"image has {w}x{h} = {w * h:,} pixels, over the limit of {max_pixels:,} "
+            "(raise it with max_pixels / --max-pixels if you trust this file)",
+            str(path),
+        )
+    if w * h == 0:
+        im.close()
+        raise ImageReadError("image is empty (0 pixels)", str(path))
+    return im
+
+
+def _gray_to_u8(arr: np.ndarray, mode: str) -> np.ndarray:
+    if arr.dtype == np.uint8:
+        return arr
+    if mode.startswith("I;16") or (arr.dtype.kind in "iu" and arr.max(initial=0) > 255):
+        # 16-bit samples: keep the top 8 bits with rounding
+        return ((arr.astype(np.uint32) * 255 + 32767) // 65535).clip(0, 255).astype(np.uint8)
+    if arr.dtype.kind == "f":
+        scale = 255.0 if np.nanmax(arr, initial=0.0) <= 1.0 else 1.0
+        return np.nan_to_num(np.rint(arr * scale), nan=0.0).clip(0, 255).astype(np.uint8)
+    return arr.clip(0, 255).astype(np.uint8)
+
+
+def _to_rgb_or_rgba(im: Image.Image) -> tuple[np.ndarray, bool]:
+    """Pixels as uint8 (H, W, 3|4) and whether an RGB ICC profile still describes them."""
+    mode = im.mode
+    if mode == "RGB":
+        return np.array(im), True
+    if mode == "RGBA":
+        return np.array(im), True
+    if mode == "RGBa":
+        return np.array(im.convert("RGBA")), True
+    if mode in ("P", "PA"):
+        has_alpha = mode == "PA" or "transparency" in im.info or (im.palette is not None and im.palette.mode == "RGBA")
+        return np.array(im.convert("RGBA" if has_alpha else "RGB")), True
+    if mode in ("L", "1"):
+        return np.array(im.convert("RGB")), False
+    if mode in ("LA", "La"):
+        return np.array(im.convert("RGBA")), False
+    if mode.startswith("I") or mode == "F":
+        g = _gray_to_u8(np.array(im), mode)
+        return np.repeat(g[:, :, None], 3, axis=2), False
+    if mode == "CMYK":
+        icc = im.info.get("icc_profile")
+        if icc:
+            try:
+                import io as _io
+
+                src = ImageCms.ImageCmsProfile(_io.BytesIO(icc))
+                out = ImageCms.profileToProfile(im, src, ImageCms.createProfile("sRGB"), outputMode="RGB")
+                if out is not None:
+                    return np.array(out), False
+            except (ImageCms.PyCMSError, OSError, ValueError):
+                pass
+        return np.array(im.convert("RGB")), False
+    return np.array(im.convert("RGB")), False
+
+
+def load_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> LoadedImage:
+    """Read any image Pillow can read; see :class:`LoadedImage`.
+
+    Raises
+    ------
+    ImageReadError
+        The file is missing, a folder, unreadable, not an image, truncated or corrupt.
+    ImageTooLargeError
+        It has more than ``max_pixels`` pixels (checked before decoding).
+    """
+    p = Path(path)
+    try:
+        im = _open(p, max_pixels)
+    except FileNotFoundError:
+        raise ImageReadError("no such file", str(p)) from None
+    except IsADirectoryError:
+        raise ImageReadError("is a folder, not an image", str(p)) from None
+    except PermissionError:
+        raise ImageReadError("permission denied", str(p)) from None
+    except UnidentifiedImageError:
+        raise ImageReadError("not an image (or a format Pillow cannot read)", str(p)) from None
+    except OSError as e:
+        raise ImageReadError(f"cannot read: {e}", str(p)) from None
+    try:
+        with im:
+            fmt = im.format
+            mode = im.mode
+            icc = im.info.get("icc_profile")
+            im.load()
+            oriented = ImageOps.exif_transpose(im)
+            pixels, keeps_icc = _to_rgb_or_rgba(oriented)
+    except (OSError, ValueError, SyntaxError, IndexError, EOFError) as e:
+        raise ImageReadError(f"corrupt or truncated image: {e}", str(p)) from None
+    except Image.DecompressionBombError as e:  # pragma: no cover - guarded by _open already
+        raise ImageTooLargeError(str(e), str(p)) from None
+    if pixels.shape[2] == 4 and bool(np.all(pixels[:, :, 3] == 255)):
+        pixels = pixels[:, :, :3]
+    pixels = np.ascontiguousarray(pixels)
+    if not pixels.flags.writeable:
+        pixels = pixels.copy()
+    return LoadedImage(pixels, icc if (icc and keeps_icc) else None, mode, fmt)
+
+
+def read_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+    """Read an image file as uint8 (H, W, 3) or, when it has transparency, (H, W, 4).
+
+    The EXIF orientation is applied; 16-bit and float images are reduced to 8 bits; greyscale,
+    palette and CMYK images become RGB. See :func:`load_image` for the errors.
+    """
+    return load_image(path, max_pixels=max_pixels).pixels
+
+
+def _temp_path(dst: Path) -> Path:
+    return dst.with_name(f".{dst.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+
+
+def write_png(
+    dst: str | os.PathLike,
+    palette: np.ndarray,
+    indices: np.ndarray,
+    *,
+    icc_profile: bytes | None = None,
+    compress_level: int = 6,
+) -> int:
+    """Write an indexed PNG atomically and return its size in bytes.
+
+    Parameters
+    ----------
+    palette : (P, 3 or 4) uint8, 1 <= P <= 256; a 4th channel is written as the tRNS chunk
+    indices : (H, W) uint8, every value < P
+    compress_level : zlib level 0-9
+
+    The bit depth is the smallest PNG allows for P entries (1, 2, 4 or 8). The data go to a hidden
+    temporary file in the same folder, which is renamed over ``dst`` only when complete.
+    """
+    dst = Path(dst)
+    h, w = indices.shape
+    im = Image.frombuffer("P", (w, h), np.ascontiguousarray(indices), "raw", "P", 0, 1)
+    im.putpalette(np.ascontiguousarray(palette[:, :3]).tobytes(), rawmode="RGB")
+    params: dict = {"format": "PNG", "compress_level": int(compress_level)}
+    if palette.shape[1] == 4 and np.any(palette[:, 3] != 255):
+        params["transparency"] = palette[:, 3].tobytes()
+    if icc_profile:
+        params["icc_profile"] = icc_profile
+    tmp = _temp_path(dst)
+    try:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(fd, "wb") as f:
+            im.save(f, **params)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, dst)
+    except BaseException as e:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        if isinstance(e, FileNotFoundError):
+            raise ImageWriteError("output folder does not exist", str(dst)) from None
+        if isinstance(e, PermissionError):
+            raise ImageWriteError("permission denied (is the folder writable?)", str(dst)) from None
+        if isinstance(e, OSError):
+            raise ImageWriteError(f"cannot write: {e.strerror or e}", str(dst)) from None
+        raise
+    return dst.stat().st_size
+
+
+def expected_bit_depth(palette_size: int) -> int:
+    """Bit depth :func:`write_png` uses for a palette of this size."""
+    return png_bit_depth(palette_size)

@@ -1,0 +1,160 @@
+"""Stage 3: the Lloyd loop, the same for every backend.
+
+A pure-Python loop over compiled kernels (as scikit-learn does): assign every point to its nearest
+centroid while accumulating the weighted sums per chunk, merge the chunks in order, move every
+centroid to the weighted mean of its points, and stop when no label changes or when the centroids
+have stopped moving (``sum ||shift||^2 <= tol * mean per-channel variance``). Buffers are allocated
+once. The final labels always belong to the final centroids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from types import ModuleType
+
+import numpy as np
+
+
+@dataclass
+class LloydResult:
+    """What the loop produced; see :class:`engine.KMeansResult` for the meaning of the fields."""
+
+    centroids: np.ndarray
+    labels: np.ndarray
+    inertia: float
+    n_iter: int
+    converged: bool
+    inertia_history: list[float]
+
+
+def mean_variance(X: np.ndarray, w: np.ndarray, weighted: bool) -> float:
+    """Mean over channels of the (weighted) variance of the points, in float64, chunk by chunk."""
+    D, N = X.shape
+    step = 1 << 20
+    total_w = float(w.sum()) if weighted else float(N)
+    mean = np.zeros(D)
+    for s in range(0, N, step):
+        xb = X[:, s : s + step].astype(np.float64)
+        mean += xb @ w[s : s + step] if weighted else xb.sum(axis=1)
+    mean /= total_w
+    var = np.zeros(D)
+    for s in range(0, N, step):
+        xb = X[:, s : s + step].astype(np.float64) - mean[:, None]
+        xb *= xb
+        var += xb @ w[s : s + step] if weighted else xb.sum(axis=1)
+    return float(var.mean() / total_w)
+
+
+class _Workspace:
+    """Per-chunk partial sums, allocated once per fit and reused by every iteration."""
+
+    def __init__(self, kernels: ModuleType, n: int, k: int, d: int) -> None:
+        nc = kernels.n_chunks(n)
+        self.sums_c = np.empty((nc, k, d), np.float64)
+        self.wsum_c = np.empty((nc, k), np.float64)
+        self.inertia_c = np.empty(nc, np.float64)
+        self.changed_c = np.empty(nc, np.int64)
+
+    def run(self, kernels, X, w, weighted, C, labels):
+        kernels.assign_accumulate(
+            X, w, weighted, C, C.astype(np.float32), labels, self.sums_c, self.wsum_c, self.inertia_c, self.changed_c
+        )
+        # merged in chunk order: the same sums whatever the number of threads
+        return (
+            float(self.inertia_c.sum()),
+            int(self.changed_c.sum()),
+            self.sums_c.sum(axis=0),
+            self.wsum_c.sum(axis=0),
+        )
+
+
+def _relocate_empty(kernels, X, w, weighted, C, labels, sums, wsum) -> None:
+    """Give every empty cluster the point farthest from its centroid (in place).
+
+    The point leaves its old cluster (whose sums lose it) and alone makes up the empty one.
+    Candidates are taken by decreasing distance, ties by lowest index, so the choice is
+    deterministic; a point is not taken from a cluster it would leave empty.
+    """
+    empty = np.flatnonzero(wsum <= 0.0)
+    N = X.shape[1]
+    dist = np.empty(N, np.float64)
+    kernels.dist_to_assigned(X, C, labels, dist)
+    m = min(N, 4 * empty.size + 64)
+    cand = np.argpartition(-dist, m - 1)[:m] if m < N else np.arange(N)
+    cand = cand[np.lexsort((cand, -dist[cand]))]
+    ci = 0
+    for j in empty:
+        while ci < cand.size:
+            p = int(cand[ci])
+            ci += 1
+            wp = float(w[p]) if weighted else 1.0
+            old = int(labels[p])
+            if dist[p] <= 0.0 or wp <= 0.0:
+                ci = cand.size
+                break
+            if wsum[old] - wp <= 0.0:
+                continue
+            x = X[:, p].astype(np.float64)
+            sums[old] -= wp * x
+            wsum[old] -= wp
+            sums[j] = wp * x
+            wsum[j] = wp
+            labels[p] = j
+            break
+
+
+def lloyd(
+    X: np.ndarray,
+    w: np.ndarray,
+    weighted: bool,
+    init: np.ndarray,
+    max_iter: int,
+    tol: float,
+    kernels: ModuleType,
+    final_assign: bool = True,
+) -> LloydResult:
+    """Run Lloyd's algorithm from ``init``.
+
+    Parameters
+    ----------
+    X : (D, N) float32, planar points
+    w : (N,) float64 weights (used only when ``weighted``)
+    init : (K, D) float64 starting centroids (not modified)
+    max_iter : most centroid updates to make (0 only assigns)
+    tol : relative threshold on the sum of squared centroid shifts
+    final_assign : when False, skip the last assignment pass if the loop stopped on a centroid
+        shift (the caller remaps onto a rounded palette anyway); labels are then those of the
+        previous centroids
+    """
+    D, N = X.shape
+    K = init.shape[0]
+    ws = _Workspace(kernels, N, K, D)
+    C = np.array(init, dtype=np.float64, order="C", copy=True)
+    labels = np.full(N, -1, np.int32)
+    threshold = tol * mean_variance(X, w, weighted) if tol > 0 else 0.0
+    history: list[float] = []
+    converged = False
+    stable = False
+    n_iter = 0
+    for _ in range(max_iter):
+        inertia, changed, sums, wsum = ws.run(kernels, X, w, weighted, C, labels)
+        history.append(inertia)
+        if changed == 0:
+            # these labels produced C: C is already their mean, a fixed point
+            converged = stable = True
+            break
+        if np.any(wsum <= 0.0):
+            _relocate_empty(kernels, X, w, weighted, C, labels, sums, wsum)
+        new = C.copy()
+        filled = wsum > 0.0
+        new[filled] = sums[filled] / wsum[filled, None]
+        shift = float(((new - C) ** 2).sum())
+        C = new
+        n_iter += 1
+        if shift <= threshold:
+            converged = True
+            break
+    if not stable and (final_assign or not history):
+        inertia, _, _, _ = ws.run(kernels, X, w, weighted, C, labels)
+        history.append(inertia)
+    return LloydResult(C, labels, history[-1], n_iter, converged, history)
