@@ -20,7 +20,9 @@ class Histogram:
     Attributes
     ----------
     colors : (U, C) uint8
-        Distinct colours, sorted by their packed value (R, G, B[, A] big-endian).
+        Distinct colours in Z-order (Morton order of their channels, R most significant):
+        neighbours in this order are neighbours in colour space, so blocks of consecutive colours
+        have small bounding boxes, which the seeding kernels use to skip work.
     counts : (U,) int64
         How many pixels have each colour; sums to H*W.
     inverse : (H*W,) int32
@@ -40,12 +42,6 @@ class Histogram:
         return np.ascontiguousarray(self.colors.T, dtype=np.float32)
 
 
-def unpack_keys(keys: np.ndarray, channels: int) -> np.ndarray:
-    """Packed big-endian uint32 colours (U,) -> (U, channels) uint8."""
-    shifts = np.arange(channels - 1, -1, -1, dtype=np.uint32) * np.uint32(8)
-    return ((keys[:, None] >> shifts[None, :]) & np.uint32(255)).astype(np.uint8)
-
-
 def build_histogram(image: np.ndarray, kernels: ModuleType) -> Histogram:
     """Histogram of an image.
 
@@ -55,5 +51,5 @@ def build_histogram(image: np.ndarray, kernels: ModuleType) -> Histogram:
     kernels : the backend module (:mod:`engine.kernels_numba` or :mod:`engine.kernels_numpy`)
     """
     channels = image.shape[2]
-    keys, counts, inverse = kernels.histogram(image.reshape(-1, channels))
-    return Histogram(unpack_keys(keys, channels), counts, inverse)
+    codes, counts, inverse = kernels.histogram(image.reshape(-1, channels))
+    return Histogram(kernels.unpack_codes(codes, channels), counts, inverse)

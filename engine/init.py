@@ -40,21 +40,23 @@ def kmeans_plusplus(
     closest = np.ones(N, np.float32)
     pot_c = np.empty(kernels.n_chunks(N), np.float64)
     pot_tc = np.empty((kernels.n_chunks(N), trials), np.float64)
-    far = np.full(D, np.inf, np.float32)
-    kernels.pp_update(X, w, weighted, far, closest, pot_c)
+    state = kernels.pp_state(X, w, weighted, closest, pot_c)
 
     centres = np.empty((k, D), np.float32)
     first = kernels.pp_sample(w, weighted, closest, pot_c, rng.random())
     centres[0] = X[:, first]
-    kernels.pp_update(X, w, weighted, np.ascontiguousarray(centres[0]), closest, pot_c)
+    # from here on closest is the distance to the nearest centre: start it at infinity
+    closest[:] = np.inf
+    state = kernels.pp_state(X, w, weighted, closest, pot_c)
+    kernels.pp_update(X, w, weighted, np.ascontiguousarray(centres[0]), closest, pot_c, state)
     for i in range(1, k):
         draws = rng.random(trials)
         idx = [kernels.pp_sample(w, weighted, closest, pot_c, float(u)) for u in draws]
         cands = np.ascontiguousarray(X[:, idx].T)
-        kernels.pp_trials(X, w, weighted, closest, cands, pot_tc)
+        kernels.pp_trials(X, w, weighted, closest, cands, pot_tc, state)
         best = int(np.argmin(pot_tc.sum(axis=0)))
         centres[i] = cands[best]
-        kernels.pp_update(X, w, weighted, cands[best], closest, pot_c)
+        kernels.pp_update(X, w, weighted, cands[best], closest, pot_c, state)
     return centres.astype(np.float64)
 
 

@@ -26,15 +26,37 @@ def _bounds(n: int):
         yield c, c * CHUNK, min(n, (c + 1) * CHUNK)
 
 
-def histogram(px: np.ndarray):
-    """Distinct colours with counts and each pixel's colour index (see the numba twin)."""
+def _spread_table(stride: int) -> np.ndarray:
+    v = np.arange(256, dtype=np.uint32)
+    out = np.zeros(256, np.uint32)
+    for b in range(8):
+        out |= ((v >> b) & 1) << (stride * b)
+    return out
+
+
+_SPREAD = {3: _spread_table(3), 4: _spread_table(4)}
+
+
+def histogram(px):
+    """Distinct colours (as Morton codes) with counts and each pixel's colour index (see the numba twin)."""
     n, nch = px.shape
-    keys = np.zeros(n, np.uint32)
+    lut = _SPREAD[nch]
+    codes = np.zeros(n, np.uint32)
     for j in range(nch):
-        keys <<= np.uint32(8)
-        keys |= px[:, j]
-    ukeys, inverse, counts = np.unique(keys, return_inverse=True, return_counts=True)
-    return ukeys.astype(np.uint32), counts.astype(np.int64), inverse.astype(np.int32).ravel()
+        codes |= lut[px[:, j]] << np.uint32(nch - 1 - j)
+    ucodes, inverse, counts = np.unique(codes, return_inverse=True, return_counts=True)
+    return ucodes.astype(np.uint32), counts.astype(np.int64), inverse.astype(np.int32).ravel()
+
+
+def unpack_codes(codes, nch):
+    """See :func:`engine.kernels_numba.unpack_codes`."""
+    out = np.zeros((codes.shape[0], nch), np.uint8)
+    for j in range(nch):
+        v = np.zeros(codes.shape[0], np.uint32)
+        for b in range(8):
+            v |= ((codes >> np.uint32(nch * b + nch - 1 - j)) & np.uint32(1)) << np.uint32(b)
+        out[:, j] = v
+    return out
 
 
 def _nearest_chunk(xb, m2c, cc):
@@ -47,7 +69,7 @@ def _gemm_operands(C32):
     return np.ascontiguousarray((-2.0 * C32).T.astype(np.float32)), (C32 * C32).sum(axis=1, dtype=np.float32)
 
 
-def assign_accumulate(X, w, weighted, C, C32, labels, sums_c, wsum_c, inertia_c, changed_c):
+def assign_accumulate(X, w, weighted, C, C32, labels, sums_c, wsum_c, inertia_c, changed_c, boxes=None):
     """See :func:`engine.kernels_numba.assign_accumulate`."""
     D, N = X.shape
     K = C.shape[0]
@@ -68,7 +90,7 @@ def assign_accumulate(X, w, weighted, C, C32, labels, sums_c, wsum_c, inertia_c,
         inertia_c[c] = float(d2 @ wb) if weighted else float(d2.sum())
 
 
-def nearest(X, C32, labels):
+def nearest(X, C32, labels, boxes=None):
     """See :func:`engine.kernels_numba.nearest`."""
     m2c, cc = _gemm_operands(C32)
     for _, s, e in _bounds(X.shape[1]):
@@ -82,7 +104,20 @@ def dist_to_assigned(X, C, labels, out):
         out[s:e] = np.einsum("ij,ij->i", diff, diff)
 
 
-def pp_update(X, w, weighted, c, closest, pot_c):
+def block_boxes(X):
+    """The NumPy baseline does not prune: no boxes (returns None)."""
+    return None
+
+
+def pp_state(X, w, weighted, closest, pot_c):
+    """Chunk potentials of ``closest``; the NumPy baseline keeps no pruning state (returns None)."""
+    for ch, s, e in _bounds(X.shape[1]):
+        v = closest[s:e].astype(np.float64)
+        pot_c[ch] = float(v @ w[s:e]) if weighted else float(v.sum())
+    return None
+
+
+def pp_update(X, w, weighted, c, closest, pot_c, state=None):
     """See :func:`engine.kernels_numba.pp_update`."""
     for ch, s, e in _bounds(X.shape[1]):
         diff = X[:, s:e] - c[:, None]
@@ -112,7 +147,7 @@ def pp_sample(w, weighted, closest, pot_c, u):
     return s + int(q)
 
 
-def pp_trials(X, w, weighted, closest, cands, pot_tc):
+def pp_trials(X, w, weighted, closest, cands, pot_tc, state=None):
     """See :func:`engine.kernels_numba.pp_trials`."""
     for ch, s, e in _bounds(X.shape[1]):
         diff = X[:, s:e].T[:, None, :] - cands[None, :, :]

@@ -54,10 +54,23 @@ class _Workspace:
         self.wsum_c = np.empty((nc, k), np.float64)
         self.inertia_c = np.empty(nc, np.float64)
         self.changed_c = np.empty(nc, np.int64)
+        self.boxes = None
 
     def run(self, kernels, X, w, weighted, C, labels):
+        if self.boxes is None:
+            self.boxes = kernels.block_boxes(X)
         kernels.assign_accumulate(
-            X, w, weighted, C, C.astype(np.float32), labels, self.sums_c, self.wsum_c, self.inertia_c, self.changed_c
+            X,
+            w,
+            weighted,
+            C,
+            C.astype(np.float32),
+            labels,
+            self.sums_c,
+            self.wsum_c,
+            self.inertia_c,
+            self.changed_c,
+            self.boxes,
         )
         # merged in chunk order: the same sums whatever the number of threads
         return (

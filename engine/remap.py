@@ -28,7 +28,7 @@ def nearest_entries(points: np.ndarray, palette: np.ndarray, kernels: ModuleType
     float32 (at most 4 * 255^2 < 2^24), so both backends agree exactly here.
     """
     labels = np.empty(points.shape[1], np.int32)
-    kernels.nearest(points, np.ascontiguousarray(palette, dtype=np.float32), labels)
+    kernels.nearest(points, np.ascontiguousarray(palette, dtype=np.float32), labels, kernels.block_boxes(points))
     return labels
 
 
