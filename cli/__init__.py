@@ -1,0 +1,1 @@
+"""The ``kmpress`` command line (typer). It parses, calls :mod:`engine`, and prints."""

@@ -1,0 +1,7 @@
+"""``python -m cli``: the same as the ``kmpress`` command."""
+
+from .main import main
+
+# The guard matters: batch workers use the spawn start method, which re-imports the main module.
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,295 @@
+"""The ``kmpress`` typer app: ``compress``, ``demo`` and ``info``.
+
+Parsing and printing only: every decision about files is the engine's (:mod:`engine.batch`).
+``engine`` (and with it numpy, Pillow and numba) is imported inside the commands, never at module
+level, so that ``kmpress --help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+# Shown in --help without importing the engine; tests/test_cli.py checks they equal the engine's.
+HELP_DEFAULT_MAX_ITER = 300
+HELP_DEFAULT_TOL = 1e-4
+HELP_DEFAULT_MAX_PIXELS = 89_478_485
+
+EXIT_CODES_HELP = (
+    "Exit codes: 0 all done (skipped files included); 1 one or more inputs failed (the others are "
+    "still written); 2 usage error (bad option, no input given or found); 130 interrupted."
+)
+
+app = typer.Typer(
+    name="kmpress",
+    help="Compress photos to small palette PNGs with k-means colour quantization (Numba kernels).",
+    epilog=EXIT_CODES_HELP,
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+# --------------------------------------------------------------------------------------------
+# the one place errors become messages and exit codes
+# --------------------------------------------------------------------------------------------
+
+
+def _fail(message: str, code: int) -> typer.Exit:
+    from .render import error_line
+
+    error_line(message)
+    return typer.Exit(code)
+
+
+@contextmanager
+def _errors(debug: bool):
+    """Turn what escapes a command into one line on stderr and an exit code.
+
+    InvalidParameterError (a bad option value, colliding outputs) -> 2; any other KmpressError and
+    an OSError on a user path -> 1; Ctrl-C -> 130; anything else is a bug: one line as well, and
+    the traceback with ``--debug``.
+    """
+    try:
+        yield
+    except (typer.Exit, typer.Abort):
+        raise
+    except KeyboardInterrupt:
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        raise _fail("interrupted", EXIT_INTERRUPTED) from None
+    except Exception as e:
+        from engine.errors import InvalidParameterError, KmpressError
+
+        if debug:
+            import traceback
+
+            traceback.print_exc()
+        if isinstance(e, KmpressError):
+            raise _fail(str(e), EXIT_USAGE if isinstance(e, InvalidParameterError) else EXIT_FAILED) from None
+        if isinstance(e, OSError):
+            where = f"{e.filename}: " if e.filename else ""
+            raise _fail(f"{where}{e.strerror or e}", EXIT_FAILED) from None
+        hint = "" if debug else " (run with --debug for the traceback)"
+        raise _fail(f"internal error: {type(e).__name__}: {e}{hint}", EXIT_FAILED) from None
+
+
+def _prepare_numba_cache() -> None:
+    """Make sure numba's compiled kernels can be cached, so that only the first run compiles.
+
+    numba caches beside the sources (``engine/__pycache__``) when that is writable, else in the
+    user's cache folder (``~/.cache/numba``). When neither is writable (a read-only install run by
+    a user without a writable home), point NUMBA_CACHE_DIR at a per-user temporary folder. Must run
+    before numba is imported; a NUMBA_CACHE_DIR set by the user is left alone.
+    """
+    if os.environ.get("NUMBA_CACHE_DIR") or "numba" in sys.modules:
+        return
+    import importlib.util
+
+    spec = importlib.util.find_spec("engine")
+    if spec is None or not spec.submodule_search_locations:
+        return
+    pkg = Path(next(iter(spec.submodule_search_locations)))
+    if _writable(pkg / "__pycache__") or _writable(pkg):
+        return
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    if _writable(Path(xdg, "numba")) or _writable(Path(xdg)):
+        return  # numba's own user-wide fallback works
+    import tempfile
+
+    uid = os.getuid() if hasattr(os, "getuid") else os.getpid()
+    os.environ["NUMBA_CACHE_DIR"] = os.path.join(tempfile.gettempdir(), f"kmpress-numba-cache-{uid}")
+
+
+def _writable(folder: Path) -> bool:
+    return folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
+
+
+def _want_progress(quiet: bool, as_json: bool) -> bool:
+    return not quiet and not as_json and sys.stderr.isatty()
+
+
+def _print_json(doc: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2, allow_nan=False) + "\n")
+    sys.stdout.flush()
+
+
+def _batch_exit_code(totals: dict[str, Any]) -> int:
+    return EXIT_FAILED if totals["errors"] else EXIT_OK
+
+
+# --------------------------------------------------------------------------------------------
+# commands
+# --------------------------------------------------------------------------------------------
+
+DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else there.")]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the k-means++ initialisation (same seed, same output).")]
+
+
+@app.command(epilog=EXIT_CODES_HELP)
+def compress(
+    paths: Annotated[
+        Optional[list[Path]],
+        typer.Argument(
+            help="Image files and/or folders (folders: every image Pillow reads in them).",
+            metavar="PATH...",
+            show_default=False,
+        ),
+    ] = None,
+    colors: Annotated[int, typer.Option("-k", "--colors", help="Colours in the palette, 1-256.")] = 16,
+    out_dir: Annotated[
+        Optional[Path],
+        typer.Option("-o", "--out-dir", help="Write the PNGs here (created if missing) instead of beside each input."),
+    ] = None,
+    suffix: Annotated[
+        Optional[str],
+        typer.Option("--suffix", help="Text added to the file stem; {k} becomes K.  [default: -k{k}]", show_default=False),
+    ] = None,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs (default: skip them).")] = False,
+    jobs: Annotated[
+        Optional[int],
+        typer.Option("-j", "--jobs", help="Files compressed in parallel.  [default: one per core]", show_default=False),
+    ] = None,
+    seed: SeedOpt = 0,
+    max_iter: Annotated[
+        int, typer.Option("--max-iter", help="Most k-means iterations per image.")
+    ] = HELP_DEFAULT_MAX_ITER,
+    tol: Annotated[float, typer.Option("--tol", help="Convergence tolerance (relative centroid shift).")] = HELP_DEFAULT_TOL,
+    recursive: Annotated[bool, typer.Option("-r", "--recursive", help="Descend into sub-folders.")] = False,
+    max_pixels: Annotated[
+        int,
+        typer.Option("--max-pixels", help="Refuse larger images (decompression-bomb guard); 0 = no limit."),
+    ] = HELP_DEFAULT_MAX_PIXELS,
+    as_json: JsonOpt = False,
+    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar and no table; failures still go to stderr.")] = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Compress images to palette PNGs named <stem>-k<K>.png.
+
+    Existing outputs are skipped unless --force; an input is never overwritten; two inputs that
+    would write the same output stop the run before any work. Writes are atomic: an interrupted
+    run leaves no partial file.
+    """
+    if not paths:
+        raise _fail("no input given (try: kmpress compress PHOTO.jpg, or kmpress --help)", EXIT_USAGE)
+    with _errors(debug):
+        _prepare_numba_cache()
+        from engine.batch import compress_many, plan_batch, summarize
+
+        plan = plan_batch(paths, colors, out_dir=out_dir, suffix=suffix, recursive=recursive, force=force)
+        if plan.n_found == 0:
+            from .render import error_line
+
+            for it in plan.items:
+                error_line(f"{it.src}: {it.reason}")
+            raise _fail(f"no image found in {', '.join(map(str, paths))}", EXIT_USAGE)
+        t0 = time.perf_counter()
+        results = []
+        from .render import print_summary, progress
+
+        with progress(len(plan.to_compress), _want_progress(quiet, as_json)) as (started, finished):
+            for r in compress_many(
+                plan,
+                jobs=jobs,
+                seed=seed,
+                max_iter=max_iter,
+                tol=tol,
+                max_pixels=None if max_pixels == 0 else max_pixels,
+                on_start=started,
+            ):
+                results.append(r)
+                finished(r.src)
+                if debug and r.detail:
+                    sys.stderr.write(r.detail)
+        totals = summarize(results, time.perf_counter() - t0)
+        code = _batch_exit_code(totals)
+        if as_json:
+            _print_json({"command": "compress", "k": plan.k, "files": [r.as_dict() for r in results], "summary": totals, "exit_code": code})
+        else:
+            print_summary(results, totals, quiet=quiet)
+    raise typer.Exit(code)
+
+
+@app.command(epilog=EXIT_CODES_HELP)
+def demo(
+    out_dir: Annotated[Path, typer.Option("-o", "--out-dir", help="Folder for the demo's files.")] = Path("kmpress-demo"),
+    seed: SeedOpt = 0,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Compress the bundled sample photo at K = 4, 16 and 64 and write a side-by-side comparison.
+
+    Writes <out-dir>/astronaut-k4.png, -k16.png, -k64.png and comparison.png (original and each K,
+    labelled with K and PSNR), then prints the table.
+    """
+    with _errors(debug):
+        _prepare_numba_cache()
+        from engine.batch import run_demo, summarize
+
+        if not as_json:
+            print("compressing the sample at K = 4, 16, 64 (the very first run compiles the kernels, ~20 s) ...", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        results, sheet = run_demo(out_dir, seed=seed)
+        totals = summarize(results, time.perf_counter() - t0)
+        code = _batch_exit_code(totals)
+        if as_json:
+            _print_json({"command": "demo", "files": [r.as_dict() for r in results], "comparison": None if sheet is None else str(sheet), "summary": totals, "exit_code": code})
+        else:
+            from .render import print_summary, stdout_console
+
+            print_summary(results, totals, quiet=False, title="kmpress demo: the bundled sample at K = 4, 16, 64", by_output=True)
+            if sheet is not None:
+                stdout_console().print(f"side-by-side comparison: {sheet}", markup=False)
+    raise typer.Exit(code)
+
+
+@app.command(epilog=EXIT_CODES_HELP)
+def info(
+    file: Annotated[Path, typer.Argument(help="An image (e.g. a PNG written by kmpress).", metavar="FILE", show_default=False)],
+    against: Annotated[
+        Optional[Path], typer.Option("--against", help="The original, to report the PSNR of FILE against it.")
+    ] = None,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """Show an image's size, mode, palette size and bit depth; with --against, its PSNR."""
+    with _errors(debug):
+        from engine.batch import describe_image
+
+        facts = describe_image(file, against)
+        if as_json:
+            _print_json(facts)
+        else:
+            from .render import print_info
+
+            print_info(facts)
+
+
+def main() -> None:
+    """Console entry point (``kmpress``)."""
+    try:
+        app(prog_name="kmpress")
+    except KeyboardInterrupt:  # outside a command body, e.g. during start-up
+        print("kmpress: interrupted", file=sys.stderr)
+        sys.exit(EXIT_INTERRUPTED)
+
+
+if __name__ == "__main__":
+    main()

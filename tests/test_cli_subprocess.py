@@ -1,0 +1,116 @@
+"""The installed ``kmpress`` command, end to end, in subprocesses: real files, exit codes, and a
+batch interrupted with SIGINT (no partial output, exit 130)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import sysconfig
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+DATA = Path(__file__).resolve().parent / "data"
+
+
+def kmpress_command() -> list[str]:
+    """The console script installed with the package (``pip install .``)."""
+    for folder in (sysconfig.get_path("scripts"), os.path.dirname(sys.executable)):
+        exe = Path(folder) / ("kmpress.exe" if os.name == "nt" else "kmpress")
+        if exe.exists():
+            return [str(exe)]
+    found = shutil.which("kmpress")
+    if found:
+        return [found]
+    pytest.fail("the kmpress command is not installed: run `pip install .` (or `pip install -e .`) first")
+
+
+def run(*args, cwd, timeout=300):
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the installed package, not the tree
+    return subprocess.run([*kmpress_command(), *map(str, args)], cwd=cwd, capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def test_installed_command_end_to_end(tmp_path):
+    for name in ("chelsea", "coffee"):
+        shutil.copy(DATA / f"{name}.png", tmp_path / f"{name}.png")
+    (tmp_path / "notes.jpg").write_text("not a photo")
+    r = run("compress", "chelsea.png", "coffee.png", "notes.jpg", "-k", 8, "-o", "out", "--json", cwd=tmp_path)
+    assert r.returncode == 1, r.stderr
+    doc = json.loads(r.stdout)
+    status = {Path(f["src"]).name: f["status"] for f in doc["files"]}
+    assert status == {"chelsea.png": "ok", "coffee.png": "ok", "notes.jpg": "error"}
+    for name in ("chelsea", "coffee"):
+        with Image.open(tmp_path / "out" / f"{name}-k8.png") as im, Image.open(tmp_path / f"{name}.png") as src:
+            assert im.mode == "P" and im.size == src.size and len(im.getcolors()) <= 8
+    # the human-readable run of the same batch: all skipped now, exit 0
+    r = run("compress", "chelsea.png", "coffee.png", "-k", 8, "-o", "out", cwd=tmp_path)
+    assert r.returncode == 0 and "skipped 2" in r.stdout and r.stderr == ""
+    r = run("info", "out/coffee-k8.png", "--against", "coffee.png", cwd=tmp_path)
+    assert r.returncode == 0 and "PSNR" in r.stdout and "4 bits per index" in r.stdout
+    r = run("--help", cwd=tmp_path)
+    assert r.returncode == 0 and "Exit codes" in r.stdout
+    r = run("compress", "-k", 999, "coffee.png", cwd=tmp_path)
+    assert r.returncode == 2 and r.stderr.startswith("kmpress: ") and "Traceback" not in r.stderr
+
+
+def test_python_dash_m_cli(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "cli", "--help"], capture_output=True, text=True, timeout=60,
+                       cwd=Path(__file__).resolve().parents[1])
+    assert r.returncode == 0 and "compress" in r.stdout
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_sigint_mid_batch_leaves_no_partial_output(tmp_path, jobs):
+    n = 24
+    src = DATA / "astronaut.png"
+    for i in range(n):
+        shutil.copy(src, tmp_path / f"p{i:02d}.png")
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.Popen([*kmpress_command(), "compress", ".", "-o", "out", "-k", "32", "--jobs", str(jobs)],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    # interrupt as soon as the first output exists: the batch is then surely in full swing
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None:
+        if out.is_dir() and any(p.suffix == ".png" for p in out.iterdir()):
+            break
+        time.sleep(0.02)
+    assert proc.poll() is None, "the batch ended before it could be interrupted"
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, (stdout, stderr)
+    assert "interrupted" in stderr and "Traceback" not in stderr
+    written = sorted(out.iterdir())
+    assert 1 <= len(written) < n
+    assert [p for p in written if not p.name.endswith("-k32.png")] == []  # no temporary files
+    for p in written:
+        with Image.open(p) as im:
+            im.load()  # every file left is complete
+            assert im.mode == "P" and im.size == (512, 512)
+    # no stray worker process: every process started in the batch's folder is gone
+    assert _processes_in(tmp_path) == []
+
+
+def _processes_in(folder: Path) -> list[int]:
+    """PIDs of live processes whose working directory is ``folder`` (Linux /proc)."""
+    found = []
+    deadline = time.monotonic() + 10  # workers get a few seconds' grace to exit
+    while True:
+        found = []
+        for d in Path("/proc").iterdir():
+            if d.name.isdigit():
+                try:
+                    if Path(os.readlink(d / "cwd")) == folder:
+                        found.append(int(d.name))
+                except OSError:
+                    pass
+        if not found or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
