@@ -170,8 +170,29 @@ def read_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_
     return load_image(path, max_pixels=max_pixels).pixels
 
 
-def _temp_path(dst: Path) -> Path:
+def temp_path(dst: Path) -> Path:
+    """The hidden temporary file an atomic write of ``dst`` goes through (unique per process and
+    thread): ``.<name>.<pid>.<thread>.tmp`` beside it."""
+    dst = Path(dst)
     return dst.with_name(f".{dst.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+
+
+_temp_path = temp_path
+
+
+def stale_temp_files(dst: str | os.PathLike, pids: list[int] | None = None) -> list[Path]:
+    """Temporary files of interrupted writes of ``dst`` (by the processes ``pids``, or any).
+
+    For a batch runner that had to kill a worker in the middle of a write: the worker could not
+    remove its temporary file itself.
+    """
+    dst = Path(dst)
+    prefixes = [f".{dst.name}.{pid}." for pid in pids] if pids is not None else [f".{dst.name}."]
+    try:
+        names = os.listdir(dst.parent)
+    except OSError:
+        return []
+    return [dst.parent / n for n in names if n.endswith(".tmp") and any(n.startswith(p) for p in prefixes)]
 
 
 def write_png(
