@@ -31,19 +31,31 @@ Backend = Literal["numba", "numpy"]
 MAX_K = 256
 #: Default relative tolerance on the centroid shift (see :func:`kmeans`). Chosen by measurement:
 #: see the README ("Convergence").
-DEFAULT_TOL = 1e-4
+DEFAULT_TOL = 3e-5
 #: Default cap on Lloyd iterations.
 DEFAULT_MAX_ITER = 300
 
 
+def _describe(value: Any) -> str:
+    """A short one-line description of a bad parameter value for an error message (the repr of
+    an array would span many lines)."""
+    if isinstance(value, (str, bool, int, float, np.generic)) or value is None:
+        text = repr(value)
+        return text if len(text) <= 40 else text[:37] + "..."
+    shape = getattr(value, "shape", None)
+    return f"a {type(value).__name__} of shape {shape}" if shape is not None else f"a {type(value).__name__}"
+
+
 def _kernels(backend: str) -> ModuleType:
-    if backend == "numba":
+    # compare strings only: ``array == "numba"`` is an array whose truth value raises
+    name = backend if isinstance(backend, str) else None
+    if name == "numba":
         from . import kernels_numba
 
         return kernels_numba
-    if backend == "numpy":
+    if name == "numpy":
         return kernels_numpy
-    raise InvalidParameterError(f"backend must be 'numba' or 'numpy', not {backend!r}")
+    raise InvalidParameterError(f"backend must be 'numba' or 'numpy', not {_describe(backend)}")
 
 
 def _check_int(name: str, value: Any, lo: int, hi: int | None = None) -> int:
@@ -60,9 +72,9 @@ def _check_tol(tol: Any) -> float:
     try:
         t = float(tol)
     except (TypeError, ValueError):
-        raise InvalidParameterError(f"tol must be a number, not {tol!r}") from None
+        raise InvalidParameterError(f"tol must be a number, not {_describe(tol)}") from None
     if not math.isfinite(t) or t < 0:
-        raise InvalidParameterError(f"tol must be a finite number >= 0, got {tol!r}")
+        raise InvalidParameterError(f"tol must be a finite number >= 0, got {_describe(tol)}")
     return t
 
 
@@ -135,7 +147,7 @@ def _initial_centroids(init: Any, X, w, weighted, k, rng, kern) -> np.ndarray:
             if positive < k:
                 raise InvalidParameterError(f"init='random' needs k={k} points of positive weight, found {positive}")
             return random_init(X, w, weighted, k, rng)
-        raise InvalidParameterError(f"init must be 'k-means++', 'random' or an array, not {init!r}")
+        raise InvalidParameterError(f"init must be 'k-means++', 'random' or an array, not {_describe(init)}")
     c = np.asarray(init)
     if c.shape != (k, D):
         raise InvalidParameterError(f"init array must have shape ({k}, {D}), got {c.shape}")
@@ -320,7 +332,7 @@ def quantize(
     tol = _check_tol(tol)
     rng = _rng(seed)
     if not (isinstance(init, str) and init in ("k-means++", "random")):
-        raise InvalidParameterError(f"init must be 'k-means++' or 'random', not {init!r}")
+        raise InvalidParameterError(f"init must be 'k-means++' or 'random', not {_describe(init)}")
     h, w, c = img.shape
     timings: dict[str, float] = {}
 
