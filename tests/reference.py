@@ -14,8 +14,9 @@ centroid to the weighted mean of its points. It follows the loop rules that the 
 - an empty cluster (total weight 0 after an assignment) is re-seeded with the point farthest from
   its own centroid (float64 distance, ties to the lowest point index), taken out of its old
   cluster; clusters are filled in increasing index order, a point is never taken from a cluster
-  it would leave empty, and the search gives up as soon as the farthest remaining point lies on
-  its centroid or has zero weight. A cluster left empty keeps its old centroid.
+  it would leave empty nor one of zero weight (it cannot fill a cluster), and the search gives
+  up as soon as the farthest remaining point lies on its centroid. A cluster left empty keeps
+  its old centroid.
 
 The reference also records, for every assignment pass, the smallest gap between a point's best
 and second-best squared distance. Tests use it to prove that their data has no near-ties, so that
@@ -101,8 +102,10 @@ def _relocate_empty(X, w, C, labels, dist, sums, wsum) -> int:
         while pos < len(order):
             p = order[pos]
             pos += 1
-            if dist[p] <= 0 or w[p] <= 0:
-                return filled
+            if dist[p] <= 0:
+                return filled  # every remaining point sits on its centroid
+            if w[p] <= 0:
+                continue  # a weightless point cannot make a cluster non-empty
             old = labels[p]
             if wsum[old] - w[p] <= 0:
                 continue

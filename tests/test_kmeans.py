@@ -206,3 +206,25 @@ def test_zero_weight_points_are_never_seeds(make_blobs, backend):
     seeds = {tuple(c) for c in r.centroids}
     zero_rows = {tuple(x) for x in X[::2].astype(np.float64)}
     assert not seeds & zero_rows
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_empty_cluster_is_reseeded_past_a_weightless_outlier(backend):
+    """A zero-weight point (allowed: weights are non-negative) that happens to be the farthest
+    must not stop the re-seeding: it cannot fill a cluster, so the next farthest point of positive
+    weight does. Otherwise the cluster stays empty for good, its centroid stranded at its init.
+
+    Known engine bug (engine/lloyd.py ``_relocate_empty`` stops at the first candidate of zero
+    weight instead of skipping it): this test fails until that is fixed.
+    """
+    rng = np.random.default_rng(0)
+    X = np.concatenate([rng.normal(0, 5, (200, 3)), rng.normal(60, 5, (200, 3)), [[500, 500, 500]]]).astype(np.float32)
+    w = np.ones(len(X))
+    w[-1] = 0.0  # the outlier weighs nothing
+    init = np.array([[0, 0, 0], [60, 60, 60], [-900, -900, -900]], np.float64)
+    ref = reference_lloyd(X, init, weights=w, max_iter=100, tol=0)
+    assert ref.relocations == 1 and np.all(np.abs(ref.centroids) < 100)
+    res = engine.kmeans(X, 3, weights=w, init=init, max_iter=100, tol=0, backend=backend)
+    assert np.all(np.abs(res.centroids) < 100), f"a centroid was left stranded: {res.centroids.tolist()}"
+    assert np.all(np.bincount(res.labels, weights=w, minlength=3) > 0)
+    _assert_matches(res, ref)
