@@ -45,8 +45,9 @@ def kmeans_plusplus(
     centres = np.empty((k, D), np.float32)
     first = kernels.pp_sample(w, weighted, closest, pot_c, rng.random())
     centres[0] = X[:, first]
-    # from here on closest is the distance to the nearest centre: start it at infinity
-    closest[:] = np.inf
+    # from here on closest is the distance to the nearest centre: start it above any distance
+    # (the largest float32, not inf, so that a zero weight times it is 0, not NaN)
+    closest[:] = np.finfo(np.float32).max
     state = kernels.pp_state(X, w, weighted, closest, pot_c)
     kernels.pp_update(X, w, weighted, np.ascontiguousarray(centres[0]), closest, pot_c, state)
     for i in range(1, k):

@@ -325,7 +325,7 @@ def _block_weights(w, weighted, b0, nb, wb):
 
 
 @njit(parallel=True, cache=True)
-def assign_accumulate(X, w, weighted, C, C32, labels, sums_c, wsum_c, inertia_c, changed_c, boxes):
+def assign_accumulate(X, w, weighted, C32, labels, sums_c, wsum_c, changed_c, boxes):
     """Assign every point to its nearest centroid and accumulate the weighted sums per chunk.
 
     Parameters
@@ -333,29 +333,28 @@ def assign_accumulate(X, w, weighted, C, C32, labels, sums_c, wsum_c, inertia_c,
     X : (D, N) float32, IN
     w : (N,) float64, IN (ignored unless ``weighted``)
     weighted : bool
-    C : (K, D) float64, IN; exact inertia is computed against it
-    C32 : (K, D) float32, IN; ``C`` rounded, used for the nearest-centroid search
+    C32 : (K, D) float32, IN; the centroids, for the nearest-centroid search
     labels : (N,) int32, IN/OUT; previous labels in, new labels out
     sums_c : (n_chunks, K, D) float64, OUT; weighted coordinate sums per chunk and cluster
     wsum_c : (n_chunks, K) float64, OUT; weight per chunk and cluster
-    inertia_c : (n_chunks,) float64, OUT; weighted squared distance (float64) per chunk
     changed_c : (n_chunks,) int64, OUT; labels that changed per chunk
     boxes : (bmin, bmax) from :func:`block_boxes` of ``X``, IN; lets each block skip the
         centroids that cannot be nearest to any of its points (exact: same labels)
+
+    The inertia is not computed here: the caller gets it exactly from the sums (see lloyd.py).
     """
     bmin, bmax = boxes
     D, N = X.shape
+    K = C32.shape[0]
     nc = (N + CHUNK - 1) // CHUNK
-    K = C.shape[0]
     for c in prange(nc):
         bd = np.empty(BLOCK, np.float32)
         bk = np.empty(BLOCK, np.int32)
         wb = np.empty(BLOCK, np.float64)
         cand = np.empty(K, np.int64)
-        # chunk-local sums (K x 4, float64): private to this iteration, so no race, and small
+        # chunk-local sums (K x 5, float64): private to this iteration, so no race, and small
         # enough to stay in L1 while the chunk's points are scattered into them
         acc = np.zeros((K, 5), np.float64)
-        inert = 0.0
         changed = 0
         end = min(N, (c + 1) * CHUNK)
         for b0 in range(c * CHUNK, end, BLOCK):
@@ -369,19 +368,13 @@ def assign_accumulate(X, w, weighted, C, C32, labels, sums_c, wsum_c, inertia_c,
                 changed += labels[p] != k
                 labels[p] = k
                 wi = wb[i]
-                d2 = 0.0
                 for j in range(D):
-                    xv = np.float64(X[j, p])
-                    acc[k, j] += wi * xv
-                    t = xv - C[k, j]
-                    d2 += t * t
+                    acc[k, j] += wi * np.float64(X[j, p])
                 acc[k, 4] += wi
-                inert += wi * d2
         for k in range(K):
             for j in range(D):
                 sums_c[c, k, j] = acc[k, j]
             wsum_c[c, k] = acc[k, 4]
-        inertia_c[c] = inert
         changed_c[c] = changed
 
 
@@ -599,6 +592,12 @@ def pp_sample(w, weighted, closest, pot_c, u):
     total = 0.0
     for ch in range(nc):
         total += pot_c[ch]
+    if not total > 0.0:
+        # every point of positive weight already sits on a centre: the first such point
+        for p in range(N):
+            if not weighted or w[p] > 0.0:
+                return p
+        return 0
     target = u * total
     acc = 0.0
     last = 0

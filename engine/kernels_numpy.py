@@ -69,10 +69,10 @@ def _gemm_operands(C32):
     return np.ascontiguousarray((-2.0 * C32).T.astype(np.float32)), (C32 * C32).sum(axis=1, dtype=np.float32)
 
 
-def assign_accumulate(X, w, weighted, C, C32, labels, sums_c, wsum_c, inertia_c, changed_c, boxes=None):
+def assign_accumulate(X, w, weighted, C32, labels, sums_c, wsum_c, changed_c, boxes=None):
     """See :func:`engine.kernels_numba.assign_accumulate`."""
     D, N = X.shape
-    K = C.shape[0]
+    K = C32.shape[0]
     m2c, cc = _gemm_operands(C32)
     for c, s, e in _bounds(N):
         xb = X[:, s:e].T
@@ -81,13 +81,9 @@ def assign_accumulate(X, w, weighted, C, C32, labels, sums_c, wsum_c, inertia_c,
         labels[s:e] = lab
         wb = w[s:e] if weighted else None
         wsum_c[c] = np.bincount(lab, weights=wb, minlength=K) if weighted else np.bincount(lab, minlength=K)
-        x64 = xb.astype(np.float64)
         for j in range(D):
-            col = x64[:, j] * wb if weighted else x64[:, j]
-            sums_c[c, :, j] = np.bincount(lab, weights=col, minlength=K)
-        diff = x64 - C[lab]
-        d2 = np.einsum("ij,ij->i", diff, diff)
-        inertia_c[c] = float(d2 @ wb) if weighted else float(d2.sum())
+            col = X[j, s:e].astype(np.float64)
+            sums_c[c, :, j] = np.bincount(lab, weights=col * wb if weighted else col, minlength=K)
 
 
 def nearest(X, C32, labels, boxes=None):
@@ -129,6 +125,9 @@ def pp_update(X, w, weighted, c, closest, pot_c, state=None):
 def pp_sample(w, weighted, closest, pot_c, u):
     """See :func:`engine.kernels_numba.pp_sample`."""
     csum = np.cumsum(pot_c)
+    if not csum[-1] > 0.0:
+        positive = np.flatnonzero(w > 0) if weighted else np.arange(1)
+        return int(positive[0]) if positive.size else 0
     target = u * csum[-1]
     ch = min(int(np.searchsorted(csum, target, side="right")), len(pot_c) - 1)
     s, e = ch * CHUNK, min(len(closest), (ch + 1) * CHUNK)

@@ -48,37 +48,38 @@ def mean_variance(X: np.ndarray, w: np.ndarray, weighted: bool) -> float:
 class _Workspace:
     """Per-chunk partial sums, allocated once per fit and reused by every iteration."""
 
-    def __init__(self, kernels: ModuleType, n: int, k: int, d: int) -> None:
+    def __init__(self, kernels: ModuleType, X: np.ndarray, w: np.ndarray, weighted: bool, k: int) -> None:
+        d, n = X.shape
         nc = kernels.n_chunks(n)
         self.sums_c = np.empty((nc, k, d), np.float64)
         self.wsum_c = np.empty((nc, k), np.float64)
-        self.inertia_c = np.empty(nc, np.float64)
         self.changed_c = np.empty(nc, np.int64)
-        self.boxes = None
+        self.boxes = kernels.block_boxes(X)
+        self.sum_sq = _weighted_sum_of_squares(X, w, weighted)
 
     def run(self, kernels, X, w, weighted, C, labels):
-        if self.boxes is None:
-            self.boxes = kernels.block_boxes(X)
+        """One assignment pass against ``C``: (inertia, labels changed, sums (K, D), weights (K,))."""
         kernels.assign_accumulate(
-            X,
-            w,
-            weighted,
-            C,
-            C.astype(np.float32),
-            labels,
-            self.sums_c,
-            self.wsum_c,
-            self.inertia_c,
-            self.changed_c,
-            self.boxes,
+            X, w, weighted, C.astype(np.float32), labels, self.sums_c, self.wsum_c, self.changed_c, self.boxes
         )
         # merged in chunk order: the same sums whatever the number of threads
-        return (
-            float(self.inertia_c.sum()),
-            int(self.changed_c.sum()),
-            self.sums_c.sum(axis=0),
-            self.wsum_c.sum(axis=0),
-        )
+        sums = self.sums_c.sum(axis=0)
+        wsum = self.wsum_c.sum(axis=0)
+        # sum_i w_i |x_i - c_k(i)|^2 = sum w|x|^2 - 2 sum_k c_k . S_k + sum_k W_k |c_k|^2, exactly;
+        # clipped at 0 against the rounding of the difference
+        inertia = self.sum_sq - 2.0 * float(np.einsum("kd,kd->", C, sums)) + float(wsum @ np.einsum("kd,kd->k", C, C))
+        return max(inertia, 0.0), int(self.changed_c.sum()), sums, wsum
+
+
+def _weighted_sum_of_squares(X: np.ndarray, w: np.ndarray, weighted: bool) -> float:
+    D, N = X.shape
+    step = 1 << 20
+    total = 0.0
+    for s in range(0, N, step):
+        xb = X[:, s : s + step].astype(np.float64)
+        sq = np.einsum("dn,dn->n", xb, xb)
+        total += float(sq @ w[s : s + step]) if weighted else float(sq.sum())
+    return total
 
 
 def _relocate_empty(kernels, X, w, weighted, C, labels, sums, wsum) -> None:
@@ -102,10 +103,12 @@ def _relocate_empty(kernels, X, w, weighted, C, labels, sums, wsum) -> None:
             ci += 1
             wp = float(w[p]) if weighted else 1.0
             old = int(labels[p])
-            if dist[p] <= 0.0 or wp <= 0.0:
+            if dist[p] <= 0.0:
+                # every point left sits on its centroid: nothing to move
                 ci = cand.size
                 break
-            if wsum[old] - wp <= 0.0:
+            if wp <= 0.0 or wsum[old] - wp <= 0.0:
+                # a weightless point cannot fill a cluster; the last point of one cannot leave it
                 continue
             x = X[:, p].astype(np.float64)
             sums[old] -= wp * x
@@ -141,7 +144,7 @@ def lloyd(
     """
     D, N = X.shape
     K = init.shape[0]
-    ws = _Workspace(kernels, N, K, D)
+    ws = _Workspace(kernels, X, w, weighted, K)
     C = np.array(init, dtype=np.float64, order="C", copy=True)
     labels = np.full(N, -1, np.int32)
     threshold = tol * mean_variance(X, w, weighted) if tol > 0 else 0.0
