@@ -362,15 +362,36 @@ def assign_accumulate(X, w, weighted, C32, labels, sums_c, wsum_c, changed_c, bo
             ncand = _block_candidates(bmin, bmax, b0 // BLOCK, C32, cand)
             _block_nearest(X, b0, nb, C32, bd, bk, cand, ncand)
             _block_weights(w, weighted, b0, nb, wb)
+            # Consecutive points (Morton order, or neighbouring pixels) mostly share a label:
+            # sum each run in registers and add it to acc when the label changes, instead of a
+            # read-modify-write of acc per point, whose store-to-load chain costs ~10 cycles.
+            run = bk[0]
+            s0 = s1 = s2 = s3 = sw = 0.0
             for i in range(nb):
                 p = b0 + i
                 k = bk[i]
                 changed += labels[p] != k
                 labels[p] = k
+                if k != run:
+                    acc[run, 0] += s0
+                    acc[run, 1] += s1
+                    acc[run, 2] += s2
+                    acc[run, 3] += s3
+                    acc[run, 4] += sw
+                    run = k
+                    s0 = s1 = s2 = s3 = sw = 0.0
                 wi = wb[i]
-                for j in range(D):
-                    acc[k, j] += wi * np.float64(X[j, p])
-                acc[k, 4] += wi
+                s0 += wi * np.float64(X[0, p])
+                s1 += wi * np.float64(X[1, p])
+                s2 += wi * np.float64(X[2, p])
+                if D == 4:
+                    s3 += wi * np.float64(X[3, p])
+                sw += wi
+            acc[run, 0] += s0
+            acc[run, 1] += s1
+            acc[run, 2] += s2
+            acc[run, 3] += s3
+            acc[run, 4] += sw
         for k in range(K):
             for j in range(D):
                 sums_c[c, k, j] = acc[k, j]
