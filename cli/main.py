@@ -24,7 +24,7 @@ EXIT_INTERRUPTED = 130
 
 # Shown in --help without importing the engine; tests/test_cli.py checks they equal the engine's.
 HELP_DEFAULT_MAX_ITER = 300
-HELP_DEFAULT_TOL = 1e-4
+HELP_DEFAULT_TOL = 3e-5
 HELP_DEFAULT_MAX_PIXELS = 89_478_485
 
 EXIT_CODES_HELP = (
@@ -109,7 +109,7 @@ def _prepare_numba_cache() -> None:
     if _writable(pkg / "__pycache__") or _writable(pkg):
         return
     xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    if _writable(Path(xdg, "numba")) or _writable(Path(xdg)):
+    if _creatable(Path(xdg, "numba")):
         return  # numba's own user-wide fallback works
     import tempfile
 
@@ -119,6 +119,14 @@ def _prepare_numba_cache() -> None:
 
 def _writable(folder: Path) -> bool:
     return folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
+
+
+def _creatable(folder: Path) -> bool:
+    """The folder exists and is writable, or its nearest existing ancestor is (numba makes it)."""
+    for p in (folder, *folder.parents):
+        if p.exists():
+            return _writable(p)
+    return False
 
 
 def _want_progress(quiet: bool, as_json: bool) -> bool:

@@ -295,9 +295,22 @@ def test_info(runner, tmp_path):
 # --------------------------------------------------------------------------------------------
 
 
+def test_creatable(tmp_path):
+    assert climain._creatable(tmp_path / "a" / "b")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        expected = os.geteuid() == 0  # root writes anywhere (a read-only mount is another matter)
+        assert climain._creatable(ro / "x") is expected
+    finally:
+        ro.chmod(0o755)
+
+
 def test_numba_cache_dir_fallback(monkeypatch, tmp_path):
     monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
     monkeypatch.setattr(climain, "_writable", lambda p: False)
+    monkeypatch.setattr(climain, "_creatable", lambda p: False)
     monkeypatch.setitem(sys.modules, "numba", None)
     # numba already imported: too late to change anything, so nothing is set
     climain._prepare_numba_cache()
@@ -308,6 +321,12 @@ def test_numba_cache_dir_fallback(monkeypatch, tmp_path):
     # a writable package folder (the normal case): numba caches beside the sources, nothing set
     monkeypatch.delenv("NUMBA_CACHE_DIR")
     monkeypatch.setattr(climain, "_writable", lambda p: True)
+    climain._prepare_numba_cache()
+    assert "NUMBA_CACHE_DIR" not in os.environ
+    # a read-only package but a usable home: numba's own user-wide cache, nothing set
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.setattr(climain, "_writable", lambda p: False)
+    monkeypatch.setattr(climain, "_creatable", lambda p: True)
     climain._prepare_numba_cache()
     assert "NUMBA_CACHE_DIR" not in os.environ
     # a user's own setting wins
