@@ -1,0 +1,264 @@
+"""Batches on a Dask cluster (``dask.distributed``): the optional extra ``kmpress[dask]``.
+
+A batch scales past one machine on an existing distributed engine rather than a home-made one.
+:func:`engine.batch.compress_many` already takes any :class:`concurrent.futures.Executor`; this
+module adds what a Dask cluster needs on top of that:
+
+- :func:`run_task`, the task the workers run: :func:`engine.batch.compress_file` with numba's
+  thread count taken from the Dask worker (:func:`worker_threads`; numba ignores
+  ``OMP_NUM_THREADS``), relative paths resolved against the client's working folder (workers
+  have their own), and the temporary files of an earlier attempt on a dead worker removed.
+- :func:`dask_executor`, a context manager that connects to a scheduler (or takes a ``Client``),
+  checks that it has workers, and yields an executor that sends :func:`run_task`.
+- :func:`compress_many_dask`, :func:`engine.batch.compress_many` on a cluster.
+
+Faults: when a worker dies mid-task (killed, out of memory, segfault), the scheduler gives its
+tasks to other workers (Dask's ``distributed.scheduler.allowed-failures``, 3 by default); a file
+whose every attempt killed its worker comes back as an ``error`` result with a reason. Writes are
+atomic (temporary file + rename), so no partial output is ever visible, and the temporary file
+a killed attempt leaves behind is removed by the next attempt or, failing that, by the client.
+
+Only paths and plain options travel to the workers, and :class:`~engine.batch.FileResult` s come
+back: the workers must have kmpress installed and see the files at the same paths (a shared
+folder). ``distributed`` is imported only when a cluster is used, never by ``import engine``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, Future
+from contextlib import contextmanager
+from typing import Any
+
+from .errors import InvalidParameterError
+
+#: What a user without the extra is told to run.
+DASK_INSTALL_HINT = 'pip install "kmpress[dask]"'
+
+#: Seconds to wait for the scheduler to answer, and then for its first worker.
+CONNECT_TIMEOUT = 10.0
+
+
+class DaskNotInstalledError(InvalidParameterError):
+    """A cluster was asked for, but ``dask.distributed`` is not installed."""
+
+
+class SchedulerError(InvalidParameterError):
+    """The Dask scheduler cannot be reached, or has no workers."""
+
+
+def import_distributed():
+    """``dask.distributed``, imported on first use.
+
+    Raises
+    ------
+    DaskNotInstalledError
+        With a one-line message that says how to install it.
+    """
+    try:
+        import distributed
+    except ImportError:
+        raise DaskNotInstalledError(f"running on a Dask cluster needs Dask: {DASK_INSTALL_HINT}") from None
+    return distributed
+
+
+# --------------------------------------------------------------------------------------------
+# worker side
+# --------------------------------------------------------------------------------------------
+
+
+def worker_threads() -> int | None:
+    """numba threads for one task on the current Dask worker; None when not on a Dask worker.
+
+    A worker was given ``nthreads`` cores and runs up to ``nthreads`` tasks at once, each in its
+    own thread. numba's thread count is per calling thread, so each task takes its share:
+    ``nthreads // tasks running now`` (at least 1). When the worker is full every task gets one
+    thread (the fastest split for a batch, see :data:`engine.batch.CORES_PER_JOB`); a task that
+    starts alone, e.g. the last file of a batch, gets all of them.
+    """
+    dist = sys.modules.get("distributed")  # a Dask worker has imported it; nobody else needs to
+    if dist is None:
+        return None
+    try:
+        worker = dist.get_worker()
+    except ValueError:  # not inside a task on a worker
+        return None
+    state = getattr(worker, "state", worker)
+    nthreads = int(getattr(state, "nthreads", 0) or 0)
+    if nthreads < 1:
+        return None
+    busy = max(1, len(getattr(state, "executing", ())))
+    return max(1, nthreads // busy)
+
+
+def _remove_temp_files(dst: str, keep_pid: int | None = None) -> None:
+    """Remove temporary files of writes of ``dst`` (those of process ``keep_pid`` excepted).
+
+    Within one batch nobody else writes ``dst`` (the plan gives every output one input), so such
+    a file is what a killed attempt left.
+    """
+    from .io import stale_temp_files
+
+    for tmp in stale_temp_files(dst):
+        if keep_pid is not None and tmp.name.startswith(f".{os.path.basename(dst)}.{keep_pid}."):
+            continue
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+
+
+def run_task(src: str, dst: str, k: int, options: dict[str, Any], threads: int | None = None, cwd: str | None = None):
+    """The task a Dask worker runs for one file: :func:`engine.batch.compress_file`, cluster-aware.
+
+    Parameters
+    ----------
+    src, dst : str; paths as the user gave them (relative ones are taken from ``cwd``)
+    k : int; options : dict of plain options for :func:`engine.compress`
+    threads : int, optional; numba threads; default :func:`worker_threads`
+    cwd : str, optional; the client's working folder
+
+    Returns
+    -------
+    FileResult
+        With ``src`` and ``dst`` as given, so that the client's table reads as for a local batch.
+    """
+    from .batch import compress_file
+
+    s = os.path.join(cwd, src) if cwd else src
+    d = os.path.join(cwd, dst) if cwd else dst
+    if threads is None:
+        threads = worker_threads()
+    result = compress_file(s, d, k, options, threads)
+    # an earlier attempt of this file may have died mid-write on another worker
+    _remove_temp_files(d, keep_pid=os.getpid())
+    result.src, result.dst = src, dst
+    if result.report is not None and cwd:
+        result.report.src, result.report.dst = src, dst
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# client side
+# --------------------------------------------------------------------------------------------
+
+
+class _DaskTasks(Executor):
+    """An executor that runs :func:`run_task` where :func:`engine.batch.compress_many` submits
+    :func:`engine.batch.compress_file`, and passes the client's working folder along."""
+
+    def __init__(self, inner: Executor, cwd: str, task: Callable = None):
+        self._inner = inner
+        self._cwd = cwd
+        self._task = task or run_task
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        from .batch import compress_file
+
+        if fn is compress_file:
+            fn, kwargs = self._task, {**kwargs, "cwd": self._cwd}
+        return self._inner.submit(fn, *args, **kwargs)
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        self._inner.shutdown(wait=wait)
+
+
+@contextmanager
+def dask_executor(scheduler, *, timeout: float = CONNECT_TIMEOUT, task: Callable | None = None) -> Iterator[Executor]:
+    """An executor for :func:`engine.batch.compress_many` on a Dask cluster.
+
+    Parameters
+    ----------
+    scheduler : str or distributed.Client
+        The scheduler's address (``tcp://HOST:PORT``), or a connected client (left open).
+    timeout : float
+        Seconds to wait for the scheduler, and then for at least one worker.
+    task : callable, optional
+        Replaces :func:`run_task` (same arguments), for tests.
+
+    Yields
+    ------
+    concurrent.futures.Executor
+        Runs :func:`run_task` on the cluster (one task per file, ``pure=False``: a file given
+        twice in a session is compressed twice, not looked up).
+
+    Raises
+    ------
+    DaskNotInstalledError
+        ``dask.distributed`` is missing.
+    SchedulerError
+        No scheduler answers at that address, or it has no worker.
+    """
+    distributed = import_distributed()
+    own = not isinstance(scheduler, distributed.Client)
+    if own:
+        address = str(scheduler)
+        try:
+            client = distributed.Client(address, timeout=timeout, set_as_default=False)
+        except (OSError, TimeoutError, ValueError, TypeError) as e:
+            msg = " ".join(str(e).split()) or type(e).__name__
+            raise SchedulerError(f"cannot connect to the Dask scheduler {address}: {msg}") from None
+    else:
+        client = scheduler
+    try:
+        try:
+            client.wait_for_workers(1, timeout=timeout)
+        except (TimeoutError, OSError):
+            raise SchedulerError(
+                f"the Dask scheduler {client.scheduler.address} has no workers (start some: dask worker ADDRESS)"
+            ) from None
+        yield _DaskTasks(client.get_executor(pure=False), os.getcwd(), task)
+    finally:
+        if own:
+            client.close()
+
+
+def _clean_result(r):
+    """Give a file whose every attempt killed its worker a short reason, and remove what the
+    killed attempts left (the workers could not, when they all died)."""
+    if r.status == "error" and r.message and r.message.startswith("worker failed:"):
+        if "KilledWorker" in r.message:
+            r.message = "every Dask worker that tried this file died while compressing it (out of memory?)"
+        if r.dst:
+            _remove_temp_files(r.dst)
+    return r
+
+
+def compress_many_dask(
+    paths: Iterable[str | os.PathLike] | Any,
+    out_dir: str | os.PathLike | None = None,
+    k: int = 16,
+    *,
+    scheduler,
+    timeout: float = CONNECT_TIMEOUT,
+    task: Callable | None = None,
+    **options,
+) -> Iterator:
+    """:func:`engine.batch.compress_many` on a Dask cluster; yields one FileResult per input.
+
+    Parameters
+    ----------
+    paths, out_dir, k, options : as for :func:`engine.batch.compress_many` (``executor`` excepted;
+        ``jobs`` limits the files in flight, default all)
+    scheduler : str or distributed.Client; timeout, task : see :func:`dask_executor`
+
+    Raises
+    ------
+    DaskNotInstalledError, SchedulerError
+        Before any work.
+    InvalidParameterError, OutputCollisionError
+        Before any work, as for a local batch.
+    """
+    from .batch import BatchPlan, compress_many, plan_batch
+
+    if "executor" in options:
+        raise InvalidParameterError("compress_many_dask takes scheduler=, not executor=")
+    plan = paths
+    if not isinstance(paths, BatchPlan):
+        keys = ("suffix", "recursive", "force")
+        plan = plan_batch(paths, k, out_dir=out_dir, **{key: options.pop(key) for key in keys if key in options})
+    with dask_executor(scheduler, timeout=timeout, task=task) as executor:
+        for r in compress_many(plan, executor=executor, **options):
+            yield _clean_result(r)
