@@ -8,6 +8,8 @@ The public API::
 - :func:`quantize` - an RGB(A) uint8 image to a palette and indices (:class:`Quantized`)
 - :func:`compress` - a file to an indexed PNG, atomically, with a :class:`CompressReport`
 - :func:`read_image` / :func:`write_png` - the I/O stages on their own
+- :func:`compress_many` - many files at once, yielding a report per file as each finishes, on a
+  local process pool or any :class:`concurrent.futures.Executor` (e.g. a Dask client's)
 - :class:`KmpressError` - the base of every error raised on purpose
 """
 
@@ -22,6 +24,7 @@ from .api import (
     kmeans,
     quantize,
 )
+from .batch import FileResult, compress_many
 from .errors import (
     ImageReadError,
     ImageTooLargeError,
@@ -41,6 +44,7 @@ __all__ = [
     "DEFAULT_MAX_ITER",
     "DEFAULT_MAX_PIXELS",
     "DEFAULT_TOL",
+    "FileResult",
     "ImageReadError",
     "ImageTooLargeError",
     "ImageWriteError",
@@ -51,6 +55,7 @@ __all__ = [
     "Quantized",
     "bit_accounting",
     "compress",
+    "compress_many",
     "kmeans",
     "load_image",
     "psnr",

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine.batch import compress_many
+from engine import compress_many  # the public export
 from engine.cluster import (
     DASK_INSTALL_HINT,
     DaskNotInstalledError,
