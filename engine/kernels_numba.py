@@ -25,6 +25,9 @@ CHUNK = 8192
 #: Points per block inside a chunk: the block's best distances stay in L1 while all K centroids
 #: stream past them.
 BLOCK = 256
+#: Below this many pixel-centroid pairs a kernel runs in the calling thread: starting the thread
+#: pool costs more than the work, and on a busy machine a parallel region waits for every thread.
+SERIAL_WORK = 1 << 20
 #: Below this many pixels a dense 2^24 histogram costs more (zeroing and faulting 64 MB) than a sort.
 DENSE_MIN_PIXELS = 1 << 19
 
@@ -324,8 +327,8 @@ def _block_weights(w, weighted, b0, nb, wb):
         wb[i] = w[b0 + i] if weighted else 1.0
 
 
-@njit(parallel=True, cache=True)
-def assign_accumulate(X, w, weighted, C32, labels, sums_c, wsum_c, changed_c, boxes):
+@njit(inline="always")
+def _assign_accumulate_body(X, w, weighted, C32, labels, sums_c, wsum_c, changed_c, boxes):
     """Assign every point to its nearest centroid and accumulate the weighted sums per chunk.
 
     Parameters
@@ -400,7 +403,25 @@ def assign_accumulate(X, w, weighted, C32, labels, sums_c, wsum_c, changed_c, bo
 
 
 @njit(parallel=True, cache=True)
-def nearest(X, C32, labels, boxes):
+def _assign_accumulate_parallel(X, w, weighted, C32, labels, sums_c, wsum_c, changed_c, boxes):
+    _assign_accumulate_body(X, w, weighted, C32, labels, sums_c, wsum_c, changed_c, boxes)
+
+
+@njit(cache=True)
+def _assign_accumulate_serial(X, w, weighted, C32, labels, sums_c, wsum_c, changed_c, boxes):
+    _assign_accumulate_body(X, w, weighted, C32, labels, sums_c, wsum_c, changed_c, boxes)
+
+
+def assign_accumulate(X, w, weighted, C32, labels, sums_c, wsum_c, changed_c, boxes):
+    """See :func:`_assign_accumulate_body`; runs serially when the work is small (see :data:`SERIAL_WORK`)."""
+    if X.shape[1] * C32.shape[0] < SERIAL_WORK:
+        _assign_accumulate_serial(X, w, weighted, C32, labels, sums_c, wsum_c, changed_c, boxes)
+    else:
+        _assign_accumulate_parallel(X, w, weighted, C32, labels, sums_c, wsum_c, changed_c, boxes)
+
+
+@njit(inline="always")
+def _nearest_body(X, C32, labels, boxes):
     """Nearest-centroid labels only (the final remap onto the uint8 palette).
 
     Parameters
@@ -425,6 +446,24 @@ def nearest(X, C32, labels, boxes):
             _block_nearest(X, b0, nb, C32, bd, bk, cand, ncand)
             for i in range(nb):
                 labels[b0 + i] = bk[i]
+
+
+@njit(parallel=True, cache=True)
+def _nearest_parallel(X, C32, labels, boxes):
+    _nearest_body(X, C32, labels, boxes)
+
+
+@njit(cache=True)
+def _nearest_serial(X, C32, labels, boxes):
+    _nearest_body(X, C32, labels, boxes)
+
+
+def nearest(X, C32, labels, boxes):
+    """See :func:`_nearest_body`; runs serially when the work is small (see :data:`SERIAL_WORK`)."""
+    if X.shape[1] * C32.shape[0] < SERIAL_WORK:
+        _nearest_serial(X, C32, labels, boxes)
+    else:
+        _nearest_parallel(X, C32, labels, boxes)
 
 
 @njit(parallel=True, cache=True)
@@ -505,8 +544,8 @@ def _box_lower_bound(bmin, bmax, b, c):
     return lb
 
 
-@njit(parallel=True, cache=True)
-def pp_state(X, w, weighted, closest, pot_c):
+@njit(inline="always")
+def _pp_state_body(X, w, weighted, closest, pot_c):
     """Per-block bookkeeping for k-means++ pruning, and the chunk potentials of ``closest``.
 
     Returns ``(bmin, bmax, bmaxcl, bpot)``: each block's bounding box (nb, D) float32, its largest
@@ -555,7 +594,24 @@ def pp_state(X, w, weighted, closest, pot_c):
 
 
 @njit(parallel=True, cache=True)
-def pp_update(X, w, weighted, c, closest, pot_c, state):
+def _pp_state_parallel(X, w, weighted, closest, pot_c):
+    return _pp_state_body(X, w, weighted, closest, pot_c)
+
+
+@njit(cache=True)
+def _pp_state_serial(X, w, weighted, closest, pot_c):
+    return _pp_state_body(X, w, weighted, closest, pot_c)
+
+
+def pp_state(X, w, weighted, closest, pot_c):
+    """See :func:`_pp_state_body`; runs serially when the work is small (see :data:`SERIAL_WORK`)."""
+    if X.shape[1] * 8 < SERIAL_WORK:
+        return _pp_state_serial(X, w, weighted, closest, pot_c)
+    return _pp_state_parallel(X, w, weighted, closest, pot_c)
+
+
+@njit(inline="always")
+def _pp_update_body(X, w, weighted, c, closest, pot_c, state):
     """Fold one new centre into the closest squared distances and refresh the chunk potentials.
 
     Parameters
@@ -601,6 +657,24 @@ def pp_update(X, w, weighted, c, closest, pot_c, state):
         pot_c[ch] = tot
 
 
+@njit(parallel=True, cache=True)
+def _pp_update_parallel(X, w, weighted, c, closest, pot_c, state):
+    _pp_update_body(X, w, weighted, c, closest, pot_c, state)
+
+
+@njit(cache=True)
+def _pp_update_serial(X, w, weighted, c, closest, pot_c, state):
+    _pp_update_body(X, w, weighted, c, closest, pot_c, state)
+
+
+def pp_update(X, w, weighted, c, closest, pot_c, state):
+    """See :func:`_pp_update_body`; runs serially when the work is small (see :data:`SERIAL_WORK`)."""
+    if X.shape[1] * 8 < SERIAL_WORK:
+        _pp_update_serial(X, w, weighted, c, closest, pot_c, state)
+    else:
+        _pp_update_parallel(X, w, weighted, c, closest, pot_c, state)
+
+
 @njit(cache=True)
 def pp_sample(w, weighted, closest, pot_c, u):
     """Index of the point where the running sum of ``w * closest`` first exceeds ``u``.
@@ -638,8 +712,8 @@ def pp_sample(w, weighted, closest, pot_c, u):
     return last
 
 
-@njit(parallel=True, cache=True)
-def pp_trials(X, w, weighted, closest, cands, pot_tc, state):
+@njit(inline="always")
+def _pp_trials_body(X, w, weighted, closest, cands, pot_tc, state):
     """Potential (sum of ``w * min(closest, d(x, cand))``) of each candidate centre, per chunk.
 
     Parameters
@@ -699,6 +773,24 @@ def pp_trials(X, w, weighted, closest, cands, pot_tc, state):
                 tot[t] += _lane_sum(a32, nb)
         for t in range(T):
             pot_tc[ch, t] = tot[t]
+
+
+@njit(parallel=True, cache=True)
+def _pp_trials_parallel(X, w, weighted, closest, cands, pot_tc, state):
+    _pp_trials_body(X, w, weighted, closest, cands, pot_tc, state)
+
+
+@njit(cache=True)
+def _pp_trials_serial(X, w, weighted, closest, cands, pot_tc, state):
+    _pp_trials_body(X, w, weighted, closest, cands, pot_tc, state)
+
+
+def pp_trials(X, w, weighted, closest, cands, pot_tc, state):
+    """See :func:`_pp_trials_body`; runs serially when the work is small (see :data:`SERIAL_WORK`)."""
+    if X.shape[1] * cands.shape[0] < SERIAL_WORK:
+        _pp_trials_serial(X, w, weighted, closest, cands, pot_tc, state)
+    else:
+        _pp_trials_parallel(X, w, weighted, closest, cands, pot_tc, state)
 
 
 # --------------------------------------------------------------------------------------------
