@@ -7,6 +7,7 @@ level, so that ``kmpress --help`` answers at once.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -185,6 +186,15 @@ def compress(
         int,
         typer.Option("--max-pixels", help="Refuse larger images (decompression-bomb guard); 0 = no limit."),
     ] = HELP_DEFAULT_MAX_PIXELS,
+    scheduler: Annotated[
+        Optional[str],
+        typer.Option(
+            "--scheduler",
+            help="Run the batch on this Dask cluster (tcp://HOST:PORT; needs kmpress[dask]; the workers must see the files at the same paths). --jobs then limits the files in flight (default: all).",
+            metavar="ADDRESS",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOpt = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar and no table; failures still go to stderr.")] = False,
     debug: DebugOpt = False,
@@ -201,6 +211,12 @@ def compress(
         _prepare_numba_cache()
         from engine.batch import compress_many, plan_batch, summarize
 
+        if scheduler is not None:
+            # Dask only now (kmpress --help stays fast); missing -> one line and exit 2
+            from engine.cluster import compress_many_dask, import_distributed
+
+            import_distributed()
+            compress_many = functools.partial(compress_many_dask, scheduler=scheduler)  # noqa: F811
         plan = plan_batch(paths, colors, out_dir=out_dir, suffix=suffix, recursive=recursive, force=force)
         if plan.n_found == 0:
             from .render import error_line

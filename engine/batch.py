@@ -20,6 +20,7 @@ import math
 import os
 import re
 import signal
+import sys
 import time
 import traceback
 from collections.abc import Callable, Iterable, Iterator
@@ -348,12 +349,18 @@ def compress_file(src: str, dst: str, k: int, options: dict[str, Any], threads: 
     The task a batch sends to its executor: arguments are a path, a path, an int and a dict of
     plain options, and the result is a :class:`FileResult`. A :class:`KmpressError` becomes an
     ``error`` result with its message; any other exception (a bug) too, with the traceback in
-    ``detail``. ``threads`` sets numba's thread count first (None leaves it).
+    ``detail``. ``threads`` sets numba's thread count first; None leaves it, except on a Dask
+    worker, where the task takes its share of the worker's threads
+    (:func:`engine.cluster.worker_threads`), so that a plain ``client.get_executor()`` works.
     """
     global _IN_TASK
     t0 = time.perf_counter()
     _IN_TASK = True
     try:
+        if threads is None and "distributed" in sys.modules:  # no Dask imported: not on a worker
+            from .cluster import worker_threads
+
+            threads = worker_threads()
         _set_threads(threads)
         from .api import compress
 

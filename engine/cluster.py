@@ -4,10 +4,12 @@ A batch scales past one machine on an existing distributed engine rather than a 
 :func:`engine.batch.compress_many` already takes any :class:`concurrent.futures.Executor`; this
 module adds what a Dask cluster needs on top of that:
 
-- :func:`run_task`, the task the workers run: :func:`engine.batch.compress_file` with numba's
-  thread count taken from the Dask worker (:func:`worker_threads`; numba ignores
-  ``OMP_NUM_THREADS``), relative paths resolved against the client's working folder (workers
-  have their own), and the temporary files of an earlier attempt on a dead worker removed.
+- :func:`worker_threads`: numba's thread count for a task, from the Dask worker's ``nthreads``
+  (numba ignores ``OMP_NUM_THREADS``). :func:`engine.batch.compress_file` uses it on a Dask
+  worker, so even a plain ``compress_many(executor=client.get_executor())`` gets it right.
+- :func:`run_task`, the task the workers run: :func:`engine.batch.compress_file` with relative
+  paths resolved against the client's working folder (workers have their own), and the
+  temporary files of an earlier attempt on a dead worker removed.
 - :func:`dask_executor`, a context manager that connects to a scheduler (or takes a ``Client``),
   checks that it has workers, and yields an executor that sends :func:`run_task`.
 - :func:`compress_many_dask`, :func:`engine.batch.compress_many` on a cluster.
@@ -129,9 +131,7 @@ def run_task(src: str, dst: str, k: int, options: dict[str, Any], threads: int |
 
     s = os.path.join(cwd, src) if cwd else src
     d = os.path.join(cwd, dst) if cwd else dst
-    if threads is None:
-        threads = worker_threads()
-    result = compress_file(s, d, k, options, threads)
+    result = compress_file(s, d, k, options, threads)  # threads None: worker_threads()
     # an earlier attempt of this file may have died mid-write on another worker
     _remove_temp_files(d, keep_pid=os.getpid())
     result.src, result.dst = src, dst
@@ -166,15 +166,16 @@ class _DaskTasks(Executor):
 
 
 @contextmanager
-def dask_executor(scheduler, *, timeout: float = CONNECT_TIMEOUT, task: Callable | None = None) -> Iterator[Executor]:
+def dask_executor(scheduler, *, timeout: float | None = None, task: Callable | None = None) -> Iterator[Executor]:
     """An executor for :func:`engine.batch.compress_many` on a Dask cluster.
 
     Parameters
     ----------
     scheduler : str or distributed.Client
         The scheduler's address (``tcp://HOST:PORT``), or a connected client (left open).
-    timeout : float
-        Seconds to wait for the scheduler, and then for at least one worker.
+    timeout : float, optional
+        Seconds to wait for the scheduler, and then for at least one worker; default
+        :data:`CONNECT_TIMEOUT`.
     task : callable, optional
         Replaces :func:`run_task` (same arguments), for tests.
 
@@ -192,6 +193,8 @@ def dask_executor(scheduler, *, timeout: float = CONNECT_TIMEOUT, task: Callable
         No scheduler answers at that address, or it has no worker.
     """
     distributed = import_distributed()
+    if timeout is None:
+        timeout = CONNECT_TIMEOUT
     own = not isinstance(scheduler, distributed.Client)
     if own:
         address = str(scheduler)
@@ -232,7 +235,7 @@ def compress_many_dask(
     k: int = 16,
     *,
     scheduler,
-    timeout: float = CONNECT_TIMEOUT,
+    timeout: float | None = None,
     task: Callable | None = None,
     **options,
 ) -> Iterator:

@@ -158,10 +158,13 @@ def test_skips_and_bad_files_as_in_a_local_batch(dask_client, tmp_path):
 
 
 def _threads_in_task(src, dst):
-    """numba's thread count in the task's own thread after run_task set it."""
+    """numba's thread count in the task's own thread after the plain batch task (what a
+    ``client.get_executor()`` runs) set it."""
     import numba
 
-    run_task(src, dst, 4, {})
+    from engine.batch import compress_file
+
+    assert compress_file(src, dst, 4, {}).status == "ok"
     return worker_threads(), numba.get_num_threads()
 
 
@@ -254,3 +257,67 @@ def test_without_dask_the_error_says_how_to_install(monkeypatch, tmp_path):
         with dask_executor("tcp://127.0.0.1:8786"):
             pass
     assert worker_threads() is None
+
+
+# --------------------------------------------------------------------------------------------
+# the CLI: kmpress compress --scheduler
+# --------------------------------------------------------------------------------------------
+
+
+def kmpress(*args, cwd=None):
+    """Run the CLI in this process (typer's CliRunner); stdout and stderr apart."""
+    from typer.testing import CliRunner
+
+    from cli.main import app
+
+    old = os.getcwd()
+    if cwd is not None:
+        os.chdir(cwd)
+    try:
+        return CliRunner().invoke(app, [str(a) for a in args], prog_name="kmpress")
+    finally:
+        os.chdir(old)
+
+
+@needs_dask
+def test_cli_scheduler_batch_matches_local_and_exit_codes(dask_client, tmp_path):
+    import json
+
+    srcs = [photo(tmp_path / f"p{i}.png", seed=i) for i in range(3)]
+    local = kmpress("compress", *srcs, "-k", 5, "-o", tmp_path / "local", "--json")
+    assert local.exit_code == 0, local.stderr
+    r = kmpress("compress", *[s.name for s in srcs], "-k", 5, "-o", "dask", "--json", "--scheduler", dask_client.scheduler.address, cwd=tmp_path)
+    assert r.exit_code == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert [f["status"] for f in doc["files"]] == ["ok"] * 3 and doc["exit_code"] == 0
+    for s in srcs:
+        name = f"{s.stem}-k5.png"
+        assert (tmp_path / "dask" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
+    # a bad file among good ones: the others are written, exit code 1, the file named with its reason
+    (tmp_path / "bad.jpg").write_text("not an image")
+    r = kmpress("compress", srcs[0], tmp_path / "bad.jpg", "-o", tmp_path / "mixed", "--quiet", "--scheduler", dask_client.scheduler.address)
+    assert r.exit_code == 1
+    assert "bad.jpg" in r.stderr and "not an image" in r.stderr and "Traceback" not in r.stderr
+    assert [p.name for p in (tmp_path / "mixed").iterdir()] == ["p0-k16.png"]
+
+
+@needs_dask
+def test_cli_unreachable_scheduler_is_a_usage_error(tmp_path, monkeypatch):
+    import engine.cluster
+
+    monkeypatch.setattr(engine.cluster, "CONNECT_TIMEOUT", 1.0)  # default 10 s
+    a = photo(tmp_path / "a.png")
+    r = kmpress("compress", a, "--scheduler", "tcp://127.0.0.1:9")
+    assert r.exit_code == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot connect to the Dask scheduler tcp://127.0.0.1:9" in lines[0], lines
+    assert not (tmp_path / "a-k16.png").exists()
+
+
+def test_cli_without_dask_says_how_to_install(monkeypatch, tmp_path):
+    a = photo(tmp_path / "a.png")
+    monkeypatch.setitem(sys.modules, "distributed", None)
+    r = kmpress("compress", a, "--scheduler", "tcp://127.0.0.1:8786")
+    assert r.exit_code == 2
+    assert r.stderr.strip().splitlines() == [f"kmpress: running on a Dask cluster needs Dask: {DASK_INSTALL_HINT}"]
+    assert not (tmp_path / "a-k16.png").exists()
