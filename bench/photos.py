@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-SIZES = {"full": (6000, 4000), "small": (1732, 1155)}  # 24 MP and 2 MP
+#: (W, H) of each size name: 24 MP, 2 MP, and a tiny one on which plain ``pytest`` runs every
+#: benchmark body once (so the suite cannot rot) in well under a second.
+SIZES = {"full": (6000, 4000), "small": (1732, 1155), "tiny": (96, 64)}
 CACHE = Path(os.environ.get("KMPRESS_BENCH_CACHE", Path(__file__).resolve().parent.parent / ".bench-cache"))
 
 
@@ -33,7 +35,7 @@ def make_photo(size: tuple[int, int], seed: int = 0, sigma: float = 2.0) -> np.n
 
 
 def photo_file(kind: str = "full", fmt: str = "jpg") -> Path:
-    """Path of the cached test photo of a size name ("full" 24 MP, "small" 2 MP), made if missing.
+    """Path of the cached test photo of a size name ("full" 24 MP, "small" 2 MP, "tiny"), made if missing.
 
     ``fmt`` is "jpg" (quality 92) or "png". Writes go through a temporary file, so a run
     interrupted while making the photo never leaves a broken one in the cache.

@@ -1,0 +1,208 @@
+"""The benchmark suite: every stage of the engine, numba against the NumPy baseline (and
+scikit-learn when it is installed), at K = 16, 64 and 256.
+
+Run ``pytest --benchmark`` (24 MP) or ``pytest --benchmark --bench-size small`` (2 MP); plain
+``pytest`` runs each body once on a tiny image. One pytest-benchmark table per stage and K.
+The inputs (photo, histogram, starting centroids) come from ``bench/conftest.py`` and are the
+same for every implementation; the JIT is warmed there too, outside every timing.
+
+Slow bodies run a fixed small number of rounds (pedantic mode) so a full run stays within
+minutes; fast ones use pytest-benchmark's calibrated rounds. Each test also checks its result,
+so a broken stage fails here even untimed.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import numpy as np
+import pytest
+
+from bench import peers
+from bench.summary import KS, group_name
+from engine import DEFAULT_MAX_ITER, DEFAULT_TOL, compress, kernels_numba, kernels_numpy, write_png
+from engine.histogram import build_histogram
+from engine.init import kmeans_plusplus
+from engine.lloyd import lloyd
+from engine.remap import gather_indices, nearest_entries
+
+KERNELS = {"numba": kernels_numba, "numpy": kernels_numpy}
+BACKENDS = tuple(KERNELS)
+#: The Lloyd groups also time scikit-learn when it imports.
+LLOYD_IMPLS = BACKENDS + (("sklearn",) if peers.HAVE_SKLEARN else ()) + (("sklearn-iter",) if peers.HAVE_SKLEARN_ITER else ())
+CONVERGE_IMPLS = BACKENDS + (("sklearn",) if peers.HAVE_SKLEARN else ())
+
+#: Fixed rounds for the bodies that take seconds at 24 MP (NumPy per-pixel iterations, the
+#: NumPy seeding and to-convergence runs, a whole compress); anything not listed uses
+#: pytest-benchmark's calibration (at least 5 rounds, up to ~1 s).
+ROUNDS = {
+    ("histogram", "numpy"): 3,
+    ("seeding", "numpy"): 1,
+    ("iter-pixels", "numpy"): 2,
+    ("iter-pixels", "sklearn"): 1,  # each fit spends seconds checking and copying 24 MP first
+    ("iter-pixels", "sklearn-iter"): 3,
+    ("converge", "numba"): 3,
+    ("converge", "numpy"): 1,
+    ("converge", "sklearn"): 1,
+    ("compress", "numba"): 3,
+    ("compress", "numpy"): 1,
+}
+
+EMPTY = np.empty(0, np.float64)
+
+
+def measure(
+    benchmark, fn: Callable[[], Any], *, stage: str, k: int | None, impl: str, group_by_k: bool = True, **info: Any
+) -> Any:
+    """Time ``fn`` in the group of (stage, k), tagged for the speed-up table; returns its result.
+
+    ``group_by_k=False`` puts every K of the stage in one table. Untimed (plain ``pytest``),
+    pytest-benchmark calls ``fn`` exactly once.
+    """
+    benchmark.group = group_name(stage, k if group_by_k else None)
+    benchmark.extra_info.update(stage=stage, K=k, impl=impl, **info)
+    rounds = ROUNDS.get((stage, impl))
+    if rounds is None:
+        return benchmark(fn)
+    return benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=0)
+
+
+def _tag(inputs) -> dict[str, Any]:
+    h, w = inputs.photo.shape[:2]
+    return {"pixels": h * w, "colors": inputs.hist.n_colors, "threads": kernels_numba_threads()}
+
+
+def kernels_numba_threads() -> int:
+    from numba import get_num_threads
+
+    return int(get_num_threads())
+
+
+@pytest.mark.parametrize("impl", BACKENDS)
+def test_histogram(benchmark, inputs, impl):
+    hist = measure(benchmark, lambda: build_histogram(inputs.photo, KERNELS[impl]), stage="histogram", k=None, impl=impl, **_tag(inputs))
+    assert int(hist.counts.sum()) == inputs.n_pixels
+    assert np.array_equal(hist.colors, inputs.hist.colors)
+
+
+@pytest.mark.parametrize("impl", BACKENDS)
+@pytest.mark.parametrize("k", KS)
+def test_seeding(benchmark, inputs, k, impl):
+    """Greedy weighted k-means++ on the histogram, as ``quantize`` seeds."""
+    kern = KERNELS[impl]
+
+    def run():
+        return kmeans_plusplus(inputs.hist_X, inputs.hist_w, True, k, np.random.default_rng(0), kern)
+
+    c = measure(benchmark, run, stage="seeding", k=k, impl=impl, **_tag(inputs))
+    assert c.shape == (k, 3) and np.all(np.isfinite(c))
+
+
+def _one_iteration(stage: str, X, w, weighted: bool, rows_fn, inputs, k: int, impl: str, benchmark):
+    c0 = inputs.c0(k)
+    if impl in KERNELS:
+        kern = KERNELS[impl]
+        r = measure(
+            benchmark,
+            lambda: lloyd(X, w, weighted, c0, 1, 0.0, kern, final_assign=False),
+            stage=stage, k=k, impl=impl, **_tag(inputs),
+        )
+        assert r.n_iter == 1 and len(r.inertia_history) == 1
+        return r.centroids
+    rows = rows_fn()
+    weights = w if weighted else None
+    if impl == "sklearn":
+        km = measure(
+            benchmark,
+            lambda: peers.sklearn_fit(rows, weights, c0, max_iter=1, tol=0.0),
+            stage=stage, k=k, impl=impl, **_tag(inputs),
+        )
+        assert km.n_iter_ == 1
+        return km.cluster_centers_
+    sw = peers.sklearn_weights(rows, weights)
+    return measure(benchmark, lambda: peers.sklearn_one_iteration(rows, sw, c0), stage=stage, k=k, impl=impl, **_tag(inputs))
+
+
+@pytest.mark.parametrize("impl", LLOYD_IMPLS)
+@pytest.mark.parametrize("k", KS)
+def test_lloyd_iteration_pixels(benchmark, inputs, k, impl):
+    """One Lloyd iteration (assign + update) over every pixel, unweighted."""
+    c = _one_iteration("iter-pixels", inputs.pixels, EMPTY, False, inputs.pixel_rows, inputs, k, impl, benchmark)
+    assert c.shape == (k, 3) and np.all(np.isfinite(c))
+
+
+@pytest.mark.parametrize("impl", LLOYD_IMPLS)
+@pytest.mark.parametrize("k", KS)
+def test_lloyd_iteration_histogram(benchmark, inputs, k, impl):
+    """One Lloyd iteration over the distinct colours weighted by their counts (the same iterate
+    as over every pixel)."""
+    c = _one_iteration("iter-hist", inputs.hist_X, inputs.hist_w, True, inputs.hist_rows, inputs, k, impl, benchmark)
+    assert c.shape == (k, 3) and np.all(np.isfinite(c))
+
+
+@pytest.mark.parametrize("impl", CONVERGE_IMPLS)
+@pytest.mark.parametrize("k", KS)
+def test_lloyd_to_convergence(benchmark, inputs, k, impl):
+    """Lloyd on the histogram from the shared centroids with the engine's defaults (tolerance and
+    iteration cap), as ``quantize`` runs it; scikit-learn gets numba's iteration count."""
+    c0 = inputs.c0(k)
+    if impl in KERNELS:
+        kern = KERNELS[impl]
+
+        def run():
+            return lloyd(inputs.hist_X, inputs.hist_w, True, c0, DEFAULT_MAX_ITER, DEFAULT_TOL, kern, final_assign=False)
+
+        benchmark.extra_info["n_iter"] = None
+        r = measure(benchmark, run, stage="converge", k=k, impl=impl, **_tag(inputs))
+        benchmark.extra_info["n_iter"] = r.n_iter
+        assert 1 <= r.n_iter <= DEFAULT_MAX_ITER
+        return
+    n_iter = inputs.converged_iters(k)
+    rows = inputs.hist_rows()
+    km = measure(
+        benchmark,
+        lambda: peers.sklearn_fit(rows, inputs.hist_w, c0, max_iter=n_iter, tol=0.0),
+        stage="converge", k=k, impl=impl, **_tag(inputs),
+    )
+    benchmark.extra_info["n_iter"] = int(km.n_iter_)
+    assert 1 <= km.n_iter_ <= n_iter
+
+
+@pytest.mark.parametrize("impl", BACKENDS)
+@pytest.mark.parametrize("k", KS)
+def test_remap(benchmark, inputs, k, impl):
+    """Every pixel to its nearest palette entry: nearest entry per distinct colour, then a gather
+    through the histogram's inverse index."""
+    kern = KERNELS[impl]
+    palette = inputs.quantized(k).palette
+    shape = inputs.photo.shape[:2]
+
+    def run():
+        labels = nearest_entries(inputs.hist_X, palette, kern)
+        return gather_indices(inputs.hist, labels, shape, kern)
+
+    idx = measure(benchmark, run, stage="remap", k=k, impl=impl, **_tag(inputs))
+    assert idx.shape == shape and int(idx.max()) < palette.shape[0]
+
+
+@pytest.mark.parametrize("k", KS)
+def test_png_encode(benchmark, inputs, out_dir, k):
+    """engine.write_png of the quantized photo at the default zlib level (atomic write included)."""
+    q = inputs.quantized(k)
+    dst = out_dir / f"encode-{k}.png"
+    size = measure(
+        benchmark, lambda: write_png(dst, q.palette, q.indices), stage="png", k=k, impl="pillow",
+        group_by_k=False, **_tag(inputs),
+    )
+    benchmark.extra_info["bytes"] = size
+    assert size == dst.stat().st_size > 0
+
+
+@pytest.mark.parametrize("impl", BACKENDS)
+@pytest.mark.parametrize("k", KS)
+def test_compress(benchmark, photo_path, inputs, out_dir, k, impl):
+    """engine.compress of the JPEG to an indexed PNG: decode, histogram, seeding, Lloyd, remap, encode."""
+    dst = out_dir / f"compress-{impl}-{k}.png"
+    rep = measure(benchmark, lambda: compress(photo_path, dst, k, backend=impl), stage="compress", k=k, impl=impl, **_tag(inputs))
+    benchmark.extra_info.update(n_iter=rep.n_iter, bytes=rep.output_bytes, psnr=rep.psnr, stages=rep.timings)
+    assert rep.colors <= k and dst.stat().st_size == rep.output_bytes

@@ -1,0 +1,141 @@
+"""The plumbing of the benchmark suite: the ``--benchmark`` switch of the root conftest and the
+speed-up table. No timing is asserted: only which bodies run, how often, and what is saved/printed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.summary import KS, STAGES, Record, group_name, speedup_lines
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# A stand-in suite: two benchmarks (numba, numpy) of one stage and an ordinary test. Every call of
+# a body appends its implementation's name to calls.txt, so the run count can be read back.
+DUMMY = '''
+import pathlib
+import time
+
+import pytest
+
+CALLS = pathlib.Path(__file__).with_name("calls.txt")
+
+
+def test_ordinary():
+    pass
+
+
+@pytest.mark.parametrize("impl", ["numba", "numpy"])
+def test_bench(benchmark, impl):
+    benchmark.group = "1-histogram"
+    benchmark.extra_info.update(stage="histogram", K=None, impl=impl)
+
+    def body():
+        with CALLS.open("a") as f:
+            f.write(impl + "\\n")
+        time.sleep(0.001 if impl == "numba" else 0.004)
+
+    benchmark(body)
+'''
+
+
+def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
+    shutil.copy(ROOT / "conftest.py", tmp_path / "conftest.py")
+    (tmp_path / "pytest.ini").write_text("[pytest]\n")
+    (tmp_path / "test_dummy.py").write_text(DUMMY)
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-c", str(tmp_path / "pytest.ini"),
+           "--rootdir", str(tmp_path), str(tmp_path), *args]
+    return subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
+
+
+def _calls(tmp_path: Path) -> list[str]:
+    p = tmp_path / "calls.txt"
+    return p.read_text().split() if p.exists() else []
+
+
+def test_plain_run_executes_each_benchmark_body_once_untimed(tmp_path):
+    r = _run(tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert sorted(_calls(tmp_path)) == ["numba", "numpy"]
+    assert "3 passed" in r.stdout
+    assert not list(tmp_path.rglob("*.json"))  # nothing saved (pytest-benchmark may make the empty folder)
+    assert "speed-ups" not in r.stdout
+
+
+def test_benchmark_flag_times_only_benchmarks_saves_and_prints_speedups(tmp_path):
+    fast = ("--benchmark-min-rounds=3", "--benchmark-max-time=0.05")
+    r = _run(tmp_path, "--benchmark", *fast)
+    assert r.returncode == 0, r.stdout + r.stderr
+    calls = _calls(tmp_path)
+    assert calls.count("numba") >= 3 and calls.count("numpy") >= 3
+    assert "2 passed, 1 deselected" in r.stdout
+    # saved under <rootdir>/.benchmarks/<size>/<machine>/
+    saved = list((tmp_path / ".benchmarks" / "full").rglob("*.json"))
+    assert len(saved) == 1
+    names = {b["name"] for b in json.loads(saved[0].read_text())["benchmarks"]}
+    assert names == {"test_bench[numba]", "test_bench[numpy]"}
+    assert "kmpress speed-ups (full)" in r.stdout
+    row = next(line for line in r.stdout.splitlines() if line.startswith("1-histogram "))
+    assert row.split()[-1].endswith("x")
+
+    # a second run compares with the first one and is saved next to it
+    r2 = _run(tmp_path, "--benchmark", "--benchmark-compare", *fast)
+    assert r2.returncode == 0, r2.stdout + r2.stderr
+    assert "NOW" in r2.stdout and "0001" in r2.stdout
+    assert len(list((tmp_path / ".benchmarks").rglob("*.json"))) == 2
+
+
+def test_bench_size_rejects_unknown_names(tmp_path):
+    r = _run(tmp_path, "--benchmark", "--bench-size", "huge")
+    assert r.returncode != 0
+    assert "invalid choice" in r.stderr
+
+
+def test_group_names_sort_in_pipeline_and_numeric_k_order():
+    names = [group_name(stage, k) for stage in STAGES for k in KS]
+    assert sorted(names) == names
+    assert group_name("histogram", None) == "1-histogram"
+
+
+def test_speedup_lines_ratios_and_columns():
+    recs = [
+        Record("histogram", None, "numba", 0.1),
+        Record("histogram", None, "numpy", 0.4),
+        Record("iter-pixels", 16, "numba", 0.08),
+        Record("iter-pixels", 16, "numpy", 1.2),
+        Record("iter-pixels", 16, "sklearn", 0.16),
+        Record("iter-hist", 16, "numba", 0.004),
+        Record("png", 16, "pillow", 0.5),
+    ]
+    lines = speedup_lines(recs)
+    header = lines[0].split()
+    assert "vs numpy" in lines[0] and "vs sklearn" in lines[0] and "sklearn-iter" not in lines[0]
+    rows = {tuple(line.split()[:2]): line.split() for line in lines[2:]}
+    assert rows[("1-histogram", "-")][-2:] == ["4.00x", "-"]
+    assert rows[("3-lloyd-iter-pixels", "16")][-2:] == ["15.0x", "2.00x"]
+    assert rows[("7-png-encode", "16")][2:4] == ["500.0", "ms"]
+    cross = next(line for line in lines if line.startswith("numba on histogram"))
+    assert cross.split()[-2:] == ["300x", "-"]
+    assert len(header) >= 5
+
+
+def test_speedup_lines_empty_without_records():
+    assert speedup_lines([]) == []
+
+
+@pytest.mark.parametrize("numba, peer, text", [(1.0, 2.5, "2.50x"), (1.0, 25.0, "25.0x"), (0.01, 3.0, "300x"), (1.0, None, "-")])
+def test_speedup_formatting(numba, peer, text):
+    recs = [Record("seeding", 64, "numba", numba)]
+    if peer is not None:
+        recs.append(Record("seeding", 64, "numpy", peer))
+    recs.append(Record("seeding", 16, "numpy", 1.0))  # keeps the numpy column when peer is None
+    row = next(line for line in speedup_lines(recs) if line.startswith("2-seeding") and " 64 " in line)
+    assert row.split()[-1] == text
