@@ -95,17 +95,16 @@ def worker_threads() -> int | None:
     return max(1, nthreads // busy)
 
 
-def _remove_temp_files(dst: str, keep_pid: int | None = None) -> None:
-    """Remove temporary files of writes of ``dst`` (those of process ``keep_pid`` excepted).
+def _remove_temp_files(dst: str) -> None:
+    """Remove the temporary files of writes of ``dst``; call only when this batch's attempt at
+    ``dst`` is over.
 
     Within one batch nobody else writes ``dst`` (the plan gives every output one input), so such
-    a file is what a killed attempt left.
+    a file is what a killed attempt left (its process could not remove it).
     """
     from .io import stale_temp_files
 
     for tmp in stale_temp_files(dst):
-        if keep_pid is not None and tmp.name.startswith(f".{os.path.basename(dst)}.{keep_pid}."):
-            continue
         try:
             tmp.unlink()
         except OSError:
@@ -132,8 +131,8 @@ def run_task(src: str, dst: str, k: int, options: dict[str, Any], threads: int |
     s = os.path.join(cwd, src) if cwd else src
     d = os.path.join(cwd, dst) if cwd else dst
     result = compress_file(s, d, k, options, threads)  # threads None: worker_threads()
-    # an earlier attempt of this file may have died mid-write on another worker
-    _remove_temp_files(d, keep_pid=os.getpid())
+    # an earlier attempt of this file may have died mid-write on another worker; ours is over
+    _remove_temp_files(d)
     result.src, result.dst = src, dst
     if result.report is not None and cwd:
         result.report.src, result.report.dst = src, dst
