@@ -1,4 +1,4 @@
-"""The ``kmpress`` typer app: ``compress``, ``demo`` and ``info``.
+"""The ``kmpress`` typer app: ``compress``, ``demo``, ``sweep`` and ``info``.
 
 Parsing and printing only: every decision about files is the engine's (:mod:`engine.batch`).
 ``engine`` (and with it numpy, Pillow and numba) is imported inside the commands, never at module
@@ -21,7 +21,9 @@ import typer
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_TARGET = 3
 EXIT_INTERRUPTED = 130
+HELP_DEFAULT_K = 16
 
 # Shown in --help without importing the engine; tests/test_cli.py checks they equal the engine's.
 HELP_DEFAULT_MAX_ITER = 300
@@ -30,7 +32,9 @@ HELP_DEFAULT_MAX_PIXELS = 89_478_485
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 all done (skipped files included); 1 one or more inputs failed (the others are "
-    "still written); 2 usage error (bad option, no input given or found); 130 interrupted."
+    "still written); 2 usage error (bad option, no input given or found); 130 interrupted. "
+    "3: with --strict, a --quality target out of reach within --max-colors (such files are not "
+    "written; any other failure gives 1)."
 )
 
 app = typer.Typer(
@@ -83,6 +87,10 @@ def _errors(debug: bool):
 
             traceback.print_exc()
         if isinstance(e, KmpressError):
+            from engine.quality import TargetNotReachedError
+
+            if isinstance(e, TargetNotReachedError):
+                raise _fail(str(e), EXIT_TARGET) from None
             raise _fail(str(e), EXIT_USAGE if isinstance(e, InvalidParameterError) else EXIT_FAILED) from None
         if isinstance(e, OSError):
             where = f"{e.filename}: " if e.filename else ""
@@ -139,8 +147,15 @@ def _print_json(doc: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def _batch_exit_code(totals: dict[str, Any]) -> int:
-    return EXIT_FAILED if totals["errors"] else EXIT_OK
+def _batch_exit_code(totals: dict[str, Any], results: list[Any] = ()) -> int:
+    """0 when nothing failed; 3 when the only failures are quality targets missed under --strict;
+    else 1."""
+    if not totals["errors"]:
+        return EXIT_OK
+    failed = [r for r in results if r.status == "error"]
+    if failed and all(getattr(r, "error_type", None) == "TargetNotReachedError" for r in failed):
+        return EXIT_TARGET
+    return EXIT_FAILED
 
 
 # --------------------------------------------------------------------------------------------
@@ -150,6 +165,45 @@ def _batch_exit_code(totals: dict[str, Any]) -> int:
 DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else there.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the k-means++ initialisation (same seed, same output).")]
+SpaceOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--space",
+        help="Colour space to cluster in: rgb or oklab (perceptual).  [default: the engine's, see the README]",
+        metavar="rgb|oklab",
+        show_default=False,
+    ),
+]
+DitherOpt = Annotated[
+    Optional[bool],
+    typer.Option(
+        "--dither/--no-dither",
+        help="Floyd-Steinberg error diffusion when remapping.  [default: the engine's, see the README]",
+        show_default=False,
+    ),
+]
+QualityOpt = Annotated[
+    Optional[float],
+    typer.Option(
+        "--quality",
+        help="Target PSNR in dB instead of -k: the smallest K (up to --max-colors) reaching it. Outputs are named <stem>-q<PSNR>.png.",
+        metavar="PSNR_DB",
+        show_default=False,
+    ),
+]
+MaxColorsOpt = Annotated[
+    Optional[int],
+    typer.Option("--max-colors", help="Largest K --quality may use, 1-256.  [default: 256]", show_default=False),
+]
+StrictOpt = Annotated[
+    bool,
+    typer.Option("--strict", help="With --quality: fail (exit code 3, nothing written) when --max-colors colours cannot reach the target, instead of writing the --max-colors result."),
+]
+
+
+def _dither_name(dither: Optional[bool]) -> Optional[str]:
+    """--dither/--no-dither to the engine's value; None (not given) keeps the engine's default."""
+    return None if dither is None else ("floyd-steinberg" if dither else "none")
 
 
 @app.command(epilog=EXIT_CODES_HELP)
@@ -162,7 +216,15 @@ def compress(
             show_default=False,
         ),
     ] = None,
-    colors: Annotated[int, typer.Option("-k", "--colors", help="Colours in the palette, 1-256.")] = 16,
+    colors: Annotated[
+        Optional[int],
+        typer.Option("-k", "--colors", help=f"Colours in the palette, 1-256 (not with --quality).  [default: {HELP_DEFAULT_K}]", show_default=False),
+    ] = None,
+    quality: QualityOpt = None,
+    max_colors: MaxColorsOpt = None,
+    strict: StrictOpt = False,
+    space: SpaceOpt = None,
+    dither: DitherOpt = None,
     out_dir: Annotated[
         Optional[Path],
         typer.Option("-o", "--out-dir", help="Write the PNGs here (created if missing) instead of beside each input."),
@@ -207,6 +269,12 @@ def compress(
     """
     if not paths:
         raise _fail("no input given (try: kmpress compress PHOTO.jpg, or kmpress --help)", EXIT_USAGE)
+    if quality is not None and colors is not None:
+        raise _fail("give either -k/--colors or --quality, not both", EXIT_USAGE)
+    if quality is None and (max_colors is not None or strict):
+        raise _fail("--max-colors and --strict go with --quality", EXIT_USAGE)
+    if quality is None and colors is None:
+        colors = HELP_DEFAULT_K
     with _errors(debug):
         _prepare_numba_cache()
         from engine.batch import compress_many, plan_batch, summarize
@@ -217,7 +285,7 @@ def compress(
 
             import_distributed()
             compress_many = functools.partial(compress_many_dask, scheduler=scheduler)  # noqa: F811
-        plan = plan_batch(paths, colors, out_dir=out_dir, suffix=suffix, recursive=recursive, force=force)
+        plan = plan_batch(paths, colors, out_dir=out_dir, suffix=suffix, recursive=recursive, force=force, target_psnr=quality)
         if plan.n_found == 0:
             from .render import error_line
 
@@ -237,15 +305,21 @@ def compress(
                 tol=tol,
                 max_pixels=None if max_pixels == 0 else max_pixels,
                 on_start=started,
+                max_colors=max_colors,
+                strict=strict or None,
+                colorspace=space,
+                dither=_dither_name(dither),
             ):
                 results.append(r)
                 finished(r.src)
                 if debug and r.detail:
                     sys.stderr.write(r.detail)
         totals = summarize(results, time.perf_counter() - t0)
-        code = _batch_exit_code(totals)
+        code = _batch_exit_code(totals, results)
         if as_json:
-            _print_json({"command": "compress", "k": plan.k, "files": [r.as_dict() for r in results], "summary": totals, "exit_code": code})
+            _print_json(
+                {"command": "compress", "k": plan.k, "target_psnr": plan.target_psnr, "files": [r.as_dict() for r in results], "summary": totals, "exit_code": code}
+            )
         else:
             print_summary(results, totals, quiet=quiet)
     raise typer.Exit(code)
@@ -255,6 +329,8 @@ def compress(
 def demo(
     out_dir: Annotated[Path, typer.Option("-o", "--out-dir", help="Folder for the demo's files.")] = Path("kmpress-demo"),
     seed: SeedOpt = 0,
+    space: SpaceOpt = None,
+    dither: DitherOpt = None,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -270,7 +346,7 @@ def demo(
         if not as_json:
             print("compressing the sample at K = 4, 16, 64 (the very first run compiles the kernels, ~20 s) ...", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
-        results, sheet = run_demo(out_dir, seed=seed)
+        results, sheet = run_demo(out_dir, seed=seed, colorspace=space, dither=_dither_name(dither))
         totals = summarize(results, time.perf_counter() - t0)
         code = _batch_exit_code(totals)
         if as_json:
@@ -290,20 +366,85 @@ def info(
     against: Annotated[
         Optional[Path], typer.Option("--against", help="The original, to report the PSNR of FILE against it.")
     ] = None,
+    palette: Annotated[
+        Optional[Path],
+        typer.Option(
+            "--palette",
+            help="Write FILE's palette as a swatch image (PNG, one square per entry, 16 per row) to this path.",
+            metavar="OUT.png",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Show an image's size, mode, palette size and bit depth; with --against, its PSNR."""
+    """Show an image's size, mode, palette size and bit depth; with --against, its PSNR; with
+    --palette, write its palette as a swatch picture."""
     with _errors(debug):
         from engine.batch import describe_image
 
         facts = describe_image(file, against)
+        if palette is not None:
+            from engine.sweep import palette_swatch
+
+            facts.update(palette_swatch(file, palette))
         if as_json:
             _print_json(facts)
         else:
             from .render import print_info
 
             print_info(facts)
+
+
+@app.command(name="sweep", epilog=EXIT_CODES_HELP)
+def sweep_cmd(
+    file: Annotated[Path, typer.Argument(help="An image.", metavar="FILE", show_default=False)],
+    ks: Annotated[
+        str,
+        typer.Option("-k", "--k", help="K values: a range 2..64 (with --step), a list 4,16,64, or both (2..8,16,32).", metavar="KS"),
+    ] = "2..64",
+    step: Annotated[int, typer.Option("--step", help="Step through the K range.")] = 1,
+    out_dir: Annotated[
+        Path, typer.Option("-o", "--out-dir", help="Folder for <stem>-sweep.csv, <stem>-sweep.png (plot) and <stem>-contact.png.")
+    ] = Path("kmpress-sweep"),
+    seed: SeedOpt = 0,
+    space: SpaceOpt = None,
+    dither: DitherOpt = None,
+    max_iter: Annotated[int, typer.Option("--max-iter", help="Most k-means iterations per K.")] = HELP_DEFAULT_MAX_ITER,
+    tol: Annotated[float, typer.Option("--tol", help="Convergence tolerance (relative centroid shift).")] = HELP_DEFAULT_TOL,
+    as_json: JsonOpt = False,
+    debug: DebugOpt = False,
+) -> None:
+    """The elbow study: quantize FILE at every K in one pass (each K warm-started from the one
+    before) and report the k-means cost (inertia), PSNR, mean delta E, PNG bytes and seconds per K.
+
+    Prints the table and writes it as CSV, a plot of cost and time against K (needs matplotlib:
+    pip install "kmpress[plot]"; without it the rest is still written) and a contact sheet of the
+    reconstructed images labelled with K and PSNR.
+    """
+    with _errors(debug):
+        _prepare_numba_cache()
+        from engine.sweep import parse_ks, write_sweep
+
+        values = parse_ks(ks, step)
+        options: dict[str, Any] = {"seed": seed, "max_iter": max_iter, "tol": tol}
+        if space is not None:
+            options["colorspace"] = space
+        if dither is not None:
+            options["dither"] = "floyd-steinberg" if dither else None
+        if not as_json:
+            print(f"sweeping {file} at {len(values)} values of K ({values[0]}..{values[-1]}) ...", file=sys.stderr, flush=True)
+        files = write_sweep(file, out_dir, values, **options)
+        if as_json:
+            _print_json({"command": "sweep", "src": str(file), **files.as_dict()})
+        else:
+            from .render import print_sweep
+
+            print_sweep(files, str(file))
+        if files.plot_error:
+            from .render import error_line
+
+            error_line(files.plot_error)
 
 
 def main() -> None:

@@ -70,7 +70,7 @@ def summary_table(results: Iterable[Any], totals: dict[str, Any], title: str | N
         t.add_row(
             os.path.basename(r.dst if by_output else r.src),
             human_pixels(rep.pixels),
-            f"{rep.colors}/{rep.k}" if rep.colors != rep.k else str(rep.k),
+            _k_cell(rep),
             human_bytes(rep.input_bytes),
             human_bytes(rep.output_bytes),
             percent(rep.file_ratio),
@@ -97,6 +97,12 @@ def summary_table(results: Iterable[Any], totals: dict[str, Any], title: str | N
     return t
 
 
+def _k_cell(rep: Any) -> str:
+    """K, "entries/K" when fewer entries were stored, and "!" when a --quality target was missed."""
+    text = f"{rep.colors}/{rep.k}" if rep.colors != rep.k else str(rep.k)
+    return text + ("!" if getattr(rep, "target_reached", None) is False else "")
+
+
 def print_summary(
     results: list[Any], totals: dict[str, Any], *, quiet: bool, title: str | None = None, by_output: bool = False
 ) -> None:
@@ -107,6 +113,13 @@ def print_summary(
             out.print(summary_table(results, totals, title, by_output))
             if any(r.status == "ok" and not r.report.converged for r in results):
                 out.print("* stopped at --max-iter before converging")
+            missed = [r for r in results if r.status == "ok" and getattr(r.report, "target_reached", None) is False]
+            if missed:
+                out.print(
+                    f"! {len(missed)} file(s) could not reach the --quality target within --max-colors; "
+                    "written at --max-colors (use --strict to fail instead)",
+                    markup=False,
+                )
         skipped = [r for r in results if r.status == "skipped"]
         if skipped:
             out.print(f"skipped {len(skipped)}:")
@@ -185,6 +198,8 @@ def print_info(info: dict[str, Any]) -> None:
         ("bit depth", f"{info['bit_depth']} bits per {'index' if info['mode'] in ('P', 'PA') else 'sample'}"),
         ("ICC profile", "yes" if info.get("icc_profile") else "no"),
     ]
+    if "palette_path" in info:
+        rows.append(("palette swatch", f"{info['palette_path']} ({info['palette_entries']} entries)"))
     if "against" in info:
         rows.append(("against", info["against"]))
         rows.append(("PSNR", db(info["psnr"])))
@@ -192,3 +207,31 @@ def print_info(info: dict[str, Any]) -> None:
     for k, v in rows:
         t.add_row(k, str(v))
     out.print(t)
+
+
+def print_sweep(files: Any, src: str) -> None:
+    """The table of :func:`engine.sweep.write_sweep` and the files it wrote, on stdout."""
+    out = stdout_console()
+    t = Table(title=f"kmpress sweep: {os.path.basename(src)} ({files.width} x {files.height})", show_edge=False, header_style="bold")
+    for name in ("K", "colours", "inertia", "PSNR", "ΔE (OKLab)", "PNG", "bits/px", "iter", "seconds"):
+        t.add_column(name, justify="right", no_wrap=True)
+    pixels = files.width * files.height
+    for r in files.rows:
+        d = r.as_dict()
+        t.add_row(
+            str(r.k),
+            str(r.colors),
+            f"{r.inertia:.4g}",
+            db(d["psnr"]),
+            f"{r.delta_e:.4f}",
+            human_bytes(r.bytes),
+            f"{8 * r.bytes / pixels:.3f}",
+            str(r.n_iter) + ("" if r.converged else "*"),
+            f"{r.seconds:.2f}",
+        )
+    out.print(t)
+    out.print(f"table: {files.table}", markup=False)
+    out.print(f"contact sheet: {files.contact}", markup=False)
+    if files.plot is not None:
+        out.print(f"plot: {files.plot}", markup=False)
+    out.print(f"{len(files.rows)} values of K in {files.seconds:.1f} s (each K warm-started from the one before)", markup=False)

@@ -36,6 +36,8 @@ Status = Literal["ok", "skipped", "error"]
 
 #: Default output suffix; ``{k}`` is replaced by the number of colours.
 DEFAULT_SUFFIX = "-k{k}"
+#: Default output suffix with a quality target; ``{q}`` is replaced by the target in dB.
+DEFAULT_QUALITY_SUFFIX = "-q{q}"
 
 #: Default number of worker processes for a local batch on this kind of machine, chosen by
 #: measurement (see the README, "Batch throughput"): one worker per core, each running numba
@@ -83,18 +85,33 @@ def default_jobs(n_files: int | None = None) -> int:
     return jobs
 
 
-def output_name(src: str | os.PathLike, k: int, suffix: str | None = None) -> str:
-    """File name of the PNG written for ``src``: ``<stem><suffix>.png``, suffix ``-k<K>`` by default.
+def quality_label(target_psnr: float) -> str:
+    """The target as it appears in file names: ``40``, ``37.5``."""
+    return f"{float(target_psnr):g}"
 
-    ``{k}`` in ``suffix`` is replaced by ``k``.
+
+def output_name(src: str | os.PathLike, k: int | None, suffix: str | None = None, target_psnr: float | None = None) -> str:
+    """File name of the PNG written for ``src``: ``<stem><suffix>.png``, suffix ``-k<K>`` by default,
+    ``-q<target>`` with a quality target (``k`` None: K is chosen per file).
+
+    ``{k}`` in ``suffix`` is replaced by ``k``, ``{q}`` by the quality target.
     """
-    sfx = DEFAULT_SUFFIX if suffix is None else suffix
+    if suffix is None:
+        sfx = DEFAULT_SUFFIX if target_psnr is None else DEFAULT_QUALITY_SUFFIX
+    else:
+        sfx = suffix
+    if not isinstance(sfx, str):
+        raise InvalidParameterError(f"suffix must be text, not {type(suffix).__name__}")
     if "/" in sfx or os.sep in sfx or "\0" in sfx:
         raise InvalidParameterError(f"suffix must not contain a path separator: {suffix!r}")
-    try:
+    if "{k}" in sfx and k is None:
+        raise InvalidParameterError("suffix cannot use {k} with a quality target (K is chosen per file); use {q}")
+    if "{q}" in sfx and target_psnr is None:
+        raise InvalidParameterError("suffix uses {q} but no quality target is given")
+    if k is not None:
         sfx = sfx.replace("{k}", str(k))
-    except (AttributeError, TypeError):
-        raise InvalidParameterError(f"suffix must be text, not {type(suffix).__name__}") from None
+    if target_psnr is not None:
+        sfx = sfx.replace("{q}", quality_label(target_psnr))
     return f"{Path(src).stem}{sfx}.png"
 
 
@@ -123,11 +140,13 @@ class BatchPlan:
     Attributes
     ----------
     items : list of PlannedFile, in input order (folders expanded in sorted order)
-    k : int; colours asked for
+    k : int or None; colours asked for (None with a quality target)
+    target_psnr : float or None; the quality target (dB) instead of K
     """
 
     items: list[PlannedFile]
-    k: int
+    k: int | None
+    target_psnr: float | None = None
 
     @property
     def to_compress(self) -> list[PlannedFile]:
@@ -172,6 +191,7 @@ def plan_batch(
     suffix: str | None = None,
     recursive: bool = False,
     force: bool = False,
+    target_psnr: float | None = None,
 ) -> BatchPlan:
     """Decide the output of every input; nothing is written.
 
@@ -181,11 +201,12 @@ def plan_batch(
         is an image); a folder contributes the files with an extension Pillow reads (sub-folders too
         with ``recursive``), skipping hidden files, the output folder, and the outputs of the
         folder's own images (``a-k16.png`` beside ``a.jpg``). An input named twice counts once.
-    k : int, 1 <= k <= 256; goes into the default output name
+    k : int, 1 <= k <= 256; goes into the default output name. None with ``target_psnr``.
     out_dir : folder for the outputs (created by :func:`compress_many` if missing); default
         beside each input
     suffix : text added to the stem, ``{k}`` replaced by K; default ``-k{k}``
     force : overwrite existing outputs instead of skipping them
+    target_psnr : float, optional; a quality target (dB) instead of K (names ``<stem>-q<target>.png``)
 
     Returns
     -------
@@ -203,8 +224,15 @@ def plan_batch(
     """
     from .api import MAX_K, _check_int
 
-    k = _check_int("k", k, 1, MAX_K)
-    output_name("x", k, suffix)  # validates the suffix once
+    if target_psnr is not None:
+        from .quality import check_target
+
+        target_psnr = check_target(target_psnr)
+        if k is not None:
+            raise InvalidParameterError("give either K or a quality target, not both")
+    else:
+        k = _check_int("k", k, 1, MAX_K)
+    output_name("x", k, suffix, target_psnr)  # validates the suffix once
     out = Path(out_dir) if out_dir is not None else None
     if out is not None and out.exists() and not out.is_dir():
         raise ImageWriteError("output folder is a file", str(out))
@@ -220,9 +248,9 @@ def plan_batch(
             found = _expand_folder(p, recursive, skip_dirs, exts)
             # a folder re-run must not compress its own outputs: drop "<stem><suffix>.png" files
             # whose source "<stem>.*" is in the same folder
-            outputs_here = {_key(f.with_name(output_name(f, k, suffix))) for f in found}
-            if suffix is None:  # also outputs of earlier runs at another K
-                pattern = re.compile(r"^(.*)-k\d{1,3}\.png$", re.IGNORECASE)
+            outputs_here = {_key(f.with_name(output_name(f, k, suffix, target_psnr))) for f in found}
+            if suffix is None:  # also outputs of earlier runs at another K or quality target
+                pattern = re.compile(r"^(.*)-(?:k\d{1,3}|q\d+(?:\.\d+)?)\.png$", re.IGNORECASE)
                 stems = {(_key(f.parent), f.stem) for f in found}
                 outputs_here |= {
                     _key(f) for f in found if (m := pattern.match(f.name)) and (_key(f.parent), m.group(1)) in stems
@@ -247,7 +275,7 @@ def plan_batch(
         if err is not None:
             planned.append(PlannedFile(src, None, "error", err))
             continue
-        dst = (out if out is not None else src.parent) / output_name(src, k, suffix)
+        dst = (out if out is not None else src.parent) / output_name(src, k, suffix, target_psnr)
         dkey = _key(dst)
         if dkey in by_output:
             raise OutputCollisionError(
@@ -263,7 +291,7 @@ def plan_batch(
             planned.append(PlannedFile(src, dst, "skip", f"output {dst} exists (--force to overwrite)"))
         else:
             planned.append(PlannedFile(src, dst, "compress"))
-    return BatchPlan(planned, k)
+    return BatchPlan(planned, k, target_psnr)
 
 
 def _same_existing(a: Path, b: Path) -> bool:
@@ -290,6 +318,8 @@ class FileResult:
     report : CompressReport or None; set when ``status == "ok"``
     seconds : float; wall time spent on this file in its worker (0 for skips)
     detail : str or None; the traceback of an unexpected error (a bug), for ``--debug``
+    error_type : str or None; the class name of the KmpressError behind an ``error`` (e.g.
+        ``"TargetNotReachedError"``, which the CLI gives its own exit code)
     """
 
     src: str
@@ -299,10 +329,13 @@ class FileResult:
     report: Any = None
     seconds: float = 0.0
     detail: str | None = field(default=None, repr=False)
+    error_type: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: src, dst, status, message, seconds and, when ok, every report field."""
         d: dict[str, Any] = {"src": self.src, "dst": self.dst, "status": self.status, "message": self.message}
+        if self.error_type is not None:
+            d["error_type"] = self.error_type
         if self.report is not None:
             rep = self.report.as_dict()
             rep.pop("src", None)
@@ -367,7 +400,7 @@ def compress_file(src: str, dst: str, k: int, options: dict[str, Any], threads: 
         rep = compress(src, dst, k, **options)
         return FileResult(src, dst, "ok", None, rep, time.perf_counter() - t0)
     except KmpressError as e:
-        return FileResult(src, dst, "error", e.message, None, time.perf_counter() - t0)
+        return FileResult(src, dst, "error", e.message, None, time.perf_counter() - t0, error_type=type(e).__name__)
     except MemoryError:
         return FileResult(src, dst, "error", "out of memory", None, time.perf_counter() - t0)
     except _Terminated:  # pragma: no cover - worker told to stop; write_png has cleaned up
@@ -379,9 +412,14 @@ def compress_file(src: str, dst: str, k: int, options: dict[str, Any], threads: 
         _IN_TASK = False
 
 
-def _options(seed, max_iter, tol, init, backend, max_pixels, compress_level) -> dict[str, Any]:
-    """Validate the per-file options once, before any work, so a bad one is one error, not N."""
-    from .api import _check_int, _check_tol
+def _options(seed, max_iter, tol, init, backend, max_pixels, compress_level, quality=None) -> dict[str, Any]:
+    """Validate the per-file options once, before any work, so a bad one is one error, not N.
+
+    ``quality`` : dict of the optional :func:`engine.compress` options (``target_psnr``,
+    ``max_colors``, ``strict``, ``colorspace``, ``dither``); only those set (not None) are
+    passed on, so that the defaults stay the engine's.
+    """
+    from .api import MAX_K, _check_int, _check_tol
 
     opts: dict[str, Any] = {
         "seed": _check_int("seed", seed, 0),
@@ -395,6 +433,30 @@ def _options(seed, max_iter, tol, init, backend, max_pixels, compress_level) -> 
     if backend not in ("numba", "numpy"):
         raise InvalidParameterError(f"backend must be 'numba' or 'numpy', not {backend!r}")
     opts["init"], opts["backend"] = init, backend
+    extra = {key: v for key, v in (quality or {}).items() if v is not None}
+    if "target_psnr" in extra:
+        from .quality import check_target
+
+        extra["target_psnr"] = check_target(extra["target_psnr"])
+    elif "max_colors" in extra or extra.get("strict"):
+        raise InvalidParameterError("max_colors and strict need a quality target (target_psnr / --quality)")
+    if "max_colors" in extra:
+        extra["max_colors"] = _check_int("max_colors", extra["max_colors"], 1, MAX_K)
+    if "strict" in extra:
+        extra["strict"] = bool(extra["strict"])
+    if "colorspace" in extra:
+        from .api import _check_choice
+        from .colorspace import COLORSPACES
+
+        extra["colorspace"] = _check_choice("colorspace", extra["colorspace"], COLORSPACES)
+    if "dither" in extra:
+        from .api import _check_choice
+        from .dither import DITHERS
+
+        # "none" (text, e.g. from the CLI) means no dithering, as None does
+        d = None if extra["dither"] in ("none", False) else extra["dither"]
+        extra["dither"] = _check_choice("dither", d, (None, *DITHERS))
+    opts.update(extra)
     return opts
 
 
@@ -423,6 +485,11 @@ def compress_many(
     max_pixels: int | None | Literal["default"] = "default",
     compress_level: int = 6,
     on_start: Callable[[str], None] | None = None,
+    target_psnr: float | None = None,
+    max_colors: int | None = None,
+    strict: bool | None = None,
+    colorspace: str | None = None,
+    dither: str | None = None,
 ) -> Iterator[FileResult]:
     """Compress many files; yield one :class:`FileResult` per input as each finishes.
 
@@ -446,6 +513,10 @@ def compress_many(
         (``max_pixels="default"`` is Pillow's limit, None is no limit).
     on_start : callable(src), optional
         Called when a file is handed to a worker (for progress displays).
+    target_psnr, max_colors, strict : a quality target instead of K (see :func:`engine.compress`);
+        with ``target_psnr`` pass ``k=None`` (or a plan made with it). A file that misses the
+        target under ``strict`` is an ``error`` whose ``error_type`` is ``"TargetNotReachedError"``.
+    colorspace, dither : as for :func:`engine.compress`; None keeps the engine's default
 
     Yields
     ------
@@ -465,7 +536,14 @@ def compress_many(
     from .api import DEFAULT_MAX_ITER, DEFAULT_TOL
     from .io import DEFAULT_MAX_PIXELS
 
-    plan = paths if isinstance(paths, BatchPlan) else plan_batch(paths, k, out_dir=out_dir, suffix=suffix, recursive=recursive, force=force)
+    if isinstance(paths, BatchPlan):
+        plan = paths
+        if target_psnr is None:
+            target_psnr = plan.target_psnr
+    else:
+        if target_psnr is not None and k == 16:
+            k = None  # the default K gives way to the quality target
+        plan = plan_batch(paths, k, out_dir=out_dir, suffix=suffix, recursive=recursive, force=force, target_psnr=target_psnr)
     opts = _options(
         seed,
         DEFAULT_MAX_ITER if max_iter is None else max_iter,
@@ -474,6 +552,7 @@ def compress_many(
         backend,
         DEFAULT_MAX_PIXELS if max_pixels == "default" else max_pixels,
         compress_level,
+        {"target_psnr": target_psnr, "max_colors": max_colors, "strict": strict or None, "colorspace": colorspace, "dither": dither},
     )
     if jobs is not None:
         from .api import _check_int
@@ -849,12 +928,16 @@ def run_demo(
     *,
     seed: int = 0,
     on_start: Callable[[str], None] | None = None,
+    colorspace: str | None = None,
+    dither: str | None = None,
 ) -> tuple[list[FileResult], Path | None]:
     """Compress the bundled sample at each K into ``out_dir`` and write ``comparison.png``.
 
     Outputs are ``<sample stem>-k<K>.png`` (replaced if present: the folder is the demo's own)
     and ``comparison.png`` beside them: the original and each result side by side, labelled with
     K and the PSNR.
+
+    colorspace, dither : as for :func:`compress_many` (None: the engine's defaults)
 
     Returns
     -------
@@ -867,7 +950,9 @@ def run_demo(
     results: list[FileResult] = []
     for k in ks:
         # one small file per K: compress_many runs it in this process, no pool start-up
-        results.extend(compress_many([src], out, k, force=True, seed=seed, on_start=on_start))
+        results.extend(
+            compress_many([src], out, k, force=True, seed=seed, on_start=on_start, colorspace=colorspace, dither=dither)
+        )
     if any(r.status != "ok" for r in results):
         return results, None
     panels: list[tuple[str | os.PathLike, str]] = [(src, "original")]

@@ -1,0 +1,520 @@
+"""A quality target instead of K: the smallest palette whose result reaches a PSNR.
+
+:func:`quantize_to_quality` searches K in 1..``max_colors`` for the smallest K whose quantized
+image reaches ``target_psnr`` (dB, RGB, measured on exactly what the PNG would hold: after
+rounding to the uint8 palette, the remap and any dithering). It reuses work between candidates:
+
+- the image goes through :class:`engine.api.Pipeline` once: one histogram, one colour-space
+  conversion, shared by every candidate K;
+- each candidate K is warm-started: k-means++ *continues* from the centroids already fitted for
+  the largest smaller K (:func:`engine.init.kmeans_plusplus` with ``start=``), so Lloyd begins
+  close to a solution and converges in a few iterations. Along such a chain the k-means cost never
+  increases with K, which keeps the search well behaved;
+- candidates are scored on the histogram (no per-pixel pass) unless dithering or the rate-aware
+  remap is on, where the pixels themselves decide the error; only the chosen K is remapped to
+  pixels.
+
+The search gallops (K = 1, 2, 4, ... up to the first K that reaches the target) and then bisects
+between the last K that failed and the first that reached, each midpoint warm-started from the
+failing end. It returns K such that K reaches the target and K - 1 was fitted and does not (or
+K = 1): the smallest K under this warm-started chain. k-means finds local optima, so an
+independent run at some K can land slightly differently; see the tests (brute force agrees on
+images with a clear structure).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from .errors import KmpressError
+
+
+class TargetNotReachedError(KmpressError):
+    """The quality target cannot be reached with the allowed number of colours (``strict``).
+
+    Attributes
+    ----------
+    result : QualityResult or None; the best result found (at ``max_colors``), unwritten
+    """
+
+    def __init__(self, message: str, path: str | None = None, result: Any = None) -> None:
+        super().__init__(message, path)
+        self.result = result
+
+    def __reduce__(self):
+        # picklable across processes (the default would call __init__ with args only); the result
+        # stays behind: it holds the image
+        return (type(self), (self.message, self.path))
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One candidate K fitted during the search.
+
+    Attributes
+    ----------
+    k : int; colours asked for
+    colors : int; palette entries kept (<= k)
+    psnr : float; dB (inf when lossless)
+    start_k : int; K whose centroids it was warm-started from (0: a cold start)
+    n_iter : int; Lloyd iterations
+    seconds : float; fitting and scoring
+    """
+
+    k: int
+    colors: int
+    psnr: float
+    start_k: int
+    n_iter: int
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "k": self.k,
+            "colors": self.colors,
+            "psnr": None if math.isinf(self.psnr) else self.psnr,
+            "start_k": self.start_k,
+            "n_iter": self.n_iter,
+            "seconds": self.seconds,
+        }
+
+
+@dataclass
+class QualityResult:
+    """What :func:`quantize_to_quality` found.
+
+    Attributes
+    ----------
+    quantized : Quantized; the chosen result (the ``max_colors`` one when the target is out of reach)
+    k : int; the chosen K
+    target_psnr : float; dB
+    max_colors : int
+    reached : bool; False when even ``max_colors`` colours stay below the target
+    trials : list of Trial, in the order they were fitted
+    seconds : float; wall time of the whole search
+    """
+
+    quantized: Any
+    k: int
+    target_psnr: float
+    max_colors: int
+    reached: bool
+    trials: list[Trial] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def psnr(self) -> float:
+        return self.quantized.psnr
+
+    @property
+    def visited(self) -> list[int]:
+        """The K values fitted, in order."""
+        return [t.k for t in self.trials]
+
+
+def check_target(target_psnr: Any) -> float:
+    """Validate a PSNR target: a finite number of dB > 0."""
+    from .api import _describe
+    from .errors import InvalidParameterError
+
+    try:
+        t = float(target_psnr)
+    except (TypeError, ValueError):
+        raise InvalidParameterError(f"target_psnr must be a number of dB, not {_describe(target_psnr)}") from None
+    if isinstance(target_psnr, bool) or not math.isfinite(t) or t <= 0:
+        raise InvalidParameterError(f"target_psnr must be a finite number of dB > 0, got {_describe(target_psnr)}")
+    return t
+
+
+#: Candidates are fitted at this many times the final tolerance; only the chosen K is then run to
+#: the full tolerance. Measured on the test photos: Lloyd's long tail moves PSNR by 0.02-0.1 dB
+#: (about one K near the answer) and costs most of the iterations (see the README).
+SEARCH_TOL_FACTOR = 30.0
+
+
+def search_pipeline(
+    pipe: Any, target: float, max_colors: int, rng_for, search_tol: float | None = None
+) -> tuple[int, Any, list[Trial], bool]:
+    """The search itself, on a prepared :class:`engine.api.Pipeline`.
+
+    Parameters
+    ----------
+    pipe : Pipeline; the image prepared once (histogram, clustering-space points)
+    target : float, dB
+    max_colors : int, 1..256
+    rng_for : callable(k) -> numpy Generator; the seeding randomness of candidate k
+    search_tol : tolerance of the candidates' Lloyd runs (default: the pipeline's)
+
+    Returns
+    -------
+    (k, Fit of k, trials, reached); the fit is the candidate's, not yet polished
+    """
+    kmax = min(max_colors, pipe.n_colors)  # from n_colors on every K is lossless
+    fits: dict[int, Any] = {}
+    trials: list[Trial] = []
+
+    def fit(k: int, start_k: int) -> Any:
+        t = time.perf_counter()
+        start = fits[start_k].centroids if start_k else None
+        f = pipe.fit(k, rng_for(k), start=start, tol=search_tol)
+        f.score = pipe.score(f)
+        if f.score < target:
+            f.indices = None  # a failing fit is only ever a warm start: keep its centroids alone
+        fits[k] = f
+        trials.append(Trial(k, f.colors, f.score, start_k, f.n_iter, time.perf_counter() - t))
+        return f
+
+    # gallop: 1, 2, 4, ... each warm-started from the one before; steps of up to 4x once the
+    # PSNR-against-log2(K) line predicts the target is far, and straight to kmax when the line
+    # says it is out of reach (saves the expensive fits just below kmax)
+    lo, k = 0, 1
+    while True:
+        f = fit(k, lo)
+        if f.score >= target:
+            hi = k
+            break
+        if k >= kmax:
+            return k, f, trials, False
+        step = 2
+        if lo:
+            pred = _predict(lo, fits[lo].score, k, f.score, target)
+            step = 4 if pred > 8 * k else 2
+            if pred > 2 * kmax:
+                step = kmax  # clamped below
+        lo, k = k, min(step * k, kmax)
+    # narrow the bracket (lo fails, hi reaches) in rounds: guess where the line crosses the
+    # target, probe the guess's neighbour on the far side (the answer is usually next to a good
+    # guess), and bisect once when the round has not halved the bracket (the line can mislead on
+    # a plateau). Every fit continues from lo, the largest fitted K below it.
+    def step(g: int) -> int:
+        nonlocal lo, hi
+        if fit(g, lo).score >= target:
+            fits[hi].indices = None
+            hi = g
+            return g - 1
+        lo = g
+        return g + 1
+
+    while hi - lo > 1:
+        width = hi - lo
+        g = int(round(_predict(lo, fits[lo].score, hi, fits[hi].score, target)))
+        nxt = step(min(max(g, lo + 1), hi - 1))
+        if lo < nxt < hi:
+            step(nxt)
+        if hi - lo > 1 and 2 * (hi - lo) > width:
+            step((lo + hi) // 2)
+    return hi, fits[hi], trials, True
+
+
+def _predict(k1: int, p1: float, k2: int, p2: float, target: float) -> float:
+    """K where the line through (log2 k1, p1) and (log2 k2, p2) reaches ``target`` (PSNR grows
+    about linearly in log K: some 2-4 dB per doubling). Halfway (geometrically) when the line is
+    useless (flat, or a lossless end at inf dB)."""
+    if not (math.isfinite(p1) and math.isfinite(p2)) or p2 <= p1:
+        return math.sqrt(k1 * k2)
+    return 2.0 ** (math.log2(k1) + (target - p1) * (math.log2(k2) - math.log2(k1)) / (p2 - p1))
+
+
+def quantize_to_quality(
+    image: Any,
+    target_psnr: float,
+    *,
+    max_colors: int = 256,
+    strict: bool = False,
+    seed: int = 0,
+    search_tol: float | None = None,
+    **options: Any,
+) -> QualityResult:
+    """The smallest K (1..``max_colors``) whose quantized image reaches ``target_psnr``.
+
+    Parameters
+    ----------
+    image : (H, W, 3) or (H, W, 4) uint8 array_like; never modified
+    target_psnr : float > 0, dB (PSNR over the RGB(A) channels, as reported by :func:`engine.quantize`)
+    max_colors : int, 1..256; the largest K tried
+    strict : raise :class:`TargetNotReachedError` instead of returning the ``max_colors`` result
+        when the target is out of reach
+    seed : int >= 0; the same seed gives the same result
+    search_tol : float >= 0, optional
+        Lloyd tolerance of the candidate fits; default :data:`SEARCH_TOL_FACTOR` x ``tol``. The
+        chosen K is then run on to ``tol`` (its PSNR can only move a little, and it is kept
+        only if it still reaches the target). ``search_tol=tol`` fits every candidate fully.
+    **options
+        Every other option of :func:`engine.quantize` (``colorspace``, ``dither``, ``max_iter``,
+        ``tol``, ``init``, ``backend``, ``n_init``, ``palette_order``, ``smooth``): the
+        candidates go through exactly its pipeline. ``init`` applies to the first (cold)
+        candidate; warm-started ones continue with k-means++.
+
+    Returns
+    -------
+    QualityResult
+        ``reached`` is False when ``max_colors`` colours stay below the target; ``quantized`` is
+        then the ``max_colors`` result.
+
+    Raises
+    ------
+    InvalidParameterError
+        A bad parameter.
+    TargetNotReachedError
+        ``strict`` and the target is out of reach.
+    """
+    from .api import MAX_K, _check_int
+
+    t0 = time.perf_counter()
+    target = check_target(target_psnr)
+    max_colors = _check_int("max_colors", max_colors, 1, MAX_K)
+    seed = _check_int("seed", seed, 0)
+    pipe = Pipeline(image, **options)
+    if search_tol is None:
+        search_tol = pipe.tol * SEARCH_TOL_FACTOR
+    else:
+        from .api import _check_tol
+
+        search_tol = _check_tol(search_tol)
+    k, f, trials, reached = search_pipeline(pipe, target, max_colors, lambda k: np.random.default_rng(seed), search_tol)
+    if search_tol != pipe.tol:
+        polished = pipe.polish(f)
+        if not reached or pipe.score(polished) >= target:
+            f = polished
+    q = pipe.finish(f)
+    res = QualityResult(q, k, target, max_colors, reached, trials, time.perf_counter() - t0)
+    if not reached and strict:
+        raise TargetNotReachedError(unreached_message(res), result=res)
+    return res
+
+
+def unreached_message(res: QualityResult) -> str:
+    """One line: the target and what ``max_colors`` colours reach."""
+    return (
+        f"quality target {res.target_psnr:g} dB not reached: {res.max_colors} colours give "
+        f"{res.quantized.psnr:.2f} dB (raise --max-colors, lower --quality, or drop --strict)"
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# TEMPORARY: the quantize pipeline in steps; moves to engine/api.py (and quantize uses it) once
+# the quality-a helper's edits of quantize are in
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Fit:
+    """Centroids fitted for one K, and their stored palette.
+
+    Attributes
+    ----------
+    k : int; centroids : (k', D) float64 in the clustering space (k' = k, or the image's colours)
+    lossless : bool; the image has at most k colours (centroids are then those colours, sRGB)
+    n_iter, converged, inertia : from Lloyd (0, True, 0.0 when lossless)
+    palette : (P, C) uint8; labels : (U,) int32 per colour; entries : (P, C) float32 in the space
+    seconds : dict of stage -> seconds
+    """
+
+    k: int
+    centroids: np.ndarray
+    lossless: bool
+    n_iter: int
+    converged: bool
+    inertia: float
+    palette: np.ndarray
+    labels: np.ndarray
+    entries: np.ndarray
+    timings: dict = field(default_factory=dict)
+    score: float = math.nan
+    indices: np.ndarray | None = None
+    sse: int | None = None
+    delta_e: float | None = None
+
+    @property
+    def colors(self) -> int:
+        return int(self.palette.shape[0])
+
+
+class Pipeline:
+    """:func:`engine.quantize` in reusable steps: prepare the image once, then fit any K
+    (optionally warm-started), score and finish it.
+
+    Parameters are those of :func:`engine.quantize` except ``k`` and ``seed`` (validated here);
+    the randomness is passed to :meth:`fit`.
+    """
+
+    def __init__(
+        self,
+        image: Any,
+        *,
+        max_iter: int | None = None,
+        tol: float | None = None,
+        init: str = "k-means++",
+        backend: str = "numba",
+        colorspace: str = "rgb",
+        dither: str | None = None,
+        n_init: int = 1,
+        palette_order: str = "luma",
+        smooth: float = 0.0,
+    ) -> None:
+        from . import api
+        from .colorspace import COLORSPACES, colors_to_space
+        from .dither import DITHERS
+        from .histogram import build_histogram
+        from .errors import InvalidParameterError
+        from .palette import ORDERS
+
+        self.kern = api._kernels(backend)
+        self.img = api._as_image(image)
+        self.max_iter = api._check_int("max_iter", api.DEFAULT_MAX_ITER if max_iter is None else max_iter, 0)
+        self.tol = api._check_tol(api.DEFAULT_TOL if tol is None else tol)
+        if not (isinstance(init, str) and init in ("k-means++", "random")):
+            raise InvalidParameterError(f"init must be 'k-means++' or 'random', not {api._describe(init)}")
+        self.init = init
+        self.colorspace = api._check_choice("colorspace", colorspace, COLORSPACES)
+        self.dither = api._check_choice("dither", dither, (None, *DITHERS))
+        self.n_init = api._check_int("n_init", n_init, 1, 32)
+        self.palette_order = api._check_choice("palette_order", palette_order, ORDERS)
+        self.smooth = api._check_smooth(smooth)
+        if self.smooth > 0 and self.dither is not None:
+            raise InvalidParameterError("smooth and dither cannot be combined: choose one")
+        self.timings: dict[str, float] = {}
+        t = time.perf_counter()
+        self.hist = build_histogram(self.img, self.kern)
+        self.timings["histogram"] = time.perf_counter() - t
+        t = time.perf_counter()
+        self.X = colors_to_space(self.hist.colors, self.colorspace)
+        if self.colorspace != "rgb":
+            self.timings["colorspace"] = time.perf_counter() - t
+        self.weights = self.hist.counts.astype(np.float64)
+
+    @property
+    def n_colors(self) -> int:
+        return self.hist.n_colors
+
+    def fit(self, k: int, rng: np.random.Generator, start: np.ndarray | None = None, tol: float | None = None) -> Fit:
+        """Centroids for ``k`` colours and their palette.
+
+        ``start`` : (m, D) float64 centroids of a smaller K (m < k) to continue from; the k - m
+        new centres are seeded by k-means++ (whatever ``init``), then Lloyd runs from all k.
+        ``tol`` overrides the pipeline's tolerance for this fit.
+        """
+        from .api import _initial_centroids
+        from .init import kmeans_plusplus
+        from .lloyd import lloyd
+        from .palette import finish_palette, spawn_seeds
+
+        timings: dict[str, float] = {}
+        hist, X, kern = self.hist, self.X, self.kern
+        n_iter, converged, inertia = 0, True, 0.0
+        lossless = hist.n_colors <= k
+        t = time.perf_counter()
+        if lossless:
+            centroids = hist.colors.astype(np.float64)
+            timings["lloyd"] = time.perf_counter() - t
+        else:
+            best = None
+            t_init = t_lloyd = 0.0
+            for g in spawn_seeds(rng, self.n_init):
+                t = time.perf_counter()
+                if start is not None and 0 < start.shape[0] < k:
+                    C0 = kmeans_plusplus(X, self.weights, True, k, g, kern, start=start)
+                else:
+                    C0 = _initial_centroids(self.init, X, self.weights, True, k, g, kern)
+                t_init += time.perf_counter() - t
+                t = time.perf_counter()
+                r = lloyd(X, self.weights, True, C0, self.max_iter, self.tol if tol is None else tol, kern, final_assign=False)
+                t_lloyd += time.perf_counter() - t
+                if best is None or r.inertia < best.inertia:
+                    best = r
+            timings["init"], timings["lloyd"] = t_init, t_lloyd
+            centroids, n_iter, converged, inertia = best.centroids, best.n_iter, best.converged, best.inertia
+        t = time.perf_counter()
+        palette, labels, entries = finish_palette(centroids, X, self.colorspace, kern, self.palette_order, srgb=lossless)
+        timings["palette"] = time.perf_counter() - t
+        return Fit(k, centroids, lossless, n_iter, converged, inertia, palette, labels, entries, timings)
+
+    def polish(self, f: Fit) -> Fit:
+        """Continue Lloyd from a fit's centroids at the pipeline's tolerance (after a fit at a
+        looser one); the k-means cost can only go down. A lossless fit is returned as it is."""
+        from .lloyd import lloyd
+        from .palette import finish_palette
+
+        if f.lossless:
+            return f
+        t = time.perf_counter()
+        r = lloyd(self.X, self.weights, True, f.centroids, self.max_iter, self.tol, self.kern, final_assign=False)
+        timings = dict(f.timings)
+        timings["lloyd"] = timings.get("lloyd", 0.0) + time.perf_counter() - t
+        t = time.perf_counter()
+        palette, labels, entries = finish_palette(r.centroids, self.X, self.colorspace, self.kern, self.palette_order)
+        timings["palette"] = timings.get("palette", 0.0) + time.perf_counter() - t
+        return Fit(f.k, r.centroids, False, f.n_iter + r.n_iter, r.converged, r.inertia, palette, labels, entries, timings)
+
+    def _remap(self, f: Fit) -> None:
+        """Pixel indices, exact squared error and mean delta E of a fit (cached on it)."""
+        from .colorspace import delta_e_histogram
+        from .dither import floyd_steinberg, pixel_errors, smooth_remap
+        from .metrics import squared_error_sum
+        from .remap import gather_indices
+
+        if f.indices is not None:
+            return
+        hist = self.hist
+        h, w, c = self.img.shape
+        t = time.perf_counter()
+        if self.smooth > 0 and not f.lossless:
+            f.indices = smooth_remap(self.X, hist.counts, hist.inverse, f.labels, f.entries, (h, w), self.smooth)
+            f.timings["remap"] = time.perf_counter() - t
+            t = time.perf_counter()
+            f.sse, f.delta_e = pixel_errors(hist.colors, hist.inverse, f.indices, f.palette)
+        elif self.dither is None or f.lossless:
+            f.indices = gather_indices(hist, f.labels, (h, w), self.kern)
+            f.sse = squared_error_sum(hist.colors, hist.counts, f.palette, f.labels)
+            f.timings["remap"] = time.perf_counter() - t
+            t = time.perf_counter()
+            f.delta_e = delta_e_histogram(hist.colors, hist.counts, f.palette, f.labels)
+        else:
+            alpha = hist.colors[:, 3] if c == 4 else None
+            f.indices = floyd_steinberg(self.X, hist.inverse, alpha, f.entries, (h, w))
+            f.timings["remap"] = time.perf_counter() - t
+            t = time.perf_counter()
+            f.sse, f.delta_e = pixel_errors(hist.colors, hist.inverse, f.indices, f.palette)
+        f.timings["delta_e"] = time.perf_counter() - t
+
+    def score(self, f: Fit) -> float:
+        """PSNR (dB) of what :meth:`finish` would return for ``f``, computed on the histogram
+        when the remap is the plain nearest-entry one (no per-pixel pass)."""
+        from .metrics import psnr_from_mse, squared_error_sum
+
+        h, w, c = self.img.shape
+        if f.sse is None and (f.lossless or (self.dither is None and self.smooth == 0)):
+            f.sse = squared_error_sum(self.hist.colors, self.hist.counts, f.palette, f.labels)
+        elif f.sse is None:
+            self._remap(f)
+        return psnr_from_mse(f.sse / (h * w * c))
+
+    def finish(self, f: Fit) -> Any:
+        """The :class:`engine.Quantized` of a fit."""
+        from .api import Quantized
+        from .metrics import bit_accounting, psnr_from_mse
+
+        self._remap(f)
+        h, w, c = self.img.shape
+        mse = f.sse / (h * w * c)
+        timings = dict(self.timings)
+        timings.update(f.timings)
+        return Quantized(
+            palette=f.palette,
+            indices=f.indices,
+            mse=mse,
+            psnr=psnr_from_mse(mse),
+            n_iter=f.n_iter,
+            converged=f.converged,
+            bits=bit_accounting(h, w, c, f.palette.shape[0]),
+            n_colors_in=self.hist.n_colors,
+            timings=timings,
+            delta_e=f.delta_e,
+            colorspace=self.colorspace,
+            dither=self.dither,
+        )

@@ -1,0 +1,176 @@
+"""The quality target: the smallest K reaching a PSNR, found with warm-started fits.
+
+Brute force (an independent :func:`engine.quantize` at every K) is the reference. On an image
+with a clear cluster structure the two must agree exactly; on a photo crop, where neighbouring K
+differ by hundredths of a dB and warm and cold starts land in slightly different local optima,
+the search's own certificate must hold (K reaches the target, K - 1 was fitted and does not) and
+K must sit next to the brute-force answer.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import engine
+from engine.errors import InvalidParameterError, KmpressError
+from engine.metrics import psnr
+from engine.quality import Pipeline, TargetNotReachedError, quantize_to_quality
+
+
+def structured_image(seed: int = 0) -> np.ndarray:
+    """48x48 RGB: six far-apart colours in unequal amounts, +-4 noise (PSNR jumps at K = 2..6)."""
+    rng = np.random.default_rng(seed)
+    base = np.array([[20, 20, 20], [230, 40, 40], [40, 220, 60], [50, 60, 230], [240, 240, 90], [200, 200, 210]])
+    sizes = [700, 550, 400, 300, 200, 154]  # unequal, so every K adds a clearly different amount
+    labels = rng.permutation(np.repeat(np.arange(6), sizes))
+    img = base[labels] + rng.integers(-4, 5, (labels.size, 3))
+    return np.clip(img, 0, 255).astype(np.uint8).reshape(48, 48, 3)
+
+
+def brute_force(img: np.ndarray, kmax: int, **opts) -> list[float]:
+    """PSNR of an independent quantize at K = 1..kmax (index K-1)."""
+    return [engine.quantize(img, k, **opts).psnr for k in range(1, kmax + 1)]
+
+
+def smallest(psnrs: list[float], target: float) -> int | None:
+    return next((k for k, p in enumerate(psnrs, 1) if p >= target), None)
+
+
+@pytest.fixture(scope="module")
+def crop(photos) -> np.ndarray:
+    return np.ascontiguousarray(photos["chelsea"][100:164, 150:246])
+
+
+def test_matches_brute_force_on_a_structured_image():
+    img = structured_image()
+    bf = brute_force(img, 10)
+    # the structure shows: each added block is worth well over 1 dB up to K = 6
+    assert all(bf[i + 1] - bf[i] > 1.0 for i in range(5)), bf
+    targets = [(bf[i] + bf[i + 1]) / 2 for i in range(5)] + [bf[0] - 1.0]
+    for target in targets:
+        want = smallest(bf, target)
+        for search_tol in (None, engine.DEFAULT_TOL):
+            r = quantize_to_quality(img, target, max_colors=10, search_tol=search_tol)
+            assert r.reached
+            assert r.k == want, (target, search_tol, r.k, want, r.visited)
+            assert r.quantized.psnr >= target
+
+
+def test_photo_crop_certificate_and_brute_force(crop):
+    bf = brute_force(crop, 48)
+    for target in (24.0, 29.5, 32.0, 34.0):
+        want = smallest(bf, target)
+        assert want is not None
+        r = quantize_to_quality(crop, target, max_colors=48, search_tol=engine.DEFAULT_TOL)
+        assert r.reached and r.quantized.psnr >= target
+        by_k = {t.k: t for t in r.trials}
+        if r.k > 1:
+            # the certificate: the K just below was fitted and stays under the target
+            assert r.k - 1 in by_k and by_k[r.k - 1].psnr < target
+        assert abs(r.k - want) <= 2, (target, r.k, want, r.visited)
+        # far fewer fits than K values
+        assert len(r.trials) < max(8, want // 2)
+
+
+def test_default_search_tolerance_stays_close(crop):
+    bf = brute_force(crop, 48)
+    for target in (29.5, 33.0):
+        r = quantize_to_quality(crop, target, max_colors=48)
+        assert r.reached and r.quantized.psnr >= target
+        assert abs(r.k - smallest(bf, target)) <= 3
+
+
+def test_reported_psnr_is_that_of_the_pixels(crop):
+    for opts in ({}, {"colorspace": "oklab"}, {"dither": "floyd-steinberg"}):
+        r = quantize_to_quality(crop, 31.0, max_colors=64, **opts)
+        q = r.quantized
+        assert q.psnr == pytest.approx(psnr(crop, q.to_array()), abs=1e-9)
+        assert q.psnr >= 31.0
+        assert q.colorspace == opts.get("colorspace", "rgb") and q.dither == opts.get("dither")
+
+
+def test_deterministic(crop):
+    a = quantize_to_quality(crop, 32.0, seed=7)
+    b = quantize_to_quality(crop, 32.0, seed=7)
+    assert a.k == b.k and a.visited == b.visited
+    assert np.array_equal(a.quantized.palette, b.quantized.palette)
+    assert np.array_equal(a.quantized.indices, b.quantized.indices)
+
+
+def test_unreachable_target_gives_the_max_colors_result(crop):
+    r = quantize_to_quality(crop, 60.0, max_colors=12)
+    assert not r.reached
+    assert r.k == 12 and r.quantized.k <= 12
+    assert r.quantized.psnr < 60.0
+    # the line through the first fits says 60 dB is far: it jumps to max_colors
+    assert r.visited[-1] == 12 and len(r.trials) <= 5
+    with pytest.raises(TargetNotReachedError) as info:
+        quantize_to_quality(crop, 60.0, max_colors=12, strict=True)
+    assert isinstance(info.value, KmpressError)
+    assert "60 dB not reached" in str(info.value) and "12 colours" in str(info.value)
+    assert info.value.result.k == 12
+
+
+def test_error_pickles():
+    import pickle
+
+    e = pickle.loads(pickle.dumps(TargetNotReachedError("no", "a.png")))
+    assert isinstance(e, TargetNotReachedError) and str(e) == "a.png: no"
+
+
+def test_few_colours_reach_any_target_losslessly():
+    rng = np.random.default_rng(1)
+    pal = np.array([[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255]], np.uint8)
+    img = pal[rng.integers(0, 5, (20, 20))]
+    r = quantize_to_quality(img, 80.0)
+    assert r.reached and r.k == 5 and math.isinf(r.quantized.psnr)
+    assert np.array_equal(r.quantized.to_array(), img)
+    r1 = quantize_to_quality(np.zeros((4, 4, 3), np.uint8), 50.0)
+    assert r1.k == 1 and r1.visited == [1]
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"target_psnr": -1}, "target_psnr"),
+        ({"target_psnr": float("nan")}, "target_psnr"),
+        ({"target_psnr": "high"}, "target_psnr"),
+        ({"target_psnr": True}, "target_psnr"),
+        ({"target_psnr": 30, "max_colors": 0}, "max_colors"),
+        ({"target_psnr": 30, "max_colors": 257}, "max_colors"),
+        ({"target_psnr": 30, "colorspace": "hsv"}, "colorspace"),
+        ({"target_psnr": 30, "search_tol": -1}, "tol"),
+    ],
+)
+def test_bad_parameters(kwargs, message):
+    img = structured_image()
+    with pytest.raises(InvalidParameterError, match=message):
+        quantize_to_quality(img, **kwargs)
+
+
+@pytest.mark.parametrize("opts", [{}, {"colorspace": "oklab"}, {"dither": "floyd-steinberg"}, {"smooth": 0.3}])
+def test_pipeline_steps_are_quantize(crop, opts):
+    """A cold fit through the shared pipeline is exactly engine.quantize (the search uses it)."""
+    for k in (1, 9, 40):
+        q = engine.quantize(crop, k, seed=3, **opts)
+        pipe = Pipeline(crop, **opts)
+        f = pipe.fit(k, np.random.default_rng(3))
+        score = pipe.score(f)
+        q2 = pipe.finish(f)
+        assert np.array_equal(q.palette, q2.palette) and np.array_equal(q.indices, q2.indices)
+        assert q.psnr == q2.psnr == score and q.delta_e == q2.delta_e
+        assert (q.n_iter, q.converged) == (q2.n_iter, q2.converged)
+
+
+def test_warm_start_never_raises_the_cost(crop):
+    pipe = Pipeline(crop)
+    prev = None
+    for k in (2, 3, 5, 8, 13, 21):
+        f = pipe.fit(k, np.random.default_rng(0), start=None if prev is None else prev.centroids)
+        if prev is not None:
+            assert f.inertia <= prev.inertia * (1 + 1e-9)
+            # the warm start keeps the old centres as the first ones it starts from
+        prev = f
