@@ -10,6 +10,8 @@ The public API::
 - :func:`read_image` / :func:`write_png` - the I/O stages on their own
 - :func:`compress_many` - many files at once, yielding a report per file as each finishes, on a
   local process pool or any :class:`concurrent.futures.Executor` (e.g. a Dask client's)
+- :func:`quantize_to_quality` - the smallest K whose result reaches a PSNR target (warm-started search)
+- :func:`sweep` - one image at many K in one warm-started pass (the elbow study)
 - :class:`KmpressError` - the base of every error raised on purpose
 """
 
@@ -34,7 +36,9 @@ from .errors import (
 )
 from .io import DEFAULT_MAX_PIXELS, load_image, read_image, write_png
 from .metrics import Bits, bit_accounting, psnr
+from .quality import QualityResult, TargetNotReachedError, quantize_to_quality
 from .sample import sample_path
+from .sweep import SweepRow, sweep
 
 __version__ = "0.1.0"
 
@@ -52,7 +56,10 @@ __all__ = [
     "KMeansResult",
     "KmpressError",
     "MAX_K",
+    "QualityResult",
     "Quantized",
+    "SweepRow",
+    "TargetNotReachedError",
     "bit_accounting",
     "compress",
     "compress_many",
@@ -60,7 +67,9 @@ __all__ = [
     "load_image",
     "psnr",
     "quantize",
+    "quantize_to_quality",
     "read_image",
     "sample_path",
+    "sweep",
     "write_png",
 ]
