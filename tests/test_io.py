@@ -503,14 +503,25 @@ def test_failed_write_leaves_no_partial_file(dirs, snap, monkeypatch):
     src_dir, out_dir = dirs
     src = _valid_png(src_dir / "a.png")
     (out_dir / "a.png").write_bytes(b"previous result")
-    real_save = Image.Image.save
+    real_fdopen = os.fdopen
 
-    def failing_save(self, fp, *args, **kwargs):
-        real_save(self, io.BytesIO(), *args, **kwargs)
-        fp.write(b"\x89PNG partial")
-        raise OSError(28, "No space left on device")
+    class FillsUp:
+        # the temporary file, which takes the first bytes and then finds the disk full
+        def __init__(self, f):
+            self.f = f
 
-    monkeypatch.setattr(Image.Image, "save", failing_save)
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.f.close()
+
+        def write(self, data):
+            self.f.write(b"\x89PNG partial")
+            self.f.flush()
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(engine.io.os, "fdopen", lambda fd, *a, **k: FillsUp(real_fdopen(fd, *a, **k)))
     with pytest.raises(ImageWriteError):
         engine.compress(src, out_dir / "a.png", 4)
     with pytest.raises(ImageWriteError):
