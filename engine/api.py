@@ -238,6 +238,10 @@ class Quantized:
         pixel's colour and its output colour, alpha ignored; 0 when lossless
     colorspace : "rgb" or "oklab"; the space the palette was clustered and matched in
     dither : None or "floyd-steinberg"
+    target_psnr : float or None; the quality target (dB) when K was searched for (``target_psnr=``)
+    target_reached : bool or None; whether the result reaches ``target_psnr`` (False: even
+        ``max_colors`` colours do not, and this is the ``max_colors`` result)
+    search : list of engine.quality.Trial; the K values fitted by the search, in order
     """
 
     palette: np.ndarray
@@ -252,6 +256,9 @@ class Quantized:
     delta_e: float = math.nan
     colorspace: str = "rgb"
     dither: str | None = None
+    target_psnr: float | None = None
+    target_reached: bool | None = None
+    search: list = field(default_factory=list, repr=False)
 
     @property
     def k(self) -> int:
@@ -322,28 +329,9 @@ def _check_strength(strength: Any) -> float:
     return s
 
 
-def _best_start(init, X, weights, k, rng, kern, max_iter, tol, n_init, timings):
-    """Lloyd from ``n_init`` k-means++ (or random) starts; the lowest final inertia wins (ties:
-    the earliest start). Returns the LloydResult."""
-    best = None
-    t_init = t_lloyd = 0.0
-    for g in spawn_seeds(rng, n_init):
-        t = time.perf_counter()
-        C0 = _initial_centroids(init, X, weights, True, k, g, kern)
-        t_init += time.perf_counter() - t
-        t = time.perf_counter()
-        r = lloyd(X, weights, True, C0, max_iter, tol, kern, final_assign=False)
-        t_lloyd += time.perf_counter() - t
-        if best is None or r.inertia < best.inertia:
-            best = r
-    timings["init"] = t_init
-    timings["lloyd"] = t_lloyd
-    return best
-
-
 def quantize(
     image: Any,
-    k: int,
+    k: int | None = None,
     *,
     seed: int = 0,
     max_iter: int = DEFAULT_MAX_ITER,
@@ -356,16 +344,29 @@ def quantize(
     palette_order: str = "luma",
     smooth: float = 0.0,
     dither_strength: float = DEFAULT_DITHER_STRENGTH,
+    target_psnr: float | None = None,
+    max_colors: int = MAX_K,
+    strict: bool = False,
 ) -> Quantized:
-    """Reduce an image to at most ``k`` colours with k-means.
+    """Reduce an image to at most ``k`` colours with k-means, or to the fewest colours that
+    reach a quality target.
 
     Parameters
     ----------
     image : (H, W, 3) or (H, W, 4) uint8 array_like
         RGB or RGBA (clustered in 4-D, so transparency is kept). Never modified.
-    k : int, 1 <= k <= 256
+    k : int, 1 <= k <= 256; or None with ``target_psnr``
     seed, max_iter, tol, init, backend
         As for :func:`kmeans`; ``init`` is "k-means++" or "random".
+    target_psnr : float > 0, optional
+        A quality target in dB instead of ``k``: the smallest K (1..``max_colors``) whose result
+        reaches it, found by a warm-started search (:func:`engine.quality.quantize_to_quality`,
+        which also returns the search's details). The result's ``target_psnr``,
+        ``target_reached`` and ``search`` fields are set.
+    max_colors : int, 1..256; the largest K the search may use
+    strict : with ``target_psnr``: raise :class:`engine.quality.TargetNotReachedError` when
+        ``max_colors`` colours cannot reach the target (default: return that result, with
+        ``target_reached`` False)
     colorspace : "rgb" or "oklab"
         Space in which colours are clustered and matched to the palette: sRGB values as stored,
         or OKLab (perceptual; see :mod:`engine.colorspace`). The palette is stored as sRGB uint8
@@ -395,82 +396,252 @@ def quantize(
         colours. The indices are computed against the stored uint8 palette: without dithering
         each colour gets its nearest entry (in ``colorspace``).
     """
-    kern = _kernels(backend)
-    img = _as_image(image)
-    k = _check_int("k", k, 1, MAX_K)
-    max_iter = _check_int("max_iter", max_iter, 0)
-    tol = _check_tol(tol)
-    rng = _rng(seed)
-    if not (isinstance(init, str) and init in ("k-means++", "random")):
-        raise InvalidParameterError(f"init must be 'k-means++' or 'random', not {_describe(init)}")
-    colorspace = _check_choice("colorspace", colorspace, COLORSPACES)
-    dither = _check_choice("dither", dither, (None, *DITHERS))
-    n_init = _check_int("n_init", n_init, 1, 32)
-    palette_order = _check_choice("palette_order", palette_order, ORDERS)
-    smooth = _check_smooth(smooth)
-    dither_strength = _check_strength(dither_strength)
-    if smooth > 0 and dither is not None:
-        raise InvalidParameterError("smooth and dither cannot be combined: choose one")
-    h, w, c = img.shape
-    timings: dict[str, float] = {}
-
-    t = time.perf_counter()
-    hist = build_histogram(img, kern)
-    timings["histogram"] = time.perf_counter() - t
-    t = time.perf_counter()
-    X = colors_to_space(hist.colors, colorspace)
-    if colorspace != "rgb":
-        timings["colorspace"] = time.perf_counter() - t
-
-    n_iter, converged = 0, True
-    t = time.perf_counter()
-    if hist.n_colors <= k:
-        # exactly the image's colours (as sRGB, whatever the space): lossless
-        centroids = hist.colors.astype(np.float64)
-        timings["lloyd"] = time.perf_counter() - t
-    else:
-        weights = hist.counts.astype(np.float64)
-        r = _best_start(init, X, weights, k, rng, kern, max_iter, tol, n_init, timings)
-        centroids, n_iter, converged = r.centroids, r.n_iter, r.converged
-
-    t = time.perf_counter()
-    lossless = hist.n_colors <= k
-    palette, colour_labels, entries = finish_palette(centroids, X, colorspace, kern, palette_order, srgb=lossless)
-    if smooth > 0 and not lossless:
-        indices = smooth_remap(X, hist.counts, hist.inverse, colour_labels, entries, (h, w), smooth)
-        timings["remap"] = time.perf_counter() - t
-        t = time.perf_counter()
-        sse, de = pixel_errors(hist.colors, hist.inverse, indices, palette)
-        mse = sse / (h * w * c)
-    elif dither is None or lossless:
-        indices = gather_indices(hist, colour_labels, (h, w), kern)
-        mse = squared_error_sum(hist.colors, hist.counts, palette, colour_labels) / (h * w * c)
-        timings["remap"] = time.perf_counter() - t
-        t = time.perf_counter()
-        de = delta_e_histogram(hist.colors, hist.counts, palette, colour_labels)
-    else:
-        alpha = hist.colors[:, 3] if c == 4 else None
-        indices = floyd_steinberg(X, hist.inverse, alpha, entries, (h, w), dither_strength)
-        timings["remap"] = time.perf_counter() - t
-        t = time.perf_counter()
-        sse, de = pixel_errors(hist.colors, hist.inverse, indices, palette)
-        mse = sse / (h * w * c)
-    timings["delta_e"] = time.perf_counter() - t
-
-    return Quantized(
-        palette=palette,
-        indices=indices,
-        mse=mse,
-        psnr=psnr_from_mse(mse),
-        n_iter=n_iter,
-        converged=converged,
-        bits=bit_accounting(h, w, c, palette.shape[0]),
-        n_colors_in=hist.n_colors,
-        timings=timings,
-        delta_e=de,
+    options = dict(
+        max_iter=max_iter,
+        tol=tol,
+        init=init,
+        backend=backend,
         colorspace=colorspace,
         dither=dither,
+        n_init=n_init,
+        palette_order=palette_order,
+        smooth=smooth,
+        dither_strength=dither_strength,
     )
+    if target_psnr is not None:
+        if k is not None:
+            raise InvalidParameterError("give either k or target_psnr, not both")
+        from .quality import quantize_to_quality
+
+        return quantize_to_quality(image, target_psnr, max_colors=max_colors, strict=strict, seed=seed, **options).quantized
+    if k is None:
+        raise InvalidParameterError("k is required (or give target_psnr for a quality target)")
+    if strict or max_colors != MAX_K:
+        raise InvalidParameterError("max_colors and strict go with target_psnr")
+    _kernels(backend)
+    img = _as_image(image)
+    k = _check_int("k", k, 1, MAX_K)
+    rng = _rng(seed)
+    pipe = Pipeline(img, **options)
+    return pipe.finish(pipe.fit(k, rng))
+
+
+@dataclass
+class Fit:
+    """Centroids fitted for one K and their stored palette: a step of :class:`Pipeline`.
+
+    Attributes
+    ----------
+    k : int; colours asked for
+    centroids : (k', D) float64 in the clustering space (k' = k, or the image's own colours)
+    lossless : bool; the image has at most k colours (centroids are then those colours, sRGB)
+    n_iter, converged, inertia : from Lloyd (0, True, 0.0 when lossless); inertia is the k-means
+        cost at Lloyd's last assignment pass, in the clustering space
+    palette : (P, C) uint8; labels : (U,) int32 entry of each distinct colour;
+    entries : (P, C) float32, the palette in the clustering space
+    timings : dict of stage -> seconds
+    score : float; PSNR once :meth:`Pipeline.score` has run
+    indices, sse, delta_e : the remap, filled by :meth:`Pipeline.finish` (or by ``score`` when
+        the error needs the pixels)
+    """
+
+    k: int
+    centroids: np.ndarray
+    lossless: bool
+    n_iter: int
+    converged: bool
+    inertia: float
+    palette: np.ndarray
+    labels: np.ndarray
+    entries: np.ndarray
+    timings: dict = field(default_factory=dict)
+    score: float = math.nan
+    indices: np.ndarray | None = None
+    sse: int | None = None
+    delta_e: float | None = None
+
+    @property
+    def colors(self) -> int:
+        return int(self.palette.shape[0])
+
+
+class Pipeline:
+    """:func:`quantize` in reusable steps: prepare an image once (histogram, points of the
+    clustering space), then :meth:`fit` any K (cold, or warm-started from the centroids of a
+    smaller K), :meth:`score` it and :meth:`finish` it into a :class:`Quantized`.
+
+    ``quantize(image, k)`` is exactly ``Pipeline(image, ...).finish(fit(k, rng))``; the quality
+    search (:mod:`engine.quality`) and the K sweep (:mod:`engine.sweep`) reuse one prepared image
+    for many K.
+
+    Parameters
+    ----------
+    image, max_iter, tol, init, backend, colorspace, dither, n_init, palette_order, smooth,
+    dither_strength : as for :func:`quantize` (validated here)
+    """
+
+    def __init__(
+        self,
+        image: Any,
+        *,
+        max_iter: int = DEFAULT_MAX_ITER,
+        tol: float = DEFAULT_TOL,
+        init: str = "k-means++",
+        backend: Backend = "numba",
+        colorspace: str = "rgb",
+        dither: str | None = None,
+        n_init: int = 1,
+        palette_order: str = "luma",
+        smooth: float = 0.0,
+        dither_strength: float = DEFAULT_DITHER_STRENGTH,
+    ) -> None:
+        self.kern = _kernels(backend)
+        self.img = _as_image(image)
+        self.max_iter = _check_int("max_iter", max_iter, 0)
+        self.tol = _check_tol(tol)
+        if not (isinstance(init, str) and init in ("k-means++", "random")):
+            raise InvalidParameterError(f"init must be 'k-means++' or 'random', not {_describe(init)}")
+        self.init = init
+        self.colorspace = _check_choice("colorspace", colorspace, COLORSPACES)
+        self.dither = _check_choice("dither", dither, (None, *DITHERS))
+        self.n_init = _check_int("n_init", n_init, 1, 32)
+        self.palette_order = _check_choice("palette_order", palette_order, ORDERS)
+        self.smooth = _check_smooth(smooth)
+        self.dither_strength = _check_strength(dither_strength)
+        if self.smooth > 0 and self.dither is not None:
+            raise InvalidParameterError("smooth and dither cannot be combined: choose one")
+        self.timings: dict[str, float] = {}
+        t = time.perf_counter()
+        self.hist = build_histogram(self.img, self.kern)
+        self.timings["histogram"] = time.perf_counter() - t
+        t = time.perf_counter()
+        self.X = colors_to_space(self.hist.colors, self.colorspace)
+        if self.colorspace != "rgb":
+            self.timings["colorspace"] = time.perf_counter() - t
+        self.weights = self.hist.counts.astype(np.float64)
+
+    @property
+    def n_colors(self) -> int:
+        """Distinct colours of the image."""
+        return self.hist.n_colors
+
+    def fit(self, k: int, rng: np.random.Generator, start: np.ndarray | None = None, tol: float | None = None) -> Fit:
+        """Centroids for ``k`` colours (1 <= k <= 256, trusted) and their stored palette.
+
+        Parameters
+        ----------
+        rng : the seeding randomness (``n_init`` starts are spawned from it)
+        start : (m, D) float64 centroids of a smaller K (0 < m < k) to continue from: the k - m
+            new centres are seeded by k-means++ against them (whatever ``init``), then Lloyd
+            runs from all k. Ignored for a lossless fit.
+        tol : overrides the pipeline's tolerance for this fit
+        """
+        timings: dict[str, float] = {}
+        hist, X, kern = self.hist, self.X, self.kern
+        n_iter, converged, inertia = 0, True, 0.0
+        lossless = hist.n_colors <= k
+        t = time.perf_counter()
+        if lossless:
+            # exactly the image's colours (as sRGB, whatever the space): lossless
+            centroids = hist.colors.astype(np.float64)
+            timings["lloyd"] = time.perf_counter() - t
+        else:
+            best = None
+            t_init = t_lloyd = 0.0
+            for g in spawn_seeds(rng, self.n_init):
+                t = time.perf_counter()
+                if start is not None and 0 < start.shape[0] < k:
+                    C0 = kmeans_plusplus(X, self.weights, True, k, g, kern, start=start)
+                else:
+                    C0 = _initial_centroids(self.init, X, self.weights, True, k, g, kern)
+                t_init += time.perf_counter() - t
+                t = time.perf_counter()
+                r = lloyd(X, self.weights, True, C0, self.max_iter, self.tol if tol is None else tol, kern, final_assign=False)
+                t_lloyd += time.perf_counter() - t
+                # the lowest final inertia wins; ties: the earliest start
+                if best is None or r.inertia < best.inertia:
+                    best = r
+            timings["init"], timings["lloyd"] = t_init, t_lloyd
+            centroids, n_iter, converged, inertia = best.centroids, best.n_iter, best.converged, best.inertia
+        t = time.perf_counter()
+        palette, labels, entries = finish_palette(centroids, X, self.colorspace, kern, self.palette_order, srgb=lossless)
+        timings["remap"] = time.perf_counter() - t
+        return Fit(k, centroids, lossless, n_iter, converged, float(inertia), palette, labels, entries, timings)
+
+    def polish(self, f: Fit) -> Fit:
+        """Continue Lloyd from a fit's centroids at the pipeline's tolerance (after a fit at a
+        looser one): the k-means cost can only go down. A lossless fit comes back as it is."""
+        if f.lossless:
+            return f
+        timings = dict(f.timings)
+        t = time.perf_counter()
+        r = lloyd(self.X, self.weights, True, f.centroids, self.max_iter, self.tol, self.kern, final_assign=False)
+        timings["lloyd"] = timings.get("lloyd", 0.0) + time.perf_counter() - t
+        t = time.perf_counter()
+        palette, labels, entries = finish_palette(r.centroids, self.X, self.colorspace, self.kern, self.palette_order)
+        timings["remap"] = time.perf_counter() - t
+        return Fit(f.k, r.centroids, False, f.n_iter + r.n_iter, r.converged, float(r.inertia), palette, labels, entries, timings)
+
+    def _remap(self, f: Fit) -> None:
+        """Pixel indices, exact squared error and mean delta E of a fit (kept on it)."""
+        if f.indices is not None:
+            return
+        hist = self.hist
+        h, w, c = self.img.shape
+        t = time.perf_counter()
+        if self.smooth > 0 and not f.lossless:
+            f.indices = smooth_remap(self.X, hist.counts, hist.inverse, f.labels, f.entries, (h, w), self.smooth)
+            f.timings["remap"] = f.timings.get("remap", 0.0) + time.perf_counter() - t
+            t = time.perf_counter()
+            f.sse, f.delta_e = pixel_errors(hist.colors, hist.inverse, f.indices, f.palette)
+        elif self.dither is None or f.lossless:
+            f.indices = gather_indices(hist, f.labels, (h, w), self.kern)
+            if f.sse is None:
+                f.sse = squared_error_sum(hist.colors, hist.counts, f.palette, f.labels)
+            f.timings["remap"] = f.timings.get("remap", 0.0) + time.perf_counter() - t
+            t = time.perf_counter()
+            f.delta_e = delta_e_histogram(hist.colors, hist.counts, f.palette, f.labels)
+        else:
+            alpha = hist.colors[:, 3] if c == 4 else None
+            f.indices = floyd_steinberg(self.X, hist.inverse, alpha, f.entries, (h, w), self.dither_strength)
+            f.timings["remap"] = f.timings.get("remap", 0.0) + time.perf_counter() - t
+            t = time.perf_counter()
+            f.sse, f.delta_e = pixel_errors(hist.colors, hist.inverse, f.indices, f.palette)
+        f.timings["delta_e"] = time.perf_counter() - t
+
+    def score(self, f: Fit) -> float:
+        """PSNR (dB) of what :meth:`finish` returns for ``f``: on the histogram for the plain
+        nearest-entry remap (no per-pixel pass), on the pixels with dithering or ``smooth``."""
+        h, w, c = self.img.shape
+        if f.sse is None:
+            if f.lossless or (self.dither is None and self.smooth == 0):
+                f.sse = squared_error_sum(self.hist.colors, self.hist.counts, f.palette, f.labels)
+            else:
+                self._remap(f)
+        f.score = psnr_from_mse(f.sse / (h * w * c))
+        return f.score
+
+    def finish(self, f: Fit) -> Quantized:
+        """The :class:`Quantized` of a fit (remaps the pixels if not done yet)."""
+        self._remap(f)
+        h, w, c = self.img.shape
+        mse = f.sse / (h * w * c)
+        timings = dict(self.timings)
+        timings.update(f.timings)
+        return Quantized(
+            palette=f.palette,
+            indices=f.indices,
+            mse=mse,
+            psnr=psnr_from_mse(mse),
+            n_iter=f.n_iter,
+            converged=f.converged,
+            bits=bit_accounting(h, w, c, f.palette.shape[0]),
+            n_colors_in=self.hist.n_colors,
+            timings=timings,
+            delta_e=f.delta_e,
+            colorspace=self.colorspace,
+            dither=self.dither,
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -498,6 +669,10 @@ class CompressReport:
     delta_e : float; mean OKLab distance of the output colours (see :class:`Quantized`)
     colorspace : "rgb" or "oklab"
     dither : None or "floyd-steinberg"
+    target_psnr : float or None; the quality target when K was searched for (``k`` is then the
+        K chosen)
+    target_reached : bool or None; False when ``max_colors`` colours could not reach it
+    search : list of engine.quality.Trial; the K values the search fitted
     """
 
     src: str
@@ -518,6 +693,9 @@ class CompressReport:
     delta_e: float = math.nan
     colorspace: str = "rgb"
     dither: str | None = None
+    target_psnr: float | None = None
+    target_reached: bool | None = None
+    search: list = field(default_factory=list, repr=False)
 
     @property
     def pixels(self) -> int:
@@ -550,6 +728,9 @@ class CompressReport:
             "delta_e": None if math.isnan(self.delta_e) else self.delta_e,
             "colorspace": self.colorspace,
             "dither": self.dither,
+            "target_psnr": self.target_psnr,
+            "target_reached": self.target_reached,
+            "search": [t.as_dict() for t in self.search],
             "timings": dict(self.timings),
         }
 
@@ -564,7 +745,7 @@ def _same_file(a: Path, b: Path) -> bool:
 def compress(
     src: str | os.PathLike,
     dst: str | os.PathLike,
-    k: int,
+    k: int | None = None,
     *,
     seed: int = 0,
     max_iter: int = DEFAULT_MAX_ITER,
@@ -579,6 +760,9 @@ def compress(
     smooth: float = 0.0,
     palette_order: str = "luma",
     dither_strength: float = DEFAULT_DITHER_STRENGTH,
+    target_psnr: float | None = None,
+    max_colors: int = MAX_K,
+    strict: bool = False,
 ) -> CompressReport:
     """Read an image, quantize it to at most ``k`` colours, write an indexed PNG atomically.
 
@@ -586,7 +770,10 @@ def compress(
     ----------
     src : path of any image Pillow reads
     dst : path of the PNG to write; replaced atomically if it exists; never the input itself
-    k : int, 1 <= k <= 256
+    k : int, 1 <= k <= 256; or None with ``target_psnr``
+    target_psnr, max_colors, strict : a quality target instead of ``k``, as for :func:`quantize`;
+        with ``strict``, a target out of reach raises :class:`engine.quality.TargetNotReachedError`
+        (naming ``src``) and nothing is written
     max_pixels : int or None
         Refuse images with more pixels (decompression-bomb guard); default Pillow's limit.
     compress_level : int, 0-9
@@ -601,7 +788,19 @@ def compress(
     """
     t0 = time.perf_counter()
     src_p, dst_p = Path(src), Path(dst)
-    k = _check_int("k", k, 1, MAX_K)
+    if target_psnr is not None:
+        from .quality import check_target
+
+        if k is not None:
+            raise InvalidParameterError("give either k or target_psnr, not both")
+        target_psnr = check_target(target_psnr)
+        max_colors = _check_int("max_colors", max_colors, 1, MAX_K)
+    elif k is None:
+        raise InvalidParameterError("k is required (or give target_psnr for a quality target)")
+    else:
+        k = _check_int("k", k, 1, MAX_K)
+        if strict or max_colors != MAX_K:
+            raise InvalidParameterError("max_colors and strict go with target_psnr")
     compress_level = _check_int("compress_level", compress_level, 0, 9)
     # the quantize options, checked before any work (quantize checks them again, cheaply)
     _check_choice("colorspace", colorspace, COLORSPACES)
@@ -623,9 +822,7 @@ def compress(
     input_bytes = src_p.stat().st_size
     t_read = time.perf_counter() - t
 
-    q = quantize(
-        loaded.pixels,
-        k,
+    options = dict(
         seed=seed,
         max_iter=max_iter,
         tol=tol,
@@ -638,6 +835,16 @@ def compress(
         palette_order=palette_order,
         dither_strength=dither_strength,
     )
+    if target_psnr is not None:
+        from .quality import TargetNotReachedError, quantize_to_quality
+
+        try:
+            found = quantize_to_quality(loaded.pixels, target_psnr, max_colors=max_colors, strict=strict, **options)
+        except TargetNotReachedError as e:
+            raise TargetNotReachedError(e.message, str(src_p), e.result) from None
+        q, k = found.quantized, found.k
+    else:
+        q = quantize(loaded.pixels, k, **options)
 
     t = time.perf_counter()
     out_bytes = write_png(dst_p, q.palette, q.indices, icc_profile=loaded.icc_profile, compress_level=compress_level)
@@ -664,4 +871,7 @@ def compress(
         delta_e=q.delta_e,
         colorspace=q.colorspace,
         dither=q.dither,
+        target_psnr=q.target_psnr,
+        target_reached=q.target_reached,
+        search=list(q.search),
     )

@@ -4,8 +4,8 @@
 image reaches ``target_psnr`` (dB, RGB, measured on exactly what the PNG would hold: after
 rounding to the uint8 palette, the remap and any dithering). It reuses work between candidates:
 
-- the image goes through :class:`engine.api.Pipeline` once: one histogram, one colour-space
-  conversion, shared by every candidate K;
+- the image goes through :class:`engine.api.Pipeline` (the steps of :func:`engine.quantize`)
+  once: one histogram, one colour-space conversion, shared by every candidate K;
 - each candidate K is warm-started: k-means++ *continues* from the centroids already fitted for
   the largest smaller K (:func:`engine.init.kmeans_plusplus` with ``start=``), so Lloyd begins
   close to a solution and converges in a few iterations. Along such a chain the k-means cost never
@@ -263,7 +263,7 @@ def quantize_to_quality(
     TargetNotReachedError
         ``strict`` and the target is out of reach.
     """
-    from .api import MAX_K, _check_int
+    from .api import MAX_K, Pipeline, _check_int
 
     t0 = time.perf_counter()
     target = check_target(target_psnr)
@@ -282,6 +282,7 @@ def quantize_to_quality(
         if not reached or pipe.score(polished) >= target:
             f = polished
     q = pipe.finish(f)
+    q.target_psnr, q.target_reached, q.search = target, reached, trials
     res = QualityResult(q, k, target, max_colors, reached, trials, time.perf_counter() - t0)
     if not reached and strict:
         raise TargetNotReachedError(unreached_message(res), result=res)
@@ -294,227 +295,3 @@ def unreached_message(res: QualityResult) -> str:
         f"quality target {res.target_psnr:g} dB not reached: {res.max_colors} colours give "
         f"{res.quantized.psnr:.2f} dB (raise --max-colors, lower --quality, or drop --strict)"
     )
-
-
-# --------------------------------------------------------------------------------------------
-# TEMPORARY: the quantize pipeline in steps; moves to engine/api.py (and quantize uses it) once
-# the quality-a helper's edits of quantize are in
-# --------------------------------------------------------------------------------------------
-
-
-@dataclass
-class Fit:
-    """Centroids fitted for one K, and their stored palette.
-
-    Attributes
-    ----------
-    k : int; centroids : (k', D) float64 in the clustering space (k' = k, or the image's colours)
-    lossless : bool; the image has at most k colours (centroids are then those colours, sRGB)
-    n_iter, converged, inertia : from Lloyd (0, True, 0.0 when lossless)
-    palette : (P, C) uint8; labels : (U,) int32 per colour; entries : (P, C) float32 in the space
-    seconds : dict of stage -> seconds
-    """
-
-    k: int
-    centroids: np.ndarray
-    lossless: bool
-    n_iter: int
-    converged: bool
-    inertia: float
-    palette: np.ndarray
-    labels: np.ndarray
-    entries: np.ndarray
-    timings: dict = field(default_factory=dict)
-    score: float = math.nan
-    indices: np.ndarray | None = None
-    sse: int | None = None
-    delta_e: float | None = None
-
-    @property
-    def colors(self) -> int:
-        return int(self.palette.shape[0])
-
-
-class Pipeline:
-    """:func:`engine.quantize` in reusable steps: prepare the image once, then fit any K
-    (optionally warm-started), score and finish it.
-
-    Parameters are those of :func:`engine.quantize` except ``k`` and ``seed`` (validated here);
-    the randomness is passed to :meth:`fit`.
-    """
-
-    def __init__(
-        self,
-        image: Any,
-        *,
-        max_iter: int | None = None,
-        tol: float | None = None,
-        init: str = "k-means++",
-        backend: str = "numba",
-        colorspace: str = "rgb",
-        dither: str | None = None,
-        n_init: int = 1,
-        palette_order: str = "luma",
-        smooth: float = 0.0,
-    ) -> None:
-        from . import api
-        from .colorspace import COLORSPACES, colors_to_space
-        from .dither import DITHERS
-        from .histogram import build_histogram
-        from .errors import InvalidParameterError
-        from .palette import ORDERS
-
-        self.kern = api._kernels(backend)
-        self.img = api._as_image(image)
-        self.max_iter = api._check_int("max_iter", api.DEFAULT_MAX_ITER if max_iter is None else max_iter, 0)
-        self.tol = api._check_tol(api.DEFAULT_TOL if tol is None else tol)
-        if not (isinstance(init, str) and init in ("k-means++", "random")):
-            raise InvalidParameterError(f"init must be 'k-means++' or 'random', not {api._describe(init)}")
-        self.init = init
-        self.colorspace = api._check_choice("colorspace", colorspace, COLORSPACES)
-        self.dither = api._check_choice("dither", dither, (None, *DITHERS))
-        self.n_init = api._check_int("n_init", n_init, 1, 32)
-        self.palette_order = api._check_choice("palette_order", palette_order, ORDERS)
-        self.smooth = api._check_smooth(smooth)
-        if self.smooth > 0 and self.dither is not None:
-            raise InvalidParameterError("smooth and dither cannot be combined: choose one")
-        self.timings: dict[str, float] = {}
-        t = time.perf_counter()
-        self.hist = build_histogram(self.img, self.kern)
-        self.timings["histogram"] = time.perf_counter() - t
-        t = time.perf_counter()
-        self.X = colors_to_space(self.hist.colors, self.colorspace)
-        if self.colorspace != "rgb":
-            self.timings["colorspace"] = time.perf_counter() - t
-        self.weights = self.hist.counts.astype(np.float64)
-
-    @property
-    def n_colors(self) -> int:
-        return self.hist.n_colors
-
-    def fit(self, k: int, rng: np.random.Generator, start: np.ndarray | None = None, tol: float | None = None) -> Fit:
-        """Centroids for ``k`` colours and their palette.
-
-        ``start`` : (m, D) float64 centroids of a smaller K (m < k) to continue from; the k - m
-        new centres are seeded by k-means++ (whatever ``init``), then Lloyd runs from all k.
-        ``tol`` overrides the pipeline's tolerance for this fit.
-        """
-        from .api import _initial_centroids
-        from .init import kmeans_plusplus
-        from .lloyd import lloyd
-        from .palette import finish_palette, spawn_seeds
-
-        timings: dict[str, float] = {}
-        hist, X, kern = self.hist, self.X, self.kern
-        n_iter, converged, inertia = 0, True, 0.0
-        lossless = hist.n_colors <= k
-        t = time.perf_counter()
-        if lossless:
-            centroids = hist.colors.astype(np.float64)
-            timings["lloyd"] = time.perf_counter() - t
-        else:
-            best = None
-            t_init = t_lloyd = 0.0
-            for g in spawn_seeds(rng, self.n_init):
-                t = time.perf_counter()
-                if start is not None and 0 < start.shape[0] < k:
-                    C0 = kmeans_plusplus(X, self.weights, True, k, g, kern, start=start)
-                else:
-                    C0 = _initial_centroids(self.init, X, self.weights, True, k, g, kern)
-                t_init += time.perf_counter() - t
-                t = time.perf_counter()
-                r = lloyd(X, self.weights, True, C0, self.max_iter, self.tol if tol is None else tol, kern, final_assign=False)
-                t_lloyd += time.perf_counter() - t
-                if best is None or r.inertia < best.inertia:
-                    best = r
-            timings["init"], timings["lloyd"] = t_init, t_lloyd
-            centroids, n_iter, converged, inertia = best.centroids, best.n_iter, best.converged, best.inertia
-        t = time.perf_counter()
-        palette, labels, entries = finish_palette(centroids, X, self.colorspace, kern, self.palette_order, srgb=lossless)
-        timings["palette"] = time.perf_counter() - t
-        return Fit(k, centroids, lossless, n_iter, converged, inertia, palette, labels, entries, timings)
-
-    def polish(self, f: Fit) -> Fit:
-        """Continue Lloyd from a fit's centroids at the pipeline's tolerance (after a fit at a
-        looser one); the k-means cost can only go down. A lossless fit is returned as it is."""
-        from .lloyd import lloyd
-        from .palette import finish_palette
-
-        if f.lossless:
-            return f
-        t = time.perf_counter()
-        r = lloyd(self.X, self.weights, True, f.centroids, self.max_iter, self.tol, self.kern, final_assign=False)
-        timings = dict(f.timings)
-        timings["lloyd"] = timings.get("lloyd", 0.0) + time.perf_counter() - t
-        t = time.perf_counter()
-        palette, labels, entries = finish_palette(r.centroids, self.X, self.colorspace, self.kern, self.palette_order)
-        timings["palette"] = timings.get("palette", 0.0) + time.perf_counter() - t
-        return Fit(f.k, r.centroids, False, f.n_iter + r.n_iter, r.converged, r.inertia, palette, labels, entries, timings)
-
-    def _remap(self, f: Fit) -> None:
-        """Pixel indices, exact squared error and mean delta E of a fit (cached on it)."""
-        from .colorspace import delta_e_histogram
-        from .dither import floyd_steinberg, pixel_errors, smooth_remap
-        from .metrics import squared_error_sum
-        from .remap import gather_indices
-
-        if f.indices is not None:
-            return
-        hist = self.hist
-        h, w, c = self.img.shape
-        t = time.perf_counter()
-        if self.smooth > 0 and not f.lossless:
-            f.indices = smooth_remap(self.X, hist.counts, hist.inverse, f.labels, f.entries, (h, w), self.smooth)
-            f.timings["remap"] = time.perf_counter() - t
-            t = time.perf_counter()
-            f.sse, f.delta_e = pixel_errors(hist.colors, hist.inverse, f.indices, f.palette)
-        elif self.dither is None or f.lossless:
-            f.indices = gather_indices(hist, f.labels, (h, w), self.kern)
-            f.sse = squared_error_sum(hist.colors, hist.counts, f.palette, f.labels)
-            f.timings["remap"] = time.perf_counter() - t
-            t = time.perf_counter()
-            f.delta_e = delta_e_histogram(hist.colors, hist.counts, f.palette, f.labels)
-        else:
-            alpha = hist.colors[:, 3] if c == 4 else None
-            f.indices = floyd_steinberg(self.X, hist.inverse, alpha, f.entries, (h, w))
-            f.timings["remap"] = time.perf_counter() - t
-            t = time.perf_counter()
-            f.sse, f.delta_e = pixel_errors(hist.colors, hist.inverse, f.indices, f.palette)
-        f.timings["delta_e"] = time.perf_counter() - t
-
-    def score(self, f: Fit) -> float:
-        """PSNR (dB) of what :meth:`finish` would return for ``f``, computed on the histogram
-        when the remap is the plain nearest-entry one (no per-pixel pass)."""
-        from .metrics import psnr_from_mse, squared_error_sum
-
-        h, w, c = self.img.shape
-        if f.sse is None and (f.lossless or (self.dither is None and self.smooth == 0)):
-            f.sse = squared_error_sum(self.hist.colors, self.hist.counts, f.palette, f.labels)
-        elif f.sse is None:
-            self._remap(f)
-        return psnr_from_mse(f.sse / (h * w * c))
-
-    def finish(self, f: Fit) -> Any:
-        """The :class:`engine.Quantized` of a fit."""
-        from .api import Quantized
-        from .metrics import bit_accounting, psnr_from_mse
-
-        self._remap(f)
-        h, w, c = self.img.shape
-        mse = f.sse / (h * w * c)
-        timings = dict(self.timings)
-        timings.update(f.timings)
-        return Quantized(
-            palette=f.palette,
-            indices=f.indices,
-            mse=mse,
-            psnr=psnr_from_mse(mse),
-            n_iter=f.n_iter,
-            converged=f.converged,
-            bits=bit_accounting(h, w, c, f.palette.shape[0]),
-            n_colors_in=self.hist.n_colors,
-            timings=timings,
-            delta_e=f.delta_e,
-            colorspace=self.colorspace,
-            dither=self.dither,
-        )

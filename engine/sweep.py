@@ -156,7 +156,7 @@ def sweep(
     """
     from .api import MAX_K, _check_int
     from .io import encode_png
-    from .quality import Pipeline
+    from .api import Pipeline
 
     seed = _check_int("seed", seed, 0)
     compress_level = _check_int("compress_level", compress_level, 0, 9)

@@ -17,7 +17,8 @@ import pytest
 import engine
 from engine.errors import InvalidParameterError, KmpressError
 from engine.metrics import psnr
-from engine.quality import Pipeline, TargetNotReachedError, quantize_to_quality
+from engine.api import Pipeline
+from engine.quality import TargetNotReachedError, quantize_to_quality
 
 
 def structured_image(seed: int = 0) -> np.ndarray:
@@ -174,3 +175,35 @@ def test_warm_start_never_raises_the_cost(crop):
             assert f.inertia <= prev.inertia * (1 + 1e-9)
             # the warm start keeps the old centres as the first ones it starts from
         prev = f
+
+
+def test_quantize_and_compress_take_a_target(crop, tmp_path):
+    q = engine.quantize(crop, target_psnr=31.0, seed=2)
+    r = quantize_to_quality(crop, 31.0, seed=2)
+    assert np.array_equal(q.palette, r.quantized.palette) and np.array_equal(q.indices, r.quantized.indices)
+    assert q.target_psnr == 31.0 and q.target_reached is True and [t.k for t in q.search] == r.visited
+    plain = engine.quantize(crop, 8)
+    assert plain.target_psnr is None and plain.target_reached is None and plain.search == []
+    for kwargs in ({}, {"k": 8, "target_psnr": 30}, {"k": 8, "max_colors": 16}, {"k": 8, "strict": True}):
+        with pytest.raises(InvalidParameterError):
+            engine.quantize(crop, **kwargs)
+
+    src = tmp_path / "crop.png"
+    from PIL import Image
+
+    Image.fromarray(crop).save(src)
+    rep = engine.compress(src, tmp_path / "out.png", target_psnr=31.0, seed=2)
+    assert rep.k == r.k and rep.colors == r.quantized.k and rep.psnr == pytest.approx(r.quantized.psnr)
+    d = rep.as_dict()
+    assert d["target_psnr"] == 31.0 and d["target_reached"] is True and d["search"][-1]["k"] in r.visited
+    assert engine.compress(src, tmp_path / "k.png", 8).as_dict()["target_psnr"] is None
+    with pytest.raises(TargetNotReachedError) as info:
+        engine.compress(src, tmp_path / "strict.png", target_psnr=70, max_colors=6, strict=True)
+    assert info.value.path == str(src) and str(src) in str(info.value)
+    assert not (tmp_path / "strict.png").exists()
+    rep = engine.compress(src, tmp_path / "loose.png", target_psnr=70, max_colors=6)
+    assert rep.k == 6 and rep.target_reached is False and (tmp_path / "loose.png").exists()
+    for kwargs in ({}, {"k": 8, "target_psnr": 30}, {"k": 8, "strict": True}, {"target_psnr": 30, "max_colors": 0}):
+        with pytest.raises(InvalidParameterError):
+            engine.compress(src, tmp_path / "bad.png", **kwargs)
+    assert not (tmp_path / "bad.png").exists()
