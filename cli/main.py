@@ -24,6 +24,8 @@ EXIT_USAGE = 2
 EXIT_TARGET = 3
 EXIT_INTERRUPTED = 130
 HELP_DEFAULT_K = 16
+HELP_DEFAULT_SPACE = "rgb"
+HELP_DEFAULT_DITHER = False
 
 # Shown in --help without importing the engine; tests/test_cli.py checks they equal the engine's.
 HELP_DEFAULT_MAX_ITER = 300
@@ -169,7 +171,7 @@ SpaceOpt = Annotated[
     Optional[str],
     typer.Option(
         "--space",
-        help="Colour space to cluster in: rgb or oklab (perceptual).  [default: the engine's, see the README]",
+        help=f"Colour space to cluster in: rgb or oklab (perceptual; see the README).  [default: {HELP_DEFAULT_SPACE}]",
         metavar="rgb|oklab",
         show_default=False,
     ),
@@ -178,7 +180,7 @@ DitherOpt = Annotated[
     Optional[bool],
     typer.Option(
         "--dither/--no-dither",
-        help="Floyd-Steinberg error diffusion when remapping.  [default: the engine's, see the README]",
+        help=f"Floyd-Steinberg error diffusion when remapping.  [default: {'--dither' if HELP_DEFAULT_DITHER else '--no-dither'}]",
         show_default=False,
     ),
 ]
@@ -231,7 +233,11 @@ def compress(
     ] = None,
     suffix: Annotated[
         Optional[str],
-        typer.Option("--suffix", help="Text added to the file stem; {k} becomes K.  [default: -k{k}]", show_default=False),
+        typer.Option(
+            "--suffix",
+            help="Text added to the file stem; {k} becomes K, {q} the --quality target.  [default: -k{k}; -q{q} with --quality]",
+            show_default=False,
+        ),
     ] = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs (default: skip them).")] = False,
     jobs: Annotated[
@@ -261,7 +267,7 @@ def compress(
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar and no table; failures still go to stderr.")] = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Compress images to palette PNGs named <stem>-k<K>.png.
+    """Compress images to palette PNGs named <stem>-k<K>.png (<stem>-q<PSNR>.png with --quality).
 
     Existing outputs are skipped unless --force; an input is never overwritten; two inputs that
     would write the same output stop the run before any work. Writes are atomic: an interrupted

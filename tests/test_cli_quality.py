@@ -46,6 +46,17 @@ def test_help_documents_the_options_and_exit_code_3(runner):
     assert climain.EXIT_TARGET == 3
 
 
+def test_help_defaults_match_the_engine():
+    import inspect
+
+    import engine
+
+    params = inspect.signature(engine.compress).parameters
+    assert params["colorspace"].default == climain.HELP_DEFAULT_SPACE
+    assert (params["dither"].default is not None) == climain.HELP_DEFAULT_DITHER
+    assert params["max_colors"].default == engine.MAX_K == 256
+
+
 def test_compress_quality(runner, tmp_path):
     src = crop(tmp_path / "cat.png")
     r = run(runner, "compress", src, "--quality", 31, "--json")
@@ -121,6 +132,14 @@ def test_space_and_dither_reach_the_engine(runner, tmp_path):
     r = run(runner, "compress", src, "-k", 8, "--no-dither", "--json", "--suffix", "-b")
     assert r.exit_code == 0
     assert json.loads(r.stdout)["files"][0]["psnr"] == pytest.approx(engine.quantize(engine.read_image(src), 8, dither=None).psnr)
+
+
+def test_demo_takes_space_and_dither(runner, tmp_path):
+    r = run(runner, "demo", "-o", tmp_path / "d", "--space", "oklab", "--dither", "--json")
+    assert r.exit_code == 0, r.stderr
+    files = json.loads(r.stdout)["files"]
+    assert len(files) == 3
+    assert all(f["colorspace"] == "oklab" and f["dither"] == "floyd-steinberg" for f in files)
 
 
 def test_batch_carries_the_options_to_workers(runner, tmp_path):
