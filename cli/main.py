@@ -440,7 +440,10 @@ def sweep_cmd(
             options["dither"] = "floyd-steinberg" if dither else None
         if not as_json:
             print(f"sweeping {file} at {len(values)} values of K ({values[0]}..{values[-1]}) ...", file=sys.stderr, flush=True)
-        files = write_sweep(file, out_dir, values, **options)
+        from .render import sweep_progress
+
+        with sweep_progress(len(values), _want_progress(False, as_json)) as on_row:
+            files = write_sweep(file, out_dir, values, on_row=on_row, **options)
         if as_json:
             _print_json({"command": "sweep", "src": str(file), **files.as_dict()})
         else:

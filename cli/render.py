@@ -235,3 +235,34 @@ def print_sweep(files: Any, src: str) -> None:
     if files.plot is not None:
         out.print(f"plot: {files.plot}", markup=False)
     out.print(f"{len(files.rows)} values of K in {files.seconds:.1f} s (each K warm-started from the one before)", markup=False)
+
+
+@contextmanager
+def sweep_progress(total: int, enabled: bool):
+    """A rich progress bar on stderr for a sweep: K values done/total, the last K, elapsed, ETA.
+
+    Yields a callback taking an ``engine.sweep.SweepRow``; it does nothing when disabled.
+    """
+    if not enabled or total <= 0:
+        yield lambda row: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    bar = Progress(
+        TextColumn("[bold]sweeping"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        TextColumn("{task.description}"),
+        console=stderr_console(),
+        transient=True,
+    )
+    with bar:
+        task = bar.add_task("", total=total)
+
+        def done(row: Any) -> None:
+            bar.update(task, advance=1, description=f"K={row.k}")
+
+        yield done

@@ -406,10 +406,30 @@ def compress_file(src: str, dst: str, k: int, options: dict[str, Any], threads: 
     except _Terminated:  # pragma: no cover - worker told to stop; write_png has cleaned up
         os._exit(128 + signal.SIGTERM)
     except Exception as e:
+        # Ctrl-C (or SIGTERM) landing inside a compiled numba function comes out as a SystemError
+        # ("returned a result with an exception set") caused by the KeyboardInterrupt: it is the
+        # interrupt, not a failure of this file
+        behind = _interrupt_behind(e)
+        if isinstance(behind, _Terminated):  # pragma: no cover - worker told to stop
+            os._exit(128 + signal.SIGTERM)
+        if behind is not None:
+            raise KeyboardInterrupt() from None
         msg = f"internal error: {type(e).__name__}: {e}"
         return FileResult(src, dst, "error", msg, None, time.perf_counter() - t0, traceback.format_exc())
     finally:
         _IN_TASK = False
+
+
+def _interrupt_behind(e: BaseException) -> BaseException | None:
+    """The KeyboardInterrupt or _Terminated an exception was raised from, if any."""
+    seen = 0
+    cur: BaseException | None = e
+    while cur is not None and seen < 10:
+        if isinstance(cur, (KeyboardInterrupt, _Terminated)):
+            return cur
+        cur = cur.__cause__ or cur.__context__
+        seen += 1
+    return None
 
 
 def _options(seed, max_iter, tol, init, backend, max_pixels, compress_level, quality=None) -> dict[str, Any]:

@@ -225,3 +225,56 @@ def test_info_palette(runner, tmp_path):
     assert not (tmp_path / "pal3.png").exists()
     r = run(runner, "info", png, "--palette", png)
     assert r.exit_code == 1 and "overwrite" in r.stderr
+
+
+def test_real_process_exit_code_3_and_sweep(tmp_path):
+    """The installed command end to end: --strict's exit code, and a sweep's files."""
+    from test_cli_subprocess import run as run_installed
+
+    src = crop(tmp_path / "cat.png")
+    p = run_installed("compress", src, "--quality", 60, "--max-colors", 4, "--strict", cwd=tmp_path)
+    assert p.returncode == 3, p.stderr
+    assert p.stderr.count("\n") == 1 and "60 dB not reached" in p.stderr
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["cat.png"]
+    p = run_installed("sweep", src, "--k", "2..4", "-o", "sw", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert {"cat-sweep.csv", "cat-contact.png"} <= {x.name for x in (tmp_path / "sw").iterdir()}
+
+
+def test_sweep_progress_bar_callbacks():
+    from types import SimpleNamespace
+
+    from cli.render import sweep_progress
+
+    seen = []
+    with sweep_progress(2, True) as on_row:  # drawn on stderr (captured), transient
+        for k in (2, 4):
+            on_row(SimpleNamespace(k=k))
+            seen.append(k)
+    with sweep_progress(2, False) as on_row:
+        on_row(SimpleNamespace(k=2))
+    assert seen == [2, 4]
+
+
+def test_ctrl_c_inside_a_compiled_kernel_is_an_interrupt(monkeypatch, tmp_path):
+    """numba turns a KeyboardInterrupt raised inside a kernel into a SystemError caused by it;
+    a batch must treat that as the interrupt (exit 130), not as a failed file."""
+    import engine.api
+    from engine.batch import compress_file
+
+    def interrupted(*args, **kwargs):
+        try:
+            raise KeyboardInterrupt()
+        except KeyboardInterrupt as e:
+            raise SystemError("CPUDispatcher(...) returned a result with an exception set") from e
+
+    monkeypatch.setattr(engine.api, "compress", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        compress_file(str(tmp_path / "a.png"), str(tmp_path / "b.png"), 8, {})
+
+    def broken(*args, **kwargs):
+        raise SystemError("a real bug")
+
+    monkeypatch.setattr(engine.api, "compress", broken)
+    r = compress_file(str(tmp_path / "a.png"), str(tmp_path / "b.png"), 8, {})
+    assert r.status == "error" and "SystemError: a real bug" in r.message
