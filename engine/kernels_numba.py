@@ -27,7 +27,7 @@ CHUNK = 8192
 BLOCK = 256
 #: Below this many pixel-centroid pairs a kernel runs in the calling thread: starting the thread
 #: pool costs more than the work, and on a busy machine a parallel region waits for every thread.
-SERIAL_WORK = 1 << 20
+SERIAL_WORK = 1 << 22
 #: Below this many pixels a dense 2^24 histogram costs more (zeroing and faulting 64 MB) than a sort.
 DENSE_MIN_PIXELS = 1 << 19
 
@@ -329,7 +329,7 @@ def _block_weights(w, weighted, b0, nb, wb):
 
 @njit(inline="always")
 def _assign_accumulate_body(X, w, weighted, C32, labels, sums_c, wsum_c, changed_c, boxes):
-    """Assign every point to its nearest centroid and accumulate the weighted sums per chunk.
+    """Assign every point to its nearest centroid and keep the weighted sums per chunk.
 
     Parameters
     ----------
@@ -337,14 +337,19 @@ def _assign_accumulate_body(X, w, weighted, C32, labels, sums_c, wsum_c, changed
     w : (N,) float64, IN (ignored unless ``weighted``)
     weighted : bool
     C32 : (K, D) float32, IN; the centroids, for the nearest-centroid search
-    labels : (N,) int32, IN/OUT; previous labels in, new labels out
-    sums_c : (n_chunks, K, D) float64, OUT; weighted coordinate sums per chunk and cluster
-    wsum_c : (n_chunks, K) float64, OUT; weight per chunk and cluster
+    labels : (N,) int32, IN/OUT; previous labels in (-1: none yet), new labels out
+    sums_c : (n_chunks, K, D) float64, IN/OUT; weighted coordinate sums per chunk and cluster
+        of the previous labels in (zeros with labels of -1), of the new labels out
+    wsum_c : (n_chunks, K) float64, IN/OUT; weight per chunk and cluster, likewise
     changed_c : (n_chunks,) int64, OUT; labels that changed per chunk
     boxes : (bmin, bmax) from :func:`block_boxes` of ``X``, IN; lets each block skip the
         centroids that cannot be nearest to any of its points (exact: same labels)
 
-    The inertia is not computed here: the caller gets it exactly from the sums (see lloyd.py).
+    The sums are updated only for the points whose label changed (subtracted from the old cluster,
+    added to the new one): after the first iterations few points move, so an iteration costs
+    little more than the nearest-centroid search. Sums of 8-bit colours times integer counts are
+    exact in float64, so this equals summing afresh. The inertia is not computed here: the caller
+    gets it exactly from the sums (see lloyd.py).
     """
     bmin, bmax = boxes
     D, N = X.shape
@@ -353,48 +358,36 @@ def _assign_accumulate_body(X, w, weighted, C32, labels, sums_c, wsum_c, changed
     for c in prange(nc):
         bd = np.empty(BLOCK, np.float32)
         bk = np.empty(BLOCK, np.int32)
-        wb = np.empty(BLOCK, np.float64)
         cand = np.empty(K, np.int64)
-        # chunk-local sums (K x 5, float64): private to this iteration, so no race, and small
-        # enough to stay in L1 while the chunk's points are scattered into them
-        acc = np.zeros((K, 5), np.float64)
+        # chunk-local copy of this chunk's sums: private to this iteration of the prange, so no
+        # race, and small enough to stay in L1
+        acc = np.empty((K, 5), np.float64)
+        for k in range(K):
+            for j in range(D):
+                acc[k, j] = sums_c[c, k, j]
+            acc[k, 4] = wsum_c[c, k]
         changed = 0
         end = min(N, (c + 1) * CHUNK)
         for b0 in range(c * CHUNK, end, BLOCK):
             nb = min(BLOCK, end - b0)
             ncand = _block_candidates(bmin, bmax, b0 // BLOCK, C32, cand)
             _block_nearest(X, b0, nb, C32, bd, bk, cand, ncand)
-            _block_weights(w, weighted, b0, nb, wb)
-            # Consecutive points (Morton order, or neighbouring pixels) mostly share a label:
-            # sum each run in registers and add it to acc when the label changes, instead of a
-            # read-modify-write of acc per point, whose store-to-load chain costs ~10 cycles.
-            run = bk[0]
-            s0 = s1 = s2 = s3 = sw = 0.0
             for i in range(nb):
                 p = b0 + i
                 k = bk[i]
-                changed += labels[p] != k
-                labels[p] = k
-                if k != run:
-                    acc[run, 0] += s0
-                    acc[run, 1] += s1
-                    acc[run, 2] += s2
-                    acc[run, 3] += s3
-                    acc[run, 4] += sw
-                    run = k
-                    s0 = s1 = s2 = s3 = sw = 0.0
-                wi = wb[i]
-                s0 += wi * np.float64(X[0, p])
-                s1 += wi * np.float64(X[1, p])
-                s2 += wi * np.float64(X[2, p])
-                if D == 4:
-                    s3 += wi * np.float64(X[3, p])
-                sw += wi
-            acc[run, 0] += s0
-            acc[run, 1] += s1
-            acc[run, 2] += s2
-            acc[run, 3] += s3
-            acc[run, 4] += sw
+                old = labels[p]
+                if old != k:
+                    changed += 1
+                    labels[p] = k
+                    wi = w[p] if weighted else 1.0
+                    for j in range(D):
+                        v = wi * np.float64(X[j, p])
+                        acc[k, j] += v
+                        if old >= 0:
+                            acc[old, j] -= v
+                    acc[k, 4] += wi
+                    if old >= 0:
+                        acc[old, 4] -= wi
         for k in range(K):
             for j in range(D):
                 sums_c[c, k, j] = acc[k, j]

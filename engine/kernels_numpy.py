@@ -70,7 +70,7 @@ def _gemm_operands(C32):
 
 
 def assign_accumulate(X, w, weighted, C32, labels, sums_c, wsum_c, changed_c, boxes=None):
-    """See :func:`engine.kernels_numba.assign_accumulate`."""
+    """See :func:`engine.kernels_numba.assign_accumulate` (the baseline sums every chunk afresh)."""
     D, N = X.shape
     K = C32.shape[0]
     m2c, cc = _gemm_operands(C32)

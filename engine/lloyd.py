@@ -51,8 +51,10 @@ class _Workspace:
     def __init__(self, kernels: ModuleType, X: np.ndarray, w: np.ndarray, weighted: bool, k: int) -> None:
         d, n = X.shape
         nc = kernels.n_chunks(n)
-        self.sums_c = np.empty((nc, k, d), np.float64)
-        self.wsum_c = np.empty((nc, k), np.float64)
+        # running per-chunk sums of the current labels (the kernels update them incrementally)
+        self.sums_c = np.zeros((nc, k, d), np.float64)
+        self.wsum_c = np.zeros((nc, k), np.float64)
+        self.chunk = kernels.CHUNK
         self.changed_c = np.empty(nc, np.int64)
         self.boxes = kernels.block_boxes(X)
         self.sum_sq = _weighted_sum_of_squares(X, w, weighted)
@@ -82,14 +84,14 @@ def _weighted_sum_of_squares(X: np.ndarray, w: np.ndarray, weighted: bool) -> fl
     return total
 
 
-def _relocate_empty(kernels, X, w, weighted, C, labels, sums, wsum) -> None:
+def _relocate_empty(kernels, ws, X, w, weighted, C, labels, sums, wsum, eps) -> None:
     """Give every empty cluster the point farthest from its centroid (in place).
 
-    The point leaves its old cluster (whose sums lose it) and alone makes up the empty one.
-    Candidates are taken by decreasing distance, ties by lowest index, so the choice is
-    deterministic; a point is not taken from a cluster it would leave empty.
+    The point leaves its old cluster (whose sums lose it, merged and per chunk) and alone makes
+    up the empty one. Candidates are taken by decreasing distance, ties by lowest index, so the
+    choice is deterministic; a point is not taken from a cluster it would leave empty.
     """
-    empty = np.flatnonzero(wsum <= 0.0)
+    empty = np.flatnonzero(wsum <= eps)
     N = X.shape[1]
     dist = np.empty(N, np.float64)
     kernels.dist_to_assigned(X, C, labels, dist)
@@ -107,14 +109,21 @@ def _relocate_empty(kernels, X, w, weighted, C, labels, sums, wsum) -> None:
                 # every point left sits on its centroid: nothing to move
                 ci = cand.size
                 break
-            if wp <= 0.0 or wsum[old] - wp <= 0.0:
+            if wp <= 0.0 or wsum[old] - wp <= eps:
                 # a weightless point cannot fill a cluster; the last point of one cannot leave it
                 continue
-            x = X[:, p].astype(np.float64)
-            sums[old] -= wp * x
+            wx = wp * X[:, p].astype(np.float64)
+            sums[old] -= wx
             wsum[old] -= wp
-            sums[j] = wp * x
+            sums[j] = wx
             wsum[j] = wp
+            c = p // ws.chunk
+            ws.sums_c[c, old] -= wx
+            ws.wsum_c[c, old] -= wp
+            ws.sums_c[:, j] = 0.0
+            ws.wsum_c[:, j] = 0.0
+            ws.sums_c[c, j] = wx
+            ws.wsum_c[c, j] = wp
             labels[p] = j
             break
 
@@ -148,6 +157,9 @@ def lloyd(
     C = np.array(init, dtype=np.float64, order="C", copy=True)
     labels = np.full(N, -1, np.int32)
     threshold = tol * mean_variance(X, w, weighted) if tol > 0 else 0.0
+    # a cluster is empty when its weight is 0 up to the rounding that the running sums of
+    # non-integer weights can leave behind
+    eps = 1e-12 * (float(w.sum()) if weighted else float(N))
     history: list[float] = []
     converged = False
     stable = False
@@ -159,10 +171,10 @@ def lloyd(
             # these labels produced C: C is already their mean, a fixed point
             converged = stable = True
             break
-        if np.any(wsum <= 0.0):
-            _relocate_empty(kernels, X, w, weighted, C, labels, sums, wsum)
+        if np.any(wsum <= eps):
+            _relocate_empty(kernels, ws, X, w, weighted, C, labels, sums, wsum, eps)
         new = C.copy()
-        filled = wsum > 0.0
+        filled = wsum > eps
         new[filled] = sums[filled] / wsum[filled, None]
         shift = float(((new - C) ** 2).sum())
         C = new

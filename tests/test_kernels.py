@@ -87,8 +87,9 @@ def test_assign_accumulate_matches_numpy(photo_hist, weighted):
     for mod in (kn, kp):
         nc = mod.n_chunks(N)
         labels = np.full(N, -1, np.int32)
-        sums_c = np.empty((nc, K, 3))
-        wsum_c = np.empty((nc, K))
+        # running sums: zero before the first assignment (labels -1)
+        sums_c = np.zeros((nc, K, 3))
+        wsum_c = np.zeros((nc, K))
         changed_c = np.empty(nc, np.int64)
         mod.assign_accumulate(X, w, weighted, C32, labels, sums_c, wsum_c, changed_c, mod.block_boxes(X))
         out[mod.NAME] = (labels, sums_c.sum(0), wsum_c.sum(0), changed_c.sum())
@@ -97,6 +98,29 @@ def test_assign_accumulate_matches_numpy(photo_hist, weighted):
     assert np.array_equal(out["numba"][1], out["numpy"][1])
     assert np.array_equal(out["numba"][2], out["numpy"][2])
     assert out["numba"][3] == out["numpy"][3] == N
+
+
+def test_incremental_sums_equal_fresh_sums(photo_hist):
+    # iterate with moving centroids: the running (incremental) per-chunk sums of the numba kernel
+    # must equal the NumPy baseline's sums computed afresh, exactly (integer colours and counts)
+    X = photo_hist.planar()
+    N = X.shape[1]
+    w = photo_hist.counts.astype(np.float64)
+    rng = np.random.default_rng(4)
+    K = 12
+    state = {}
+    for mod in (kn, kp):
+        nc = mod.n_chunks(N)
+        state[mod.NAME] = (np.full(N, -1, np.int32), np.zeros((nc, K, 3)), np.zeros((nc, K)), np.empty(nc, np.int64))
+    for step in range(5):
+        C32 = rng.integers(0, 256, (K, 3)).astype(np.float32)
+        sums = {}
+        for mod in (kn, kp):
+            labels, sums_c, wsum_c, changed_c = state[mod.NAME]
+            mod.assign_accumulate(X, w, True, C32, labels, sums_c, wsum_c, changed_c, mod.block_boxes(X))
+            sums[mod.NAME] = (labels.copy(), sums_c.sum(0), wsum_c.sum(0), int(changed_c.sum()))
+        for a, b in zip(sums["numba"], sums["numpy"]):
+            assert np.array_equal(a, b)
 
 
 @pytest.mark.parametrize("k", [1, 5, 32])
