@@ -260,7 +260,14 @@ def compress_many_dask(
     plan = paths
     if not isinstance(paths, BatchPlan):
         keys = ("suffix", "recursive", "force")
-        plan = plan_batch(paths, k, out_dir=out_dir, **{key: options.pop(key) for key in keys if key in options})
+        # the quality target names the outputs too (<stem>-q<target>.png); it also stays an option
+        plan = plan_batch(
+            paths,
+            k,
+            out_dir=out_dir,
+            target_psnr=options.get("target_psnr"),
+            **{key: options.pop(key) for key in keys if key in options},
+        )
     with dask_executor(scheduler, timeout=timeout, task=task) as executor:
         for r in compress_many(plan, executor=executor, **options):
             yield _clean_result(r)
