@@ -102,6 +102,15 @@ def _errors(debug: bool):
 
 
 def _prepare_numba_cache() -> None:
+    """Set up numba before the first kernel: its cache folder, and no BLAS probe (see
+    :func:`engine.batch.skip_numba_blas_probe`: 0.4 s of every run where SciPy is installed)."""
+    _numba_cache_dir()
+    from engine.batch import skip_numba_blas_probe
+
+    skip_numba_blas_probe()
+
+
+def _numba_cache_dir() -> None:
     """Make sure numba's compiled kernels can be cached, so that only the first run compiles.
 
     numba caches beside the sources (``engine/__pycache__``) when that is writable, else in the
