@@ -496,6 +496,14 @@ def _options(seed, max_iter, tol, init, backend, max_pixels, compress_level, qua
         # "none" (text, e.g. from the CLI) means no dithering, as None does
         d = None if extra["dither"] in ("none", False) else extra["dither"]
         extra["dither"] = _check_choice("dither", d, (None, *DITHERS))
+    if "n_init" in extra:
+        extra["n_init"] = _check_int("n_init", extra["n_init"], 1, 32)
+    if "smooth" in extra:
+        from .api import _check_smooth
+
+        extra["smooth"] = _check_smooth(extra["smooth"])
+        if extra["smooth"] > 0 and extra.get("dither") is not None:
+            raise InvalidParameterError("smooth and dither cannot be combined: choose one")
     opts.update(extra)
     return opts
 
@@ -530,6 +538,8 @@ def compress_many(
     strict: bool | None = None,
     colorspace: str | None = None,
     dither: str | None = None,
+    n_init: int | None = None,
+    smooth: float | None = None,
 ) -> Iterator[FileResult]:
     """Compress many files; yield one :class:`FileResult` per input as each finishes.
 
@@ -556,7 +566,7 @@ def compress_many(
     target_psnr, max_colors, strict : a quality target instead of K (see :func:`engine.compress`);
         with ``target_psnr`` pass ``k=None`` (or a plan made with it). A file that misses the
         target under ``strict`` is an ``error`` whose ``error_type`` is ``"TargetNotReachedError"``.
-    colorspace, dither : as for :func:`engine.compress`; None keeps the engine's default
+    colorspace, dither, n_init, smooth : as for :func:`engine.compress`; None keeps the engine's default
 
     Yields
     ------
@@ -592,7 +602,7 @@ def compress_many(
         backend,
         DEFAULT_MAX_PIXELS if max_pixels == "default" else max_pixels,
         compress_level,
-        {"target_psnr": target_psnr, "max_colors": max_colors, "strict": strict or None, "colorspace": colorspace, "dither": dither},
+        {"target_psnr": target_psnr, "max_colors": max_colors, "strict": strict or None, "colorspace": colorspace, "dither": dither, "n_init": n_init, "smooth": smooth},
     )
     if jobs is not None:
         from .api import _check_int

@@ -128,6 +128,63 @@ def _relocate_empty(kernels, ws, X, w, weighted, C, labels, sums, wsum, eps) -> 
             break
 
 
+class Lloyd:
+    """The state of one Lloyd run, advanced one iteration at a time by :meth:`step`.
+
+    Parameters
+    ----------
+    X : (D, N) float32, planar points
+    w : (N,) float64 weights (used only when ``weighted``)
+    init : (K, D) float64 starting centroids (not modified)
+    kernels : the backend module
+
+    Attributes
+    ----------
+    C : (K, D) float64 current centroids
+    labels : (N,) int32 labels of the last assignment (-1 before the first)
+    history : inertia of every assignment pass, in order
+    n_iter : centroid updates made
+    """
+
+    def __init__(self, X: np.ndarray, w: np.ndarray, weighted: bool, init: np.ndarray, kernels: ModuleType) -> None:
+        D, N = X.shape
+        self.X, self.w, self.weighted, self.kernels = X, w, weighted, kernels
+        self.ws = _Workspace(kernels, X, w, weighted, init.shape[0])
+        self.C = np.array(init, dtype=np.float64, order="C", copy=True)
+        self.labels = np.full(N, -1, np.int32)
+        # a cluster is empty when its weight is 0 up to the rounding that the running sums of
+        # non-integer weights can leave behind
+        self.eps = 1e-12 * (float(w.sum()) if weighted else float(N))
+        self.history: list[float] = []
+        self.n_iter = 0
+
+    def assign(self) -> tuple[int, np.ndarray, np.ndarray]:
+        """Assign every point to its nearest current centroid: (labels changed, sums, weights)."""
+        inertia, changed, sums, wsum = self.ws.run(self.kernels, self.X, self.w, self.weighted, self.C, self.labels)
+        self.history.append(inertia)
+        return changed, sums, wsum
+
+    def step(self) -> tuple[bool, float]:
+        """One iteration: assign, then move every centroid to the mean of its points.
+
+        Returns ``(stable, shift)``: ``stable`` when no label changed (the centroids are already
+        the means of their points: a fixed point, nothing is moved), else the sum of squared
+        centroid shifts of the update.
+        """
+        changed, sums, wsum = self.assign()
+        if changed == 0:
+            return True, 0.0
+        if np.any(wsum <= self.eps):
+            _relocate_empty(self.kernels, self.ws, self.X, self.w, self.weighted, self.C, self.labels, sums, wsum, self.eps)
+        new = self.C.copy()
+        filled = wsum > self.eps
+        new[filled] = sums[filled] / wsum[filled, None]
+        shift = float(((new - self.C) ** 2).sum())
+        self.C = new
+        self.n_iter += 1
+        return False, shift
+
+
 def lloyd(
     X: np.ndarray,
     w: np.ndarray,
@@ -151,38 +208,14 @@ def lloyd(
         shift (the caller remaps onto a rounded palette anyway); labels are then those of the
         previous centroids
     """
-    D, N = X.shape
-    K = init.shape[0]
-    ws = _Workspace(kernels, X, w, weighted, K)
-    C = np.array(init, dtype=np.float64, order="C", copy=True)
-    labels = np.full(N, -1, np.int32)
+    run = Lloyd(X, w, weighted, init, kernels)
     threshold = tol * mean_variance(X, w, weighted) if tol > 0 else 0.0
-    # a cluster is empty when its weight is 0 up to the rounding that the running sums of
-    # non-integer weights can leave behind
-    eps = 1e-12 * (float(w.sum()) if weighted else float(N))
-    history: list[float] = []
-    converged = False
-    stable = False
-    n_iter = 0
+    converged = stable = False
     for _ in range(max_iter):
-        inertia, changed, sums, wsum = ws.run(kernels, X, w, weighted, C, labels)
-        history.append(inertia)
-        if changed == 0:
-            # these labels produced C: C is already their mean, a fixed point
-            converged = stable = True
-            break
-        if np.any(wsum <= eps):
-            _relocate_empty(kernels, ws, X, w, weighted, C, labels, sums, wsum, eps)
-        new = C.copy()
-        filled = wsum > eps
-        new[filled] = sums[filled] / wsum[filled, None]
-        shift = float(((new - C) ** 2).sum())
-        C = new
-        n_iter += 1
-        if shift <= threshold:
+        stable, shift = run.step()
+        if stable or shift <= threshold:
             converged = True
             break
-    if not stable and (final_assign or not history):
-        inertia, _, _, _ = ws.run(kernels, X, w, weighted, C, labels)
-        history.append(inertia)
-    return LloydResult(C, labels, history[-1], n_iter, converged, history)
+    if not stable and (final_assign or not run.history):
+        run.assign()
+    return LloydResult(run.C, run.labels, run.history[-1], run.n_iter, converged, run.history)

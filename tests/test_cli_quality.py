@@ -278,3 +278,23 @@ def test_ctrl_c_inside_a_compiled_kernel_is_an_interrupt(monkeypatch, tmp_path):
     monkeypatch.setattr(engine.api, "compress", broken)
     r = compress_file(str(tmp_path / "a.png"), str(tmp_path / "b.png"), 8, {})
     assert r.status == "error" and "SystemError: a real bug" in r.message
+
+
+def test_compress_starts_and_smooth_reach_the_engine(runner, tmp_path):
+    # --starts/--smooth give exactly engine.compress(n_init=, smooth=); bad values are usage errors
+    import engine
+
+    src = crop(tmp_path / "cat.png")
+    r = run(runner, "compress", src, "-k", 8, "--starts", 3, "--smooth", 0.3, "-o", tmp_path / "out")
+    assert r.exit_code == 0, r.stderr
+    ref = tmp_path / "ref.png"
+    engine.compress(src, ref, 8, n_init=3, smooth=0.3)
+    assert (tmp_path / "out" / "cat-k8.png").read_bytes() == ref.read_bytes()
+    plain = tmp_path / "plain.png"
+    engine.compress(src, plain, 8)
+    assert plain.read_bytes() != ref.read_bytes()
+    for bad in (["--starts", 0], ["--smooth", -1], ["--smooth", 0.3, "--dither"]):
+        r = run(runner, "compress", src, "-k", 8, *bad, "-o", tmp_path / "bad")
+        assert r.exit_code == 2, (bad, r.exit_code, r.stderr)
+        assert "Traceback" not in r.stderr
+        assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").iterdir())
