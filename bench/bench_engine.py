@@ -210,7 +210,7 @@ def test_png_encode(benchmark, inputs, out_dir, k):
     q = inputs.quantized(k)
     dst = out_dir / f"encode-{k}.png"
     size = measure(
-        benchmark, lambda: write_png(dst, q.palette, q.indices), stage="png", k=k, impl="pillow",
+        benchmark, lambda: write_png(dst, q.palette, q.indices), stage="png", k=k, impl="numba",
         group_by_k=False, **_tag(inputs),
     )
     benchmark.extra_info["bytes"] = size

@@ -82,9 +82,6 @@ def speedup_lines(records: Iterable[Record]) -> list[str]:
         for k in ks:
             numba = med.get((stage, k, "numba"))
             if numba is None:
-                # a stage without backends (PNG encode): its own median only
-                t = med.get((stage, k, "pillow"))
-                rows.append([STAGES[stage], "-" if k is None else str(k), _fmt_time(t), *["-"] * len(present_peers)])
                 continue
             cells = [_fmt_ratio(med.get((stage, k, p)), numba) for p in present_peers]
             rows.append([STAGES[stage], "-" if k is None else str(k), _fmt_time(numba), *cells])
