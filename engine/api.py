@@ -26,7 +26,7 @@ from .colorspace import COLORSPACES, colors_to_space, delta_e_histogram
 from .dither import DITHERS, floyd_steinberg, pixel_errors, smooth_remap
 from .metrics import Bits, bit_accounting, png_bit_depth, psnr_from_mse, squared_error_sum
 from .palette import ORDERS, finish_palette, order_palette, spawn_seeds
-from .remap import gather_indices, nearest_entries
+from .remap import gather_indices
 
 Backend = Literal["numba", "numpy"]
 

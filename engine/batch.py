@@ -928,8 +928,6 @@ def comparison_sheet(panels: list[tuple[str | os.PathLike, str]], dst: str | os.
     """
     from PIL import Image, ImageDraw, ImageFont
 
-    from .io import temp_path
-
     try:
         font = ImageFont.load_default(size=20)  # scalable when Pillow has FreeType
     except (TypeError, OSError, ImportError):  # pragma: no cover - old Pillow or no FreeType
@@ -952,20 +950,9 @@ def comparison_sheet(panels: list[tuple[str | os.PathLike, str]], dst: str | os.
         sheet.paste(tile, (x, gap))
         draw.text((x + 2, height + gap + 4), label, fill="black", font=font)
         x += tile.width + gap
-    dst = Path(dst)
-    tmp = temp_path(dst)
-    try:
-        sheet.save(tmp, format="PNG")
-        os.replace(tmp, dst)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise ImageWriteError(f"cannot write: {e.strerror or e}", str(dst)) from None
-        raise
-    return dst
+    from .io import atomic_write
+
+    return atomic_write(dst, lambda tmp: sheet.save(tmp, format="PNG"))
 
 
 #: The colour counts ``kmpress demo`` shows.

@@ -15,6 +15,7 @@ import warnings
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
@@ -324,15 +325,31 @@ def write_png(
     thread count. The data go to a hidden temporary file in the same folder, which is renamed
     over ``dst`` only when complete.
     """
-    dst = Path(dst)
     data = encode_png(palette, indices, icc_profile=icc_profile, compress_level=compress_level)
-    tmp = _temp_path(dst)
-    try:
+
+    def save(tmp: Path) -> None:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
             os.fsync(f.fileno())
+
+    return atomic_write(dst, save).stat().st_size
+
+
+def atomic_write(dst: str | os.PathLike, save: Callable[[Path], None]) -> Path:
+    """Write ``dst`` all or nothing: ``save(tmp)`` writes a hidden temporary file beside it, which
+    is renamed over ``dst`` only once complete, and removed on any failure (or Ctrl-C).
+
+    Raises
+    ------
+    ImageWriteError
+        The folder is missing or not writable, the disk is full, ...; ``dst`` is then untouched.
+    """
+    dst = Path(dst)
+    tmp = _temp_path(dst)
+    try:
+        save(tmp)
         os.replace(tmp, dst)
     except BaseException as e:
         try:
@@ -346,7 +363,7 @@ def write_png(
         if isinstance(e, OSError):
             raise ImageWriteError(f"cannot write: {e.strerror or e}", str(dst)) from None
         raise
-    return dst.stat().st_size
+    return dst
 
 
 def expected_bit_depth(palette_size: int) -> int:

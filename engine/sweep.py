@@ -198,21 +198,9 @@ def sweep(
 
 
 def _atomic_save(dst: Path, save: Callable[[Path], None]) -> Path:
-    from .io import temp_path
+    from .io import atomic_write
 
-    tmp = temp_path(dst)
-    try:
-        save(tmp)
-        os.replace(tmp, dst)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise ImageWriteError(f"cannot write: {e.strerror or e}", str(dst)) from None
-        raise
-    return dst
+    return atomic_write(dst, save)
 
 
 CSV_FIELDS = ("k", "colors", "inertia", "psnr", "delta_e", "bytes", "seconds", "encode_seconds", "n_iter", "converged")
