@@ -138,6 +138,23 @@ def error_line(message: str) -> None:
     print(f"kmpress: {message}", file=sys.stderr, flush=True)
 
 
+def _progress_bar(verb: str):
+    """A transient rich progress bar on stderr: verb, bar, done/total, elapsed, ETA, description."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return Progress(
+        TextColumn(f"[bold]{verb}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+        TextColumn("{task.description}"),
+        console=stderr_console(),
+        transient=True,
+    )
+
+
 @contextmanager
 def progress(total: int, enabled: bool):
     """A rich progress bar on stderr: files done/total, current file, elapsed, ETA.
@@ -148,20 +165,8 @@ def progress(total: int, enabled: bool):
     if not enabled or total <= 0:
         yield (lambda path: None), (lambda path: None)
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
     running: dict[str, None] = {}  # ordered set of full paths (a crashed file may start twice)
-    bar = Progress(
-        TextColumn("[bold]compressing"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        TextColumn("{task.description}"),
-        console=stderr_console(),
-        transient=True,
-    )
+    bar = _progress_bar("compressing")
     with bar:
         task = bar.add_task("", total=total)
 
@@ -246,19 +251,7 @@ def sweep_progress(total: int, enabled: bool):
     if not enabled or total <= 0:
         yield lambda row: None
         return
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-    bar = Progress(
-        TextColumn("[bold]sweeping"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        TextColumn("{task.description}"),
-        console=stderr_console(),
-        transient=True,
-    )
+    bar = _progress_bar("sweeping")
     with bar:
         task = bar.add_task("", total=total)
 
