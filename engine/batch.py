@@ -850,10 +850,12 @@ def describe_image(path: str | os.PathLike, against: str | os.PathLike | None = 
     ImageReadError
         A file is missing, not an image or corrupt; or the two images differ in size.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
+
+    from .io import reading
 
     p = Path(path)
-    try:
+    with reading(p):
         size = p.stat().st_size
         with Image.open(p) as im:
             info: dict[str, Any] = {
@@ -870,14 +872,6 @@ def describe_image(path: str | os.PathLike, against: str | os.PathLike | None = 
             colours = im.getcolors(maxcolors=256) if im.width * im.height <= (max_pixels or 1 << 62) else None
             info["colors_used"] = len(colours) if colours is not None else None
             bits = {"1": 1, "I;16": 16, "I;16B": 16, "I": 32, "F": 32}.get(im.mode, 8)
-    except FileNotFoundError:
-        raise ImageReadError("no such file", str(p)) from None
-    except IsADirectoryError:
-        raise ImageReadError("is a folder, not an image", str(p)) from None
-    except UnidentifiedImageError:
-        raise ImageReadError("not an image (or a format Pillow cannot read)", str(p)) from None
-    except (OSError, ValueError, SyntaxError) as e:
-        raise ImageReadError(f"cannot read: {e}", str(p)) from None
     hdr = _png_header(p) if info["format"] == "PNG" else None
     if hdr is not None:
         bits = hdr["bit_depth"]

@@ -13,9 +13,10 @@ import struct
 import threading
 import warnings
 import zlib
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
@@ -121,6 +122,24 @@ def _to_rgb_or_rgba(im: Image.Image) -> tuple[np.ndarray, bool]:
     return np.array(im.convert("RGB")), False
 
 
+@contextmanager
+def reading(path: Path) -> Iterator[None]:
+    """Turn what opening or reading ``path`` can raise (from the OS or Pillow) into one-line
+    :class:`ImageReadError` s naming the file. Errors of kmpress's own pass through."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise ImageReadError("no such file", str(path)) from None
+    except IsADirectoryError:
+        raise ImageReadError("is a folder, not an image", str(path)) from None
+    except PermissionError:
+        raise ImageReadError("permission denied", str(path)) from None
+    except UnidentifiedImageError:
+        raise ImageReadError("not an image (or a format Pillow cannot read)", str(path)) from None
+    except (OSError, ValueError, SyntaxError) as e:
+        raise ImageReadError(f"cannot read: {e}", str(path)) from None
+
+
 def load_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> LoadedImage:
     """Read any image Pillow can read; see :class:`LoadedImage`.
 
@@ -132,18 +151,8 @@ def load_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_
         It has more than ``max_pixels`` pixels (checked before decoding).
     """
     p = Path(path)
-    try:
+    with reading(p):
         im = _open(p, max_pixels)
-    except FileNotFoundError:
-        raise ImageReadError("no such file", str(p)) from None
-    except IsADirectoryError:
-        raise ImageReadError("is a folder, not an image", str(p)) from None
-    except PermissionError:
-        raise ImageReadError("permission denied", str(p)) from None
-    except UnidentifiedImageError:
-        raise ImageReadError("not an image (or a format Pillow cannot read)", str(p)) from None
-    except OSError as e:
-        raise ImageReadError(f"cannot read: {e}", str(p)) from None
     try:
         with im:
             fmt = im.format

@@ -394,10 +394,12 @@ def image_palette(path: str | os.PathLike) -> np.ndarray:
     ImageReadError
         The file is missing, not an image, or has no palette and more than 256 colours.
     """
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
+
+    from .io import reading
 
     p = Path(path)
-    try:
+    with reading(p):
         with Image.open(p) as im:
             if im.mode in ("P", "PA"):
                 pal = np.frombuffer(im.palette.tobytes(), np.uint8)
@@ -416,14 +418,6 @@ def image_palette(path: str | os.PathLike) -> np.ndarray:
                 return entries
             rgba = im.convert("RGBA")
             colours = rgba.getcolors(maxcolors=256)
-    except FileNotFoundError:
-        raise ImageReadError("no such file", str(p)) from None
-    except IsADirectoryError:
-        raise ImageReadError("is a folder, not an image", str(p)) from None
-    except UnidentifiedImageError:
-        raise ImageReadError("not an image (or a format Pillow cannot read)", str(p)) from None
-    except (OSError, ValueError, SyntaxError) as e:
-        raise ImageReadError(f"cannot read: {e}", str(p)) from None
     if colours is None:
         raise ImageReadError("has no palette and more than 256 colours (compress it with kmpress first)", str(p))
     colours.sort(key=lambda c: (-c[0], c[1]))
