@@ -18,14 +18,14 @@ import numpy as np
 
 from . import kernels_numpy
 from .errors import ImageWriteError, InvalidParameterError
-from .histogram import Histogram, build_histogram
+from .histogram import build_histogram
 from .init import kmeans_plusplus, random_init
 from .io import DEFAULT_MAX_PIXELS, load_image, write_png
 from .lloyd import lloyd
 from .colorspace import COLORSPACES, colors_to_space, delta_e_histogram
 from .dither import DITHERS, floyd_steinberg, pixel_errors, smooth_remap
 from .metrics import Bits, bit_accounting, png_bit_depth, psnr_from_mse, squared_error_sum
-from .palette import ORDERS, finish_palette, order_palette, spawn_seeds
+from .palette import ORDERS, finish_palette, spawn_seeds
 from .remap import gather_indices
 
 Backend = Literal["numba", "numpy"]
@@ -288,18 +288,6 @@ def _as_image(image: Any) -> np.ndarray:
     if not a.flags.c_contiguous or not a.flags.writeable:
         a = np.array(a, order="C", copy=True)
     return a
-
-
-def _order_palette(palette: np.ndarray) -> np.ndarray:
-    """Permutation putting palette entries in order of luma (then R, G, B, A); see
-    :func:`engine.palette.order_palette`."""
-    return order_palette(palette, "luma")
-
-
-def _finish_palette(centroids: np.ndarray, X: np.ndarray, hist: Histogram, kern) -> tuple[np.ndarray, np.ndarray]:
-    """RGB palette finishing (kept for callers of the old name); see :func:`engine.palette.finish_palette`."""
-    palette, labels, _ = finish_palette(centroids, X, "rgb", kern)
-    return palette, labels
 
 
 def _check_choice(name: str, value: Any, choices: tuple) -> Any:

@@ -22,6 +22,7 @@ import numpy as np
 from numba import njit, prange
 
 from .colorspace import oklab_of_colors
+from .kernels_numba import dist_to_assigned
 
 DITHERS = ("floyd-steinberg",)
 
@@ -313,19 +314,6 @@ def _smooth_kernel(Xt, inverse, labels, best_d, entries, lam, h, w, out):
             out[p] = pick
 
 
-@njit(parallel=True, cache=True)
-def _dist_to_label(X, labels, entries, out):
-    D, U = X.shape
-    for c in prange((U + CHUNK - 1) // CHUNK):
-        for i in range(c * CHUNK, min(U, (c + 1) * CHUNK)):
-            k = labels[i]
-            d = 0.0
-            for j in range(D):
-                t = np.float64(X[j, i]) - entries[k, j]
-                d += t * t
-            out[i] = d
-
-
 def smooth_remap(
     X: np.ndarray,
     counts: np.ndarray,
@@ -358,7 +346,7 @@ def smooth_remap(
     ent = np.ascontiguousarray(entries, dtype=np.float64)
     lab = np.ascontiguousarray(labels, dtype=np.int32)
     best_d = np.empty(X.shape[1], np.float64)
-    _dist_to_label(X, lab, ent, best_d)
+    dist_to_assigned(X, ent, lab, best_d)
     lam = float(strength) * float(best_d @ counts.astype(np.float64)) / float(counts.sum())
     out = np.empty(h * w, np.uint8)
     _smooth_kernel(np.ascontiguousarray(X.T), np.ascontiguousarray(inverse, dtype=np.int32), lab, best_d, ent, lam, h, w, out)

@@ -13,6 +13,19 @@ from types import ModuleType
 import numpy as np
 
 
+def spread_table(stride: int) -> np.ndarray:
+    """(256,) uint32: bit b of a byte moved to bit ``stride * b``.
+
+    OR-ing a colour's C spread channels (channel 0 shifted most) gives its Morton (Z-order) code,
+    the histogram key of both backends.
+    """
+    v = np.arange(256, dtype=np.uint32)
+    out = np.zeros(256, np.uint32)
+    for b in range(8):
+        out |= ((v >> b) & 1) << (stride * b)
+    return out
+
+
 @dataclass(frozen=True)
 class Histogram:
     """The distinct colours of an image.

@@ -373,8 +373,3 @@ def atomic_write(dst: str | os.PathLike, save: Callable[[Path], None]) -> Path:
             raise ImageWriteError(f"cannot write: {e.strerror or e}", str(dst)) from None
         raise
     return dst
-
-
-def expected_bit_depth(palette_size: int) -> int:
-    """Bit depth :func:`write_png` uses for a palette of this size."""
-    return png_bit_depth(palette_size)

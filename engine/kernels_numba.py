@@ -19,6 +19,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
+from .histogram import spread_table
+
 #: Points per chunk of work. Fixed (never derived from the thread count) so that partial sums,
 #: and hence results, do not depend on how many threads run.
 CHUNK = 8192
@@ -44,17 +46,8 @@ def n_chunks(n: int) -> int:
 # --------------------------------------------------------------------------------------------
 
 
-def _spread_table(stride: int) -> np.ndarray:
-    # bit b of a byte moves to bit stride*b: OR-ing the C spread bytes gives the Morton code
-    v = np.arange(256, dtype=np.uint32)
-    out = np.zeros(256, np.uint32)
-    for b in range(8):
-        out |= ((v >> b) & 1) << (stride * b)
-    return out
-
-
-SPREAD3 = _spread_table(3)
-SPREAD4 = _spread_table(4)
+SPREAD3 = spread_table(3)
+SPREAD4 = spread_table(4)
 
 
 @njit(inline="always")
@@ -319,12 +312,6 @@ def _block_nearest(X, b0, nb, C32, bd, bk, cand, ncand):
                 lt = d < o
                 bk[i] = k if lt else bk[i]
                 bd[i] = d if lt else o
-
-
-@njit(inline="always")
-def _block_weights(w, weighted, b0, nb, wb):
-    for i in range(nb):
-        wb[i] = w[b0 + i] if weighted else 1.0
 
 
 @njit(inline="always")

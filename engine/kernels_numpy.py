@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .histogram import spread_table
+
 CHUNK = 65536
 NAME = "numpy"
 
@@ -26,15 +28,7 @@ def _bounds(n: int):
         yield c, c * CHUNK, min(n, (c + 1) * CHUNK)
 
 
-def _spread_table(stride: int) -> np.ndarray:
-    v = np.arange(256, dtype=np.uint32)
-    out = np.zeros(256, np.uint32)
-    for b in range(8):
-        out |= ((v >> b) & 1) << (stride * b)
-    return out
-
-
-_SPREAD = {3: _spread_table(3), 4: _spread_table(4)}
+_SPREAD = {3: spread_table(3), 4: spread_table(4)}
 
 
 def histogram(px):
