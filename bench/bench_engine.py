@@ -20,11 +20,11 @@ import pytest
 
 from bench import peers
 from bench.summary import KS, group_name
-from engine import DEFAULT_MAX_ITER, DEFAULT_TOL, compress, kernels_numba, kernels_numpy, write_png
-from engine.histogram import build_histogram
-from engine.init import kmeans_plusplus
-from engine.lloyd import Lloyd, lloyd
-from engine.remap import gather_indices, nearest_entries
+from kmpress import DEFAULT_MAX_ITER, DEFAULT_TOL, compress, kernels_numba, kernels_numpy, write_png
+from kmpress.histogram import build_histogram
+from kmpress.init import kmeans_plusplus
+from kmpress.lloyd import Lloyd, lloyd
+from kmpress.remap import gather_indices, nearest_entries
 
 KERNELS = {"numba": kernels_numba, "numpy": kernels_numpy}
 BACKENDS = tuple(KERNELS)
@@ -206,7 +206,7 @@ def test_remap(benchmark, inputs, k, impl):
 
 @pytest.mark.parametrize("k", KS)
 def test_png_encode(benchmark, inputs, out_dir, k):
-    """engine.write_png of the quantized photo at the default zlib level (atomic write included)."""
+    """kmpress.write_png of the quantized photo at the default zlib level (atomic write included)."""
     q = inputs.quantized(k)
     dst = out_dir / f"encode-{k}.png"
     size = measure(
@@ -220,7 +220,7 @@ def test_png_encode(benchmark, inputs, out_dir, k):
 @pytest.mark.parametrize("impl", BACKENDS)
 @pytest.mark.parametrize("k", KS)
 def test_compress(benchmark, photo_path, inputs, out_dir, k, impl):
-    """engine.compress of the JPEG to an indexed PNG: decode, histogram, seeding, Lloyd, remap, encode."""
+    """kmpress.compress of the JPEG to an indexed PNG: decode, histogram, seeding, Lloyd, remap, encode."""
     dst = out_dir / f"compress-{impl}-{k}.png"
     rep = measure(benchmark, lambda: compress(photo_path, dst, k, backend=impl), stage="compress", k=k, impl=impl, **_tag(inputs))
     benchmark.extra_info.update(n_iter=rep.n_iter, bytes=rep.output_bytes, psnr=rep.psnr, stages=rep.timings)

@@ -58,8 +58,8 @@ def _decode(path: Path) -> np.ndarray:
 
 
 def _measure(img: np.ndarray, path: Path, seconds: float) -> Measure:
-    from engine import psnr
-    from engine.colorspace import delta_e
+    from kmpress import psnr
+    from kmpress.colorspace import delta_e
 
     out = _decode(path)
     return Measure(psnr(img, out), delta_e(img, out), path.stat().st_size, seconds)
@@ -67,11 +67,11 @@ def _measure(img: np.ndarray, path: Path, seconds: float) -> Measure:
 
 def ours(img: np.ndarray, k: int, kwargs: dict, dst: Path, level: int) -> Measure:
     """Quantize and write with kmpress; figures from the decoded file."""
-    import engine
+    import kmpress
 
     t = time.perf_counter()
-    q = engine.quantize(img, k, **kwargs)
-    engine.write_png(dst, q.palette, q.indices, compress_level=level)
+    q = kmpress.quantize(img, k, **kwargs)
+    kmpress.write_png(dst, q.palette, q.indices, compress_level=level)
     return _measure(img, dst, time.perf_counter() - t)
 
 
@@ -89,7 +89,7 @@ def pngquant(src: Path, img: np.ndarray, k: int, dither: bool, dst: Path) -> Mea
 
 
 def run(photos: list[str], ks: list[int], configs: list[str], level: int) -> str:
-    import engine
+    import kmpress
 
     have_pq = shutil.which("pngquant") is not None
     rows = [
@@ -101,7 +101,7 @@ def run(photos: list[str], ks: list[int], configs: list[str], level: int) -> str
         tmp = Path(tmp)
         for name in photos:
             src = ROOT / "tests" / "data" / f"{name}.png"
-            img = engine.read_image(src)
+            img = kmpress.read_image(src)
             for k in ks:
                 pq = {d: pngquant(src, img, k, d, tmp / f"pq-{d}.png") for d in (False, True)}
                 for label, kw in chosen:

@@ -42,7 +42,7 @@ def photo(bench_size: str) -> np.ndarray:
     the JPEG round trip that the whole-``compress`` benchmark reads smooths the noise down to
     ~0.4 M colours, which would flatter the histogram-path kernels.
     """
-    from engine import read_image
+    from kmpress import read_image
 
     path = photo_file(bench_size, "png")
     img = read_image(path)
@@ -62,15 +62,15 @@ class Inputs:
 
     Attributes
     ----------
-    hist : engine.histogram.Histogram of the photo
+    hist : kmpress.histogram.Histogram of the photo
     hist_X : (3, U) float32 planar distinct colours
     hist_w : (U,) float64 their counts
     pixels : (3, H*W) float32 planar, every pixel
     """
 
     def __init__(self, photo: np.ndarray) -> None:
-        from engine import kernels_numba
-        from engine.histogram import build_histogram
+        from kmpress import kernels_numba
+        from kmpress.histogram import build_histogram
 
         self.photo = photo
         self.hist = build_histogram(photo, kernels_numba)
@@ -86,8 +86,8 @@ class Inputs:
     def c0(self, k: int) -> np.ndarray:
         """(k, 3) float64 starting centroids shared by every implementation: weighted k-means++
         on the histogram (numba, seed :data:`SEED`), as ``quantize`` computes them."""
-        from engine import kernels_numba
-        from engine.init import kmeans_plusplus
+        from kmpress import kernels_numba
+        from kmpress.init import kmeans_plusplus
 
         return kmeans_plusplus(self.hist_X, self.hist_w, True, k, np.random.default_rng(SEED), kernels_numba)
 
@@ -95,17 +95,17 @@ class Inputs:
     def converged_iters(self, k: int) -> int:
         """Lloyd iterations numba needs from :meth:`c0` with the default tolerance (the iteration
         count given to scikit-learn in the to-convergence group)."""
-        from engine import DEFAULT_MAX_ITER, DEFAULT_TOL, kernels_numba
-        from engine.lloyd import lloyd
+        from kmpress import DEFAULT_MAX_ITER, DEFAULT_TOL, kernels_numba
+        from kmpress.lloyd import lloyd
 
         r = lloyd(self.hist_X, self.hist_w, True, self.c0(k), DEFAULT_MAX_ITER, DEFAULT_TOL, kernels_numba, final_assign=False)
         return max(1, r.n_iter)
 
     @lru_cache(maxsize=None)
     def quantized(self, k: int):
-        """engine.quantize of the photo at ``k`` (numba): the palette and indices the PNG encode
+        """kmpress.quantize of the photo at ``k`` (numba): the palette and indices the PNG encode
         and the remap work on."""
-        from engine import quantize
+        from kmpress import quantize
 
         return quantize(self.photo, k, seed=SEED)
 
@@ -142,9 +142,9 @@ def jit(tmp_path_factory: pytest.TempPathFactory) -> None:
     """
     from bench import peers
     from bench.summary import KS
-    from engine import kernels_numba, kernels_numpy, quantize, write_png
-    from engine.histogram import build_histogram
-    from engine.lloyd import lloyd
+    from kmpress import kernels_numba, kernels_numpy, quantize, write_png
+    from kmpress.histogram import build_histogram
+    from kmpress.lloyd import lloyd
 
     rng = np.random.default_rng(1)
     dense_min = int(getattr(kernels_numba, "DENSE_MIN_PIXELS", 1 << 19))

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from bench.photos import photo_file
-from engine import compress_many
+from kmpress import compress_many
 
 
 def run(files, out: Path, **kw):

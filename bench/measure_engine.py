@@ -14,12 +14,12 @@ from pathlib import Path
 import numpy as np
 
 from bench.photos import photo_file
-from engine import kernels_numba as kn
-from engine import kernels_numpy as kp
-from engine import quantize, read_image
-from engine.histogram import build_histogram
-from engine.init import kmeans_plusplus
-from engine.lloyd import lloyd
+from kmpress import kernels_numba as kn
+from kmpress import kernels_numpy as kp
+from kmpress import quantize, read_image
+from kmpress.histogram import build_histogram
+from kmpress.init import kmeans_plusplus
+from kmpress.lloyd import lloyd
 
 SMALL = Path(__file__).resolve().parent.parent / "tests" / "data" / "astronaut.png"
 

@@ -21,7 +21,7 @@ CACHE = Path(os.environ.get("KMPRESS_BENCH_CACHE", Path(__file__).resolve().pare
 
 def make_photo(size: tuple[int, int], seed: int = 0, sigma: float = 2.0) -> np.ndarray:
     """(H, W, 3) uint8: the sample upscaled to ``size`` (W, H) with seeded Gaussian noise."""
-    from engine import sample_path
+    from kmpress import sample_path
 
     with Image.open(sample_path()) as im:
         big = np.asarray(im.convert("RGB").resize(size, Image.Resampling.LANCZOS), dtype=np.float32)
@@ -56,6 +56,6 @@ def photo_file(kind: str = "full", fmt: str = "jpg") -> Path:
 
 def photo_array(kind: str = "full") -> np.ndarray:
     """The test photo of that size as an array, decoded from the cached JPEG."""
-    from engine import read_image
+    from kmpress import read_image
 
     return read_image(photo_file(kind, "jpg"))

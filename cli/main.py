@@ -1,6 +1,6 @@
 """The ``kmpress`` typer app: ``compress``, ``demo``, ``sweep`` and ``info``.
 
-Parsing and printing only: every decision about files is the engine's (:mod:`engine.batch`).
+Parsing and printing only: every decision about files is the engine's (:mod:`kmpress.batch`).
 ``engine`` (and with it numpy, Pillow and numba) is imported inside the commands, never at module
 level, so that ``kmpress --help`` answers at once.
 """
@@ -82,14 +82,14 @@ def _errors(debug: bool):
             traceback.print_exc()
         raise _fail("interrupted", EXIT_INTERRUPTED) from None
     except Exception as e:
-        from engine.errors import InvalidParameterError, KmpressError
+        from kmpress.errors import InvalidParameterError, KmpressError
 
         if debug:
             import traceback
 
             traceback.print_exc()
         if isinstance(e, KmpressError):
-            from engine.quality import TargetNotReachedError
+            from kmpress.quality import TargetNotReachedError
 
             if isinstance(e, TargetNotReachedError):
                 raise _fail(str(e), EXIT_TARGET) from None
@@ -103,9 +103,9 @@ def _errors(debug: bool):
 
 def _prepare_numba_cache() -> None:
     """Set up numba before the first kernel: its cache folder, and no BLAS probe (see
-    :func:`engine.batch.skip_numba_blas_probe`: 0.4 s of every run where SciPy is installed)."""
+    :func:`kmpress.batch.skip_numba_blas_probe`: 0.4 s of every run where SciPy is installed)."""
     _numba_cache_dir()
-    from engine.batch import skip_numba_blas_probe
+    from kmpress.batch import skip_numba_blas_probe
 
     skip_numba_blas_probe()
 
@@ -122,7 +122,7 @@ def _numba_cache_dir() -> None:
         return
     import importlib.util
 
-    spec = importlib.util.find_spec("engine")
+    spec = importlib.util.find_spec("kmpress")
     if spec is None or not spec.submodule_search_locations:
         return
     pkg = Path(next(iter(spec.submodule_search_locations)))
@@ -313,11 +313,11 @@ def compress(
         colors = HELP_DEFAULT_K
     with _errors(debug):
         _prepare_numba_cache()
-        from engine.batch import compress_many, plan_batch, summarize
+        from kmpress.batch import compress_many, plan_batch, summarize
 
         if scheduler is not None:
             # Dask only now (kmpress --help stays fast); missing -> one line and exit 2
-            from engine.cluster import compress_many_dask, import_distributed
+            from kmpress.cluster import compress_many_dask, import_distributed
 
             import_distributed()
             compress_many = functools.partial(compress_many_dask, scheduler=scheduler)  # noqa: F811
@@ -379,7 +379,7 @@ def demo(
     """
     with _errors(debug):
         _prepare_numba_cache()
-        from engine.batch import run_demo, summarize
+        from kmpress.batch import run_demo, summarize
 
         if not as_json:
             print("compressing the sample at K = 4, 16, 64 (the very first run compiles the kernels, ~20 s) ...", file=sys.stderr, flush=True)
@@ -419,11 +419,11 @@ def info(
     """Show an image's size, mode, palette size and bit depth; with --against, its PSNR; with
     --palette, write its palette as a swatch picture."""
     with _errors(debug):
-        from engine.batch import describe_image
+        from kmpress.batch import describe_image
 
         facts = describe_image(file, against)
         if palette is not None:
-            from engine.sweep import palette_swatch
+            from kmpress.sweep import palette_swatch
 
             facts.update(palette_swatch(file, palette))
         if as_json:
@@ -462,7 +462,7 @@ def sweep_cmd(
     """
     with _errors(debug):
         _prepare_numba_cache()
-        from engine.sweep import parse_ks, write_sweep
+        from kmpress.sweep import parse_ks, write_sweep
 
         values = parse_ks(ks, step)
         options: dict[str, Any] = {"seed": seed, "max_iter": max_iter, "tol": tol}

@@ -55,7 +55,7 @@ COLUMNS = ("file", "pixels", "K", "input", "output", "out/in", "bits/raw", "PSNR
 def summary_table(results: Iterable[Any], totals: dict[str, Any], title: str | None = None, by_output: bool = False) -> Table:
     """The per-file table (compressed files only) with a totals row.
 
-    ``results`` are engine ``FileResult`` objects; ``totals`` is ``engine.batch.summarize``'s dict.
+    ``results`` are engine ``FileResult`` objects; ``totals`` is ``kmpress.batch.summarize``'s dict.
     "out/in" is output bytes / input bytes; "bits/raw" is the indexed size in bits (indices + palette)
     over the raw 24-bit (32 with alpha) size. ``by_output`` names rows by the output file.
     """
@@ -215,7 +215,7 @@ def print_info(info: dict[str, Any]) -> None:
 
 
 def print_sweep(files: Any, src: str) -> None:
-    """The table of :func:`engine.sweep.write_sweep` and the files it wrote, on stdout."""
+    """The table of :func:`kmpress.sweep.write_sweep` and the files it wrote, on stdout."""
     out = stdout_console()
     t = Table(title=f"kmpress sweep: {os.path.basename(src)} ({files.width} x {files.height})", show_edge=False, header_style="bold")
     for name in ("K", "colours", "inertia", "PSNR", "ΔE (OKLab)", "PNG", "bits/px", "iter", "seconds"):
@@ -246,7 +246,7 @@ def print_sweep(files: Any, src: str) -> None:
 def sweep_progress(total: int, enabled: bool):
     """A rich progress bar on stderr for a sweep: K values done/total, the last K, elapsed, ETA.
 
-    Yields a callback taking an ``engine.sweep.SweepRow``; it does nothing when disabled.
+    Yields a callback taking an ``kmpress.sweep.SweepRow``; it does nothing when disabled.
     """
     if not enabled or total <= 0:
         yield lambda row: None

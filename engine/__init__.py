@@ -2,7 +2,7 @@
 
 The public API::
 
-    from engine import compress, quantize, kmeans, read_image, write_png
+    from kmpress import compress, quantize, kmeans, read_image, write_png
 
 - :func:`kmeans` - weighted Lloyd k-means on (N, 3|4) points, numba or NumPy backend
 - :func:`quantize` - an RGB(A) uint8 image to a palette and indices (:class:`Quantized`)

@@ -35,7 +35,7 @@ MAX_K = 256
 #: Default relative tolerance on the centroid shift (see :func:`kmeans`). Chosen by measurement:
 #: see the README ("Convergence").
 DEFAULT_TOL = 3e-5
-#: Fraction of the quantization error Floyd-Steinberg diffuses by default (see engine.dither).
+#: Fraction of the quantization error Floyd-Steinberg diffuses by default (see kmpress.dither).
 DEFAULT_DITHER_STRENGTH = 0.75
 #: Default cap on Lloyd iterations.
 DEFAULT_MAX_ITER = 300
@@ -241,7 +241,7 @@ class Quantized:
     target_psnr : float or None; the quality target (dB) when K was searched for (``target_psnr=``)
     target_reached : bool or None; whether the result reaches ``target_psnr`` (False: even
         ``max_colors`` colours do not, and this is the ``max_colors`` result)
-    search : list of engine.quality.Trial; the K values fitted by the search, in order
+    search : list of kmpress.quality.Trial; the K values fitted by the search, in order
     """
 
     palette: np.ndarray
@@ -348,19 +348,19 @@ def quantize(
         As for :func:`kmeans`; ``init`` is "k-means++" or "random".
     target_psnr : float > 0, optional
         A quality target in dB instead of ``k``: the smallest K (1..``max_colors``) whose result
-        reaches it, found by a warm-started search (:func:`engine.quality.quantize_to_quality`,
+        reaches it, found by a warm-started search (:func:`kmpress.quality.quantize_to_quality`,
         which also returns the search's details). The result's ``target_psnr``,
         ``target_reached`` and ``search`` fields are set.
     max_colors : int, 1..256; the largest K the search may use
-    strict : with ``target_psnr``: raise :class:`engine.quality.TargetNotReachedError` when
+    strict : with ``target_psnr``: raise :class:`kmpress.quality.TargetNotReachedError` when
         ``max_colors`` colours cannot reach the target (default: return that result, with
         ``target_reached`` False)
     colorspace : "rgb" or "oklab"
         Space in which colours are clustered and matched to the palette: sRGB values as stored,
-        or OKLab (perceptual; see :mod:`engine.colorspace`). The palette is stored as sRGB uint8
+        or OKLab (perceptual; see :mod:`kmpress.colorspace`). The palette is stored as sRGB uint8
         either way. With alpha, the alpha channel is a 4th coordinate in both spaces.
     dither : None or "floyd-steinberg"
-        Remap with serpentine Floyd-Steinberg error diffusion (see :mod:`engine.dither`): fewer
+        Remap with serpentine Floyd-Steinberg error diffusion (see :mod:`kmpress.dither`): fewer
         visible bands on gradients, at some cost in PSNR and file size. ``mse``, ``psnr`` and
         ``delta_e`` are then computed from the dithered pixels.
     dither_strength : float in (0, 1]
@@ -369,10 +369,10 @@ def quantize(
         Independent starts (k-means++ or random, each run to convergence); the lowest inertia
         wins. Start 1 uses ``seed`` exactly, so ``n_init=1`` is the plain single run.
     palette_order : "luma" or "path"
-        Order of the stored entries (see :func:`engine.palette.order_palette`); it permutes the
+        Order of the stored entries (see :func:`kmpress.palette.order_palette`); it permutes the
         indices and nothing else.
     smooth : float >= 0
-        Rate-aware remap (see :func:`engine.dither.smooth_remap`): a pixel may take its left or
+        Rate-aware remap (see :func:`kmpress.dither.smooth_remap`): a pixel may take its left or
         upper neighbour's entry when that costs at most ``smooth`` x the mean squared error more,
         giving smaller PNGs for a little PSNR (0.3: about 2-4 % smaller for under 0.05 dB, see
         the README). 0 (the default) is the exact nearest-entry remap. Not with ``dither``.
@@ -459,7 +459,7 @@ class Pipeline:
     smaller K), :meth:`score` it and :meth:`finish` it into a :class:`Quantized`.
 
     ``quantize(image, k)`` is exactly ``Pipeline(image, ...).finish(fit(k, rng))``; the quality
-    search (:mod:`engine.quality`) and the K sweep (:mod:`engine.sweep`) reuse one prepared image
+    search (:mod:`kmpress.quality`) and the K sweep (:mod:`kmpress.sweep`) reuse one prepared image
     for many K.
 
     Parameters
@@ -660,7 +660,7 @@ class CompressReport:
     target_psnr : float or None; the quality target when K was searched for (``k`` is then the
         K chosen)
     target_reached : bool or None; False when ``max_colors`` colours could not reach it
-    search : list of engine.quality.Trial; the K values the search fitted
+    search : list of kmpress.quality.Trial; the K values the search fitted
     """
 
     src: str
@@ -760,7 +760,7 @@ def compress(
     dst : path of the PNG to write; replaced atomically if it exists; never the input itself
     k : int, 1 <= k <= 256; or None with ``target_psnr``
     target_psnr, max_colors, strict : a quality target instead of ``k``, as for :func:`quantize`;
-        with ``strict``, a target out of reach raises :class:`engine.quality.TargetNotReachedError`
+        with ``strict``, a target out of reach raises :class:`kmpress.quality.TargetNotReachedError`
         (naming ``src``) and nothing is written
     max_pixels : int or None
         Refuse images with more pixels (decompression-bomb guard); default Pillow's limit.

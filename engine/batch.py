@@ -1,4 +1,4 @@
-"""Many files at once: planning output names, and running :func:`engine.compress` across processes.
+"""Many files at once: planning output names, and running :func:`kmpress.compress` across processes.
 
 Two steps, so that every naming problem is known before any work starts:
 
@@ -404,7 +404,7 @@ def compress_file(src: str, dst: str, k: int, options: dict[str, Any], threads: 
     ``error`` result with its message; any other exception (a bug) too, with the traceback in
     ``detail``. ``threads`` sets numba's thread count first; None leaves it, except on a Dask
     worker, where the task takes its share of the worker's threads
-    (:func:`engine.cluster.worker_threads`), so that a plain ``client.get_executor()`` works.
+    (:func:`kmpress.cluster.worker_threads`), so that a plain ``client.get_executor()`` works.
     """
     global _IN_TASK
     t0 = time.perf_counter()
@@ -455,7 +455,7 @@ def _interrupt_behind(e: BaseException) -> BaseException | None:
 def _options(seed, max_iter, tol, init, backend, max_pixels, compress_level, quality=None) -> dict[str, Any]:
     """Validate the per-file options once, before any work, so a bad one is one error, not N.
 
-    ``quality`` : dict of the optional :func:`engine.compress` options (``target_psnr``,
+    ``quality`` : dict of the optional :func:`kmpress.compress` options (``target_psnr``,
     ``max_colors``, ``strict``, ``colorspace``, ``dither``); only those set (not None) are
     passed on, so that the defaults stay the engine's.
     """
@@ -559,14 +559,14 @@ def compress_many(
     threads : int >= 1, optional
         numba threads per file. Default: the usable cores divided by ``jobs`` for the local pool,
         all cores in-process, and unchanged on a given executor.
-    seed, max_iter, tol, init, backend, max_pixels, compress_level : as for :func:`engine.compress`
+    seed, max_iter, tol, init, backend, max_pixels, compress_level : as for :func:`kmpress.compress`
         (``max_pixels="default"`` is Pillow's limit, None is no limit).
     on_start : callable(src), optional
         Called when a file is handed to a worker (for progress displays).
-    target_psnr, max_colors, strict : a quality target instead of K (see :func:`engine.compress`);
+    target_psnr, max_colors, strict : a quality target instead of K (see :func:`kmpress.compress`);
         with ``target_psnr`` pass ``k=None`` (or a plan made with it). A file that misses the
         target under ``strict`` is an ``error`` whose ``error_type`` is ``"TargetNotReachedError"``.
-    colorspace, dither, n_init, smooth : as for :func:`engine.compress`; None keeps the engine's default
+    colorspace, dither, n_init, smooth : as for :func:`kmpress.compress`; None keeps the engine's default
 
     Yields
     ------

@@ -1,18 +1,18 @@
 """Batches on a Dask cluster (``dask.distributed``): the optional extra ``kmpress[dask]``.
 
 A batch scales past one machine on an existing distributed engine rather than a home-made one.
-:func:`engine.batch.compress_many` already takes any :class:`concurrent.futures.Executor`; this
+:func:`kmpress.batch.compress_many` already takes any :class:`concurrent.futures.Executor`; this
 module adds what a Dask cluster needs on top of that:
 
 - :func:`worker_threads`: numba's thread count for a task, from the Dask worker's ``nthreads``
-  (numba ignores ``OMP_NUM_THREADS``). :func:`engine.batch.compress_file` uses it on a Dask
+  (numba ignores ``OMP_NUM_THREADS``). :func:`kmpress.batch.compress_file` uses it on a Dask
   worker, so even a plain ``compress_many(executor=client.get_executor())`` gets it right.
-- :func:`run_task`, the task the workers run: :func:`engine.batch.compress_file` with relative
+- :func:`run_task`, the task the workers run: :func:`kmpress.batch.compress_file` with relative
   paths resolved against the client's working folder (workers have their own), and the
   temporary files of an earlier attempt on a dead worker removed.
 - :func:`dask_executor`, a context manager that connects to a scheduler (or takes a ``Client``),
   checks that it has workers, and yields an executor that sends :func:`run_task`.
-- :func:`compress_many_dask`, :func:`engine.batch.compress_many` on a cluster.
+- :func:`compress_many_dask`, :func:`kmpress.batch.compress_many` on a cluster.
 
 Faults: when a worker dies mid-task (killed, out of memory, segfault), the scheduler gives its
 tasks to other workers (Dask's ``distributed.scheduler.allowed-failures``, 3 by default); a file
@@ -20,9 +20,9 @@ whose every attempt killed its worker comes back as an ``error`` result with a r
 atomic (temporary file + rename), so no partial output is ever visible, and the temporary file
 a killed attempt leaves behind is removed by the next attempt or, failing that, by the client.
 
-Only paths and plain options travel to the workers, and :class:`~engine.batch.FileResult` s come
+Only paths and plain options travel to the workers, and :class:`~kmpress.batch.FileResult` s come
 back: the workers must have kmpress installed and see the files at the same paths (a shared
-folder). ``distributed`` is imported only when a cluster is used, never by ``import engine``.
+folder). ``distributed`` is imported only when a cluster is used, never by ``import kmpress``.
 """
 
 from __future__ import annotations
@@ -77,7 +77,7 @@ def worker_threads() -> int | None:
     A worker was given ``nthreads`` cores and runs up to ``nthreads`` tasks at once, each in its
     own thread. numba's thread count is per calling thread, so each task takes its share:
     ``nthreads // tasks running now`` (at least 1). When the worker is full every task gets one
-    thread (the fastest split for a batch, see :data:`engine.batch.CORES_PER_JOB`); a task that
+    thread (the fastest split for a batch, see :data:`kmpress.batch.CORES_PER_JOB`); a task that
     starts alone, e.g. the last file of a batch, gets all of them.
     """
     dist = sys.modules.get("distributed")  # a Dask worker has imported it; nobody else needs to
@@ -112,12 +112,12 @@ def _remove_temp_files(dst: str) -> None:
 
 
 def run_task(src: str, dst: str, k: int, options: dict[str, Any], threads: int | None = None, cwd: str | None = None):
-    """The task a Dask worker runs for one file: :func:`engine.batch.compress_file`, cluster-aware.
+    """The task a Dask worker runs for one file: :func:`kmpress.batch.compress_file`, cluster-aware.
 
     Parameters
     ----------
     src, dst : str; paths as the user gave them (relative ones are taken from ``cwd``)
-    k : int; options : dict of plain options for :func:`engine.compress`
+    k : int; options : dict of plain options for :func:`kmpress.compress`
     threads : int, optional; numba threads; default :func:`worker_threads`
     cwd : str, optional; the client's working folder
 
@@ -145,8 +145,8 @@ def run_task(src: str, dst: str, k: int, options: dict[str, Any], threads: int |
 
 
 class _DaskTasks(Executor):
-    """An executor that runs :func:`run_task` where :func:`engine.batch.compress_many` submits
-    :func:`engine.batch.compress_file`, and passes the client's working folder along."""
+    """An executor that runs :func:`run_task` where :func:`kmpress.batch.compress_many` submits
+    :func:`kmpress.batch.compress_file`, and passes the client's working folder along."""
 
     def __init__(self, inner: Executor, cwd: str, task: Callable = None):
         self._inner = inner
@@ -166,7 +166,7 @@ class _DaskTasks(Executor):
 
 @contextmanager
 def dask_executor(scheduler, *, timeout: float | None = None, task: Callable | None = None) -> Iterator[Executor]:
-    """An executor for :func:`engine.batch.compress_many` on a Dask cluster.
+    """An executor for :func:`kmpress.batch.compress_many` on a Dask cluster.
 
     Parameters
     ----------
@@ -238,11 +238,11 @@ def compress_many_dask(
     task: Callable | None = None,
     **options,
 ) -> Iterator:
-    """:func:`engine.batch.compress_many` on a Dask cluster; yields one FileResult per input.
+    """:func:`kmpress.batch.compress_many` on a Dask cluster; yields one FileResult per input.
 
     Parameters
     ----------
-    paths, out_dir, k, options : as for :func:`engine.batch.compress_many` (``executor`` excepted;
+    paths, out_dir, k, options : as for :func:`kmpress.batch.compress_many` (``executor`` excepted;
         ``jobs`` limits the files in flight, default all)
     scheduler : str or distributed.Client; timeout, task : see :func:`dask_executor`
 

@@ -9,7 +9,7 @@ Scale: inside the engine OKLab coordinates are multiplied by :data:`LAB_SCALE` (
 L runs over 0..255 like an sRGB channel. The kernels' float32 distances, the pruning slack of the
 nearest-centroid search and the relative Lloyd tolerance then behave as they do for RGB. An alpha
 channel is carried unchanged (0..255). :func:`delta_e` and the ``delta_e`` figures reported by
-:func:`engine.quantize` are in plain OKLab units (L from 0 to 1; a just-noticeable difference is
+:func:`kmpress.quantize` are in plain OKLab units (L from 0 to 1; a just-noticeable difference is
 about 0.02).
 
 The conversion of the histogram colours (up to a few million) is a parallel numba kernel; each

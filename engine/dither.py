@@ -6,7 +6,7 @@ the number of threads. Rows are scanned serpentine (left to right, then right to
 avoids the diagonal "worm" artefacts of a one-directional scan.
 
 The error is diffused in the clustering space (sRGB values, or OKLab x 255; see
-:mod:`engine.colorspace`), where the nearest palette entry is also searched. The diffused value is
+:mod:`kmpress.colorspace`), where the nearest palette entry is also searched. The diffused value is
 clamped to the bounding box of the image's colours, so errors cannot run away.
 
 Nearest-entry search per pixel: the box is cut into a grid of cells; the first time a cell is

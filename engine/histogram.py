@@ -61,7 +61,7 @@ def build_histogram(image: np.ndarray, kernels: ModuleType) -> Histogram:
     Parameters
     ----------
     image : (H, W, C) uint8, C-contiguous, C = 3 or 4
-    kernels : the backend module (:mod:`engine.kernels_numba` or :mod:`engine.kernels_numpy`)
+    kernels : the backend module (:mod:`kmpress.kernels_numba` or :mod:`kmpress.kernels_numpy`)
     """
     channels = image.shape[2]
     codes, counts, inverse = kernels.histogram(image.reshape(-1, channels))

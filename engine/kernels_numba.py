@@ -1,6 +1,6 @@
 """Numba kernels: the compiled hot paths of every stage.
 
-Contract shared with :mod:`engine.kernels_numpy` (same names, same arguments, same meaning):
+Contract shared with :mod:`kmpress.kernels_numpy` (same names, same arguments, same meaning):
 
 - points are stored channel-planar, ``X`` of shape (D, N) float32, C-contiguous, so the inner
   loop over pixels is unit-stride and vectorises; D is 3 or 4;

@@ -1,4 +1,4 @@
-"""The NumPy baseline: the kernels of :mod:`engine.kernels_numba`, vectorised with NumPy.
+"""The NumPy baseline: the kernels of :mod:`kmpress.kernels_numba`, vectorised with NumPy.
 
 Same names, arguments and buffers, so the Lloyd loop, the seeding and the remap run unchanged on
 either backend. The nearest-centroid search is the good NumPy way (distances by one float32
@@ -43,7 +43,7 @@ def histogram(px):
 
 
 def unpack_codes(codes, nch):
-    """See :func:`engine.kernels_numba.unpack_codes`."""
+    """See :func:`kmpress.kernels_numba.unpack_codes`."""
     out = np.zeros((codes.shape[0], nch), np.uint8)
     for j in range(nch):
         v = np.zeros(codes.shape[0], np.uint32)
@@ -64,7 +64,7 @@ def _gemm_operands(C32):
 
 
 def assign_accumulate(X, w, weighted, C32, labels, sums_c, wsum_c, changed_c, boxes=None):
-    """See :func:`engine.kernels_numba.assign_accumulate` (the baseline sums every chunk afresh)."""
+    """See :func:`kmpress.kernels_numba.assign_accumulate` (the baseline sums every chunk afresh)."""
     D, N = X.shape
     K = C32.shape[0]
     m2c, cc = _gemm_operands(C32)
@@ -81,14 +81,14 @@ def assign_accumulate(X, w, weighted, C32, labels, sums_c, wsum_c, changed_c, bo
 
 
 def nearest(X, C32, labels, boxes=None):
-    """See :func:`engine.kernels_numba.nearest`."""
+    """See :func:`kmpress.kernels_numba.nearest`."""
     m2c, cc = _gemm_operands(C32)
     for _, s, e in _bounds(X.shape[1]):
         labels[s:e] = _nearest_chunk(X[:, s:e].T, m2c, cc)
 
 
 def dist_to_assigned(X, C, labels, out):
-    """See :func:`engine.kernels_numba.dist_to_assigned`."""
+    """See :func:`kmpress.kernels_numba.dist_to_assigned`."""
     for _, s, e in _bounds(X.shape[1]):
         diff = X[:, s:e].T.astype(np.float64) - C[labels[s:e]]
         out[s:e] = np.einsum("ij,ij->i", diff, diff)
@@ -108,7 +108,7 @@ def pp_state(X, w, weighted, closest, pot_c):
 
 
 def pp_update(X, w, weighted, c, closest, pot_c, state=None):
-    """See :func:`engine.kernels_numba.pp_update`."""
+    """See :func:`kmpress.kernels_numba.pp_update`."""
     for ch, s, e in _bounds(X.shape[1]):
         diff = X[:, s:e] - c[:, None]
         np.minimum(closest[s:e], np.einsum("ji,ji->i", diff, diff), out=closest[s:e])
@@ -117,7 +117,7 @@ def pp_update(X, w, weighted, c, closest, pot_c, state=None):
 
 
 def pp_sample(w, weighted, closest, pot_c, u):
-    """See :func:`engine.kernels_numba.pp_sample`."""
+    """See :func:`kmpress.kernels_numba.pp_sample`."""
     csum = np.cumsum(pot_c)
     if not csum[-1] > 0.0:
         positive = np.flatnonzero(w > 0) if weighted else np.arange(1)
@@ -141,7 +141,7 @@ def pp_sample(w, weighted, closest, pot_c, u):
 
 
 def pp_trials(X, w, weighted, closest, cands, pot_tc, state=None):
-    """See :func:`engine.kernels_numba.pp_trials`."""
+    """See :func:`kmpress.kernels_numba.pp_trials`."""
     for ch, s, e in _bounds(X.shape[1]):
         diff = X[:, s:e].T[:, None, :] - cands[None, :, :]
         d = np.einsum("itj,itj->it", diff, diff)
@@ -151,5 +151,5 @@ def pp_trials(X, w, weighted, closest, cands, pot_tc, state=None):
 
 
 def gather(lut, inverse, out):
-    """See :func:`engine.kernels_numba.gather`."""
+    """See :func:`kmpress.kernels_numba.gather`."""
     np.take(lut, inverse, out=out)

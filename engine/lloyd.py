@@ -17,7 +17,7 @@ import numpy as np
 
 @dataclass
 class LloydResult:
-    """What the loop produced; see :class:`engine.KMeansResult` for the meaning of the fields."""
+    """What the loop produced; see :class:`kmpress.KMeansResult` for the meaning of the fields."""
 
     centroids: np.ndarray
     labels: np.ndarray

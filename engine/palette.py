@@ -1,7 +1,7 @@
 """From centroids to the stored palette: rounding, de-duplication, order, nearest-entry labels;
 and the optional best-of-several-seeds start.
 
-Everything here works in a clustering space ("rgb" or "oklab", see :mod:`engine.colorspace`):
+Everything here works in a clustering space ("rgb" or "oklab", see :mod:`kmpress.colorspace`):
 centroids live in that space, the stored palette is sRGB(A) uint8, and every colour is labelled
 with the palette entry nearest to it *in that space*, computed against the rounded uint8 entries
 so that the file is exactly what the reported figures describe.
@@ -56,7 +56,7 @@ def order_palette(palette: np.ndarray, method: str = "luma") -> np.ndarray:
 
     Notes
     -----
-    The PNG writer stores indices unfiltered (see :func:`engine.io.write_png`), and DEFLATE on
+    The PNG writer stores indices unfiltered (see :func:`kmpress.io.write_png`), and DEFLATE on
     unfiltered data only sees byte equality, so the order does not change the file size at all;
     it matters only with PNG's prediction filters, which made these files larger in every
     configuration measured (bench/compare_pngquant.py, README "Palette order and encoding").

@@ -4,10 +4,10 @@
 image reaches ``target_psnr`` (dB, RGB, measured on exactly what the PNG would hold: after
 rounding to the uint8 palette, the remap and any dithering). It reuses work between candidates:
 
-- the image goes through :class:`engine.api.Pipeline` (the steps of :func:`engine.quantize`)
+- the image goes through :class:`kmpress.api.Pipeline` (the steps of :func:`kmpress.quantize`)
   once: one histogram, one colour-space conversion, shared by every candidate K;
 - each candidate K is warm-started: k-means++ *continues* from the centroids already fitted for
-  the largest smaller K (:func:`engine.init.kmeans_plusplus` with ``start=``), so Lloyd begins
+  the largest smaller K (:func:`kmpress.init.kmeans_plusplus` with ``start=``), so Lloyd begins
   close to a solution and converges in a few iterations. Along such a chain the k-means cost never
   increases with K, which keeps the search well behaved;
 - candidates are scored on the histogram (no per-pixel pass) unless dithering or the rate-aware
@@ -140,7 +140,7 @@ SEARCH_TOL_FACTOR = 30.0
 def search_pipeline(
     pipe: Any, target: float, max_colors: int, rng_for, search_tol: float | None = None
 ) -> tuple[int, Any, list[Trial], bool]:
-    """The search itself, on a prepared :class:`engine.api.Pipeline`.
+    """The search itself, on a prepared :class:`kmpress.api.Pipeline`.
 
     Parameters
     ----------
@@ -235,7 +235,7 @@ def quantize_to_quality(
     Parameters
     ----------
     image : (H, W, 3) or (H, W, 4) uint8 array_like; never modified
-    target_psnr : float > 0, dB (PSNR over the RGB(A) channels, as reported by :func:`engine.quantize`)
+    target_psnr : float > 0, dB (PSNR over the RGB(A) channels, as reported by :func:`kmpress.quantize`)
     max_colors : int, 1..256; the largest K tried
     strict : raise :class:`TargetNotReachedError` instead of returning the ``max_colors`` result
         when the target is out of reach
@@ -245,7 +245,7 @@ def quantize_to_quality(
         chosen K is then run on to ``tol`` (its PSNR can only move a little, and it is kept
         only if it still reaches the target). ``search_tol=tol`` fits every candidate fully.
     **options
-        Every other option of :func:`engine.quantize` (``colorspace``, ``dither``, ``max_iter``,
+        Every other option of :func:`kmpress.quantize` (``colorspace``, ``dither``, ``max_iter``,
         ``tol``, ``init``, ``backend``, ``n_init``, ``palette_order``, ``smooth``): the
         candidates go through exactly its pipeline. ``init`` applies to the first (cold)
         candidate; warm-started ones continue with k-means++.

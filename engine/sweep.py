@@ -4,7 +4,7 @@
 clustering-space points) and each K is warm-started from the centroids fitted for the K before
 it (k-means++ continues from them), so the sweep costs far less than separate runs. Per K it
 reports the k-means cost (inertia), PSNR, mean delta E, the bytes of the PNG (encoded in memory
-with :func:`engine.io.encode_png`, the writer's own encoder and settings) and the time.
+with :func:`kmpress.io.encode_png`, the writer's own encoder and settings) and the time.
 
 :func:`write_sweep` is the file-level job behind ``kmpress sweep``: the table as CSV, a plot of
 cost and time against K (needs matplotlib: ``pip install "kmpress[plot]"``) and a contact sheet
@@ -141,17 +141,17 @@ def sweep(
     image : (H, W, 3) or (H, W, 4) uint8 array_like; never modified
     ks : K values, each 1..256 (sorted and de-duplicated here)
     seed : int >= 0; seeds every K's k-means++ (the same seed, the same rows)
-    compress_level : zlib level of the in-memory PNG, 0-9 (as :func:`engine.compress`)
+    compress_level : zlib level of the in-memory PNG, 0-9 (as :func:`kmpress.compress`)
     thumbnail : int, optional; keep a copy of each reconstruction at most this many pixels wide
         and high (for a contact sheet)
     on_row : callable(SweepRow), optional; called as each K finishes (progress)
-    **options : the other options of :func:`engine.quantize` (``colorspace``, ``dither``,
+    **options : the other options of :func:`kmpress.quantize` (``colorspace``, ``dither``,
         ``max_iter``, ``tol``, ``init``, ``backend``, ``n_init``, ``palette_order``, ``smooth``)
 
     Returns
     -------
     list of SweepRow, by increasing K. The smallest K is a cold start, exactly
-    ``engine.quantize(image, k, seed=seed, ...)``; each later K continues from the previous
+    ``kmpress.quantize(image, k, seed=seed, ...)``; each later K continues from the previous
     centroids, so its k-means cost is never above the previous K's.
     """
     from .api import MAX_K, _check_int

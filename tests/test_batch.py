@@ -1,4 +1,4 @@
-"""engine.batch: planning outputs, running a batch in-process and in a spawn pool, crash recovery,
+"""kmpress.batch: planning outputs, running a batch in-process and in a spawn pool, crash recovery,
 interrupt cleanup, and the info/demo helpers. Small images only (CI time)."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine import InvalidParameterError, KmpressError
-from engine.batch import (
+from kmpress import InvalidParameterError, KmpressError
+from kmpress.batch import (
     BatchPlan,
     FileResult,
     OutputCollisionError,
@@ -29,7 +29,7 @@ from engine.batch import (
     plan_batch,
     summarize,
 )
-from engine.io import stale_temp_files, temp_path
+from kmpress.io import stale_temp_files, temp_path
 
 DATA = Path(__file__).resolve().parent / "data"
 

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-import cli.main as climain
-from cli.main import app
+import kmpress.cli.main as climain
+from kmpress.cli.main import app
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -68,18 +68,18 @@ def test_help_lists_commands_and_exit_codes(runner):
 def test_help_does_not_import_the_engine():
     import subprocess
 
-    code = "import sys, cli.main; print(sorted(m for m in ('engine', 'numba', 'numpy', 'PIL') if m in sys.modules))"
+    code = "import sys, kmpress.cli.main; print(sorted(m for m in ('numba', 'numpy', 'PIL') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=Path(__file__).resolve().parents[1])
     assert out.stdout.strip() == "[]"
 
 
 def test_help_defaults_match_the_engine():
-    import engine
+    import kmpress
 
-    assert climain.HELP_DEFAULT_MAX_ITER == engine.DEFAULT_MAX_ITER
-    assert climain.HELP_DEFAULT_TOL == engine.DEFAULT_TOL
-    assert climain.HELP_DEFAULT_MAX_PIXELS == engine.DEFAULT_MAX_PIXELS
+    assert climain.HELP_DEFAULT_MAX_ITER == kmpress.DEFAULT_MAX_ITER
+    assert climain.HELP_DEFAULT_TOL == kmpress.DEFAULT_TOL
+    assert climain.HELP_DEFAULT_MAX_PIXELS == kmpress.DEFAULT_MAX_PIXELS
 
 
 # --------------------------------------------------------------------------------------------
@@ -230,12 +230,12 @@ def test_over_the_pixel_limit_and_unwritable_out_dir(runner, tmp_path):
 
 
 def test_debug_shows_the_traceback(runner, tmp_path, monkeypatch):
-    import engine.batch
+    import kmpress.batch
 
     def boom(*a, **k):
         raise RuntimeError("kaboom")
 
-    monkeypatch.setattr(engine.batch, "plan_batch", boom)
+    monkeypatch.setattr(kmpress.batch, "plan_batch", boom)
     a = photo(tmp_path / "a.png")
     r = run(runner, "compress", a)
     assert r.exit_code == 1 and "internal error: RuntimeError: kaboom" in r.stderr and "Traceback" not in r.stderr
@@ -244,12 +244,12 @@ def test_debug_shows_the_traceback(runner, tmp_path, monkeypatch):
 
 
 def test_ctrl_c_exits_130(runner, tmp_path, monkeypatch):
-    import engine.batch
+    import kmpress.batch
 
     def interrupted(*a, **k):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(engine.batch, "compress_many", interrupted)
+    monkeypatch.setattr(kmpress.batch, "compress_many", interrupted)
     r = run(runner, "compress", photo(tmp_path / "a.png"))
     assert r.exit_code == 130 and "interrupted" in r.stderr
 

@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 from typer.testing import CliRunner
 
-import cli.main as climain
-from cli.main import app
+import kmpress.cli.main as climain
+from kmpress.cli.main import app
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -49,12 +49,12 @@ def test_help_documents_the_options_and_exit_code_3(runner):
 def test_help_defaults_match_the_engine():
     import inspect
 
-    import engine
+    import kmpress
 
-    params = inspect.signature(engine.compress).parameters
+    params = inspect.signature(kmpress.compress).parameters
     assert params["colorspace"].default == climain.HELP_DEFAULT_SPACE
     assert (params["dither"].default is not None) == climain.HELP_DEFAULT_DITHER
-    assert params["max_colors"].default == engine.MAX_K == 256
+    assert params["max_colors"].default == kmpress.MAX_K == 256
 
 
 def test_compress_quality(runner, tmp_path):
@@ -119,19 +119,19 @@ def test_usage_errors(runner, tmp_path, args, message):
 
 
 def test_space_and_dither_reach_the_engine(runner, tmp_path):
-    import engine
+    import kmpress
 
     src = crop(tmp_path / "cat.png")
     r = run(runner, "compress", src, "-k", 8, "--space", "oklab", "--dither", "--json", "--suffix", "-a")
     assert r.exit_code == 0, r.stderr
     (f,) = json.loads(r.stdout)["files"]
-    q = engine.quantize(engine.read_image(src), 8, colorspace="oklab", dither="floyd-steinberg")
+    q = kmpress.quantize(kmpress.read_image(src), 8, colorspace="oklab", dither="floyd-steinberg")
     assert f["psnr"] == pytest.approx(q.psnr)
     with Image.open(tmp_path / "cat-a.png") as im:
         assert np.array_equal(np.array(im), q.indices)
     r = run(runner, "compress", src, "-k", 8, "--no-dither", "--json", "--suffix", "-b")
     assert r.exit_code == 0
-    assert json.loads(r.stdout)["files"][0]["psnr"] == pytest.approx(engine.quantize(engine.read_image(src), 8, dither=None).psnr)
+    assert json.loads(r.stdout)["files"][0]["psnr"] == pytest.approx(kmpress.quantize(kmpress.read_image(src), 8, dither=None).psnr)
 
 
 def test_demo_takes_space_and_dither(runner, tmp_path):
@@ -154,8 +154,8 @@ def test_batch_carries_the_options_to_workers(runner, tmp_path):
 
 
 def test_batch_options_are_validated_once():
-    from engine.batch import _options
-    from engine.errors import InvalidParameterError
+    from kmpress.batch import _options
+    from kmpress.errors import InvalidParameterError
 
     o = _options(0, 300, 3e-5, "k-means++", "numba", None, 6, {"target_psnr": 30, "max_colors": 64, "strict": True, "dither": "none"})
     assert o["target_psnr"] == 30.0 and o["max_colors"] == 64 and o["strict"] is True and o["dither"] is None
@@ -244,7 +244,7 @@ def test_real_process_exit_code_3_and_sweep(tmp_path):
 def test_sweep_progress_bar_callbacks():
     from types import SimpleNamespace
 
-    from cli.render import sweep_progress
+    from kmpress.cli.render import sweep_progress
 
     seen = []
     with sweep_progress(2, True) as on_row:  # drawn on stderr (captured), transient
@@ -259,8 +259,8 @@ def test_sweep_progress_bar_callbacks():
 def test_ctrl_c_inside_a_compiled_kernel_is_an_interrupt(monkeypatch, tmp_path):
     """numba turns a KeyboardInterrupt raised inside a kernel into a SystemError caused by it;
     a batch must treat that as the interrupt (exit 130), not as a failed file."""
-    import engine.api
-    from engine.batch import compress_file
+    import kmpress.api
+    from kmpress.batch import compress_file
 
     def interrupted(*args, **kwargs):
         try:
@@ -268,30 +268,30 @@ def test_ctrl_c_inside_a_compiled_kernel_is_an_interrupt(monkeypatch, tmp_path):
         except KeyboardInterrupt as e:
             raise SystemError("CPUDispatcher(...) returned a result with an exception set") from e
 
-    monkeypatch.setattr(engine.api, "compress", interrupted)
+    monkeypatch.setattr(kmpress.api, "compress", interrupted)
     with pytest.raises(KeyboardInterrupt):
         compress_file(str(tmp_path / "a.png"), str(tmp_path / "b.png"), 8, {})
 
     def broken(*args, **kwargs):
         raise SystemError("a real bug")
 
-    monkeypatch.setattr(engine.api, "compress", broken)
+    monkeypatch.setattr(kmpress.api, "compress", broken)
     r = compress_file(str(tmp_path / "a.png"), str(tmp_path / "b.png"), 8, {})
     assert r.status == "error" and "SystemError: a real bug" in r.message
 
 
 def test_compress_starts_and_smooth_reach_the_engine(runner, tmp_path):
-    # --starts/--smooth give exactly engine.compress(n_init=, smooth=); bad values are usage errors
-    import engine
+    # --starts/--smooth give exactly kmpress.compress(n_init=, smooth=); bad values are usage errors
+    import kmpress
 
     src = crop(tmp_path / "cat.png")
     r = run(runner, "compress", src, "-k", 8, "--starts", 3, "--smooth", 0.3, "-o", tmp_path / "out")
     assert r.exit_code == 0, r.stderr
     ref = tmp_path / "ref.png"
-    engine.compress(src, ref, 8, n_init=3, smooth=0.3)
+    kmpress.compress(src, ref, 8, n_init=3, smooth=0.3)
     assert (tmp_path / "out" / "cat-k8.png").read_bytes() == ref.read_bytes()
     plain = tmp_path / "plain.png"
-    engine.compress(src, plain, 8)
+    kmpress.compress(src, plain, 8)
     assert plain.read_bytes() != ref.read_bytes()
     for bad in (["--starts", 0], ["--smooth", -1], ["--smooth", 0.3, "--dither"]):
         r = run(runner, "compress", src, "-k", 8, *bad, "-o", tmp_path / "bad")

@@ -61,7 +61,7 @@ def test_installed_command_end_to_end(tmp_path):
 
 
 def test_python_dash_m_cli(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "cli", "--help"], capture_output=True, text=True, timeout=60,
+    r = subprocess.run([sys.executable, "-m", "kmpress", "--help"], capture_output=True, text=True, timeout=60,
                        cwd=Path(__file__).resolve().parents[1])
     assert r.returncode == 0 and "compress" in r.stdout
 

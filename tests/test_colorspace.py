@@ -1,4 +1,4 @@
-"""OKLab conversion (engine.colorspace) and the colorspace option of engine.quantize."""
+"""OKLab conversion (kmpress.colorspace) and the colorspace option of kmpress.quantize."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-import engine
-from engine.colorspace import (
+import kmpress
+from kmpress.colorspace import (
     LAB_SCALE,
     colors_to_space,
     delta_e,
@@ -126,7 +126,7 @@ def test_out_of_gamut_lab_is_clipped():
 
 def test_delta_e_histogram_matches_pixel_reference(photos):
     img = np.ascontiguousarray(photos["coffee"][:96, :128])
-    q = engine.quantize(img, 8)
+    q = kmpress.quantize(img, 8)
     assert q.delta_e == pytest.approx(delta_e(img, q.to_array()), rel=1e-9)
     # and the helper on its own: a colour shown as itself has distance 0
     cols = np.array([[0, 0, 0], [255, 255, 255]], np.uint8)
@@ -137,8 +137,8 @@ def test_delta_e_histogram_matches_pixel_reference(photos):
 @pytest.mark.parametrize("k", [8, 64])
 def test_oklab_quantize_results(photos, k):
     img = np.ascontiguousarray(photos["chelsea"][100:228, 150:310])
-    rgb = engine.quantize(img, k)
-    lab = engine.quantize(img, k, colorspace="oklab")
+    rgb = kmpress.quantize(img, k)
+    lab = kmpress.quantize(img, k, colorspace="oklab")
     assert lab.colorspace == "oklab" and rgb.colorspace == "rgb"
     assert lab.palette.dtype == np.uint8 and lab.k <= k
     out = lab.to_array()
@@ -162,7 +162,7 @@ def test_oklab_lossless_when_few_colours():
     rng = np.random.default_rng(0)
     cols = rng.integers(0, 256, (5, 3), dtype=np.uint8)
     img = cols[rng.integers(0, 5, (20, 30))]
-    q = engine.quantize(img, 8, colorspace="oklab")
+    q = kmpress.quantize(img, 8, colorspace="oklab")
     np.testing.assert_array_equal(q.to_array(), img)
     assert math.isinf(q.psnr) and q.delta_e == 0.0
 
@@ -170,7 +170,7 @@ def test_oklab_lossless_when_few_colours():
 def test_oklab_rgba_keeps_alpha(photos):
     img = np.ascontiguousarray(photos["astronaut"][:64, :64])
     a = np.dstack([img, np.where(np.arange(64)[None, :] < 20, 0, 255).repeat(64, 0).astype(np.uint8)])
-    q = engine.quantize(a, 16, colorspace="oklab")
+    q = kmpress.quantize(a, 16, colorspace="oklab")
     assert q.palette.shape[1] == 4
     out = q.to_array()
     np.testing.assert_array_equal(out[:, :, 3] == 0, a[:, :, 3] == 0)
@@ -178,5 +178,5 @@ def test_oklab_rgba_keeps_alpha(photos):
 
 @pytest.mark.parametrize("bad", ["lab", "RGB", None, 3])
 def test_bad_colorspace_is_refused(bad):
-    with pytest.raises(engine.InvalidParameterError, match="colorspace"):
-        engine.quantize(np.zeros((4, 4, 3), np.uint8), 2, colorspace=bad)
+    with pytest.raises(kmpress.InvalidParameterError, match="colorspace"):
+        kmpress.quantize(np.zeros((4, 4, 3), np.uint8), 2, colorspace=bad)

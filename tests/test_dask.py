@@ -1,4 +1,4 @@
-"""engine.cluster: batches on a Dask LocalCluster (processes, 2 workers, 1 thread each).
+"""kmpress.cluster: batches on a Dask LocalCluster (processes, 2 workers, 1 thread each).
 
 Small images only; two clusters for the whole module (one healthy, one whose workers get killed),
 always closed by their fixtures. Skipped only when ``dask.distributed`` is not installed (the
@@ -15,8 +15,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from engine import compress_many  # the public export
-from engine.cluster import (
+from kmpress import compress_many  # the public export
+from kmpress.cluster import (
     DASK_INSTALL_HINT,
     DaskNotInstalledError,
     SchedulerError,
@@ -162,7 +162,7 @@ def _threads_in_task(src, dst):
     ``client.get_executor()`` runs) set it."""
     import numba
 
-    from engine.batch import compress_file
+    from kmpress.batch import compress_file
 
     assert compress_file(src, dst, 4, {}).status == "ok"
     return worker_threads(), numba.get_num_threads()
@@ -183,7 +183,7 @@ def test_each_task_uses_its_workers_threads(dask_client, tmp_path):
 
 def _die_mid_write(dst: str) -> None:
     """Leave a half-written temporary file of ``dst``, then kill this worker process."""
-    from engine.io import temp_path
+    from kmpress.io import temp_path
 
     temp_path(Path(dst)).write_bytes(b"\x89PNG half")
     os._exit(70)
@@ -268,7 +268,7 @@ def kmpress(*args, cwd=None):
     """Run the CLI in this process (typer's CliRunner); stdout and stderr apart."""
     from typer.testing import CliRunner
 
-    from cli.main import app
+    from kmpress.cli.main import app
 
     old = os.getcwd()
     if cwd is not None:
@@ -303,9 +303,9 @@ def test_cli_scheduler_batch_matches_local_and_exit_codes(dask_client, tmp_path)
 
 @needs_dask
 def test_cli_unreachable_scheduler_is_a_usage_error(tmp_path, monkeypatch):
-    import engine.cluster
+    import kmpress.cluster
 
-    monkeypatch.setattr(engine.cluster, "CONNECT_TIMEOUT", 1.0)  # default 10 s
+    monkeypatch.setattr(kmpress.cluster, "CONNECT_TIMEOUT", 1.0)  # default 10 s
     a = photo(tmp_path / "a.png")
     r = kmpress("compress", a, "--scheduler", "tcp://127.0.0.1:9")
     assert r.exit_code == 2

@@ -1,4 +1,4 @@
-"""Floyd-Steinberg dithering and the rate-aware (smooth) remap (engine.dither)."""
+"""Floyd-Steinberg dithering and the rate-aware (smooth) remap (kmpress.dither)."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import engine
-from engine.colorspace import colors_to_space, delta_e, palette_to_space
-from engine.dither import floyd_steinberg, pixel_errors, smooth_remap
-from engine.histogram import build_histogram
-from engine import kernels_numpy
+import kmpress
+from kmpress.colorspace import colors_to_space, delta_e, palette_to_space
+from kmpress.dither import floyd_steinberg, pixel_errors, smooth_remap
+from kmpress.histogram import build_histogram
+from kmpress import kernels_numpy
 
 ROOT = Path(__file__).resolve().parent.parent
 FS = "floyd-steinberg"
@@ -35,7 +35,7 @@ def _box_blur(a: np.ndarray, r: int) -> np.ndarray:
 @pytest.mark.parametrize("space", ["rgb", "oklab"])
 def test_dithered_output_uses_only_palette_entries_and_reports_its_own_error(photos, space):
     img = _crop(photos)
-    q = engine.quantize(img, 8, colorspace=space, dither=FS)
+    q = kmpress.quantize(img, 8, colorspace=space, dither=FS)
     assert q.dither == FS
     assert q.indices.dtype == np.uint8 and q.indices.shape == img.shape[:2]
     assert int(q.indices.max()) < q.k
@@ -44,9 +44,9 @@ def test_dithered_output_uses_only_palette_entries_and_reports_its_own_error(pho
     # are those of the dithered pixels, not of the nearest-entry shortcut
     err = out.astype(np.int64) - img.astype(np.int64)
     assert q.mse == pytest.approx(float((err * err).mean()), rel=1e-12)
-    assert q.psnr == pytest.approx(engine.psnr(img, out), rel=1e-12)
+    assert q.psnr == pytest.approx(kmpress.psnr(img, out), rel=1e-12)
     assert q.delta_e == pytest.approx(delta_e(img, out), rel=1e-9)
-    plain = engine.quantize(img, 8, colorspace=space)
+    plain = kmpress.quantize(img, 8, colorspace=space)
     np.testing.assert_array_equal(plain.palette, q.palette)  # same clustering, other remap
     assert not np.array_equal(plain.indices, q.indices)
     # error diffusion never beats the nearest entry pixel by pixel
@@ -61,8 +61,8 @@ def test_dither_preserves_local_mean_colour_on_a_gradient():
     img[:, :, 0] = np.rint(x)
     img[:, :, 1] = np.rint(x * 0.8 + 10)
     img[:, :, 2] = 128
-    plain = engine.quantize(img, 4)
-    fs = engine.quantize(img, 4, dither=FS)
+    plain = kmpress.quantize(img, 4)
+    fs = kmpress.quantize(img, 4, dither=FS)
     ref = _box_blur(img, 4)
     e_plain = np.abs(_box_blur(plain.to_array(), 4) - ref).mean()
     e_fs = np.abs(_box_blur(fs.to_array(), 4) - ref).mean()
@@ -84,7 +84,7 @@ def test_no_diffusion_into_or_out_of_transparent_pixels(photos):
     alpha[:, 30:45] = 0  # a transparent stripe
     alpha[10:20, 60:70] = 0  # and a transparent hole
     img = np.dstack([rgb, alpha])
-    palette = engine.quantize(img, 12).palette
+    palette = kmpress.quantize(img, 12).palette
     out = _fs_direct(img, palette)
     # transparent pixels get their own nearest entry: no error diffused into them
     nearest = ((img[..., None, :].astype(np.int64) - palette[None, None].astype(np.int64)) ** 2).sum(-1).argmin(-1)
@@ -98,7 +98,7 @@ def test_no_diffusion_into_or_out_of_transparent_pixels(photos):
     out2 = _fs_direct(other, palette)
     np.testing.assert_array_equal(out2[~t], out[~t])
     # through the API: fully transparent input stays fully transparent
-    q = engine.quantize(img, 12, dither=FS)
+    q = kmpress.quantize(img, 12, dither=FS)
     assert np.all(q.to_array()[t][:, 3] == 0)
 
 
@@ -117,12 +117,12 @@ import hashlib, sys
 import numpy as np
 from PIL import Image
 sys.path.insert(0, {root!r})
-import engine
+import kmpress
 with Image.open({path!r}) as im:
     img = np.array(im.convert("RGB"))[::2, ::2].copy()
 h = hashlib.sha256()
 for kw in (dict(dither="floyd-steinberg"), dict(dither="floyd-steinberg", colorspace="oklab"), dict(smooth=0.5)):
-    q = engine.quantize(img, 16, **kw)
+    q = kmpress.quantize(img, 16, **kw)
     h.update(q.palette.tobytes()); h.update(q.indices.tobytes()); h.update(repr((q.mse, q.delta_e)).encode())
 print(h.hexdigest())
 """
@@ -158,7 +158,7 @@ def test_pixel_errors_matches_numpy(photos):
 
 def test_smooth_zero_is_the_nearest_remap(photos):
     img = _crop(photos)
-    q = engine.quantize(img, 16)
+    q = kmpress.quantize(img, 16)
     hist = build_histogram(img, kernels_numpy)
     X = colors_to_space(hist.colors, "rgb")
     ent = palette_to_space(q.palette, "rgb")
@@ -169,15 +169,15 @@ def test_smooth_zero_is_the_nearest_remap(photos):
 
 def test_smooth_trades_a_little_error_for_a_smaller_file(photos, tmp_path):
     img = np.ascontiguousarray(photos["chelsea"])
-    plain = engine.quantize(img, 16)
-    sm = engine.quantize(img, 16, smooth=0.3)
+    plain = kmpress.quantize(img, 16)
+    sm = kmpress.quantize(img, 16, smooth=0.3)
     np.testing.assert_array_equal(plain.palette, sm.palette)
     out = sm.to_array()
     err = out.astype(np.int64) - img.astype(np.int64)
     assert sm.mse == pytest.approx(float((err * err).mean()), rel=1e-12)
     assert plain.psnr - 0.1 < sm.psnr < plain.psnr
-    a = engine.write_png(tmp_path / "a.png", plain.palette, plain.indices)
-    b = engine.write_png(tmp_path / "b.png", sm.palette, sm.indices)
+    a = kmpress.write_png(tmp_path / "a.png", plain.palette, plain.indices)
+    b = kmpress.write_png(tmp_path / "b.png", sm.palette, sm.indices)
     assert b < 0.99 * a
     # a pixel that changed took its left or upper neighbour's entry
     changed = np.argwhere(sm.indices != plain.indices)
@@ -189,5 +189,5 @@ def test_smooth_trades_a_little_error_for_a_smaller_file(photos, tmp_path):
 
 @pytest.mark.parametrize("kw,msg", [(dict(dither="fs"), "dither"), (dict(dither=True), "dither"), (dict(smooth=-1), "smooth"), (dict(smooth="a"), "smooth"), (dict(smooth=0.2, dither=FS), "smooth and dither")])
 def test_bad_remap_options_are_refused(kw, msg):
-    with pytest.raises(engine.InvalidParameterError, match=msg):
-        engine.quantize(np.zeros((4, 4, 3), np.uint8), 2, **kw)
+    with pytest.raises(kmpress.InvalidParameterError, match=msg):
+        kmpress.quantize(np.zeros((4, 4, 3), np.uint8), 2, **kw)

@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import engine
-from engine import kernels_numba, kernels_numpy
-from engine.histogram import build_histogram
-from engine.init import kmeans_plusplus
+import kmpress
+from kmpress import kernels_numba, kernels_numpy
+from kmpress.histogram import build_histogram
+from kmpress.init import kmeans_plusplus
 
 
 def _check(px: np.ndarray, hist) -> None:
@@ -144,9 +144,9 @@ def test_histogram_path_equals_per_pixel_path(photos, backend, name, k):
     px = img.reshape(-1, 3)
     hist = build_histogram(img, kernels_numba)
     assert 1000 < hist.n_colors < px.shape[0]  # a real reduction, and a real problem
-    init = engine.kmeans(hist.colors, k, weights=hist.counts, seed=2, max_iter=0).centroids
-    full = engine.kmeans(px, k, init=init, max_iter=40, tol=0, backend=backend)
-    on_hist = engine.kmeans(hist.colors, k, weights=hist.counts, init=init, max_iter=40, tol=0, backend=backend)
+    init = kmpress.kmeans(hist.colors, k, weights=hist.counts, seed=2, max_iter=0).centroids
+    full = kmpress.kmeans(px, k, init=init, max_iter=40, tol=0, backend=backend)
+    on_hist = kmpress.kmeans(hist.colors, k, weights=hist.counts, init=init, max_iter=40, tol=0, backend=backend)
     assert full.n_iter >= 5
     np.testing.assert_allclose(on_hist.centroids, full.centroids, rtol=0, atol=1e-9)
     np.testing.assert_array_equal(on_hist.labels[hist.inverse], full.labels)
@@ -172,10 +172,10 @@ def test_quantize_equals_per_pixel_kmeans(photos, k):
     img = np.ascontiguousarray(photos["astronaut"][200:296, 160:288])
     px = img.reshape(-1, 3)
     seed = 5
-    q = engine.quantize(img, k, seed=seed)
+    q = kmpress.quantize(img, k, seed=seed)
     hist = build_histogram(img, kernels_numba)
     c0 = kmeans_plusplus(hist.planar(), hist.counts.astype(np.float64), True, k, np.random.default_rng(seed), kernels_numba)
-    full = engine.kmeans(px, k, init=c0)
+    full = kmpress.kmeans(px, k, init=c0)
     assert full.n_iter == q.n_iter
     expected = {tuple(r) for r in np.clip(np.rint(full.centroids), 0, 255).astype(np.uint8)}
     assert {tuple(r) for r in q.palette} == expected

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import engine
+import kmpress
 from reference import reference_lloyd
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,8 +32,8 @@ def test_shuffled_pixels_same_palette_permuted_indices(photos, backend, k):
     h, w, c = img.shape
     perm = np.random.default_rng(k).permutation(h * w)
     shuffled = np.ascontiguousarray(img.reshape(-1, c)[perm].reshape(h, w, c))
-    a = engine.quantize(img, k, seed=1, backend=backend)
-    b = engine.quantize(shuffled, k, seed=1, backend=backend)
+    a = kmpress.quantize(img, k, seed=1, backend=backend)
+    b = kmpress.quantize(shuffled, k, seed=1, backend=backend)
     np.testing.assert_array_equal(b.palette, a.palette)
     np.testing.assert_array_equal(b.indices.ravel(), a.indices.ravel()[perm])
     assert (a.mse, a.n_iter) == (b.mse, b.n_iter)
@@ -45,8 +45,8 @@ def test_shuffled_points_same_kmeans(photos, backend):
     px = np.ascontiguousarray(photos["coffee"][::5, ::5]).reshape(-1, 3)
     perm = np.random.default_rng(0).permutation(len(px))
     init = px[np.linspace(0, len(px) - 1, 12).astype(int)].astype(np.float64) + 0.25
-    a = engine.kmeans(px, 12, init=init, tol=0, max_iter=100, backend=backend)
-    b = engine.kmeans(px[perm], 12, init=init, tol=0, max_iter=100, backend=backend)
+    a = kmpress.kmeans(px, 12, init=init, tol=0, max_iter=100, backend=backend)
+    b = kmpress.kmeans(px[perm], 12, init=init, tol=0, max_iter=100, backend=backend)
     assert a.n_iter > 3
     np.testing.assert_allclose(b.centroids, a.centroids, rtol=0, atol=1e-9)
     np.testing.assert_array_equal(b.labels, a.labels[perm])
@@ -57,8 +57,8 @@ def test_shuffled_float_points_same_kmeans(make_blobs, backend):
     # float points: sums in another order differ in the last bits only
     X, w, init = make_blobs(4, 2000, 3, 8)
     perm = np.random.default_rng(1).permutation(len(X))
-    a = engine.kmeans(X, 8, weights=w, init=init, tol=0, backend=backend)
-    b = engine.kmeans(X[perm], 8, weights=w[perm], init=init, tol=0, backend=backend)
+    a = kmpress.kmeans(X, 8, weights=w, init=init, tol=0, backend=backend)
+    b = kmpress.kmeans(X[perm], 8, weights=w[perm], init=init, tol=0, backend=backend)
     np.testing.assert_allclose(b.centroids, a.centroids, rtol=1e-9, atol=1e-9)
     np.testing.assert_array_equal(b.labels, a.labels[perm])
 
@@ -83,9 +83,9 @@ def test_integer_weights_equal_repeated_points(photos, backend, d, zeros):
     # an empty cluster would be re-seeded with one copy of a point on one side and with all its
     # weight on the other: that legitimately differs, so the data must not empty any cluster
     assert reference_lloyd(px, init, weights=counts, max_iter=100).relocations == 0
-    a = engine.kmeans(px, 10, weights=counts, init=init, tol=0, max_iter=100, backend=backend)
+    a = kmpress.kmeans(px, 10, weights=counts, init=init, tol=0, max_iter=100, backend=backend)
     rep = np.repeat(px, counts, axis=0)
-    b = engine.kmeans(rep, 10, init=init, tol=0, max_iter=100, backend=backend)
+    b = kmpress.kmeans(rep, 10, init=init, tol=0, max_iter=100, backend=backend)
     assert a.n_iter > 3
     np.testing.assert_allclose(b.centroids, a.centroids, rtol=0, atol=1e-9)
     np.testing.assert_array_equal(b.labels, np.repeat(a.labels, counts))
@@ -98,8 +98,8 @@ def test_integer_weights_equal_repeated_points(photos, backend, d, zeros):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_scaling_all_weights_changes_nothing_but_inertia(make_blobs, backend):
     X, w, init = make_blobs(7, 1000, 4, 8)
-    a = engine.kmeans(X, 8, weights=w, init=init, tol=0, backend=backend)
-    b = engine.kmeans(X, 8, weights=w * 4.0, init=init, tol=0, backend=backend)
+    a = kmpress.kmeans(X, 8, weights=w, init=init, tol=0, backend=backend)
+    b = kmpress.kmeans(X, 8, weights=w * 4.0, init=init, tol=0, backend=backend)
     np.testing.assert_allclose(b.centroids, a.centroids, rtol=1e-12, atol=1e-12)
     np.testing.assert_array_equal(a.labels, b.labels)
     assert b.inertia == pytest.approx(4 * a.inertia, rel=1e-12)
@@ -114,20 +114,20 @@ _THREAD_SCRIPT = textwrap.dedent(
     import hashlib, json, sys
     import numpy as np
     import numba
-    import engine
-    from engine import kernels_numba
+    import kmpress
+    from kmpress import kernels_numba
 
     src, out = sys.argv[1], sys.argv[2]
-    img = engine.read_image(src)
+    img = kmpress.read_image(src)
     res = {"threads": numba.get_num_threads()}
-    q = engine.quantize(img, 24, seed=3)
+    q = kmpress.quantize(img, 24, seed=3)
     res["palette"] = q.palette.tobytes().hex()
     res["indices"] = hashlib.sha256(q.indices.tobytes()).hexdigest()
-    engine.compress(src, out, 24, seed=3)
+    kmpress.compress(src, out, 24, seed=3)
     res["png"] = hashlib.sha256(open(out, "rb").read()).hexdigest()
     # per-pixel k-means on float points: many chunks, float sums, k-means++ seeding
     px = img.reshape(-1, 3).astype(np.float32) + np.float32(0.37)
-    r = engine.kmeans(px, 16, seed=5, max_iter=15)
+    r = kmpress.kmeans(px, 16, seed=5, max_iter=15)
     res["centroids"] = r.centroids.tobytes().hex()
     res["labels"] = hashlib.sha256(r.labels.tobytes()).hexdigest()
     res["inertia"] = r.inertia_history
@@ -172,11 +172,11 @@ def test_thread_count_gives_identical_results(photo_paths, tmp_path):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_same_seed_same_result_other_seeds_used(photos, backend):
     img = np.ascontiguousarray(photos["astronaut"][::4, ::4])
-    a = engine.quantize(img, 16, seed=9, backend=backend)
-    b = engine.quantize(img, 16, seed=9, backend=backend)
+    a = kmpress.quantize(img, 16, seed=9, backend=backend)
+    b = kmpress.quantize(img, 16, seed=9, backend=backend)
     np.testing.assert_array_equal(a.palette, b.palette)
     np.testing.assert_array_equal(a.indices, b.indices)
-    others = [engine.quantize(img, 16, seed=s, backend=backend).palette for s in (1, 2, 3)]
+    others = [kmpress.quantize(img, 16, seed=s, backend=backend).palette for s in (1, 2, 3)]
     assert any(o.shape != a.palette.shape or not np.array_equal(o, a.palette) for o in others)
 
 
@@ -189,7 +189,7 @@ def test_same_seed_byte_identical_png_any_backend(photos, tmp_path):
     for backend in BACKENDS:
         for run in range(2):
             out = tmp_path / f"{backend}{run}.png"
-            engine.compress(src, out, 8, seed=2, backend=backend)
+            kmpress.compress(src, out, 8, seed=2, backend=backend)
             digests[backend, run] = hashlib.sha256(out.read_bytes()).hexdigest()
         assert digests[backend, 0] == digests[backend, 1]
 
@@ -209,7 +209,7 @@ def _assert_monotone(history):
 @pytest.mark.parametrize("init", ["k-means++", "random"])
 def test_inertia_never_increases_on_photo(photos, backend, init):
     px = np.ascontiguousarray(photos["chelsea"][::3, ::3]).reshape(-1, 3)
-    r = engine.kmeans(px, 32, init=init, seed=4, tol=0, max_iter=200, backend=backend)
+    r = kmpress.kmeans(px, 32, init=init, seed=4, tol=0, max_iter=200, backend=backend)
     _assert_monotone(r.inertia_history)
     assert r.inertia == r.inertia_history[-1]
     # a real descent, not a flat line
@@ -221,7 +221,7 @@ def test_inertia_never_increases_with_weights_and_empty_clusters(make_blobs, bac
     X, w, init = make_blobs(3, 3000, 4, 9)
     init = init.copy()
     init[2] = 400.0  # empty at first: re-seeded, and the descent must still hold
-    r = engine.kmeans(X, 9, weights=w, init=init, tol=0, backend=backend)
+    r = kmpress.kmeans(X, 9, weights=w, init=init, tol=0, backend=backend)
     _assert_monotone(r.inertia_history)
     assert np.all(np.isfinite(r.centroids))
 

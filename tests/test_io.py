@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-import engine
-from engine import (
+import kmpress
+from kmpress import (
     ImageReadError,
     ImageTooLargeError,
     ImageWriteError,
@@ -40,8 +40,8 @@ def _decode(path: Path) -> tuple[Image.Image, np.ndarray]:
 
 def _assert_round_trip(src: Path, dst: Path, k: int, png, **options):
     """compress(src) == quantize(read_image(src)) and the file decodes to exactly to_array()."""
-    rep = engine.compress(src, dst, k, **options)
-    q = engine.quantize(engine.read_image(src), k, **options)
+    rep = kmpress.compress(src, dst, k, **options)
+    q = kmpress.quantize(kmpress.read_image(src), k, **options)
     data = dst.read_bytes()
     hdr = png.ihdr(data)
     im, pixels = _decode(dst)
@@ -122,7 +122,7 @@ def test_write_png_round_trip_and_atomic_temp_name(tmp_path, png):
     indices = rng.integers(0, 7, (13, 11), dtype=np.uint8)
     p_before, i_before = palette.copy(), indices.copy()
     dst = tmp_path / "x.png"
-    size = engine.write_png(dst, palette, indices)
+    size = kmpress.write_png(dst, palette, indices)
     np.testing.assert_array_equal(palette, p_before)
     np.testing.assert_array_equal(indices, i_before)
     assert size == dst.stat().st_size
@@ -131,7 +131,7 @@ def test_write_png_round_trip_and_atomic_temp_name(tmp_path, png):
     np.testing.assert_array_equal(pixels, palette[indices])
     assert png.ihdr(dst.read_bytes())["bit_depth"] == 4
     # replacing an existing file works and is complete
-    engine.write_png(dst, palette[:2], (indices % 2).astype(np.uint8))
+    kmpress.write_png(dst, palette[:2], (indices % 2).astype(np.uint8))
     im, pixels = _decode(dst)
     np.testing.assert_array_equal(pixels, palette[:2][indices % 2])
     assert sorted(os.listdir(tmp_path)) == ["x.png"]
@@ -144,27 +144,27 @@ def test_icc_profile_carried_over(photos, tmp_path):
         src = tmp_path / f"in.{ext}"
         Image.fromarray(img).save(src, icc_profile=icc)
         dst = tmp_path / f"out-{ext}.png"
-        engine.compress(src, dst, 8)
+        kmpress.compress(src, dst, 8)
         with Image.open(dst) as im:
             assert im.info.get("icc_profile") == icc, ext
-        assert engine.load_image(src).icc_profile == icc
+        assert kmpress.load_image(src).icc_profile == icc
     # no profile in, none out
     src = tmp_path / "plain.png"
     Image.fromarray(img).save(src)
-    engine.compress(src, tmp_path / "plain-out.png", 8)
+    kmpress.compress(src, tmp_path / "plain-out.png", 8)
     with Image.open(tmp_path / "plain-out.png") as im:
         assert "icc_profile" not in im.info
 
 
 def test_same_seed_byte_identical_png(photo_paths, tmp_path):
     src = photo_paths["chelsea"]
-    engine.compress(src, tmp_path / "a.png", 16, seed=7)
-    engine.compress(src, tmp_path / "b.png", 16, seed=7)
+    kmpress.compress(src, tmp_path / "a.png", 16, seed=7)
+    kmpress.compress(src, tmp_path / "b.png", 16, seed=7)
     assert (tmp_path / "a.png").read_bytes() == (tmp_path / "b.png").read_bytes()
 
 
 def test_compress_bundled_sample(tmp_path, png):
-    rep, q, data = _assert_round_trip(engine.sample_path(), tmp_path / "s.png", 16, png)
+    rep, q, data = _assert_round_trip(kmpress.sample_path(), tmp_path / "s.png", 16, png)
     assert (rep.width, rep.height) == (512, 512)
     assert rep.output_bytes < rep.input_bytes * 3
 
@@ -183,7 +183,7 @@ def test_mode_rgb(tmp_path, png):
     img = _gradient()
     src = tmp_path / "rgb.png"
     Image.fromarray(img).save(src)
-    a = engine.read_image(src)
+    a = kmpress.read_image(src)
     assert a.dtype == np.uint8 and a.flags.c_contiguous and a.flags.writeable
     np.testing.assert_array_equal(a, img)
     _assert_round_trip(src, tmp_path / "o.png", 8, png)
@@ -196,14 +196,14 @@ def test_mode_rgba_keeps_transparency_and_drops_opaque_alpha(tmp_path, png):
     rgba = np.concatenate([img, alpha[:, :, None]], axis=2)
     src = tmp_path / "rgba.png"
     Image.fromarray(rgba, "RGBA").save(src)
-    a = engine.read_image(src)
+    a = kmpress.read_image(src)
     np.testing.assert_array_equal(a, rgba)
     rep, q, data = _assert_round_trip(src, tmp_path / "o.png", 6, png)
     assert q.palette.shape[1] == 4 and b"tRNS" in dict(png.chunks(data))
     # a fully opaque alpha channel carries nothing: 3 channels, no tRNS
     alpha[:] = 255
     Image.fromarray(np.concatenate([img, alpha[:, :, None]], axis=2), "RGBA").save(src)
-    assert engine.read_image(src).shape == img.shape
+    assert kmpress.read_image(src).shape == img.shape
     rep, q, data = _assert_round_trip(src, tmp_path / "o2.png", 6, png)
     assert b"tRNS" not in dict(png.chunks(data))
 
@@ -212,7 +212,7 @@ def test_mode_l(tmp_path, png):
     g = _gradient()[:, :, 0]
     src = tmp_path / "l.png"
     Image.fromarray(g, "L").save(src)
-    a = engine.read_image(src)
+    a = kmpress.read_image(src)
     assert a.shape == g.shape + (3,)
     for c in range(3):
         np.testing.assert_array_equal(a[:, :, c], g)
@@ -226,7 +226,7 @@ def test_mode_la(tmp_path, png):
     Image.fromarray(la, "LA").save(src)
     with Image.open(src) as im:
         assert im.mode == "LA"
-    a = engine.read_image(src)
+    a = kmpress.read_image(src)
     assert a.shape == g.shape[:2] + (4,)
     for c in range(3):
         np.testing.assert_array_equal(a[:, :, c], la[:, :, 0])
@@ -246,7 +246,7 @@ def test_mode_p(tmp_path, png, transparent):
         im.save(src, transparency=2)
     else:
         im.save(src)
-    a = engine.read_image(src)
+    a = kmpress.read_image(src)
     expected = pal[idx]
     if transparent:
         alpha = np.where(idx == 2, 0, 255).astype(np.uint8)
@@ -266,7 +266,7 @@ def test_mode_1(tmp_path, png):
     Image.fromarray(bits).save(src)
     with Image.open(src) as im:
         assert im.mode == "1"
-    a = engine.read_image(src)
+    a = kmpress.read_image(src)
     np.testing.assert_array_equal(a, np.repeat(np.where(bits, 255, 0).astype(np.uint8)[:, :, None], 3, axis=2))
     rep, q, data = _assert_round_trip(src, tmp_path / "o.png", 16, png)
     assert q.k == 2 and rep.bit_depth == 1
@@ -282,7 +282,7 @@ def test_mode_i16_grey_png_reduced_to_8_bits(tmp_path, png):
     with Image.open(src) as im:
         assert im.mode.startswith("I")
     assert png.ihdr(src.read_bytes())["bit_depth"] == 16
-    a = engine.read_image(src)
+    a = kmpress.read_image(src)
     assert a.dtype == np.uint8 and a.shape == (16, 20, 3)
     # the nearest 8-bit level of every 16-bit sample
     assert np.all(np.abs(a[:, :, 0].astype(np.float64) - v / 257.0) <= 0.5 + 1e-9)
@@ -296,7 +296,7 @@ def test_16_bit_rgb_png(tmp_path, png):
     raw = b"".join(b"\x00" + row.tobytes() for row in v)
     src = tmp_path / "rgb16.png"
     src.write_bytes(png.make(12, 9, 16, 2, raw))
-    a = engine.read_image(src)
+    a = kmpress.read_image(src)
     assert a.dtype == np.uint8 and a.shape == (9, 12, 3)
     assert np.all(np.abs(a.astype(np.float64) - v.astype(np.float64) / 257.0) <= 1.0)
     _assert_round_trip(src, tmp_path / "o.png", 8, png)
@@ -310,7 +310,7 @@ def test_cmyk_jpeg(tmp_path, png):
     with Image.open(src) as im:
         assert im.mode == "CMYK"
         expected = np.array(im.convert("RGB"))
-    a = engine.read_image(src)
+    a = kmpress.read_image(src)
     assert a.shape == (24, 32, 3)
     np.testing.assert_array_equal(a, expected)
     _assert_round_trip(src, tmp_path / "o.png", 8, png)
@@ -327,7 +327,7 @@ def test_exif_orientation_applied(tmp_path, png):
     exif[0x0112] = 6
     src = tmp_path / "rot.jpg"
     Image.fromarray(img).save(src, quality=95, exif=exif.tobytes())
-    a = engine.read_image(src)
+    a = kmpress.read_image(src)
     assert a.shape == (64, 40, 3)
     expected = np.rot90(img, k=-1)  # clockwise
     assert np.abs(a.astype(int) - expected.astype(int)).mean() < 8
@@ -427,13 +427,13 @@ def test_bad_file(dirs, snap, make):
     # an older output is there: a failed run must leave it exactly as it was
     (out_dir / "old.png").write_bytes(b"previous result")
     with pytest.raises(ImageReadError) as info:
-        engine.read_image(src)
+        kmpress.read_image(src)
     assert not isinstance(info.value, ImageTooLargeError)
     assert str(src.name) in str(info.value) and "\n" not in str(info.value)
     with pytest.raises(ImageReadError):
-        engine.compress(src, out_dir / "new.png", 8)
+        kmpress.compress(src, out_dir / "new.png", 8)
     with pytest.raises(ImageReadError):
-        engine.compress(src, out_dir / "old.png", 8)
+        kmpress.compress(src, out_dir / "old.png", 8)
     assert snap(out_dir) == {"old.png": b"previous result"}
     assert snap(src_dir) == before_in
 
@@ -445,21 +445,21 @@ def test_too_many_pixels_checked_on_header(dirs, snap, png):
     bomb = src_dir / "bomb.png"
     bomb.write_bytes(png.make(30000, 30000, 8, 0, b"\x00" * 100))
     with pytest.raises(ImageTooLargeError):
-        engine.read_image(bomb)
+        kmpress.read_image(bomb)
     with pytest.raises(ImageTooLargeError):
-        engine.compress(bomb, out_dir / "b.png", 8)
+        kmpress.compress(bomb, out_dir / "b.png", 8)
     # a truncated real file: the size is checked before the (failing) decode
     half = _bad_truncated_png(src_dir)
     with pytest.raises(ImageTooLargeError):
-        engine.compress(half, out_dir / "h.png", 8, max_pixels=1000)
+        kmpress.compress(half, out_dir / "h.png", 8, max_pixels=1000)
     # the limit is inclusive and configurable
     ok = _valid_png(src_dir / "ok.png", (30, 20))
     with pytest.raises(ImageTooLargeError):
-        engine.read_image(ok, max_pixels=599)
+        kmpress.read_image(ok, max_pixels=599)
     with pytest.raises(ImageTooLargeError):
-        engine.compress(ok, out_dir / "ok.png", 4, max_pixels=599)
+        kmpress.compress(ok, out_dir / "ok.png", 4, max_pixels=599)
     assert snap(out_dir) == {}
-    assert engine.read_image(ok, max_pixels=600).shape == (20, 30, 3)
+    assert kmpress.read_image(ok, max_pixels=600).shape == (20, 30, 3)
     assert ImageTooLargeError.__mro__[1] is ImageReadError  # one family
 
 
@@ -476,9 +476,9 @@ def test_never_overwrites_the_input(dirs, snap):
     before = snap(src_dir)
     for dst in variants:
         with pytest.raises(ImageWriteError):
-            engine.compress(src, dst, 4)
+            kmpress.compress(src, dst, 4)
     with pytest.raises(ImageWriteError):
-        engine.compress(link, src, 4)
+        kmpress.compress(link, src, 4)
     assert snap(src_dir) == before
     assert snap(out_dir) == {}
 
@@ -488,11 +488,11 @@ def test_output_folder_missing_or_a_folder(dirs, snap):
     src = _valid_png(src_dir / "a.png")
     before = snap(src_dir)
     with pytest.raises(ImageWriteError):
-        engine.compress(src, out_dir / "missing" / "a.png", 4)
+        kmpress.compress(src, out_dir / "missing" / "a.png", 4)
     assert not (out_dir / "missing").exists()
     (out_dir / "dir.png").mkdir()
     with pytest.raises(ImageWriteError):
-        engine.compress(src, out_dir / "dir.png", 4)
+        kmpress.compress(src, out_dir / "dir.png", 4)
     assert snap(out_dir) == {} and sorted(os.listdir(out_dir)) == ["dir.png"]
     assert snap(src_dir) == before
 
@@ -521,14 +521,14 @@ def test_failed_write_leaves_no_partial_file(dirs, snap, monkeypatch):
             self.f.flush()
             raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(engine.io.os, "fdopen", lambda fd, *a, **k: FillsUp(real_fdopen(fd, *a, **k)))
+    monkeypatch.setattr(kmpress.io.os, "fdopen", lambda fd, *a, **k: FillsUp(real_fdopen(fd, *a, **k)))
     with pytest.raises(ImageWriteError):
-        engine.compress(src, out_dir / "a.png", 4)
+        kmpress.compress(src, out_dir / "a.png", 4)
     with pytest.raises(ImageWriteError):
-        engine.compress(src, out_dir / "b.png", 4)
+        kmpress.compress(src, out_dir / "b.png", 4)
     assert snap(out_dir) == {"a.png": b"previous result"}
     monkeypatch.undo()
-    engine.compress(src, out_dir / "a.png", 4)
+    kmpress.compress(src, out_dir / "a.png", 4)
     assert (out_dir / "a.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert sorted(os.listdir(out_dir)) == ["a.png"]
 
@@ -562,7 +562,7 @@ def test_bad_compress_options(dirs, snap, opts):
     opts = dict(opts)
     k = opts.pop("k")
     with pytest.raises(InvalidParameterError) as info:
-        engine.compress(src, out_dir / "a.png", k, **opts)
+        kmpress.compress(src, out_dir / "a.png", k, **opts)
     assert isinstance(info.value, KmpressError) and isinstance(info.value, ValueError)
     assert "\n" not in str(info.value)
     assert snap(out_dir) == {}

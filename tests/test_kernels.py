@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from engine import kernels_numba as kn
-from engine import kernels_numpy as kp
-from engine.histogram import build_histogram
-from engine.init import kmeans_plusplus
+from kmpress import kernels_numba as kn
+from kmpress import kernels_numpy as kp
+from kmpress.histogram import build_histogram
+from kmpress.init import kmeans_plusplus
 
 
 def _no_pruning_boxes(X):
@@ -28,7 +28,7 @@ def photo_hist(photo):
 
 @pytest.fixture(scope="module")
 def photo():
-    from engine import read_image
+    from kmpress import read_image
     from pathlib import Path
 
     return read_image(Path(__file__).parent / "data" / "coffee.png")

@@ -1,4 +1,4 @@
-"""engine.kmeans against the slow reference Lloyd (tests/reference.py), on both backends.
+"""kmpress.kmeans against the slow reference Lloyd (tests/reference.py), on both backends.
 
 With the same explicit init, ``tol=0`` and the same ``max_iter`` every correct Lloyd gives the same
 labels and centroids. The data are chosen (and checked, via the reference's smallest
@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import engine
+import kmpress
 from reference import reference_lloyd
 
 BACKENDS = ["numba", "numpy"]
@@ -51,7 +51,7 @@ def test_matches_reference_to_convergence(make_blobs, backend, case):
     ref = reference_lloyd(X, init, weights=weights, max_iter=60, tol=0)
     assert ref.min_gap_rel > MIN_GAP_REL, "test data has near-ties; pick another seed"
     assert ref.converged and ref.n_iter >= 3  # a real run, not a trivial one
-    res = engine.kmeans(X, k, weights=weights, init=init, max_iter=60, tol=0, backend=backend)
+    res = kmpress.kmeans(X, k, weights=weights, init=init, max_iter=60, tol=0, backend=backend)
     assert res.labels.dtype == np.int32 and res.centroids.dtype == np.float64
     assert res.centroids.shape == (k, d) and res.labels.shape == (n,)
     _assert_matches(res, ref)
@@ -65,7 +65,7 @@ def test_matches_reference_with_capped_iterations(make_blobs, backend, max_iter)
     ref = reference_lloyd(X, init, weights=w, max_iter=max_iter, tol=0)
     assert ref.min_gap_rel > MIN_GAP_REL
     assert not ref.converged or max_iter == 0
-    res = engine.kmeans(X, 8, weights=w, init=init, max_iter=max_iter, tol=0, backend=backend)
+    res = kmpress.kmeans(X, 8, weights=w, init=init, max_iter=max_iter, tol=0, backend=backend)
     _assert_matches(res, ref)
     if max_iter == 0:
         np.testing.assert_array_equal(res.centroids, init)
@@ -83,7 +83,7 @@ def test_empty_clusters_are_reseeded_like_the_reference(make_blobs, backend, d, 
     ref = reference_lloyd(X, init, weights=w, max_iter=60, tol=0)
     assert ref.min_gap_rel > MIN_GAP_REL
     assert ref.relocations >= 2  # the case under test really happens
-    res = engine.kmeans(X, 6, weights=w, init=init, max_iter=60, tol=0, backend=backend)
+    res = kmpress.kmeans(X, 6, weights=w, init=init, max_iter=60, tol=0, backend=backend)
     assert np.all(np.isfinite(res.centroids))
     assert np.all(np.abs(res.centroids) < 200)  # nobody stayed out at +-250
     assert len(np.unique(res.labels)) == 6
@@ -98,7 +98,7 @@ def test_empty_cluster_takes_farthest_point_lowest_index_on_ties(backend):
     init = np.array([[0, 0, 0], [500, 500, 500]], np.float64)
     ref = reference_lloyd(X, init, max_iter=1, tol=0)
     assert ref.relocations == 1
-    res = engine.kmeans(X, 2, init=init, max_iter=1, tol=0, backend=backend)
+    res = kmpress.kmeans(X, 2, init=init, max_iter=1, tol=0, backend=backend)
     np.testing.assert_allclose(ref.centroids, [[-2.5, 0, 0], [10, 0, 0]])
     _assert_matches(res, ref)
 
@@ -108,17 +108,17 @@ def test_ties_go_to_the_lowest_index(backend):
     # point 2 is exactly between the two centroids (exact in float32)
     X = np.array([[0, 0, 0], [4, 0, 0], [2, 0, 0], [2, 5, 0]], np.float32)
     init = np.array([[0, 0, 0], [4, 0, 0]], np.float64)
-    res = engine.kmeans(X, 2, init=init, max_iter=0, tol=0, backend=backend)
+    res = kmpress.kmeans(X, 2, init=init, max_iter=0, tol=0, backend=backend)
     np.testing.assert_array_equal(res.labels, [0, 1, 0, 0])
     init_rev = init[::-1].copy()
-    res = engine.kmeans(X, 2, init=init_rev, max_iter=0, tol=0, backend=backend)
+    res = kmpress.kmeans(X, 2, init=init_rev, max_iter=0, tol=0, backend=backend)
     np.testing.assert_array_equal(res.labels, [1, 0, 0, 0])
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_integer_points_and_k_equals_n(backend):
     X = np.array([[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255]], np.uint8)
-    res = engine.kmeans(X, 4, seed=3, backend=backend)
+    res = kmpress.kmeans(X, 4, seed=3, backend=backend)
     assert sorted(map(tuple, res.centroids.astype(int))) == sorted(map(tuple, X.astype(int)))
     assert res.inertia == 0.0
     assert len(set(res.labels.tolist())) == 4
@@ -128,7 +128,7 @@ def test_integer_points_and_k_equals_n(backend):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_k1_is_the_weighted_mean(make_blobs, backend):
     X, w, _ = make_blobs(2, 500, 4, 3)
-    res = engine.kmeans(X, 1, weights=w, backend=backend)
+    res = kmpress.kmeans(X, 1, weights=w, backend=backend)
     mean = (w[:, None] * X.astype(np.float64)).sum(axis=0) / w.sum()
     np.testing.assert_allclose(res.centroids[0], mean, rtol=1e-9, atol=1e-9)
     assert np.all(res.labels == 0)
@@ -140,7 +140,7 @@ def test_final_labels_belong_to_final_centroids(make_blobs, backend, init):
     # whatever stopped the loop (default tol here), labels are nearest to the returned centroids
     # and the reported inertia is theirs
     X, w, _ = make_blobs(5, 3000, 3, 10)
-    res = engine.kmeans(X, 10, weights=w, init=init, seed=1, backend=backend)
+    res = kmpress.kmeans(X, 10, weights=w, init=init, seed=1, backend=backend)
     X64 = X.astype(np.float64)
     d = ((X64[:, None, :] - res.centroids[None]) ** 2).sum(axis=2)
     best = d.min(axis=1)
@@ -154,14 +154,14 @@ def test_final_labels_belong_to_final_centroids(make_blobs, backend, init):
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_kmeans_plus_plus_picks_data_points_and_is_seeded(make_blobs, backend):
     X, w, _ = make_blobs(3, 1500, 3, 7)
-    a = engine.kmeans(X, 7, weights=w, seed=11, max_iter=0, backend=backend)
-    b = engine.kmeans(X, 7, weights=w, seed=11, max_iter=0, backend=backend)
+    a = kmpress.kmeans(X, 7, weights=w, seed=11, max_iter=0, backend=backend)
+    b = kmpress.kmeans(X, 7, weights=w, seed=11, max_iter=0, backend=backend)
     np.testing.assert_array_equal(a.centroids, b.centroids)
     # with max_iter=0 the centroids are the seeds: distinct points of the data
     rows = {tuple(r) for r in X.astype(np.float64)}
     assert all(tuple(c) in rows for c in a.centroids)
     assert len({tuple(c) for c in a.centroids}) == 7
-    others = [engine.kmeans(X, 7, weights=w, seed=s, max_iter=0, backend=backend).centroids for s in (12, 13, 14)]
+    others = [kmpress.kmeans(X, 7, weights=w, seed=s, max_iter=0, backend=backend).centroids for s in (12, 13, 14)]
     assert any(not np.array_equal(a.centroids, o) for o in others), "the seed changes nothing"
 
 
@@ -169,8 +169,8 @@ def test_kmeans_plus_plus_picks_data_points_and_is_seeded(make_blobs, backend):
 def test_tol_stops_earlier_and_is_reported(photos, backend):
     # a loose tol must stop on the centroid shift well before tol=0 reaches its fixed point
     px = photos["chelsea"][::4, ::4].reshape(-1, 3)
-    loose = engine.kmeans(px, 16, seed=0, tol=1e-2, backend=backend)
-    exact = engine.kmeans(px, 16, seed=0, tol=0, max_iter=500, backend=backend)
+    loose = kmpress.kmeans(px, 16, seed=0, tol=1e-2, backend=backend)
+    exact = kmpress.kmeans(px, 16, seed=0, tol=0, max_iter=500, backend=backend)
     assert loose.converged and exact.converged
     assert loose.n_iter < exact.n_iter
     assert exact.inertia <= loose.inertia * (1 + 1e-9)
@@ -179,8 +179,8 @@ def test_tol_stops_earlier_and_is_reported(photos, backend):
 def test_backends_agree_on_kmeans_plus_plus(make_blobs):
     # the seeding kernels differ (float32 vs float64 sums) but pick the same points on easy data
     X, w, _ = make_blobs(6, 1000, 4, 6)
-    a = engine.kmeans(X, 6, weights=w, seed=5, tol=0, backend="numba")
-    b = engine.kmeans(X, 6, weights=w, seed=5, tol=0, backend="numpy")
+    a = kmpress.kmeans(X, 6, weights=w, seed=5, tol=0, backend="numba")
+    b = kmpress.kmeans(X, 6, weights=w, seed=5, tol=0, backend="numpy")
     np.testing.assert_allclose(a.centroids, b.centroids, rtol=0, atol=1e-6 * 300)
     np.testing.assert_array_equal(a.labels, b.labels)
 
@@ -190,7 +190,7 @@ def test_backends_agree_on_kmeans_plus_plus(make_blobs):
 def test_fewer_distinct_points_than_k(backend, init):
     # 3 distinct points, k=5: centroids may coincide but are finite, and every label is valid
     X = np.array([[0, 0, 0], [9, 9, 9], [0, 0, 0], [200, 10, 3], [9, 9, 9], [0, 0, 0]] * 3, np.uint8)
-    r = engine.kmeans(X, 5, init=init, seed=0, backend=backend)
+    r = kmpress.kmeans(X, 5, init=init, seed=0, backend=backend)
     assert np.all(np.isfinite(r.centroids))
     assert r.labels.min() >= 0 and r.labels.max() < 5
     assert r.inertia == 0.0
@@ -202,7 +202,7 @@ def test_zero_weight_points_are_never_seeds(make_blobs, backend):
     X, w, _ = make_blobs(1, 500, 3, 4)
     w = w.copy()
     w[::2] = 0.0
-    r = engine.kmeans(X, 6, weights=w, seed=3, max_iter=0, backend=backend)
+    r = kmpress.kmeans(X, 6, weights=w, seed=3, max_iter=0, backend=backend)
     seeds = {tuple(c) for c in r.centroids}
     zero_rows = {tuple(x) for x in X[::2].astype(np.float64)}
     assert not seeds & zero_rows
@@ -224,7 +224,7 @@ def test_empty_cluster_is_reseeded_past_a_weightless_outlier(backend):
     init = np.array([[0, 0, 0], [60, 60, 60], [-900, -900, -900]], np.float64)
     ref = reference_lloyd(X, init, weights=w, max_iter=100, tol=0)
     assert ref.relocations == 1 and np.all(np.abs(ref.centroids) < 100)
-    res = engine.kmeans(X, 3, weights=w, init=init, max_iter=100, tol=0, backend=backend)
+    res = kmpress.kmeans(X, 3, weights=w, init=init, max_iter=100, tol=0, backend=backend)
     assert np.all(np.abs(res.centroids) < 100), f"a centroid was left stranded: {res.centroids.tolist()}"
     assert np.all(np.bincount(res.labels, weights=w, minlength=3) > 0)
     _assert_matches(res, ref)

@@ -1,4 +1,4 @@
-"""Palette finishing and order (engine.palette), several starts, and the PNG encoder (engine.io)."""
+"""Palette finishing and order (kmpress.palette), several starts, and the PNG encoder (kmpress.io)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import engine
-from engine.io import encode_png, zlib_stream
-from engine.palette import order_palette
+import kmpress
+from kmpress.io import encode_png, zlib_stream
+from kmpress.palette import order_palette
 
 
 def _crop(photos, name="astronaut"):
@@ -23,8 +23,8 @@ def _crop(photos, name="astronaut"):
 @pytest.mark.parametrize("k", [5, 16, 200])
 def test_palette_order_only_permutes_indices(photos, space, k):
     img = _crop(photos)
-    a = engine.quantize(img, k, colorspace=space, palette_order="luma")
-    b = engine.quantize(img, k, colorspace=space, palette_order="path")
+    a = kmpress.quantize(img, k, colorspace=space, palette_order="luma")
+    b = kmpress.quantize(img, k, colorspace=space, palette_order="path")
     # the same entries in another order ...
     assert a.k == b.k
     assert sorted(map(tuple, a.palette)) == sorted(map(tuple, b.palette))
@@ -50,7 +50,7 @@ def test_luma_order_is_sorted_by_luma():
 def test_path_order_is_a_short_deterministic_path():
     rng = np.random.default_rng(1)
     pal = np.unique(rng.integers(0, 256, (120, 3), dtype=np.uint8), axis=0)
-    from engine.colorspace import srgb_to_oklab
+    from kmpress.colorspace import srgb_to_oklab
 
     def length(order):
         lab = srgb_to_oklab(pal[order])
@@ -73,8 +73,8 @@ def test_translucent_entries_come_first():
 
 
 def test_bad_palette_order_is_refused():
-    with pytest.raises(engine.InvalidParameterError, match="palette_order"):
-        engine.quantize(np.zeros((4, 4, 3), np.uint8), 2, palette_order="hue")
+    with pytest.raises(kmpress.InvalidParameterError, match="palette_order"):
+        kmpress.quantize(np.zeros((4, 4, 3), np.uint8), 2, palette_order="hue")
 
 
 # --------------------------------------------------------------------------------------------
@@ -84,12 +84,12 @@ def test_bad_palette_order_is_refused():
 
 def test_n_init_1_is_the_single_run_and_more_starts_do_not_lose(photos):
     img = np.ascontiguousarray(photos["coffee"][::2, ::2])
-    one = engine.quantize(img, 16)
-    same = engine.quantize(img, 16, n_init=1)
+    one = kmpress.quantize(img, 16)
+    same = kmpress.quantize(img, 16, n_init=1)
     np.testing.assert_array_equal(one.palette, same.palette)
     np.testing.assert_array_equal(one.indices, same.indices)
-    four = engine.quantize(img, 16, n_init=4)
-    again = engine.quantize(img, 16, n_init=4)
+    four = kmpress.quantize(img, 16, n_init=4)
+    again = kmpress.quantize(img, 16, n_init=4)
     np.testing.assert_array_equal(four.palette, again.palette)
     np.testing.assert_array_equal(four.indices, again.indices)
     # the best of 4 converged runs (by inertia) includes run 1: never clearly worse than it
@@ -98,8 +98,8 @@ def test_n_init_1_is_the_single_run_and_more_starts_do_not_lose(photos):
 
 @pytest.mark.parametrize("bad", [0, 33, 1.5, "2"])
 def test_bad_n_init_is_refused(bad):
-    with pytest.raises(engine.InvalidParameterError, match="n_init"):
-        engine.quantize(np.zeros((4, 4, 3), np.uint8), 2, n_init=bad)
+    with pytest.raises(kmpress.InvalidParameterError, match="n_init"):
+        kmpress.quantize(np.zeros((4, 4, 3), np.uint8), 2, n_init=bad)
 
 
 # --------------------------------------------------------------------------------------------
@@ -133,7 +133,7 @@ def test_encoder_round_trip_every_depth(k, shape):
     kinds = [c for c, _ in chunks]
     assert kinds[0] == b"IHDR" and kinds[-1] == b"IEND" and kinds.count(b"IDAT") == 1
     depth = struct.unpack(">IIB", chunks[0][1][:9])[2]
-    assert depth == engine.metrics.png_bit_depth(k)
+    assert depth == kmpress.metrics.png_bit_depth(k)
     # every row unfiltered
     raw = zlib.decompress(dict(chunks)[b"IDAT"])
     stride = 1 + (shape[1] * depth + 7) // 8
@@ -157,7 +157,7 @@ def test_icc_profile_is_written():
 
 
 def test_parallel_deflate_is_thread_independent_and_valid(monkeypatch):
-    import engine.io as eio
+    import kmpress.io as eio
 
     monkeypatch.setattr(eio, "DEFLATE_BLOCK", 1 << 14)  # many blocks on a small input
     rng = np.random.default_rng(0)
@@ -176,7 +176,7 @@ def test_unfiltered_encoding_beats_pillow_at_4_bits_on_photos(photos):
     # exception, 1.1 % larger): a measured choice, so the test checks the total
     ours = pillow = 0
     for name in ("astronaut", "chelsea", "coffee"):
-        q = engine.quantize(photos[name], 16)
+        q = kmpress.quantize(photos[name], 16)
         ours += len(encode_png(q.palette, q.indices))
         im = Image.fromarray(q.indices, "P")
         im.putpalette(q.palette.tobytes())

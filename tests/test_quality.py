@@ -1,6 +1,6 @@
 """The quality target: the smallest K reaching a PSNR, found with warm-started fits.
 
-Brute force (an independent :func:`engine.quantize` at every K) is the reference. On an image
+Brute force (an independent :func:`kmpress.quantize` at every K) is the reference. On an image
 with a clear cluster structure the two must agree exactly; on a photo crop, where neighbouring K
 differ by hundredths of a dB and warm and cold starts land in slightly different local optima,
 the search's own certificate must hold (K reaches the target, K - 1 was fitted and does not) and
@@ -14,11 +14,11 @@ import math
 import numpy as np
 import pytest
 
-import engine
-from engine.errors import InvalidParameterError, KmpressError
-from engine.metrics import psnr
-from engine.api import Pipeline
-from engine.quality import TargetNotReachedError, quantize_to_quality
+import kmpress
+from kmpress.errors import InvalidParameterError, KmpressError
+from kmpress.metrics import psnr
+from kmpress.api import Pipeline
+from kmpress.quality import TargetNotReachedError, quantize_to_quality
 
 
 def structured_image(seed: int = 0) -> np.ndarray:
@@ -33,7 +33,7 @@ def structured_image(seed: int = 0) -> np.ndarray:
 
 def brute_force(img: np.ndarray, kmax: int, **opts) -> list[float]:
     """PSNR of an independent quantize at K = 1..kmax (index K-1)."""
-    return [engine.quantize(img, k, **opts).psnr for k in range(1, kmax + 1)]
+    return [kmpress.quantize(img, k, **opts).psnr for k in range(1, kmax + 1)]
 
 
 def smallest(psnrs: list[float], target: float) -> int | None:
@@ -53,7 +53,7 @@ def test_matches_brute_force_on_a_structured_image():
     targets = [(bf[i] + bf[i + 1]) / 2 for i in range(5)] + [bf[0] - 1.0]
     for target in targets:
         want = smallest(bf, target)
-        for search_tol in (None, engine.DEFAULT_TOL):
+        for search_tol in (None, kmpress.DEFAULT_TOL):
             r = quantize_to_quality(img, target, max_colors=10, search_tol=search_tol)
             assert r.reached
             assert r.k == want, (target, search_tol, r.k, want, r.visited)
@@ -65,7 +65,7 @@ def test_photo_crop_certificate_and_brute_force(crop):
     for target in (24.0, 29.5, 32.0, 34.0):
         want = smallest(bf, target)
         assert want is not None
-        r = quantize_to_quality(crop, target, max_colors=48, search_tol=engine.DEFAULT_TOL)
+        r = quantize_to_quality(crop, target, max_colors=48, search_tol=kmpress.DEFAULT_TOL)
         assert r.reached and r.quantized.psnr >= target
         by_k = {t.k: t for t in r.trials}
         if r.k > 1:
@@ -154,9 +154,9 @@ def test_bad_parameters(kwargs, message):
 
 @pytest.mark.parametrize("opts", [{}, {"colorspace": "oklab"}, {"dither": "floyd-steinberg"}, {"smooth": 0.3}])
 def test_pipeline_steps_are_quantize(crop, opts):
-    """A cold fit through the shared pipeline is exactly engine.quantize (the search uses it)."""
+    """A cold fit through the shared pipeline is exactly kmpress.quantize (the search uses it)."""
     for k in (1, 9, 40):
-        q = engine.quantize(crop, k, seed=3, **opts)
+        q = kmpress.quantize(crop, k, seed=3, **opts)
         pipe = Pipeline(crop, **opts)
         f = pipe.fit(k, np.random.default_rng(3))
         score = pipe.score(f)
@@ -178,32 +178,32 @@ def test_warm_start_never_raises_the_cost(crop):
 
 
 def test_quantize_and_compress_take_a_target(crop, tmp_path):
-    q = engine.quantize(crop, target_psnr=31.0, seed=2)
+    q = kmpress.quantize(crop, target_psnr=31.0, seed=2)
     r = quantize_to_quality(crop, 31.0, seed=2)
     assert np.array_equal(q.palette, r.quantized.palette) and np.array_equal(q.indices, r.quantized.indices)
     assert q.target_psnr == 31.0 and q.target_reached is True and [t.k for t in q.search] == r.visited
-    plain = engine.quantize(crop, 8)
+    plain = kmpress.quantize(crop, 8)
     assert plain.target_psnr is None and plain.target_reached is None and plain.search == []
     for kwargs in ({}, {"k": 8, "target_psnr": 30}, {"k": 8, "max_colors": 16}, {"k": 8, "strict": True}):
         with pytest.raises(InvalidParameterError):
-            engine.quantize(crop, **kwargs)
+            kmpress.quantize(crop, **kwargs)
 
     src = tmp_path / "crop.png"
     from PIL import Image
 
     Image.fromarray(crop).save(src)
-    rep = engine.compress(src, tmp_path / "out.png", target_psnr=31.0, seed=2)
+    rep = kmpress.compress(src, tmp_path / "out.png", target_psnr=31.0, seed=2)
     assert rep.k == r.k and rep.colors == r.quantized.k and rep.psnr == pytest.approx(r.quantized.psnr)
     d = rep.as_dict()
     assert d["target_psnr"] == 31.0 and d["target_reached"] is True and d["search"][-1]["k"] in r.visited
-    assert engine.compress(src, tmp_path / "k.png", 8).as_dict()["target_psnr"] is None
+    assert kmpress.compress(src, tmp_path / "k.png", 8).as_dict()["target_psnr"] is None
     with pytest.raises(TargetNotReachedError) as info:
-        engine.compress(src, tmp_path / "strict.png", target_psnr=70, max_colors=6, strict=True)
+        kmpress.compress(src, tmp_path / "strict.png", target_psnr=70, max_colors=6, strict=True)
     assert info.value.path == str(src) and str(src) in str(info.value)
     assert not (tmp_path / "strict.png").exists()
-    rep = engine.compress(src, tmp_path / "loose.png", target_psnr=70, max_colors=6)
+    rep = kmpress.compress(src, tmp_path / "loose.png", target_psnr=70, max_colors=6)
     assert rep.k == 6 and rep.target_reached is False and (tmp_path / "loose.png").exists()
     for kwargs in ({}, {"k": 8, "target_psnr": 30}, {"k": 8, "strict": True}, {"target_psnr": 30, "max_colors": 0}):
         with pytest.raises(InvalidParameterError):
-            engine.compress(src, tmp_path / "bad.png", **kwargs)
+            kmpress.compress(src, tmp_path / "bad.png", **kwargs)
     assert not (tmp_path / "bad.png").exists()

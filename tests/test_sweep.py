@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import engine
-from engine.errors import ImageReadError, InvalidParameterError
-from engine.io import encode_png
-from engine.sweep import (
+import kmpress
+from kmpress.errors import ImageReadError, InvalidParameterError
+from kmpress.io import encode_png
+from kmpress.sweep import (
     PLOT_HINT,
     SWATCH_COLUMNS,
     SWATCH_GAP,
@@ -51,7 +51,7 @@ def test_sweep_rows(crop):
     rows = sweep(crop, reversed(ks), seed=5)
     assert [r.k for r in rows] == ks
     # the first K is a cold start: exactly quantize's result and exactly the PNG it writes
-    q = engine.quantize(crop, 2, seed=5)
+    q = kmpress.quantize(crop, 2, seed=5)
     assert rows[0].psnr == q.psnr and rows[0].colors == q.k
     assert rows[0].bytes == len(encode_png(q.palette, q.indices))
     for a, b in zip(rows, rows[1:]):
@@ -71,7 +71,7 @@ def test_sweep_rows(crop):
 
 def test_sweep_options_reach_the_pipeline(crop):
     rows = sweep(crop, [4, 8], colorspace="oklab", dither="floyd-steinberg", thumbnail=30)
-    q = engine.quantize(crop, 4, colorspace="oklab", dither="floyd-steinberg")
+    q = kmpress.quantize(crop, 4, colorspace="oklab", dither="floyd-steinberg")
     assert rows[0].psnr == q.psnr and rows[0].delta_e == q.delta_e
     assert rows[0].thumbnail.shape == (20, 30, 3)
     # a thumbnail holds only the palette's colours (nearest-neighbour scaling)
@@ -149,7 +149,7 @@ def count_swatches(path) -> list[tuple[int, ...]]:
 
 def test_palette_swatch_of_a_kmpress_png(tmp_path, photo_paths):
     png = tmp_path / "c.png"
-    rep = engine.compress(photo_paths["chelsea"], png, 20)
+    rep = kmpress.compress(photo_paths["chelsea"], png, 20)
     out = palette_swatch(png, tmp_path / "swatch.png")
     assert out["palette_entries"] == rep.colors == 20
     with Image.open(png) as im:

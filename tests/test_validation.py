@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import engine
-from engine import InvalidParameterError, KmpressError
+import kmpress
+from kmpress import InvalidParameterError, KmpressError
 
 
 def _points(n=50, d=3, seed=0):
@@ -54,7 +54,7 @@ BAD_POINTS = {
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
 def test_kmeans_bad_points(points, backend):
     before = points.copy()
-    _raises_invalid(engine.kmeans, points, 2, backend=backend)
+    _raises_invalid(kmpress.kmeans, points, 2, backend=backend)
     np.testing.assert_array_equal(points, before)
 
 
@@ -85,7 +85,7 @@ BAD_WEIGHTS = {
 def test_kmeans_bad_weights(weights):
     points = _points()
     before_p, before_w = points.copy(), weights.copy()
-    _raises_invalid(engine.kmeans, points, 3, weights=weights)
+    _raises_invalid(kmpress.kmeans, points, 3, weights=weights)
     np.testing.assert_array_equal(points, before_p)
     np.testing.assert_array_equal(weights, before_w)
 
@@ -119,7 +119,7 @@ def test_kmeans_bad_options(opts):
     before = points.copy()
     opts = dict(opts)
     k = opts.pop("k")
-    _raises_invalid(engine.kmeans, points, k, **opts)
+    _raises_invalid(kmpress.kmeans, points, k, **opts)
     np.testing.assert_array_equal(points, before)
 
 
@@ -127,8 +127,8 @@ def test_kmeans_random_init_needs_k_positive_weights():
     points = _points(10)
     w = np.zeros(10)
     w[:2] = 1.0
-    _raises_invalid(engine.kmeans, points, 3, weights=w, init="random")
-    assert engine.kmeans(points, 2, weights=w, init="random").centroids.shape == (2, 3)
+    _raises_invalid(kmpress.kmeans, points, 3, weights=w, init="random")
+    assert kmpress.kmeans(points, 2, weights=w, init="random").centroids.shape == (2, 3)
 
 
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
@@ -139,17 +139,17 @@ def test_kmeans_accepts_any_numeric_dtype_and_never_modifies(backend, dtype):
     weights = rng.integers(1, 4, 300).astype(np.int32)
     init = points[:5].astype(np.float64) + 0.5
     copies = points.copy(), weights.copy(), init.copy()
-    r = engine.kmeans(points, 5, weights=weights, init=init, backend=backend)
+    r = kmpress.kmeans(points, 5, weights=weights, init=init, backend=backend)
     for a, b in zip((points, weights, init), copies):
         assert a.dtype == b.dtype
         np.testing.assert_array_equal(a, b)
-    ref = engine.kmeans(points.astype(np.float64), 5, weights=weights.astype(np.float64), init=init, backend=backend)
+    ref = kmpress.kmeans(points.astype(np.float64), 5, weights=weights.astype(np.float64), init=init, backend=backend)
     np.testing.assert_array_equal(r.centroids, ref.centroids)
     np.testing.assert_array_equal(r.labels, ref.labels)
 
 
 def test_kmeans_accepts_lists_and_numpy_integers():
-    r = engine.kmeans([[0, 0, 0], [10, 10, 10], [0, 1, 0], [10, 11, 10]], np.int64(2), seed=np.uint8(1))
+    r = kmpress.kmeans([[0, 0, 0], [10, 10, 10], [0, 1, 0], [10, 11, 10]], np.int64(2), seed=np.uint8(1))
     assert sorted(np.bincount(r.labels).tolist()) == [2, 2]
 
 
@@ -175,7 +175,7 @@ BAD_IMAGES = {
 @pytest.mark.parametrize("image", BAD_IMAGES.values(), ids=BAD_IMAGES.keys())
 def test_quantize_bad_image(image):
     before = np.array(image, copy=True)
-    _raises_invalid(engine.quantize, image, 4)
+    _raises_invalid(kmpress.quantize, image, 4)
     np.testing.assert_array_equal(image, before)
 
 
@@ -203,12 +203,12 @@ def test_quantize_bad_options(photos, opts):
     before = img.copy()
     opts = dict(opts)
     k = opts.pop("k")
-    _raises_invalid(engine.quantize, img, k, **opts)
+    _raises_invalid(kmpress.quantize, img, k, **opts)
     np.testing.assert_array_equal(img, before)
 
 
 def test_k_bounds_are_inclusive(photos):
     img = np.ascontiguousarray(photos["chelsea"][:40, :40])
-    assert engine.quantize(img, 1).k == 1
-    assert engine.quantize(img, np.uint16(256)).k <= 256
-    assert engine.MAX_K == 256
+    assert kmpress.quantize(img, 1).k == 1
+    assert kmpress.quantize(img, np.uint16(256)).k <= 256
+    assert kmpress.MAX_K == 256

@@ -1,6 +1,6 @@
-"""``python -m cli``: the same as the ``kmpress`` command."""
+"""``python -m kmpress``: the same as the ``kmpress`` command."""
 
-from .main import main
+from kmpress.cli.main import main
 
 # The guard matters: batch workers use the spawn start method, which re-imports the main module.
 if __name__ == "__main__":
