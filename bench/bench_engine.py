@@ -23,7 +23,7 @@ from bench.summary import KS, group_name
 from kmpress import DEFAULT_MAX_ITER, DEFAULT_TOL, compress, kernels_numba, kernels_numpy, write_png
 from kmpress.histogram import build_histogram
 from kmpress.init import kmeans_plusplus
-from kmpress.lloyd import Lloyd, lloyd
+from kmpress.clustering import Lloyd, lloyd
 from kmpress.remap import gather_indices, nearest_entries
 
 KERNELS = {"numba": kernels_numba, "numpy": kernels_numpy}

@@ -96,7 +96,7 @@ class Inputs:
         """Lloyd iterations numba needs from :meth:`c0` with the default tolerance (the iteration
         count given to scikit-learn in the to-convergence group)."""
         from kmpress import DEFAULT_MAX_ITER, DEFAULT_TOL, kernels_numba
-        from kmpress.lloyd import lloyd
+        from kmpress.clustering import lloyd
 
         r = lloyd(self.hist_X, self.hist_w, True, self.c0(k), DEFAULT_MAX_ITER, DEFAULT_TOL, kernels_numba, final_assign=False)
         return max(1, r.n_iter)
@@ -144,7 +144,7 @@ def jit(tmp_path_factory: pytest.TempPathFactory) -> None:
     from bench.summary import KS
     from kmpress import kernels_numba, kernels_numpy, quantize, write_png
     from kmpress.histogram import build_histogram
-    from kmpress.lloyd import lloyd
+    from kmpress.clustering import lloyd
 
     rng = np.random.default_rng(1)
     dense_min = int(getattr(kernels_numba, "DENSE_MIN_PIXELS", 1 << 19))

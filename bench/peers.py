@@ -8,7 +8,7 @@ Two ways of timing it:
   iteration it dominates.
 - ``sklearn-iter``: scikit-learn's own one-iteration kernel (``lloyd_iter_chunked_dense``, a
   private function, used only if it imports): the iteration alone, comparable with one call of
-  ``kmpress.lloyd.lloyd(max_iter=1)``.
+  ``kmpress.clustering.lloyd(max_iter=1)``.
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def sklearn_one_iteration(rows: np.ndarray, sw: np.ndarray, c0: np.ndarray) -> n
     sw : (N,) sample weights from :func:`sklearn_weights`
     c0 : (K, 3) float64 starting centroids
 
-    Buffers are allocated per call, as ``kmpress.lloyd.lloyd`` does. BLAS is limited to one
+    Buffers are allocated per call, as ``kmpress.clustering.lloyd`` does. BLAS is limited to one
     thread as in scikit-learn's own loop (its kernel parallelises over chunks with OpenMP).
 
     Returns

@@ -317,7 +317,7 @@ def compress(
 
         if scheduler is not None:
             # Dask only now (kmpress --help stays fast); missing -> one line and exit 2
-            from kmpress.cluster import compress_many_dask, import_distributed
+            from kmpress.dask_batch import compress_many_dask, import_distributed
 
             import_distributed()
             compress_many = functools.partial(compress_many_dask, scheduler=scheduler)  # noqa: F811
@@ -423,7 +423,7 @@ def info(
 
         facts = describe_image(file, against)
         if palette is not None:
-            from kmpress.sweep import palette_swatch
+            from kmpress.ksweep import palette_swatch
 
             facts.update(palette_swatch(file, palette))
         if as_json:
@@ -462,7 +462,7 @@ def sweep_cmd(
     """
     with _errors(debug):
         _prepare_numba_cache()
-        from kmpress.sweep import parse_ks, write_sweep
+        from kmpress.ksweep import parse_ks, write_sweep
 
         values = parse_ks(ks, step)
         options: dict[str, Any] = {"seed": seed, "max_iter": max_iter, "tol": tol}

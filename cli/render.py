@@ -215,7 +215,7 @@ def print_info(info: dict[str, Any]) -> None:
 
 
 def print_sweep(files: Any, src: str) -> None:
-    """The table of :func:`kmpress.sweep.write_sweep` and the files it wrote, on stdout."""
+    """The table of :func:`kmpress.ksweep.write_sweep` and the files it wrote, on stdout."""
     out = stdout_console()
     t = Table(title=f"kmpress sweep: {os.path.basename(src)} ({files.width} x {files.height})", show_edge=False, header_style="bold")
     for name in ("K", "colours", "inertia", "PSNR", "ΔE (OKLab)", "PNG", "bits/px", "iter", "seconds"):
@@ -246,7 +246,7 @@ def print_sweep(files: Any, src: str) -> None:
 def sweep_progress(total: int, enabled: bool):
     """A rich progress bar on stderr for a sweep: K values done/total, the last K, elapsed, ETA.
 
-    Yields a callback taking an ``kmpress.sweep.SweepRow``; it does nothing when disabled.
+    Yields a callback taking an ``kmpress.ksweep.SweepRow``; it does nothing when disabled.
     """
     if not enabled or total <= 0:
         yield lambda row: None

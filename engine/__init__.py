@@ -38,7 +38,7 @@ from .io import DEFAULT_MAX_PIXELS, load_image, read_image, write_png
 from .metrics import Bits, bit_accounting, psnr
 from .quality import QualityResult, TargetNotReachedError, quantize_to_quality
 from .sample import sample_path
-from .sweep import SweepRow, sweep
+from .ksweep import SweepRow, sweep
 
 __version__ = "0.1.0"
 

@@ -21,9 +21,9 @@ from .errors import ImageWriteError, InvalidParameterError
 from .histogram import build_histogram
 from .init import kmeans_plusplus, random_init
 from .io import DEFAULT_MAX_PIXELS, load_image, write_png
-from .lloyd import lloyd
+from .clustering import lloyd
 from .colorspace import COLORSPACES, colors_to_space, delta_e_histogram
-from .dither import DITHERS, floyd_steinberg, pixel_errors, smooth_remap
+from .kernels_numba.remap import DITHERS, floyd_steinberg, pixel_errors, smooth_remap
 from .metrics import Bits, bit_accounting, png_bit_depth, psnr_from_mse, squared_error_sum
 from .palette import ORDERS, finish_palette, spawn_seeds
 from .remap import gather_indices
@@ -35,7 +35,7 @@ MAX_K = 256
 #: Default relative tolerance on the centroid shift (see :func:`kmeans`). Chosen by measurement:
 #: see the README ("Convergence").
 DEFAULT_TOL = 3e-5
-#: Fraction of the quantization error Floyd-Steinberg diffuses by default (see kmpress.dither).
+#: Fraction of the quantization error Floyd-Steinberg diffuses by default (see kmpress.kernels_numba.remap).
 DEFAULT_DITHER_STRENGTH = 0.75
 #: Default cap on Lloyd iterations.
 DEFAULT_MAX_ITER = 300
@@ -360,7 +360,7 @@ def quantize(
         or OKLab (perceptual; see :mod:`kmpress.colorspace`). The palette is stored as sRGB uint8
         either way. With alpha, the alpha channel is a 4th coordinate in both spaces.
     dither : None or "floyd-steinberg"
-        Remap with serpentine Floyd-Steinberg error diffusion (see :mod:`kmpress.dither`): fewer
+        Remap with serpentine Floyd-Steinberg error diffusion (see :mod:`kmpress.kernels_numba.remap`): fewer
         visible bands on gradients, at some cost in PSNR and file size. ``mse``, ``psnr`` and
         ``delta_e`` are then computed from the dithered pixels.
     dither_strength : float in (0, 1]
@@ -372,7 +372,7 @@ def quantize(
         Order of the stored entries (see :func:`kmpress.palette.order_palette`); it permutes the
         indices and nothing else.
     smooth : float >= 0
-        Rate-aware remap (see :func:`kmpress.dither.smooth_remap`): a pixel may take its left or
+        Rate-aware remap (see :func:`kmpress.kernels_numba.remap.smooth_remap`): a pixel may take its left or
         upper neighbour's entry when that costs at most ``smooth`` x the mean squared error more,
         giving smaller PNGs for a little PSNR (0.3: about 2-4 % smaller for under 0.05 dB, see
         the README). 0 (the default) is the exact nearest-entry remap. Not with ``dither``.
@@ -459,7 +459,7 @@ class Pipeline:
     smaller K), :meth:`score` it and :meth:`finish` it into a :class:`Quantized`.
 
     ``quantize(image, k)`` is exactly ``Pipeline(image, ...).finish(fit(k, rng))``; the quality
-    search (:mod:`kmpress.quality`) and the K sweep (:mod:`kmpress.sweep`) reuse one prepared image
+    search (:mod:`kmpress.quality`) and the K sweep (:mod:`kmpress.ksweep`) reuse one prepared image
     for many K.
 
     Parameters

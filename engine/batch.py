@@ -404,14 +404,14 @@ def compress_file(src: str, dst: str, k: int, options: dict[str, Any], threads: 
     ``error`` result with its message; any other exception (a bug) too, with the traceback in
     ``detail``. ``threads`` sets numba's thread count first; None leaves it, except on a Dask
     worker, where the task takes its share of the worker's threads
-    (:func:`kmpress.cluster.worker_threads`), so that a plain ``client.get_executor()`` works.
+    (:func:`kmpress.dask_batch.worker_threads`), so that a plain ``client.get_executor()`` works.
     """
     global _IN_TASK
     t0 = time.perf_counter()
     _IN_TASK = True
     try:
         if threads is None and "distributed" in sys.modules:  # no Dask imported: not on a worker
-            from .cluster import worker_threads
+            from .dask_batch import worker_threads
 
             threads = worker_threads()
         _set_threads(threads)
@@ -491,7 +491,7 @@ def _options(seed, max_iter, tol, init, backend, max_pixels, compress_level, qua
         extra["colorspace"] = _check_choice("colorspace", extra["colorspace"], COLORSPACES)
     if "dither" in extra:
         from .api import _check_choice
-        from .dither import DITHERS
+        from .kernels_numba.remap import DITHERS
 
         # "none" (text, e.g. from the CLI) means no dithering, as None does
         d = None if extra["dither"] in ("none", False) else extra["dither"]

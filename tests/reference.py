@@ -3,7 +3,7 @@
 Everything is float64 NumPy on small data, one iteration written out step by step as in the
 textbook: assign every point to its nearest centroid (ties to the lowest index), then move every
 centroid to the weighted mean of its points. It follows the loop rules that the engine documents
-(:func:`kmpress.lloyd.lloyd`), which are part of its contract, not an implementation detail:
+(:func:`kmpress.clustering.lloyd`), which are part of its contract, not an implementation detail:
 
 - stop when an assignment pass changes no label (the centroids are then already the means of
   their points), or after ``max_iter`` updates, or - only when ``tol > 0`` - when the sum of

@@ -1,4 +1,4 @@
-"""kmpress.cluster: batches on a Dask LocalCluster (processes, 2 workers, 1 thread each).
+"""kmpress.dask_batch: batches on a Dask LocalCluster (processes, 2 workers, 1 thread each).
 
 Small images only; two clusters for the whole module (one healthy, one whose workers get killed),
 always closed by their fixtures. Skipped only when ``dask.distributed`` is not installed (the
@@ -16,7 +16,7 @@ import pytest
 from PIL import Image
 
 from kmpress import compress_many  # the public export
-from kmpress.cluster import (
+from kmpress.dask_batch import (
     DASK_INSTALL_HINT,
     DaskNotInstalledError,
     SchedulerError,
@@ -303,9 +303,9 @@ def test_cli_scheduler_batch_matches_local_and_exit_codes(dask_client, tmp_path)
 
 @needs_dask
 def test_cli_unreachable_scheduler_is_a_usage_error(tmp_path, monkeypatch):
-    import kmpress.cluster
+    from kmpress import dask_batch
 
-    monkeypatch.setattr(kmpress.cluster, "CONNECT_TIMEOUT", 1.0)  # default 10 s
+    monkeypatch.setattr(dask_batch, "CONNECT_TIMEOUT", 1.0)  # default 10 s
     a = photo(tmp_path / "a.png")
     r = kmpress("compress", a, "--scheduler", "tcp://127.0.0.1:9")
     assert r.exit_code == 2

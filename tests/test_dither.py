@@ -1,4 +1,4 @@
-"""Floyd-Steinberg dithering and the rate-aware (smooth) remap (kmpress.dither)."""
+"""Floyd-Steinberg dithering and the rate-aware (smooth) remap (kmpress.kernels_numba.remap)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 
 import kmpress
 from kmpress.colorspace import colors_to_space, delta_e, palette_to_space
-from kmpress.dither import floyd_steinberg, pixel_errors, smooth_remap
+from kmpress.kernels_numba.remap import floyd_steinberg, pixel_errors, smooth_remap
 from kmpress.histogram import build_histogram
 from kmpress import kernels_numpy
 

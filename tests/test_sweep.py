@@ -13,7 +13,7 @@ from PIL import Image
 import kmpress
 from kmpress.errors import ImageReadError, InvalidParameterError
 from kmpress.io import encode_png
-from kmpress.sweep import (
+from kmpress.ksweep import (
     PLOT_HINT,
     SWATCH_COLUMNS,
     SWATCH_GAP,

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .histogram import spread_table
+from ..histogram import spread_table
 
 #: Points per chunk of work. Fixed (never derived from the thread count) so that partial sums,
 #: and hence results, do not depend on how many threads run.

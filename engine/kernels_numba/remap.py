@@ -21,8 +21,8 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from .colorspace import oklab_of_colors
-from .kernels_numba import dist_to_assigned
+from ..colorspace import oklab_of_colors
+from . import dist_to_assigned
 
 DITHERS = ("floyd-steinberg",)
 
