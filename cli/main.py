@@ -1,15 +1,15 @@
 """The ``kmpress`` typer app: ``compress``, ``demo``, ``sweep`` and ``info``.
 
-Parsing and printing only: every decision about files is the engine's (:mod:`kmpress.batch`).
-``engine`` (and with it numpy, Pillow and numba) is imported inside the commands, never at module
-level, so that ``kmpress --help`` answers at once.
+Each command declares its flags (defaults from :mod:`kmpress.options`), builds one
+:class:`~kmpress.options.Options`, calls the engine, and hands the results to :mod:`.render`.
+Every decision about files and every rule about options is the engine's. Only pure-Python
+modules are imported at the top, so ``kmpress --help`` answers at once; numpy, Pillow and (when
+the work needs it) numba load inside the commands.
 """
 
 from __future__ import annotations
 
-import functools
 import json
-import os
 import sys
 import time
 from contextlib import contextmanager
@@ -18,19 +18,14 @@ from typing import Annotated, Any, Optional
 
 import typer
 
+from kmpress import options as opt
+from kmpress.errors import InvalidParameterError, KmpressError, TargetNotReachedError
+
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_TARGET = 3
 EXIT_INTERRUPTED = 130
-HELP_DEFAULT_K = 16
-HELP_DEFAULT_SPACE = "rgb"
-HELP_DEFAULT_DITHER = False
-
-# Shown in --help without importing the engine; tests/test_cli.py checks they equal the engine's.
-HELP_DEFAULT_MAX_ITER = 300
-HELP_DEFAULT_TOL = 3e-5
-HELP_DEFAULT_MAX_PIXELS = 89_478_485
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 all done (skipped files included); 1 one or more inputs failed (the others are "
@@ -38,6 +33,23 @@ EXIT_CODES_HELP = (
     "3: with --strict, a --quality target out of reach within --max-colors (such files are not "
     "written; any other failure gives 1)."
 )
+
+#: The flag of each engine option, to name it in error messages.
+FLAGS = {
+    "k": "-k/--colors",
+    "target_psnr": "--quality",
+    "max_colors": "--max-colors",
+    "strict": "--strict",
+    "seed": "--seed",
+    "max_iter": "--max-iter",
+    "tol": "--tol",
+    "colorspace": "--space",
+    "dither": "--dither",
+    "n_init": "--starts",
+    "smooth": "--smooth",
+    "max_pixels": "--max-pixels",
+    "jobs": "--jobs",
+}
 
 app = typer.Typer(
     name="kmpress",
@@ -63,13 +75,20 @@ def _fail(message: str, code: int) -> typer.Exit:
     return typer.Exit(code)
 
 
+def _message(e: KmpressError) -> str:
+    """The error's line, with the flags it is about when it is about options."""
+    text = str(e)
+    flags = [FLAGS[f] for f in getattr(e, "fields", ()) if f in FLAGS]
+    return f"{text} ({', '.join(flags)})" if flags else text
+
+
 @contextmanager
 def _errors(debug: bool):
     """Turn what escapes a command into one line on stderr and an exit code.
 
-    InvalidParameterError (a bad option value, colliding outputs) -> 2; any other KmpressError and
-    an OSError on a user path -> 1; Ctrl-C -> 130; anything else is a bug: one line as well, and
-    the traceback with ``--debug``.
+    InvalidParameterError (a bad option value, colliding outputs) -> 2; TargetNotReachedError ->
+    3; any other KmpressError and an OSError on a user path -> 1; Ctrl-C -> 130; anything else is
+    a bug: one line as well, and the traceback with ``--debug``.
     """
     try:
         yield
@@ -82,71 +101,21 @@ def _errors(debug: bool):
             traceback.print_exc()
         raise _fail("interrupted", EXIT_INTERRUPTED) from None
     except Exception as e:
-        from kmpress.errors import InvalidParameterError, KmpressError
-
         if debug:
             import traceback
 
             traceback.print_exc()
+        if isinstance(e, TargetNotReachedError):
+            raise _fail(str(e), EXIT_TARGET) from None
+        if isinstance(e, InvalidParameterError):
+            raise _fail(_message(e), EXIT_USAGE) from None
         if isinstance(e, KmpressError):
-            from kmpress.quality import TargetNotReachedError
-
-            if isinstance(e, TargetNotReachedError):
-                raise _fail(str(e), EXIT_TARGET) from None
-            raise _fail(str(e), EXIT_USAGE if isinstance(e, InvalidParameterError) else EXIT_FAILED) from None
+            raise _fail(str(e), EXIT_FAILED) from None
         if isinstance(e, OSError):
             where = f"{e.filename}: " if e.filename else ""
             raise _fail(f"{where}{e.strerror or e}", EXIT_FAILED) from None
         hint = "" if debug else " (run with --debug for the traceback)"
         raise _fail(f"internal error: {type(e).__name__}: {e}{hint}", EXIT_FAILED) from None
-
-
-def _prepare_numba_cache() -> None:
-    """Set up numba before the first kernel: its cache folder, and no BLAS probe (see
-    :func:`kmpress.batch.skip_numba_blas_probe`: 0.4 s of every run where SciPy is installed)."""
-    _numba_cache_dir()
-    from kmpress.batch import skip_numba_blas_probe
-
-    skip_numba_blas_probe()
-
-
-def _numba_cache_dir() -> None:
-    """Make sure numba's compiled kernels can be cached, so that only the first run compiles.
-
-    numba caches beside the sources (``engine/__pycache__``) when that is writable, else in the
-    user's cache folder (``~/.cache/numba``). When neither is writable (a read-only install run by
-    a user without a writable home), point NUMBA_CACHE_DIR at a per-user temporary folder. Must run
-    before numba is imported; a NUMBA_CACHE_DIR set by the user is left alone.
-    """
-    if os.environ.get("NUMBA_CACHE_DIR") or "numba" in sys.modules:
-        return
-    import importlib.util
-
-    spec = importlib.util.find_spec("kmpress")
-    if spec is None or not spec.submodule_search_locations:
-        return
-    pkg = Path(next(iter(spec.submodule_search_locations)))
-    if _writable(pkg / "__pycache__") or _writable(pkg):
-        return
-    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    if _creatable(Path(xdg, "numba")):
-        return  # numba's own user-wide fallback works
-    import tempfile
-
-    uid = os.getuid() if hasattr(os, "getuid") else os.getpid()
-    os.environ["NUMBA_CACHE_DIR"] = os.path.join(tempfile.gettempdir(), f"kmpress-numba-cache-{uid}")
-
-
-def _writable(folder: Path) -> bool:
-    return folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
-
-
-def _creatable(folder: Path) -> bool:
-    """The folder exists and is writable, or its nearest existing ancestor is (numba makes it)."""
-    for p in (folder, *folder.parents):
-        if p.exists():
-            return _writable(p)
-    return False
 
 
 def _want_progress(quiet: bool, as_json: bool) -> bool:
@@ -169,6 +138,13 @@ def _batch_exit_code(totals: dict[str, Any], results: list[Any] = ()) -> int:
     return EXIT_FAILED
 
 
+def _this_process_runs_kmpress() -> None:
+    """Process-wide set-up for a command (numba, when it loads, skips its BLAS probe)."""
+    from kmpress import backends
+
+    backends.own_process()
+
+
 # --------------------------------------------------------------------------------------------
 # commands
 # --------------------------------------------------------------------------------------------
@@ -177,39 +153,21 @@ DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of erro
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else there.")]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the k-means++ initialisation (same seed, same output).")]
 SpaceOpt = Annotated[
-    Optional[str],
-    typer.Option(
-        "--space",
-        help=f"Colour space to cluster in: rgb or oklab (perceptual; see the README).  [default: {HELP_DEFAULT_SPACE}]",
-        metavar="rgb|oklab",
-        show_default=False,
-    ),
+    str,
+    typer.Option("--space", help="Colour space to cluster in: rgb or oklab (perceptual; see the README).", metavar="rgb|oklab"),
 ]
-DitherOpt = Annotated[
-    Optional[bool],
-    typer.Option(
-        "--dither/--no-dither",
-        help=f"Floyd-Steinberg error diffusion when remapping.  [default: {'--dither' if HELP_DEFAULT_DITHER else '--no-dither'}]",
-        show_default=False,
-    ),
-]
+DitherOpt = Annotated[bool, typer.Option("--dither/--no-dither", help="Floyd-Steinberg error diffusion when remapping.")]
 StartsOpt = Annotated[
-    Optional[int],
-    typer.Option(
-        "--starts",
-        help="k-means runs from different seeds; the lowest cost wins (~N times the clustering time).  [default: 1]",
-        metavar="N",
-        show_default=False,
-    ),
+    int,
+    typer.Option("--starts", help="k-means runs from different seeds; the lowest cost wins (~N times the clustering time).", metavar="N"),
 ]
 SmoothOpt = Annotated[
-    Optional[float],
+    float,
     typer.Option(
         "--smooth",
         help="Rate-aware remap: a pixel may keep its neighbour's colour when that costs at most X times the "
-        "mean squared error more (smaller files; 0.3 with --starts 4 beat pngquant on size and PSNR, see the README).  [default: 0]",
+        "mean squared error more (smaller files; 0.3 with --starts 4 beat pngquant on size and PSNR, see the README).",
         metavar="X",
-        show_default=False,
     ),
 ]
 QualityOpt = Annotated[
@@ -221,19 +179,17 @@ QualityOpt = Annotated[
         show_default=False,
     ),
 ]
-MaxColorsOpt = Annotated[
-    Optional[int],
-    typer.Option("--max-colors", help="Largest K --quality may use, 1-256.  [default: 256]", show_default=False),
-]
+MaxColorsOpt = Annotated[int, typer.Option("--max-colors", help="Largest K --quality may use, 1-256.")]
 StrictOpt = Annotated[
     bool,
     typer.Option("--strict", help="With --quality: fail (exit code 3, nothing written) when --max-colors colours cannot reach the target, instead of writing the --max-colors result."),
 ]
+MaxIterOpt = Annotated[int, typer.Option("--max-iter", help="Most k-means iterations per image.")]
+TolOpt = Annotated[float, typer.Option("--tol", help="Convergence tolerance (relative centroid shift).")]
 
 
-def _dither_name(dither: Optional[bool]) -> Optional[str]:
-    """--dither/--no-dither to the engine's value; None (not given) keeps the engine's default."""
-    return None if dither is None else ("floyd-steinberg" if dither else "none")
+def _dither(on: bool) -> str | None:
+    return "floyd-steinberg" if on else None
 
 
 @app.command(epilog=EXIT_CODES_HELP)
@@ -248,15 +204,15 @@ def compress(
     ] = None,
     colors: Annotated[
         Optional[int],
-        typer.Option("-k", "--colors", help=f"Colours in the palette, 1-256 (not with --quality).  [default: {HELP_DEFAULT_K}]", show_default=False),
+        typer.Option("-k", "--colors", help=f"Colours in the palette, 1-256 (not with --quality).  [default: {opt.DEFAULT_K}]", show_default=False),
     ] = None,
     quality: QualityOpt = None,
-    max_colors: MaxColorsOpt = None,
-    strict: StrictOpt = False,
-    space: SpaceOpt = None,
-    dither: DitherOpt = None,
-    starts: StartsOpt = None,
-    smooth: SmoothOpt = None,
+    max_colors: MaxColorsOpt = opt.default("max_colors"),
+    strict: StrictOpt = opt.default("strict"),
+    space: SpaceOpt = opt.default("colorspace"),
+    dither: DitherOpt = opt.default("dither") is not None,
+    starts: StartsOpt = opt.default("n_init"),
+    smooth: SmoothOpt = opt.default("smooth"),
     out_dir: Annotated[
         Optional[Path],
         typer.Option("-o", "--out-dir", help="Write the PNGs here (created if missing) instead of beside each input."),
@@ -274,16 +230,14 @@ def compress(
         Optional[int],
         typer.Option("-j", "--jobs", help="Files compressed in parallel.  [default: one per core]", show_default=False),
     ] = None,
-    seed: SeedOpt = 0,
-    max_iter: Annotated[
-        int, typer.Option("--max-iter", help="Most k-means iterations per image.")
-    ] = HELP_DEFAULT_MAX_ITER,
-    tol: Annotated[float, typer.Option("--tol", help="Convergence tolerance (relative centroid shift).")] = HELP_DEFAULT_TOL,
+    seed: SeedOpt = opt.default("seed"),
+    max_iter: MaxIterOpt = opt.default("max_iter"),
+    tol: TolOpt = opt.default("tol"),
     recursive: Annotated[bool, typer.Option("-r", "--recursive", help="Descend into sub-folders.")] = False,
     max_pixels: Annotated[
         int,
         typer.Option("--max-pixels", help="Refuse larger images (decompression-bomb guard); 0 = no limit."),
-    ] = HELP_DEFAULT_MAX_PIXELS,
+    ] = opt.default("max_pixels"),
     scheduler: Annotated[
         Optional[str],
         typer.Option(
@@ -305,23 +259,35 @@ def compress(
     """
     if not paths:
         raise _fail("no input given (try: kmpress compress PHOTO.jpg, or kmpress --help)", EXIT_USAGE)
-    if quality is not None and colors is not None:
-        raise _fail("give either -k/--colors or --quality, not both", EXIT_USAGE)
-    if quality is None and (max_colors is not None or strict):
-        raise _fail("--max-colors and --strict go with --quality", EXIT_USAGE)
-    if quality is None and colors is None:
-        colors = HELP_DEFAULT_K
     with _errors(debug):
-        _prepare_numba_cache()
-        from kmpress.batch import compress_many, plan_batch, summarize
+        options = opt.Options(
+            k=colors,
+            target_psnr=quality,
+            max_colors=max_colors,
+            strict=strict,
+            seed=seed,
+            max_iter=max_iter,
+            tol=tol,
+            colorspace=space,
+            dither=_dither(dither),
+            n_init=starts,
+            smooth=smooth,
+            max_pixels=None if max_pixels == 0 else max_pixels,
+        )
+        _this_process_runs_kmpress()
+        from kmpress import batch
 
+        run = batch.compress_many
         if scheduler is not None:
             # Dask only now (kmpress --help stays fast); missing -> one line and exit 2
-            from kmpress.dask_batch import compress_many_dask, import_distributed
+            from kmpress import dask_batch
 
-            import_distributed()
-            compress_many = functools.partial(compress_many_dask, scheduler=scheduler)  # noqa: F811
-        plan = plan_batch(paths, colors, out_dir=out_dir, suffix=suffix, recursive=recursive, force=force, target_psnr=quality)
+            dask_batch.import_distributed()
+
+            def run(plan, **kw):
+                return dask_batch.compress_many_dask(plan, scheduler=scheduler, **kw)
+
+        plan = batch.plan_batch(paths, options, out_dir=out_dir, suffix=suffix, recursive=recursive, force=force)
         if plan.n_found == 0:
             from .render import error_line
 
@@ -333,26 +299,12 @@ def compress(
         from .render import print_summary, progress
 
         with progress(len(plan.to_compress), _want_progress(quiet, as_json)) as (started, finished):
-            for r in compress_many(
-                plan,
-                jobs=jobs,
-                seed=seed,
-                max_iter=max_iter,
-                tol=tol,
-                max_pixels=None if max_pixels == 0 else max_pixels,
-                on_start=started,
-                max_colors=max_colors,
-                strict=strict or None,
-                colorspace=space,
-                dither=_dither_name(dither),
-                n_init=starts,
-                smooth=smooth,
-            ):
+            for r in run(plan, jobs=jobs, on_start=started):
                 results.append(r)
                 finished(r.src)
                 if debug and r.detail:
                     sys.stderr.write(r.detail)
-        totals = summarize(results, time.perf_counter() - t0)
+        totals = batch.summarize(results, time.perf_counter() - t0)
         code = _batch_exit_code(totals, results)
         if as_json:
             _print_json(
@@ -366,9 +318,9 @@ def compress(
 @app.command(epilog=EXIT_CODES_HELP)
 def demo(
     out_dir: Annotated[Path, typer.Option("-o", "--out-dir", help="Folder for the demo's files.")] = Path("kmpress-demo"),
-    seed: SeedOpt = 0,
-    space: SpaceOpt = None,
-    dither: DitherOpt = None,
+    seed: SeedOpt = opt.default("seed"),
+    space: SpaceOpt = opt.default("colorspace"),
+    dither: DitherOpt = opt.default("dither") is not None,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -378,14 +330,15 @@ def demo(
     labelled with K and PSNR), then prints the table.
     """
     with _errors(debug):
-        _prepare_numba_cache()
-        from kmpress.batch import run_demo, summarize
+        options = opt.Options(seed=seed, colorspace=space, dither=_dither(dither))
+        _this_process_runs_kmpress()
+        from kmpress import batch, report
 
         if not as_json:
             print("compressing the sample at K = 4, 16, 64 (the very first run compiles the kernels, ~20 s) ...", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
-        results, sheet = run_demo(out_dir, seed=seed, colorspace=space, dither=_dither_name(dither))
-        totals = summarize(results, time.perf_counter() - t0)
+        results, sheet = report.run_demo(out_dir, options=options)
+        totals = batch.summarize(results, time.perf_counter() - t0)
         code = _batch_exit_code(totals)
         if as_json:
             _print_json({"command": "demo", "files": [r.as_dict() for r in results], "comparison": None if sheet is None else str(sheet), "summary": totals, "exit_code": code})
@@ -419,13 +372,11 @@ def info(
     """Show an image's size, mode, palette size and bit depth; with --against, its PSNR; with
     --palette, write its palette as a swatch picture."""
     with _errors(debug):
-        from kmpress.batch import describe_image
+        from kmpress import report
 
-        facts = describe_image(file, against)
+        facts = report.describe_image(file, against)
         if palette is not None:
-            from kmpress.ksweep import palette_swatch
-
-            facts.update(palette_swatch(file, palette))
+            facts.update(report.palette_swatch(file, palette))
         if as_json:
             _print_json(facts)
         else:
@@ -445,11 +396,11 @@ def sweep_cmd(
     out_dir: Annotated[
         Path, typer.Option("-o", "--out-dir", help="Folder for <stem>-sweep.csv, <stem>-sweep.png (plot) and <stem>-contact.png.")
     ] = Path("kmpress-sweep"),
-    seed: SeedOpt = 0,
-    space: SpaceOpt = None,
-    dither: DitherOpt = None,
-    max_iter: Annotated[int, typer.Option("--max-iter", help="Most k-means iterations per K.")] = HELP_DEFAULT_MAX_ITER,
-    tol: Annotated[float, typer.Option("--tol", help="Convergence tolerance (relative centroid shift).")] = HELP_DEFAULT_TOL,
+    seed: SeedOpt = opt.default("seed"),
+    space: SpaceOpt = opt.default("colorspace"),
+    dither: DitherOpt = opt.default("dither") is not None,
+    max_iter: Annotated[int, typer.Option("--max-iter", help="Most k-means iterations per K.")] = opt.default("max_iter"),
+    tol: TolOpt = opt.default("tol"),
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -461,21 +412,17 @@ def sweep_cmd(
     reconstructed images labelled with K and PSNR.
     """
     with _errors(debug):
-        _prepare_numba_cache()
-        from kmpress.ksweep import parse_ks, write_sweep
+        options = opt.Options(seed=seed, max_iter=max_iter, tol=tol, colorspace=space, dither=_dither(dither))
+        _this_process_runs_kmpress()
+        from kmpress import ksweep, report
 
-        values = parse_ks(ks, step)
-        options: dict[str, Any] = {"seed": seed, "max_iter": max_iter, "tol": tol}
-        if space is not None:
-            options["colorspace"] = space
-        if dither is not None:
-            options["dither"] = "floyd-steinberg" if dither else None
+        values = ksweep.parse_ks(ks, step)
         if not as_json:
             print(f"sweeping {file} at {len(values)} values of K ({values[0]}..{values[-1]}) ...", file=sys.stderr, flush=True)
         from .render import sweep_progress
 
         with sweep_progress(len(values), _want_progress(False, as_json)) as on_row:
-            files = write_sweep(file, out_dir, values, on_row=on_row, **options)
+            files = report.write_sweep(file, out_dir, values, options=options, on_row=on_row)
         if as_json:
             _print_json({"command": "sweep", "src": str(file), **files.as_dict()})
         else:

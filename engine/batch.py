@@ -1,4 +1,4 @@
-"""Many files at once: planning output names, and running :func:`kmpress.compress` across processes.
+"""Many files at once: planning the outputs, then running :func:`kmpress.compress` on each.
 
 Two steps, so that every naming problem is known before any work starts:
 
@@ -6,53 +6,35 @@ Two steps, so that every naming problem is known before any work starts:
    (compress it, skip it because its output exists, or report it as an error). Two inputs that
    would write the same output raise :class:`OutputCollisionError` before anything is written.
 2. :func:`compress_many` runs the plan and yields one :class:`FileResult` per input as each
-   finishes. Work goes to any :class:`concurrent.futures.Executor` (a local process pool by
-   default, a ``dask.distributed`` client's executor unchanged); only paths and options travel to
-   the workers, never pixel arrays, and every result comes back as plain picklable data.
+   finishes, in this process, on a local process pool or on any
+   :class:`concurrent.futures.Executor` (see :mod:`kmpress.pool`).
 
-Also here, for the CLI's ``demo`` and ``info`` commands: :func:`describe_image` and
-:func:`comparison_sheet`. Nothing in this module prints.
+Nothing in this module prints.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import re
-import signal
-import sys
-import time
-import traceback
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
-from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field
+from concurrent.futures import Executor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Unpack
 
-from .errors import ImageReadError, ImageWriteError, InvalidParameterError, KmpressError
-
-Status = Literal["ok", "skipped", "error"]
+from .errors import ImageWriteError, InvalidParameterError, OutputCollisionError
+from .options import Options, OptionFields, check_int, make_options
+from .pool import FileResult, compress_file, default_jobs, run_local_pool, run_on, usable_cores
 
 #: Default output suffix; ``{k}`` is replaced by the number of colours.
 DEFAULT_SUFFIX = "-k{k}"
 #: Default output suffix with a quality target; ``{q}`` is replaced by the target in dB.
 DEFAULT_QUALITY_SUFFIX = "-q{q}"
 
-#: Default number of worker processes for a local batch on this kind of machine, chosen by
-#: measurement (see the README, "Batch throughput"): one worker per core, each running numba
-#: with one thread, beats one worker using every core, because decoding and PNG encoding are
-#: single-threaded in Pillow and two workers overlap them with the other's clustering.
-CORES_PER_JOB = 1
-
 
 # --------------------------------------------------------------------------------------------
 # planning
 # --------------------------------------------------------------------------------------------
-
-
-class OutputCollisionError(InvalidParameterError):
-    """Two inputs of one batch would write the same output file."""
 
 
 _EXTENSIONS: frozenset[str] | None = None
@@ -67,22 +49,6 @@ def image_extensions() -> frozenset[str]:
         Image.init()  # registers every plugin, not only the common ones
         _EXTENSIONS = frozenset(ext.lower() for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN)
     return _EXTENSIONS
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on (the affinity mask, not the machine's total)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
-
-
-def default_jobs(n_files: int | None = None) -> int:
-    """Worker processes for a local batch: one per :data:`CORES_PER_JOB` cores, never more than files."""
-    jobs = max(1, usable_cores() // CORES_PER_JOB)
-    if n_files is not None:
-        jobs = max(1, min(jobs, n_files))
-    return jobs
 
 
 def quality_label(target_psnr: float) -> str:
@@ -140,13 +106,21 @@ class BatchPlan:
     Attributes
     ----------
     items : list of PlannedFile, in input order (folders expanded in sorted order)
-    k : int or None; colours asked for (None with a quality target)
-    target_psnr : float or None; the quality target (dB) instead of K
+    options : Options; the job every file gets (its K, or its quality target, named the outputs)
     """
 
     items: list[PlannedFile]
-    k: int | None
-    target_psnr: float | None = None
+    options: Options
+
+    @property
+    def k(self) -> int | None:
+        """Colours asked for (None with a quality target)."""
+        return self.options.k
+
+    @property
+    def target_psnr(self) -> float | None:
+        """The quality target (dB) instead of K, or None."""
+        return self.options.target_psnr
 
     @property
     def to_compress(self) -> list[PlannedFile]:
@@ -185,13 +159,12 @@ def _expand_folder(folder: Path, recursive: bool, skip_dirs: set[str], exts: fro
 
 def plan_batch(
     paths: Iterable[str | os.PathLike],
-    k: int,
+    options: Options | None = None,
     *,
     out_dir: str | os.PathLike | None = None,
     suffix: str | None = None,
     recursive: bool = False,
     force: bool = False,
-    target_psnr: float | None = None,
 ) -> BatchPlan:
     """Decide the output of every input; nothing is written.
 
@@ -201,12 +174,11 @@ def plan_batch(
         is an image); a folder contributes the files with an extension Pillow reads (sub-folders too
         with ``recursive``), skipping hidden files, the output folder, and the outputs of the
         folder's own images (``a-k16.png`` beside ``a.jpg``). An input named twice counts once.
-    k : int, 1 <= k <= 256; goes into the default output name. None with ``target_psnr``.
+    options : Options; its ``k`` (or ``target_psnr``) goes into the default output name
     out_dir : folder for the outputs (created by :func:`compress_many` if missing); default
         beside each input
     suffix : text added to the stem, ``{k}`` replaced by K; default ``-k{k}``
     force : overwrite existing outputs instead of skipping them
-    target_psnr : float, optional; a quality target (dB) instead of K (names ``<stem>-q<target>.png``)
 
     Returns
     -------
@@ -218,20 +190,12 @@ def plan_batch(
     Raises
     ------
     InvalidParameterError
-        ``k`` or ``suffix`` is invalid.
+        ``suffix`` is invalid.
     OutputCollisionError
         Two inputs would write the same output.
     """
-    from .api import MAX_K, _check_int
-
-    if target_psnr is not None:
-        from .quality import check_target
-
-        target_psnr = check_target(target_psnr)
-        if k is not None:
-            raise InvalidParameterError("give either K or a quality target, not both")
-    else:
-        k = _check_int("k", k, 1, MAX_K)
+    opts = make_options(options)
+    k, target_psnr = opts.k, opts.target_psnr
     output_name("x", k, suffix, target_psnr)  # validates the suffix once
     out = Path(out_dir) if out_dir is not None else None
     if out is not None and out.exists() and not out.is_dir():
@@ -291,7 +255,7 @@ def plan_batch(
             planned.append(PlannedFile(src, dst, "skip", f"output {dst} exists (--force to overwrite)"))
         else:
             planned.append(PlannedFile(src, dst, "compress"))
-    return BatchPlan(planned, k, target_psnr)
+    return BatchPlan(planned, opts)
 
 
 def _same_existing(a: Path, b: Path) -> bool:
@@ -306,267 +270,45 @@ def _same_existing(a: Path, b: Path) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass
-class FileResult:
-    """What happened to one input of a batch. Plain data: crosses process boundaries.
-
-    Attributes
-    ----------
-    src : str; dst : str or None
-    status : "ok", "skipped" or "error"
-    message : str or None; the reason of a skip or error (one line, without the path)
-    report : CompressReport or None; set when ``status == "ok"``
-    seconds : float; wall time spent on this file in its worker (0 for skips)
-    detail : str or None; the traceback of an unexpected error (a bug), for ``--debug``
-    error_type : str or None; the class name of the KmpressError behind an ``error`` (e.g.
-        ``"TargetNotReachedError"``, which the CLI gives its own exit code)
-    """
-
-    src: str
-    dst: str | None
-    status: Status
-    message: str | None = None
-    report: Any = None
-    seconds: float = 0.0
-    detail: str | None = field(default=None, repr=False)
-    error_type: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready: src, dst, status, message, seconds and, when ok, every report field."""
-        d: dict[str, Any] = {"src": self.src, "dst": self.dst, "status": self.status, "message": self.message}
-        if self.error_type is not None:
-            d["error_type"] = self.error_type
-        if self.report is not None:
-            rep = self.report.as_dict()
-            rep.pop("src", None)
-            rep.pop("dst", None)
-            d.update(rep)
-        d["seconds"] = self.seconds
-        return d
-
-
-# Worker-side state. A worker process started by our own pool ignores SIGINT (the parent decides
-# what an interrupt means) and turns SIGTERM into a clean stop: the file being written is removed
-# by write_png's cleanup, then the process exits without taking another task.
-_IN_TASK = False
-
-
-class _Terminated(BaseException):
-    """Raised inside a task when the worker is told to stop (SIGTERM)."""
-
-
-def _on_sigterm(signum, frame):  # pragma: no cover - runs in worker processes
-    if _IN_TASK:
-        raise _Terminated()
-    os._exit(128 + signum)
-
-
-def _init_worker(threads: int | None) -> None:  # pragma: no cover - runs in worker processes
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, _on_sigterm)
-    skip_numba_blas_probe()
-    _set_threads(threads)
-
-
-def skip_numba_blas_probe() -> None:
-    """Spare a kmpress process numba's BLAS probe: 0.4 s of start-up where SciPy is installed.
-
-    Loading the first compiled kernel makes numba import its NumPy support, which probes for BLAS
-    by importing ``scipy.linalg`` (0.4 s here). kmpress's kernels use no BLAS, so the kmpress
-    command and its worker processes hide SciPy's BLAS module during that one import and put it
-    back at once (SciPy itself stays importable). For processes that run only kmpress: numba code
-    of others in the same process would find no BLAS for ``np.dot``. Library users never get it.
-    """
-    key = "scipy.linalg.cython_blas"
-    if "numba.np.arraymath" in sys.modules or key in sys.modules:
-        return
-    sys.modules[key] = None  # makes "import scipy.linalg.cython_blas" raise ImportError
-    try:
-        import numba.np.arraymath  # noqa: F401
-    finally:
-        del sys.modules[key]
-
-
-def _set_threads(threads: int | None) -> None:
-    """Set numba's thread count for this thread (numba ignores OMP_NUM_THREADS)."""
-    if not threads:
-        return
-    import numba
-
-    numba.set_num_threads(max(1, min(int(threads), numba.config.NUMBA_NUM_THREADS)))
-
-
-def compress_file(src: str, dst: str, k: int, options: dict[str, Any], threads: int | None = None) -> FileResult:
-    """Compress one file and describe the outcome; never raises for a bad file.
-
-    The task a batch sends to its executor: arguments are a path, a path, an int and a dict of
-    plain options, and the result is a :class:`FileResult`. A :class:`KmpressError` becomes an
-    ``error`` result with its message; any other exception (a bug) too, with the traceback in
-    ``detail``. ``threads`` sets numba's thread count first; None leaves it, except on a Dask
-    worker, where the task takes its share of the worker's threads
-    (:func:`kmpress.dask_batch.worker_threads`), so that a plain ``client.get_executor()`` works.
-    """
-    global _IN_TASK
-    t0 = time.perf_counter()
-    _IN_TASK = True
-    try:
-        if threads is None and "distributed" in sys.modules:  # no Dask imported: not on a worker
-            from .dask_batch import worker_threads
-
-            threads = worker_threads()
-        _set_threads(threads)
-        from .api import compress
-
-        rep = compress(src, dst, k, **options)
-        return FileResult(src, dst, "ok", None, rep, time.perf_counter() - t0)
-    except KmpressError as e:
-        return FileResult(src, dst, "error", e.message, None, time.perf_counter() - t0, error_type=type(e).__name__)
-    except MemoryError:
-        return FileResult(src, dst, "error", "out of memory", None, time.perf_counter() - t0)
-    except _Terminated:  # pragma: no cover - worker told to stop; write_png has cleaned up
-        os._exit(128 + signal.SIGTERM)
-    except Exception as e:
-        # Ctrl-C (or SIGTERM) landing inside a compiled numba function comes out as a SystemError
-        # ("returned a result with an exception set") caused by the KeyboardInterrupt: it is the
-        # interrupt, not a failure of this file
-        behind = _interrupt_behind(e)
-        if isinstance(behind, _Terminated):  # pragma: no cover - worker told to stop
-            os._exit(128 + signal.SIGTERM)
-        if behind is not None:
-            raise KeyboardInterrupt() from None
-        msg = f"internal error: {type(e).__name__}: {e}"
-        return FileResult(src, dst, "error", msg, None, time.perf_counter() - t0, traceback.format_exc())
-    finally:
-        _IN_TASK = False
-
-
-def _interrupt_behind(e: BaseException) -> BaseException | None:
-    """The KeyboardInterrupt or _Terminated an exception was raised from, if any."""
-    seen = 0
-    cur: BaseException | None = e
-    while cur is not None and seen < 10:
-        if isinstance(cur, (KeyboardInterrupt, _Terminated)):
-            return cur
-        cur = cur.__cause__ or cur.__context__
-        seen += 1
-    return None
-
-
-def _options(seed, max_iter, tol, init, backend, max_pixels, compress_level, quality=None) -> dict[str, Any]:
-    """Validate the per-file options once, before any work, so a bad one is one error, not N.
-
-    ``quality`` : dict of the optional :func:`kmpress.compress` options (``target_psnr``,
-    ``max_colors``, ``strict``, ``colorspace``, ``dither``); only those set (not None) are
-    passed on, so that the defaults stay the engine's.
-    """
-    from .api import MAX_K, _check_int, _check_tol
-
-    opts: dict[str, Any] = {
-        "seed": _check_int("seed", seed, 0),
-        "max_iter": _check_int("max_iter", max_iter, 0),
-        "tol": _check_tol(tol),
-        "compress_level": _check_int("compress_level", compress_level, 0, 9),
-        "max_pixels": None if max_pixels is None else _check_int("max_pixels", max_pixels, 1),
-    }
-    if init not in ("k-means++", "random"):
-        raise InvalidParameterError(f"init must be 'k-means++' or 'random', not {init!r}")
-    if backend not in ("numba", "numpy"):
-        raise InvalidParameterError(f"backend must be 'numba' or 'numpy', not {backend!r}")
-    opts["init"], opts["backend"] = init, backend
-    extra = {key: v for key, v in (quality or {}).items() if v is not None}
-    if "target_psnr" in extra:
-        from .quality import check_target
-
-        extra["target_psnr"] = check_target(extra["target_psnr"])
-    elif "max_colors" in extra or extra.get("strict"):
-        raise InvalidParameterError("max_colors and strict need a quality target (target_psnr / --quality)")
-    if "max_colors" in extra:
-        extra["max_colors"] = _check_int("max_colors", extra["max_colors"], 1, MAX_K)
-    if "strict" in extra:
-        extra["strict"] = bool(extra["strict"])
-    if "colorspace" in extra:
-        from .api import _check_choice
-        from .colorspace import COLORSPACES
-
-        extra["colorspace"] = _check_choice("colorspace", extra["colorspace"], COLORSPACES)
-    if "dither" in extra:
-        from .api import _check_choice
-        from .kernels_numba.remap import DITHERS
-
-        # "none" (text, e.g. from the CLI) means no dithering, as None does
-        d = None if extra["dither"] in ("none", False) else extra["dither"]
-        extra["dither"] = _check_choice("dither", d, (None, *DITHERS))
-    if "n_init" in extra:
-        extra["n_init"] = _check_int("n_init", extra["n_init"], 1, 32)
-    if "smooth" in extra:
-        from .api import _check_smooth
-
-        extra["smooth"] = _check_smooth(extra["smooth"])
-        if extra["smooth"] > 0 and extra.get("dither") is not None:
-            raise InvalidParameterError("smooth and dither cannot be combined: choose one")
-    opts.update(extra)
-    return opts
-
-
-def _crashed(item: PlannedFile) -> FileResult:
-    return FileResult(
-        str(item.src), str(item.dst), "error", "the worker process died while compressing this file (out of memory?)"
-    )
-
-
 def compress_many(
     paths: Iterable[str | os.PathLike] | BatchPlan,
     out_dir: str | os.PathLike | None = None,
-    k: int = 16,
+    k: int | None = None,
     *,
+    options: Options | None = None,
     suffix: str | None = None,
     recursive: bool = False,
     force: bool = False,
     executor: Executor | None = None,
     jobs: int | None = None,
     threads: int | None = None,
-    seed: int = 0,
-    max_iter: int | None = None,
-    tol: float | None = None,
-    init: str = "k-means++",
-    backend: str = "numba",
-    max_pixels: int | None | Literal["default"] = "default",
-    compress_level: int = 6,
     on_start: Callable[[str], None] | None = None,
-    target_psnr: float | None = None,
-    max_colors: int | None = None,
-    strict: bool | None = None,
-    colorspace: str | None = None,
-    dither: str | None = None,
-    n_init: int | None = None,
-    smooth: float | None = None,
+    **kwargs: Unpack[OptionFields],
 ) -> Iterator[FileResult]:
     """Compress many files; yield one :class:`FileResult` per input as each finishes.
 
     Parameters
     ----------
     paths : files and folders, as for :func:`plan_batch`, or a ready :class:`BatchPlan` (then
-        ``out_dir``, ``k``, ``suffix``, ``recursive`` and ``force`` are taken from the plan's making)
-    out_dir, k, suffix, recursive, force : as for :func:`plan_batch`
+        its options are the job's, and ``out_dir``, ``suffix``, ``recursive`` and ``force`` were
+        taken when it was made)
+    out_dir, suffix, recursive, force : as for :func:`plan_batch`
+    k, options, **kwargs : the job, as for :func:`kmpress.compress` (``k`` default 16, or
+        ``target_psnr=``; a file that misses the target under ``strict`` is an ``error`` whose
+        ``error_type`` is ``"TargetNotReachedError"``)
     executor : concurrent.futures.Executor, optional
         Where the files are compressed; e.g. ``dask.distributed.Client(...).get_executor()``. It
-        receives :func:`compress_file` with paths and plain options only. Default: run in this
-        process when there is one file or ``jobs == 1``, else a local process pool (spawn start
-        method: numba's OpenMP layer aborts in forked children) that is shut down at the end.
+        receives :func:`kmpress.pool.compress_file` with paths and the options only. Default: run
+        in this process when there is one file or ``jobs == 1``, else a local process pool (spawn
+        start method: numba's OpenMP layer aborts in forked children) that is shut down at the end.
     jobs : int >= 1, optional
-        Files in flight at once. Default :func:`default_jobs` with the local pool; unlimited with
-        a given executor (it schedules).
+        Files in flight at once. Default :func:`kmpress.pool.default_jobs` with the local pool;
+        unlimited with a given executor (it schedules).
     threads : int >= 1, optional
         numba threads per file. Default: the usable cores divided by ``jobs`` for the local pool,
         all cores in-process, and unchanged on a given executor.
-    seed, max_iter, tol, init, backend, max_pixels, compress_level : as for :func:`kmpress.compress`
-        (``max_pixels="default"`` is Pillow's limit, None is no limit).
     on_start : callable(src), optional
         Called when a file is handed to a worker (for progress displays).
-    target_psnr, max_colors, strict : a quality target instead of K (see :func:`kmpress.compress`);
-        with ``target_psnr`` pass ``k=None`` (or a plan made with it). A file that misses the
-        target under ``strict`` is an ``error`` whose ``error_type`` is ``"TargetNotReachedError"``.
-    colorspace, dither, n_init, smooth : as for :func:`kmpress.compress`; None keeps the engine's default
 
     Yields
     ------
@@ -583,35 +325,18 @@ def compress_many(
     KeyboardInterrupt
         Propagated after the local pool's workers are stopped; no partial output is left behind.
     """
-    from .api import DEFAULT_MAX_ITER, DEFAULT_TOL
-    from .io import DEFAULT_MAX_PIXELS
-
     if isinstance(paths, BatchPlan):
+        if k is not None or options is not None or kwargs:
+            raise InvalidParameterError("a BatchPlan carries its options: give none with it")
         plan = paths
-        if target_psnr is None:
-            target_psnr = plan.target_psnr
     else:
-        if target_psnr is not None and k == 16:
-            k = None  # the default K gives way to the quality target
-        plan = plan_batch(paths, k, out_dir=out_dir, suffix=suffix, recursive=recursive, force=force, target_psnr=target_psnr)
-    opts = _options(
-        seed,
-        DEFAULT_MAX_ITER if max_iter is None else max_iter,
-        DEFAULT_TOL if tol is None else tol,
-        init,
-        backend,
-        DEFAULT_MAX_PIXELS if max_pixels == "default" else max_pixels,
-        compress_level,
-        {"target_psnr": target_psnr, "max_colors": max_colors, "strict": strict or None, "colorspace": colorspace, "dither": dither, "n_init": n_init, "smooth": smooth},
-    )
+        opts = make_options(options, **({**kwargs, "k": k} if k is not None else kwargs))
+        plan = plan_batch(paths, opts, out_dir=out_dir, suffix=suffix, recursive=recursive, force=force)
+    opts = plan.options
     if jobs is not None:
-        from .api import _check_int
-
-        jobs = _check_int("jobs", jobs, 1)
+        jobs = check_int("jobs", jobs, 1)
     if threads is not None:
-        from .api import _check_int
-
-        threads = _check_int("threads", threads, 1)
+        threads = check_int("threads", threads, 1)
 
     for it in plan.items:
         if it.action == "skip":
@@ -630,7 +355,7 @@ def compress_many(
             raise ImageWriteError(f"cannot create output folder: {e.strerror or e}", str(d)) from None
 
     if executor is not None:
-        yield from _run_on(executor, todo, plan.k, opts, jobs, threads, on_start)
+        yield from run_on(executor, todo, opts, jobs, threads, on_start)
         return
     n_jobs = jobs if jobs is not None else default_jobs(len(todo))
     if n_jobs == 1 or len(todo) == 1:
@@ -638,145 +363,11 @@ def compress_many(
         for it in todo:
             if on_start:
                 on_start(str(it.src))
-            yield compress_file(str(it.src), str(it.dst), plan.k, opts, threads or usable_cores())
+            yield compress_file(str(it.src), str(it.dst), opts, threads or usable_cores())
         return
     n_jobs = min(n_jobs, len(todo))
     per_job = threads if threads is not None else max(1, usable_cores() // n_jobs)
-    yield from _run_local_pool(todo, plan.k, opts, n_jobs, per_job, on_start)
-
-
-def _submit_window(executor, queue, inflight, limit, k, opts, threads, on_start, task=compress_file):
-    while queue and (limit is None or len(inflight) < limit):
-        it = queue.pop(0)
-        fut = executor.submit(task, str(it.src), str(it.dst), k, opts, threads)
-        inflight[fut] = it
-        if on_start:
-            on_start(str(it.src))
-
-
-def _run_on(executor, todo, k, opts, jobs, threads, on_start) -> Iterator[FileResult]:
-    """Run on a caller's executor; a failed future (e.g. a killed worker) is that file's error."""
-    queue = list(todo)
-    inflight: dict[Future, PlannedFile] = {}
-    try:
-        _submit_window(executor, queue, inflight, jobs, k, opts, threads, on_start)
-        while inflight:
-            done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
-            for fut in done:
-                it = inflight.pop(fut)
-                try:
-                    yield fut.result()
-                except Exception as e:
-                    yield FileResult(str(it.src), str(it.dst), "error", f"worker failed: {type(e).__name__}: {e}")
-            _submit_window(executor, queue, inflight, jobs, k, opts, threads, on_start)
-    finally:
-        for fut in inflight:
-            fut.cancel()
-
-
-def _new_pool(n_jobs: int, threads: int):
-    import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
-
-    return ProcessPoolExecutor(
-        max_workers=n_jobs,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_init_worker,
-        initargs=(threads,),
-    )
-
-
-def _run_local_pool(todo, k, opts, n_jobs, threads, on_start, task=compress_file) -> Iterator[FileResult]:
-    """Our own spawn pool with crash recovery and clean interruption.
-
-    A dead worker breaks the whole pool and fails every file in flight, innocent or not. Those
-    files get a second round in a fresh pool of the same width; files failed again then run one
-    at a time in a pool of one, so a crash there names its file. ``task`` is replaceable for tests.
-    """
-    crashed: list[PlannedFile] = []
-    yield from _pool_round(todo, k, opts, n_jobs, threads, on_start, crashed, task)
-    if crashed:
-        again: list[PlannedFile] = []
-        yield from _pool_round(crashed, k, opts, n_jobs, threads, on_start, again, task)
-        for it in again:
-            alone: list[PlannedFile] = []
-            yield from _pool_round([it], k, opts, 1, usable_cores(), on_start, alone, task)
-            for bad in alone:
-                yield _crashed(bad)
-
-
-def _pool_round(files, k, opts, n_jobs, threads, on_start, crashed: list, task=compress_file) -> Iterator[FileResult]:
-    """One pool, at most ``n_jobs`` files in flight (so an interrupt has little to cancel and
-    ``on_start`` means started); appends to ``crashed`` the files a dead worker took down."""
-    pool = _new_pool(n_jobs, threads)
-    queue = list(files)
-    inflight: dict[Future, PlannedFile] = {}
-    finished = False
-    try:
-        _submit_window(pool, queue, inflight, n_jobs, k, opts, None, on_start, task)
-        while inflight:
-            done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
-            ready: list[FileResult] = []
-            for fut in done:
-                it = inflight.pop(fut)
-                try:
-                    ready.append(fut.result())
-                except BrokenProcessPool:
-                    crashed.append(it)
-                except Exception as e:  # e.g. a result that could not be sent back
-                    ready.append(FileResult(str(it.src), str(it.dst), "error", f"worker failed: {type(e).__name__}: {e}"))
-            # refill before handing results out: the consumer may take its time printing
-            try:
-                _submit_window(pool, queue, inflight, n_jobs, k, opts, None, on_start, task)
-            except (BrokenProcessPool, RuntimeError):
-                crashed.extend(queue)
-                queue.clear()
-            yield from ready
-        finished = True
-    finally:
-        if finished:
-            pool.shutdown(wait=True)
-        else:
-            # interrupted (KeyboardInterrupt) or abandoned by the consumer: stop the workers
-            # now and remove whatever temporary file a killed one may have left
-            _stop_pool(pool, [it.dst for it in inflight.values()])
-
-
-def _stop_pool(pool, dsts: list[Path], grace: float = 5.0) -> None:
-    from .io import stale_temp_files
-
-    procs = dict(getattr(pool, "_processes", None) or {})
-    for fut in list(getattr(pool, "_pending_work_items", {}).values()):
-        fut.future.cancel()
-    for p in procs.values():
-        try:
-            p.terminate()  # SIGTERM: the worker removes its temporary file and exits
-        except (OSError, ValueError):
-            pass
-    deadline = time.monotonic() + grace
-    for p in procs.values():
-        try:
-            p.join(max(0.0, deadline - time.monotonic()))
-            if p.is_alive():
-                p.kill()
-                p.join(1.0)
-        except (OSError, ValueError, AssertionError):
-            pass
-    for dst in dsts:
-        for tmp in stale_temp_files(dst, pids=list(procs)):
-            try:
-                tmp.unlink()
-            except OSError:
-                pass
-    try:
-        pool.shutdown(wait=False, cancel_futures=True)
-    except Exception:  # pragma: no cover - a broken pool may complain; nothing is left to do
-        pass
-
-
-# --------------------------------------------------------------------------------------------
-# summaries
-# --------------------------------------------------------------------------------------------
+    yield from run_local_pool(todo, opts, n_jobs, per_job, on_start)
 
 
 def summarize(results: Iterable[FileResult], wall_seconds: float | None = None) -> dict[str, Any]:
@@ -800,195 +391,3 @@ def summarize(results: Iterable[FileResult], wall_seconds: float | None = None) 
         "cpu_seconds": sum(r.seconds for r in res),
         "wall_seconds": wall_seconds,
     }
-
-
-# --------------------------------------------------------------------------------------------
-# single files: info and the demo's comparison sheet
-# --------------------------------------------------------------------------------------------
-
-
-def _png_header(path: Path) -> dict[str, Any] | None:
-    """IHDR fields and palette length of a PNG, read from the chunks (None if not a PNG)."""
-    import struct
-
-    with open(path, "rb") as f:
-        if f.read(8) != b"\x89PNG\r\n\x1a\n":
-            return None
-        out: dict[str, Any] = {}
-        while True:
-            head = f.read(8)
-            if len(head) < 8:
-                break
-            length, ctype = struct.unpack(">I4s", head)
-            if ctype == b"IHDR":
-                w, h, depth, colour_type = struct.unpack(">IIBB", f.read(10))
-                out.update(width=w, height=h, bit_depth=depth, color_type=colour_type)
-                f.seek(length - 10 + 4, 1)
-            elif ctype == b"PLTE":
-                out["palette_size"] = length // 3
-                f.seek(length + 4, 1)
-            elif ctype in (b"IDAT", b"IEND"):
-                break
-            else:
-                f.seek(length + 4, 1)
-        return out if "bit_depth" in out else None
-
-
-def describe_image(path: str | os.PathLike, against: str | os.PathLike | None = None, *, max_pixels: int | None = None) -> dict[str, Any]:
-    """Facts about an image file, and its PSNR against an original.
-
-    Returns
-    -------
-    dict
-        path, format, width, height, mode, bytes, bit_depth (bits per sample; PNG: from IHDR),
-        palette_size (entries stored, None without a palette), colors_used (distinct colours, None
-        when over 256 or not computed), icc_profile (bool), and with ``against``: against, psnr
-        (dB, None when identical), mse.
-
-    Raises
-    ------
-    ImageReadError
-        A file is missing, not an image or corrupt; or the two images differ in size.
-    """
-    from PIL import Image
-
-    from .io import reading
-
-    p = Path(path)
-    with reading(p):
-        size = p.stat().st_size
-        with Image.open(p) as im:
-            info: dict[str, Any] = {
-                "path": str(p),
-                "format": im.format,
-                "width": im.width,
-                "height": im.height,
-                "mode": im.mode,
-                "bytes": size,
-                "icc_profile": bool(im.info.get("icc_profile")),
-            }
-            pal = im.getpalette() if im.mode in ("P", "PA") else None
-            info["palette_size"] = len(pal) // 3 if pal is not None else None
-            colours = im.getcolors(maxcolors=256) if im.width * im.height <= (max_pixels or 1 << 62) else None
-            info["colors_used"] = len(colours) if colours is not None else None
-            bits = {"1": 1, "I;16": 16, "I;16B": 16, "I": 32, "F": 32}.get(im.mode, 8)
-    hdr = _png_header(p) if info["format"] == "PNG" else None
-    if hdr is not None:
-        bits = hdr["bit_depth"]
-        if "palette_size" in hdr:
-            info["palette_size"] = hdr["palette_size"]
-    info["bit_depth"] = bits
-    if against is not None:
-        info.update(compare_images(p, against))
-    return info
-
-
-def compare_images(image: str | os.PathLike, original: str | os.PathLike) -> dict[str, Any]:
-    """PSNR and MSE of ``image`` against ``original`` (both decoded to 8-bit RGB or RGBA).
-
-    If only one has transparency, the colour channels alone are compared.
-    """
-    import numpy as np
-
-    from .io import read_image
-    from .metrics import psnr_from_mse
-
-    a = read_image(image, max_pixels=None)
-    b = read_image(original, max_pixels=None)
-    if a.shape[:2] != b.shape[:2]:
-        raise ImageReadError(
-            f"sizes differ: {a.shape[1]}x{a.shape[0]} vs {b.shape[1]}x{b.shape[0]} ({original})", str(image)
-        )
-    if a.shape[2] != b.shape[2]:
-        a, b = a[:, :, :3], b[:, :, :3]
-    d = a.astype(np.int32) - b.astype(np.int32)
-    mse = float(np.einsum("ijk,ijk->", d, d, dtype=np.int64)) / d.size
-    p = psnr_from_mse(mse)
-    return {"against": str(original), "mse": mse, "psnr": None if math.isinf(p) else p}
-
-
-def comparison_sheet(panels: list[tuple[str | os.PathLike, str]], dst: str | os.PathLike, *, height: int = 384) -> Path:
-    """Write a side-by-side picture of several images, each labelled underneath.
-
-    Parameters
-    ----------
-    panels : list of (image path, label)
-    dst : PNG to write (atomically: temporary file, then rename)
-    height : pixel height every panel is scaled to
-
-    Returns
-    -------
-    Path of the written file.
-    """
-    from PIL import Image, ImageDraw, ImageFont
-
-    try:
-        font = ImageFont.load_default(size=20)  # scalable when Pillow has FreeType
-    except (TypeError, OSError, ImportError):  # pragma: no cover - old Pillow or no FreeType
-        font = ImageFont.load_default()
-    gap, label_h = 8, 30
-    tiles = []
-    for path, label in panels:
-        try:
-            with Image.open(path) as im:
-                im = im.convert("RGB")
-                w = max(1, round(im.width * height / im.height))
-                tiles.append((im.resize((w, height), Image.Resampling.LANCZOS), label))
-        except (OSError, ValueError) as e:
-            raise ImageReadError(f"cannot read: {e}", str(path)) from None
-    width = sum(t.width for t, _ in tiles) + gap * (len(tiles) + 1)
-    sheet = Image.new("RGB", (width, height + label_h + 2 * gap), "white")
-    draw = ImageDraw.Draw(sheet)
-    x = gap
-    for tile, label in tiles:
-        sheet.paste(tile, (x, gap))
-        draw.text((x + 2, height + gap + 4), label, fill="black", font=font)
-        x += tile.width + gap
-    from .io import atomic_write
-
-    return atomic_write(dst, lambda tmp: sheet.save(tmp, format="PNG"))
-
-
-#: The colour counts ``kmpress demo`` shows.
-DEMO_KS = (4, 16, 64)
-
-
-def run_demo(
-    out_dir: str | os.PathLike,
-    ks: Iterable[int] = DEMO_KS,
-    *,
-    seed: int = 0,
-    on_start: Callable[[str], None] | None = None,
-    colorspace: str | None = None,
-    dither: str | None = None,
-) -> tuple[list[FileResult], Path | None]:
-    """Compress the bundled sample at each K into ``out_dir`` and write ``comparison.png``.
-
-    Outputs are ``<sample stem>-k<K>.png`` (replaced if present: the folder is the demo's own)
-    and ``comparison.png`` beside them: the original and each result side by side, labelled with
-    K and the PSNR.
-
-    colorspace, dither : as for :func:`compress_many` (None: the engine's defaults)
-
-    Returns
-    -------
-    (results, comparison path or None when a K failed)
-    """
-    from .sample import sample_path
-
-    src = sample_path()
-    out = Path(out_dir)
-    results: list[FileResult] = []
-    for k in ks:
-        # one small file per K: compress_many runs it in this process, no pool start-up
-        results.extend(
-            compress_many([src], out, k, force=True, seed=seed, on_start=on_start, colorspace=colorspace, dither=dither)
-        )
-    if any(r.status != "ok" for r in results):
-        return results, None
-    panels: list[tuple[str | os.PathLike, str]] = [(src, "original")]
-    for r in results:
-        p = r.report.psnr
-        quality = "lossless" if math.isinf(p) else f"PSNR {p:.1f} dB"
-        panels.append((r.dst, f"K={r.report.k}  {quality}"))
-    return results, comparison_sheet(panels, out / "comparison.png")

@@ -8,23 +8,26 @@ so k-means there spends its palette where the eye sees differences.
 Scale: inside the engine OKLab coordinates are multiplied by :data:`LAB_SCALE` (255), so that
 L runs over 0..255 like an sRGB channel. The kernels' float32 distances, the pruning slack of the
 nearest-centroid search and the relative Lloyd tolerance then behave as they do for RGB. An alpha
-channel is carried unchanged (0..255). :func:`delta_e` and the ``delta_e`` figures reported by
+channel is carried unchanged (0..255). :func:`kmpress.metrics.delta_e` and the ``delta_e`` figures reported by
 :func:`kmpress.quantize` are in plain OKLab units (L from 0 to 1; a just-noticeable difference is
 about 0.02).
 
-The conversion of the histogram colours (up to a few million) is a parallel numba kernel; each
-colour is converted on its own, so the result does not depend on the number of threads.
+The conversion of the histogram colours (up to a few million) is a backend kernel
+(``colors_to_lab``: parallel in numba); each colour is converted on its own, so the result does
+not depend on the number of threads. The float64 functions here are the plain NumPy formulas, for
+palettes, centroids and tests.
 """
 
 from __future__ import annotations
 
+from types import ModuleType
 from typing import Literal
 
 import numpy as np
-from numba import njit, prange
+
+from .options import COLORSPACES
 
 ColorSpace = Literal["rgb", "oklab"]
-COLORSPACES = ("rgb", "oklab")
 
 #: OKLab coordinates are stored multiplied by this inside the engine (see the module docstring).
 LAB_SCALE = 255.0
@@ -108,40 +111,14 @@ def oklab_to_srgb(lab: np.ndarray) -> np.ndarray:
     return np.clip(linear_to_srgb(np.clip(lin, 0.0, 1.0)) * 255.0, 0.0, 255.0)
 
 
-@njit(inline="always")
-def _lab_of(lut, r, g, b, m1, m2, out3):
-    lr = lut[r]
-    lg = lut[g]
-    lb = lut[b]
-    l_ = np.cbrt(m1[0, 0] * lr + m1[0, 1] * lg + m1[0, 2] * lb)
-    m_ = np.cbrt(m1[1, 0] * lr + m1[1, 1] * lg + m1[1, 2] * lb)
-    s_ = np.cbrt(m1[2, 0] * lr + m1[2, 1] * lg + m1[2, 2] * lb)
-    for j in range(3):
-        out3[j] = m2[j, 0] * l_ + m2[j, 1] * m_ + m2[j, 2] * s_
-
-
-@njit(parallel=True, cache=True)
-def _colors_to_lab_planar(colors, lut, m1, m2, scale, out):
-    # colors (U, C) uint8 -> out (C, U) float32: scaled OKLab, alpha copied
-    U, C = colors.shape
-    chunk = 8192
-    for c in prange((U + chunk - 1) // chunk):
-        lab = np.empty(3, np.float64)
-        for i in range(c * chunk, min(U, (c + 1) * chunk)):
-            _lab_of(lut, colors[i, 0], colors[i, 1], colors[i, 2], m1, m2, lab)
-            for j in range(3):
-                out[j, i] = np.float32(lab[j] * scale)
-            if C == 4:
-                out[3, i] = np.float32(colors[i, 3])
-
-
-def colors_to_space(colors: np.ndarray, space: str) -> np.ndarray:
+def colors_to_space(colors: np.ndarray, space: str, kernels: ModuleType) -> np.ndarray:
     """Distinct colours as planar points of a clustering space.
 
     Parameters
     ----------
     colors : (U, C) uint8, C = 3 or 4, C-contiguous
     space : "rgb" or "oklab"
+    kernels : the backend module
 
     Returns
     -------
@@ -152,14 +129,14 @@ def colors_to_space(colors: np.ndarray, space: str) -> np.ndarray:
     if space == "rgb":
         return np.ascontiguousarray(colors.T, dtype=np.float32)
     out = np.empty((colors.shape[1], colors.shape[0]), np.float32)
-    _colors_to_lab_planar(colors, LINEAR_LUT, M1, M2, LAB_SCALE, out)
+    kernels.colors_to_lab(colors, LINEAR_LUT, M1, M2, LAB_SCALE, out)
     return out
 
 
-def palette_to_space(palette: np.ndarray, space: str) -> np.ndarray:
+def palette_to_space(palette: np.ndarray, space: str, kernels: ModuleType) -> np.ndarray:
     """uint8 palette entries as (K, C) float32 points of the clustering space (see
     :func:`colors_to_space`), for the nearest-entry search."""
-    return np.ascontiguousarray(colors_to_space(palette, space).T)
+    return np.ascontiguousarray(colors_to_space(palette, space, kernels).T)
 
 
 def centroids_to_srgb(centroids: np.ndarray, space: str) -> np.ndarray:
@@ -179,89 +156,11 @@ def centroids_to_srgb(centroids: np.ndarray, space: str) -> np.ndarray:
     return out
 
 
-@njit(parallel=True, cache=True)
-def _delta_e_colours(colors, counts, palette, labels, lut, m1, m2, part):
-    U = colors.shape[0]
-    chunk = 8192
-    nc = (U + chunk - 1) // chunk
-    K = palette.shape[0]
-    # OKLab of the few palette entries once (each thread its own copy: cheap, no sharing)
-    for c in prange(nc):
-        plab = np.empty((K, 3), np.float64)
-        t = np.empty(3, np.float64)
-        for k in range(K):
-            _lab_of(lut, palette[k, 0], palette[k, 1], palette[k, 2], m1, m2, t)
-            for j in range(3):
-                plab[k, j] = t[j]
-        s = 0.0
-        for i in range(c * chunk, min(U, (c + 1) * chunk)):
-            _lab_of(lut, colors[i, 0], colors[i, 1], colors[i, 2], m1, m2, t)
-            k = labels[i]
-            d = 0.0
-            for j in range(3):
-                e = t[j] - plab[k, j]
-                d += e * e
-            s += counts[i] * np.sqrt(d)
-        part[c] = s
-
-
-def delta_e_histogram(colors: np.ndarray, counts: np.ndarray, palette: np.ndarray, labels: np.ndarray) -> float:
-    """Mean OKLab distance (plain units) between input and output colours, weighted by pixels.
-
-    Parameters
-    ----------
-    colors : (U, C) uint8 distinct input colours
-    counts : (U,) int64 pixels of each
-    palette : (P, C) uint8
-    labels : (U,) int palette entry each colour is shown as
-
-    Returns
-    -------
-    float; alpha is ignored (the distance is between the colours themselves). Summed per chunk
-    and merged in order, so the value does not depend on the number of threads.
-    """
-    U = colors.shape[0]
-    part = np.empty((U + 8191) // 8192, np.float64)
-    _delta_e_colours(
-        np.ascontiguousarray(colors),
-        counts.astype(np.int64, copy=False),
-        np.ascontiguousarray(palette, dtype=np.uint8),
-        labels.astype(np.int32, copy=False),
-        LINEAR_LUT,
-        M1,
-        M2,
-        part,
-    )
-    return float(part.sum() / counts.sum())
-
-
-def delta_e(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean OKLab distance (plain units) between two uint8 (H, W, 3|4) images of the same shape
-    (alpha ignored); a plain NumPy float64 reference, for tests and benchmarks."""
-    if a.shape != b.shape:
-        raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
-    la = srgb_to_oklab(a[..., :3].reshape(-1, 3))
-    lb = srgb_to_oklab(b[..., :3].reshape(-1, 3))
-    return float(np.sqrt(((la - lb) ** 2).sum(axis=1)).mean())
-
-
-@njit(parallel=True, cache=True)
-def _colors_to_lab64(colors, lut, m1, m2, out):
-    U = colors.shape[0]
-    chunk = 8192
-    for c in prange((U + chunk - 1) // chunk):
-        t = np.empty(3, np.float64)
-        for i in range(c * chunk, min(U, (c + 1) * chunk)):
-            _lab_of(lut, colors[i, 0], colors[i, 1], colors[i, 2], m1, m2, t)
-            for j in range(3):
-                out[i, j] = t[j]
-
-
-def oklab_of_colors(colors: np.ndarray) -> np.ndarray:
+def oklab_of_colors(colors: np.ndarray, kernels: ModuleType) -> np.ndarray:
     """OKLab (plain units, float64) of uint8 colours, (U, C) -> (U, 3); alpha ignored.
 
-    The numba twin of :func:`srgb_to_oklab` for many colours (same formulas, same LUT)."""
+    The backend twin of :func:`srgb_to_oklab` for many colours (same formulas, same LUT)."""
     colors = np.ascontiguousarray(colors, dtype=np.uint8)
     out = np.empty((colors.shape[0], 3), np.float64)
-    _colors_to_lab64(colors, LINEAR_LUT, M1, M2, out)
+    kernels.colors_to_lab64(colors, LINEAR_LUT, M1, M2, out)
     return out

@@ -5,9 +5,9 @@ A batch scales past one machine on an existing distributed engine rather than a 
 module adds what a Dask cluster needs on top of that:
 
 - :func:`worker_threads`: numba's thread count for a task, from the Dask worker's ``nthreads``
-  (numba ignores ``OMP_NUM_THREADS``). :func:`kmpress.batch.compress_file` uses it on a Dask
+  (numba ignores ``OMP_NUM_THREADS``). :func:`kmpress.pool.compress_file` uses it on a Dask
   worker, so even a plain ``compress_many(executor=client.get_executor())`` gets it right.
-- :func:`run_task`, the task the workers run: :func:`kmpress.batch.compress_file` with relative
+- :func:`run_task`, the task the workers run: :func:`kmpress.pool.compress_file` with relative
   paths resolved against the client's working folder (workers have their own), and the
   temporary files of an earlier attempt on a dead worker removed.
 - :func:`dask_executor`, a context manager that connects to a scheduler (or takes a ``Client``),
@@ -20,7 +20,7 @@ whose every attempt killed its worker comes back as an ``error`` result with a r
 atomic (temporary file + rename), so no partial output is ever visible, and the temporary file
 a killed attempt leaves behind is removed by the next attempt or, failing that, by the client.
 
-Only paths and plain options travel to the workers, and :class:`~kmpress.batch.FileResult` s come
+Only paths and the job's Options travel to the workers, and :class:`~kmpress.pool.FileResult` s come
 back: the workers must have kmpress installed and see the files at the same paths (a shared
 folder). ``distributed`` is imported only when a cluster is used, never by ``import kmpress``.
 """
@@ -28,27 +28,23 @@ folder). ``distributed`` is imported only when a cluster is used, never by ``imp
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future
 from contextlib import contextmanager
 from typing import Any
 
-from .errors import InvalidParameterError
+from .batch import BatchPlan, compress_many, plan_batch
+from .errors import DaskNotInstalledError, InvalidParameterError, SchedulerError
+from .io import stale_temp_files
+from .options import Options, make_options
+from .pool import FileResult, compress_file
+from .pool import dask_worker_threads as worker_threads
 
 #: What a user without the extra is told to run.
 DASK_INSTALL_HINT = 'pip install "kmpress[dask]"'
 
 #: Seconds to wait for the scheduler to answer, and then for its first worker.
 CONNECT_TIMEOUT = 10.0
-
-
-class DaskNotInstalledError(InvalidParameterError):
-    """A cluster was asked for, but ``dask.distributed`` is not installed."""
-
-
-class SchedulerError(InvalidParameterError):
-    """The Dask scheduler cannot be reached, or has no workers."""
 
 
 def import_distributed():
@@ -67,32 +63,8 @@ def import_distributed():
 
 
 # --------------------------------------------------------------------------------------------
-# worker side
+# worker side (worker_threads, numba's thread share of a task, is kmpress.pool's)
 # --------------------------------------------------------------------------------------------
-
-
-def worker_threads() -> int | None:
-    """numba threads for one task on the current Dask worker; None when not on a Dask worker.
-
-    A worker was given ``nthreads`` cores and runs up to ``nthreads`` tasks at once, each in its
-    own thread. numba's thread count is per calling thread, so each task takes its share:
-    ``nthreads // tasks running now`` (at least 1). When the worker is full every task gets one
-    thread (the fastest split for a batch, see :data:`kmpress.batch.CORES_PER_JOB`); a task that
-    starts alone, e.g. the last file of a batch, gets all of them.
-    """
-    dist = sys.modules.get("distributed")  # a Dask worker has imported it; nobody else needs to
-    if dist is None:
-        return None
-    try:
-        worker = dist.get_worker()
-    except ValueError:  # not inside a task on a worker
-        return None
-    state = getattr(worker, "state", worker)
-    nthreads = int(getattr(state, "nthreads", 0) or 0)
-    if nthreads < 1:
-        return None
-    busy = max(1, len(getattr(state, "executing", ())))
-    return max(1, nthreads // busy)
 
 
 def _remove_temp_files(dst: str) -> None:
@@ -102,8 +74,6 @@ def _remove_temp_files(dst: str) -> None:
     Within one batch nobody else writes ``dst`` (the plan gives every output one input), so such
     a file is what a killed attempt left (its process could not remove it).
     """
-    from .io import stale_temp_files
-
     for tmp in stale_temp_files(dst):
         try:
             tmp.unlink()
@@ -111,13 +81,13 @@ def _remove_temp_files(dst: str) -> None:
             pass
 
 
-def run_task(src: str, dst: str, k: int, options: dict[str, Any], threads: int | None = None, cwd: str | None = None):
-    """The task a Dask worker runs for one file: :func:`kmpress.batch.compress_file`, cluster-aware.
+def run_task(src: str, dst: str, options: Options, threads: int | None = None, cwd: str | None = None) -> FileResult:
+    """The task a Dask worker runs for one file: :func:`kmpress.pool.compress_file`, cluster-aware.
 
     Parameters
     ----------
     src, dst : str; paths as the user gave them (relative ones are taken from ``cwd``)
-    k : int; options : dict of plain options for :func:`kmpress.compress`
+    options : Options; the job
     threads : int, optional; numba threads; default :func:`worker_threads`
     cwd : str, optional; the client's working folder
 
@@ -126,11 +96,9 @@ def run_task(src: str, dst: str, k: int, options: dict[str, Any], threads: int |
     FileResult
         With ``src`` and ``dst`` as given, so that the client's table reads as for a local batch.
     """
-    from .batch import compress_file
-
     s = os.path.join(cwd, src) if cwd else src
     d = os.path.join(cwd, dst) if cwd else dst
-    result = compress_file(s, d, k, options, threads)  # threads None: worker_threads()
+    result = compress_file(s, d, options, threads)  # threads None: worker_threads()
     # an earlier attempt of this file may have died mid-write on another worker; ours is over
     _remove_temp_files(d)
     result.src, result.dst = src, dst
@@ -146,7 +114,7 @@ def run_task(src: str, dst: str, k: int, options: dict[str, Any], threads: int |
 
 class _DaskTasks(Executor):
     """An executor that runs :func:`run_task` where :func:`kmpress.batch.compress_many` submits
-    :func:`kmpress.batch.compress_file`, and passes the client's working folder along."""
+    :func:`kmpress.pool.compress_file`, and passes the client's working folder along."""
 
     def __init__(self, inner: Executor, cwd: str, task: Callable = None):
         self._inner = inner
@@ -154,8 +122,6 @@ class _DaskTasks(Executor):
         self._task = task or run_task
 
     def submit(self, fn, /, *args, **kwargs) -> Future:
-        from .batch import compress_file
-
         if fn is compress_file:
             fn, kwargs = self._task, {**kwargs, "cwd": self._cwd}
         return self._inner.submit(fn, *args, **kwargs)
@@ -229,21 +195,28 @@ def _clean_result(r):
 
 
 def compress_many_dask(
-    paths: Iterable[str | os.PathLike] | Any,
+    paths: Iterable[str | os.PathLike] | BatchPlan,
     out_dir: str | os.PathLike | None = None,
-    k: int = 16,
+    k: int | None = None,
     *,
     scheduler,
+    options: Options | None = None,
+    suffix: str | None = None,
+    recursive: bool = False,
+    force: bool = False,
+    jobs: int | None = None,
+    threads: int | None = None,
+    on_start: Callable[[str], None] | None = None,
     timeout: float | None = None,
     task: Callable | None = None,
-    **options,
-) -> Iterator:
+    **kwargs: Any,
+) -> Iterator[FileResult]:
     """:func:`kmpress.batch.compress_many` on a Dask cluster; yields one FileResult per input.
 
     Parameters
     ----------
-    paths, out_dir, k, options : as for :func:`kmpress.batch.compress_many` (``executor`` excepted;
-        ``jobs`` limits the files in flight, default all)
+    paths, out_dir, k, options, suffix, recursive, force, threads, on_start, kwargs : as for
+        :func:`kmpress.batch.compress_many`; ``jobs`` limits the files in flight (default all)
     scheduler : str or distributed.Client; timeout, task : see :func:`dask_executor`
 
     Raises
@@ -253,21 +226,12 @@ def compress_many_dask(
     InvalidParameterError, OutputCollisionError
         Before any work, as for a local batch.
     """
-    from .batch import BatchPlan, compress_many, plan_batch
-
-    if "executor" in options:
+    if "executor" in kwargs:
         raise InvalidParameterError("compress_many_dask takes scheduler=, not executor=")
     plan = paths
     if not isinstance(paths, BatchPlan):
-        keys = ("suffix", "recursive", "force")
-        # the quality target names the outputs too (<stem>-q<target>.png); it also stays an option
-        plan = plan_batch(
-            paths,
-            k,
-            out_dir=out_dir,
-            target_psnr=options.get("target_psnr"),
-            **{key: options.pop(key) for key in keys if key in options},
-        )
+        opts = make_options(options, **({**kwargs, "k": k} if k is not None else kwargs))
+        plan = plan_batch(paths, opts, out_dir=out_dir, suffix=suffix, recursive=recursive, force=force)
     with dask_executor(scheduler, timeout=timeout, task=task) as executor:
-        for r in compress_many(plan, executor=executor, **options):
+        for r in compress_many(plan, executor=executor, jobs=jobs, threads=threads, on_start=on_start):
             yield _clean_result(r)

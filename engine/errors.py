@@ -1,11 +1,14 @@
-"""The one exception family of kmpress.
+"""The one exception family of kmpress: every error raised on purpose is a :class:`KmpressError`.
 
-Every error a user can cause (a bad file, a bad parameter, an image too large) is a
-:class:`KmpressError`. Callers that want one ``except`` clause catch that; the CLI turns it
-into a one-line message and a non-zero exit code. Anything else escaping the engine is a bug.
+Callers that want one ``except`` clause catch that; the CLI turns it into a one-line message and
+an exit code (:class:`InvalidParameterError` and its subclasses are usage errors, exit 2; the
+rest are failed inputs, exit 1; :class:`TargetNotReachedError` under ``strict`` is exit 3).
+Anything else escaping the engine is a bug. Pure Python: importing this module costs nothing.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class KmpressError(Exception):
@@ -27,9 +30,53 @@ class KmpressError(Exception):
     def __str__(self) -> str:
         return f"{self.path}: {self.message}" if self.path else self.message
 
+    def __reduce__(self):
+        # picklable across processes whatever a subclass's __init__ takes; a result object
+        # (TargetNotReachedError's) stays behind: it holds the image
+        extra = {k: v for k, v in self.__dict__.items() if k not in ("message", "path", "result")}
+        return (_rebuild, (type(self), self.message, self.path, extra))
+
+
+def _rebuild(cls: type, message: str, path: str | None, extra: dict[str, Any]) -> KmpressError:
+    err = cls.__new__(cls)
+    KmpressError.__init__(err, message, path)
+    err.__dict__.update(extra)
+    return err
+
 
 class InvalidParameterError(KmpressError, ValueError):
-    """A parameter is out of range or of the wrong kind (K, seed, tol, shapes, dtypes...)."""
+    """A parameter is out of range or of the wrong kind (K, seed, tol, shapes, dtypes...).
+
+    Attributes
+    ----------
+    fields : tuple of str; the names of the options the error is about (for a front end to
+        name its own flags), empty when not about options
+    """
+
+    def __init__(self, message: str, path: str | None = None, fields: tuple[str, ...] = ()) -> None:
+        super().__init__(message, path)
+        self.fields = tuple(fields)
+
+
+class OutputCollisionError(InvalidParameterError):
+    """Two inputs of one batch would write the same output file."""
+
+
+class MissingExtraError(InvalidParameterError):
+    """A feature was asked for whose optional dependency is not installed; the message names
+    the extra to install (``pip install "kmpress[...]"``)."""
+
+
+class DaskNotInstalledError(MissingExtraError):
+    """A Dask cluster was asked for, but ``dask.distributed`` is not installed (``kmpress[dask]``)."""
+
+
+class PlotUnavailableError(MissingExtraError):
+    """A plot was asked for, but matplotlib is not installed (``kmpress[plot]``)."""
+
+
+class SchedulerError(InvalidParameterError):
+    """The Dask scheduler cannot be reached, or has no workers."""
 
 
 class ImageReadError(KmpressError):
@@ -42,3 +89,19 @@ class ImageTooLargeError(ImageReadError):
 
 class ImageWriteError(KmpressError):
     """An output could not be written (folder missing or read-only, disk full, would overwrite input)."""
+
+
+class TargetNotReachedError(KmpressError):
+    """The quality target cannot be reached with the allowed number of colours (``strict``).
+
+    Attributes
+    ----------
+    result : QualityResult or None; the best result found (at ``max_colors``), unwritten. It
+        stays behind when the error is pickled (it holds the image).
+    """
+
+    result: Any = None
+
+    def __init__(self, message: str, path: str | None = None, result: Any = None) -> None:
+        super().__init__(message, path)
+        self.result = result

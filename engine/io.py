@@ -1,4 +1,4 @@
-"""Stage 5: files. Pillow in, palette PNG out. No maths here and no floats.
+"""Files: Pillow in, palette PNG out, atomically. No maths here and no floats.
 
 Reading normalises whatever Pillow opens (RGB, RGBA, L, LA, P, 1, CMYK, YCbCr, 16-bit and float
 greyscale...) to a writable C-contiguous uint8 array of 3 or 4 channels, with the EXIF orientation
@@ -9,11 +9,10 @@ complete, so an interrupted or failed write never leaves a partial PNG behind.
 from __future__ import annotations
 
 import os
-import struct
 import threading
 import warnings
-import zlib
 from contextlib import contextmanager
+from io import BytesIO
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator
@@ -22,12 +21,17 @@ import numpy as np
 from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
 
 from .errors import ImageReadError, ImageTooLargeError, ImageWriteError
-from .metrics import png_bit_depth
-
-#: Pillow's own decompression-bomb limit (about 89.5 MP), the default of ``max_pixels``.
-DEFAULT_MAX_PIXELS: int = int(Image.MAX_IMAGE_PIXELS or 89_478_485)
+from .options import DEFAULT_MAX_PIXELS
+from .png import encode_png
 
 _PIL_LIMIT_LOCK = threading.Lock()
+_DATA = Path(__file__).resolve().parent / "data"
+
+
+def sample_path() -> Path:
+    """Path of the bundled sample photo (the astronaut Eileen Collins, 512x512 JPEG, NASA, public
+    domain; see data/SOURCES.md)."""
+    return _DATA / "astronaut.jpg"
 
 
 @dataclass
@@ -110,9 +114,7 @@ def _to_rgb_or_rgba(im: Image.Image) -> tuple[np.ndarray, bool]:
         icc = im.info.get("icc_profile")
         if icc:
             try:
-                import io as _io
-
-                src = ImageCms.ImageCmsProfile(_io.BytesIO(icc))
+                src = ImageCms.ImageCmsProfile(BytesIO(icc))
                 out = ImageCms.profileToProfile(im, src, ImageCms.createProfile("sRGB"), outputMode="RGB")
                 if out is not None:
                     return np.array(out), False
@@ -189,9 +191,6 @@ def temp_path(dst: Path) -> Path:
     return dst.with_name(f".{dst.name}.{os.getpid()}.{threading.get_ident()}.tmp")
 
 
-_temp_path = temp_path
-
-
 def stale_temp_files(dst: str | os.PathLike, pids: list[int] | None = None) -> list[Path]:
     """Temporary files of interrupted writes of ``dst`` (by the processes ``pids``, or any).
 
@@ -205,111 +204,6 @@ def stale_temp_files(dst: str | os.PathLike, pids: list[int] | None = None) -> l
     except OSError:
         return []
     return [dst.parent / n for n in names if n.endswith(".tmp") and any(n.startswith(p) for p in prefixes)]
-
-
-#: Raw bytes per DEFLATE block of the parallel encoder (fixed, so the file never depends on the
-#: number of threads).
-DEFLATE_BLOCK = 1 << 21
-#: Bytes of the previous block each block is primed with (DEFLATE's whole 32 KiB window).
-_WINDOW = 1 << 15
-
-
-def _scanlines(indices: np.ndarray, depth: int) -> np.ndarray:
-    """PNG scanlines of palette indices: filter byte 0 ("None") + the packed row, (H, 1 + rowbytes).
-
-    Filter type None on every row: with a palette the bytes are labels, not intensities, and
-    PNG's prediction filters (Sub, Up, Average, Paeth, or libpng-style adaptive choice) made
-    palette PNGs of photos 2-18 % larger in our measurements (bench/compare_pngquant.py).
-    """
-    h, w = indices.shape
-    per = 8 // depth
-    rowbytes = (w * depth + 7) // 8
-    out = np.zeros((h, 1 + rowbytes), np.uint8)
-    if depth == 8:
-        out[:, 1:] = indices
-        return out
-    padded = np.zeros((h, rowbytes * per), np.uint8)
-    padded[:, :w] = indices
-    groups = padded.reshape(h, rowbytes, per)
-    packed = np.zeros((h, rowbytes), np.uint8)
-    for j in range(per):
-        # first pixel in the most significant bits
-        packed |= groups[:, :, j] << np.uint8(8 - depth * (j + 1))
-    out[:, 1:] = packed
-    return out
-
-
-def _deflate_block(data: memoryview, start: int, end: int, level: int) -> bytes:
-    # raw DEFLATE (wbits -15): the zlib header and checksum are written once, around all blocks
-    if start > 0:
-        co = zlib.compressobj(level, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY, data[max(0, start - _WINDOW) : start])
-    else:
-        co = zlib.compressobj(level, zlib.DEFLATED, -15, 8, zlib.Z_DEFAULT_STRATEGY)
-    body = co.compress(data[start:end])
-    # every block but the last ends on a byte boundary (sync flush) so the streams concatenate
-    return body + (co.flush(zlib.Z_FINISH) if end == len(data) else co.flush(zlib.Z_SYNC_FLUSH))
-
-
-def zlib_stream(raw: bytes, level: int, threads: int | None = None) -> bytes:
-    """A zlib stream of ``raw``, compressed in fixed blocks in parallel (like pigz).
-
-    Each block of :data:`DEFLATE_BLOCK` bytes is compressed on its own, primed with the 32 KiB
-    before it, so matches still reach back across block boundaries; the blocks are joined with
-    sync flushes and the stream closed with the Adler-32 of all the data. The block split is
-    fixed, so the bytes are the same at any thread count; zlib releases the GIL, so threads run
-    in parallel. Costs under 0.1 % in size against one stream.
-    """
-    n = len(raw)
-    header = bytes([0x78, {0: 0x01, 1: 0x01, 2: 0x5E, 3: 0x5E, 4: 0x5E, 5: 0x5E, 6: 0x9C}.get(level, 0xDA)])
-    view = memoryview(raw)
-    bounds = [(s, min(n, s + DEFLATE_BLOCK)) for s in range(0, max(n, 1), DEFLATE_BLOCK)]
-    if threads is None:
-        threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    if threads > 1 and len(bounds) > 1:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(min(threads, len(bounds))) as pool:
-            parts = list(pool.map(lambda b: _deflate_block(view, b[0], b[1], level), bounds))
-    else:
-        parts = [_deflate_block(view, s, e, level) for s, e in bounds]
-    return header + b"".join(parts) + struct.pack(">I", zlib.adler32(raw))
-
-
-def _chunk(kind: bytes, data: bytes) -> bytes:
-    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(data, zlib.crc32(kind)))
-
-
-def encode_png(
-    palette: np.ndarray,
-    indices: np.ndarray,
-    *,
-    icc_profile: bytes | None = None,
-    compress_level: int = 6,
-    threads: int | None = None,
-) -> bytes:
-    """The bytes of an indexed PNG (see :func:`write_png` for the parameters).
-
-    Written directly (IHDR, iCCP, PLTE, tRNS, one IDAT, IEND) rather than through Pillow, to
-    control the filter (None on every row; Pillow filters rows of 1/2/4-bit images, which cost
-    about 2.5 % at 16 colours) and to compress in parallel.
-    """
-    h, w = indices.shape
-    p = palette.shape[0]
-    depth = png_bit_depth(p)
-    raw = _scanlines(np.ascontiguousarray(indices, dtype=np.uint8), depth).tobytes()
-    out = [b"\x89PNG\r\n\x1a\n", _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, 3, 0, 0, 0))]
-    if icc_profile:
-        out.append(_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc_profile)))
-    out.append(_chunk(b"PLTE", np.ascontiguousarray(palette[:, :3], dtype=np.uint8).tobytes()))
-    if palette.shape[1] == 4:
-        opaque = palette[:, 3] == 255
-        if not opaque.all():
-            # entries after the last non-opaque one are opaque by default: leave them out
-            last = int(np.flatnonzero(~opaque)[-1]) + 1
-            out.append(_chunk(b"tRNS", palette[:last, 3].astype(np.uint8).tobytes()))
-    out.append(_chunk(b"IDAT", zlib_stream(raw, int(compress_level), threads)))
-    out.append(_chunk(b"IEND", b""))
-    return b"".join(out)
 
 
 def write_png(
@@ -330,7 +224,7 @@ def write_png(
     compress_level : zlib level 0-9 (9: 1-4 % smaller, several times slower; see the README)
 
     The bit depth is the smallest PNG allows for P entries (1, 2, 4 or 8); rows are stored
-    unfiltered and DEFLATE runs in parallel blocks (:func:`zlib_stream`), the same bytes at any
+    unfiltered and DEFLATE runs in parallel blocks (:func:`kmpress.png.zlib_stream`), the same bytes at any
     thread count. The data go to a hidden temporary file in the same folder, which is renamed
     over ``dst`` only when complete.
     """
@@ -356,7 +250,7 @@ def atomic_write(dst: str | os.PathLike, save: Callable[[Path], None]) -> Path:
         The folder is missing or not writable, the disk is full, ...; ``dst`` is then untouched.
     """
     dst = Path(dst)
-    tmp = _temp_path(dst)
+    tmp = temp_path(dst)
     try:
         save(tmp)
         os.replace(tmp, dst)

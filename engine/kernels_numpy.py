@@ -1,4 +1,4 @@
-"""The NumPy baseline: the kernels of :mod:`kmpress.kernels_numba`, vectorised with NumPy.
+"""Backend "numpy": the kernels of :mod:`kmpress.kernels_numba`, with NumPy. Never imports numba.
 
 Same names, arguments and buffers, so the Lloyd loop, the seeding and the remap run unchanged on
 either backend. The nearest-centroid search is the good NumPy way (distances by one float32
@@ -15,6 +15,8 @@ import numpy as np
 from .histogram import spread_table
 
 CHUNK = 65536
+#: Pixels per chunk of :func:`pixel_stats` (as the numba kernel).
+STATS_CHUNK = 1 << 16
 NAME = "numpy"
 
 
@@ -88,10 +90,15 @@ def nearest(X, C32, labels, boxes=None):
 
 
 def dist_to_assigned(X, C, labels, out):
-    """See :func:`kmpress.kernels_numba.dist_to_assigned`."""
+    """See :func:`kmpress.kernels_numba.dist_to_assigned` (the same sums in the same order)."""
+    D = X.shape[0]
     for _, s, e in _bounds(X.shape[1]):
-        diff = X[:, s:e].T.astype(np.float64) - C[labels[s:e]]
-        out[s:e] = np.einsum("ij,ij->i", diff, diff)
+        lab = labels[s:e]
+        d2 = np.zeros(e - s)
+        for j in range(D):
+            t = X[j, s:e].astype(np.float64) - C[lab, j]
+            d2 += t * t
+        out[s:e] = d2
 
 
 def block_boxes(X):
@@ -153,3 +160,145 @@ def pp_trials(X, w, weighted, closest, cands, pot_tc, state=None):
 def gather(lut, inverse, out):
     """See :func:`kmpress.kernels_numba.gather`."""
     np.take(lut, inverse, out=out)
+
+
+# --------------------------------------------------------------------------------------------
+# remap: sequential kernels as plain loops, and the error figures
+# --------------------------------------------------------------------------------------------
+
+
+def floyd_steinberg(Xt, inverse, transparent, has_alpha, entries, lo, hi, G, h, w, out, cand, ncand, strength):
+    """See :func:`kmpress.kernels_numba.floyd_steinberg` (a full nearest-entry search per pixel
+    instead of the cell lists: the same entry, ties to the lowest index)."""
+    D = Xt.shape[1]
+    ent = [list(map(float, row)) for row in entries]
+    lo_, hi_ = list(map(float, lo)), list(map(float, hi))
+    cols = Xt.astype(np.float64).tolist()
+    inv = inverse.tolist()
+    clear = [not (has_alpha and bool(transparent[u])) for u in range(len(cols))]
+    weights = (7.0 / 16.0, 3.0 / 16.0, 5.0 / 16.0, 1.0 / 16.0)
+
+    def nearest_entry(v):
+        best, bd = 0, np.inf
+        for k, row in enumerate(ent):
+            d = 0.0
+            for j in range(D):
+                t = v[j] - row[j]
+                d += t * t
+            if d < bd:
+                bd, best = d, k
+        return best
+
+    cur = [[0.0] * D for _ in range(w + 2)]
+    nxt = [[0.0] * D for _ in range(w + 2)]
+    for y in range(h):
+        d = 1 if (y & 1) == 0 else -1
+        for i in range(w):
+            x = i if d == 1 else w - 1 - i
+            p = y * w + x
+            u = inv[p]
+            if not clear[u]:
+                out[p] = nearest_entry(cols[u])
+                continue
+            v = [min(hi_[j], max(lo_[j], cols[u][j] + cur[x + 1][j])) for j in range(D)]
+            k = nearest_entry(v)
+            out[p] = k
+            xa, xb = x + d, x - d
+            below = y + 1 < h
+            ok_a = 0 <= xa < w and clear[inv[p + d]]
+            ok_ba = below and 0 <= xa < w and clear[inv[p + w + d]]
+            ok_b = below and clear[inv[p + w]]
+            ok_bb = below and 0 <= xb < w and clear[inv[p + w - d]]
+            for j in range(D):
+                e = (v[j] - ent[k][j]) * strength
+                if ok_a:
+                    cur[xa + 1][j] += e * weights[0]
+                if ok_bb:
+                    nxt[xb + 1][j] += e * weights[1]
+                if ok_b:
+                    nxt[x + 1][j] += e * weights[2]
+                if ok_ba:
+                    nxt[xa + 1][j] += e * weights[3]
+        cur, nxt = nxt, [[0.0] * D for _ in range(w + 2)]
+
+
+def smooth(Xt, inverse, labels, best_d, entries, lam, h, w, out):
+    """See :func:`kmpress.kernels_numba.smooth`."""
+    D = Xt.shape[1]
+    cols = Xt.astype(np.float64).tolist()
+    ent = entries.tolist()
+    inv, lab, bd = inverse.tolist(), labels.tolist(), best_d.tolist()
+    res = [0] * (h * w)
+    for y in range(h):
+        for x in range(w):
+            p = y * w + x
+            u = inv[p]
+            k = lab[u]
+            limit = bd[u] + lam
+            pick, pick_d = k, np.inf
+            for nb in (0, 1):
+                if nb == 0:
+                    if x == 0:
+                        continue
+                    e = res[p - 1]
+                else:
+                    if y == 0:
+                        continue
+                    e = res[p - w]
+                if e == k:
+                    pick = k
+                    break
+                d = 0.0
+                for j in range(D):
+                    t = cols[u][j] - ent[e][j]
+                    d += t * t
+                if d < limit and d < pick_d:
+                    pick, pick_d = e, d
+            res[p] = pick
+    out[:] = res
+
+
+def pixel_stats(colors, inverse, idx, palette, lab_c, lab_p, sse_c, de_c):
+    """See :func:`kmpress.kernels_numba.pixel_stats`."""
+    N = inverse.shape[0]
+    for c in range((N + STATS_CHUNK - 1) // STATS_CHUNK):
+        s, e = c * STATS_CHUNK, min(N, (c + 1) * STATS_CHUNK)
+        u, k = inverse[s:e], idx[s:e]
+        err = colors[u].astype(np.int64) - palette[k].astype(np.int64)
+        sse_c[c] = int((err * err).sum())
+        t = lab_c[u] - lab_p[k]
+        de_c[c] = float(np.sqrt((t * t).sum(axis=1)).sum())
+
+
+def _lab(colors, lut, m1, m2):
+    # the numba kernel's arithmetic, in its order, on whole columns
+    lr, lg, lb = lut[colors[:, 0]], lut[colors[:, 1]], lut[colors[:, 2]]
+    l_ = np.cbrt(m1[0, 0] * lr + m1[0, 1] * lg + m1[0, 2] * lb)
+    m_ = np.cbrt(m1[1, 0] * lr + m1[1, 1] * lg + m1[1, 2] * lb)
+    s_ = np.cbrt(m1[2, 0] * lr + m1[2, 1] * lg + m1[2, 2] * lb)
+    return [m2[j, 0] * l_ + m2[j, 1] * m_ + m2[j, 2] * s_ for j in range(3)]
+
+
+def colors_to_lab(colors, lut, m1, m2, scale, out):
+    """See :func:`kmpress.kernels_numba.colors_to_lab`."""
+    for j, v in enumerate(_lab(colors, lut, m1, m2)):
+        out[j] = (v * scale).astype(np.float32)
+    if colors.shape[1] == 4:
+        out[3] = colors[:, 3]
+
+
+def colors_to_lab64(colors, lut, m1, m2, out):
+    """See :func:`kmpress.kernels_numba.colors_to_lab64`."""
+    for j, v in enumerate(_lab(colors, lut, m1, m2)):
+        out[:, j] = v
+
+
+def delta_e_colours(colors, counts, palette, labels, lut, m1, m2, part):
+    """See :func:`kmpress.kernels_numba.delta_e_colours`."""
+    lab_c = np.stack(_lab(colors, lut, m1, m2), axis=1)
+    lab_p = np.stack(_lab(palette, lut, m1, m2), axis=1)
+    t = lab_c - lab_p[labels]
+    v = counts * np.sqrt((t * t).sum(axis=1))
+    chunk = 8192
+    for c in range(part.shape[0]):
+        part[c] = float(v[c * chunk : (c + 1) * chunk].sum())

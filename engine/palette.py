@@ -1,5 +1,5 @@
-"""From centroids to the stored palette: rounding, de-duplication, order, nearest-entry labels;
-and the optional best-of-several-seeds start.
+"""Stage 4: from centroids to the stored palette: rounding, de-duplication, order, and the one
+nearest-entry search.
 
 Everything here works in a clustering space ("rgb" or "oklab", see :mod:`kmpress.colorspace`):
 centroids live in that space, the stored palette is sRGB(A) uint8, and every colour is labelled
@@ -15,9 +15,6 @@ import numpy as np
 
 from .colorspace import centroids_to_srgb, palette_to_space, srgb_to_oklab
 
-#: Palette orders :func:`order_palette` knows.
-ORDERS = ("luma", "path")
-
 
 def nearest_in_space(points: np.ndarray, entries: np.ndarray, kernels: ModuleType) -> np.ndarray:
     """Index of the nearest entry for each planar point, ties to the lowest index.
@@ -29,7 +26,8 @@ def nearest_in_space(points: np.ndarray, entries: np.ndarray, kernels: ModuleTyp
 
     Returns
     -------
-    (U,) int32
+    (U,) int32. Between integer colours (the "rgb" space) distances are exact in float32 (at
+    most 4 * 255^2 < 2^24), so both backends agree exactly there.
     """
     labels = np.empty(points.shape[1], np.int32)
     kernels.nearest(points, np.ascontiguousarray(entries, dtype=np.float32), labels, kernels.block_boxes(points))
@@ -131,7 +129,7 @@ def finish_palette(
     pal = np.clip(np.rint(values), 0, 255).astype(np.uint8)
     _, first = np.unique(pal, axis=0, return_index=True)
     pal = pal[np.sort(first)]
-    entries = palette_to_space(pal, space)
+    entries = palette_to_space(pal, space, kernels)
     labels = nearest_in_space(X, entries, kernels)
     used = np.bincount(labels, minlength=pal.shape[0]) > 0
     if not used.all():
@@ -141,12 +139,3 @@ def finish_palette(
     rank = np.empty_like(perm)
     rank[perm] = np.arange(perm.size)
     return np.ascontiguousarray(pal[perm]), rank[labels].astype(np.int32), np.ascontiguousarray(entries[perm])
-
-
-def spawn_seeds(rng: np.random.Generator, n: int) -> list[np.random.Generator]:
-    """``n`` independent generators from one: the first is ``rng`` itself, so ``n_init=1`` gives
-    exactly the single-start result."""
-    out = [rng]
-    for s in rng.bit_generator.seed_seq.spawn(n - 1) if n > 1 else []:
-        out.append(np.random.default_rng(s))
-    return out

@@ -4,10 +4,10 @@
 image reaches ``target_psnr`` (dB, RGB, measured on exactly what the PNG would hold: after
 rounding to the uint8 palette, the remap and any dithering). It reuses work between candidates:
 
-- the image goes through :class:`kmpress.api.Pipeline` (the steps of :func:`kmpress.quantize`)
+- the image goes through :class:`kmpress.pipeline.Pipeline` (the steps of :func:`kmpress.quantize`)
   once: one histogram, one colour-space conversion, shared by every candidate K;
 - each candidate K is warm-started: k-means++ *continues* from the centroids already fitted for
-  the largest smaller K (:func:`kmpress.init.kmeans_plusplus` with ``start=``), so Lloyd begins
+  the largest smaller K (:func:`kmpress.clustering.kmeans_plusplus` with ``start=``), so Lloyd begins
   close to a solution and converges in a few iterations. Along such a chain the k-means cost never
   increases with K, which keeps the search well behaved;
 - candidates are scored on the histogram (no per-pixel pass) unless dithering or the rate-aware
@@ -27,29 +27,13 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Unpack
 
 import numpy as np
 
-from .errors import KmpressError
-
-
-class TargetNotReachedError(KmpressError):
-    """The quality target cannot be reached with the allowed number of colours (``strict``).
-
-    Attributes
-    ----------
-    result : QualityResult or None; the best result found (at ``max_colors``), unwritten
-    """
-
-    def __init__(self, message: str, path: str | None = None, result: Any = None) -> None:
-        super().__init__(message, path)
-        self.result = result
-
-    def __reduce__(self):
-        # picklable across processes (the default would call __init__ with args only); the result
-        # stays behind: it holds the image
-        return (type(self), (self.message, self.path))
+from .errors import InvalidParameterError, TargetNotReachedError
+from .options import Options, OptionFields, check_number, make_options
+from .pipeline import Pipeline, Quantized
 
 
 @dataclass(frozen=True)
@@ -99,7 +83,7 @@ class QualityResult:
     seconds : float; wall time of the whole search
     """
 
-    quantized: Any
+    quantized: Quantized
     k: int
     target_psnr: float
     max_colors: int
@@ -117,20 +101,6 @@ class QualityResult:
         return [t.k for t in self.trials]
 
 
-def check_target(target_psnr: Any) -> float:
-    """Validate a PSNR target: a finite number of dB > 0."""
-    from .api import _describe
-    from .errors import InvalidParameterError
-
-    try:
-        t = float(target_psnr)
-    except (TypeError, ValueError):
-        raise InvalidParameterError(f"target_psnr must be a number of dB, not {_describe(target_psnr)}") from None
-    if isinstance(target_psnr, bool) or not math.isfinite(t) or t <= 0:
-        raise InvalidParameterError(f"target_psnr must be a finite number of dB > 0, got {_describe(target_psnr)}")
-    return t
-
-
 #: Candidates are fitted at this many times the final tolerance; only the chosen K is then run to
 #: the full tolerance. Measured on the test photos: Lloyd's long tail moves PSNR by 0.02-0.1 dB
 #: (about one K near the answer) and costs most of the iterations (see the README).
@@ -140,7 +110,7 @@ SEARCH_TOL_FACTOR = 30.0
 def search_pipeline(
     pipe: Any, target: float, max_colors: int, rng_for, search_tol: float | None = None
 ) -> tuple[int, Any, list[Trial], bool]:
-    """The search itself, on a prepared :class:`kmpress.api.Pipeline`.
+    """The search itself, on a prepared :class:`kmpress.pipeline.Pipeline`.
 
     Parameters
     ----------
@@ -222,33 +192,28 @@ def _predict(k1: int, p1: float, k2: int, p2: float, target: float) -> float:
 
 def quantize_to_quality(
     image: Any,
-    target_psnr: float,
+    target_psnr: float | None = None,
     *,
-    max_colors: int = 256,
-    strict: bool = False,
-    seed: int = 0,
+    options: Options | None = None,
     search_tol: float | None = None,
-    **options: Any,
+    **kwargs: Unpack[OptionFields],
 ) -> QualityResult:
     """The smallest K (1..``max_colors``) whose quantized image reaches ``target_psnr``.
 
     Parameters
     ----------
     image : (H, W, 3) or (H, W, 4) uint8 array_like; never modified
-    target_psnr : float > 0, dB (PSNR over the RGB(A) channels, as reported by :func:`kmpress.quantize`)
-    max_colors : int, 1..256; the largest K tried
-    strict : raise :class:`TargetNotReachedError` instead of returning the ``max_colors`` result
-        when the target is out of reach
-    seed : int >= 0; the same seed gives the same result
+    target_psnr : float > 0, dB (PSNR over the RGB(A) channels, as reported by
+        :func:`kmpress.quantize`); or given in ``options``
+    options, **kwargs : as for :func:`kmpress.quantize`: ``max_colors`` (the largest K tried),
+        ``strict`` (raise :class:`TargetNotReachedError` instead of returning the ``max_colors``
+        result when the target is out of reach), ``seed`` (the same seed gives the same result)
+        and every other option: the candidates go through exactly quantize's pipeline. ``init``
+        applies to the first (cold) candidate; warm-started ones continue with k-means++.
     search_tol : float >= 0, optional
         Lloyd tolerance of the candidate fits; default :data:`SEARCH_TOL_FACTOR` x ``tol``. The
         chosen K is then run on to ``tol`` (its PSNR can only move a little, and it is kept
         only if it still reaches the target). ``search_tol=tol`` fits every candidate fully.
-    **options
-        Every other option of :func:`kmpress.quantize` (``colorspace``, ``dither``, ``max_iter``,
-        ``tol``, ``init``, ``backend``, ``n_init``, ``palette_order``, ``smooth``): the
-        candidates go through exactly its pipeline. ``init`` applies to the first (cold)
-        candidate; warm-started ones continue with k-means++.
 
     Returns
     -------
@@ -259,24 +224,20 @@ def quantize_to_quality(
     Raises
     ------
     InvalidParameterError
-        A bad parameter.
+        A bad parameter (or no target at all).
     TargetNotReachedError
         ``strict`` and the target is out of reach.
     """
-    from .api import MAX_K, Pipeline, _check_int
-
     t0 = time.perf_counter()
-    target = check_target(target_psnr)
-    max_colors = _check_int("max_colors", max_colors, 1, MAX_K)
-    seed = _check_int("seed", seed, 0)
-    pipe = Pipeline(image, **options)
-    if search_tol is None:
-        search_tol = pipe.tol * SEARCH_TOL_FACTOR
-    else:
-        from .api import _check_tol
-
-        search_tol = _check_tol(search_tol)
-    k, f, trials, reached = search_pipeline(pipe, target, max_colors, lambda k: np.random.default_rng(seed), search_tol)
+    if target_psnr is not None:
+        kwargs = {**kwargs, "target_psnr": target_psnr}
+    opts = make_options(options, **kwargs)
+    if not opts.searches_k:
+        raise InvalidParameterError("target_psnr is required (a PSNR in dB)")
+    target, max_colors = opts.target_psnr, opts.max_colors
+    pipe = Pipeline(image, opts)
+    search_tol = opts.tol * SEARCH_TOL_FACTOR if search_tol is None else check_number("search_tol", search_tol, 0.0)
+    k, f, trials, reached = search_pipeline(pipe, target, max_colors, lambda k: np.random.default_rng(opts.seed), search_tol)
     if search_tol != pipe.tol:
         polished = pipe.polish(f)
         if not reached or pipe.score(polished) >= target:
@@ -284,7 +245,7 @@ def quantize_to_quality(
     q = pipe.finish(f)
     q.target_psnr, q.target_reached, q.search = target, reached, trials
     res = QualityResult(q, k, target, max_colors, reached, trials, time.perf_counter() - t0)
-    if not reached and strict:
+    if not reached and opts.strict:
         raise TargetNotReachedError(unreached_message(res), result=res)
     return res
 

@@ -1,19 +1,12 @@
-"""Remapping with Floyd-Steinberg error diffusion, and the exact error figures of any remap.
+"""Stage 5 kernels: pixels to palette indices (plain gather, Floyd-Steinberg, rate-aware) and
+the exact error figures of a remap.
 
-Error diffusion is sequential by nature (each pixel's choice depends on the errors of the pixels
-before it), so the kernel is a plain single-threaded numba loop: its output is the same whatever
-the number of threads. Rows are scanned serpentine (left to right, then right to left), which
-avoids the diagonal "worm" artefacts of a one-directional scan.
-
-The error is diffused in the clustering space (sRGB values, or OKLab x 255; see
-:mod:`kmpress.colorspace`), where the nearest palette entry is also searched. The diffused value is
-clamped to the bounding box of the image's colours, so errors cannot run away.
-
-Nearest-entry search per pixel: the box is cut into a grid of cells; the first time a cell is
-hit, the palette entries that can be nearest to *some* point of the cell are listed (an entry is
+Error diffusion is sequential by nature (each pixel's choice depends on the errors before it), so
+those kernels are single-threaded loops: their output is the same at any thread count. The
+nearest-entry search per pixel goes through a grid of cells over the clamp box; the first time a
+cell is hit, the entries that can be nearest to some point of it are listed (exact: an entry is
 dropped only when its smallest distance to the cell exceeds the smallest largest-distance of any
-entry, so the list is exact); later pixels in that cell search only their cell's list (typically
-a handful of entries instead of up to 256). Nothing is allocated per pixel.
+entry), and later pixels in that cell search only that list. Nothing is allocated per pixel.
 """
 
 from __future__ import annotations
@@ -21,14 +14,26 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ..colorspace import oklab_of_colors
-from . import dist_to_assigned
+from ._jit import CHUNK, kernel
 
-DITHERS = ("floyd-steinberg",)
+#: Pixels per chunk of :func:`pixel_stats` (its own, fixed: the order of the ΔE sums).
+STATS_CHUNK = 1 << 16
 
-#: Grid cells per axis for the candidate lists (3 channels: 32^3 cells; 4 channels: 12^4).
-GRID3 = 32
-GRID4 = 12
+
+@kernel("void(u1[::1], i4[::1], u1[::1])", parallel=True)
+def gather(lut, inverse, out):
+    """``out[i] = lut[inverse[i]]``: every pixel's palette index from its colour's.
+
+    Parameters
+    ----------
+    lut : (U,) uint8, IN
+    inverse : (N,) int32, IN
+    out : (N,) uint8, OUT
+    """
+    N = inverse.shape[0]
+    for c in prange((N + CHUNK - 1) // CHUNK):
+        for i in range(c * CHUNK, min(N, (c + 1) * CHUNK)):
+            out[i] = lut[inverse[i]]
 
 
 @njit(cache=True)
@@ -96,9 +101,23 @@ def _receives(x, w, has_alpha, transparent, inverse, q):
     return not (has_alpha and transparent[inverse[q]])
 
 
-@njit(cache=True)
-def _fs_kernel(Xt, inverse, transparent, has_alpha, entries, lo, hi, G, h, w, out, cand, ncand, strength):
-    # Xt is (U, D): a pixel's colour is one cache line, not D scattered loads
+@kernel("void(f4[:, ::1], i4[::1], b1[::1], b1, f8[:, ::1], f8[::1], f8[::1], i8, i8, i8, u1[::1], i2[:, ::1], i4[::1], f8)")
+def floyd_steinberg(Xt, inverse, transparent, has_alpha, entries, lo, hi, G, h, w, out, cand, ncand, strength):
+    """Serpentine Floyd-Steinberg remap of every pixel onto the palette entries.
+
+    Parameters
+    ----------
+    Xt : (U, D) float32, IN; the distinct colours in the clustering space (row-major: a pixel's
+        colour is one cache line, not D scattered loads)
+    inverse : (H*W,) int32, IN; each pixel's colour
+    transparent : (U,) bool, IN; colours that are fully transparent (used with ``has_alpha``)
+    entries : (P, D) float64, IN; the palette in the clustering space
+    lo, hi : (D,) float64, IN; the clamp box of the diffused values
+    G : cells per axis of the candidate grid
+    out : (H*W,) uint8, OUT; palette indices
+    cand : (G^D, P) int16, scratch; ncand : (G^D,) int32, IN/OUT, -1 for cells not listed yet
+    strength : fraction of the error diffused
+    """
     D = Xt.shape[1]
     step = np.empty(D, np.float64)
     inv_step = np.empty(D, np.float64)
@@ -162,77 +181,20 @@ def _fs_kernel(Xt, inverse, transparent, has_alpha, entries, lo, hi, G, h, w, ou
                 nxt[x, j] = 0.0
 
 
-def floyd_steinberg(
-    X: np.ndarray,
-    inverse: np.ndarray,
-    alpha: np.ndarray | None,
-    entries: np.ndarray,
-    shape: tuple[int, int],
-    strength: float = 0.75,
-) -> np.ndarray:
-    """Serpentine Floyd-Steinberg remap of every pixel onto the palette.
+@kernel("void(u1[:, ::1], i4[::1], u1[::1], u1[:, ::1], f8[:, ::1], f8[:, ::1], i8[::1], f8[::1])", parallel=True)
+def pixel_stats(colors, inverse, idx, palette, lab_c, lab_p, sse_c, de_c):
+    """Exact squared sRGB error and summed OKLab distance of an arbitrary remap, per chunk of
+    :data:`STATS_CHUNK` pixels (sse_c, de_c OUT: (n_chunks,) each; the caller merges in order).
 
-    Parameters
-    ----------
-    X : (C, U) float32, the distinct colours in the clustering space
-    inverse : (H*W,) int32, each pixel's colour index (raster order)
-    alpha : (U,) uint8 alpha of each colour, or None for an opaque image
-    entries : (P, C) float32, the stored palette entries in the clustering space
-    shape : (H, W)
-    strength : float in (0, 1]
-        Fraction of each pixel's error that is diffused. Plain Floyd-Steinberg (1.0) cost 3-5 dB
-        PSNR on the test photos against no dithering and made speckle in noisy areas; 0.75
-        halves that loss and keeps gradients smooth (README "Dithering").
-
-    Returns
-    -------
-    (H, W) uint8 palette indices. Deterministic (single-threaded by nature).
+    colors : (U, C) uint8 distinct colours; inverse : (N,) int32; idx : (N,) uint8 entry of each
+    pixel; palette : (P, C) uint8; lab_c : (U, 3), lab_p : (P, 3) float64 OKLab of both.
     """
-    h, w = shape
-    D, U = X.shape
-    K = entries.shape[0]
-    has_alpha = alpha is not None
-    transparent = (alpha == 0) if has_alpha else np.zeros(1, np.bool_)
-    # clamp box: the palette's bounding box. Error that pushes a value beyond every entry can
-    # never be paid back; letting it accumulate only smears streaks of the extreme entries
-    # (measured: 1-5 dB worse PSNR than clamping here, for no visible gain)
-    lo = entries.min(axis=0).astype(np.float64)
-    hi = entries.max(axis=0).astype(np.float64)
-    G = GRID3 if D == 3 else GRID4
-    ncells = G**D
-    cand = np.empty((ncells, K), np.int16)
-    ncand = np.full(ncells, -1, np.int32)
-    out = np.empty(h * w, np.uint8)
-    _fs_kernel(
-        np.ascontiguousarray(X.T, dtype=np.float32),
-        np.ascontiguousarray(inverse, dtype=np.int32),
-        np.ascontiguousarray(transparent, dtype=np.bool_),
-        has_alpha,
-        np.ascontiguousarray(entries, dtype=np.float64),
-        lo,
-        hi,
-        G,
-        h,
-        w,
-        out,
-        cand,
-        ncand,
-        float(strength),
-    )
-    return out.reshape(h, w)
-
-
-CHUNK = 1 << 16
-
-
-@njit(parallel=True, cache=True)
-def _pixel_stats(colors, inverse, idx, palette, lab_c, lab_p, sse_c, de_c):
     N = inverse.shape[0]
     C = colors.shape[1]
-    for c in prange((N + CHUNK - 1) // CHUNK):
+    for c in prange((N + STATS_CHUNK - 1) // STATS_CHUNK):
         s = 0
         e = 0.0
-        for p in range(c * CHUNK, min(N, (c + 1) * CHUNK)):
+        for p in range(c * STATS_CHUNK, min(N, (c + 1) * STATS_CHUNK)):
             u = inverse[p]
             k = idx[p]
             for j in range(C):
@@ -247,39 +209,15 @@ def _pixel_stats(colors, inverse, idx, palette, lab_c, lab_p, sse_c, de_c):
         de_c[c] = e
 
 
-def pixel_errors(colors: np.ndarray, inverse: np.ndarray, indices: np.ndarray, palette: np.ndarray) -> tuple[int, float]:
-    """Exact error figures of an arbitrary remap, pixel by pixel.
+@kernel("void(f4[:, ::1], i4[::1], i4[::1], f8[::1], f8[:, ::1], f8, i8, i8, u1[::1])")
+def smooth(Xt, inverse, labels, best_d, entries, lam, h, w, out):
+    """Rate-aware remap: a pixel takes its left or upper neighbour's entry (as already chosen)
+    instead of its nearest one (``labels``) when that entry is closer than ``best_d + lam``.
 
-    Parameters
-    ----------
-    colors : (U, C) uint8 distinct input colours; inverse : (N,) int32 each pixel's colour
-    indices : (N,) or (H, W) uint8 palette index of each pixel; palette : (P, C) uint8
-
-    Returns
-    -------
-    sse : int, sum over pixels and channels of the squared sRGB error (exact)
-    delta_e : float, mean OKLab distance (plain units) per pixel, alpha ignored; partial sums per
-        fixed chunk, merged in order, so independent of the thread count
+    Xt : (U, D) float32; inverse : (H*W,) int32; labels : (U,) int32 nearest entry of each
+    colour; best_d : (U,) float64 its squared distance; entries : (P, D) float64; out : (H*W,)
+    uint8, OUT. Sequential, so deterministic.
     """
-    N = inverse.shape[0]
-    nc = (N + CHUNK - 1) // CHUNK
-    sse_c = np.empty(nc, np.int64)
-    de_c = np.empty(nc, np.float64)
-    _pixel_stats(
-        np.ascontiguousarray(colors),
-        np.ascontiguousarray(inverse, dtype=np.int32),
-        np.ascontiguousarray(indices).reshape(-1),
-        np.ascontiguousarray(palette, dtype=np.uint8),
-        oklab_of_colors(colors),
-        oklab_of_colors(palette),
-        sse_c,
-        de_c,
-    )
-    return int(sse_c.sum()), float(de_c.sum() / N)
-
-
-@njit(cache=True)
-def _smooth_kernel(Xt, inverse, labels, best_d, entries, lam, h, w, out):
     D = Xt.shape[1]
     for y in range(h):
         for x in range(w):
@@ -312,42 +250,3 @@ def _smooth_kernel(Xt, inverse, labels, best_d, entries, lam, h, w, out):
                     pick = e
                     pick_d = d
             out[p] = pick
-
-
-def smooth_remap(
-    X: np.ndarray,
-    counts: np.ndarray,
-    inverse: np.ndarray,
-    labels: np.ndarray,
-    entries: np.ndarray,
-    shape: tuple[int, int],
-    strength: float,
-) -> np.ndarray:
-    """Rate-aware remap: a pixel keeps its left or upper neighbour's palette entry instead of its
-    nearest one when that costs little extra error, which makes longer runs for DEFLATE.
-
-    The allowance is ``strength`` times the mean squared distance of the pixels to their nearest
-    entries (in the clustering space), so it scales with how coarse the palette is: a pixel
-    switches only when the neighbour's entry is closer than ``d_nearest + allowance`` to it.
-
-    Parameters
-    ----------
-    X : (C, U) float32 distinct colours in the clustering space; counts : (U,) pixels of each
-    inverse : (H*W,) int32; labels : (U,) int32 nearest entry of each colour
-    entries : (P, C) float32 palette in the clustering space; shape : (H, W)
-    strength : float >= 0; 0 gives exactly the nearest-entry remap
-
-    Returns
-    -------
-    (H, W) uint8. Sequential, so deterministic at any thread count.
-    """
-    h, w = shape
-    X = np.ascontiguousarray(X, dtype=np.float32)
-    ent = np.ascontiguousarray(entries, dtype=np.float64)
-    lab = np.ascontiguousarray(labels, dtype=np.int32)
-    best_d = np.empty(X.shape[1], np.float64)
-    dist_to_assigned(X, ent, lab, best_d)
-    lam = float(strength) * float(best_d @ counts.astype(np.float64)) / float(counts.sum())
-    out = np.empty(h * w, np.uint8)
-    _smooth_kernel(np.ascontiguousarray(X.T), np.ascontiguousarray(inverse, dtype=np.int32), lab, best_d, ent, lam, h, w, out)
-    return out.reshape(h, w)

@@ -1,0 +1,113 @@
+"""The backend pick, and numba's set-up in a process: done once, and only when numba is needed.
+
+``load("numpy")`` never imports numba. ``load("numba")`` imports it on first use, after making
+sure its compiled kernels can be cached (see :func:`prepare_numba_cache`) and applying what the
+process asked for beforehand (:func:`set_threads`, :func:`own_process`), so that a run whose work
+never reaches numba never pays for it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from types import ModuleType
+
+_threads: int | None = None
+_skip_blas_probe = False
+
+
+def load(name: str) -> ModuleType:
+    """The kernel module of backend ``name`` ("numba" or "numpy", already checked)."""
+    if name == "numpy":
+        from . import kernels_numpy
+
+        return kernels_numpy
+    if "numba" not in sys.modules:
+        prepare_numba_cache()
+        if _skip_blas_probe:
+            _import_numba_without_blas_probe()
+    from . import kernels_numba
+
+    if _threads is not None:
+        _apply_threads(_threads)
+    return kernels_numba
+
+
+def set_threads(threads: int | None) -> None:
+    """numba's thread count for this thread from now on (numba ignores OMP_NUM_THREADS); applied
+    when numba loads if it has not yet. None leaves it as it is."""
+    global _threads
+    if not threads:
+        return
+    _threads = int(threads)
+    if "numba" in sys.modules:
+        _apply_threads(_threads)
+
+
+def _apply_threads(threads: int) -> None:
+    import numba
+
+    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+
+
+def own_process() -> None:
+    """Declare that this process runs only kmpress (the CLI and its workers): numba's BLAS probe
+    is skipped when numba loads.
+
+    Loading the first compiled kernel makes numba import its NumPy support, which probes for BLAS
+    by importing ``scipy.linalg`` (0.2-0.4 s where SciPy is installed). kmpress's kernels use no
+    BLAS, so SciPy's BLAS module is hidden during that one import and put back at once (SciPy
+    itself stays importable). Other numba code in the same process would then find no BLAS for
+    ``np.dot``, which is why library users never get this.
+    """
+    global _skip_blas_probe
+    _skip_blas_probe = True
+    if "numba" in sys.modules:
+        _import_numba_without_blas_probe()
+
+
+def _import_numba_without_blas_probe() -> None:
+    key = "scipy.linalg.cython_blas"
+    if "numba.np.arraymath" in sys.modules or key in sys.modules:
+        return
+    sys.modules[key] = None  # makes "import scipy.linalg.cython_blas" raise ImportError
+    try:
+        import numba.np.arraymath  # noqa: F401
+    finally:
+        del sys.modules[key]
+
+
+def prepare_numba_cache() -> None:
+    """Make sure numba's compiled kernels can be cached, so that only the first run compiles.
+
+    numba caches beside the sources (``kmpress/kernels_numba/__pycache__``) when that is
+    writable, else in the user's cache folder (``~/.cache/numba``). When neither is writable (a
+    read-only install run by a user without a writable home), point NUMBA_CACHE_DIR at a per-user
+    temporary folder. Must run before numba is imported; a NUMBA_CACHE_DIR set by the user is
+    left alone.
+    """
+    if os.environ.get("NUMBA_CACHE_DIR") or "numba" in sys.modules:
+        return
+    pkg = Path(__file__).resolve().parent / "kernels_numba"
+    if _writable(pkg / "__pycache__") or _writable(pkg):
+        return
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    if _creatable(Path(xdg, "numba")):
+        return  # numba's own user-wide fallback works
+    import tempfile
+
+    uid = os.getuid() if hasattr(os, "getuid") else os.getpid()
+    os.environ["NUMBA_CACHE_DIR"] = os.path.join(tempfile.gettempdir(), f"kmpress-numba-cache-{uid}")
+
+
+def _writable(folder: Path) -> bool:
+    return folder.is_dir() and os.access(folder, os.W_OK | os.X_OK)
+
+
+def _creatable(folder: Path) -> bool:
+    """The folder exists and is writable, or its nearest existing ancestor is (numba makes it)."""
+    for p in (folder, *folder.parents):
+        if p.exists():
+            return _writable(p)
+    return False

@@ -1,0 +1,81 @@
+"""Stage 2 kernels: sRGB to OKLab for many colours, and the mean OKLab distance of a palette.
+
+Each colour is converted on its own (8-bit values through a linear-light table, then Ottosson's
+two matrices with a cube root between them, as :mod:`kmpress.colorspace` documents), so results
+do not depend on the number of threads.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ._jit import kernel
+
+
+@njit(inline="always")
+def _lab_of(lut, r, g, b, m1, m2, out3):
+    lr = lut[r]
+    lg = lut[g]
+    lb = lut[b]
+    l_ = np.cbrt(m1[0, 0] * lr + m1[0, 1] * lg + m1[0, 2] * lb)
+    m_ = np.cbrt(m1[1, 0] * lr + m1[1, 1] * lg + m1[1, 2] * lb)
+    s_ = np.cbrt(m1[2, 0] * lr + m1[2, 1] * lg + m1[2, 2] * lb)
+    for j in range(3):
+        out3[j] = m2[j, 0] * l_ + m2[j, 1] * m_ + m2[j, 2] * s_
+
+
+@kernel("void(u1[:, ::1], f8[::1], f8[:, ::1], f8[:, ::1], f8, f4[:, ::1])", parallel=True)
+def colors_to_lab(colors, lut, m1, m2, scale, out):
+    """colors (U, C) uint8 -> out (C, U) float32, OUT: OKLab x ``scale``, alpha copied."""
+    U, C = colors.shape
+    chunk = 8192
+    for c in prange((U + chunk - 1) // chunk):
+        lab = np.empty(3, np.float64)
+        for i in range(c * chunk, min(U, (c + 1) * chunk)):
+            _lab_of(lut, colors[i, 0], colors[i, 1], colors[i, 2], m1, m2, lab)
+            for j in range(3):
+                out[j, i] = np.float32(lab[j] * scale)
+            if C == 4:
+                out[3, i] = np.float32(colors[i, 3])
+
+
+@kernel("void(u1[:, ::1], i8[::1], u1[:, ::1], i4[::1], f8[::1], f8[:, ::1], f8[:, ::1], f8[::1])", parallel=True)
+def delta_e_colours(colors, counts, palette, labels, lut, m1, m2, part):
+    """Per chunk of 8192 colours (part OUT), the sum of ``counts x`` OKLab distance between each
+    colour and its palette entry ``palette[labels]`` (plain units, alpha ignored)."""
+    U = colors.shape[0]
+    chunk = 8192
+    nc = (U + chunk - 1) // chunk
+    K = palette.shape[0]
+    # OKLab of the few palette entries once (each thread its own copy: cheap, no sharing)
+    for c in prange(nc):
+        plab = np.empty((K, 3), np.float64)
+        t = np.empty(3, np.float64)
+        for k in range(K):
+            _lab_of(lut, palette[k, 0], palette[k, 1], palette[k, 2], m1, m2, t)
+            for j in range(3):
+                plab[k, j] = t[j]
+        s = 0.0
+        for i in range(c * chunk, min(U, (c + 1) * chunk)):
+            _lab_of(lut, colors[i, 0], colors[i, 1], colors[i, 2], m1, m2, t)
+            k = labels[i]
+            d = 0.0
+            for j in range(3):
+                e = t[j] - plab[k, j]
+                d += e * e
+            s += counts[i] * np.sqrt(d)
+        part[c] = s
+
+
+@kernel("void(u1[:, ::1], f8[::1], f8[:, ::1], f8[:, ::1], f8[:, ::1])", parallel=True)
+def colors_to_lab64(colors, lut, m1, m2, out):
+    """colors (U, C) uint8 -> out (U, 3) float64, OUT: plain OKLab, alpha ignored."""
+    U = colors.shape[0]
+    chunk = 8192
+    for c in prange((U + chunk - 1) // chunk):
+        t = np.empty(3, np.float64)
+        for i in range(c * chunk, min(U, (c + 1) * chunk)):
+            _lab_of(lut, colors[i, 0], colors[i, 1], colors[i, 2], m1, m2, t)
+            for j in range(3):
+                out[i, j] = t[j]

@@ -1,0 +1,240 @@
+"""Stage 3 kernels: nearest-centroid search, with the Lloyd accumulation, and distances.
+
+The nearest-centroid search runs on blocks of :data:`BLOCK` consecutive points: a block skips the
+centroids that cannot be nearest to any of its points (exact pruning by the block's bounding box),
+then keeps each point's best distance while the remaining centroids stream past, a loop over the
+points that vectorises. The histogram lists colours in Z-order, so blocks are compact.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ._jit import BLOCK, CHUNK, kernel, twins
+
+
+@kernel("UniTuple(f4[:, ::1], 2)(f4[:, ::1])", parallel=True)
+def block_boxes(X):
+    """Bounding box of every block of :data:`BLOCK` consecutive points.
+
+    Parameters
+    ----------
+    X : (D, N) float32, IN
+
+    Returns
+    -------
+    bmin, bmax : (n_blocks, D) float32
+    """
+    D, N = X.shape
+    nbk = (N + BLOCK - 1) // BLOCK
+    bmin = np.empty((nbk, D), np.float32)
+    bmax = np.empty((nbk, D), np.float32)
+    for b in prange(nbk):
+        b0 = b * BLOCK
+        nb = min(BLOCK, N - b0)
+        for j in range(D):
+            lo = X[j, b0]
+            hi = X[j, b0]
+            for i in range(1, nb):
+                v = X[j, b0 + i]
+                lo = min(lo, v)
+                hi = max(hi, v)
+            bmin[b, j] = lo
+            bmax[b, j] = hi
+    return bmin, bmax
+
+
+#: Relative and absolute slack on the pruning bound: a centroid is dropped for a block only when
+#: it is farther than this margin beyond the bound, so float32 rounding can never drop the
+#: nearest one (or one tied with it).
+_PRUNE_REL = np.float32(1.0 / 4096)
+_PRUNE_ABS = np.float32(1e-3)
+
+
+@njit(inline="always")
+def _block_candidates(bmin, bmax, b, C32, cand):
+    # Centroids that can be nearest to some point of block b: the bound ub is the smallest
+    # largest-distance from a centroid to the box; a centroid whose smallest distance to the box
+    # exceeds ub is farther than that centroid from every point of the block. Kept in increasing
+    # k, so ties still go to the lowest index. Returns how many were kept.
+    K, D = C32.shape
+    ub = np.float32(np.inf)
+    for k in range(K):
+        far = np.float32(0.0)
+        for j in range(D):
+            t = max(C32[k, j] - bmin[b, j], bmax[b, j] - C32[k, j])
+            far += t * t
+        ub = min(ub, far)
+    ub = ub + ub * _PRUNE_REL + _PRUNE_ABS
+    n = 0
+    for k in range(K):
+        near = np.float32(0.0)
+        for j in range(D):
+            t = max(np.float32(0.0), bmin[b, j] - C32[k, j], C32[k, j] - bmax[b, j])
+            near += t * t
+        if near <= ub:
+            cand[n] = k
+            n += 1
+    return n
+
+
+@njit(inline="always")
+def _block_nearest(X, b0, nb, C32, bd, bk, cand, ncand):
+    # For B points (planar, unit stride) keep the best squared distance and its centroid while
+    # the candidate centroids stream past: the i-loop has no dependence across i and vectorises.
+    # Plain indexing rather than slices: slices are arrays whose reference counts both threads
+    # would update atomically.
+    D = X.shape[0]
+    for i in range(nb):
+        bd[i] = np.inf
+        bk[i] = 0
+    for q in range(ncand):
+        k = cand[q]
+        c0 = C32[k, 0]
+        c1 = C32[k, 1]
+        c2 = C32[k, 2]
+        c3 = C32[k, D - 1]
+        if D == 3:
+            for i in range(nb):
+                t0 = X[0, b0 + i] - c0
+                t1 = X[1, b0 + i] - c1
+                t2 = X[2, b0 + i] - c2
+                d = t0 * t0 + t1 * t1 + t2 * t2
+                # selects, not a branch: stores are unconditional and the loop vectorises (5x)
+                o = bd[i]
+                lt = d < o
+                bk[i] = k if lt else bk[i]
+                bd[i] = d if lt else o
+        else:
+            for i in range(nb):
+                t0 = X[0, b0 + i] - c0
+                t1 = X[1, b0 + i] - c1
+                t2 = X[2, b0 + i] - c2
+                t3 = X[3, b0 + i] - c3
+                d = t0 * t0 + t1 * t1 + t2 * t2 + t3 * t3
+                o = bd[i]
+                lt = d < o
+                bk[i] = k if lt else bk[i]
+                bd[i] = d if lt else o
+
+
+@twins(
+    "void(f4[:, ::1], f8[::1], b1, f4[:, ::1], i4[::1], f8[:, :, ::1], f8[:, ::1], i8[::1], UniTuple(f4[:, ::1], 2))",
+    work=lambda X, w, weighted, C32, *rest: X.shape[1] * C32.shape[0],
+)
+def assign_accumulate(X, w, weighted, C32, labels, sums_c, wsum_c, changed_c, boxes):
+    """Assign every point to its nearest centroid and keep the weighted sums per chunk.
+
+    Parameters
+    ----------
+    X : (D, N) float32, IN
+    w : (N,) float64, IN (ignored unless ``weighted``)
+    weighted : bool
+    C32 : (K, D) float32, IN; the centroids, for the nearest-centroid search
+    labels : (N,) int32, IN/OUT; previous labels in (-1: none yet), new labels out
+    sums_c : (n_chunks, K, D) float64, IN/OUT; weighted coordinate sums per chunk and cluster
+        of the previous labels in (zeros with labels of -1), of the new labels out
+    wsum_c : (n_chunks, K) float64, IN/OUT; weight per chunk and cluster, likewise
+    changed_c : (n_chunks,) int64, OUT; labels that changed per chunk
+    boxes : (bmin, bmax) from :func:`block_boxes` of ``X``, IN; lets each block skip the
+        centroids that cannot be nearest to any of its points (exact: same labels)
+
+    The sums are updated only for the points whose label changed (subtracted from the old cluster,
+    added to the new one): after the first iterations few points move, so an iteration costs
+    little more than the nearest-centroid search. Sums of 8-bit colours times integer counts are
+    exact in float64, so this equals summing afresh. The inertia is not computed here: the caller
+    gets it exactly from the sums (see lloyd.py).
+    """
+    bmin, bmax = boxes
+    D, N = X.shape
+    K = C32.shape[0]
+    nc = (N + CHUNK - 1) // CHUNK
+    for c in prange(nc):
+        bd = np.empty(BLOCK, np.float32)
+        bk = np.empty(BLOCK, np.int32)
+        cand = np.empty(K, np.int64)
+        # chunk-local copy of this chunk's sums: private to this iteration of the prange, so no
+        # race, and small enough to stay in L1
+        acc = np.empty((K, 5), np.float64)
+        for k in range(K):
+            for j in range(D):
+                acc[k, j] = sums_c[c, k, j]
+            acc[k, 4] = wsum_c[c, k]
+        changed = 0
+        end = min(N, (c + 1) * CHUNK)
+        for b0 in range(c * CHUNK, end, BLOCK):
+            nb = min(BLOCK, end - b0)
+            ncand = _block_candidates(bmin, bmax, b0 // BLOCK, C32, cand)
+            _block_nearest(X, b0, nb, C32, bd, bk, cand, ncand)
+            for i in range(nb):
+                p = b0 + i
+                k = bk[i]
+                old = labels[p]
+                if old != k:
+                    changed += 1
+                    labels[p] = k
+                    wi = w[p] if weighted else 1.0
+                    for j in range(D):
+                        v = wi * np.float64(X[j, p])
+                        acc[k, j] += v
+                        if old >= 0:
+                            acc[old, j] -= v
+                    acc[k, 4] += wi
+                    if old >= 0:
+                        acc[old, 4] -= wi
+        for k in range(K):
+            for j in range(D):
+                sums_c[c, k, j] = acc[k, j]
+            wsum_c[c, k] = acc[k, 4]
+        changed_c[c] = changed
+
+
+@twins("void(f4[:, ::1], f4[:, ::1], i4[::1], UniTuple(f4[:, ::1], 2))", work=lambda X, C32, *rest: X.shape[1] * C32.shape[0])
+def nearest(X, C32, labels, boxes):
+    """Nearest-centroid labels only (the final remap onto the uint8 palette).
+
+    Parameters
+    ----------
+    X : (D, N) float32, IN
+    C32 : (K, D) float32, IN
+    labels : (N,) int32, OUT
+    boxes : (bmin, bmax) from :func:`block_boxes` of ``X``, IN
+    """
+    bmin, bmax = boxes
+    D, N = X.shape
+    K = C32.shape[0]
+    nc = (N + CHUNK - 1) // CHUNK
+    for c in prange(nc):
+        bd = np.empty(BLOCK, np.float32)
+        bk = np.empty(BLOCK, np.int32)
+        cand = np.empty(K, np.int64)
+        end = min(N, (c + 1) * CHUNK)
+        for b0 in range(c * CHUNK, end, BLOCK):
+            nb = min(BLOCK, end - b0)
+            ncand = _block_candidates(bmin, bmax, b0 // BLOCK, C32, cand)
+            _block_nearest(X, b0, nb, C32, bd, bk, cand, ncand)
+            for i in range(nb):
+                labels[b0 + i] = bk[i]
+
+
+@kernel("void(f4[:, ::1], f8[:, ::1], i4[::1], f8[::1])", parallel=True)
+def dist_to_assigned(X, C, labels, out):
+    """Squared float64 distance of each point to its assigned centroid (empty-cluster relocation).
+
+    Parameters
+    ----------
+    X : (D, N) float32, IN
+    C : (K, D) float64, IN
+    labels : (N,) int32, IN
+    out : (N,) float64, OUT
+    """
+    D, N = X.shape
+    for c in prange((N + CHUNK - 1) // CHUNK):
+        for p in range(c * CHUNK, min(N, (c + 1) * CHUNK)):
+            k = labels[p]
+            d2 = 0.0
+            for j in range(D):
+                t = np.float64(X[j, p]) - C[k, j]
+                d2 += t * t
+            out[p] = d2

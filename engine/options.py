@@ -1,0 +1,268 @@
+"""Every option of a kmpress job, its default and its rules, in one place.
+
+:class:`Options` is the one object that carries a job's settings from the edge (the API's
+keyword arguments, the CLI's flags) down to the stages and across processes: frozen, picklable,
+checked once when it is made. Below the edge nothing validates again.
+
+Pure Python (no numpy, numba or Pillow), so the CLI can show these defaults in ``--help``
+without loading anything heavy.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import numbers
+from dataclasses import dataclass
+from typing import Any, TypedDict
+
+from .errors import InvalidParameterError
+
+#: Most palette entries a PNG can hold.
+MAX_K = 256
+#: Colours when neither ``k`` nor ``target_psnr`` is given.
+DEFAULT_K = 16
+#: Default relative tolerance on the centroid shift (see :func:`kmpress.kmeans`). Chosen by
+#: measurement: see the README ("Convergence").
+DEFAULT_TOL = 3e-5
+#: Default cap on Lloyd iterations.
+DEFAULT_MAX_ITER = 300
+#: Fraction of the quantization error Floyd-Steinberg diffuses by default (see kmpress.remap).
+DEFAULT_DITHER_STRENGTH = 0.75
+#: Pillow's own decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``), the default of
+#: ``max_pixels``.
+DEFAULT_MAX_PIXELS = 89_478_485
+#: zlib level of the PNG (9 is ~10x slower than 6 for 1-4 % smaller files).
+DEFAULT_COMPRESS_LEVEL = 6
+#: Most independent k-means starts.
+MAX_N_INIT = 32
+
+BACKENDS = ("numba", "numpy")
+INITS = ("k-means++", "random")
+COLORSPACES = ("rgb", "oklab")
+#: Error-diffusion methods; no dithering is ``None`` (the one spelling, everywhere).
+DITHERS = ("floyd-steinberg",)
+PALETTE_ORDERS = ("luma", "path")
+
+
+# --------------------------------------------------------------------------------------------
+# checks: each returns the normalised value or raises InvalidParameterError with one line
+# --------------------------------------------------------------------------------------------
+
+
+def describe(value: Any) -> str:
+    """A short one-line description of a bad value for an error message (the repr of an array
+    would span many lines)."""
+    if isinstance(value, (str, numbers.Number)) or value is None:
+        text = repr(value)
+        return text if len(text) <= 40 else text[:37] + "..."
+    shape = getattr(value, "shape", None)
+    return f"a {type(value).__name__} of shape {shape}" if shape is not None else f"a {type(value).__name__}"
+
+
+def check_int(name: str, value: Any, lo: int, hi: int | None = None) -> int:
+    """An integer (Python or NumPy, not bool) in ``lo..hi``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise InvalidParameterError(f"{name} must be an integer, not {type(value).__name__}", fields=(name,))
+    v = int(value)
+    if v < lo or (hi is not None and v > hi):
+        span = f"from {lo} to {hi}" if hi is not None else f"at least {lo}"
+        raise InvalidParameterError(f"{name} must be {span}, got {v}", fields=(name,))
+    return v
+
+
+def check_number(name: str, value: Any, lo: float = 0.0, *, lo_open: bool = False, hi: float | None = None) -> float:
+    """A finite real number (not bool) ``>= lo`` (``> lo`` with ``lo_open``) and ``<= hi``."""
+    try:
+        if isinstance(value, bool):
+            raise TypeError
+        v = float(value)
+    except (TypeError, ValueError):
+        raise InvalidParameterError(f"{name} must be a number, not {describe(value)}", fields=(name,)) from None
+    low_ok = v > lo if lo_open else v >= lo
+    if not math.isfinite(v) or not low_ok or (hi is not None and v > hi):
+        if hi is not None:
+            span = f"in ({lo:g}, {hi:g}]" if lo_open else f"in [{lo:g}, {hi:g}]"
+        else:
+            span = f"> {lo:g}" if lo_open else f">= {lo:g}"
+        raise InvalidParameterError(f"{name} must be a finite number {span}, got {describe(value)}", fields=(name,))
+    return v
+
+
+def check_choice(name: str, value: Any, choices: tuple) -> Any:
+    """One of ``choices`` (compared as strings: an array compared with a string is an array)."""
+    for c in choices:
+        if value is c or (isinstance(value, str) and isinstance(c, str) and value == c):
+            return c
+    shown = ", ".join("None" if c is None else repr(c) for c in choices)
+    raise InvalidParameterError(f"{name} must be one of {shown}, not {describe(value)}", fields=(name,))
+
+
+def check_bool(name: str, value: Any) -> bool:
+    """True or False (NumPy booleans too)."""
+    if isinstance(value, numbers.Integral) or type(value).__name__ == "bool_":
+        if value in (0, 1):
+            return bool(value)
+    raise InvalidParameterError(f"{name} must be True or False, not {describe(value)}", fields=(name,))
+
+
+def check_target(value: Any) -> float:
+    """A PSNR target: a finite number of dB > 0."""
+    try:
+        return check_number("target_psnr", value, 0.0, lo_open=True)
+    except InvalidParameterError:
+        raise InvalidParameterError(f"target_psnr must be a finite number of dB > 0, got {describe(value)}", fields=("target_psnr",)) from None
+
+
+# --------------------------------------------------------------------------------------------
+# the options object
+# --------------------------------------------------------------------------------------------
+
+
+class OptionFields(TypedDict, total=False):
+    """The keyword arguments that :class:`Options` takes (for ``**kwargs`` of the public
+    functions)."""
+
+    k: int | None
+    target_psnr: float | None
+    max_colors: int
+    strict: bool
+    seed: int
+    max_iter: int
+    tol: float
+    init: str
+    backend: str
+    colorspace: str
+    n_init: int
+    dither: str | None
+    dither_strength: float
+    smooth: float
+    palette_order: str
+    compress_level: int
+    max_pixels: int | None
+
+
+@dataclass(frozen=True)
+class Options:
+    """Settings of one quantization job, checked once when made; frozen and picklable.
+
+    Colours
+        k : int 1..256, or None; colours of the palette. None means :data:`DEFAULT_K`, unless
+            ``target_psnr`` is given (then K is searched for and ``k`` must be None).
+        target_psnr : float > 0 or None; a quality target in dB instead of ``k``: the smallest K
+            (1..``max_colors``) whose result reaches it (see :mod:`kmpress.quality`).
+        max_colors : int 1..256; the largest K the search may use (only with ``target_psnr``).
+        strict : bool; with ``target_psnr``, fail (TargetNotReachedError) instead of returning
+            the ``max_colors`` result when the target is out of reach.
+
+    Clustering
+        seed : int >= 0; seeds the initialisation (same seed, same result at any thread count).
+        max_iter : int >= 0; most Lloyd iterations.
+        tol : float >= 0; stop when the sum of squared centroid shifts is at most ``tol`` x the
+            mean per-channel variance of the colours.
+        init : "k-means++" or "random".
+        backend : "numba" (compiled kernels) or "numpy" (the baseline; same algorithm).
+        colorspace : "rgb" or "oklab"; where colours are clustered and matched.
+        n_init : int 1..32; independent starts, the lowest k-means cost wins.
+
+    Remap
+        dither : None or "floyd-steinberg".
+        dither_strength : float in (0, 1]; fraction of the error diffused (with ``dither``).
+        smooth : float >= 0; rate-aware remap allowance (0: exact nearest entry); not with
+            ``dither``.
+        palette_order : "luma" or "path"; order of the stored entries.
+
+    Output (files only)
+        compress_level : int 0..9; zlib level of the PNG.
+        max_pixels : int >= 1 or None; refuse larger images before decoding (None: no limit).
+    """
+
+    k: int | None = None
+    target_psnr: float | None = None
+    max_colors: int = MAX_K
+    strict: bool = False
+    seed: int = 0
+    max_iter: int = DEFAULT_MAX_ITER
+    tol: float = DEFAULT_TOL
+    init: str = "k-means++"
+    backend: str = "numba"
+    colorspace: str = "rgb"
+    n_init: int = 1
+    dither: str | None = None
+    dither_strength: float = DEFAULT_DITHER_STRENGTH
+    smooth: float = 0.0
+    palette_order: str = "luma"
+    compress_level: int = DEFAULT_COMPRESS_LEVEL
+    max_pixels: int | None = DEFAULT_MAX_PIXELS
+
+    def __post_init__(self) -> None:
+        def put(name: str, value: Any) -> None:
+            object.__setattr__(self, name, value)
+
+        if self.target_psnr is not None:
+            put("target_psnr", check_target(self.target_psnr))
+            if self.k is not None:
+                raise InvalidParameterError("give either k or target_psnr, not both", fields=("k", "target_psnr"))
+        else:
+            put("k", DEFAULT_K if self.k is None else check_int("k", self.k, 1, MAX_K))
+        put("max_colors", check_int("max_colors", self.max_colors, 1, MAX_K))
+        put("strict", check_bool("strict", self.strict))
+        if self.target_psnr is None and (self.strict or self.max_colors != MAX_K):
+            raise InvalidParameterError(
+                "max_colors and strict go with target_psnr (a quality target)", fields=("max_colors", "strict", "target_psnr")
+            )
+        put("seed", check_int("seed", self.seed, 0))
+        put("max_iter", check_int("max_iter", self.max_iter, 0))
+        put("tol", check_number("tol", self.tol, 0.0))
+        put("init", check_choice("init", self.init, INITS))
+        put("backend", check_choice("backend", self.backend, BACKENDS))
+        put("colorspace", check_choice("colorspace", self.colorspace, COLORSPACES))
+        put("n_init", check_int("n_init", self.n_init, 1, MAX_N_INIT))
+        put("dither", check_choice("dither", self.dither, (None, *DITHERS)))
+        put("dither_strength", check_number("dither_strength", self.dither_strength, 0.0, lo_open=True, hi=1.0))
+        put("smooth", check_number("smooth", self.smooth, 0.0))
+        if self.smooth > 0 and self.dither is not None:
+            raise InvalidParameterError("smooth and dither cannot be combined: choose one", fields=("smooth", "dither"))
+        put("palette_order", check_choice("palette_order", self.palette_order, PALETTE_ORDERS))
+        put("compress_level", check_int("compress_level", self.compress_level, 0, 9))
+        if self.max_pixels is not None:
+            put("max_pixels", check_int("max_pixels", self.max_pixels, 1))
+
+    @property
+    def searches_k(self) -> bool:
+        """K is chosen by the quality search (``target_psnr`` given), not fixed."""
+        return self.target_psnr is not None
+
+    def replace(self, **changes: Any) -> Options:
+        """A copy with some fields changed, checked again. Giving ``target_psnr`` without ``k``
+        drops the fixed K (a target replaces it)."""
+        unknown = set(changes) - FIELD_NAMES
+        if unknown:
+            raise InvalidParameterError(f"unknown option {sorted(unknown)[0]!r}", fields=tuple(sorted(unknown)))
+        if changes.get("target_psnr") is not None and "k" not in changes:
+            changes["k"] = None
+        return dataclasses.replace(self, **changes)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Every field, JSON-ready."""
+        return dataclasses.asdict(self)
+
+
+FIELD_NAMES = frozenset(f.name for f in dataclasses.fields(Options))
+
+
+def make_options(options: Options | None = None, **changes: Any) -> Options:
+    """The public functions' edge: ``options`` (or the defaults) with keyword ``changes`` applied
+    (see :meth:`Options.replace`), checked once."""
+    base = Options() if options is None else options
+    if not isinstance(base, Options):
+        raise InvalidParameterError(f"options must be a kmpress Options, not {describe(base)}")
+    return base.replace(**changes) if changes else base
+
+
+def default(name: str) -> Any:
+    """The default of one field (for ``--help`` texts)."""
+    return _DEFAULTS[name]
+
+
+_DEFAULTS = {f.name: f.default for f in dataclasses.fields(Options)}

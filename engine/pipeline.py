@@ -1,0 +1,292 @@
+"""The stages composed: prepare an image once, then fit, polish, score and finish any K.
+
+``quantize(image, k)`` is exactly ``Pipeline(image, options).finish(pipe.fit(k, rng))``; the
+quality search (:mod:`kmpress.quality`) and the K sweep (:mod:`kmpress.ksweep`) reuse one prepared
+image (histogram, points of the clustering space) for many K.
+
+Prior validation of the options is assumed (an :class:`~kmpress.options.Options`); the image is
+coerced here, once, by :func:`as_image`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import backends
+from .clustering import initial_centroids, kmeans_plusplus, lloyd, spawn_seeds
+from .colorspace import colors_to_space
+from .errors import InvalidParameterError
+from .histogram import build_histogram
+from .metrics import Bits, bit_accounting, delta_e_histogram, pixel_errors, png_bit_depth, psnr_from_mse, squared_error_sum
+from .options import Options
+from .palette import finish_palette
+from .remap import is_plain, remap
+
+
+def as_image(image: Any) -> np.ndarray:
+    """An RGB(A) uint8 image as the stages want it: (H, W, 3|4), C-contiguous, writable.
+
+    Raises
+    ------
+    InvalidParameterError
+        Not uint8, not (H, W, 3|4), or empty. The caller's array is never modified (a copy is
+        made when it is read-only or not contiguous).
+    """
+    a = np.asarray(image)
+    if a.dtype != np.uint8:
+        raise InvalidParameterError(f"image must be uint8, not {a.dtype}")
+    if a.ndim != 3 or a.shape[2] not in (3, 4):
+        raise InvalidParameterError(f"image must have shape (H, W, 3) or (H, W, 4), got {a.shape}")
+    if a.shape[0] == 0 or a.shape[1] == 0:
+        raise InvalidParameterError(f"image is empty: shape {a.shape}")
+    # a read-only view (e.g. np.asarray of a Pillow image) would not match the kernels' signatures
+    if not a.flags.c_contiguous or not a.flags.writeable:
+        a = np.array(a, order="C", copy=True)
+    return a
+
+
+@dataclass
+class Quantized:
+    """An image reduced to a palette.
+
+    Attributes
+    ----------
+    palette : (k', C) uint8; k' <= k distinct entries (fewer when the image has fewer colours)
+    indices : (H, W) uint8; palette index of every pixel
+    mse : float; mean squared error per channel against the input
+    psnr : float; dB, ``inf`` when lossless
+    n_iter : int; Lloyd iterations run (0 when the image has at most k colours)
+    converged : bool
+    bits : Bits; raw vs indexed bit accounting
+    n_colors_in : int; distinct colours of the input
+    timings : dict of stage name -> seconds
+    delta_e : float; mean OKLab distance (plain OKLab units, L from 0 to 1) between each input
+        pixel's colour and its output colour, alpha ignored; 0 when lossless
+    colorspace : "rgb" or "oklab"; the space the palette was clustered and matched in
+    dither : None or "floyd-steinberg"
+    target_psnr : float or None; the quality target (dB) when K was searched for (``target_psnr=``)
+    target_reached : bool or None; whether the result reaches ``target_psnr`` (False: even
+        ``max_colors`` colours do not, and this is the ``max_colors`` result)
+    search : list of kmpress.quality.Trial; the K values fitted by the search, in order
+    """
+
+    palette: np.ndarray
+    indices: np.ndarray
+    mse: float
+    psnr: float
+    n_iter: int
+    converged: bool
+    bits: Bits
+    n_colors_in: int
+    timings: dict[str, float] = field(default_factory=dict, repr=False)
+    delta_e: float = math.nan
+    colorspace: str = "rgb"
+    dither: str | None = None
+    target_psnr: float | None = None
+    target_reached: bool | None = None
+    search: list = field(default_factory=list, repr=False)
+
+    @property
+    def k(self) -> int:
+        """Palette entries stored."""
+        return int(self.palette.shape[0])
+
+    @property
+    def png_bit_depth(self) -> int:
+        """Bits per pixel of the PNG this result writes: 1, 2, 4 or 8."""
+        return png_bit_depth(self.k)
+
+    def to_array(self) -> np.ndarray:
+        """The reconstructed image, (H, W, C) uint8: exactly what the PNG decodes to."""
+        return self.palette[self.indices]
+
+
+@dataclass
+class Fit:
+    """Centroids fitted for one K and their stored palette: a step of :class:`Pipeline`.
+
+    Attributes
+    ----------
+    k : int; colours asked for
+    centroids : (k', D) float64 in the clustering space (k' = k, or the image's own colours)
+    lossless : bool; the image has at most k colours (centroids are then those colours, sRGB)
+    n_iter, converged, inertia : from Lloyd (0, True, 0.0 when lossless); inertia is the k-means
+        cost at Lloyd's last assignment pass, in the clustering space
+    palette : (P, C) uint8; labels : (U,) int32 entry of each distinct colour;
+    entries : (P, C) float32, the palette in the clustering space
+    timings : dict of stage -> seconds
+    score : float; PSNR once :meth:`Pipeline.score` has run
+    indices, sse, delta_e : the remap, filled by :meth:`Pipeline.finish` (or by ``score`` when
+        the error needs the pixels)
+    """
+
+    k: int
+    centroids: np.ndarray
+    lossless: bool
+    n_iter: int
+    converged: bool
+    inertia: float
+    palette: np.ndarray
+    labels: np.ndarray
+    entries: np.ndarray
+    timings: dict = field(default_factory=dict)
+    score: float = math.nan
+    indices: np.ndarray | None = None
+    sse: int | None = None
+    delta_e: float | None = None
+
+    @property
+    def colors(self) -> int:
+        return int(self.palette.shape[0])
+
+
+class Pipeline:
+    """:func:`kmpress.quantize` in reusable steps: prepare an image once (histogram, points of
+    the clustering space), then :meth:`fit` any K (cold, or warm-started from the centroids of a
+    smaller K), :meth:`score` it and :meth:`finish` it into a :class:`Quantized`.
+
+    Parameters
+    ----------
+    image : (H, W, 3|4) uint8 array_like (coerced by :func:`as_image`)
+    options : Options; the clustering and remap fields are used (K comes with each :meth:`fit`)
+    """
+
+    def __init__(self, image: Any, options: Options) -> None:
+        self.options = options
+        self.kern = backends.load(options.backend)
+        self.img = as_image(image)
+        self.timings: dict[str, float] = {}
+        t = time.perf_counter()
+        self.hist = build_histogram(self.img, self.kern)
+        self.timings["histogram"] = time.perf_counter() - t
+        t = time.perf_counter()
+        self.X = colors_to_space(self.hist.colors, options.colorspace, self.kern)
+        if options.colorspace != "rgb":
+            self.timings["colorspace"] = time.perf_counter() - t
+        self.weights = self.hist.counts.astype(np.float64)
+
+    @property
+    def n_colors(self) -> int:
+        """Distinct colours of the image."""
+        return self.hist.n_colors
+
+    @property
+    def tol(self) -> float:
+        return self.options.tol
+
+    def fit(self, k: int, rng: np.random.Generator, start: np.ndarray | None = None, tol: float | None = None) -> Fit:
+        """Centroids for ``k`` colours (1 <= k <= 256) and their stored palette.
+
+        Parameters
+        ----------
+        rng : the seeding randomness (``n_init`` starts are spawned from it)
+        start : (m, D) float64 centroids of a smaller K (0 < m < k) to continue from: the k - m
+            new centres are seeded by k-means++ against them (whatever ``init``), then Lloyd
+            runs from all k. Ignored for a lossless fit.
+        tol : overrides the options' tolerance for this fit
+        """
+        o = self.options
+        timings: dict[str, float] = {}
+        hist, X, kern = self.hist, self.X, self.kern
+        n_iter, converged, inertia = 0, True, 0.0
+        lossless = hist.n_colors <= k
+        t = time.perf_counter()
+        if lossless:
+            # exactly the image's colours (as sRGB, whatever the space): lossless
+            centroids = hist.colors.astype(np.float64)
+            timings["lloyd"] = time.perf_counter() - t
+        else:
+            best = None
+            t_init = t_lloyd = 0.0
+            for g in spawn_seeds(rng, o.n_init):
+                t = time.perf_counter()
+                if start is not None and 0 < start.shape[0] < k:
+                    C0 = kmeans_plusplus(X, self.weights, True, k, g, kern, start=start)
+                else:
+                    C0 = initial_centroids(o.init, X, self.weights, True, k, g, kern)
+                t_init += time.perf_counter() - t
+                t = time.perf_counter()
+                r = lloyd(X, self.weights, True, C0, o.max_iter, o.tol if tol is None else tol, kern, final_assign=False)
+                t_lloyd += time.perf_counter() - t
+                # the lowest final inertia wins; ties: the earliest start
+                if best is None or r.inertia < best.inertia:
+                    best = r
+            timings["init"], timings["lloyd"] = t_init, t_lloyd
+            centroids, n_iter, converged, inertia = best.centroids, best.n_iter, best.converged, best.inertia
+        t = time.perf_counter()
+        palette, labels, entries = finish_palette(centroids, X, o.colorspace, kern, o.palette_order, srgb=lossless)
+        timings["remap"] = time.perf_counter() - t
+        return Fit(k, centroids, lossless, n_iter, converged, float(inertia), palette, labels, entries, timings)
+
+    def polish(self, f: Fit) -> Fit:
+        """Continue Lloyd from a fit's centroids at the options' tolerance (after a fit at a
+        looser one): the k-means cost can only go down. A lossless fit comes back as it is."""
+        if f.lossless:
+            return f
+        o = self.options
+        timings = dict(f.timings)
+        t = time.perf_counter()
+        r = lloyd(self.X, self.weights, True, f.centroids, o.max_iter, o.tol, self.kern, final_assign=False)
+        timings["lloyd"] = timings.get("lloyd", 0.0) + time.perf_counter() - t
+        t = time.perf_counter()
+        palette, labels, entries = finish_palette(r.centroids, self.X, o.colorspace, self.kern, o.palette_order)
+        timings["remap"] = time.perf_counter() - t
+        return Fit(f.k, r.centroids, False, f.n_iter + r.n_iter, r.converged, float(r.inertia), palette, labels, entries, timings)
+
+    def _remap(self, f: Fit) -> None:
+        """Pixel indices, exact squared error and mean delta E of a fit (kept on it)."""
+        if f.indices is not None:
+            return
+        hist, kern = self.hist, self.kern
+        h, w, _ = self.img.shape
+        plain = is_plain(self.options, f.lossless)
+        t = time.perf_counter()
+        f.indices = remap(hist, self.X, f.labels, f.entries, (h, w), self.options, f.lossless, kern)
+        if plain and f.sse is None:
+            f.sse = squared_error_sum(hist.colors, hist.counts, f.palette, f.labels)
+        f.timings["remap"] = f.timings.get("remap", 0.0) + time.perf_counter() - t
+        t = time.perf_counter()
+        if plain:
+            f.delta_e = delta_e_histogram(hist.colors, hist.counts, f.palette, f.labels, kern)
+        else:
+            f.sse, f.delta_e = pixel_errors(hist.colors, hist.inverse, f.indices, f.palette, kern)
+        f.timings["delta_e"] = time.perf_counter() - t
+
+    def score(self, f: Fit) -> float:
+        """PSNR (dB) of what :meth:`finish` returns for ``f``: on the histogram for the plain
+        nearest-entry remap (no per-pixel pass), on the pixels with dithering or ``smooth``."""
+        h, w, c = self.img.shape
+        if f.sse is None:
+            if is_plain(self.options, f.lossless):
+                f.sse = squared_error_sum(self.hist.colors, self.hist.counts, f.palette, f.labels)
+            else:
+                self._remap(f)
+        f.score = psnr_from_mse(f.sse / (h * w * c))
+        return f.score
+
+    def finish(self, f: Fit) -> Quantized:
+        """The :class:`Quantized` of a fit (remaps the pixels if not done yet)."""
+        self._remap(f)
+        h, w, c = self.img.shape
+        mse = f.sse / (h * w * c)
+        timings = dict(self.timings)
+        timings.update(f.timings)
+        return Quantized(
+            palette=f.palette,
+            indices=f.indices,
+            mse=mse,
+            psnr=psnr_from_mse(mse),
+            n_iter=f.n_iter,
+            converged=f.converged,
+            bits=bit_accounting(h, w, c, f.palette.shape[0]),
+            n_colors_in=self.hist.n_colors,
+            timings=timings,
+            delta_e=f.delta_e,
+            colorspace=self.options.colorspace,
+            dither=self.options.dither,
+        )

@@ -1,0 +1,318 @@
+"""Running a batch's files: the task one worker runs, local process pools with crash recovery
+and clean interruption, and any caller's :class:`concurrent.futures.Executor`.
+
+Only paths and the job's :class:`~kmpress.options.Options` travel to a worker, never pixel
+arrays, and every result comes back as a plain picklable :class:`FileResult`. Nothing here
+prints; planning (which files, which outputs) is :mod:`kmpress.batch`'s.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+import traceback
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Literal
+
+from . import backends
+from .api import compress
+from .errors import KmpressError
+from .io import stale_temp_files
+from .options import Options
+
+Status = Literal["ok", "skipped", "error"]
+
+#: Default number of worker processes for a local batch on this kind of machine, chosen by
+#: measurement (see the README, "Batch throughput"): one worker per core, each running numba
+#: with one thread, beats one worker using every core, because decoding and PNG encoding are
+#: single-threaded in Pillow and two workers overlap them with the other's clustering.
+CORES_PER_JOB = 1
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (the affinity mask, not the machine's total)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def default_jobs(n_files: int | None = None) -> int:
+    """Worker processes for a local batch: one per :data:`CORES_PER_JOB` cores, never more than files."""
+    jobs = max(1, usable_cores() // CORES_PER_JOB)
+    if n_files is not None:
+        jobs = max(1, min(jobs, n_files))
+    return jobs
+
+
+
+@dataclass
+class FileResult:
+    """What happened to one input of a batch. Plain data: crosses process boundaries.
+
+    Attributes
+    ----------
+    src : str; dst : str or None
+    status : "ok", "skipped" or "error"
+    message : str or None; the reason of a skip or error (one line, without the path)
+    report : CompressReport or None; set when ``status == "ok"``
+    seconds : float; wall time spent on this file in its worker (0 for skips)
+    detail : str or None; the traceback of an unexpected error (a bug), for ``--debug``
+    error_type : str or None; the class name of the KmpressError behind an ``error`` (e.g.
+        ``"TargetNotReachedError"``, which the CLI gives its own exit code)
+    """
+
+    src: str
+    dst: str | None
+    status: Status
+    message: str | None = None
+    report: Any = None
+    seconds: float = 0.0
+    detail: str | None = field(default=None, repr=False)
+    error_type: str | None = None
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: src, dst, status, message, seconds and, when ok, every report field."""
+        d: dict[str, Any] = {"src": self.src, "dst": self.dst, "status": self.status, "message": self.message}
+        if self.error_type is not None:
+            d["error_type"] = self.error_type
+        if self.report is not None:
+            rep = self.report.as_dict()
+            rep.pop("src", None)
+            rep.pop("dst", None)
+            d.update(rep)
+        d["seconds"] = self.seconds
+        return d
+
+
+# Worker-side state. A worker process started by our own pool ignores SIGINT (the parent decides
+# what an interrupt means) and turns SIGTERM into a clean stop: the file being written is removed
+# by write_png's cleanup, then the process exits without taking another task.
+_IN_TASK = False
+
+
+class _Terminated(BaseException):
+    """Raised inside a task when the worker is told to stop (SIGTERM)."""
+
+
+def _on_sigterm(signum, frame):  # pragma: no cover - runs in worker processes
+    if _IN_TASK:
+        raise _Terminated()
+    os._exit(128 + signum)
+
+
+def _init_worker(threads: int | None) -> None:  # pragma: no cover - runs in worker processes
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    backends.own_process()
+    backends.set_threads(threads)
+
+
+def dask_worker_threads() -> int | None:
+    """numba threads for a task on a Dask worker (None when not on one): the task's share of
+    the worker's threads (see :mod:`kmpress.dask_batch`)."""
+    dist = sys.modules.get("distributed")  # a Dask worker has imported it; nobody else needs to
+    if dist is None:
+        return None
+    try:
+        worker = dist.get_worker()
+    except ValueError:  # not inside a task on a worker
+        return None
+    state = getattr(worker, "state", worker)
+    nthreads = int(getattr(state, "nthreads", 0) or 0)
+    if nthreads < 1:
+        return None
+    busy = max(1, len(getattr(state, "executing", ())))
+    return max(1, nthreads // busy)
+
+
+def compress_file(src: str, dst: str, options: Options, threads: int | None = None) -> FileResult:
+    """Compress one file and describe the outcome; never raises for a bad file.
+
+    The task a batch sends to its executor: arguments are two paths and the job's
+    :class:`~kmpress.options.Options` (plain, picklable data), and the result is a
+    :class:`FileResult`. A :class:`KmpressError` becomes an
+    ``error`` result with its message; any other exception (a bug) too, with the traceback in
+    ``detail``. ``threads`` sets numba's thread count first; None leaves it, except on a Dask
+    worker, where the task takes its share of the worker's threads
+    (``worker_threads`` of :mod:`kmpress.dask_batch`), so that a plain ``client.get_executor()``
+    works.
+    """
+    global _IN_TASK
+    t0 = time.perf_counter()
+    _IN_TASK = True
+    try:
+        if threads is None:
+            threads = dask_worker_threads()
+        backends.set_threads(threads)
+        rep = compress(src, dst, options=options)
+        return FileResult(src, dst, "ok", None, rep, time.perf_counter() - t0)
+    except KmpressError as e:
+        return FileResult(src, dst, "error", e.message, None, time.perf_counter() - t0, error_type=type(e).__name__)
+    except MemoryError:
+        return FileResult(src, dst, "error", "out of memory", None, time.perf_counter() - t0)
+    except _Terminated:  # pragma: no cover - worker told to stop; write_png has cleaned up
+        os._exit(128 + signal.SIGTERM)
+    except Exception as e:
+        # Ctrl-C (or SIGTERM) landing inside a compiled numba function comes out as a SystemError
+        # ("returned a result with an exception set") caused by the KeyboardInterrupt: it is the
+        # interrupt, not a failure of this file
+        behind = _interrupt_behind(e)
+        if isinstance(behind, _Terminated):  # pragma: no cover - worker told to stop
+            os._exit(128 + signal.SIGTERM)
+        if behind is not None:
+            raise KeyboardInterrupt() from None
+        msg = f"internal error: {type(e).__name__}: {e}"
+        return FileResult(src, dst, "error", msg, None, time.perf_counter() - t0, traceback.format_exc())
+    finally:
+        _IN_TASK = False
+
+
+def _interrupt_behind(e: BaseException) -> BaseException | None:
+    """The KeyboardInterrupt or _Terminated an exception was raised from, if any."""
+    seen = 0
+    cur: BaseException | None = e
+    while cur is not None and seen < 10:
+        if isinstance(cur, (KeyboardInterrupt, _Terminated)):
+            return cur
+        cur = cur.__cause__ or cur.__context__
+        seen += 1
+    return None
+
+
+def _crashed(item) -> FileResult:
+    return FileResult(
+        str(item.src), str(item.dst), "error", "the worker process died while compressing this file (out of memory?)"
+    )
+
+
+def _submit_window(executor, queue, inflight, limit, opts, threads, on_start, task=compress_file):
+    while queue and (limit is None or len(inflight) < limit):
+        it = queue.pop(0)
+        fut = executor.submit(task, str(it.src), str(it.dst), opts, threads)
+        inflight[fut] = it
+        if on_start:
+            on_start(str(it.src))
+
+
+def run_on(executor, todo, opts, jobs, threads, on_start) -> Iterator[FileResult]:
+    """Run on a caller's executor; a failed future (e.g. a killed worker) is that file's error."""
+    queue = list(todo)
+    inflight: dict[Future, PlannedFile] = {}
+    try:
+        _submit_window(executor, queue, inflight, jobs, opts, threads, on_start)
+        while inflight:
+            done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
+            for fut in done:
+                it = inflight.pop(fut)
+                try:
+                    yield fut.result()
+                except Exception as e:
+                    yield FileResult(str(it.src), str(it.dst), "error", f"worker failed: {type(e).__name__}: {e}")
+            _submit_window(executor, queue, inflight, jobs, opts, threads, on_start)
+    finally:
+        for fut in inflight:
+            fut.cancel()
+
+
+def _new_pool(n_jobs: int, threads: int):
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    return ProcessPoolExecutor(
+        max_workers=n_jobs,
+        mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_worker,
+        initargs=(threads,),
+    )
+
+
+def run_local_pool(todo, opts, n_jobs, threads, on_start, task=compress_file) -> Iterator[FileResult]:
+    """Our own spawn pool with crash recovery and clean interruption.
+
+    A dead worker breaks the whole pool and fails every file in flight, innocent or not. Those
+    files get a second round in a fresh pool of the same width; files failed again then run one
+    at a time in a pool of one, so a crash there names its file. ``task`` is replaceable for tests.
+    """
+    crashed: list[PlannedFile] = []
+    yield from _pool_round(todo, opts, n_jobs, threads, on_start, crashed, task)
+    if crashed:
+        again: list[PlannedFile] = []
+        yield from _pool_round(crashed, opts, n_jobs, threads, on_start, again, task)
+        for it in again:
+            alone: list[PlannedFile] = []
+            yield from _pool_round([it], opts, 1, usable_cores(), on_start, alone, task)
+            for bad in alone:
+                yield _crashed(bad)
+
+
+def _pool_round(files, opts, n_jobs, threads, on_start, crashed: list, task=compress_file) -> Iterator[FileResult]:
+    """One pool, at most ``n_jobs`` files in flight (so an interrupt has little to cancel and
+    ``on_start`` means started); appends to ``crashed`` the files a dead worker took down."""
+    pool = _new_pool(n_jobs, threads)
+    queue = list(files)
+    inflight: dict[Future, PlannedFile] = {}
+    finished = False
+    try:
+        _submit_window(pool, queue, inflight, n_jobs, opts, None, on_start, task)
+        while inflight:
+            done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
+            ready: list[FileResult] = []
+            for fut in done:
+                it = inflight.pop(fut)
+                try:
+                    ready.append(fut.result())
+                except BrokenProcessPool:
+                    crashed.append(it)
+                except Exception as e:  # e.g. a result that could not be sent back
+                    ready.append(FileResult(str(it.src), str(it.dst), "error", f"worker failed: {type(e).__name__}: {e}"))
+            # refill before handing results out: the consumer may take its time printing
+            try:
+                _submit_window(pool, queue, inflight, n_jobs, opts, None, on_start, task)
+            except (BrokenProcessPool, RuntimeError):
+                crashed.extend(queue)
+                queue.clear()
+            yield from ready
+        finished = True
+    finally:
+        if finished:
+            pool.shutdown(wait=True)
+        else:
+            # interrupted (KeyboardInterrupt) or abandoned by the consumer: stop the workers
+            # now and remove whatever temporary file a killed one may have left
+            _stop_pool(pool, [it.dst for it in inflight.values()])
+
+
+def _stop_pool(pool, dsts: list[Path], grace: float = 5.0) -> None:
+    procs = dict(getattr(pool, "_processes", None) or {})
+    for fut in list(getattr(pool, "_pending_work_items", {}).values()):
+        fut.future.cancel()
+    for p in procs.values():
+        try:
+            p.terminate()  # SIGTERM: the worker removes its temporary file and exits
+        except (OSError, ValueError):
+            pass
+    deadline = time.monotonic() + grace
+    for p in procs.values():
+        try:
+            p.join(max(0.0, deadline - time.monotonic()))
+            if p.is_alive():
+                p.kill()
+                p.join(1.0)
+        except (OSError, ValueError, AssertionError):
+            pass
+    for dst in dsts:
+        for tmp in stale_temp_files(dst, pids=list(procs)):
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
+    try:
+        pool.shutdown(wait=False, cancel_futures=True)
+    except Exception:  # pragma: no cover - a broken pool may complain; nothing is left to do
+        pass
