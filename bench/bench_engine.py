@@ -22,9 +22,10 @@ from bench import peers
 from bench.summary import KS, group_name
 from kmpress import DEFAULT_MAX_ITER, DEFAULT_TOL, compress, kernels_numba, kernels_numpy, write_png
 from kmpress.histogram import build_histogram
-from kmpress.init import kmeans_plusplus
+from kmpress.clustering import kmeans_plusplus
 from kmpress.clustering import Lloyd, lloyd
-from kmpress.remap import gather_indices, nearest_entries
+from kmpress.palette import nearest_in_space
+from kmpress.remap import gather_indices
 
 KERNELS = {"numba": kernels_numba, "numpy": kernels_numpy}
 BACKENDS = tuple(KERNELS)
@@ -197,7 +198,7 @@ def test_remap(benchmark, inputs, k, impl):
     shape = inputs.photo.shape[:2]
 
     def run():
-        labels = nearest_entries(inputs.hist_X, palette, kern)
+        labels = nearest_in_space(inputs.hist_X, palette.astype(np.float32), kern)
         return gather_indices(inputs.hist, labels, shape, kern)
 
     idx = measure(benchmark, run, stage="remap", k=k, impl=impl, **_tag(inputs))

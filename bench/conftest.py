@@ -87,7 +87,7 @@ class Inputs:
         """(k, 3) float64 starting centroids shared by every implementation: weighted k-means++
         on the histogram (numba, seed :data:`SEED`), as ``quantize`` computes them."""
         from kmpress import kernels_numba
-        from kmpress.init import kmeans_plusplus
+        from kmpress.clustering import kmeans_plusplus
 
         return kmeans_plusplus(self.hist_X, self.hist_w, True, k, np.random.default_rng(SEED), kernels_numba)
 

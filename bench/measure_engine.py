@@ -18,7 +18,7 @@ from kmpress import kernels_numba as kn
 from kmpress import kernels_numpy as kp
 from kmpress import quantize, read_image
 from kmpress.histogram import build_histogram
-from kmpress.init import kmeans_plusplus
+from kmpress.clustering import kmeans_plusplus
 from kmpress.clustering import lloyd
 
 SMALL = Path(__file__).resolve().parent.parent / "tests" / "data" / "astronaut.png"

@@ -86,8 +86,8 @@ def mse(a: np.ndarray, b: np.ndarray) -> float:
         raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
     if a.size == 0:
         return 0.0
-    d = a.astype(np.int32) - b.astype(np.int32)
-    return float(np.einsum("...,...->", d, d, dtype=np.int64)) / d.size
+    d = (a.astype(np.int32) - b.astype(np.int32)).ravel()
+    return float(np.einsum("i,i->", d, d, dtype=np.int64)) / d.size
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:

@@ -37,6 +37,14 @@ def _load(name: str) -> np.ndarray:
     return a
 
 
+@pytest.fixture(scope="session", params=["numba", "numpy"])
+def kern(request):
+    """Each backend's kernel module in turn."""
+    from kmpress import backends
+
+    return backends.load(request.param)
+
+
 @pytest.fixture(scope="session")
 def photos() -> dict[str, np.ndarray]:
     """The three test photos as read-only uint8 (H, W, 3) arrays, keyed by name."""

@@ -1,4 +1,7 @@
-"""A slow, obviously-correct weighted Lloyd k-means, the yardstick for the engine's kernels.
+"""Naive oracles, one per stage, the yardsticks of the engine: a slow, obviously-correct weighted
+Lloyd k-means first, then the histogram, k-means++, the nearest entry, Floyd-Steinberg and ΔE.
+
+The Lloyd reference:
 
 Everything is float64 NumPy on small data, one iteration written out step by step as in the
 textbook: assign every point to its nearest centroid (ties to the lowest index), then move every
@@ -193,3 +196,160 @@ def reference_lloyd(
         min_gap_rel=min_gap / scale,
         relocations=relocations,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# naive oracles of the other stages, written from their textbook definitions
+# --------------------------------------------------------------------------------------------
+
+
+def reference_histogram(pixels: np.ndarray) -> tuple[dict[tuple, int], list[tuple]]:
+    """Stage 1 by counting in a dict: {colour: count} and each pixel's colour, raster order.
+
+    Parameters
+    ----------
+    pixels : (N, C) uint8
+    """
+    counts: dict[tuple, int] = {}
+    colours = [tuple(int(v) for v in row) for row in pixels]
+    for c in colours:
+        counts[c] = counts.get(c, 0) + 1
+    return counts, colours
+
+
+def reference_kmeans_plusplus(X: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generator, trials: int | None = None) -> np.ndarray:
+    """Greedy weighted k-means++ in float64, drawing from ``rng`` exactly as the engine documents.
+
+    The first centre is drawn with probability proportional to the weight (``u = rng.random()``,
+    the first point whose running sum of weights exceeds ``u * total``). Each next centre: draw
+    ``trials`` values at once (``rng.random(trials)``), each picking the first point whose running
+    sum of ``w * D^2`` (D: distance to the nearest centre so far) exceeds ``u * total``; the
+    candidate giving the lowest total ``w * min(D^2, d(x, cand)^2)`` wins (ties: the first).
+
+    Parameters
+    ----------
+    X : (N, D) points; w : (N,) non-negative weights
+
+    Returns
+    -------
+    (k, D) float64 centres and the indices of the points they are
+    """
+    X = np.asarray(X, np.float64)
+    w = np.asarray(w, np.float64)
+    trials = trials if trials is not None else 2 + int(np.log(k))
+
+    def pick(pot: np.ndarray, u: float) -> int:
+        target = u * pot.sum()
+        run = 0.0
+        last = 0
+        for p in range(len(pot)):
+            if pot[p] > 0:
+                run += pot[p]
+                last = p
+                if run > target:
+                    return p
+        return last
+
+    first = pick(w.copy(), rng.random())
+    chosen = [first]
+    closest = ((X - X[first]) ** 2).sum(axis=1)
+    for _ in range(1, k):
+        cands = [pick(w * closest, float(u)) for u in rng.random(trials)]
+        pots = [float((w * np.minimum(closest, ((X - X[c]) ** 2).sum(axis=1))).sum()) for c in cands]
+        best = cands[int(np.argmin(pots))]
+        chosen.append(best)
+        closest = np.minimum(closest, ((X - X[best]) ** 2).sum(axis=1))
+    return X[chosen].copy(), np.array(chosen)
+
+
+def reference_nearest(points: np.ndarray, entries: np.ndarray) -> np.ndarray:
+    """Index of the nearest entry of each point by brute force in float64, ties to the lowest."""
+    P = np.asarray(points, np.float64)
+    E = np.asarray(entries, np.float64)
+    out = np.empty(len(P), np.int64)
+    for i, p in enumerate(P):
+        best, bd = 0, np.inf
+        for j, e in enumerate(E):
+            d = float(((p - e) ** 2).sum())
+            if d < bd:
+                best, bd = j, d
+        out[i] = best
+    return out
+
+
+def reference_floyd_steinberg(image: np.ndarray, entries: np.ndarray, strength: float = 0.75) -> np.ndarray:
+    """Serpentine Floyd-Steinberg onto ``entries``, as the engine documents it, on the whole image.
+
+    Rows alternate direction (even rows left to right). Each pixel's value is its colour plus the
+    error diffused into it, clamped to the entries' bounding box; it takes the nearest entry
+    (ties to the lowest index), and ``strength`` x its error goes 7/16 ahead, 3/16 behind-below,
+    5/16 below and 1/16 ahead-below. With an alpha channel, fully transparent pixels take their
+    own colour's nearest entry and neither receive nor pass on error.
+
+    Parameters
+    ----------
+    image : (H, W, C) values of the clustering space (sRGB values for "rgb")
+    entries : (P, C) palette entries in the same space
+    """
+    img = np.asarray(image, np.float64)
+    E = np.asarray(entries, np.float64)
+    h, w, c = img.shape
+    lo, hi = E.min(axis=0), E.max(axis=0)
+    transparent = (img[:, :, 3] == 0) if c == 4 else np.zeros((h, w), bool)
+    err = np.zeros((h, w, c))
+    out = np.zeros((h, w), np.int64)
+
+    def nearest(v):
+        d = [float(sum((v[j] - e[j]) * (v[j] - e[j]) for j in range(c))) for e in E]
+        return int(np.argmin(d))
+
+    for y in range(h):
+        step = 1 if y % 2 == 0 else -1
+        xs = range(w) if step == 1 else range(w - 1, -1, -1)
+        for x in xs:
+            if transparent[y, x]:
+                out[y, x] = nearest(img[y, x])
+                continue
+            v = [min(hi[j], max(lo[j], img[y, x, j] + err[y, x, j])) for j in range(c)]
+            k = nearest(v)
+            out[y, x] = k
+            for dy, dx, share in ((0, step, 7), (1, -step, 3), (1, 0, 5), (1, step, 1)):
+                yy, xx = y + dy, x + dx
+                if 0 <= yy < h and 0 <= xx < w and not transparent[yy, xx]:
+                    for j in range(c):
+                        err[yy, xx, j] += (v[j] - E[k, j]) * strength * (share / 16.0)
+    return out
+
+
+def reference_delta_e(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean OKLab distance of two uint8 images, pixel by pixel, from the formulas (sRGB transfer
+    function, Ottosson's matrices, a real cube root): the yardstick of ΔE."""
+    m1 = [
+        [0.4122214708, 0.5363325363, 0.0514459929],
+        [0.2119034982, 0.6806995451, 0.1073969566],
+        [0.0883024619, 0.2817188376, 0.6299787005],
+    ]
+    m2 = [
+        [0.2104542553, 0.7936177850, -0.0040720468],
+        [1.9779984951, -2.4285922050, 0.4505937099],
+        [0.0259040371, 0.7827717662, -0.8086757660],
+    ]
+
+    def lab(rgb):
+        lin = []
+        for v in rgb[:3]:
+            c = float(v) / 255.0
+            lin.append(c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4)
+        lms = [sum(m1[i][j] * lin[j] for j in range(3)) for i in range(3)]
+        root = [x ** (1.0 / 3.0) if x > 0 else 0.0 for x in lms]
+        return [sum(m2[i][j] * root[j] for j in range(3)) for i in range(3)]
+
+    pa = np.asarray(a).reshape(-1, np.asarray(a).shape[-1])
+    pb = np.asarray(b).reshape(-1, np.asarray(b).shape[-1])
+    cache: dict[tuple, list[float]] = {}
+    total = 0.0
+    for x, y in zip(pa, pb):
+        lx = cache.setdefault(tuple(x[:3]), lab(x))
+        ly = cache.setdefault(tuple(y[:3]), lab(y))
+        total += sum((lx[i] - ly[i]) ** 2 for i in range(3)) ** 0.5
+    return total / len(pa)

@@ -74,12 +74,14 @@ def test_help_does_not_import_the_engine():
     assert out.stdout.strip() == "[]"
 
 
-def test_help_defaults_match_the_engine():
-    import kmpress
+def test_help_shows_the_defaults_of_the_options_object(runner):
+    from kmpress.options import Options
 
-    assert climain.HELP_DEFAULT_MAX_ITER == kmpress.DEFAULT_MAX_ITER
-    assert climain.HELP_DEFAULT_TOL == kmpress.DEFAULT_TOL
-    assert climain.HELP_DEFAULT_MAX_PIXELS == kmpress.DEFAULT_MAX_PIXELS
+    o = Options()
+    text = " ".join(run(runner, "compress", "--help").stdout.split())
+    for shown in (f"[default: {o.max_iter}]", f"[default: {o.tol}]", f"[default: {o.max_pixels}]", f"[default: {o.k}]",
+                  f"[default: {o.colorspace}]", f"[default: {o.n_init}]", f"[default: {o.max_colors}]", "[default: no-dither]"):
+        assert shown in text, shown
 
 
 # --------------------------------------------------------------------------------------------
@@ -293,44 +295,3 @@ def test_info(runner, tmp_path):
 # --------------------------------------------------------------------------------------------
 # numba cache location
 # --------------------------------------------------------------------------------------------
-
-
-def test_creatable(tmp_path):
-    assert climain._creatable(tmp_path / "a" / "b")
-    ro = tmp_path / "ro"
-    ro.mkdir()
-    ro.chmod(0o555)
-    try:
-        expected = os.geteuid() == 0  # root writes anywhere (a read-only mount is another matter)
-        assert climain._creatable(ro / "x") is expected
-    finally:
-        ro.chmod(0o755)
-
-
-def test_numba_cache_dir_fallback(monkeypatch, tmp_path):
-    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
-    monkeypatch.setattr(climain, "_writable", lambda p: False)
-    monkeypatch.setattr(climain, "_creatable", lambda p: False)
-    monkeypatch.setitem(sys.modules, "numba", None)
-    # numba already imported: too late to change anything, so nothing is set
-    climain._prepare_numba_cache()
-    assert "NUMBA_CACHE_DIR" not in os.environ
-    monkeypatch.delitem(sys.modules, "numba")
-    climain._prepare_numba_cache()
-    assert os.environ["NUMBA_CACHE_DIR"].startswith(str(Path(os.environ.get("TMPDIR", "/tmp"))))
-    # a writable package folder (the normal case): numba caches beside the sources, nothing set
-    monkeypatch.delenv("NUMBA_CACHE_DIR")
-    monkeypatch.setattr(climain, "_writable", lambda p: True)
-    climain._prepare_numba_cache()
-    assert "NUMBA_CACHE_DIR" not in os.environ
-    # a read-only package but a usable home: numba's own user-wide cache, nothing set
-    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
-    monkeypatch.setattr(climain, "_writable", lambda p: False)
-    monkeypatch.setattr(climain, "_creatable", lambda p: True)
-    climain._prepare_numba_cache()
-    assert "NUMBA_CACHE_DIR" not in os.environ
-    # a user's own setting wins
-    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
-    monkeypatch.setattr(climain, "_writable", lambda p: False)
-    climain._prepare_numba_cache()
-    assert os.environ["NUMBA_CACHE_DIR"] == str(tmp_path)

@@ -46,17 +46,6 @@ def test_help_documents_the_options_and_exit_code_3(runner):
     assert climain.EXIT_TARGET == 3
 
 
-def test_help_defaults_match_the_engine():
-    import inspect
-
-    import kmpress
-
-    params = inspect.signature(kmpress.compress).parameters
-    assert params["colorspace"].default == climain.HELP_DEFAULT_SPACE
-    assert (params["dither"].default is not None) == climain.HELP_DEFAULT_DITHER
-    assert params["max_colors"].default == kmpress.MAX_K == 256
-
-
 def test_compress_quality(runner, tmp_path):
     src = crop(tmp_path / "cat.png")
     r = run(runner, "compress", src, "--quality", 31, "--json")
@@ -101,9 +90,9 @@ def test_strict_miss_and_a_broken_file_exit_1(runner, tmp_path):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["-k", "8", "--quality", "30"], "either -k/--colors or --quality"),
-        (["--max-colors", "8"], "go with --quality"),
-        (["--strict"], "go with --quality"),
+        (["-k", "8", "--quality", "30"], "give either k or target_psnr, not both (-k/--colors, --quality)"),
+        (["--max-colors", "8"], "(--max-colors, --strict, --quality)"),
+        (["--strict"], "max_colors and strict go with target_psnr"),
         (["--quality", "-3"], "target_psnr"),
         (["--quality", "30", "--max-colors", "300"], "max_colors"),
         (["--space", "hsv"], "colorspace"),
@@ -153,17 +142,6 @@ def test_batch_carries_the_options_to_workers(runner, tmp_path):
         assert f["target_psnr"] == 30 and f["psnr"] >= 30 and f["k"] <= 40 and f["colorspace"] == "oklab"
 
 
-def test_batch_options_are_validated_once():
-    from kmpress.batch import _options
-    from kmpress.errors import InvalidParameterError
-
-    o = _options(0, 300, 3e-5, "k-means++", "numba", None, 6, {"target_psnr": 30, "max_colors": 64, "strict": True, "dither": "none"})
-    assert o["target_psnr"] == 30.0 and o["max_colors"] == 64 and o["strict"] is True and o["dither"] is None
-    assert "colorspace" not in o  # not given: the engine's default
-    with pytest.raises(InvalidParameterError):
-        _options(0, 300, 3e-5, "k-means++", "numba", None, 6, {"max_colors": 64})
-
-
 def test_sweep_command(runner, tmp_path):
     src = crop(tmp_path / "cat.png")
     out = tmp_path / "sw"
@@ -208,7 +186,7 @@ def test_sweep_bad_input(runner, tmp_path):
 
 
 def test_info_palette(runner, tmp_path):
-    from test_sweep import count_swatches
+    from test_report import count_swatches
 
     src = crop(tmp_path / "cat.png")
     assert run(runner, "compress", src, "-k", 12).exit_code == 0
@@ -259,8 +237,9 @@ def test_sweep_progress_bar_callbacks():
 def test_ctrl_c_inside_a_compiled_kernel_is_an_interrupt(monkeypatch, tmp_path):
     """numba turns a KeyboardInterrupt raised inside a kernel into a SystemError caused by it;
     a batch must treat that as the interrupt (exit 130), not as a failed file."""
-    import kmpress.api
-    from kmpress.batch import compress_file
+    import kmpress.pool
+    from kmpress.options import Options
+    from kmpress.pool import compress_file
 
     def interrupted(*args, **kwargs):
         try:
@@ -268,15 +247,15 @@ def test_ctrl_c_inside_a_compiled_kernel_is_an_interrupt(monkeypatch, tmp_path):
         except KeyboardInterrupt as e:
             raise SystemError("CPUDispatcher(...) returned a result with an exception set") from e
 
-    monkeypatch.setattr(kmpress.api, "compress", interrupted)
+    monkeypatch.setattr(kmpress.pool, "compress", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        compress_file(str(tmp_path / "a.png"), str(tmp_path / "b.png"), 8, {})
+        compress_file(str(tmp_path / "a.png"), str(tmp_path / "b.png"), Options(k=8))
 
     def broken(*args, **kwargs):
         raise SystemError("a real bug")
 
-    monkeypatch.setattr(kmpress.api, "compress", broken)
-    r = compress_file(str(tmp_path / "a.png"), str(tmp_path / "b.png"), 8, {})
+    monkeypatch.setattr(kmpress.pool, "compress", broken)
+    r = compress_file(str(tmp_path / "a.png"), str(tmp_path / "b.png"), Options(k=8))
     assert r.status == "error" and "SystemError: a real bug" in r.message
 
 

@@ -162,9 +162,10 @@ def _threads_in_task(src, dst):
     ``client.get_executor()`` runs) set it."""
     import numba
 
-    from kmpress.batch import compress_file
+    from kmpress.options import Options
+    from kmpress.pool import compress_file
 
-    assert compress_file(src, dst, 4, {}).status == "ok"
+    assert compress_file(src, dst, Options(k=4)).status == "ok"
     return worker_threads(), numba.get_num_threads()
 
 
@@ -189,7 +190,7 @@ def _die_mid_write(dst: str) -> None:
     os._exit(70)
 
 
-def _crashing_task(src, dst, k, options, threads=None, cwd=None):
+def _crashing_task(src, dst, options, threads=None, cwd=None):
     """run_task, except that ``once*`` files kill their worker on the first attempt (a marker
     file, created exclusively, remembers it across processes) and ``always*`` files on every
     attempt, each after leaving a partial temporary file."""
@@ -204,7 +205,7 @@ def _crashing_task(src, dst, k, options, threads=None, cwd=None):
         else:
             os.close(fd)
             _die_mid_write(dst)
-    return run_task(src, dst, k, options, threads, cwd)
+    return run_task(src, dst, options, threads, cwd)
 
 
 @needs_dask

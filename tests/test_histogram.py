@@ -9,7 +9,7 @@ import pytest
 import kmpress
 from kmpress import kernels_numba, kernels_numpy
 from kmpress.histogram import build_histogram
-from kmpress.init import kmeans_plusplus
+from kmpress.clustering import kmeans_plusplus
 
 
 def _check(px: np.ndarray, hist) -> None:
@@ -61,7 +61,7 @@ def test_numba_histogram_methods_match_np_unique_on_large_image(photos, monkeypa
     assert px.shape[0] >= kernels_numba.DENSE_MIN_PIXELS
     if method == "radix":
         # same data through the sort-based path
-        monkeypatch.setattr(kernels_numba, "DENSE_MIN_PIXELS", 1 << 40)
+        monkeypatch.setattr(kernels_numba._histogram, "DENSE_MIN_PIXELS", 1 << 40)
     h = _hist(px, kernels_numba)
     _check(px, h)
     _same(h, _hist(px, kernels_numpy))
@@ -72,7 +72,7 @@ def test_numba_histogram_methods_match_np_unique_on_small_image(photos, monkeypa
     px = np.ascontiguousarray(photos["chelsea"][:100, :150]).reshape(-1, 3)
     assert px.shape[0] < kernels_numba.DENSE_MIN_PIXELS
     if method == "dense":
-        monkeypatch.setattr(kernels_numba, "DENSE_MIN_PIXELS", 1)
+        monkeypatch.setattr(kernels_numba._histogram, "DENSE_MIN_PIXELS", 1)
     h = _hist(px, kernels_numba)
     _check(px, h)
     _same(h, _hist(px, kernels_numpy))

@@ -540,7 +540,7 @@ BAD_COMPRESS_OPTIONS = [
     dict(k="3"),
     dict(k=True),
     dict(k=3.0),
-    dict(k=None),
+    dict(k=4, target_psnr=30),
     dict(k=4, seed=-1),
     dict(k=4, seed=1.5),
     dict(k=4, max_iter=-1),

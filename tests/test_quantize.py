@@ -36,7 +36,7 @@ def _check_integrity(img: np.ndarray, q) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# bit accounting
+# bit accounting on real results
 # --------------------------------------------------------------------------------------------
 
 
@@ -58,30 +58,6 @@ def test_bits_227x303_k2(photos):
     _check_integrity(img, q)
     assert q.k == 2
     assert (q.bits.raw, q.bits.index, q.bits.palette, q.bits.total) == (1_650_744, 68_781, 48, 68_829)
-
-
-@pytest.mark.parametrize(
-    "h,w,c,k,expected",
-    [
-        (128, 128, 3, 16, (393_216, 65_536, 384)),
-        (227, 303, 3, 2, (1_650_744, 68_781, 48)),
-        (10, 10, 4, 3, (3_200, 200, 96)),  # ceil(log2 3) = 2; 32 bits per colour with alpha
-        (10, 10, 3, 1, (2_400, 0, 24)),  # one colour needs no index bits
-        (10, 10, 3, 256, (2_400, 800, 6_144)),
-        (10, 10, 3, 129, (2_400, 800, 3_096)),
-        (10, 10, 3, 5, (2_400, 300, 120)),
-    ],
-)
-def test_bit_accounting_formula(h, w, c, k, expected):
-    b = bit_accounting(h, w, c, k)
-    assert (b.raw, b.index, b.palette) == expected
-    assert b.total == expected[1] + expected[2]
-    assert b.as_dict()["total"] == b.total
-
-
-@pytest.mark.parametrize("k,depth", [(1, 1), (2, 1), (3, 2), (4, 2), (5, 4), (16, 4), (17, 8), (256, 8)])
-def test_png_bit_depth_is_smallest_legal(k, depth):
-    assert png_bit_depth(k) == depth
 
 
 # --------------------------------------------------------------------------------------------

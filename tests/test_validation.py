@@ -187,7 +187,10 @@ BAD_QUANTIZE_OPTIONS = [
     dict(k=True),
     dict(k=False),
     dict(k=16.0),
-    dict(k=None),
+    dict(k=4, target_psnr=30),
+    dict(k=4, strict=True),
+    dict(k=4, dither="none"),
+    dict(k=4, unknown_option=1),
     dict(k=4, seed=-1),
     dict(k=4, max_iter=-1),
     dict(k=4, tol=float("nan")),
@@ -205,6 +208,12 @@ def test_quantize_bad_options(photos, opts):
     k = opts.pop("k")
     _raises_invalid(kmpress.quantize, img, k, **opts)
     np.testing.assert_array_equal(img, before)
+
+
+def test_k_defaults_to_16_unless_a_target_is_given(photos):
+    img = np.ascontiguousarray(photos["chelsea"][:40, :40])
+    assert kmpress.quantize(img).k == kmpress.DEFAULT_K == 16
+    assert kmpress.quantize(img, target_psnr=20).target_psnr == 20
 
 
 def test_k_bounds_are_inclusive(photos):

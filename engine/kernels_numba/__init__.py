@@ -15,18 +15,18 @@ only for what it uses (:mod:`._jit`). Determinism: work is split in fixed chunks
 points, each chunk writes its own partial results, the caller merges them in chunk order: the
 result is bitwise identical with 1 or 2 (or 64) threads.
 
-Modules, in pipeline order: :mod:`.histogram` (stage 1), :mod:`.colour` (stage 2),
-:mod:`.nearest` and :mod:`.seeding` (stage 3), :mod:`.remap` (stage 5).
+Modules, in pipeline order: :mod:`._histogram` (stage 1), :mod:`._colour` (stage 2),
+:mod:`._nearest` and :mod:`._seeding` (stage 3), :mod:`._remap` (stage 5).
 """
 
 from __future__ import annotations
 
 from ._jit import BLOCK, CHUNK, SERIAL_WORK
-from .colour import colors_to_lab, colors_to_lab64, delta_e_colours
-from .histogram import DENSE_MIN_PIXELS, histogram, unpack_codes
-from .nearest import assign_accumulate, block_boxes, dist_to_assigned, nearest
-from .remap import STATS_CHUNK, floyd_steinberg, gather, pixel_stats, smooth
-from .seeding import pp_sample, pp_state, pp_trials, pp_update
+from ._colour import colors_to_lab, colors_to_lab64, delta_e_colours
+from ._histogram import DENSE_MIN_PIXELS, histogram, unpack_codes
+from ._nearest import assign_accumulate, block_boxes, dist_to_assigned, nearest
+from ._remap import STATS_CHUNK, floyd_steinberg, gather, pixel_stats, smooth
+from ._seeding import pp_sample, pp_state, pp_trials, pp_update
 
 NAME = "numba"
 

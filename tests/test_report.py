@@ -1,94 +1,79 @@
-"""K sweeps (one warm-started pass), their files, and palette swatches."""
+"""kmpress.report: info facts and PSNR against an original, the demo's comparison sheet, the
+sweep's files, palette swatches."""
 
 from __future__ import annotations
 
 import csv
 import math
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
 import kmpress
-from kmpress.errors import ImageReadError, InvalidParameterError
-from kmpress.io import encode_png
-from kmpress.ksweep import (
+from helpers import gradient_photo as photo
+from helpers import no_temp_files
+from kmpress import KmpressError
+from kmpress.batch import compress_many
+from kmpress.errors import ImageReadError
+from kmpress.report import (
     PLOT_HINT,
     SWATCH_COLUMNS,
     SWATCH_GAP,
     SWATCH_SIZE,
+    compare_images,
+    comparison_sheet,
+    describe_image,
     image_palette,
     palette_swatch,
-    parse_ks,
-    sweep,
+    run_demo,
     swatch_image,
     write_sweep,
 )
 
 
-@pytest.fixture(scope="module")
-def crop(photos) -> np.ndarray:
-    return np.ascontiguousarray(photos["coffee"][120:200, 200:320])
+def test_describe_and_compare(tmp_path):
+    src = photo(tmp_path / "a.png", size=(64, 48))
+    [r] = compress_many([src], tmp_path, 5)
+    info = describe_image(r.dst, against=src)
+    assert (info["format"], info["width"], info["height"], info["mode"]) == ("PNG", 64, 48, "P")
+    assert info["palette_size"] == r.report.colors <= 5
+    assert info["bit_depth"] == r.report.bit_depth
+    assert info["bytes"] == Path(r.dst).stat().st_size
+    assert info["psnr"] == pytest.approx(r.report.psnr, abs=1e-9)
+    same = compare_images(src, src)
+    assert same["psnr"] is None and same["mse"] == 0
+    plain = describe_image(src)
+    assert plain["palette_size"] is None and plain["bit_depth"] == 8 and plain["mode"] == "RGB"
+    with pytest.raises(KmpressError, match="sizes differ"):
+        compare_images(src, photo(tmp_path / "b.png", size=(10, 10)))
+    with pytest.raises(KmpressError, match="no such file"):
+        describe_image(tmp_path / "none.png")
+    (tmp_path / "t.png").write_text("text")
+    with pytest.raises(KmpressError, match="not an image"):
+        describe_image(tmp_path / "t.png")
 
 
-def test_parse_ks():
-    assert parse_ks("2..8") == [2, 3, 4, 5, 6, 7, 8]
-    assert parse_ks("2..8", 2) == [2, 4, 6, 8]
-    assert parse_ks("2..9", 3) == [2, 5, 8, 9]  # the last K is always in
-    assert parse_ks("64,4,16,4") == [4, 16, 64]
-    assert parse_ks("2..4, 32") == [2, 3, 4, 32]
-    assert parse_ks("256") == [256]
-    for bad in ("", "a..b", "0..4", "2..300", "8..2", "2..", "1.5"):
-        with pytest.raises(InvalidParameterError):
-            parse_ks(bad)
-    with pytest.raises(InvalidParameterError):
-        parse_ks("2..8", 0)
+def test_comparison_sheet(tmp_path):
+    a = photo(tmp_path / "a.png", size=(60, 40))
+    b = photo(tmp_path / "b.png", size=(30, 20))
+    out = comparison_sheet([(a, "original"), (b, "K=4")], tmp_path / "sheet.png", height=50)
+    with Image.open(out) as im:
+        assert im.height > 50 and im.width >= 75 + 50 + 3 * 8
+        arr = np.asarray(im.convert("L"))
+    assert (arr[50 + 8 :] < 128).any()  # some label text was drawn under the tiles
+    assert no_temp_files(tmp_path)
 
 
-def test_sweep_rows(crop):
-    ks = [2, 4, 6, 8, 12, 16, 24, 32]
-    rows = sweep(crop, reversed(ks), seed=5)
-    assert [r.k for r in rows] == ks
-    # the first K is a cold start: exactly quantize's result and exactly the PNG it writes
-    q = kmpress.quantize(crop, 2, seed=5)
-    assert rows[0].psnr == q.psnr and rows[0].colors == q.k
-    assert rows[0].bytes == len(encode_png(q.palette, q.indices))
-    for a, b in zip(rows, rows[1:]):
-        # warm-started: the k-means cost never goes up from one K to the next
-        assert b.inertia <= a.inertia * (1 + 1e-9)
-        # PSNR after rounding and remapping: monotone up to a little
-        assert b.psnr > a.psnr - 0.3
-    assert rows[-1].psnr > rows[0].psnr + 8
-    for r in rows:
-        assert r.colors <= r.k and r.bytes > 0 and r.seconds >= 0 and r.n_iter >= 0
-        assert 0 < r.delta_e < 0.2
-        assert r.thumbnail is None
-    # deterministic
-    again = sweep(crop, ks, seed=5)
-    assert [(r.inertia, r.psnr, r.bytes) for r in again] == [(r.inertia, r.psnr, r.bytes) for r in rows]
-
-
-def test_sweep_options_reach_the_pipeline(crop):
-    rows = sweep(crop, [4, 8], colorspace="oklab", dither="floyd-steinberg", thumbnail=30)
-    q = kmpress.quantize(crop, 4, colorspace="oklab", dither="floyd-steinberg")
-    assert rows[0].psnr == q.psnr and rows[0].delta_e == q.delta_e
-    assert rows[0].thumbnail.shape == (20, 30, 3)
-    # a thumbnail holds only the palette's colours (nearest-neighbour scaling)
-    assert len(np.unique(rows[0].thumbnail.reshape(-1, 3), axis=0)) <= 4
-
-
-def test_sweep_lossless_and_bad_input():
-    img = np.zeros((6, 6, 3), np.uint8)
-    img[:3] = 200
-    rows = sweep(img, [1, 2, 3])
-    assert math.isinf(rows[1].psnr) and math.isinf(rows[2].psnr) and rows[2].colors == 2
-    with pytest.raises(InvalidParameterError):
-        sweep(img, [])
-    with pytest.raises(InvalidParameterError):
-        sweep(img, [0, 2])
-    with pytest.raises(InvalidParameterError):
-        sweep(img, [2], colorspace="xyz")
+def test_demo_writes_each_k_and_the_sheet(tmp_path):
+    results, sheet = run_demo(tmp_path / "d", ks=(2, 8), options=kmpress.Options(seed=3))
+    assert [r.report.k for r in results] == [2, 8] and all(r.status == "ok" for r in results)
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["astronaut-k2.png", "astronaut-k8.png", "comparison.png"]
+    assert sheet == tmp_path / "d" / "comparison.png"
+    again, _ = run_demo(tmp_path / "d", ks=(2,), options=kmpress.Options(seed=3))  # its own folder: replaced
+    assert again[0].status == "ok"
 
 
 def test_write_sweep_files(tmp_path, photo_paths):

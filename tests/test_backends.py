@@ -1,0 +1,104 @@
+"""kmpress.backends: the backend pick, numba loaded only when needed, its cache folder and its
+thread count set before it loads."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kmpress import backends
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _run(code: str) -> str:
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    return r.stdout.strip()
+
+
+def test_the_numpy_backend_never_imports_numba():
+    code = (
+        "import sys, numpy as np, kmpress\n"
+        "img = np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)\n"
+        "for kw in ({}, {'colorspace': 'oklab'}, {'dither': 'floyd-steinberg'}, {'smooth': 0.3}, {'target_psnr': 20}):\n"
+        "    kmpress.quantize(img, backend='numpy', **kw)\n"
+        "kmpress.kmeans(img.reshape(-1, 3), 4, backend='numpy')\n"
+        "print('numba' in sys.modules)"
+    )
+    assert _run(code) == "False"
+
+
+def test_import_kmpress_is_light():
+    code = "import sys, kmpress, kmpress.options, kmpress.errors; print(sorted(m for m in ('numpy', 'numba', 'PIL') if m in sys.modules))"
+    assert _run(code) == "[]"
+
+
+def test_threads_set_before_numba_loads_apply_when_it_does():
+    code = (
+        "import sys\n"
+        "from kmpress import backends\n"
+        "backends.set_threads(1)\n"
+        "assert 'numba' not in sys.modules\n"
+        "backends.load('numba')\n"
+        "import numba\n"
+        "print(numba.get_num_threads())"
+    )
+    assert _run(code) == "1"
+
+
+def test_own_process_skips_the_blas_probe():
+    pytest.importorskip("scipy")
+    code = (
+        "import sys\n"
+        "from kmpress import backends\n"
+        "backends.own_process()\n"
+        "backends.load('numba')\n"
+        "print('scipy.linalg' in sys.modules)"
+    )
+    assert _run(code) == "False"
+
+
+def test_creatable(tmp_path):
+    assert backends._creatable(tmp_path / "a" / "b")
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    ro.chmod(0o555)
+    try:
+        expected = os.geteuid() == 0  # root writes anywhere (a read-only mount is another matter)
+        assert backends._creatable(ro / "x") is expected
+    finally:
+        ro.chmod(0o755)
+
+
+def test_numba_cache_dir_fallback(monkeypatch, tmp_path):
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.setattr(backends, "_writable", lambda p: False)
+    monkeypatch.setattr(backends, "_creatable", lambda p: False)
+    monkeypatch.setitem(sys.modules, "numba", None)
+    # numba already imported: too late to change anything, so nothing is set
+    backends.prepare_numba_cache()
+    assert "NUMBA_CACHE_DIR" not in os.environ
+    monkeypatch.delitem(sys.modules, "numba")
+    backends.prepare_numba_cache()
+    assert os.environ["NUMBA_CACHE_DIR"].startswith(str(Path(os.environ.get("TMPDIR", "/tmp"))))
+    # a writable package folder (the normal case): numba caches beside the sources, nothing set
+    monkeypatch.delenv("NUMBA_CACHE_DIR")
+    monkeypatch.setattr(backends, "_writable", lambda p: True)
+    backends.prepare_numba_cache()
+    assert "NUMBA_CACHE_DIR" not in os.environ
+    # a read-only package but a usable home: numba's own user-wide cache, nothing set
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.setattr(backends, "_writable", lambda p: False)
+    monkeypatch.setattr(backends, "_creatable", lambda p: True)
+    backends.prepare_numba_cache()
+    assert "NUMBA_CACHE_DIR" not in os.environ
+    # a user's own setting wins
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(backends, "_writable", lambda p: False)
+    backends.prepare_numba_cache()
+    assert os.environ["NUMBA_CACHE_DIR"] == str(tmp_path)
