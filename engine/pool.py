@@ -91,18 +91,20 @@ class FileResult:
 
 
 # Worker-side state. A worker process started by our own pool ignores SIGINT (the parent decides
-# what an interrupt means) and turns SIGTERM into a clean stop: the file being written is removed
-# by write_png's cleanup, then the process exits without taking another task.
-_IN_TASK = False
-
-
-class _Terminated(BaseException):
-    """Raised inside a task when the worker is told to stop (SIGTERM)."""
+# what an interrupt means) and turns SIGTERM into a clean stop: the temporary file of the output
+# being written is removed and the process exits at once. Nothing is raised from the handler: it
+# may run inside a C callback (numba's compiler and cache loader call back into Python), where an
+# exception could only be printed as "ignored", with a traceback.
+_CURRENT_DST: str | None = None
 
 
 def _on_sigterm(signum, frame):  # pragma: no cover - runs in worker processes
-    if _IN_TASK:
-        raise _Terminated()
+    if _CURRENT_DST is not None:
+        for tmp in stale_temp_files(_CURRENT_DST, pids=[os.getpid()]):
+            try:
+                tmp.unlink()
+            except OSError:
+                pass
     os._exit(128 + signum)
 
 
@@ -143,9 +145,9 @@ def compress_file(src: str, dst: str, options: Options, threads: int | None = No
     (``worker_threads`` of :mod:`kmpress.dask_batch`), so that a plain ``client.get_executor()``
     works.
     """
-    global _IN_TASK
+    global _CURRENT_DST
     t0 = time.perf_counter()
-    _IN_TASK = True
+    _CURRENT_DST = dst
     try:
         if threads is None:
             threads = dask_worker_threads()
@@ -156,33 +158,28 @@ def compress_file(src: str, dst: str, options: Options, threads: int | None = No
         return FileResult(src, dst, "error", e.message, None, time.perf_counter() - t0, error_type=type(e).__name__)
     except MemoryError:
         return FileResult(src, dst, "error", "out of memory", None, time.perf_counter() - t0)
-    except _Terminated:  # pragma: no cover - worker told to stop; write_png has cleaned up
-        os._exit(128 + signal.SIGTERM)
     except Exception as e:
-        # Ctrl-C (or SIGTERM) landing inside a compiled numba function comes out as a SystemError
-        # ("returned a result with an exception set") caused by the KeyboardInterrupt: it is the
-        # interrupt, not a failure of this file
-        behind = _interrupt_behind(e)
-        if isinstance(behind, _Terminated):  # pragma: no cover - worker told to stop
-            os._exit(128 + signal.SIGTERM)
-        if behind is not None:
+        # Ctrl-C landing inside a compiled numba function (in-process batches) comes out as a
+        # SystemError ("returned a result with an exception set") caused by the KeyboardInterrupt:
+        # it is the interrupt, not a failure of this file
+        if _interrupt_behind(e):
             raise KeyboardInterrupt() from None
         msg = f"internal error: {type(e).__name__}: {e}"
         return FileResult(src, dst, "error", msg, None, time.perf_counter() - t0, traceback.format_exc())
     finally:
-        _IN_TASK = False
+        _CURRENT_DST = None
 
 
-def _interrupt_behind(e: BaseException) -> BaseException | None:
-    """The KeyboardInterrupt or _Terminated an exception was raised from, if any."""
+def _interrupt_behind(e: BaseException) -> bool:
+    """Whether an exception was raised from a KeyboardInterrupt."""
     seen = 0
     cur: BaseException | None = e
     while cur is not None and seen < 10:
-        if isinstance(cur, (KeyboardInterrupt, _Terminated)):
-            return cur
+        if isinstance(cur, KeyboardInterrupt):
+            return True
         cur = cur.__cause__ or cur.__context__
         seen += 1
-    return None
+    return False
 
 
 def _crashed(item) -> FileResult:

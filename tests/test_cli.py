@@ -85,6 +85,62 @@ def test_help_shows_the_defaults_of_the_options_object(runner):
 
 
 # --------------------------------------------------------------------------------------------
+# what the commands forward to the engine (the engine call replaced, the options asserted)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "args, expected",
+    [
+        ([], dict()),
+        (["-k", 64, "--seed", 3, "--max-iter", 50, "--tol", 1e-4], dict(k=64, seed=3, max_iter=50, tol=1e-4)),
+        (["--quality", 35, "--max-colors", 64, "--strict"], dict(target_psnr=35, max_colors=64, strict=True)),
+        (["--space", "oklab", "--dither"], dict(colorspace="oklab", dither="floyd-steinberg")),
+        (["--no-dither"], dict()),
+        (["--starts", 4, "--smooth", 0.3], dict(n_init=4, smooth=0.3)),
+        (["--max-pixels", 0], dict(max_pixels=None)),
+        (["--max-pixels", 1000], dict(max_pixels=1000)),
+    ],
+)
+def test_compress_forwards_one_options_object(runner, tmp_path, monkeypatch, args, expected):
+    import kmpress.batch
+    from kmpress.options import Options
+
+    calls = []
+    monkeypatch.setattr(kmpress.batch, "compress_many", lambda plan, **kw: calls.append((plan, kw)) or iter(()))
+    a = photo(tmp_path / "a.png")
+    r = run(runner, "compress", a, *args, "-j", 2, "-o", tmp_path / "o")
+    assert r.exit_code == 0, r.stderr
+    [(plan, kw)] = calls
+    assert plan.options == Options(**expected)
+    assert set(kw) == {"jobs", "on_start"} and kw["jobs"] == 2
+    assert [it.dst.parent for it in plan.items] == [tmp_path / "o"]
+
+
+def test_demo_and_sweep_forward_their_options(runner, tmp_path, monkeypatch):
+    import kmpress.report
+    from kmpress.options import Options
+
+    seen = {}
+
+    def fake_demo(out_dir, options=None, **kw):
+        seen["demo"] = (out_dir, options)
+        return [], None
+
+    def fake_sweep(src, out_dir, ks, options=None, on_row=None):
+        seen["sweep"] = (src, out_dir, ks, options)
+        raise KeyboardInterrupt  # the command stops here; its exit code is the interrupt's
+
+    monkeypatch.setattr(kmpress.report, "run_demo", fake_demo)
+    monkeypatch.setattr(kmpress.report, "write_sweep", fake_sweep)
+    r = run(runner, "demo", "-o", tmp_path / "d", "--seed", 2, "--space", "oklab", "--json")
+    assert r.exit_code == 0 and seen["demo"] == (tmp_path / "d", Options(seed=2, colorspace="oklab"))
+    r = run(runner, "sweep", tmp_path / "x.png", "-k", "2..4", "--tol", 0, "--dither")
+    assert r.exit_code == 130
+    assert seen["sweep"] == (tmp_path / "x.png", Path("kmpress-sweep"), [2, 3, 4], Options(tol=0, dither="floyd-steinberg"))
+
+
+# --------------------------------------------------------------------------------------------
 # compress
 # --------------------------------------------------------------------------------------------
 

@@ -1,4 +1,5 @@
-"""kmpress.kmeans against the slow reference Lloyd (tests/reference.py), on both backends.
+"""Stage 3, kmpress.clustering (through kmpress.kmeans): Lloyd against the slow reference Lloyd
+and k-means++ against its oracle (tests/reference.py), on both backends.
 
 With the same explicit init, ``tol=0`` and the same ``max_iter`` every correct Lloyd gives the same
 labels and centroids. The data are chosen (and checked, via the reference's smallest
@@ -12,7 +13,8 @@ import numpy as np
 import pytest
 
 import kmpress
-from reference import reference_lloyd
+from kmpress.clustering import kmeans_plusplus
+from reference import reference_kmeans_plusplus, reference_lloyd
 
 BACKENDS = ["numba", "numpy"]
 
@@ -228,3 +230,21 @@ def test_empty_cluster_is_reseeded_past_a_weightless_outlier(backend):
     assert np.all(np.abs(res.centroids) < 100), f"a centroid was left stranded: {res.centroids.tolist()}"
     assert np.all(np.bincount(res.labels, weights=w, minlength=3) > 0)
     _assert_matches(res, ref)
+
+
+# --------------------------------------------------------------------------------------------
+# seeding against the oracle
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("k", [1, 3, 9])
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_kmeans_plus_plus_equals_the_oracle(kern, k, seed):
+    # integer points and weights: the potentials are exact integers in both, so the same draws
+    # pick the same points
+    rng = np.random.default_rng(100 + seed)
+    P = rng.integers(0, 64, (400, 3)).astype(np.float32)
+    w = rng.integers(1, 4, 400).astype(np.float64)
+    got = kmeans_plusplus(np.ascontiguousarray(P.T), w, True, k, np.random.default_rng(seed), kern)
+    ref, _ = reference_kmeans_plusplus(P, w, k, np.random.default_rng(seed))
+    np.testing.assert_array_equal(got, ref)

@@ -10,6 +10,7 @@ import kmpress
 from kmpress import kernels_numba, kernels_numpy
 from kmpress.histogram import build_histogram
 from kmpress.clustering import kmeans_plusplus
+from reference import reference_histogram
 
 
 def _check(px: np.ndarray, hist) -> None:
@@ -180,3 +181,19 @@ def test_quantize_equals_per_pixel_kmeans(photos, k):
     expected = {tuple(r) for r in np.clip(np.rint(full.centroids), 0, 255).astype(np.uint8)}
     assert {tuple(r) for r in q.palette} == expected
     assert_nearest_entries(px, q.palette, q.indices.ravel())
+
+
+# --------------------------------------------------------------------------------------------
+# against the oracle
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+def test_histogram_equals_the_counting_oracle(kern, channels):
+    rng = np.random.default_rng(channels)
+    img = rng.integers(0, 6, (23, 31, channels), dtype=np.uint8) * 51  # few colours, many repeats
+    h = build_histogram(img, kern)
+    counts, colours = reference_histogram(img.reshape(-1, channels))
+    got = {tuple(int(v) for v in c): int(n) for c, n in zip(h.colors, h.counts)}
+    assert got == counts
+    assert [tuple(int(v) for v in h.colors[i]) for i in h.inverse] == colours

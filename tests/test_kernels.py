@@ -1,18 +1,33 @@
-"""The compiled kernels against the NumPy baseline and against their own unpruned form.
+"""The two backends' kernels (kmpress.kernels_numba, kmpress.kernels_numpy): one contract, the
+compiled kernels against the NumPy baseline and against their own unpruned form, serial and
+parallel twins, signatures, compilation on first use.
 
 The pruning (block bounding boxes) must be exact: same labels as scanning every centroid, and the
 same k-means++ centres as the NumPy baseline, which never prunes.
+
+tests/test_nojit.py runs this module again with NUMBA_DISABLE_JIT=1 (the kernels as plain
+Python, which bounds-checks every index) on a small crop; tests marked ``needs_jit`` are about
+compilation itself and are left out of that run.
 """
 
 from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 
 from kmpress import kernels_numba as kn
 from kmpress import kernels_numpy as kp
-from kmpress.histogram import build_histogram
 from kmpress.clustering import kmeans_plusplus
+from kmpress.histogram import build_histogram
+
+#: the kernels run as plain Python (tests/test_nojit.py): small data only
+NO_JIT = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _no_pruning_boxes(X):
@@ -29,9 +44,9 @@ def photo_hist(photo):
 @pytest.fixture(scope="module")
 def photo():
     from kmpress import read_image
-    from pathlib import Path
 
-    return read_image(Path(__file__).parent / "data" / "coffee.png")
+    img = read_image(Path(__file__).parent / "data" / "coffee.png")
+    return np.ascontiguousarray(img[100:124, 200:240]) if NO_JIT else img
 
 
 @pytest.mark.parametrize("k", [1, 2, 16, 64, 256])
@@ -47,7 +62,7 @@ def test_pruned_nearest_equals_full_scan(photo_hist, k, kind):
     kn.nearest(X, C32, full, _no_pruning_boxes(X))
     assert np.array_equal(pruned, full)
     # brute force in float64 on a sample: the label is a nearest centroid (ties allowed)
-    sample = rng.choice(X.shape[1], 2000, replace=False)
+    sample = rng.choice(X.shape[1], min(2000, X.shape[1]), replace=False)
     P = X[:, sample].T.astype(np.float64)
     d = ((P[:, None, :] - C32[None].astype(np.float64)) ** 2).sum(-1)
     chosen = d[np.arange(sample.size), pruned[sample]]
@@ -159,3 +174,90 @@ def test_histogram_morton_order_is_compact(photo_hist):
     # consecutive colours are near in colour space: the median block extent is far below 255
     bmin, bmax = kn.block_boxes(photo_hist.planar())
     assert np.median((bmax - bmin).max(axis=1)) < 64
+
+
+
+# --------------------------------------------------------------------------------------------
+# the contract itself
+# --------------------------------------------------------------------------------------------
+
+
+def test_both_backends_have_the_same_kernels():
+    for name in kn.CONTRACT:
+        assert hasattr(kn, name) and hasattr(kp, name), name
+    assert (kn.NAME, kp.NAME) == ("numba", "numpy")
+
+
+def _assign_inputs(photo_hist, K=24):
+    X = photo_hist.planar()
+    N = X.shape[1]
+    w = photo_hist.counts.astype(np.float64)
+    C32 = np.random.default_rng(1).uniform(0, 255, (K, 3)).astype(np.float32)
+    nc = kn.n_chunks(N)
+    return X, w, C32, (np.full(N, -1, np.int32), np.zeros((nc, K, 3)), np.zeros((nc, K)), np.empty(nc, np.int64))
+
+
+def test_serial_and_parallel_twins_give_identical_results(photo_hist):
+    X, w, C32, bufs = _assign_inputs(photo_hist)
+    boxes = kn.block_boxes(X)
+    outs = []
+    for variant in (kn.assign_accumulate.serial, kn.assign_accumulate.parallel):
+        b = tuple(a.copy() for a in bufs)
+        variant(X, w, True, C32, *b, boxes)
+        lab = np.empty(X.shape[1], np.int32)
+        (kn.nearest.serial if variant is kn.assign_accumulate.serial else kn.nearest.parallel)(X, C32, lab, boxes)
+        outs.append((*b, lab))
+    for a, b in zip(*outs):
+        assert np.array_equal(a, b)
+    closest = np.full(X.shape[1], np.finfo(np.float32).max, np.float32)
+    pots = []
+    for state_k, update_k, trials_k in ((kn.pp_state.serial, kn.pp_update.serial, kn.pp_trials.serial),
+                                        (kn.pp_state.parallel, kn.pp_update.parallel, kn.pp_trials.parallel)):
+        cl = closest.copy()
+        pot_c = np.empty(kn.n_chunks(X.shape[1]))
+        state = state_k(X, w, True, cl, pot_c)
+        update_k(X, w, True, np.ascontiguousarray(C32[0]), cl, pot_c, state)
+        pot_tc = np.empty((kn.n_chunks(X.shape[1]), 3))
+        trials_k(X, w, True, cl, np.ascontiguousarray(C32[1:4]), pot_tc, state)
+        pots.append((cl, pot_c, pot_tc))
+    for a, b in zip(*pots):
+        assert np.array_equal(a, b)
+
+
+@pytest.mark.needs_jit
+def test_signatures_refuse_other_dtypes_and_layouts(photo_hist):
+    X, w, C32, (labels, sums_c, wsum_c, changed_c) = _assign_inputs(photo_hist)
+    boxes = kn.block_boxes(X)
+    lab = np.empty(X.shape[1], np.int32)
+    ro = X.copy()
+    ro.flags.writeable = False
+    for bad in (X.astype(np.float64), np.asfortranarray(X), ro, X[:, ::2]):
+        with pytest.raises(TypeError):
+            kn.nearest(bad, C32, lab[: bad.shape[1]], boxes)
+    with pytest.raises(TypeError):
+        kn.nearest(X, C32, lab.astype(np.int64), boxes)
+    with pytest.raises(TypeError):
+        kn.assign_accumulate(X, w.astype(np.float32), True, C32, labels, sums_c, wsum_c, changed_c, boxes)
+
+
+@pytest.mark.needs_jit
+def test_kernels_compile_on_first_use_only():
+    code = (
+        "import numpy as np\n"
+        "from kmpress import kernels_numba as kn\n"
+        "from kmpress.kernels_numba import _jit\n"
+        "import kmpress.kernels_numba._histogram, kmpress.kernels_numba._nearest, kmpress.kernels_numba._seeding\n"
+        "import kmpress.kernels_numba._remap, kmpress.kernels_numba._colour, sys\n"
+        "ks = [v for m in list(sys.modules.values()) if getattr(m, '__name__', '').startswith('kmpress.kernels_numba.')\n"
+        "      for v in vars(m).values() if isinstance(v, _jit.Kernel)]\n"
+        "ks += [t for m in list(sys.modules.values()) if getattr(m, '__name__', '').startswith('kmpress.kernels_numba.')\n"
+        "       for v in vars(m).values() if isinstance(v, _jit.Twin) for t in (v.serial, v.parallel)]\n"
+        "before = sum(k._dispatcher is not None for k in ks)\n"
+        "out = np.empty(3, np.uint8)\n"
+        "kn.gather(np.arange(3, dtype=np.uint8), np.array([2, 1, 0], np.int32), out)\n"
+        "print(len(ks), before, sum(k._dispatcher is not None for k in ks), out.tolist())"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert r.returncode == 0, r.stderr[-2000:]
+    n, before, after, out = r.stdout.split(maxsplit=3)
+    assert int(n) >= 20 and int(before) == 0 and int(after) == 1 and out.strip() == "[2, 1, 0]"

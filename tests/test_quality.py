@@ -17,8 +17,6 @@ import pytest
 import kmpress
 from kmpress.errors import InvalidParameterError, KmpressError
 from kmpress.metrics import psnr
-from kmpress.options import Options
-from kmpress.pipeline import Pipeline
 from kmpress.quality import TargetNotReachedError, quantize_to_quality
 
 
@@ -151,31 +149,6 @@ def test_bad_parameters(kwargs, message):
     img = structured_image()
     with pytest.raises(InvalidParameterError, match=message):
         quantize_to_quality(img, **kwargs)
-
-
-@pytest.mark.parametrize("opts", [{}, {"colorspace": "oklab"}, {"dither": "floyd-steinberg"}, {"smooth": 0.3}])
-def test_pipeline_steps_are_quantize(crop, opts):
-    """A cold fit through the shared pipeline is exactly kmpress.quantize (the search uses it)."""
-    for k in (1, 9, 40):
-        q = kmpress.quantize(crop, k, seed=3, **opts)
-        pipe = Pipeline(crop, Options(**opts))
-        f = pipe.fit(k, np.random.default_rng(3))
-        score = pipe.score(f)
-        q2 = pipe.finish(f)
-        assert np.array_equal(q.palette, q2.palette) and np.array_equal(q.indices, q2.indices)
-        assert q.psnr == q2.psnr == score and q.delta_e == q2.delta_e
-        assert (q.n_iter, q.converged) == (q2.n_iter, q2.converged)
-
-
-def test_warm_start_never_raises_the_cost(crop):
-    pipe = Pipeline(crop, Options())
-    prev = None
-    for k in (2, 3, 5, 8, 13, 21):
-        f = pipe.fit(k, np.random.default_rng(0), start=None if prev is None else prev.centroids)
-        if prev is not None:
-            assert f.inertia <= prev.inertia * (1 + 1e-9)
-            # the warm start keeps the old centres as the first ones it starts from
-        prev = f
 
 
 def test_quantize_and_compress_take_a_target(crop, tmp_path):

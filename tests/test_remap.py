@@ -181,3 +181,24 @@ def test_smooth_trades_a_little_error_for_a_smaller_file(photos, tmp_path):
 def test_bad_remap_options_are_refused(kw, msg):
     with pytest.raises(kmpress.InvalidParameterError, match=msg):
         kmpress.quantize(np.zeros((4, 4, 3), np.uint8), 2, **kw)
+
+
+# --------------------------------------------------------------------------------------------
+# Floyd-Steinberg against the oracle
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("strength", [0.75, 1.0])
+@pytest.mark.parametrize("alpha", [False, True])
+def test_floyd_steinberg_equals_the_oracle(photos, kern, strength, alpha):
+    from reference import reference_floyd_steinberg
+
+    img = _crop(photos, "coffee", 21, 26)
+    if alpha:
+        a = np.full(img.shape[:2], 255, np.uint8)
+        a[5:9, 3:20] = 0
+        a[12:, 10:12] = 128
+        img = np.ascontiguousarray(np.dstack([img, a]))
+    palette = kmpress.quantize(img, 7).palette
+    got = _fs_direct(img, palette, kern=kern, strength=strength)
+    np.testing.assert_array_equal(got, reference_floyd_steinberg(img, palette, strength))

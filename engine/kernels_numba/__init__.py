@@ -30,6 +30,31 @@ from ._seeding import pp_sample, pp_state, pp_trials, pp_update
 
 NAME = "numba"
 
+#: What every backend module provides (the same names in :mod:`kmpress.kernels_numpy`).
+CONTRACT = (
+    "CHUNK",
+    "NAME",
+    "STATS_CHUNK",
+    "n_chunks",
+    "histogram",
+    "unpack_codes",
+    "colors_to_lab",
+    "colors_to_lab64",
+    "delta_e_colours",
+    "block_boxes",
+    "assign_accumulate",
+    "nearest",
+    "dist_to_assigned",
+    "pp_state",
+    "pp_update",
+    "pp_sample",
+    "pp_trials",
+    "gather",
+    "floyd_steinberg",
+    "smooth",
+    "pixel_stats",
+)
+
 
 def n_chunks(n: int) -> int:
     """Number of :data:`CHUNK`-sized chunks covering ``n`` points."""
@@ -39,6 +64,7 @@ def n_chunks(n: int) -> int:
 __all__ = [
     "BLOCK",
     "CHUNK",
+    "CONTRACT",
     "DENSE_MIN_PIXELS",
     "NAME",
     "SERIAL_WORK",

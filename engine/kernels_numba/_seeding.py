@@ -21,7 +21,9 @@ def _lane_sum(a32, nb):
     # skipped by pruning contributes exactly what computing it would have.
     for i in range(nb, BLOCK):
         a32[i] = 0.0
-    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = 0.0
+    # float64 accumulators, explicitly: in plain Python (NUMBA_DISABLE_JIT) a 0.0 plus a
+    # float32 would stay float32
+    s0 = s1 = s2 = s3 = s4 = s5 = s6 = s7 = np.float64(0.0)
     for g in range(0, BLOCK, 8):
         s0 += a32[g]
         s1 += a32[g + 1]

@@ -1,0 +1,103 @@
+"""kmpress.options: every default and every rule in one frozen, picklable object, checked once."""
+
+from __future__ import annotations
+
+import dataclasses
+import pickle
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from kmpress.errors import InvalidParameterError
+from kmpress.options import DEFAULT_K, MAX_K, Options, default, make_options
+
+
+def test_defaults():
+    o = Options()
+    assert (o.k, o.target_psnr, o.max_colors, o.strict, o.seed) == (DEFAULT_K, None, MAX_K, False, 0)
+    assert (o.max_iter, o.tol, o.init, o.backend, o.colorspace) == (300, 3e-5, "k-means++", "numba", "rgb")
+    assert (o.dither, o.dither_strength, o.smooth, o.n_init, o.palette_order) == (None, 0.75, 0.0, 1, "luma")
+    assert (o.compress_level, o.max_pixels) == (6, 89_478_485)
+    assert not o.searches_k and default("tol") == 3e-5
+
+
+def test_frozen_picklable_comparable():
+    o = Options(k=8, colorspace="oklab", smooth=0.3)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        o.k = 9
+    assert pickle.loads(pickle.dumps(o)) == o
+    assert o.as_dict()["colorspace"] == "oklab"
+
+
+@pytest.mark.parametrize(
+    "kwargs, fields",
+    [
+        (dict(k=0), ("k",)),
+        (dict(k=257), ("k",)),
+        (dict(k=2.0), ("k",)),
+        (dict(k=True), ("k",)),
+        (dict(k=8, target_psnr=30), ("k", "target_psnr")),
+        (dict(target_psnr=0), ("target_psnr",)),
+        (dict(target_psnr=float("inf")), ("target_psnr",)),
+        (dict(max_colors=64), ("max_colors", "strict", "target_psnr")),
+        (dict(strict=True), ("max_colors", "strict", "target_psnr")),
+        (dict(target_psnr=30, strict="yes"), ("strict",)),
+        (dict(seed=-1), ("seed",)),
+        (dict(max_iter=-1), ("max_iter",)),
+        (dict(tol=float("nan")), ("tol",)),
+        (dict(init="kmeans++"), ("init",)),
+        (dict(backend="gpu"), ("backend",)),
+        (dict(colorspace="lab"), ("colorspace",)),
+        (dict(n_init=0), ("n_init",)),
+        (dict(n_init=33), ("n_init",)),
+        (dict(dither="none"), ("dither",)),
+        (dict(dither=False), ("dither",)),
+        (dict(dither_strength=0), ("dither_strength",)),
+        (dict(dither_strength=1.5), ("dither_strength",)),
+        (dict(smooth=-0.1), ("smooth",)),
+        (dict(smooth=0.3, dither="floyd-steinberg"), ("smooth", "dither")),
+        (dict(palette_order="hue"), ("palette_order",)),
+        (dict(compress_level=10), ("compress_level",)),
+        (dict(max_pixels=0), ("max_pixels",)),
+    ],
+)
+def test_each_rule_once_with_the_fields_it_is_about(kwargs, fields):
+    with pytest.raises(InvalidParameterError) as info:
+        Options(**kwargs)
+    assert info.value.fields == fields
+    assert "\n" not in str(info.value)
+
+
+def test_k_and_target_rules():
+    t = Options(target_psnr=35, max_colors=64, strict=True)
+    assert t.k is None and t.searches_k and t.max_colors == 64
+    # a target replaces the default K; a fixed K must be given up explicitly
+    assert Options().replace(target_psnr=30).k is None
+    assert Options(k=8).replace(target_psnr=30).k is None
+    assert t.replace(target_psnr=None, max_colors=256, strict=False).k == DEFAULT_K
+    with pytest.raises(InvalidParameterError):
+        t.replace(k=8)
+
+
+def test_numpy_scalars_are_accepted_and_normalised():
+    o = Options(k=np.uint16(40), seed=np.int64(3), tol=np.float32(1e-4), strict=False)
+    assert type(o.k) is int and o.k == 40 and type(o.seed) is int and type(o.tol) is float
+
+
+def test_make_options_is_the_edge():
+    base = Options(k=8)
+    assert make_options() == Options()
+    assert make_options(base) is base
+    assert make_options(base, seed=4) == Options(k=8, seed=4)
+    with pytest.raises(InvalidParameterError, match="unknown option 'colour'"):
+        make_options(colour="red")
+    with pytest.raises(InvalidParameterError, match="options must be"):
+        make_options({"k": 8})
+
+
+def test_importing_the_options_loads_nothing_heavy():
+    code = "import sys, kmpress.options; print(sorted(m for m in ('numpy', 'numba', 'PIL', 'typer') if m in sys.modules))"
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert r.stdout.strip() == "[]"
