@@ -9,7 +9,6 @@ the work needs it) numba load inside the commands.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 from contextlib import contextmanager
@@ -123,6 +122,8 @@ def _want_progress(quiet: bool, as_json: bool) -> bool:
 
 
 def _print_json(doc: dict[str, Any]) -> None:
+    import json
+
     sys.stdout.write(json.dumps(doc, indent=2, allow_nan=False) + "\n")
     sys.stdout.flush()
 

@@ -10,19 +10,24 @@ import os
 import sys
 from collections.abc import Iterable
 from contextlib import contextmanager
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Table
+if TYPE_CHECKING:  # rich loads only when something is drawn (kmpress -q draws nothing)
+    from rich.console import Console
+    from rich.table import Table
 
 
 def stdout_console() -> Console:
+    from rich.console import Console
+
     # Piped output keeps a usable width instead of rich's 80-column default for non-terminals.
     width = None if sys.stdout.isatty() else int(os.environ.get("COLUMNS", "160"))
     return Console(file=sys.stdout, width=width, highlight=False, soft_wrap=False)
 
 
 def stderr_console() -> Console:
+    from rich.console import Console
+
     return Console(file=sys.stderr, highlight=False)
 
 
@@ -59,6 +64,8 @@ def summary_table(results: Iterable[Any], totals: dict[str, Any], title: str | N
     "out/in" is output bytes / input bytes; "bits/raw" is the indexed size in bits (indices + palette)
     over the raw 24-bit (32 with alpha) size. ``by_output`` names rows by the output file.
     """
+    from rich.table import Table
+
     t = Table(title=title, show_edge=False, header_style="bold")
     for i, name in enumerate(COLUMNS):
         t.add_column(name, justify="left" if i == 0 else "right", no_wrap=i != 0, overflow="fold")
@@ -107,8 +114,8 @@ def print_summary(
     results: list[Any], totals: dict[str, Any], *, quiet: bool, title: str | None = None, by_output: bool = False
 ) -> None:
     """Table and the skipped files on stdout; failures on stderr, one line each (also when quiet)."""
-    out = stdout_console()
     if not quiet:
+        out = stdout_console()
         if totals["ok"]:
             out.print(summary_table(results, totals, title, by_output))
             if any(r.status == "ok" and not r.report.converged for r in results):
@@ -188,6 +195,8 @@ def progress(total: int, enabled: bool):
 
 
 def print_info(info: dict[str, Any]) -> None:
+    from rich.table import Table
+
     out = stdout_console()
     t = Table(show_header=False, show_edge=False, box=None)
     t.add_column(style="bold")
@@ -215,7 +224,9 @@ def print_info(info: dict[str, Any]) -> None:
 
 
 def print_sweep(files: Any, src: str) -> None:
-    """The table of :func:`kmpress.ksweep.write_sweep` and the files it wrote, on stdout."""
+    """The table of :func:`kmpress.report.write_sweep` and the files it wrote, on stdout."""
+    from rich.table import Table
+
     out = stdout_console()
     t = Table(title=f"kmpress sweep: {os.path.basename(src)} ({files.width} x {files.height})", show_edge=False, header_style="bold")
     for name in ("K", "colours", "inertia", "PSNR", "ΔE (OKLab)", "PNG", "bits/px", "iter", "seconds"):

@@ -19,7 +19,7 @@ import numpy as np
 from . import backends
 from .clustering import initial_centroids, lloyd
 from .errors import ImageWriteError, InvalidParameterError, TargetNotReachedError
-from .io import load_image, write_png
+from .io import image_size, load_image, write_png
 from .metrics import Bits
 from .options import (
     BACKENDS,
@@ -118,7 +118,7 @@ def kmeans(
     max_iter: int = DEFAULT_MAX_ITER,
     tol: float = DEFAULT_TOL,
     seed: int = 0,
-    backend: str = "numba",
+    backend: str = "auto",
 ) -> KMeansResult:
     """Weighted k-means (Lloyd's algorithm) on 3- or 4-D points.
 
@@ -139,7 +139,8 @@ def kmeans(
         no label changes. ``tol=0`` runs to a fixed point or ``max_iter``.
     seed : int >= 0
         Seeds the initialisation; the same seed gives the same result at any thread count.
-    backend : "numba" or "numpy"
+    backend : "auto", "numba" or "numpy"
+        The same result from each; "auto" runs numpy on small inputs (no numba start-up).
 
     Returns
     -------
@@ -158,7 +159,7 @@ def kmeans(
     weighted = weights is not None
     w = _as_weights(weights, N) if weighted else np.empty(0, np.float64)
     start = _as_init(init, k, D, w, weighted, N)
-    kern = backends.load(backend)
+    kern = backends.load(backends.choose(backend, N, k))
     C0 = initial_centroids(start, X, w, weighted, k, rng, kern)
     r = lloyd(X, w, weighted, C0, max_iter, tol, kern, final_assign=True)
     return KMeansResult(r.centroids, r.labels, r.inertia, r.n_iter, r.converged, r.inertia_history)
@@ -356,6 +357,9 @@ def compress(
         raise ImageWriteError("output path is a folder", str(dst_p))
 
     t = time.perf_counter()
+    w, h = image_size(src_p, max_pixels=opts.max_pixels)
+    if backends.choose(opts.backend, w * h, opts.k or opts.max_colors) == "numba":
+        backends.warm_up()  # numba's start-up overlaps the decoding
     loaded = load_image(src_p, max_pixels=opts.max_pixels)
     input_bytes = src_p.stat().st_size
     t_read = time.perf_counter() - t

@@ -10,11 +10,26 @@ from __future__ import annotations
 
 import os
 import sys
+import threading
 from pathlib import Path
 from types import ModuleType
 
 _threads: int | None = None
 _skip_blas_probe = False
+
+#: "auto" runs numpy when pixels x colours is at most this: numba's start-up (importing it and
+#: loading its first cached kernel, about 0.35 s here) costs more than such work in NumPy.
+#: Measured with bench/speed_vs_pngquant.py (README "Speed").
+AUTO_NUMPY_WORK = 1 << 20
+
+
+def choose(name: str, pixels: int, k: int) -> str:
+    """The backend that runs a job: ``name`` itself, or for "auto" numpy when ``pixels * k`` is
+    small (see :data:`AUTO_NUMPY_WORK`) and numba otherwise. The backends give the same results,
+    so the choice changes only the speed."""
+    if name != "auto":
+        return name
+    return "numpy" if pixels * k <= AUTO_NUMPY_WORK else "numba"
 
 
 def load(name: str) -> ModuleType:
@@ -32,6 +47,24 @@ def load(name: str) -> ModuleType:
     if _threads is not None:
         _apply_threads(_threads)
     return kernels_numba
+
+
+def warm_up() -> threading.Thread:
+    """Load numba and the kernels a compression needs in a background thread (returned, started).
+
+    For a run that will use numba: its start-up then overlaps the decoding of the image, which
+    releases the GIL. The kernels are loaded from numba's cache (compiled on a first run)."""
+
+    def work() -> None:
+        try:
+            for kernel in load("numba").WARM_UP:
+                kernel.dispatcher
+        except BaseException:  # the caller meets the same problem itself, and reports it
+            pass
+
+    t = threading.Thread(target=work, name="kmpress-numba-warm-up", daemon=True)
+    t.start()
+    return t
 
 
 def set_threads(threads: int | None) -> None:

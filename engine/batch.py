@@ -201,7 +201,6 @@ def plan_batch(
     if out is not None and out.exists() and not out.is_dir():
         raise ImageWriteError("output folder is a file", str(out))
     skip_dirs = {_key(out)} if out is not None else set()
-    exts = image_extensions()
 
     # 1. expand: (src, error reason or None), duplicates dropped
     inputs: list[tuple[Path, str | None]] = []
@@ -209,7 +208,7 @@ def plan_batch(
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
-            found = _expand_folder(p, recursive, skip_dirs, exts)
+            found = _expand_folder(p, recursive, skip_dirs, image_extensions())
             # a folder re-run must not compress its own outputs: drop "<stem><suffix>.png" files
             # whose source "<stem>.*" is in the same folder
             outputs_here = {_key(f.with_name(output_name(f, k, suffix, target_psnr))) for f in found}

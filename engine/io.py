@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
-from PIL import Image, ImageCms, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageReadError, ImageTooLargeError, ImageWriteError
 from .options import DEFAULT_MAX_PIXELS
@@ -113,6 +113,8 @@ def _to_rgb_or_rgba(im: Image.Image) -> tuple[np.ndarray, bool]:
     if mode == "CMYK":
         icc = im.info.get("icc_profile")
         if icc:
+            from PIL import ImageCms  # CMYK only: its colour engine costs 4 ms of start-up
+
             try:
                 src = ImageCms.ImageCmsProfile(BytesIO(icc))
                 out = ImageCms.profileToProfile(im, src, ImageCms.createProfile("sRGB"), outputMode="RGB")
@@ -140,6 +142,15 @@ def reading(path: Path) -> Iterator[None]:
         raise ImageReadError("not an image (or a format Pillow cannot read)", str(path)) from None
     except (OSError, ValueError, SyntaxError) as e:
         raise ImageReadError(f"cannot read: {e}", str(path)) from None
+
+
+def image_size(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """(width, height) of an image file from its header, without decoding it; the same errors as
+    :func:`load_image` for a file that cannot be opened."""
+    p = Path(path)
+    with reading(p):
+        with _open(p, max_pixels) as im:
+            return im.size
 
 
 def load_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> LoadedImage:

@@ -14,7 +14,8 @@ import numpy as np
 
 from .histogram import spread_table
 
-CHUNK = 65536
+#: Points per chunk of the partial sums, as the numba kernels (so the seeding's sums match theirs).
+CHUNK = 8192
 #: Pixels per chunk of :func:`pixel_stats` (as the numba kernel).
 STATS_CHUNK = 1 << 16
 NAME = "numpy"
@@ -23,11 +24,6 @@ NAME = "numpy"
 def n_chunks(n: int) -> int:
     """Number of :data:`CHUNK`-sized chunks covering ``n`` points."""
     return (n + CHUNK - 1) // CHUNK
-
-
-def _bounds(n: int):
-    for c in range(n_chunks(n)):
-        yield c, c * CHUNK, min(n, (c + 1) * CHUNK)
 
 
 _SPREAD = {3: spread_table(3), 4: spread_table(4)}
@@ -55,50 +51,95 @@ def unpack_codes(codes, nch):
     return out
 
 
-def _nearest_chunk(xb, m2c, cc):
-    d = xb @ m2c
-    d += cc
+#: Points per distance slab: bounds the (slab, K) float32 matrices (no N x K matrix of the whole).
+SLAB = 32768
+
+
+def _exact_labels(xb: np.ndarray, C32: np.ndarray) -> np.ndarray:
+    """The numba search's arithmetic on a few points: float32 ``(x - c)^2`` summed over the
+    channels in order, the first minimum winning."""
+    d = None
+    for j in range(xb.shape[1]):
+        t = xb[:, j, None] - C32[None, :, j]
+        d = t * t if d is None else d + t * t
     return d.argmin(axis=1).astype(np.int32)
 
 
-def _gemm_operands(C32):
-    return np.ascontiguousarray((-2.0 * C32).T.astype(np.float32)), (C32 * C32).sum(axis=1, dtype=np.float32)
+def _labels(X: np.ndarray, C32: np.ndarray, out: np.ndarray) -> None:
+    """Nearest centroid of every point, as the numba kernels choose it, at matrix-product speed.
+
+    Distances come from one float32 product per slab (``||c||^2 - 2 x.c``, as scikit-learn
+    computes them); where the best and second-best of those are closer than their rounding
+    could explain (a bound from the points' and centroids' norms), the point is decided again
+    with the numba kernels' exact arithmetic (:func:`_exact_labels`). So the labels equal the
+    numba backend's, whatever the BLAS and its thread count, and stay right far from the origin
+    (the point is then simply decided exactly).
+    """
+    D, N = X.shape
+    K = C32.shape[0]
+    m2c = np.ascontiguousarray((-2.0 * C32).T)
+    cc = np.einsum("kd,kd->k", C32, C32)
+    cmax = float(np.sqrt(np.einsum("kd,kd->k", C32.astype(np.float64), C32.astype(np.float64)).max()))
+    rows = None
+    for s in range(0, N, SLAB):
+        e = min(N, s + SLAB)
+        xb = np.ascontiguousarray(X[:, s:e].T)
+        if K == 1:
+            out[s:e] = 0
+            continue
+        g = xb @ m2c
+        g += cc
+        if rows is None or rows.size != e - s:
+            rows = np.arange(e - s)
+        best = g.argmin(axis=1)
+        gb = g[rows, best]
+        g[rows, best] = np.inf
+        gap = g.min(axis=1).astype(np.float64) - gb
+        x64 = xb.astype(np.float64)
+        reach = np.sqrt(np.einsum("nd,nd->n", x64, x64)) + cmax
+        # both the product's and the direct float32 sums err by at most ~(D + 3) 2^-24 reach^2
+        unsure = np.flatnonzero(gap <= reach * reach * 2.0**-19)
+        if unsure.size:
+            best[unsure] = _exact_labels(xb[unsure], C32)
+        out[s:e] = best
+
+
+def _chunk_sums(X, w, weighted, lab, K, sums_c, wsum_c) -> None:
+    # per CHUNK of points and per cluster, as the numba kernels keep them
+    D, N = X.shape
+    key = (np.arange(N) // CHUNK) * K + lab
+    size = sums_c.shape[0] * K
+    wsum_c[:] = (np.bincount(key, weights=w, minlength=size) if weighted else np.bincount(key, minlength=size)).reshape(-1, K)
+    for j in range(D):
+        col = X[j].astype(np.float64)
+        sums_c[:, :, j] = np.bincount(key, weights=col * w if weighted else col, minlength=size).reshape(-1, K)
 
 
 def assign_accumulate(X, w, weighted, C32, labels, sums_c, wsum_c, changed_c, boxes=None):
-    """See :func:`kmpress.kernels_numba.assign_accumulate` (the baseline sums every chunk afresh)."""
-    D, N = X.shape
-    K = C32.shape[0]
-    m2c, cc = _gemm_operands(C32)
-    for c, s, e in _bounds(N):
-        xb = X[:, s:e].T
-        lab = _nearest_chunk(xb, m2c, cc)
-        changed_c[c] = np.count_nonzero(labels[s:e] != lab)
-        labels[s:e] = lab
-        wb = w[s:e] if weighted else None
-        wsum_c[c] = np.bincount(lab, weights=wb, minlength=K) if weighted else np.bincount(lab, minlength=K)
-        for j in range(D):
-            col = X[j, s:e].astype(np.float64)
-            sums_c[c, :, j] = np.bincount(lab, weights=col * wb if weighted else col, minlength=K)
+    """See :func:`kmpress.kernels_numba.assign_accumulate` (the baseline sums every chunk afresh;
+    for integer colours and counts, the same sums exactly)."""
+    N = X.shape[1]
+    lab = np.empty(N, np.int32)
+    _labels(X, C32, lab)
+    moved = labels != lab
+    changed_c[:] = np.bincount(np.arange(N)[moved] // CHUNK, minlength=changed_c.shape[0])
+    labels[:] = lab
+    _chunk_sums(X, w, weighted, lab, C32.shape[0], sums_c, wsum_c)
 
 
 def nearest(X, C32, labels, boxes=None):
     """See :func:`kmpress.kernels_numba.nearest`."""
-    m2c, cc = _gemm_operands(C32)
-    for _, s, e in _bounds(X.shape[1]):
-        labels[s:e] = _nearest_chunk(X[:, s:e].T, m2c, cc)
+    _labels(X, C32, labels)
 
 
 def dist_to_assigned(X, C, labels, out):
     """See :func:`kmpress.kernels_numba.dist_to_assigned` (the same sums in the same order)."""
     D = X.shape[0]
-    for _, s, e in _bounds(X.shape[1]):
-        lab = labels[s:e]
-        d2 = np.zeros(e - s)
-        for j in range(D):
-            t = X[j, s:e].astype(np.float64) - C[lab, j]
-            d2 += t * t
-        out[s:e] = d2
+    d2 = np.zeros(X.shape[1])
+    for j in range(D):
+        t = X[j].astype(np.float64) - C[labels, j]
+        d2 += t * t
+    out[:] = d2
 
 
 def block_boxes(X):
@@ -106,55 +147,97 @@ def block_boxes(X):
     return None
 
 
+# --------------------------------------------------------------------------------------------
+# k-means++: the numba kernels' float32 products and fixed-order float64 sums, so that the same
+# draws pick the same points (the numba kernels only add block pruning, which changes no sum)
+# --------------------------------------------------------------------------------------------
+
+#: Points per block of the numba kernels' potentials (their lane sums run over blocks).
+BLOCK = 256
+
+
+def _sq_dist(X, c):
+    t = X[0] - c[0]
+    d = t * t
+    for j in range(1, X.shape[0]):
+        t = X[j] - c[j]
+        d = d + t * t
+    return d
+
+
+def _potentials(a32: np.ndarray, n_chunk: int) -> np.ndarray:
+    """Chunk sums of float32 values (..., N) as the numba kernels form them: in each block of 256,
+    eight interleaved lanes summed in float64 and combined pairwise; blocks summed in order per
+    chunk. (``cumsum`` adds strictly in order, where ``sum`` would add pairwise.)"""
+    lead, n = a32.shape[:-1], a32.shape[-1]
+    nb = -(-n // BLOCK)
+    pad = np.zeros((*lead, nb * BLOCK), np.float64)
+    pad[..., :n] = a32
+    s = np.cumsum(pad.reshape(*lead, nb, BLOCK // 8, 8), axis=-2)[..., -1, :]
+    block = ((s[..., 0] + s[..., 1]) + (s[..., 2] + s[..., 3])) + ((s[..., 4] + s[..., 5]) + (s[..., 6] + s[..., 7]))
+    per = CHUNK // BLOCK
+    padb = np.zeros((*lead, n_chunk * per))
+    padb[..., :nb] = block
+    return np.cumsum(padb.reshape(*lead, n_chunk, per), axis=-1)[..., -1].copy()
+
+
+def _w32(w, weighted, n):
+    return w.astype(np.float32) if weighted else np.ones(n, np.float32)
+
+
 def pp_state(X, w, weighted, closest, pot_c):
-    """Chunk potentials of ``closest``; the NumPy baseline keeps no pruning state (returns None)."""
-    for ch, s, e in _bounds(X.shape[1]):
-        v = closest[s:e].astype(np.float64)
-        pot_c[ch] = float(v @ w[s:e]) if weighted else float(v.sum())
+    """See :func:`kmpress.kernels_numba.pp_state` (the baseline keeps no pruning state: None)."""
+    with np.errstate(over="ignore"):  # closest starts at the largest float32: inf, as in numba
+        pot_c[:] = _potentials(_w32(w, weighted, closest.shape[0]) * closest, pot_c.shape[0])
     return None
 
 
 def pp_update(X, w, weighted, c, closest, pot_c, state=None):
     """See :func:`kmpress.kernels_numba.pp_update`."""
-    for ch, s, e in _bounds(X.shape[1]):
-        diff = X[:, s:e] - c[:, None]
-        np.minimum(closest[s:e], np.einsum("ji,ji->i", diff, diff), out=closest[s:e])
-        v = closest[s:e].astype(np.float64)
-        pot_c[ch] = float(v @ w[s:e]) if weighted else float(v.sum())
+    np.minimum(closest, _sq_dist(X, c), out=closest)
+    pot_c[:] = _potentials(_w32(w, weighted, closest.shape[0]) * closest, pot_c.shape[0])
 
 
 def pp_sample(w, weighted, closest, pot_c, u):
-    """See :func:`kmpress.kernels_numba.pp_sample`."""
-    csum = np.cumsum(pot_c)
-    if not csum[-1] > 0.0:
-        positive = np.flatnonzero(w > 0) if weighted else np.arange(1)
+    """See :func:`kmpress.kernels_numba.pp_sample` (the same sums in the same order)."""
+    N = closest.shape[0]
+    total = float(np.cumsum(pot_c)[-1])
+    if not total > 0.0:
+        if not weighted:
+            return 0
+        positive = np.flatnonzero(w > 0)
         return int(positive[0]) if positive.size else 0
-    target = u * csum[-1]
-    ch = min(int(np.searchsorted(csum, target, side="right")), len(pot_c) - 1)
-    s, e = ch * CHUNK, min(len(closest), (ch + 1) * CHUNK)
-    v = closest[s:e].astype(np.float64)
-    if weighted:
-        v *= w[s:e]
-    cs = np.cumsum(v) + (csum[ch - 1] if ch > 0 else 0.0)
-    p = int(np.searchsorted(cs, target, side="right"))
-    p = min(p, e - s - 1)
-    positive = np.flatnonzero(v > 0)
-    if positive.size == 0:
-        positive = np.flatnonzero(closest > 0)
-        return int(positive[-1]) if positive.size else 0
-    # never pick a point that already sits on a centre (zero potential)
-    q = positive[np.searchsorted(positive, p)] if p <= positive[-1] else positive[-1]
-    return s + int(q)
+    target = u * total
+    acc, last = 0.0, 0
+    nc = pot_c.shape[0]
+    for ch in range(nc):
+        if ch < nc - 1 and acc + pot_c[ch] <= target:
+            acc += pot_c[ch]
+            continue
+        s, e = ch * CHUNK, min(N, (ch + 1) * CHUNK)
+        v = closest[s:e].astype(np.float64)
+        if weighted:
+            v = w[s:e] * v
+        pos = np.flatnonzero(v > 0.0)
+        if not pos.size:
+            continue
+        run = np.cumsum(np.concatenate(([acc], v[pos])))[1:]
+        hit = np.flatnonzero(run > target)
+        if hit.size:
+            return s + int(pos[hit[0]])
+        acc, last = float(run[-1]), s + int(pos[-1])
+    return last
 
 
 def pp_trials(X, w, weighted, closest, cands, pot_tc, state=None):
     """See :func:`kmpress.kernels_numba.pp_trials`."""
-    for ch, s, e in _bounds(X.shape[1]):
-        diff = X[:, s:e].T[:, None, :] - cands[None, :, :]
-        d = np.einsum("itj,itj->it", diff, diff)
-        np.minimum(d, closest[s:e, None], out=d)
-        d64 = d.astype(np.float64)
-        pot_tc[ch] = w[s:e] @ d64 if weighted else d64.sum(axis=0)
+    T = cands.shape[0]
+    t = X[0][None, :] - cands[:, 0, None]
+    d = t * t
+    for j in range(1, X.shape[0]):
+        t = X[j][None, :] - cands[:, j, None]
+        d = d + t * t
+    pot_tc[:] = _potentials(_w32(w, weighted, closest.shape[0]) * np.minimum(closest, d), pot_tc.shape[0]).T
 
 
 def gather(lut, inverse, out):

@@ -152,7 +152,7 @@ def sweep(
         raise InvalidParameterError("ks must be a sequence of integers") from None
     if not values:
         raise InvalidParameterError("ks is empty: give at least one K")
-    pipe = Pipeline(image, opts)
+    pipe = Pipeline(image, opts, k_hint=values[-1])
     rows: list[SweepRow] = []
     prev = None
     for k in values:

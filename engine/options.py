@@ -37,7 +37,9 @@ DEFAULT_COMPRESS_LEVEL = 6
 #: Most independent k-means starts.
 MAX_N_INIT = 32
 
-BACKENDS = ("numba", "numpy")
+#: "auto" picks numpy for small work (no numba start-up at all) and numba otherwise; the two give
+#: the same results (see kmpress.kernels_numpy), so the pick only changes the speed.
+BACKENDS = ("auto", "numba", "numpy")
 INITS = ("k-means++", "random")
 COLORSPACES = ("rgb", "oklab")
 #: Error-diffusion methods; no dithering is ``None`` (the one spelling, everywhere).
@@ -161,7 +163,8 @@ class Options:
         tol : float >= 0; stop when the sum of squared centroid shifts is at most ``tol`` x the
             mean per-channel variance of the colours.
         init : "k-means++" or "random".
-        backend : "numba" (compiled kernels) or "numpy" (the baseline; same algorithm).
+        backend : "auto" (default: numpy for small images, numba otherwise), "numba" (the
+            compiled kernels) or "numpy" (the baseline); all three give the same result.
         colorspace : "rgb" or "oklab"; where colours are clustered and matched.
         n_init : int 1..32; independent starts, the lowest k-means cost wins.
 
@@ -185,7 +188,7 @@ class Options:
     max_iter: int = DEFAULT_MAX_ITER
     tol: float = DEFAULT_TOL
     init: str = "k-means++"
-    backend: str = "numba"
+    backend: str = "auto"
     colorspace: str = "rgb"
     n_init: int = 1
     dither: str | None = None

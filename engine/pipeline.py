@@ -154,12 +154,17 @@ class Pipeline:
     ----------
     image : (H, W, 3|4) uint8 array_like (coerced by :func:`as_image`)
     options : Options; the clustering and remap fields are used (K comes with each :meth:`fit`)
+    k_hint : the largest K that will be fitted (default the options' ``k``, or ``max_colors``
+        for a quality target): with ``backend="auto"`` it sizes the work for the backend pick
     """
 
-    def __init__(self, image: Any, options: Options) -> None:
+    def __init__(self, image: Any, options: Options, k_hint: int | None = None) -> None:
         self.options = options
-        self.kern = backends.load(options.backend)
         self.img = as_image(image)
+        h, w, _ = self.img.shape
+        k = k_hint or options.k or options.max_colors
+        self.backend = backends.choose(options.backend, h * w, k)
+        self.kern = backends.load(self.backend)
         self.timings: dict[str, float] = {}
         t = time.perf_counter()
         self.hist = build_histogram(self.img, self.kern)

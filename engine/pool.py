@@ -14,7 +14,6 @@ import sys
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Literal
@@ -251,6 +250,8 @@ def run_local_pool(todo, opts, n_jobs, threads, on_start, task=compress_file) ->
 def _pool_round(files, opts, n_jobs, threads, on_start, crashed: list, task=compress_file) -> Iterator[FileResult]:
     """One pool, at most ``n_jobs`` files in flight (so an interrupt has little to cancel and
     ``on_start`` means started); appends to ``crashed`` the files a dead worker took down."""
+    from concurrent.futures.process import BrokenProcessPool  # with the pool only: 10 ms of start-up
+
     pool = _new_pool(n_jobs, threads)
     queue = list(files)
     inflight: dict[Future, PlannedFile] = {}

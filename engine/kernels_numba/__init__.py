@@ -21,12 +21,36 @@ Modules, in pipeline order: :mod:`._histogram` (stage 1), :mod:`._colour` (stage
 
 from __future__ import annotations
 
-from ._jit import BLOCK, CHUNK, SERIAL_WORK
+from . import _histogram
 from ._colour import colors_to_lab, colors_to_lab64, delta_e_colours
 from ._histogram import DENSE_MIN_PIXELS, histogram, unpack_codes
+from ._jit import BLOCK, CHUNK, SERIAL_WORK, Twin
 from ._nearest import assign_accumulate, block_boxes, dist_to_assigned, nearest
 from ._remap import STATS_CHUNK, floyd_steinberg, gather, pixel_stats, smooth
 from ._seeding import pp_sample, pp_state, pp_trials, pp_update
+
+#: The kernels (each variant of a twin) that a plain compression uses, for
+#: :func:`kmpress.backends.warm_up` to load ahead of the first call.
+WARM_UP = [
+    v
+    for k in (
+        _histogram._dense_count,
+        _histogram._dense_extract,
+        _histogram._dense_inverse,
+        _histogram._radix_histogram,
+        unpack_codes,
+        block_boxes,
+        pp_state,
+        pp_update,
+        pp_sample,
+        pp_trials,
+        assign_accumulate,
+        nearest,
+        gather,
+        delta_e_colours,
+    )
+    for v in ((k.serial, k.parallel) if isinstance(k, Twin) else (k,))
+]
 
 NAME = "numba"
 

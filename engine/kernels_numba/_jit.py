@@ -16,6 +16,7 @@ results are bitwise identical with 1 or 64 threads.
 
 from __future__ import annotations
 
+import threading
 import types
 from typing import Any, Callable
 
@@ -29,6 +30,9 @@ CHUNK = 8192
 BLOCK = 256
 #: Below this many units of work (pixel-centroid pairs) a kernel runs in the calling thread.
 SERIAL_WORK = 1 << 22
+
+# one compilation (or cache load) per kernel even when a warm-up thread and the caller ask at once
+_LOCK = threading.Lock()
 
 
 class Kernel:
@@ -47,7 +51,11 @@ class Kernel:
     def dispatcher(self) -> Any:
         """The compiled numba dispatcher (compiled, or loaded from the cache, now if not yet)."""
         if self._dispatcher is None:
-            self._dispatcher = njit(self.sig, cache=True, parallel=self.parallel)(self.py_func)
+            with _LOCK:
+                if self._dispatcher is None:
+                    # nogil: a kernel leaves the GIL to other threads (a warm-up loading the next
+                    # kernels, the PNG encoder) while it runs; it touches no Python object
+                    self._dispatcher = njit(self.sig, cache=True, parallel=self.parallel, nogil=True)(self.py_func)
         return self._dispatcher
 
     def __call__(self, *args: Any) -> Any:
