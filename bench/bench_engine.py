@@ -191,15 +191,15 @@ def test_lloyd_to_convergence(benchmark, inputs, k, impl):
 @pytest.mark.parametrize("impl", BACKENDS)
 @pytest.mark.parametrize("k", KS)
 def test_remap(benchmark, inputs, k, impl):
-    """Every pixel to its nearest palette entry: nearest entry per distinct colour, then a gather
-    through the histogram's inverse index."""
+    """Every pixel to its nearest palette entry: nearest entry per distinct colour, then one pass
+    over the pixels (through the histogram's inverse, or a table of colour codes for large RGB)."""
     kern = KERNELS[impl]
     palette = inputs.quantized(k).palette
     shape = inputs.photo.shape[:2]
 
     def run():
         labels = nearest_in_space(inputs.hist_X, palette.astype(np.float32), kern)
-        return gather_indices(inputs.hist, labels, shape, kern)
+        return gather_indices(inputs.hist, labels, inputs.photo, kern)
 
     idx = measure(benchmark, run, stage="remap", k=k, impl=impl, **_tag(inputs))
     assert idx.shape == shape and int(idx.max()) < palette.shape[0]

@@ -38,17 +38,29 @@ class Histogram:
         have small bounding boxes, which the seeding kernels use to skip work.
     counts : (U,) int64
         How many pixels have each colour; sums to H*W.
-    inverse : (H*W,) int32
-        Index into ``colors`` of every pixel, in raster order.
+    codes : (U,) uint32
+        The colours' Morton codes, sorted: the keys of a table of every code (see
+        :func:`kmpress.remap.gather_indices`).
+    inverse : (H*W,) int32 or None
+        Index into ``colors`` of every pixel, in raster order; None when the backend spared it
+        (large RGB images: 4 bytes per pixel), see :meth:`pixel_colours`.
     """
 
     colors: np.ndarray
     counts: np.ndarray
-    inverse: np.ndarray
+    codes: np.ndarray
+    inverse: np.ndarray | None
 
     @property
     def n_colors(self) -> int:
         return int(self.counts.shape[0])
+
+    def pixel_colours(self, image: np.ndarray, kernels: ModuleType) -> np.ndarray:
+        """(H*W,) int32 index into ``colors`` of every pixel of ``image`` (the image it was built
+        from): the stored inverse, or one made now (for the remaps that need it per pixel)."""
+        if self.inverse is not None:
+            return self.inverse
+        return kernels.colour_index(image.reshape(-1, image.shape[2]), self.codes)
 
     def planar(self) -> np.ndarray:
         """Colours as the kernels want them: (C, U) float32, C-contiguous."""
@@ -60,9 +72,9 @@ def build_histogram(image: np.ndarray, kernels: ModuleType) -> Histogram:
 
     Parameters
     ----------
-    image : (H, W, C) uint8, C-contiguous, C = 3 or 4
+    image : (H, W, C) uint8, C-contiguous (read-only is fine), C = 3 or 4
     kernels : the backend module (:mod:`kmpress.kernels_numba` or :mod:`kmpress.kernels_numpy`)
     """
     channels = image.shape[2]
     codes, counts, inverse = kernels.histogram(image.reshape(-1, channels))
-    return Histogram(kernels.unpack_codes(codes, channels), counts, inverse)
+    return Histogram(kernels.unpack_codes(codes, channels), counts, codes, inverse)

@@ -29,15 +29,30 @@ def n_chunks(n: int) -> int:
 _SPREAD = {3: spread_table(3), 4: spread_table(4)}
 
 
-def histogram(px):
-    """Distinct colours (as Morton codes) with counts and each pixel's colour index (see the numba twin)."""
+def _morton(px):
     n, nch = px.shape
     lut = _SPREAD[nch]
     codes = np.zeros(n, np.uint32)
     for j in range(nch):
         codes |= lut[px[:, j]] << np.uint32(nch - 1 - j)
-    ucodes, inverse, counts = np.unique(codes, return_inverse=True, return_counts=True)
+    return codes
+
+
+def histogram(px):
+    """Distinct colours (as Morton codes) with counts and each pixel's colour index (see the
+    numba twin; the baseline always returns the per-pixel inverse)."""
+    ucodes, inverse, counts = np.unique(_morton(px), return_inverse=True, return_counts=True)
     return ucodes.astype(np.uint32), counts.astype(np.int64), inverse.astype(np.int32).ravel()
+
+
+def colour_index(px, codes):
+    """See :func:`kmpress.kernels_numba.colour_index`."""
+    return np.searchsorted(codes, _morton(px)).astype(np.int32)
+
+
+def remap_codes(px, lut, out):
+    """See :func:`kmpress.kernels_numba.remap_codes`."""
+    np.take(lut, _morton(px), out=out)
 
 
 def unpack_codes(codes, nch):

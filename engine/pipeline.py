@@ -29,13 +29,13 @@ from .remap import is_plain, remap
 
 
 def as_image(image: Any) -> np.ndarray:
-    """An RGB(A) uint8 image as the stages want it: (H, W, 3|4), C-contiguous, writable.
+    """An RGB(A) uint8 image as the stages want it: (H, W, 3|4), C-contiguous.
 
     Raises
     ------
     InvalidParameterError
-        Not uint8, not (H, W, 3|4), or empty. The caller's array is never modified (a copy is
-        made when it is read-only or not contiguous).
+        Not uint8, not (H, W, 3|4), or empty. The caller's array is never modified, nor copied
+        unless it is not C-contiguous.
     """
     a = np.asarray(image)
     if a.dtype != np.uint8:
@@ -44,9 +44,9 @@ def as_image(image: Any) -> np.ndarray:
         raise InvalidParameterError(f"image must have shape (H, W, 3) or (H, W, 4), got {a.shape}")
     if a.shape[0] == 0 or a.shape[1] == 0:
         raise InvalidParameterError(f"image is empty: shape {a.shape}")
-    # a read-only view (e.g. np.asarray of a Pillow image) would not match the kernels' signatures
-    if not a.flags.c_contiguous or not a.flags.writeable:
-        a = np.array(a, order="C", copy=True)
+    # read-only is fine (no stage writes to the image); the kernels want C order
+    if not a.flags.c_contiguous:
+        a = np.ascontiguousarray(a)
     return a
 
 
@@ -251,7 +251,7 @@ class Pipeline:
         h, w, _ = self.img.shape
         plain = is_plain(self.options, f.lossless)
         t = time.perf_counter()
-        f.indices = remap(hist, self.X, f.labels, f.entries, (h, w), self.options, f.lossless, kern)
+        f.indices = remap(hist, self.X, f.labels, f.entries, self.img, self.options, f.lossless, kern)
         if plain and f.sse is None:
             f.sse = squared_error_sum(hist.colors, hist.counts, f.palette, f.labels)
         f.timings["remap"] = f.timings.get("remap", 0.0) + time.perf_counter() - t
@@ -259,7 +259,7 @@ class Pipeline:
         if plain:
             f.delta_e = delta_e_histogram(hist.colors, hist.counts, f.palette, f.labels, kern)
         else:
-            f.sse, f.delta_e = pixel_errors(hist.colors, hist.inverse, f.indices, f.palette, kern)
+            f.sse, f.delta_e = pixel_errors(hist.colors, hist.pixel_colours(self.img, kern), f.indices, f.palette, kern)
         f.timings["delta_e"] = time.perf_counter() - t
 
     def score(self, f: Fit) -> float:

@@ -1,8 +1,9 @@
 """Stage 5: every pixel to its palette index, by one of three strategies, and the choice among them.
 
 - plain (the default): each distinct colour's nearest entry, searched once per colour against the
-  stored uint8 palette (so the file is exactly what the report describes), gathered to every
-  pixel through the histogram's inverse index: one memory pass over the image;
+  stored uint8 palette (so the file is exactly what the report describes), then given to every
+  pixel in one pass: through the histogram's inverse index, or, for large RGB images, through a
+  table of all 2^24 colour codes (16 MB, where an inverse would cost 4 bytes per pixel);
 - Floyd-Steinberg (``dither="floyd-steinberg"``): serpentine error diffusion in the clustering
   space, clamped to the palette's bounding box;
 - rate-aware (``smooth > 0``): a pixel may keep its left or upper neighbour's entry when that
@@ -31,7 +32,7 @@ def is_plain(options: Options, lossless: bool) -> bool:
     return lossless or (options.dither is None and options.smooth == 0)
 
 
-def remap(hist: Histogram, X: np.ndarray, labels: np.ndarray, entries: np.ndarray, shape: tuple[int, int], options: Options, lossless: bool, kernels: ModuleType) -> np.ndarray:
+def remap(hist: Histogram, X: np.ndarray, labels: np.ndarray, entries: np.ndarray, image: np.ndarray, options: Options, lossless: bool, kernels: ModuleType) -> np.ndarray:
     """Palette indices of every pixel, (H, W) uint8, by the strategy ``options`` asks for.
 
     Parameters
@@ -39,21 +40,32 @@ def remap(hist: Histogram, X: np.ndarray, labels: np.ndarray, entries: np.ndarra
     hist : the image's histogram; X : (C, U) float32 its colours in the clustering space
     labels : (U,) int32 nearest entry of each colour; entries : (P, C) float32 the palette in
         the clustering space
+    image : (H, W, C) uint8, the image the histogram is of
     lossless : the palette holds every colour of the image (then always plain)
     """
+    shape = image.shape[:2]
     if is_plain(options, lossless):
-        return gather_indices(hist, labels, shape, kernels)
+        return gather_indices(hist, labels, image, kernels)
+    inverse = hist.pixel_colours(image, kernels)
     if options.smooth > 0:
-        return smooth_remap(X, hist.counts, hist.inverse, labels, entries, shape, options.smooth, kernels)
+        return smooth_remap(X, hist.counts, inverse, labels, entries, shape, options.smooth, kernels)
     alpha = hist.colors[:, 3] if hist.colors.shape[1] == 4 else None
-    return floyd_steinberg(X, hist.inverse, alpha, entries, shape, options.dither_strength, kernels)
+    return floyd_steinberg(X, inverse, alpha, entries, shape, options.dither_strength, kernels)
 
 
-def gather_indices(hist: Histogram, colour_labels: np.ndarray, shape: tuple[int, int], kernels: ModuleType) -> np.ndarray:
-    """Palette index of every pixel, (H, W) uint8, from the palette index of every colour."""
-    out = np.empty(shape[0] * shape[1], np.uint8)
-    kernels.gather(colour_labels.astype(np.uint8), hist.inverse, out)
-    return out.reshape(shape)
+def gather_indices(hist: Histogram, colour_labels: np.ndarray, image: np.ndarray, kernels: ModuleType) -> np.ndarray:
+    """Palette index of every pixel of ``image``, (H, W) uint8, from the palette index of every
+    colour of its histogram."""
+    h, w, c = image.shape
+    out = np.empty(h * w, np.uint8)
+    lab8 = colour_labels.astype(np.uint8)
+    if hist.inverse is not None:
+        kernels.gather(lab8, hist.inverse, out)
+    else:
+        lut = np.zeros(1 << 24, np.uint8)
+        lut[hist.codes] = lab8
+        kernels.remap_codes(image.reshape(-1, c), lut, out)
+    return out.reshape(h, w)
 
 
 def floyd_steinberg(

@@ -77,7 +77,7 @@ def _fs_direct(img: np.ndarray, entries_u8: np.ndarray, space: str = "rgb", kern
     hist = build_histogram(np.ascontiguousarray(img), kern)
     X = colors_to_space(hist.colors, space, kern)
     alpha = hist.colors[:, 3] if img.shape[2] == 4 else None
-    return floyd_steinberg(X, hist.inverse, alpha, palette_to_space(entries_u8, space, kern), img.shape[:2], strength, kern)
+    return floyd_steinberg(X, hist.pixel_colours(img, kern), alpha, palette_to_space(entries_u8, space, kern), img.shape[:2], strength, kern)
 
 
 def test_no_diffusion_into_or_out_of_transparent_pixels(photos, kern):
@@ -152,8 +152,8 @@ def test_smooth_zero_is_the_nearest_remap(photos, kern):
     hist = build_histogram(img, kern)
     X = colors_to_space(hist.colors, "rgb", kern)
     ent = palette_to_space(q.palette, "rgb", kern)
-    labels = q.indices.reshape(-1)[np.unique(hist.inverse, return_index=True)[1]].astype(np.int32)
-    out = smooth_remap(X, hist.counts, hist.inverse, labels, ent, img.shape[:2], 0.0, kern)
+    labels = q.indices.reshape(-1)[np.unique(hist.pixel_colours(img, kern), return_index=True)[1]].astype(np.int32)
+    out = smooth_remap(X, hist.counts, hist.pixel_colours(img, kern), labels, ent, img.shape[:2], 0.0, kern)
     np.testing.assert_array_equal(out, q.indices)
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from . import _histogram
 from ._colour import colors_to_lab, colors_to_lab64, delta_e_colours
-from ._histogram import DENSE_MIN_PIXELS, histogram, unpack_codes
+from ._histogram import DENSE_MIN_PIXELS, colour_index, histogram, remap_codes, unpack_codes
 from ._jit import BLOCK, CHUNK, SERIAL_WORK, Twin
 from ._nearest import assign_accumulate, block_boxes, dist_to_assigned, nearest
 from ._remap import STATS_CHUNK, floyd_steinberg, gather, pixel_stats, smooth
@@ -36,7 +36,6 @@ WARM_UP = [
     for k in (
         _histogram._dense_count,
         _histogram._dense_extract,
-        _histogram._dense_inverse,
         _histogram._radix_histogram,
         unpack_codes,
         block_boxes,
@@ -46,6 +45,7 @@ WARM_UP = [
         pp_trials,
         assign_accumulate,
         nearest,
+        remap_codes,
         gather,
         delta_e_colours,
     )
@@ -61,7 +61,9 @@ CONTRACT = (
     "STATS_CHUNK",
     "n_chunks",
     "histogram",
+    "colour_index",
     "unpack_codes",
+    "remap_codes",
     "colors_to_lab",
     "colors_to_lab64",
     "delta_e_colours",
@@ -96,6 +98,7 @@ __all__ = [
     "assign_accumulate",
     "block_boxes",
     "colors_to_lab",
+    "colour_index",
     "colors_to_lab64",
     "delta_e_colours",
     "dist_to_assigned",
@@ -103,6 +106,7 @@ __all__ = [
     "gather",
     "histogram",
     "n_chunks",
+    "remap_codes",
     "nearest",
     "pixel_stats",
     "pp_sample",

@@ -11,7 +11,10 @@ import numpy as np
 from numba import get_num_threads, njit, prange
 
 from ..histogram import spread_table
-from ._jit import CHUNK, kernel
+from ._jit import CHUNK, kernel, twins
+
+#: The pixels, read only (a decoded image may be a read-only view; writable arrays match too).
+PX = "Array(uint8, 2, 'C', readonly=True)"
 
 #: Below this many pixels a dense 2^24 histogram costs more (zeroing and faulting 64 MB) than a sort.
 DENSE_MIN_PIXELS = 1 << 19
@@ -31,7 +34,7 @@ def _code(px, i, nch):
     return SPREAD4[px[i, 0]] << 3 | SPREAD4[px[i, 1]] << 2 | SPREAD4[px[i, 2]] << 1 | SPREAD4[px[i, 3]]
 
 
-@kernel("void(u1[:, ::1], i4[::1], i8)", parallel=True)
+@kernel(f"void({PX}, i4[::1], i8)", parallel=True)
 def _dense_count(px, table, nparts):
     # Each part owns a contiguous range of codes and scans every pixel: no two threads ever
     # increment the same counter, so there is no race and no per-thread 64 MB copy.
@@ -76,7 +79,7 @@ def _dense_extract(table, nblocks):
     return codes, counts
 
 
-@kernel("void(u1[:, ::1], i4[::1], i4[::1])", parallel=True)
+@kernel(f"void({PX}, i4[::1], i4[::1])", parallel=True)
 def _dense_inverse(px, table, inverse):
     n = px.shape[0]
     for c in prange((n + CHUNK - 1) // CHUNK):
@@ -84,7 +87,7 @@ def _dense_inverse(px, table, inverse):
             inverse[i] = table[_code(px, i, 3)]
 
 
-@kernel("Tuple((u4[::1], i8[::1], i4[::1]))(u1[:, ::1], i8)")
+@kernel(f"Tuple((u4[::1], i8[::1], i4[::1]))({PX}, i8)")
 def _radix_histogram(px, nch):
     # LSD radix sort of the codes (stable counting sort per byte), then one scan that numbers
     # the distinct codes. Bytes on which all codes agree are skipped.
@@ -154,20 +157,45 @@ def histogram(px: np.ndarray):
 
     Parameters
     ----------
-    px : (N, C) uint8, C-contiguous, C = 3 or 4
+    px : (N, C) uint8, C-contiguous (read-only is fine), C = 3 or 4
 
     Returns
     -------
     codes : (U,) uint32, sorted Morton codes of the distinct colours (see :func:`unpack_codes`)
     counts : (U,) int64
-    inverse : (N,) int32, index of each pixel's colour in ``codes``
+    inverse : (N,) int32 index of each pixel's colour in ``codes``, or None for large RGB images:
+        those are counted in a dense table of every code and remapped later through a table of
+        codes (:func:`remap_codes`), which spares 4 bytes per pixel
     """
     n, nch = px.shape
     if nch == 3 and n >= DENSE_MIN_PIXELS:
         table = np.zeros(1 << 24, np.int32)
         _dense_count(px, table, get_num_threads())
         codes, counts = _dense_extract(table, 256)
-        inverse = np.empty(n, np.int32)
-        _dense_inverse(px, table, inverse)
-        return codes, counts, inverse
+        return codes, counts, None
     return _radix_histogram(px, nch)
+
+
+def colour_index(px: np.ndarray, codes: np.ndarray) -> np.ndarray:
+    """(N,) int32 index in ``codes`` (sorted Morton codes of RGB colours) of every pixel's colour:
+    the per-pixel inverse that :func:`histogram` spares, made when a remap needs it."""
+    table = np.zeros(1 << 24, np.int32)
+    table[codes] = np.arange(codes.shape[0], dtype=np.int32)
+    out = np.empty(px.shape[0], np.int32)
+    _dense_inverse(px, table, out)
+    return out
+
+
+@twins(f"void({PX}, u1[::1], u1[::1])", work=lambda px, lut, out: px.shape[0])
+def remap_codes(px, lut, out):
+    """``out[i] = lut[code(px[i])]``: every RGB pixel's palette index from a table of all 2^24
+    Morton codes (one pass over the pixels, no per-pixel inverse).
+
+    Parameters
+    ----------
+    px : (N, 3) uint8, IN; lut : (2^24,) uint8, IN; out : (N,) uint8, OUT
+    """
+    n = px.shape[0]
+    for c in prange((n + CHUNK - 1) // CHUNK):
+        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+            out[i] = lut[_code(px, i, 3)]
