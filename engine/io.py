@@ -40,8 +40,8 @@ class LoadedImage:
 
     Attributes
     ----------
-    pixels : (H, W, 3 or 4) uint8, writable and C-contiguous; 4 channels only when some pixel is
-        not fully opaque
+    pixels : (H, W, 3 or 4) uint8, C-contiguous, read-only (a view of the decoded bytes; copy it
+        to modify it); 4 channels only when some pixel is not fully opaque
     icc_profile : bytes or None; an RGB colour profile worth carrying to the output
     source_mode : Pillow mode of the file ("RGB", "CMYK", "I;16", ...)
     format : Pillow format name ("JPEG", "PNG", ...)
@@ -92,23 +92,27 @@ def _gray_to_u8(arr: np.ndarray, mode: str) -> np.ndarray:
 
 
 def _to_rgb_or_rgba(im: Image.Image) -> tuple[np.ndarray, bool]:
-    """Pixels as uint8 (H, W, 3|4) and whether an RGB ICC profile still describes them."""
+    """Pixels as uint8 (H, W, 3|4) and whether an RGB ICC profile still describes them.
+
+    ``np.asarray`` of a Pillow image is one copy of its pixels (read-only); ``np.array`` would
+    make a second one, which a 100 MP photo feels (300 MB).
+    """
     mode = im.mode
     if mode == "RGB":
-        return np.array(im), True
+        return np.asarray(im), True
     if mode == "RGBA":
-        return np.array(im), True
+        return np.asarray(im), True
     if mode == "RGBa":
-        return np.array(im.convert("RGBA")), True
+        return np.asarray(im.convert("RGBA")), True
     if mode in ("P", "PA"):
         has_alpha = mode == "PA" or "transparency" in im.info or (im.palette is not None and im.palette.mode == "RGBA")
-        return np.array(im.convert("RGBA" if has_alpha else "RGB")), True
+        return np.asarray(im.convert("RGBA" if has_alpha else "RGB")), True
     if mode in ("L", "1"):
-        return np.array(im.convert("RGB")), False
+        return np.asarray(im.convert("RGB")), False
     if mode in ("LA", "La"):
-        return np.array(im.convert("RGBA")), False
+        return np.asarray(im.convert("RGBA")), False
     if mode.startswith("I") or mode == "F":
-        g = _gray_to_u8(np.array(im), mode)
+        g = _gray_to_u8(np.asarray(im), mode)
         return np.repeat(g[:, :, None], 3, axis=2), False
     if mode == "CMYK":
         icc = im.info.get("icc_profile")
@@ -119,11 +123,11 @@ def _to_rgb_or_rgba(im: Image.Image) -> tuple[np.ndarray, bool]:
                 src = ImageCms.ImageCmsProfile(BytesIO(icc))
                 out = ImageCms.profileToProfile(im, src, ImageCms.createProfile("sRGB"), outputMode="RGB")
                 if out is not None:
-                    return np.array(out), False
+                    return np.asarray(out), False
             except (ImageCms.PyCMSError, OSError, ValueError):
                 pass
-        return np.array(im.convert("RGB")), False
-    return np.array(im.convert("RGB")), False
+        return np.asarray(im.convert("RGB")), False
+    return np.asarray(im.convert("RGB")), False
 
 
 @contextmanager
@@ -181,18 +185,17 @@ def load_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_
     if pixels.shape[2] == 4 and bool(np.all(pixels[:, :, 3] == 255)):
         pixels = pixels[:, :, :3]
     pixels = np.ascontiguousarray(pixels)
-    if not pixels.flags.writeable:
-        pixels = pixels.copy()
     return LoadedImage(pixels, icc if (icc and keeps_icc) else None, mode, fmt)
 
 
 def read_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
-    """Read an image file as uint8 (H, W, 3) or, when it has transparency, (H, W, 4).
+    """Read an image file as a writable uint8 (H, W, 3) or, when it has transparency, (H, W, 4).
 
     The EXIF orientation is applied; 16-bit and float images are reduced to 8 bits; greyscale,
-    palette and CMYK images become RGB. See :func:`load_image` for the errors.
+    palette and CMYK images become RGB. See :func:`load_image` for the errors (and for the
+    read-only pixels that :func:`kmpress.compress` works on without this copy).
     """
-    return load_image(path, max_pixels=max_pixels).pixels
+    return np.array(load_image(path, max_pixels=max_pixels).pixels)
 
 
 def temp_path(dst: Path) -> Path:
