@@ -58,7 +58,8 @@ COLUMNS = ("file", "pixels", "K", "input", "output", "out/in", "bits/raw", "PSNR
 
 
 def summary_table(results: Iterable[Any], totals: dict[str, Any], title: str | None = None, by_output: bool = False) -> Table:
-    """The per-file table (compressed files only) with a totals row.
+    """The per-file table (compressed files, and files left unwritten by --skip-if-larger, marked
+    "not written") with a totals row (of the written files).
 
     ``results`` are engine ``FileResult`` objects; ``totals`` is ``kmpress.batch.summarize``'s dict.
     "out/in" is output bytes / input bytes; "bits/raw" is the indexed size in bits (indices + palette)
@@ -70,12 +71,13 @@ def summary_table(results: Iterable[Any], totals: dict[str, Any], title: str | N
     for i, name in enumerate(COLUMNS):
         t.add_column(name, justify="left" if i == 0 else "right", no_wrap=i != 0, overflow="fold")
     for r in results:
-        if r.status != "ok":
+        if r.status != "ok" and not r.skipped_larger:
             continue
         rep = r.report
         d = rep.as_dict()
+        name = os.path.basename(r.dst if by_output else r.src)
         t.add_row(
-            os.path.basename(r.dst if by_output else r.src),
+            name if rep.written else f"{name} (not written: larger)",
             human_pixels(rep.pixels),
             _k_cell(rep),
             human_bytes(rep.input_bytes),
@@ -116,7 +118,7 @@ def print_summary(
     """Table and the skipped files on stdout; failures on stderr, one line each (also when quiet)."""
     if not quiet:
         out = stdout_console()
-        if totals["ok"]:
+        if totals["ok"] or totals.get("skipped_larger"):
             out.print(summary_table(results, totals, title, by_output))
             if any(r.status == "ok" and not r.report.converged for r in results):
                 out.print("* stopped at --max-iter before converging")
@@ -211,6 +213,7 @@ def print_info(info: dict[str, Any]) -> None:
         ("colours used", "> 256" if info.get("colors_used") is None else str(info["colors_used"])),
         ("bit depth", f"{info['bit_depth']} bits per {'index' if info['mode'] in ('P', 'PA') else 'sample'}"),
         ("ICC profile", "yes" if info.get("icc_profile") else "no"),
+        ("EXIF", "yes" if info.get("exif") else "no"),
     ]
     if "palette_path" in info:
         rows.append(("palette swatch", f"{info['palette_path']} ({info['palette_entries']} entries)"))

@@ -5,8 +5,10 @@ The public API::
     from kmpress import compress, quantize, kmeans, read_image, Options
 
 - :func:`kmeans` - weighted Lloyd k-means on (N, 3|4) points, numba or NumPy backend
-- :func:`quantize` - an RGB(A) uint8 image to a palette and indices (:class:`Quantized`)
-- :func:`compress` - a file to an indexed PNG, atomically, with a :class:`CompressReport`
+- :func:`quantize` - an RGB(A) uint8 image or a Pillow image to a palette and indices
+  (:class:`Quantized`; ``to_pil()`` gives it back as a Pillow ``P`` image)
+- :func:`compress` - a file (or a stream, or a Pillow image) to an indexed PNG or a lossless WebP,
+  atomically, with a :class:`CompressReport`
 - :func:`compress_many` - many files at once, yielding a :class:`FileResult` per file as each
   finishes, on a local process pool or any :class:`concurrent.futures.Executor`
 - :func:`quantize_to_quality` - the smallest K whose result reaches a PSNR target
@@ -34,6 +36,7 @@ _EXPORTS = {
     "DEFAULT_TOL": "options",
     "DaskNotInstalledError": "errors",
     "FileResult": "pool",
+    "HeifUnavailableError": "errors",
     "ImageReadError": "errors",
     "ImageTooLargeError": "errors",
     "ImageWriteError": "errors",
@@ -93,6 +96,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
     from .batch import compress_many, plan_batch
     from .errors import (
         DaskNotInstalledError,
+        HeifUnavailableError,
         ImageReadError,
         ImageTooLargeError,
         ImageWriteError,

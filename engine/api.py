@@ -12,25 +12,31 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Unpack
+from io import BytesIO
+from typing import Any, BinaryIO, Unpack
 
 import numpy as np
+from PIL import Image
 
 from . import backends
 from .clustering import initial_centroids, lloyd
-from .errors import ImageWriteError, InvalidParameterError, TargetNotReachedError
-from .io import image_size, load_image, write_png
+from .errors import ImageReadError, ImageWriteError, InvalidParameterError, TargetNotReachedError
+from .formats import encode
+from .io import LoadedImage, image_size, load_image, load_pil, reading, write_bytes, write_stream
+from .metadata import exif_for_output
 from .metrics import Bits
 from .options import (
     BACKENDS,
     DEFAULT_MAX_ITER,
     DEFAULT_TOL,
+    FORMAT_EXTENSIONS,
     INITS,
     Options,
     OptionFields,
     check_choice,
     check_int,
     check_number,
+    describe,
     make_options,
 )
 from .pipeline import Pipeline, Quantized
@@ -235,11 +241,12 @@ class CompressReport:
 
     Attributes
     ----------
-    src, dst : str
+    src, dst : str; the paths, or ``<stdin>`` / ``<stdout>`` (a stream's name), ``<image>``
     width, height : int
     k : int; colours asked for
     colors : int; palette entries written (<= k)
-    input_bytes, output_bytes : int; file sizes
+    input_bytes, output_bytes : int; file sizes (input 0 for an image given in memory; output
+        the size of the file made, also when it was not written)
     bits : Bits; raw vs indexed bit accounting
     bit_depth : int; PNG bits per pixel (1, 2, 4 or 8)
     mse, psnr : float
@@ -253,6 +260,8 @@ class CompressReport:
         K chosen)
     target_reached : bool or None; False when ``max_colors`` colours could not reach it
     search : list of kmpress.quality.Trial; the K values the search fitted
+    format : "png" or "webp"; the output's format
+    written : bool; False when ``skip_if_larger`` kept an output larger than its input unwritten
     """
 
     src: str
@@ -276,6 +285,8 @@ class CompressReport:
     target_psnr: float | None = None
     target_reached: bool | None = None
     search: list = field(default_factory=list, repr=False)
+    format: str = "png"
+    written: bool = True
 
     @property
     def pixels(self) -> int:
@@ -311,6 +322,8 @@ class CompressReport:
             "target_psnr": self.target_psnr,
             "target_reached": self.target_reached,
             "search": [t.as_dict() for t in self.search],
+            "format": self.format,
+            "written": self.written,
             "timings": dict(self.timings),
         }
 
@@ -322,26 +335,74 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
+def _is_path(x: Any) -> bool:
+    return isinstance(x, (str, os.PathLike))
+
+
+def _name(x: Any, default: str) -> str:
+    """How a file, a stream or an in-memory image is named in reports and messages."""
+    if _is_path(x):
+        return str(Path(x))
+    name = getattr(x, "name", None)
+    return name if isinstance(name, str) and name else default
+
+
+def _load_source(src: Any, opts: Options, label: str) -> tuple[LoadedImage, int | None]:
+    """The image of ``src`` and its size in bytes (None for an in-memory image)."""
+    if _is_path(src):
+        p = Path(src)
+        w, h = image_size(p, max_pixels=opts.max_pixels)
+        if backends.choose(opts.backend, w * h, opts.k or opts.max_colors) == "numba":
+            backends.warm_up()  # numba's start-up overlaps the decoding
+        loaded = load_image(p, max_pixels=opts.max_pixels)
+        return loaded, p.stat().st_size
+    if isinstance(src, Image.Image):
+        return load_pil(src), None
+    if hasattr(src, "read"):
+        # a stream (standard input): read it whole, so that its size is known and a bad image is
+        # refused before anything is written
+        with reading(label):
+            data = src.read()
+        if not isinstance(data, (bytes, bytearray)):
+            raise InvalidParameterError(f"src must be opened in binary mode, not {describe(src)}")
+        if not data:
+            raise ImageReadError("empty input: no image data", label)
+        return load_image(BytesIO(data), max_pixels=opts.max_pixels, name=label), len(data)
+    if isinstance(src, np.ndarray):
+        return LoadedImage(src, None, "array", None), None
+    raise InvalidParameterError(f"src must be a path, a binary file object, a PIL image or an array, not {describe(src)}")
+
+
 def compress(
-    src: str | os.PathLike,
-    dst: str | os.PathLike,
+    src: str | os.PathLike | BinaryIO | Image.Image | np.ndarray,
+    dst: str | os.PathLike | BinaryIO,
     k: int | None = None,
     *,
     options: Options | None = None,
     **kwargs: Unpack[OptionFields],
 ) -> CompressReport:
-    """Read an image, quantize it to at most ``k`` colours, write an indexed PNG atomically.
+    """Read an image, quantize it to at most ``k`` colours, write an indexed PNG (or a lossless
+    WebP) atomically.
 
     Parameters
     ----------
-    src : path of any image Pillow reads
-    dst : path of the PNG to write; replaced atomically if it exists; never the input itself
+    src : path of any image Pillow reads (HEIC/HEIF too with ``kmpress[heif]``); or a binary
+        file object (e.g. ``sys.stdin.buffer``: read whole first); or an image in memory, a
+        ``PIL.Image.Image`` (EXIF orientation applied, ICC profile and EXIF from its ``info``)
+        or an (H, W, 3|4) uint8 array
+    dst : path of the file to write, replaced atomically if it exists, never the input itself;
+        or a binary file object (e.g. ``sys.stdout.buffer``), which gets the whole file in one
+        write once it is complete
     k : int, 1 <= k <= 256, optional; colours (default 16), not with ``target_psnr``
-    options, **kwargs : as for :func:`quantize`, plus the output fields ``compress_level`` (zlib
-        level 0-9) and ``max_pixels`` (refuse larger images before decoding: the
-        decompression-bomb guard; default Pillow's limit, None for none). With ``target_psnr``
-        and ``strict``, a target out of reach raises :class:`TargetNotReachedError` naming
-        ``src`` and nothing is written.
+    options, **kwargs : as for :func:`quantize`, plus the output fields ``format`` ("png" or
+        "webp"; a ``dst`` ending in the other format's extension is refused), ``strip`` (write
+        no ICC profile and no EXIF; by default both are kept, the EXIF orientation reset to 1),
+        ``skip_if_larger`` (write nothing when the output would be larger than the input file:
+        the report then has ``written=False`` and the size it would have had; not for an
+        in-memory ``src``), ``compress_level`` (zlib level 0-9) and ``max_pixels`` (refuse
+        larger images before decoding: the decompression-bomb guard; default Pillow's limit,
+        None for none). With ``target_psnr`` and ``strict``, a target out of reach raises
+        :class:`TargetNotReachedError` naming ``src`` and nothing is written.
 
     Raises
     ------
@@ -350,44 +411,58 @@ def compress(
     """
     opts = make_options(options, **_with_k(k, kwargs))
     t0 = time.perf_counter()
-    src_p, dst_p = Path(src), Path(dst)
-    if src_p.resolve() == dst_p.resolve() or _same_file(src_p, dst_p):
-        raise ImageWriteError("output would overwrite the input", str(dst_p))
-    if dst_p.is_dir():
-        raise ImageWriteError("output path is a folder", str(dst_p))
+    src_name, dst_name = _name(src, "<stream>" if hasattr(src, "read") else "<image>"), _name(dst, "<stream>")
+    dst_p = Path(dst) if _is_path(dst) else None
+    if dst_p is None and not hasattr(dst, "write"):
+        raise InvalidParameterError(f"dst must be a path or a binary file object, not {describe(dst)}")
+    if opts.skip_if_larger and not (_is_path(src) or hasattr(src, "read")):
+        raise InvalidParameterError("skip_if_larger compares the output with the input file; src is an image in memory", fields=("skip_if_larger",))
+    if dst_p is not None:
+        if _is_path(src) and (Path(src).resolve() == dst_p.resolve() or _same_file(Path(src), dst_p)):
+            raise ImageWriteError("output would overwrite the input", str(dst_p))
+        if dst_p.is_dir():
+            raise ImageWriteError("output path is a folder", str(dst_p))
+        other = {e: f for f, e in FORMAT_EXTENSIONS.items()}.get(dst_p.suffix.lower())
+        if other is not None and other != opts.format:
+            raise InvalidParameterError(
+                f"{dst_p.name} names a {other.upper()} file but the format is {opts.format!r} (format={other!r})", fields=("format",)
+            )
 
     t = time.perf_counter()
-    w, h = image_size(src_p, max_pixels=opts.max_pixels)
-    if backends.choose(opts.backend, w * h, opts.k or opts.max_colors) == "numba":
-        backends.warm_up()  # numba's start-up overlaps the decoding
-    loaded = load_image(src_p, max_pixels=opts.max_pixels)
-    input_bytes = src_p.stat().st_size
+    loaded, input_bytes = _load_source(src, opts, src_name)
     t_read = time.perf_counter() - t
 
     if opts.searches_k:
         try:
             found = quantize_to_quality(loaded.pixels, options=opts)
         except TargetNotReachedError as e:
-            raise TargetNotReachedError(e.message, str(src_p), e.result) from None
+            raise TargetNotReachedError(e.message, src_name, e.result) from None
         q, k = found.quantized, found.k
     else:
         q, k = quantize(loaded.pixels, options=opts), opts.k
 
     t = time.perf_counter()
-    out_bytes = write_png(dst_p, q.palette, q.indices, icc_profile=loaded.icc_profile, compress_level=opts.compress_level)
+    icc, exif = (None, None) if opts.strip else (loaded.icc_profile, exif_for_output(loaded.exif))
+    data = encode(q.palette, q.indices, opts.format, icc_profile=icc, exif=exif, compress_level=opts.compress_level, label=dst_name)
+    written = not (opts.skip_if_larger and len(data) > input_bytes)
+    if written:
+        if dst_p is None:
+            write_stream(dst, data, dst_name)
+        else:
+            write_bytes(dst_p, data)
     t_write = time.perf_counter() - t
 
     timings = {"read": t_read, **q.timings, "write": t_write, "total": time.perf_counter() - t0}
     h, w = q.indices.shape
     return CompressReport(
-        src=str(src_p),
-        dst=str(dst_p),
+        src=src_name,
+        dst=dst_name,
         width=w,
         height=h,
         k=k,
         colors=q.k,
-        input_bytes=input_bytes,
-        output_bytes=out_bytes,
+        input_bytes=input_bytes or 0,
+        output_bytes=len(data),
         bits=q.bits,
         bit_depth=q.png_bit_depth,
         mse=q.mse,
@@ -401,4 +476,6 @@ def compress(
         target_psnr=q.target_psnr,
         target_reached=q.target_reached,
         search=list(q.search),
+        format=opts.format,
+        written=written,
     )

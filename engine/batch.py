@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Literal, Unpack
 
 from .errors import ImageWriteError, InvalidParameterError, OutputCollisionError
+from .formats import readable_extensions
 from .options import Options, OptionFields, check_int, make_options
 from .pool import FileResult, compress_file, default_jobs, run_local_pool, run_on, usable_cores
 
@@ -41,13 +42,12 @@ _EXTENSIONS: frozenset[str] | None = None
 
 
 def image_extensions() -> frozenset[str]:
-    """Lower-case file extensions (with the dot) of every format Pillow can open here."""
+    """Lower-case file extensions (with the dot) of every format that can be opened here
+    (:func:`kmpress.formats.readable_extensions`: AVIF with a Pillow that reads it, HEIC/HEIF
+    with ``kmpress[heif]``)."""
     global _EXTENSIONS
     if _EXTENSIONS is None:
-        from PIL import Image
-
-        Image.init()  # registers every plugin, not only the common ones
-        _EXTENSIONS = frozenset(ext.lower() for ext, fmt in Image.registered_extensions().items() if fmt in Image.OPEN)
+        _EXTENSIONS = readable_extensions()
     return _EXTENSIONS
 
 
@@ -56,9 +56,12 @@ def quality_label(target_psnr: float) -> str:
     return f"{float(target_psnr):g}"
 
 
-def output_name(src: str | os.PathLike, k: int | None, suffix: str | None = None, target_psnr: float | None = None) -> str:
-    """File name of the PNG written for ``src``: ``<stem><suffix>.png``, suffix ``-k<K>`` by default,
-    ``-q<target>`` with a quality target (``k`` None: K is chosen per file).
+def output_name(
+    src: str | os.PathLike, k: int | None, suffix: str | None = None, target_psnr: float | None = None, ext: str = ".png"
+) -> str:
+    """File name of the output written for ``src``: ``<stem><suffix><ext>``, suffix ``-k<K>`` by
+    default, ``-q<target>`` with a quality target (``k`` None: K is chosen per file), ``ext`` the
+    output format's (``.png``, ``.webp``).
 
     ``{k}`` in ``suffix`` is replaced by ``k``, ``{q}`` by the quality target.
     """
@@ -78,7 +81,7 @@ def output_name(src: str | os.PathLike, k: int | None, suffix: str | None = None
         sfx = sfx.replace("{k}", str(k))
     if target_psnr is not None:
         sfx = sfx.replace("{q}", quality_label(target_psnr))
-    return f"{Path(src).stem}{sfx}.png"
+    return f"{Path(src).stem}{sfx}{ext}"
 
 
 @dataclass(frozen=True)
@@ -195,7 +198,7 @@ def plan_batch(
         Two inputs would write the same output.
     """
     opts = make_options(options)
-    k, target_psnr = opts.k, opts.target_psnr
+    k, target_psnr, ext = opts.k, opts.target_psnr, opts.extension
     output_name("x", k, suffix, target_psnr)  # validates the suffix once
     out = Path(out_dir) if out_dir is not None else None
     if out is not None and out.exists() and not out.is_dir():
@@ -211,9 +214,9 @@ def plan_batch(
             found = _expand_folder(p, recursive, skip_dirs, image_extensions())
             # a folder re-run must not compress its own outputs: drop "<stem><suffix>.png" files
             # whose source "<stem>.*" is in the same folder
-            outputs_here = {_key(f.with_name(output_name(f, k, suffix, target_psnr))) for f in found}
+            outputs_here = {_key(f.with_name(output_name(f, k, suffix, target_psnr, ext))) for f in found}
             if suffix is None:  # also outputs of earlier runs at another K or quality target
-                pattern = re.compile(r"^(.*)-(?:k\d{1,3}|q\d+(?:\.\d+)?)\.png$", re.IGNORECASE)
+                pattern = re.compile(r"^(.*)-(?:k\d{1,3}|q\d+(?:\.\d+)?)\.(?:png|webp)$", re.IGNORECASE)
                 stems = {(_key(f.parent), f.stem) for f in found}
                 outputs_here |= {
                     _key(f) for f in found if (m := pattern.match(f.name)) and (_key(f.parent), m.group(1)) in stems
@@ -238,7 +241,7 @@ def plan_batch(
         if err is not None:
             planned.append(PlannedFile(src, None, "error", err))
             continue
-        dst = (out if out is not None else src.parent) / output_name(src, k, suffix, target_psnr)
+        dst = (out if out is not None else src.parent) / output_name(src, k, suffix, target_psnr, ext)
         dkey = _key(dst)
         if dkey in by_output:
             raise OutputCollisionError(
@@ -381,6 +384,7 @@ def summarize(results: Iterable[FileResult], wall_seconds: float | None = None) 
         "files": len(res),
         "ok": len(ok),
         "skipped": sum(1 for r in res if r.status == "skipped"),
+        "skipped_larger": sum(1 for r in res if r.skipped_larger),
         "errors": sum(1 for r in res if r.status == "error"),
         "pixels": sum(r.report.pixels for r in ok),
         "input_bytes": in_b,

@@ -87,6 +87,12 @@ class ImageTooLargeError(ImageReadError):
     """An image has more pixels than the configured limit (decompression-bomb guard)."""
 
 
+class HeifUnavailableError(MissingExtraError, ImageReadError):
+    """An input is a HEIC/HEIF image (iPhones and many Android phones write them), but
+    pillow-heif, the optional extra ``kmpress[heif]``, is not installed. An input failure (the
+    rest of a batch goes on), whose message says how to install the extra."""
+
+
 class ImageWriteError(KmpressError):
     """An output could not be written (folder missing or read-only, disk full, would overwrite input)."""
 

@@ -15,12 +15,13 @@ from contextlib import contextmanager
 from io import BytesIO
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import IO, Callable, Iterator
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import ImageReadError, ImageTooLargeError, ImageWriteError
+from .errors import ImageReadError, ImageTooLargeError, ImageWriteError, KmpressError
+from .formats import open_image
 from .options import DEFAULT_MAX_PIXELS
 from .png import encode_png
 
@@ -45,15 +46,18 @@ class LoadedImage:
     icc_profile : bytes or None; an RGB colour profile worth carrying to the output
     source_mode : Pillow mode of the file ("RGB", "CMYK", "I;16", ...)
     format : Pillow format name ("JPEG", "PNG", ...)
+    exif : bytes or None; the file's EXIF block as Pillow gives it (``info["exif"]``), with the
+        orientation the pixels were rotated by (see :func:`kmpress.metadata.exif_for_output`)
     """
 
     pixels: np.ndarray
     icc_profile: bytes | None
     source_mode: str
     format: str | None
+    exif: bytes | None = None
 
 
-def _open(path: Path, max_pixels: int | None) -> Image.Image:
+def _open(path: Path | IO[bytes], max_pixels: int | None, label: str | None = None) -> Image.Image:
     # Pillow's global guard would refuse images over 2x its limit before ours can speak, and would
     # warn between 1x and 2x; our own limit (checked below, on the header alone) replaces it.
     with _PIL_LIMIT_LOCK:
@@ -62,7 +66,7 @@ def _open(path: Path, max_pixels: int | None) -> Image.Image:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                im = Image.open(path)
+                im = open_image(path, label or str(path))
         finally:
             Image.MAX_IMAGE_PIXELS = saved
     w, h = im.size
@@ -71,11 +75,11 @@ def _open(path: Path, max_pixels: int | None) -> Image.Image:
         raise ImageTooLargeError(
             f"image has {w}x{h} = {w * h:,} pixels, over the limit of {max_pixels:,} "
             "(raise it with max_pixels / --max-pixels if you trust this file)",
-            str(path),
+            label or str(path),
         )
     if w * h == 0:
         im.close()
-        raise ImageReadError("image is empty (0 pixels)", str(path))
+        raise ImageReadError("image is empty (0 pixels)", label or str(path))
     return im
 
 
@@ -136,6 +140,8 @@ def reading(path: Path) -> Iterator[None]:
     :class:`ImageReadError` s naming the file. Errors of kmpress's own pass through."""
     try:
         yield
+    except KmpressError:
+        raise
     except FileNotFoundError:
         raise ImageReadError("no such file", str(path)) from None
     except IsADirectoryError:
@@ -157,8 +163,12 @@ def image_size(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_
             return im.size
 
 
-def load_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> LoadedImage:
-    """Read any image Pillow can read; see :class:`LoadedImage`.
+def load_image(
+    path: str | os.PathLike | IO[bytes], *, max_pixels: int | None = DEFAULT_MAX_PIXELS, name: str | None = None
+) -> LoadedImage:
+    """Read any image Pillow can read (and HEIC/HEIF with ``kmpress[heif]``); see
+    :class:`LoadedImage`. ``path`` may also be a seekable binary file object (e.g. a
+    ``BytesIO``), then ``name`` names it in error messages.
 
     Raises
     ------
@@ -167,25 +177,70 @@ def load_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_
     ImageTooLargeError
         It has more than ``max_pixels`` pixels (checked before decoding).
     """
-    p = Path(path)
-    with reading(p):
-        im = _open(p, max_pixels)
+    p = path if hasattr(path, "read") else Path(path)
+    label = name or ("<stream>" if hasattr(p, "read") else str(p))
+    with reading(label):
+        im = _open(p, max_pixels, label)
     try:
         with im:
             fmt = im.format
             mode = im.mode
             icc = im.info.get("icc_profile")
+            exif = im.info.get("exif")
             im.load()
             oriented = ImageOps.exif_transpose(im)
             pixels, keeps_icc = _to_rgb_or_rgba(oriented)
     except (OSError, ValueError, SyntaxError, IndexError, EOFError) as e:
-        raise ImageReadError(f"corrupt or truncated image: {e}", str(p)) from None
+        raise ImageReadError(f"corrupt or truncated image: {e}", label) from None
     except Image.DecompressionBombError as e:  # pragma: no cover - guarded by _open already
-        raise ImageTooLargeError(str(e), str(p)) from None
+        raise ImageTooLargeError(str(e), label) from None
     if pixels.shape[2] == 4 and bool(np.all(pixels[:, :, 3] == 255)):
         pixels = pixels[:, :, :3]
     pixels = np.ascontiguousarray(pixels)
-    return LoadedImage(pixels, icc if (icc and keeps_icc) else None, mode, fmt)
+    return LoadedImage(pixels, icc if (icc and keeps_icc) else None, mode, fmt, exif if isinstance(exif, bytes) else None)
+
+
+def load_pil(im: Image.Image) -> LoadedImage:
+    """What :func:`load_image` gives for a file, for an image already open in Pillow: the EXIF
+    orientation applied, modes converted, an alpha channel kept only when some pixel is not
+    opaque, the ICC profile and EXIF block from ``im.info``. ``im`` is not modified.
+
+    Raises
+    ------
+    ImageReadError
+        The image cannot be decoded.
+    """
+    label = getattr(im, "filename", None) or "<image>"
+    try:
+        im.load()
+        icc, exif = im.info.get("icc_profile"), im.info.get("exif")
+        pixels, keeps_icc = _to_rgb_or_rgba(ImageOps.exif_transpose(im))
+    except (OSError, ValueError, SyntaxError, IndexError, EOFError) as e:
+        raise ImageReadError(f"corrupt or truncated image: {e}", label) from None
+    if pixels.shape[2] == 4 and bool(np.all(pixels[:, :, 3] == 255)):
+        pixels = pixels[:, :, :3]
+    pixels = np.ascontiguousarray(pixels)
+    return LoadedImage(pixels, icc if (icc and keeps_icc) else None, im.mode, im.format, exif if isinstance(exif, bytes) else None)
+
+
+def image_to_array(im: Image.Image) -> np.ndarray:
+    """A Pillow image's pixels as kmpress works on them: uint8 (H, W, 3), or (H, W, 4) when the
+    image has an alpha channel or a transparent palette entry, C-contiguous (read-only). Modes
+    are converted as :func:`load_image` converts them (greyscale, palette, CMYK, 16-bit...); the
+    pixels are taken as the image holds them (no EXIF rotation: ``ImageOps.exif_transpose``
+    first for a camera photo).
+
+    Raises
+    ------
+    ImageReadError
+        The image cannot be decoded (e.g. a truncated file opened lazily).
+    """
+    try:
+        im.load()
+        pixels, _ = _to_rgb_or_rgba(im)
+    except (OSError, ValueError, SyntaxError, IndexError, EOFError) as e:
+        raise ImageReadError(f"corrupt or truncated image: {e}", getattr(im, "filename", None) or None) from None
+    return np.ascontiguousarray(pixels)
 
 
 def read_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
@@ -252,6 +307,47 @@ def write_png(
             os.fsync(f.fileno())
 
     return atomic_write(dst, save).stat().st_size
+
+
+def write_bytes(dst: str | os.PathLike, data: bytes) -> int:
+    """Write ``data`` to ``dst`` atomically (see :func:`atomic_write`) and return its size."""
+
+    def save(tmp: Path) -> None:
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+
+    atomic_write(dst, save)
+    return len(data)
+
+
+def write_stream(stream: IO[bytes], data: bytes, label: str = "<stdout>") -> int:
+    """Write all of ``data`` to a binary stream (standard output) in one go and flush it.
+
+    A closed pipe (the reader went away) points the stream's descriptor at the null device, so
+    that the interpreter's own flush at exit has nothing left to complain about.
+
+    Raises
+    ------
+    ImageWriteError
+        The stream cannot take the data (closed pipe, full disk...).
+    """
+    try:
+        stream.write(data)
+        stream.flush()
+    except BrokenPipeError:
+        try:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass
+        raise ImageWriteError("cannot write: the reading end of the pipe was closed", label) from None
+    except (OSError, ValueError) as e:
+        raise ImageWriteError(f"cannot write: {getattr(e, 'strerror', None) or e}", label) from None
+    return len(data)
 
 
 def atomic_write(dst: str | os.PathLike, save: Callable[[Path], None]) -> Path:

@@ -16,12 +16,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from . import backends
 from .clustering import initial_centroids, kmeans_plusplus, lloyd, spawn_seeds
 from .colorspace import colors_to_space
 from .errors import InvalidParameterError
 from .histogram import build_histogram
+from .io import image_to_array
 from .metrics import Bits, bit_accounting, delta_e_histogram, pixel_errors, png_bit_depth, psnr_from_mse, squared_error_sum
 from .options import Options
 from .palette import finish_palette
@@ -31,12 +33,20 @@ from .remap import is_plain, remap
 def as_image(image: Any) -> np.ndarray:
     """An RGB(A) uint8 image as the stages want it: (H, W, 3|4), C-contiguous.
 
+    ``image`` is an array or a ``PIL.Image.Image`` (any mode: converted by
+    :func:`kmpress.io.image_to_array`, as a file's pixels are; taken as it holds them, without
+    EXIF rotation).
+
     Raises
     ------
     InvalidParameterError
         Not uint8, not (H, W, 3|4), or empty. The caller's array is never modified, nor copied
         unless it is not C-contiguous.
+    ImageReadError
+        A Pillow image that cannot be decoded.
     """
+    if isinstance(image, Image.Image):
+        image = image_to_array(image)
     a = np.asarray(image)
     if a.dtype != np.uint8:
         raise InvalidParameterError(f"image must be uint8, not {a.dtype}")
@@ -104,6 +114,16 @@ class Quantized:
     def to_array(self) -> np.ndarray:
         """The reconstructed image, (H, W, C) uint8: exactly what the PNG decodes to."""
         return self.palette[self.indices]
+
+    def to_pil(self) -> Image.Image:
+        """The result as a Pillow palette image: mode ``P``, the palette (an ``RGBA`` palette
+        when it has an alpha channel, so ``convert("RGBA")`` and ``save`` keep the
+        transparency) and the indices. ``to_pil().convert("RGB" or "RGBA")`` equals
+        :meth:`to_array`."""
+        h, w = self.indices.shape
+        im = Image.frombytes("P", (w, h), np.ascontiguousarray(self.indices, dtype=np.uint8).tobytes())
+        im.putpalette(np.ascontiguousarray(self.palette, dtype=np.uint8).tobytes(), "RGBA" if self.palette.shape[1] == 4 else "RGB")
+        return im
 
 
 @dataclass

@@ -92,12 +92,14 @@ def encode_png(
     indices: np.ndarray,
     *,
     icc_profile: bytes | None = None,
+    exif: bytes | None = None,
     compress_level: int = 6,
     threads: int | None = None,
 ) -> bytes:
-    """The bytes of an indexed PNG (see :func:`write_png` for the parameters).
+    """The bytes of an indexed PNG (see :func:`write_png` for the parameters; ``exif`` is a
+    TIFF payload, see :mod:`kmpress.metadata`, written as the ``eXIf`` chunk).
 
-    Written directly (IHDR, iCCP, PLTE, tRNS, one IDAT, IEND) rather than through Pillow, to
+    Written directly (IHDR, iCCP, eXIf, PLTE, tRNS, one IDAT, IEND) rather than through Pillow, to
     control the filter (None on every row; Pillow filters rows of 1/2/4-bit images, which cost
     about 2.5 % at 16 colours) and to compress in parallel.
     """
@@ -108,6 +110,8 @@ def encode_png(
     out = [b"\x89PNG\r\n\x1a\n", _chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, 3, 0, 0, 0))]
     if icc_profile:
         out.append(_chunk(b"iCCP", b"ICC Profile\x00\x00" + zlib.compress(icc_profile)))
+    if exif:
+        out.append(_chunk(b"eXIf", exif))
     out.append(_chunk(b"PLTE", np.ascontiguousarray(palette[:, :3], dtype=np.uint8).tobytes()))
     if palette.shape[1] == 4:
         opaque = palette[:, 3] == 255

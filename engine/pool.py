@@ -59,7 +59,9 @@ class FileResult:
     src : str; dst : str or None
     status : "ok", "skipped" or "error"
     message : str or None; the reason of a skip or error (one line, without the path)
-    report : CompressReport or None; set when ``status == "ok"``
+    report : CompressReport or None; set when ``status == "ok"``, and for a file skipped because
+        its output would have been larger than the input (``skip_if_larger``; the report has
+        ``written=False`` and both sizes)
     seconds : float; wall time spent on this file in its worker (0 for skips)
     detail : str or None; the traceback of an unexpected error (a bug), for ``--debug``
     error_type : str or None; the class name of the KmpressError behind an ``error`` (e.g.
@@ -78,6 +80,8 @@ class FileResult:
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: src, dst, status, message, seconds and, when ok, every report field."""
         d: dict[str, Any] = {"src": self.src, "dst": self.dst, "status": self.status, "message": self.message}
+        if self.status == "skipped":
+            d["skip_reason"] = "larger" if self.skipped_larger else "exists"
         if self.error_type is not None:
             d["error_type"] = self.error_type
         if self.report is not None:
@@ -87,6 +91,23 @@ class FileResult:
             d.update(rep)
         d["seconds"] = self.seconds
         return d
+
+    @property
+    def skipped_larger(self) -> bool:
+        """Skipped because the output would have been larger than its input (``skip_if_larger``)."""
+        return self.status == "skipped" and self.report is not None and not self.report.written
+
+
+def report_result(src: str, dst: str, rep: Any, seconds: float) -> FileResult:
+    """The :class:`FileResult` of a finished :func:`kmpress.compress`: ``ok``, or ``skipped``
+    with both sizes when ``skip_if_larger`` left the output unwritten."""
+    if rep.written:
+        return FileResult(src, dst, "ok", None, rep, seconds)
+    why = (
+        f"not written: the {rep.format.upper()} would be {rep.output_bytes:,} bytes, larger than the "
+        f"input's {rep.input_bytes:,} (--skip-if-larger)"
+    )
+    return FileResult(src, dst, "skipped", why, rep, seconds)
 
 
 # Worker-side state. A worker process started by our own pool ignores SIGINT (the parent decides
@@ -152,7 +173,7 @@ def compress_file(src: str, dst: str, options: Options, threads: int | None = No
             threads = dask_worker_threads()
         backends.set_threads(threads)
         rep = compress(src, dst, options=options)
-        return FileResult(src, dst, "ok", None, rep, time.perf_counter() - t0)
+        return report_result(src, dst, rep, time.perf_counter() - t0)
     except KmpressError as e:
         return FileResult(src, dst, "error", e.message, None, time.perf_counter() - t0, error_type=type(e).__name__)
     except MemoryError:

@@ -19,6 +19,7 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .batch import compress_many
 from .errors import ImageReadError, ImageWriteError, InvalidParameterError, PlotUnavailableError
+from .formats import open_image
 from .io import atomic_write, load_image, read_image, reading, sample_path
 from .ksweep import SweepRow, sweep
 from .metrics import mse, psnr_from_mse
@@ -42,6 +43,7 @@ def describe_image(path: str | os.PathLike, against: str | os.PathLike | None = 
     -------
     dict
         path, format, width, height, mode, bytes, bit_depth (bits per sample; PNG: from IHDR),
+        exif (bool: an EXIF block is present),
         palette_size (entries stored, None without a palette), colors_used (distinct colours, None
         when over 256 or not computed), icc_profile (bool), and with ``against``: against, psnr
         (dB, None when identical), mse.
@@ -54,7 +56,7 @@ def describe_image(path: str | os.PathLike, against: str | os.PathLike | None = 
     p = Path(path)
     with reading(p):
         size = p.stat().st_size
-        with Image.open(p) as im:
+        with open_image(p, str(p)) as im:
             info: dict[str, Any] = {
                 "path": str(p),
                 "format": im.format,
@@ -63,6 +65,7 @@ def describe_image(path: str | os.PathLike, against: str | os.PathLike | None = 
                 "mode": im.mode,
                 "bytes": size,
                 "icc_profile": bool(im.info.get("icc_profile")),
+                "exif": bool(im.info.get("exif")),
             }
             pal = im.getpalette() if im.mode in ("P", "PA") else None
             info["palette_size"] = len(pal) // 3 if pal is not None else None
