@@ -352,8 +352,9 @@ def _load_source(src: Any, opts: Options, label: str) -> tuple[LoadedImage, int 
     if _is_path(src):
         p = Path(src)
         w, h = image_size(p, max_pixels=opts.max_pixels)
-        if backends.choose(opts.backend, w * h, opts.k or opts.max_colors) == "numba":
-            backends.warm_up()  # numba's start-up overlaps the decoding
+        k = opts.k or opts.max_colors
+        if backends.choose(opts.backend, w * h, k) == "numba":
+            backends.warm_up(w * h, k)  # numba's start-up overlaps the decoding
         loaded = load_image(p, max_pixels=opts.max_pixels)
         return loaded, p.stat().st_size
     if isinstance(src, Image.Image):

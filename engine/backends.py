@@ -49,15 +49,16 @@ def load(name: str) -> ModuleType:
     return kernels_numba
 
 
-def warm_up() -> threading.Thread:
-    """Load numba and the kernels a compression needs in a background thread (returned, started).
+def warm_up(pixels: int, k: int) -> threading.Thread:
+    """Load numba and the kernels a compression of ``pixels`` pixels at ``k`` colours needs, in a
+    background thread (returned, started).
 
     For a run that will use numba: its start-up then overlaps the decoding of the image, which
     releases the GIL. The kernels are loaded from numba's cache (compiled on a first run)."""
 
     def work() -> None:
         try:
-            for kernel in load("numba").WARM_UP:
+            for kernel in load("numba").warm_up_kernels(pixels, k):
                 kernel.dispatcher
         except BaseException:  # the caller meets the same problem itself, and reports it
             pass

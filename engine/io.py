@@ -41,8 +41,8 @@ class LoadedImage:
 
     Attributes
     ----------
-    pixels : (H, W, 3 or 4) uint8, C-contiguous, read-only (a view of the decoded bytes; copy it
-        to modify it); 4 channels only when some pixel is not fully opaque
+    pixels : (H, W, 3 or 4) uint8, C-contiguous; 4 channels only when some pixel is not fully
+        opaque
     icc_profile : bytes or None; an RGB colour profile worth carrying to the output
     source_mode : Pillow mode of the file ("RGB", "CMYK", "I;16", ...)
     format : Pillow format name ("JPEG", "PNG", ...)
@@ -95,26 +95,50 @@ def _gray_to_u8(arr: np.ndarray, mode: str) -> np.ndarray:
     return arr.clip(0, 255).astype(np.uint8)
 
 
-def _to_rgb_or_rgba(im: Image.Image) -> tuple[np.ndarray, bool]:
-    """Pixels as uint8 (H, W, 3|4) and whether an RGB ICC profile still describes them.
+#: Rows converted at a time from a Pillow image to the pixel array (see :func:`_array`).
+STRIP_ROWS = 256
 
-    ``np.asarray`` of a Pillow image is one copy of its pixels (read-only); ``np.array`` would
-    make a second one, which a 100 MP photo feels (300 MB).
-    """
+
+def _array(im: Image.Image, mode: str | None = None) -> np.ndarray:
+    """The pixels of ``im`` (converted to ``mode``, a pointwise conversion), as a new writable
+    uint8 array, made strip by strip: one copy in all. (``np.asarray(im)`` goes through
+    ``tobytes``, whose chunks and joined result are two more copies of a whole image.)"""
+    w, h = im.size
+    out = None
+    for y in range(0, h, STRIP_ROWS):
+        strip = im.crop((0, y, w, min(h, y + STRIP_ROWS)))
+        if mode is not None and strip.mode != mode:
+            strip = strip.convert(mode)
+        a = np.asarray(strip)
+        if out is None:
+            out = np.empty((h, *a.shape[1:]), a.dtype)
+        out[y : y + a.shape[0]] = a
+    return out
+
+
+def _opaque_rgba(im: Image.Image) -> bool:
+    """An RGBA image whose every pixel is opaque (checked by Pillow, without a copy)."""
+    return im.mode == "RGBA" and im.getextrema()[3][0] == 255
+
+
+def _to_rgb_or_rgba(im: Image.Image, opaque_as_rgb: bool = False) -> tuple[np.ndarray, bool]:
+    """Pixels as uint8 (H, W, 3|4) and whether an RGB ICC profile still describes them;
+    ``opaque_as_rgb``: an RGBA image whose pixels are all opaque comes as RGB (without a copy
+    with 4 channels first)."""
     mode = im.mode
     if mode == "RGB":
-        return np.asarray(im), True
+        return _array(im), True
     if mode == "RGBA":
-        return np.asarray(im), True
+        return _array(im, "RGB" if opaque_as_rgb and _opaque_rgba(im) else None), True
     if mode == "RGBa":
-        return np.asarray(im.convert("RGBA")), True
+        return _array(im, "RGBA"), True
     if mode in ("P", "PA"):
         has_alpha = mode == "PA" or "transparency" in im.info or (im.palette is not None and im.palette.mode == "RGBA")
-        return np.asarray(im.convert("RGBA" if has_alpha else "RGB")), True
+        return _array(im, "RGBA" if has_alpha else "RGB"), True
     if mode in ("L", "1"):
-        return np.asarray(im.convert("RGB")), False
+        return _array(im, "RGB"), False
     if mode in ("LA", "La"):
-        return np.asarray(im.convert("RGBA")), False
+        return _array(im, "RGBA"), False
     if mode.startswith("I") or mode == "F":
         g = _gray_to_u8(np.asarray(im), mode)
         return np.repeat(g[:, :, None], 3, axis=2), False
@@ -127,11 +151,21 @@ def _to_rgb_or_rgba(im: Image.Image) -> tuple[np.ndarray, bool]:
                 src = ImageCms.ImageCmsProfile(BytesIO(icc))
                 out = ImageCms.profileToProfile(im, src, ImageCms.createProfile("sRGB"), outputMode="RGB")
                 if out is not None:
-                    return np.asarray(out), False
+                    return _array(out), False
             except (ImageCms.PyCMSError, OSError, ValueError):
                 pass
-        return np.asarray(im.convert("RGB")), False
-    return np.asarray(im.convert("RGB")), False
+        return _array(im, "RGB"), False
+    return _array(im, "RGB"), False
+
+
+def _oriented(im: Image.Image) -> Image.Image:
+    """``im`` turned as its EXIF orientation says; itself when there is nothing to turn (Pillow's
+    ``exif_transpose`` would return a copy then: a whole image of memory for nothing)."""
+    try:
+        orientation = im.getexif().get(0x0112, 1)
+    except Exception:  # a broken EXIF block: leave the pixels as stored
+        return im
+    return ImageOps.exif_transpose(im) if orientation in (2, 3, 4, 5, 6, 7, 8) else im
 
 
 @contextmanager
@@ -188,8 +222,7 @@ def load_image(
             icc = im.info.get("icc_profile")
             exif = im.info.get("exif")
             im.load()
-            oriented = ImageOps.exif_transpose(im)
-            pixels, keeps_icc = _to_rgb_or_rgba(oriented)
+            pixels, keeps_icc = _to_rgb_or_rgba(_oriented(im), opaque_as_rgb=True)
     except (OSError, ValueError, SyntaxError, IndexError, EOFError) as e:
         raise ImageReadError(f"corrupt or truncated image: {e}", label) from None
     except Image.DecompressionBombError as e:  # pragma: no cover - guarded by _open already
@@ -214,7 +247,7 @@ def load_pil(im: Image.Image) -> LoadedImage:
     try:
         im.load()
         icc, exif = im.info.get("icc_profile"), im.info.get("exif")
-        pixels, keeps_icc = _to_rgb_or_rgba(ImageOps.exif_transpose(im))
+        pixels, keeps_icc = _to_rgb_or_rgba(_oriented(im), opaque_as_rgb=True)
     except (OSError, ValueError, SyntaxError, IndexError, EOFError) as e:
         raise ImageReadError(f"corrupt or truncated image: {e}", label) from None
     if pixels.shape[2] == 4 and bool(np.all(pixels[:, :, 3] == 255)):
@@ -225,7 +258,7 @@ def load_pil(im: Image.Image) -> LoadedImage:
 
 def image_to_array(im: Image.Image) -> np.ndarray:
     """A Pillow image's pixels as kmpress works on them: uint8 (H, W, 3), or (H, W, 4) when the
-    image has an alpha channel or a transparent palette entry, C-contiguous (read-only). Modes
+    image has an alpha channel or a transparent palette entry, C-contiguous. Modes
     are converted as :func:`load_image` converts them (greyscale, palette, CMYK, 16-bit...); the
     pixels are taken as the image holds them (no EXIF rotation: ``ImageOps.exif_transpose``
     first for a camera photo).
@@ -250,7 +283,8 @@ def read_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_
     palette and CMYK images become RGB. See :func:`load_image` for the errors (and for the
     read-only pixels that :func:`kmpress.compress` works on without this copy).
     """
-    return np.array(load_image(path, max_pixels=max_pixels).pixels)
+    pixels = load_image(path, max_pixels=max_pixels).pixels
+    return pixels if pixels.flags.writeable else np.array(pixels)
 
 
 def temp_path(dst: Path) -> Path:

@@ -70,9 +70,17 @@ def squared_error_sum(colors: np.ndarray, counts: np.ndarray, palette: np.ndarra
     counts : (U,) int64 pixels per colour
     palette : (P, C) uint8
     labels : (U,) palette index of each colour
+
+    Integer arithmetic, in slices of the colours (a few MB of temporaries, not U x C x 8 bytes
+    several times over).
     """
-    err = colors.astype(np.int64) - palette[labels].astype(np.int64)
-    return int((np.einsum("ij,ij->i", err, err) * counts).sum())
+    total = 0
+    pal = palette.astype(np.int32)
+    step = 1 << 18
+    for s in range(0, colors.shape[0], step):
+        err = colors[s : s + step].astype(np.int32) - pal[labels[s : s + step]]
+        total += int(np.einsum("ij,ij->i", err, err).astype(np.int64) @ counts[s : s + step])
+    return total
 
 
 def psnr_from_mse(mse: float) -> float:
