@@ -309,9 +309,14 @@ def compress(
     tol: TolOpt = opt.default("tol"),
     recursive: Annotated[bool, typer.Option("-r", "--recursive", help="Descend into sub-folders.")] = False,
     max_pixels: Annotated[
-        int,
-        typer.Option("--max-pixels", help="Refuse larger images (decompression-bomb guard); 0 = no limit."),
-    ] = opt.default("max_pixels"),
+        Optional[int],
+        typer.Option(
+            "--max-pixels",
+            help="Refuse images with more pixels (0 = no limit).  [default: auto: only decompression bombs (a file far "
+            "too small for the size it declares), over 2^30 pixels, or beyond this machine's available memory]",
+            show_default=False,
+        ),
+    ] = None,
     scheduler: Annotated[
         Optional[str],
         typer.Option(
@@ -346,7 +351,7 @@ def compress(
             dither=_dither(dither),
             n_init=starts,
             smooth=smooth,
-            max_pixels=None if max_pixels == 0 else max_pixels,
+            max_pixels=opt.DEFAULT_MAX_PIXELS if max_pixels is None else (None if max_pixels == 0 else max_pixels),
             format=out_format,
             strip=strip,
             skip_if_larger=skip_if_larger,

@@ -22,6 +22,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageReadError, ImageTooLargeError, ImageWriteError, KmpressError
 from .formats import open_image
+from .limits import size_refusal
 from .options import DEFAULT_MAX_PIXELS
 from .png import encode_png
 
@@ -70,17 +71,31 @@ def _open(path: Path | IO[bytes], max_pixels: int | None, label: str | None = No
         finally:
             Image.MAX_IMAGE_PIXELS = saved
     w, h = im.size
-    if max_pixels is not None and w * h > max_pixels:
+    reason = size_refusal(w, h, _bytes_per_pixel(im.mode), _file_size(path), max_pixels)
+    if reason is not None:
         im.close()
-        raise ImageTooLargeError(
-            f"image has {w}x{h} = {w * h:,} pixels, over the limit of {max_pixels:,} "
-            "(raise it with max_pixels / --max-pixels if you trust this file)",
-            label or str(path),
-        )
+        raise ImageTooLargeError(reason, label or str(path))
     if w * h == 0:
         im.close()
         raise ImageReadError("image is empty (0 pixels)", label or str(path))
     return im
+
+
+#: Bytes a pixel of each Pillow mode takes once decoded (4 for modes not listed).
+_MODE_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 2, "La": 2, "PA": 2, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2, "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3}
+
+
+def _bytes_per_pixel(mode: str) -> int:
+    return _MODE_BYTES.get(mode, 4)
+
+
+def _file_size(path: Path | IO[bytes]) -> int | None:
+    try:
+        if hasattr(path, "getbuffer"):
+            return path.getbuffer().nbytes
+        return None if hasattr(path, "read") else os.stat(path).st_size
+    except OSError:
+        return None
 
 
 def _gray_to_u8(arr: np.ndarray, mode: str) -> np.ndarray:
@@ -209,7 +224,8 @@ def load_image(
     ImageReadError
         The file is missing, a folder, unreadable, not an image, truncated or corrupt.
     ImageTooLargeError
-        It has more than ``max_pixels`` pixels (checked before decoding).
+        It is larger than ``max_pixels`` allows ("auto": a decompression bomb, or more than
+        this machine's memory can take; see :mod:`kmpress.limits`), checked before decoding.
     """
     p = path if hasattr(path, "read") else Path(path)
     label = name or ("<stream>" if hasattr(p, "read") else str(p))

@@ -29,9 +29,9 @@ DEFAULT_TOL = 3e-5
 DEFAULT_MAX_ITER = 300
 #: Fraction of the quantization error Floyd-Steinberg diffuses by default (see kmpress.remap).
 DEFAULT_DITHER_STRENGTH = 0.75
-#: Pillow's own decompression-bomb limit (``PIL.Image.MAX_IMAGE_PIXELS``), the default of
-#: ``max_pixels``.
-DEFAULT_MAX_PIXELS = 89_478_485
+#: The default of ``max_pixels``: refuse only decompression bombs and what the machine's memory
+#: cannot take (see :mod:`kmpress.limits`), so real photos of any size pass.
+DEFAULT_MAX_PIXELS = "auto"
 #: zlib level of the PNG (9 is ~10x slower than 6 for 1-4 % smaller files).
 DEFAULT_COMPRESS_LEVEL = 6
 #: Most independent k-means starts.
@@ -146,7 +146,7 @@ class OptionFields(TypedDict, total=False):
     smooth: float
     palette_order: str
     compress_level: int
-    max_pixels: int | None
+    max_pixels: int | str | None
     format: str
     strip: bool
     skip_if_larger: bool
@@ -185,7 +185,10 @@ class Options:
 
     Output (files only)
         compress_level : int 0..9; zlib level of the PNG.
-        max_pixels : int >= 1 or None; refuse larger images before decoding (None: no limit).
+        max_pixels : "auto", int >= 1 or None; the decompression-bomb guard, checked before
+            decoding: "auto" refuses a file far too small for the size it declares, more than
+            2^30 pixels, or more than the machine's memory can take (see :mod:`kmpress.limits`);
+            an int is a plain cap; None checks nothing.
         format : "png" or "webp"; the output file format (WebP: lossless, the same colours).
         strip : bool; write no metadata (by default the input's ICC profile and EXIF are kept,
             the EXIF orientation reset to 1 since the pixels are already rotated).
@@ -209,7 +212,7 @@ class Options:
     smooth: float = 0.0
     palette_order: str = "luma"
     compress_level: int = DEFAULT_COMPRESS_LEVEL
-    max_pixels: int | None = DEFAULT_MAX_PIXELS
+    max_pixels: int | str | None = DEFAULT_MAX_PIXELS
     format: str = "png"
     strip: bool = False
     skip_if_larger: bool = False
@@ -244,7 +247,9 @@ class Options:
             raise InvalidParameterError("smooth and dither cannot be combined: choose one", fields=("smooth", "dither"))
         put("palette_order", check_choice("palette_order", self.palette_order, PALETTE_ORDERS))
         put("compress_level", check_int("compress_level", self.compress_level, 0, 9))
-        if self.max_pixels is not None:
+        if self.max_pixels is not None and self.max_pixels != "auto":
+            if isinstance(self.max_pixels, str):
+                raise InvalidParameterError(f"max_pixels must be 'auto', an integer or None, not {describe(self.max_pixels)}", fields=("max_pixels",))
             put("max_pixels", check_int("max_pixels", self.max_pixels, 1))
         fmt = self.format.lower() if isinstance(self.format, str) else self.format
         put("format", check_choice("format", fmt, OUTPUT_FORMATS))

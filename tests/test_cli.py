@@ -79,7 +79,7 @@ def test_help_shows_the_defaults_of_the_options_object(runner):
 
     o = Options()
     text = " ".join(run(runner, "compress", "--help").stdout.split())
-    for shown in (f"[default: {o.max_iter}]", f"[default: {o.tol}]", f"[default: {o.max_pixels}]", f"[default: {o.k}]",
+    for shown in (f"[default: {o.max_iter}]", f"[default: {o.tol}]", f"[default: {o.max_pixels}:", f"[default: {o.k}]",
                   f"[default: {o.colorspace}]", f"[default: {o.n_init}]", f"[default: {o.max_colors}]", "[default: no-dither]"):
         assert shown in text, shown
 

@@ -1,0 +1,104 @@
+"""How large an image may be, and how much memory a job needs: the decompression-bomb guard and
+the batch's memory budget. Pure arithmetic on a header's numbers and the machine's memory figures;
+nothing here decodes or writes.
+
+The default limit (``max_pixels="auto"``) lets any real photo through, up to stitched panoramas
+of hundreds of megapixels, and refuses, before anything is decoded, an image that declares
+
+- more than :data:`AUTO_MAX_PIXELS` pixels, or
+- more pixels than its file could hold (under one byte per :data:`BOMB_PIXELS_PER_BYTE` pixels:
+  a few kilobytes declaring 100,000 x 100,000 is a bomb, a real 100 MP photo is megabytes), or
+- a decode that would need more memory than the machine has available now.
+
+A fixed ``max_pixels=N`` replaces all three with a plain cap; ``None`` checks nothing.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+#: The largest image "auto" accepts: 2^30 pixels (a 40,000 x 26,000 panorama).
+AUTO_MAX_PIXELS = 1 << 30
+#: "auto" refuses an image with more pixels than this many per byte of its file. zlib expands at
+#: most ~1032:1, so even a flat single-colour palette PNG has one byte per ~1000 pixels; JPEG
+#: and real photos have far more. Only images over :data:`BOMB_MIN_PIXELS` are judged so.
+BOMB_PIXELS_PER_BYTE = 4000
+BOMB_MIN_PIXELS = 16_000_000
+#: What a kmpress process needs besides the image: Python, NumPy, Pillow, numba and its kernels.
+RUNTIME_BYTES = 160 << 20
+#: The dense colour table of the histogram and the remap's table of codes.
+TABLE_BYTES = (64 << 20) + (16 << 20)
+
+
+def job_bytes(pixels: int, bands: int = 3) -> int:
+    """Peak memory (bytes) of compressing an image of ``pixels`` pixels whose file decodes to
+    ``bands`` bytes per pixel: the decoder's image and kmpress's pixel array (at most 4 bytes a
+    pixel each), the indices (1), the colour tables, the distinct colours and the runtime."""
+    per_pixel = max(bands, 1) + 4 + 1
+    colours = min(pixels, 16 << 20) * 32  # up to 2^24 distinct colours, ~32 bytes each in the fit
+    return pixels * per_pixel + TABLE_BYTES + colours + RUNTIME_BYTES
+
+
+def available_memory() -> int | None:
+    """Bytes this process may still allocate: the system's available memory, capped by the
+    cgroup limit of a container; None when neither can be read (then nothing is refused for it)."""
+    avail = None
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    avail = int(line.split()[1]) * 1024
+                    break
+    except (OSError, ValueError):
+        pass
+    if avail is None:
+        try:
+            avail = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):
+            avail = None
+    cg = Path("/sys/fs/cgroup")
+    try:
+        limit = (cg / "memory.max").read_text().strip()
+        if limit != "max":
+            left = int(limit) - int((cg / "memory.current").read_text())
+            avail = left if avail is None else min(avail, left)
+    except (OSError, ValueError):
+        pass
+    return avail
+
+
+def _gb(n: int) -> str:
+    return f"{n / 2**30:.1f} GB"
+
+
+def size_refusal(width: int, height: int, bands: int, file_bytes: int | None, max_pixels: int | str | None) -> str | None:
+    """Why an image of this declared size must not be decoded, or None when it may be.
+
+    Parameters
+    ----------
+    bands : bytes per pixel the file decodes to (from its mode: 3 for RGB, 4 for RGBA, ...)
+    file_bytes : the file's size, None for a stream of unknown length
+    max_pixels : "auto", a fixed cap, or None (no limit)
+    """
+    pixels = width * height
+    size = f"{width}x{height} = {pixels:,} pixels"
+    override = "(--max-pixels N / max_pixels=N to allow it if you trust this file)"
+    if max_pixels is None:
+        return None
+    if max_pixels != "auto":
+        if pixels > max_pixels:
+            return f"image has {size}, over the limit of {max_pixels:,} {override}"
+        return None
+    if pixels > AUTO_MAX_PIXELS:
+        return f"image declares {size}, over the {AUTO_MAX_PIXELS:,} kmpress accepts by default {override}"
+    if file_bytes is not None and pixels > BOMB_MIN_PIXELS and file_bytes * BOMB_PIXELS_PER_BYTE < pixels:
+        return (
+            f"image declares {size} in a file of {file_bytes:,} bytes, far too small to hold them: "
+            f"refused as a decompression bomb {override}"
+        )
+    need = job_bytes(pixels, bands)
+    avail = available_memory()
+    if avail is not None and need > avail:
+        return f"image declares {size}: compressing it would need about {_gb(need)} of memory, {_gb(avail)} are available {override}"
+    return None
