@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Literal
 
-from . import backends
+from . import backends, limits
 from .api import compress
 from .errors import KmpressError
-from .io import stale_temp_files
+from .io import image_size, stale_temp_files
 from .options import Options
 
 Status = Literal["ok", "skipped", "error"]
@@ -208,9 +208,49 @@ def _crashed(item) -> FileResult:
     )
 
 
-def _submit_window(executor, queue, inflight, limit, opts, threads, on_start, task=compress_file):
+class MemoryBudget:
+    """Admission by memory for a local pool: a file starts only when the memory it is estimated
+    to need (:func:`kmpress.limits.job_bytes` of its header) fits beside the files in flight,
+    within :data:`BUDGET_SHARE` of the memory available when the batch started. A file that does
+    not fit waits while smaller ones go ahead; alone, any file may start (its own size was judged
+    by the reading guard). So two huge photos on a machine short of memory run one after the
+    other, and the rest of the batch in parallel."""
+
+    def __init__(self, total: int | None = None) -> None:
+        avail = limits.available_memory() if total is None else total
+        self.total = None if avail is None else int(avail * BUDGET_SHARE)
+        self.used = 0
+        self._need: dict[str, int] = {}
+
+    def need(self, src: str) -> int:
+        if src not in self._need:
+            try:
+                w, h = image_size(src, max_pixels=None)
+                self._need[src] = limits.job_bytes(w * h, 4)
+            except KmpressError:  # unreadable: it fails fast in its worker
+                self._need[src] = limits.RUNTIME_BYTES
+        return self._need[src]
+
+    def pick(self, queue: list, running: int):
+        """Index in ``queue`` of the first file that may start now, or None."""
+        for i, it in enumerate(queue):
+            if running == 0 or self.total is None or self.used + self.need(str(it.src)) <= self.total:
+                return i
+        return None
+
+
+#: Share of the available memory a local batch plans to fill (the rest: the parent, the system).
+BUDGET_SHARE = 0.8
+
+
+def _submit_window(executor, queue, inflight, limit, opts, threads, on_start, task=compress_file, budget=None):
     while queue and (limit is None or len(inflight) < limit):
-        it = queue.pop(0)
+        i = 0 if budget is None else budget.pick(queue, len(inflight))
+        if i is None:
+            break
+        it = queue.pop(i)
+        if budget is not None:
+            budget.used += budget.need(str(it.src))
         fut = executor.submit(task, str(it.src), str(it.dst), opts, threads)
         inflight[fut] = it
         if on_start:
@@ -276,14 +316,16 @@ def _pool_round(files, opts, n_jobs, threads, on_start, crashed: list, task=comp
     pool = _new_pool(n_jobs, threads)
     queue = list(files)
     inflight: dict[Future, PlannedFile] = {}
+    budget = MemoryBudget()
     finished = False
     try:
-        _submit_window(pool, queue, inflight, n_jobs, opts, None, on_start, task)
+        _submit_window(pool, queue, inflight, n_jobs, opts, None, on_start, task, budget)
         while inflight:
             done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
             ready: list[FileResult] = []
             for fut in done:
                 it = inflight.pop(fut)
+                budget.used -= budget.need(str(it.src))
                 try:
                     ready.append(fut.result())
                 except BrokenProcessPool:
@@ -292,7 +334,7 @@ def _pool_round(files, opts, n_jobs, threads, on_start, crashed: list, task=comp
                     ready.append(FileResult(str(it.src), str(it.dst), "error", f"worker failed: {type(e).__name__}: {e}"))
             # refill before handing results out: the consumer may take its time printing
             try:
-                _submit_window(pool, queue, inflight, n_jobs, opts, None, on_start, task)
+                _submit_window(pool, queue, inflight, n_jobs, opts, None, on_start, task, budget)
             except (BrokenProcessPool, RuntimeError):
                 crashed.extend(queue)
                 queue.clear()

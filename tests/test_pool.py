@@ -75,3 +75,53 @@ def test_interrupted_pool_leaves_no_partial_file(tmp_path):
     for p in outs:
         with Image.open(p) as im:
             im.load()  # complete, decodable files only
+
+
+def test_memory_budget_lets_huge_files_run_one_after_the_other():
+    from types import SimpleNamespace
+
+    from kmpress.pool import BUDGET_SHARE, MemoryBudget
+
+    b = MemoryBudget(total=int(1000 / BUDGET_SHARE) + 1)
+    assert b.total == 1000
+    b._need = {"big1": 800, "big2": 800, "s1": 100, "s2": 100, "s3": 150}
+    queue = [SimpleNamespace(src=n) for n in ("big1", "big2", "s1", "s2", "s3")]
+    started = []
+
+    def start():
+        i = b.pick(queue, len(started))
+        if i is None:
+            return None
+        it = queue.pop(i)
+        b.used += b.need(it.src)
+        started.append(it.src)
+        return it.src
+
+    assert start() == "big1"
+    assert start() == "s1"  # big2 waits: it does not fit beside big1; smaller files go ahead
+    assert start() == "s2" and b.used == 1000
+    assert start() is None  # s3 does not fit either now
+    b.used -= b.need("big1")
+    started.remove("big1")
+    assert start() == "big2"  # now it fits beside the two small ones (1000)
+    assert start() is None
+    for name in ("s1", "s2", "big2"):
+        b.used -= b.need(name)
+        started.remove(name)
+    assert start() == "s3" and b.used == 150
+    # a file larger than the whole budget still runs, alone
+    b2 = MemoryBudget(total=100)
+    b2._need = {"huge": 10**12}
+    assert b2.pick([SimpleNamespace(src="huge")], 0) == 0
+    assert b2.pick([SimpleNamespace(src="huge")], 1) is None
+
+
+def test_memory_budget_estimates_from_headers(tmp_path):
+    from kmpress import limits
+    from kmpress.pool import MemoryBudget
+
+    a = photo(tmp_path / "a.png", size=(300, 200))
+    (tmp_path / "bad.png").write_text("not an image")
+    b = MemoryBudget(total=1 << 40)
+    assert b.need(str(a)) == limits.job_bytes(300 * 200, 4)
+    assert b.need(str(tmp_path / "bad.png")) == limits.RUNTIME_BYTES
