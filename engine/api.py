@@ -252,6 +252,8 @@ class CompressReport:
         K chosen)
     target_reached : bool or None; False when ``max_colors`` colours could not reach it
     search : list of kmpress.quality.Trial; the K values the search fitted
+    warnings : list of str; what reading the file warned about (see
+        :attr:`kmpress.io.LoadedImage.notes`), one line each
     """
 
     src: str
@@ -275,6 +277,7 @@ class CompressReport:
     target_psnr: float | None = None
     target_reached: bool | None = None
     search: list = field(default_factory=list, repr=False)
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def pixels(self) -> int:
@@ -311,10 +314,14 @@ class CompressReport:
             "target_reached": self.target_reached,
             "search": [t.as_dict() for t in self.search],
             "timings": dict(self.timings),
+            "warnings": list(self.warnings),
         }
 
 
 def _same_file(a: Path, b: Path) -> bool:
+    # realpath, not Path.resolve: resolve raises RuntimeError on a symbolic-link loop (3.11)
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
     try:
         return a.exists() and b.exists() and os.path.samefile(a, b)
     except OSError:
@@ -350,7 +357,7 @@ def compress(
     opts = make_options(options, **_with_k(k, kwargs))
     t0 = time.perf_counter()
     src_p, dst_p = Path(src), Path(dst)
-    if src_p.resolve() == dst_p.resolve() or _same_file(src_p, dst_p):
+    if _same_file(src_p, dst_p):
         raise ImageWriteError("output would overwrite the input", str(dst_p))
     if dst_p.is_dir():
         raise ImageWriteError("output path is a folder", str(dst_p))
@@ -397,4 +404,5 @@ def compress(
         target_psnr=q.target_psnr,
         target_reached=q.target_reached,
         search=list(q.search),
+        warnings=list(loaded.notes),
     )
