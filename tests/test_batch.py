@@ -96,7 +96,7 @@ def test_folders_are_mirrored_under_out_dir(tmp_path):
                              "101CANON/a.jpg", "101CANON/a.png"]):
         photo(dcim / rel, size=(24, 16), seed=i, fmt="JPEG" if rel.lower().endswith("jpg") else "PNG")
     out = tmp_path / "small"
-    results = {str(Path(r.src).relative_to(dcim)): r for r in compress_many([dcim], out, 4, recursive=True)}
+    results = {str(Path(r.src).relative_to(dcim)): r for r in compress_many([dcim], out, 4, recursive=True, jobs=1)}
     written = sorted(str(p.relative_to(out)) for p in out.rglob("*.png"))
     assert written == ["100CANON/IMG_0001-k4.png", "101CANON/IMG_0001-k4.png", "101CANON/deep/IMG_0001-k4.png", "IMG_0001-k4.png"]
     for rel in ("100CANON/IMG_0001.JPG", "101CANON/IMG_0001.JPG", "IMG_0001.JPG", "101CANON/deep/IMG_0001.JPG"):
@@ -106,7 +106,7 @@ def test_folders_are_mirrored_under_out_dir(tmp_path):
     assert no_temp_files(tmp_path)
     # without -r only the top folder's files; a re-run skips what exists
     assert [Path(it.src).name for it in plan_batch([dcim], Options(k=4), out_dir=out).items] == ["IMG_0001.JPG"]
-    again = list(compress_many([dcim], out, 4, recursive=True))
+    again = list(compress_many([dcim], out, 4, recursive=True, jobs=1))
     assert sorted(r.status for r in again) == ["error", "error", "skipped", "skipped", "skipped", "skipped"]
     # two folders given side by side map to the same out_dir: their equal names collide
     other = photo(tmp_path / "other" / "IMG_0001.JPG", size=(24, 16), fmt="JPEG")
@@ -122,7 +122,7 @@ def test_an_output_folder_that_cannot_be_made_fails_only_its_files(tmp_path):
     out = tmp_path / "out"
     out.mkdir()
     (out / "sub").write_text("a file where a folder should go")
-    by = {Path(r.src).name: r for r in compress_many([d], out, 4, recursive=True)}
+    by = {Path(r.src).name: r for r in compress_many([d], out, 4, recursive=True, jobs=1)}
     assert by["top.png"].status == "ok"
     assert by["low.png"].status == "error" and "cannot create output folder" in by["low.png"].message
 
@@ -145,7 +145,7 @@ def test_symbolic_link_loops_and_broken_links_are_failed_inputs(tmp_path):
         assert "broken symbolic link" in by["broken.png"].reason
         assert by["good.png"].action == "compress"
         assert ("deep.png" in by) is recursive and len(plan.items) == 4 + recursive
-    results = list(compress_many([tmp_path / "fa", d / "loop.jpg", d], tmp_path / "o", 4, recursive=True))
+    results = list(compress_many([tmp_path / "fa", d / "loop.jpg", d], tmp_path / "o", 4, recursive=True, jobs=1))
     assert sorted((Path(r.src).name, r.status) for r in results) == [
         ("broken.png", "error"), ("deep.png", "ok"), ("fa", "error"), ("good.png", "ok"), ("loop.jpg", "error")]
     assert good.exists() and (tmp_path / "o" / "sub" / "deep-k4.png").exists()
