@@ -9,56 +9,73 @@ the work needs it) numba load inside the commands.
 
 from __future__ import annotations
 
+import signal
 import sys
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
+from typer.core import TyperGroup
 
 from kmpress import options as opt
 from kmpress.errors import ImageReadError, InvalidParameterError, KmpressError, TargetNotReachedError
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_TARGET = 3
-#: --skip-if-larger left every compressed file unwritten: pngquant's code for the same outcome,
-#: so that scripts written for pngquant keep working.
-EXIT_LARGER = 98
-EXIT_INTERRUPTED = 130
-
-EXIT_CODES_HELP = (
-    "Exit codes: 0 all done (skipped files included); 1 one or more inputs failed (the others are "
-    "still written); 2 usage error (bad option, no input given or found); 130 interrupted. "
-    "3: with --strict, a --quality target out of reach within --max-colors (such files are not "
-    "written; any other failure gives 1). 98: with --skip-if-larger, no file written because every "
-    "output would have been larger than its input (as pngquant)."
+from .flags import (  # the flags' shared declarations and the exit codes
+    EXIT_OK,
+    EXIT_FAILED,
+    EXIT_USAGE,
+    EXIT_TARGET,
+    EXIT_LARGER,
+    EXIT_INTERRUPTED,
+    EXIT_TERMINATED,
+    EXIT_CODES_HELP,
+    FLAGS,
+    DebugOpt,
+    JsonOpt,
+    SeedOpt,
+    SpaceOpt,
+    DitherOpt,
+    StartsOpt,
+    SmoothOpt,
+    QualityOpt,
+    MaxColorsOpt,
+    StrictOpt,
+    MaxIterOpt,
+    TolOpt,
+    MaxPixelsOpt,
+    _max_pixels,
 )
 
-#: The flag of each engine option, to name it in error messages.
-FLAGS = {
-    "k": "-k/--colors",
-    "target_psnr": "--quality",
-    "max_colors": "--max-colors",
-    "strict": "--strict",
-    "seed": "--seed",
-    "max_iter": "--max-iter",
-    "tol": "--tol",
-    "colorspace": "--space",
-    "dither": "--dither",
-    "n_init": "--starts",
-    "smooth": "--smooth",
-    "max_pixels": "--max-pixels",
-    "jobs": "--jobs",
-    "format": "--format",
-    "strip": "--strip",
-    "skip_if_larger": "--skip-if-larger",
-}
+#: click's usage-error base class, as this typer ships it (typer 0.2x vendors click).
+_CLICK_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+
+
+class _App(TyperGroup):
+    """The app's click group. With ``--json`` among the arguments, a usage error that click
+    itself catches (an unknown option, a value of the wrong type) gives the JSON document too."""
+
+    def main(self, args=None, prog_name=None, **extra):
+        argv = list(sys.argv[1:] if args is None else args)
+        if "--json" not in argv or extra.get("standalone_mode") is False:
+            return super().main(args=argv, prog_name=prog_name, **extra)
+        extra.pop("standalone_mode", None)
+        command = argv[0] if argv and argv[0] in self.commands else None
+        try:
+            code = super().main(args=argv, prog_name=prog_name, standalone_mode=False, **extra)
+        except _CLICK_ERROR as e:
+            e.show()
+            _print_json({"command": command, "error": e.format_message(), "exit_code": e.exit_code})
+            sys.exit(e.exit_code)
+        except typer.Abort:
+            raise _fail("aborted", EXIT_FAILED, command, True) from None
+        sys.exit(code if isinstance(code, int) else EXIT_OK)
+
 
 app = typer.Typer(
     name="kmpress",
+    cls=_App,
     help="Compress photos to small palette PNGs with k-means colour quantization (Numba kernels).",
     epilog=EXIT_CODES_HELP,
     no_args_is_help=True,
@@ -74,10 +91,18 @@ app = typer.Typer(
 # --------------------------------------------------------------------------------------------
 
 
-def _fail(message: str, code: int) -> typer.Exit:
+#: See :func:`_errors`.
+STDOUT_IS_IMAGE = "_stdout_is_image"
+
+
+def _fail(message: str, code: int, command: str | None = None, as_json: bool = False, doc: dict | None = None) -> typer.Exit:
+    """The one line on stderr and, with --json, the document saying the same on stdout (with
+    what ``doc`` holds of the run so far)."""
     from .render import error_line
 
     error_line(message)
+    if as_json:
+        _print_json({"command": command, **(doc or {}), "error": message, "exit_code": code})
     return typer.Exit(code)
 
 
@@ -89,15 +114,25 @@ def _message(e: KmpressError) -> str:
 
 
 @contextmanager
-def _errors(debug: bool):
-    """Turn what escapes a command into one line on stderr and an exit code.
+def _errors(debug: bool, command: str, as_json: bool = False, owns_process: bool = False):
+    """Turn what escapes a command into one line on stderr (and the JSON document) and an exit code.
 
-    InvalidParameterError (a bad option value, colliding outputs) -> 2; TargetNotReachedError ->
-    3; any other KmpressError and an OSError on a user path -> 1; Ctrl-C -> 130; anything else is
-    a bug: one line as well, and the traceback with ``--debug``.
+    InvalidParameterError (a bad option value) -> 2; TargetNotReachedError -> 3; any other
+    KmpressError and an OSError on a user path -> 1; Ctrl-C -> 130, SIGTERM -> 143; anything else
+    is a bug: one line as well, and the traceback with ``--debug``. ``owns_process``: the command
+    runs kmpress's work in this process (see :func:`_kmpress_process`). Yields a dict the command
+    may fill with what an error's JSON document should carry (e.g. the files done so far); its
+    key ``STDOUT_IS_IMAGE`` set says standard output holds an image: no document goes there then.
     """
+    doc: dict[str, Any] = {}
+
+    def fail(message: str, code: int) -> typer.Exit:
+        shown = {k: v for k, v in doc.items() if k != STDOUT_IS_IMAGE}
+        return _fail(message, code, command, as_json and not doc.get(STDOUT_IS_IMAGE), shown)
+
     try:
-        yield
+        with _kmpress_process() if owns_process else nullcontext():
+            yield doc
     except (typer.Exit, typer.Abort):
         raise
     except KeyboardInterrupt:
@@ -105,25 +140,42 @@ def _errors(debug: bool):
             import traceback
 
             traceback.print_exc()
-        raise _fail("interrupted", EXIT_INTERRUPTED) from None
+        pool = sys.modules.get("kmpress.pool")
+        if pool is not None and pool.interrupted_by() == signal.SIGTERM:
+            raise fail("terminated", EXIT_TERMINATED) from None
+        raise fail("interrupted", EXIT_INTERRUPTED) from None
     except Exception as e:
         if debug:
             import traceback
 
             traceback.print_exc()
         if isinstance(e, TargetNotReachedError):
-            raise _fail(str(e), EXIT_TARGET) from None
+            raise fail(str(e), EXIT_TARGET) from None
         if isinstance(e, ImageReadError):  # an unreadable input, also when a missing extra is why
-            raise _fail(str(e), EXIT_FAILED) from None
+            raise fail(str(e), EXIT_FAILED) from None
         if isinstance(e, InvalidParameterError):
-            raise _fail(_message(e), EXIT_USAGE) from None
+            raise fail(_message(e), EXIT_USAGE) from None
         if isinstance(e, KmpressError):
-            raise _fail(str(e), EXIT_FAILED) from None
+            raise fail(str(e), EXIT_FAILED) from None
         if isinstance(e, OSError):
             where = f"{e.filename}: " if e.filename else ""
-            raise _fail(f"{where}{e.strerror or e}", EXIT_FAILED) from None
+            raise fail(f"{where}{e.strerror or e}", EXIT_FAILED) from None
         hint = "" if debug else " (run with --debug for the traceback)"
-        raise _fail(f"internal error: {type(e).__name__}: {e}{hint}", EXIT_FAILED) from None
+        raise fail(f"internal error: {type(e).__name__}: {e}{hint}", EXIT_FAILED) from None
+
+
+@contextmanager
+def _kmpress_process():
+    """Process-wide set-up for a command whose work runs here: numba, when it loads, skips its
+    BLAS probe; what Pillow's C libraries print while decoding becomes that file's notes; Ctrl-C
+    and SIGTERM stop the work (and a pool's workers) the same way, and are never raised inside
+    numba's compiler."""
+    from kmpress import backends, notes, pool
+
+    backends.own_process()
+    notes.capture_native_messages()
+    with pool.handling_signals():
+        yield
 
 
 def _want_progress(quiet: bool, as_json: bool) -> bool:
@@ -190,55 +242,9 @@ def _app_options(
     """Compress photos to small palette PNGs with k-means colour quantization (Numba kernels)."""
 
 
-def _this_process_runs_kmpress() -> None:
-    """Process-wide set-up for a command (numba, when it loads, skips its BLAS probe)."""
-    from kmpress import backends
-
-    backends.own_process()
-
-
 # --------------------------------------------------------------------------------------------
 # commands
 # --------------------------------------------------------------------------------------------
-
-DebugOpt = Annotated[bool, typer.Option("--debug", help="Show tracebacks of errors.")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document on stdout and nothing else there.")]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the k-means++ initialisation (same seed, same output).")]
-SpaceOpt = Annotated[
-    str,
-    typer.Option("--space", help="Colour space to cluster in: rgb or oklab (perceptual; see the README).", metavar="rgb|oklab"),
-]
-DitherOpt = Annotated[bool, typer.Option("--dither/--no-dither", help="Floyd-Steinberg error diffusion when remapping.")]
-StartsOpt = Annotated[
-    int,
-    typer.Option("--starts", help="k-means runs from different seeds; the lowest cost wins (~N times the clustering time).", metavar="N"),
-]
-SmoothOpt = Annotated[
-    float,
-    typer.Option(
-        "--smooth",
-        help="Rate-aware remap: a pixel may keep its neighbour's colour when that costs at most X times the "
-        "mean squared error more (smaller files; 0.3 with --starts 4 beat pngquant on size and PSNR, see the README).",
-        metavar="X",
-    ),
-]
-QualityOpt = Annotated[
-    Optional[float],
-    typer.Option(
-        "--quality",
-        help="Target PSNR in dB instead of -k: the smallest K (up to --max-colors) reaching it. Outputs are named <stem>-q<PSNR>.png.",
-        metavar="PSNR_DB",
-        show_default=False,
-    ),
-]
-MaxColorsOpt = Annotated[int, typer.Option("--max-colors", help="Largest K --quality may use, 1-256.")]
-StrictOpt = Annotated[
-    bool,
-    typer.Option("--strict", help="With --quality: fail (exit code 3, nothing written) when --max-colors colours cannot reach the target, instead of writing the --max-colors result."),
-]
-MaxIterOpt = Annotated[int, typer.Option("--max-iter", help="Most k-means iterations per image.")]
-TolOpt = Annotated[float, typer.Option("--tol", help="Convergence tolerance (relative centroid shift).")]
-
 
 def _dither(on: bool) -> str | None:
     return "floyd-steinberg" if on else None
@@ -308,15 +314,7 @@ def compress(
     max_iter: MaxIterOpt = opt.default("max_iter"),
     tol: TolOpt = opt.default("tol"),
     recursive: Annotated[bool, typer.Option("-r", "--recursive", help="Descend into sub-folders.")] = False,
-    max_pixels: Annotated[
-        Optional[int],
-        typer.Option(
-            "--max-pixels",
-            help="Refuse images with more pixels (0 = no limit).  [default: auto: only decompression bombs (a file far "
-            "too small for the size it declares), over 2^30 pixels, or beyond this machine's available memory]",
-            show_default=False,
-        ),
-    ] = None,
+    max_pixels: MaxPixelsOpt = None,
     scheduler: Annotated[
         Optional[str],
         typer.Option(
@@ -332,13 +330,14 @@ def compress(
 ) -> None:
     """Compress images to palette PNGs named <stem>-k<K>.png (<stem>-q<PSNR>.png with --quality).
 
-    Existing outputs are skipped unless --force; an input is never overwritten; two inputs that
-    would write the same output stop the run before any work. Writes are atomic: an interrupted
-    run leaves no partial file.
+    Existing outputs are skipped unless --force; an input is never overwritten. With -o, the files
+    found in a folder's sub-folders go to the same sub-folders under it; inputs that would still
+    write the same output (a.jpg beside a.png) fail, the others are done. Writes are atomic: an
+    interrupted run leaves no partial file.
     """
     if not paths:
-        raise _fail("no input given (try: kmpress compress PHOTO.jpg, or kmpress --help)", EXIT_USAGE)
-    with _errors(debug):
+        raise _fail("no input given (try: kmpress compress PHOTO.jpg, or kmpress --help)", EXIT_USAGE, "compress", as_json)
+    with _errors(debug, "compress", as_json, owns_process=True) as doc:
         options = opt.Options(
             k=colors,
             target_psnr=quality,
@@ -351,16 +350,16 @@ def compress(
             dither=_dither(dither),
             n_init=starts,
             smooth=smooth,
-            max_pixels=opt.DEFAULT_MAX_PIXELS if max_pixels is None else (None if max_pixels == 0 else max_pixels),
+            max_pixels=_max_pixels(max_pixels),
             format=out_format,
             strip=strip,
             skip_if_larger=skip_if_larger,
         )
-        _this_process_runs_kmpress()
         from kmpress import batch, pipes
 
         job = pipes.plan_pipe(paths, out_dir, options, suffix=suffix, force=force)
         if job is not None:
+            doc[STDOUT_IS_IMAGE] = job.to_stdout
             raise typer.Exit(_run_pipe(job, options, as_json, quiet, debug))
 
         run = batch.compress_many
@@ -374,12 +373,14 @@ def compress(
                 return dask_batch.compress_many_dask(plan, scheduler=scheduler, **kw)
 
         plan = batch.plan_batch(paths, options, out_dir=out_dir, suffix=suffix, recursive=recursive, force=force)
+        done = doc.setdefault("files", [])  # an interrupted run's document lists what finished
         if plan.n_found == 0:
             from .render import error_line
 
             for it in plan.items:
                 error_line(f"{it.src}: {it.reason}")
-            raise _fail(f"no image found in {', '.join(map(str, paths))}", EXIT_USAGE)
+                done.append({"src": str(it.src), "dst": None, "status": "error", "message": it.reason})
+            raise _fail(f"no image found in {', '.join(map(str, paths))}", EXIT_USAGE, "compress", as_json, doc)
         t0 = time.perf_counter()
         results = []
         from .render import print_summary, progress
@@ -387,6 +388,7 @@ def compress(
         with progress(len(plan.to_compress), _want_progress(quiet, as_json)) as (started, finished):
             for r in run(plan, jobs=jobs, on_start=started):
                 results.append(r)
+                done.append(r.as_dict())
                 finished(r.src)
                 if debug and r.detail:
                     sys.stderr.write(r.detail)
@@ -394,7 +396,7 @@ def compress(
         code = _batch_exit_code(totals, results)
         if as_json:
             _print_json(
-                {"command": "compress", "k": plan.k, "target_psnr": plan.target_psnr, "files": [r.as_dict() for r in results], "summary": totals, "exit_code": code}
+                {"command": "compress", "k": plan.k, "target_psnr": plan.target_psnr, "files": done, "summary": totals, "exit_code": code}
             )
         else:
             print_summary(results, totals, quiet=quiet)
@@ -415,9 +417,8 @@ def demo(
     Writes <out-dir>/astronaut-k4.png, -k16.png, -k64.png and comparison.png (original and each K,
     labelled with K and PSNR), then prints the table.
     """
-    with _errors(debug):
+    with _errors(debug, "demo", as_json, owns_process=True):
         options = opt.Options(seed=seed, colorspace=space, dither=_dither(dither))
-        _this_process_runs_kmpress()
         from kmpress import batch, report
 
         if not as_json:
@@ -452,19 +453,23 @@ def info(
             show_default=False,
         ),
     ] = None,
+    max_pixels: MaxPixelsOpt = None,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Show an image's size, mode, palette size and bit depth; with --against, its PSNR; with
     --palette, write its palette as a swatch picture."""
-    with _errors(debug):
+    with _errors(debug, "info", as_json, owns_process=True):
         from kmpress import report
 
-        facts = report.describe_image(file, against)
+        limit = _max_pixels(max_pixels)
+        if isinstance(limit, int):
+            opt.check_int("max_pixels", limit, 1)
+        facts = report.describe_image(file, against, max_pixels=limit)
         if palette is not None:
             facts.update(report.palette_swatch(file, palette))
         if as_json:
-            _print_json(facts)
+            _print_json({"command": "info", **facts, "exit_code": EXIT_OK})
         else:
             from .render import print_info
 
@@ -497,9 +502,8 @@ def sweep_cmd(
     pip install "kmpress[plot]"; without it the rest is still written) and a contact sheet of the
     reconstructed images labelled with K and PSNR.
     """
-    with _errors(debug):
+    with _errors(debug, "sweep", as_json, owns_process=True):
         options = opt.Options(seed=seed, max_iter=max_iter, tol=tol, colorspace=space, dither=_dither(dither))
-        _this_process_runs_kmpress()
         from kmpress import ksweep, report
 
         values = ksweep.parse_ks(ks, step)
@@ -510,7 +514,7 @@ def sweep_cmd(
         with sweep_progress(len(values), _want_progress(False, as_json)) as on_row:
             files = report.write_sweep(file, out_dir, values, options=options, on_row=on_row)
         if as_json:
-            _print_json({"command": "sweep", "src": str(file), **files.as_dict()})
+            _print_json({"command": "sweep", "src": str(file), **files.as_dict(), "exit_code": EXIT_OK})
         else:
             from .render import print_sweep
 

@@ -31,6 +31,20 @@ def stderr_console() -> Console:
     return Console(file=sys.stderr, highlight=False)
 
 
+def _terminal_console() -> Console:
+    """A console on a duplicate of the stderr descriptor, for the progress bar: its refresh
+    thread keeps drawing on the terminal while the engine holds descriptor 2 to gather what a
+    decoder's C library prints (kmpress.notes.capture_native_messages)."""
+    from rich.console import Console
+
+    try:
+        sys.stderr.flush()
+        stream = os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1)
+    except (AttributeError, OSError, ValueError):  # no real descriptor (e.g. captured in tests)
+        return stderr_console()
+    return Console(file=stream, highlight=False, force_terminal=sys.stderr.isatty())
+
+
 def human_bytes(n: int | None) -> str:
     if n is None:
         return "-"
@@ -140,6 +154,14 @@ def print_summary(
     for r in results:
         if r.status == "error":
             error_line(f"{r.src}: {r.message}")
+        elif r.status == "ok" and not quiet and getattr(r.report, "warnings", None):
+            error_line(f"{r.src}: warning: {one_warning(r.report.warnings)}")
+
+
+def one_warning(warnings: list[str]) -> str:
+    """A file's warnings as one line: the first, and how many more there were."""
+    more = len(warnings) - 1
+    return warnings[0] + (f" (and {more} more)" if more > 0 else "")
 
 
 def error_line(message: str) -> None:
@@ -159,9 +181,19 @@ def _progress_bar(verb: str):
         TextColumn("ETA"),
         TimeRemainingColumn(),
         TextColumn("{task.description}"),
-        console=stderr_console(),
+        console=_terminal_console(),
         transient=True,
     )
+
+
+@contextmanager
+def _closing(bar):
+    """Close the progress bar's own stream (a duplicate descriptor) once it is done."""
+    try:
+        yield
+    finally:
+        if bar.console.file not in (sys.stderr, sys.__stderr__):
+            bar.console.file.close()
 
 
 @contextmanager
@@ -176,7 +208,7 @@ def progress(total: int, enabled: bool):
         return
     running: dict[str, None] = {}  # ordered set of full paths (a crashed file may start twice)
     bar = _progress_bar("compressing")
-    with bar:
+    with _closing(bar), bar:
         task = bar.add_task("", total=total)
 
         def describe() -> str:
@@ -215,6 +247,8 @@ def print_info(info: dict[str, Any]) -> None:
         ("ICC profile", "yes" if info.get("icc_profile") else "no"),
         ("EXIF", "yes" if info.get("exif") else "no"),
     ]
+    if info.get("warnings"):
+        rows.append(("warnings", one_warning(info["warnings"])))
     if "palette_path" in info:
         rows.append(("palette swatch", f"{info['palette_path']} ({info['palette_entries']} entries)"))
     if "against" in info:
@@ -266,7 +300,7 @@ def sweep_progress(total: int, enabled: bool):
         yield lambda row: None
         return
     bar = _progress_bar("sweeping")
-    with bar:
+    with _closing(bar), bar:
         task = bar.add_task("", total=total)
 
         def done(row: Any) -> None:

@@ -262,6 +262,8 @@ class CompressReport:
     search : list of kmpress.quality.Trial; the K values the search fitted
     format : "png" or "webp"; the output's format
     written : bool; False when ``skip_if_larger`` kept an output larger than its input unwritten
+    warnings : list of str; what reading the file warned about (see
+        :attr:`kmpress.io.LoadedImage.notes`), one line each
     """
 
     src: str
@@ -287,6 +289,7 @@ class CompressReport:
     search: list = field(default_factory=list, repr=False)
     format: str = "png"
     written: bool = True
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def pixels(self) -> int:
@@ -325,10 +328,14 @@ class CompressReport:
             "format": self.format,
             "written": self.written,
             "timings": dict(self.timings),
+            "warnings": list(self.warnings),
         }
 
 
 def _same_file(a: Path, b: Path) -> bool:
+    # realpath, not Path.resolve: resolve raises RuntimeError on a symbolic-link loop (3.11)
+    if os.path.realpath(a) == os.path.realpath(b):
+        return True
     try:
         return a.exists() and b.exists() and os.path.samefile(a, b)
     except OSError:
@@ -419,7 +426,7 @@ def compress(
     if opts.skip_if_larger and not (_is_path(src) or hasattr(src, "read")):
         raise InvalidParameterError("skip_if_larger compares the output with the input file; src is an image in memory", fields=("skip_if_larger",))
     if dst_p is not None:
-        if _is_path(src) and (Path(src).resolve() == dst_p.resolve() or _same_file(Path(src), dst_p)):
+        if _is_path(src) and _same_file(Path(src), dst_p):
             raise ImageWriteError("output would overwrite the input", str(dst_p))
         if dst_p.is_dir():
             raise ImageWriteError("output path is a folder", str(dst_p))
@@ -479,4 +486,5 @@ def compress(
         search=list(q.search),
         format=opts.format,
         written=written,
+        warnings=list(loaded.notes),
     )

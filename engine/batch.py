@@ -2,9 +2,10 @@
 
 Two steps, so that every naming problem is known before any work starts:
 
-1. :func:`plan_batch` expands folders, names each output, and decides what to do with each input
-   (compress it, skip it because its output exists, or report it as an error). Two inputs that
-   would write the same output raise :class:`OutputCollisionError` before anything is written.
+1. :func:`plan_batch` expands folders, names each output (mirroring sub-folders under an output
+   folder), and decides what to do with each input (compress it, skip it because its output
+   exists, or report it as an error: unusable path, output shared with another input, output
+   that would overwrite an input). A bad input never stops the others.
 2. :func:`compress_many` runs the plan and yields one :class:`FileResult` per input as each
    finishes, in this process, on a local process pool or on any
    :class:`concurrent.futures.Executor` (see :mod:`kmpress.pool`).
@@ -14,6 +15,7 @@ Nothing in this module prints.
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -94,12 +96,15 @@ class PlannedFile:
     dst : Path or None; the output it maps to (None when the input itself is unusable)
     action : "compress", "skip" (output exists) or "error" (e.g. missing input)
     reason : str or None; why it is skipped or an error
+    error_type : str or None; the KmpressError class an ``error`` stands for, when one does
+        (``"OutputCollisionError"``)
     """
 
     src: Path
     dst: Path | None
     action: Literal["compress", "skip", "error"]
     reason: str | None = None
+    error_type: str | None = None
 
 
 @dataclass
@@ -136,27 +141,60 @@ class BatchPlan:
 
 
 def _key(p: Path) -> str:
-    """Identity of a path for duplicate and collision checks (resolved, case kept)."""
-    return os.path.normcase(str(p.resolve()))
+    """Identity of a path for duplicate and collision checks (links resolved, case kept).
+    ``os.path.realpath``, not ``Path.resolve``: it never raises on a symbolic-link loop."""
+    return os.path.normcase(os.path.realpath(p))
 
 
-def _expand_folder(folder: Path, recursive: bool, skip_dirs: set[str], exts: frozenset[str]) -> list[Path]:
-    found: list[Path] = []
-    walker = os.walk(folder) if recursive else [(str(folder), [], None)]
+def _unusable(p: Path) -> str | None:
+    """Why a path cannot be read at all (missing, a broken link, a link loop...), or None."""
+    try:
+        os.stat(p)
+    except FileNotFoundError:
+        return "broken symbolic link (its target does not exist)" if os.path.islink(p) else "no such file or folder"
+    except PermissionError:
+        return "permission denied"
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            return "symbolic link loop (too many levels of symbolic links)"
+        return f"cannot access: {e.strerror or e}"
+    except ValueError as e:  # e.g. a NUL byte in the name
+        return f"invalid path: {e}"
+    return None
+
+
+#: One input found: (path, reason it is unusable or None, its folder relative to the folder
+#: given, which the output mirrors under ``out_dir``).
+_Found = tuple[Path, "str | None", Path]
+
+
+def _expand_folder(folder: Path, recursive: bool, skip_dirs: set[str], exts: frozenset[str]) -> list[_Found]:
+    found: list[_Found] = []
+
+    def unlisted(e: OSError) -> None:  # a sub-folder that cannot be listed is a failed input
+        found.append((Path(e.filename or folder), f"cannot list folder: {e.strerror or e}", Path(".")))
+
+    walker = os.walk(folder, onerror=unlisted) if recursive else [(str(folder), [], None)]
     for root, dirs, _files in walker:
         if recursive:
             # never descend into the output folder: its PNGs are outputs, not inputs
             dirs[:] = sorted(d for d in dirs if not d.startswith(".") and _key(Path(root, d)) not in skip_dirs)
         try:
             names = sorted(os.listdir(root))
-        except OSError:
+        except OSError as e:
+            if not recursive:
+                found.append((Path(root), f"cannot list folder: {e.strerror or e}", Path(".")))
             continue
+        rel = Path(os.path.relpath(root, folder))
         for name in names:
             p = Path(root, name)
             if name.startswith(".") or p.suffix.lower() not in exts:
                 continue
-            if p.is_file():
-                found.append(p)
+            reason = _unusable(p)
+            if reason is not None:  # a broken link or a link loop named like an image
+                found.append((p, reason, rel))
+            elif p.is_file():
+                found.append((p, None, rel))
     return found
 
 
@@ -179,23 +217,27 @@ def plan_batch(
         folder's own images (``a-k16.png`` beside ``a.jpg``). An input named twice counts once.
     options : Options; its ``k`` (or ``target_psnr``) goes into the default output name
     out_dir : folder for the outputs (created by :func:`compress_many` if missing); default
-        beside each input
+        beside each input. The files found in a folder's sub-folders go to the same sub-folders
+        under it (``DCIM/100CANON/IMG_1.JPG`` -> ``<out_dir>/100CANON/IMG_1-k16.png`` for the
+        folder ``DCIM``), so that repeated names in different folders do not collide.
     suffix : text added to the stem, ``{k}`` replaced by K; default ``-k{k}``
     force : overwrite existing outputs instead of skipping them
 
     Returns
     -------
     BatchPlan
-        A missing path is an ``error`` item; an output that exists is a ``skip`` item unless
-        ``force``; an output that is one of the inputs (or any file the batch reads) is an
-        ``error`` item: no input is ever overwritten.
+        An unusable path (missing, a broken symbolic link, a link loop) is an ``error`` item; an
+        output that exists is a ``skip`` item unless ``force``; an output that is one of the inputs
+        (or any file the batch reads) is an ``error`` item: no input is ever overwritten. Inputs
+        that would write the same output (``a.jpg`` beside ``a.png``) are each an ``error`` item
+        naming the others; the rest of the batch is unaffected.
 
     Raises
     ------
     InvalidParameterError
         ``suffix`` is invalid.
-    OutputCollisionError
-        Two inputs would write the same output.
+    ImageWriteError
+        ``out_dir`` is a file.
     """
     opts = make_options(options)
     k, target_psnr, ext = opts.k, opts.target_psnr, opts.extension
@@ -205,51 +247,50 @@ def plan_batch(
         raise ImageWriteError("output folder is a file", str(out))
     skip_dirs = {_key(out)} if out is not None else set()
 
-    # 1. expand: (src, error reason or None), duplicates dropped
-    inputs: list[tuple[Path, str | None]] = []
+    # 1. expand: (src, error reason or None, folder relative to the one given), duplicates dropped
+    inputs: list[_Found] = []
     seen: set[str] = set()
     for raw in paths:
         p = Path(raw)
-        if p.is_dir():
+        reason = _unusable(p)
+        if reason is None and p.is_dir():
             found = _expand_folder(p, recursive, skip_dirs, image_extensions())
-            # a folder re-run must not compress its own outputs: drop "<stem><suffix>.png" files
+            # a folder re-run must not compress its own outputs: drop "<stem><suffix>.<ext>" files
             # whose source "<stem>.*" is in the same folder
-            outputs_here = {_key(f.with_name(output_name(f, k, suffix, target_psnr, ext))) for f in found}
-            if suffix is None:  # also outputs of earlier runs at another K or quality target
+            ok = [f for f, err, _ in found if err is None]
+            outputs_here = {_key(f.with_name(output_name(f, k, suffix, target_psnr, ext))) for f in ok}
+            if suffix is None:  # also outputs of earlier runs at another K, quality target or format
                 pattern = re.compile(r"^(.*)-(?:k\d{1,3}|q\d+(?:\.\d+)?)\.(?:png|webp)$", re.IGNORECASE)
-                stems = {(_key(f.parent), f.stem) for f in found}
-                outputs_here |= {
-                    _key(f) for f in found if (m := pattern.match(f.name)) and (_key(f.parent), m.group(1)) in stems
-                }
-            items = [(f, None) for f in found if _key(f) not in outputs_here]
-        elif p.exists():
-            items = [(p, None)]
+                stems = {(_key(f.parent), f.stem) for f in ok}
+                outputs_here |= {_key(f) for f in ok if (m := pattern.match(f.name)) and (_key(f.parent), m.group(1)) in stems}
+            items = [it for it in found if it[1] is not None or _key(it[0]) not in outputs_here]
         else:
-            items = [(p, "no such file or folder")]
-        for f, err in items:
+            items = [(p, reason, Path("."))]
+        for f, err, rel in items:
             key = _key(f)
             if key in seen:
                 continue
             seen.add(key)
-            inputs.append((f, err))
+            inputs.append((f, err, rel))
 
-    # 2. name the outputs and check for collisions before any work
-    input_keys = {_key(f) for f, err in inputs if err is None}
-    by_output: dict[str, Path] = {}
+    # 2. name the outputs; inputs sharing one output fail, each naming the others
+    input_keys = {_key(f) for f, err, _ in inputs if err is None}
+    named = [(src, err, None if err else (out / rel if out is not None else src.parent) / output_name(src, k, suffix, target_psnr, ext))
+             for src, err, rel in inputs]
+    writers: dict[str, list[Path]] = {}
+    for src, err, dst in named:
+        if dst is not None:
+            writers.setdefault(_key(dst), []).append(src)
     planned: list[PlannedFile] = []
-    for src, err in inputs:
-        if err is not None:
+    for src, err, dst in named:
+        if dst is None:
             planned.append(PlannedFile(src, None, "error", err))
             continue
-        dst = (out if out is not None else src.parent) / output_name(src, k, suffix, target_psnr, ext)
         dkey = _key(dst)
-        if dkey in by_output:
-            raise OutputCollisionError(
-                f"{by_output[dkey]} and {src} would both write {dst}; nothing was done "
-                "(rename one, or use --suffix / --out-dir in separate runs)"
-            )
-        by_output[dkey] = src
-        if dkey in input_keys or _same_existing(src, dst):
+        others = [o for o in writers[dkey] if o is not src]
+        if others:
+            planned.append(PlannedFile(src, dst, "error", _collision(others, dst), OutputCollisionError.__name__))
+        elif dkey in input_keys or _same_existing(src, dst):
             planned.append(PlannedFile(src, dst, "error", f"output {dst} would overwrite an input; use --suffix or --out-dir"))
         elif dst.is_dir():
             planned.append(PlannedFile(src, dst, "error", f"output {dst} is a folder"))
@@ -258,6 +299,12 @@ def plan_batch(
         else:
             planned.append(PlannedFile(src, dst, "compress"))
     return BatchPlan(planned, opts)
+
+
+def _collision(others: list[Path], dst: Path) -> str:
+    named = ", ".join(map(str, others[:2])) + (f" and {len(others) - 2} more" if len(others) > 2 else "")
+    which = "neither is written" if len(others) == 1 else "none of them is written"
+    return f"{named} would write the same output {dst}: {which} (rename one, or use --suffix)"
 
 
 def _same_existing(a: Path, b: Path) -> bool:
@@ -322,8 +369,8 @@ def compress_many(
 
     Raises
     ------
-    InvalidParameterError, OutputCollisionError
-        Before any work, for a bad option or colliding outputs.
+    InvalidParameterError
+        Before any work, for a bad option.
     KeyboardInterrupt
         Propagated after the local pool's workers are stopped; no partial output is left behind.
     """
@@ -344,17 +391,24 @@ def compress_many(
         if it.action == "skip":
             yield FileResult(str(it.src), str(it.dst), "skipped", it.reason)
         elif it.action == "error":
-            yield FileResult(str(it.src), None if it.dst is None else str(it.dst), "error", it.reason)
+            yield FileResult(str(it.src), None if it.dst is None else str(it.dst), "error", it.reason, error_type=it.error_type)
 
-    todo = plan.to_compress
+    todo: list[PlannedFile] = []
+    unwritable: dict[Path, str] = {}
+    for it in plan.to_compress:
+        d = it.dst.parent
+        if d not in unwritable:
+            try:
+                d.mkdir(parents=True, exist_ok=True)
+                unwritable[d] = ""
+            except OSError as e:
+                unwritable[d] = f"cannot create output folder {d}: {e.strerror or e}"
+        if unwritable[d]:  # fails the files bound for that folder only
+            yield FileResult(str(it.src), str(it.dst), "error", unwritable[d], error_type=ImageWriteError.__name__)
+        else:
+            todo.append(it)
     if not todo:
         return
-    folders = {it.dst.parent for it in todo}
-    for d in sorted(folders):
-        try:
-            d.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise ImageWriteError(f"cannot create output folder: {e.strerror or e}", str(d)) from None
 
     if executor is not None:
         yield from run_on(executor, todo, opts, jobs, threads, on_start)

@@ -223,8 +223,8 @@ def compress_many_dask(
     ------
     DaskNotInstalledError, SchedulerError
         Before any work.
-    InvalidParameterError, OutputCollisionError
-        Before any work, as for a local batch.
+    InvalidParameterError
+        Before any work, as for a local batch (colliding outputs are failed files, as there).
     """
     if "executor" in kwargs:
         raise InvalidParameterError("compress_many_dask takes scheduler=, not executor=")

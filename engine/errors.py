@@ -59,7 +59,8 @@ class InvalidParameterError(KmpressError, ValueError):
 
 
 class OutputCollisionError(InvalidParameterError):
-    """Two inputs of one batch would write the same output file."""
+    """Two inputs of one batch would write the same output file. A batch does not raise it: it
+    names the ``error_type`` of those inputs' failed results (the rest of the batch is done)."""
 
 
 class MissingExtraError(InvalidParameterError):

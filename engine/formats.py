@@ -7,7 +7,7 @@ the decoded WebP equals :meth:`kmpress.Quantized.to_array` pixel for pixel.
 
 Input: Pillow reads AVIF itself when it is built with libavif (Pillow 11.3+ wheels are). HEIC and
 HEIF, the format of iPhone photos, need pillow-heif (the optional extra ``kmpress[heif]``), which
-:func:`open_image` registers as a Pillow opener the first time such a file turns up; without it
+:func:`pil_open` registers as a Pillow opener the first time such a file turns up; without it
 the file gets a one-line hint naming the extra, instead of "not an image".
 """
 
@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError, features
 
 from .errors import HeifUnavailableError, ImageReadError, ImageWriteError
+from .notes import route_pillow_logs
 from .png import encode_png
 
 #: What to tell a user without pillow-heif.
@@ -35,6 +36,7 @@ _AVIF_BRANDS = frozenset({b"avif", b"avis"})
 WEBP_MAX_SIDE = 16383
 
 _heif_registered = False
+_FORMATS: tuple[str, ...] | None = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -58,7 +60,31 @@ def register_heif() -> bool:
             return False
         pillow_heif.register_heif_opener()
         _heif_registered = True
+        _forget_formats()
     return True
+
+
+def pillow_formats() -> tuple[str, ...]:
+    """Every format Pillow reads, in one fixed order: formats with a signature check first,
+    those without one (TGA, ...: they accept almost any bytes) last.
+
+    Pillow 12+ tries first the plugins loaded so far, in the order they were loaded, and loads a
+    plugin on first sight of its file extension: once a ``.tga`` file had been opened, a valid
+    ``.ico`` was taken for a TGA and failed ("cannot load this image"). The verdict on a file
+    must not depend on the files read before it.
+    """
+    global _FORMATS
+    if _FORMATS is None:
+        Image.init()  # every plugin module (and its logger) is imported now
+        route_pillow_logs()
+        ids = [f for f in Image.ID if f in Image.OPEN]
+        _FORMATS = tuple([f for f in ids if Image.OPEN[f][1] is not None] + [f for f in ids if Image.OPEN[f][1] is None])
+    return _FORMATS
+
+
+def _forget_formats() -> None:
+    global _FORMATS
+    _FORMATS = None  # a newly registered opener (pillow-heif) joins the list
 
 
 def readable_extensions() -> frozenset[str]:
@@ -95,9 +121,9 @@ def _head(source: Any, n: int = 64) -> bytes:
         return f.read(n)
 
 
-def open_image(source: str | os.PathLike | IO[bytes], label: str) -> Image.Image:
-    """``PIL.Image.open(source)``, registering pillow-heif for a HEIC/HEIF file Pillow alone
-    cannot identify.
+def pil_open(source: str | os.PathLike | IO[bytes], label: str) -> Image.Image:
+    """``PIL.Image.open(source)`` trying the formats in :func:`pillow_formats`' order, registering
+    pillow-heif for a HEIC/HEIF file Pillow alone cannot identify.
 
     Raises
     ------
@@ -109,12 +135,12 @@ def open_image(source: str | os.PathLike | IO[bytes], label: str) -> Image.Image
         As ``Image.open`` (for the caller to word).
     """
     try:
-        return Image.open(source)
+        return Image.open(source, formats=pillow_formats())
     except UnidentifiedImageError:
         kind = sniff(_head(source))
         if kind == "HEIF":
             if register_heif():
-                return Image.open(source)
+                return Image.open(source, formats=pillow_formats())
             raise HeifUnavailableError(HEIF_HINT, label) from None
         if kind == "AVIF" and not features.check("avif"):
             raise ImageReadError("AVIF image, but this Pillow has no AVIF support (upgrade Pillow: pip install -U pillow)", label) from None

@@ -2,32 +2,42 @@
 
 Reading normalises whatever Pillow opens (RGB, RGBA, L, LA, P, 1, CMYK, YCbCr, 16-bit and float
 greyscale...) to a writable C-contiguous uint8 array of 3 or 4 channels, with the EXIF orientation
-applied. Writing goes to a temporary file beside the target and is renamed over it only once it is
-complete, so an interrupted or failed write never leaves a partial PNG behind.
+applied, and gathers what the decoders said (:mod:`kmpress.notes`). Writing goes to a temporary
+file beside the target and is renamed over it only once it is complete, so an interrupted or
+failed write never leaves a partial PNG behind.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import threading
-import warnings
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from io import BytesIO
 from dataclasses import dataclass
+from io import BytesIO
 from pathlib import Path
-from typing import IO, Callable, Iterator
+from typing import IO
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import ImageReadError, ImageTooLargeError, ImageWriteError, KmpressError
-from .formats import open_image
-from .limits import size_refusal
+from .formats import pil_open
+from .limits import AUTO_MAX_PIXELS, size_refusal
+from .notes import gathering_notes, one_line
 from .options import DEFAULT_MAX_PIXELS
 from .png import encode_png
 
 _PIL_LIMIT_LOCK = threading.Lock()
 _DATA = Path(__file__).resolve().parent / "data"
+
+#: Most bytes of an ICC profile carried to the output: Pillow's PNG reader refuses an iCCP chunk
+#: that inflates to more (``PngImagePlugin.MAX_TEXT_CHUNK``, 1 MiB), and every output must open.
+MAX_ICC_BYTES = 1 << 20
+
+Source = Path | IO[bytes]
 
 
 def sample_path() -> Path:
@@ -42,13 +52,16 @@ class LoadedImage:
 
     Attributes
     ----------
-    pixels : (H, W, 3 or 4) uint8, C-contiguous; 4 channels only when some pixel is not fully
-        opaque
+    pixels : (H, W, 3 or 4) uint8, writable and C-contiguous; 4 channels only when some pixel is
+        not fully opaque (an alpha channel, a palette's or a colour key's transparency)
     icc_profile : bytes or None; an RGB colour profile worth carrying to the output
     source_mode : Pillow mode of the file ("RGB", "CMYK", "I;16", ...)
     format : Pillow format name ("JPEG", "PNG", ...)
     exif : bytes or None; the file's EXIF block as Pillow gives it (``info["exif"]``), with the
         orientation the pixels were rotated by (see :func:`kmpress.metadata.exif_for_output`)
+    notes : tuple of str; what the decoders warned about while reading (Pillow's warnings and, in
+        a process kmpress owns, what its C libraries such as libtiff printed), and what was dropped
+        (an oversized ICC profile), one line each, in order
     """
 
     pixels: np.ndarray
@@ -56,28 +69,62 @@ class LoadedImage:
     source_mode: str
     format: str | None
     exif: bytes | None = None
+    notes: tuple[str, ...] = ()
 
 
-def _open(path: Path | IO[bytes], max_pixels: int | None, label: str | None = None) -> Image.Image:
-    # Pillow's global guard would refuse images over 2x its limit before ours can speak, and would
-    # warn between 1x and 2x; our own limit (checked below, on the header alone) replaces it.
+# --------------------------------------------------------------------------------------------
+# opening: the header, and the size guard
+# --------------------------------------------------------------------------------------------
+
+
+def _cap(max_pixels: int | str | None) -> int | None:
+    """The plain pixel count ``max_pixels`` never lets through (None: no limit)."""
+    return AUTO_MAX_PIXELS if max_pixels == "auto" else max_pixels  # type: ignore[return-value]
+
+
+def _too_large(pixels: int, max_pixels: int | str | None, size: str = "") -> str:
+    what = f"{size} = {pixels:,} pixels" if size else f"{pixels:,} pixels"
+    override = "(--max-pixels N / max_pixels=N to allow it if you trust this file)"
+    if max_pixels == "auto":  # the words of kmpress.limits.size_refusal
+        return f"image declares {what}, over the {AUTO_MAX_PIXELS:,} kmpress accepts by default {override}"
+    shown = max_pixels if max_pixels is not None else 2 * (Image.MAX_IMAGE_PIXELS or 0)  # Pillow's own guard
+    return f"image has {what}, over the limit of {shown:,} {override}"
+
+
+def open_image(path: str | os.PathLike, max_pixels: int | str | None = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """Open ``path`` with Pillow (header only: nothing is decoded; HEIC/HEIF with
+    ``kmpress[heif]``) and check its size; decode it within :func:`decoding`.
+
+    Raises
+    ------
+    ImageReadError, ImageTooLargeError
+        As :func:`load_image`.
+    """
+    p = Path(path)
+    with reading(p, max_pixels):
+        return _open(p, max_pixels, str(p))
+
+
+def _open(source: Source, max_pixels: int | str | None, label: str) -> Image.Image:
+    # Pillow's global guard is set to our cap while the header is read: some plugins (ICO)
+    # decode already, and must refuse a bomb then (over 2x the cap); below that, our own check
+    # on the header's size speaks (kmpress.limits), and Pillow's warning between 1x and 2x is
+    # dropped by the notes' router.
     with _PIL_LIMIT_LOCK:
         saved = Image.MAX_IMAGE_PIXELS
-        Image.MAX_IMAGE_PIXELS = None
+        Image.MAX_IMAGE_PIXELS = _cap(max_pixels)
         try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                im = open_image(path, label or str(path))
+            im = pil_open(source, label)
         finally:
             Image.MAX_IMAGE_PIXELS = saved
     w, h = im.size
-    reason = size_refusal(w, h, _bytes_per_pixel(im.mode), _file_size(path), max_pixels)
+    reason = size_refusal(w, h, _bytes_per_pixel(im.mode), _file_size(source), max_pixels)
     if reason is not None:
         im.close()
-        raise ImageTooLargeError(reason, label or str(path))
+        raise ImageTooLargeError(reason, label)
     if w * h == 0:
         im.close()
-        raise ImageReadError("image is empty (0 pixels)", label or str(path))
+        raise ImageReadError("image is empty (0 pixels)", label)
     return im
 
 
@@ -89,18 +136,96 @@ def _bytes_per_pixel(mode: str) -> int:
     return _MODE_BYTES.get(mode, 4)
 
 
-def _file_size(path: Path | IO[bytes]) -> int | None:
+def _file_size(source: Source) -> int | None:
     try:
-        if hasattr(path, "getbuffer"):
-            return path.getbuffer().nbytes
-        return None if hasattr(path, "read") else os.stat(path).st_size
+        if hasattr(source, "getbuffer"):
+            return source.getbuffer().nbytes
+        return None if hasattr(source, "read") else os.stat(source).st_size
     except OSError:
         return None
+
+
+@contextmanager
+def decoding(max_pixels: int | str | None) -> Iterator[None]:
+    """Pillow's own guard while decoding: some formats (ICO, ICNS, GIF frames, TIFF tiles) learn
+    their true size only then. Within its default it is left alone (ours is checked after
+    decoding too); a limit raised above it, or none, lifts it for this decode (under a lock, as
+    it is a process-wide setting)."""
+    pil, cap = Image.MAX_IMAGE_PIXELS, _cap(max_pixels)
+    if pil is None or (cap is not None and cap <= pil):
+        yield
+        return
+    with _PIL_LIMIT_LOCK:
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = pil
+
+
+@contextmanager
+def reading(path: str | os.PathLike, max_pixels: int | str | None = DEFAULT_MAX_PIXELS) -> Iterator[None]:
+    """Turn what opening or reading ``path`` (a path or a label) can raise (from the OS or
+    Pillow) into one-line :class:`ImageReadError` s naming the file (``max_pixels``: the limit a
+    refusal names). Errors of kmpress's own pass through."""
+    try:
+        yield
+    except KmpressError:
+        raise
+    except FileNotFoundError:
+        raise ImageReadError("no such file", str(path)) from None
+    except IsADirectoryError:
+        raise ImageReadError("is a folder, not an image", str(path)) from None
+    except PermissionError:
+        raise ImageReadError("permission denied", str(path)) from None
+    except UnidentifiedImageError:
+        raise ImageReadError("not an image (or a format Pillow cannot read)", str(path)) from None
+    except OSError as e:
+        if e.errno == errno.ELOOP:
+            raise ImageReadError("symbolic link loop (too many levels of symbolic links)", str(path)) from None
+        raise ImageReadError(f"cannot read: {one_line(str(e))}", str(path)) from None
+    except Exception as e:
+        raise _decode_error(e, str(path), max_pixels, "cannot read") from None
+
+
+def _decode_error(e: Exception, label: str, max_pixels: int | str | None, what: str, native: list[str] = ()) -> ImageReadError:
+    """The one-line error of a file Pillow failed on (``native``: what its C library said)."""
+    if isinstance(e, ImageReadError):
+        err = e
+    elif isinstance(e, Image.DecompressionBombError):
+        m = re.search(r"\((\d+) pixels\)", str(e))
+        return ImageTooLargeError(_too_large(int(m.group(1)), max_pixels) if m else one_line(str(e)), label)
+    elif isinstance(e, NotImplementedError):  # e.g. DDS pixel formats Pillow knows but does not decode
+        err = ImageReadError(f"a variant of the format Pillow cannot decode: {one_line(str(e))}", label)
+    elif isinstance(e, MemoryError):
+        err = ImageReadError("not enough memory to decode this image", label)
+    elif isinstance(e, (OSError, ValueError, SyntaxError, IndexError, EOFError)):
+        err = ImageReadError(f"{what}: {one_line(str(e))}", label)
+    else:  # a plugin's own bug on a broken file: still that file's error, in one line
+        err = ImageReadError(f"{what}: {type(e).__name__}: {one_line(str(e))}", label)
+    if native and not isinstance(err, ImageTooLargeError):  # "decoder error -2" says little more
+        err = ImageReadError(one_line(f"{err.message} ({native[0]})"), err.path)
+    return err
+
+
+def image_size(path: str | os.PathLike, *, max_pixels: int | str | None = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
+    """(width, height) of an image file from its header, without decoding it; the same errors as
+    :func:`load_image` for a file that cannot be opened."""
+    p = Path(path)
+    with gathering_notes(), reading(p, max_pixels), _open(p, max_pixels, str(p)) as im:
+        return im.size
+
+
+# --------------------------------------------------------------------------------------------
+# decoding: Pillow's modes to uint8 RGB or RGBA
+# --------------------------------------------------------------------------------------------
 
 
 def _gray_to_u8(arr: np.ndarray, mode: str) -> np.ndarray:
     if arr.dtype == np.uint8:
         return arr
+    if arr.dtype == np.bool_:
+        return arr.astype(np.uint8) * np.uint8(255)
     if mode.startswith("I;16") or (arr.dtype.kind in "iu" and arr.max(initial=0) > 255):
         # 16-bit samples: keep the top 8 bits with rounding
         return ((arr.astype(np.uint32) * 255 + 32767) // 65535).clip(0, 255).astype(np.uint8)
@@ -121,7 +246,7 @@ def _array(im: Image.Image, mode: str | None = None) -> np.ndarray:
     w, h = im.size
     out = None
     for y in range(0, h, STRIP_ROWS):
-        strip = im.crop((0, y, w, min(h, y + STRIP_ROWS)))
+        strip = im.crop((0, y, w, min(h, y + STRIP_ROWS)))  # keeps im.info: a colour key too
         if mode is not None and strip.mode != mode:
             strip = strip.convert(mode)
         a = np.asarray(strip)
@@ -136,27 +261,77 @@ def _opaque_rgba(im: Image.Image) -> bool:
     return im.mode == "RGBA" and im.getextrema()[3][0] == 255
 
 
-def _to_rgb_or_rgba(im: Image.Image, opaque_as_rgb: bool = False) -> tuple[np.ndarray, bool]:
-    """Pixels as uint8 (H, W, 3|4) and whether an RGB ICC profile still describes them;
-    ``opaque_as_rgb``: an RGBA image whose pixels are all opaque comes as RGB (without a copy
-    with 4 channels first)."""
+def _png_bit_depth(source: Source | str | None) -> int:
+    """The bit depth in a PNG's IHDR (the first chunk: byte 24); 8 when it cannot be read."""
+    try:
+        if hasattr(source, "read"):
+            at = source.tell()
+            source.seek(0)
+            head = source.read(25)
+            source.seek(at)
+        elif source:
+            with open(source, "rb") as f:
+                head = f.read(25)
+        else:
+            return 8
+    except (OSError, ValueError):
+        return 8
+    return head[24] if len(head) == 25 and head[12:16] == b"IHDR" else 8
+
+
+def _grey_key(im: Image.Image, source: Source | str | None, fmt: str | None) -> int | None:
+    """The colour key (tRNS) of a greyscale image, on the scale of its decoded samples.
+
+    Pillow keeps a PNG's key as stored, but scales 1-, 2- and 4-bit samples up to 0..255; a
+    key within the bit depth is scaled the same way (PngSuite tbbn0g04.png).
+    """
+    key = im.info.get("transparency")
+    if isinstance(key, bool) or not isinstance(key, int):
+        return None
+    if fmt == "PNG" and im.mode in ("1", "L"):
+        depth = _png_bit_depth(source)
+        top = (1 << depth) - 1
+        if depth < 8 and key <= top:
+            key = key * 255 // top
+    return key
+
+
+def _to_rgb_or_rgba(
+    im: Image.Image, source: Source | str | None = None, fmt: str | None = None, opaque_as_rgb: bool = False
+) -> tuple[np.ndarray, bool]:
+    """Pixels as uint8 (H, W, 3|4) and whether an RGB ICC profile still describes them.
+
+    ``source`` and ``fmt``: the file and its format (``im`` may be an oriented copy, which has
+    no format); ``opaque_as_rgb``: an RGBA image whose pixels are all opaque comes as RGB
+    (without a copy with 4 channels first).
+    """
     mode = im.mode
+    keyed = "transparency" in im.info
     if mode == "RGB":
-        return _array(im), True
+        # a colour key (tRNS of an RGB PNG) becomes alpha: Pillow applies it converting to RGBA
+        key = im.info.get("transparency")
+        return _array(im, "RGBA" if isinstance(key, tuple) and len(key) == 3 else None), True
     if mode == "RGBA":
         return _array(im, "RGB" if opaque_as_rgb and _opaque_rgba(im) else None), True
     if mode == "RGBa":
         return _array(im, "RGBA"), True
     if mode in ("P", "PA"):
-        has_alpha = mode == "PA" or "transparency" in im.info or (im.palette is not None and im.palette.mode == "RGBA")
+        has_alpha = mode == "PA" or keyed or (im.palette is not None and im.palette.mode == "RGBA")
         return _array(im, "RGBA" if has_alpha else "RGB"), True
-    if mode in ("L", "1"):
-        return _array(im, "RGB"), False
     if mode in ("LA", "La"):
         return _array(im, "RGBA"), False
-    if mode.startswith("I") or mode == "F":
-        g = _gray_to_u8(np.asarray(im), mode)
-        return np.repeat(g[:, :, None], 3, axis=2), False
+    key = _grey_key(im, source, fmt) if keyed and mode != "F" else None
+    if mode in ("L", "1") and key is None:
+        return _array(im, "RGB"), False
+    if mode in ("L", "1") or mode.startswith("I") or mode == "F":
+        raw = np.asarray(im)
+        g = _gray_to_u8(raw, mode)
+        if key is None:
+            return np.repeat(g[:, :, None], 3, axis=2), False
+        # the key is compared with the samples as stored (16-bit ones before reduction)
+        stored = raw.astype(np.int64) * 255 if raw.dtype == np.bool_ else raw
+        alpha = np.where(stored == key, 0, 255).astype(np.uint8)
+        return np.dstack([g, g, g, alpha]), False
     if mode == "CMYK":
         icc = im.info.get("icc_profile")
         if icc:
@@ -183,37 +358,25 @@ def _oriented(im: Image.Image) -> Image.Image:
     return ImageOps.exif_transpose(im) if orientation in (2, 3, 4, 5, 6, 7, 8) else im
 
 
-@contextmanager
-def reading(path: Path) -> Iterator[None]:
-    """Turn what opening or reading ``path`` can raise (from the OS or Pillow) into one-line
-    :class:`ImageReadError` s naming the file. Errors of kmpress's own pass through."""
-    try:
-        yield
-    except KmpressError:
-        raise
-    except FileNotFoundError:
-        raise ImageReadError("no such file", str(path)) from None
-    except IsADirectoryError:
-        raise ImageReadError("is a folder, not an image", str(path)) from None
-    except PermissionError:
-        raise ImageReadError("permission denied", str(path)) from None
-    except UnidentifiedImageError:
-        raise ImageReadError("not an image (or a format Pillow cannot read)", str(path)) from None
-    except (OSError, ValueError, SyntaxError) as e:
-        raise ImageReadError(f"cannot read: {e}", str(path)) from None
+def _finish(pixels: np.ndarray) -> np.ndarray:
+    """Alpha dropped when every pixel is opaque; C-contiguous and writable."""
+    if pixels.shape[2] == 4 and bool(np.all(pixels[:, :, 3] == 255)):
+        pixels = pixels[:, :, :3]
+    pixels = np.ascontiguousarray(pixels)
+    return pixels if pixels.flags.writeable else pixels.copy()
 
 
-def image_size(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
-    """(width, height) of an image file from its header, without decoding it; the same errors as
-    :func:`load_image` for a file that cannot be opened."""
-    p = Path(path)
-    with reading(p):
-        with _open(p, max_pixels) as im:
-            return im.size
+def _kept_icc(icc: object, keeps_icc: bool, notes: list[str]) -> bytes | None:
+    if not (icc and keeps_icc and isinstance(icc, bytes)):
+        return None
+    if len(icc) > MAX_ICC_BYTES:
+        notes.append(f"ICC profile of {len(icc):,} bytes dropped (a PNG reader accepts at most {MAX_ICC_BYTES:,})")
+        return None
+    return icc
 
 
 def load_image(
-    path: str | os.PathLike | IO[bytes], *, max_pixels: int | None = DEFAULT_MAX_PIXELS, name: str | None = None
+    path: str | os.PathLike | IO[bytes], *, max_pixels: int | str | None = DEFAULT_MAX_PIXELS, name: str | None = None
 ) -> LoadedImage:
     """Read any image Pillow can read (and HEIC/HEIF with ``kmpress[heif]``); see
     :class:`LoadedImage`. ``path`` may also be a seekable binary file object (e.g. a
@@ -222,31 +385,36 @@ def load_image(
     Raises
     ------
     ImageReadError
-        The file is missing, a folder, unreadable, not an image, truncated or corrupt.
+        The file is missing, a folder, unreadable, not an image, truncated or corrupt. Whatever
+        Pillow raises on a file (fuzzed files make its plugins raise anything) is this, in one line.
     ImageTooLargeError
         It is larger than ``max_pixels`` allows ("auto": a decompression bomb, or more than
-        this machine's memory can take; see :mod:`kmpress.limits`), checked before decoding.
+        this machine's memory can take; see :mod:`kmpress.limits`), checked before decoding, and
+        after for formats whose header does not tell.
     """
-    p = path if hasattr(path, "read") else Path(path)
-    label = name or ("<stream>" if hasattr(p, "read") else str(p))
-    with reading(label):
-        im = _open(p, max_pixels, label)
-    try:
-        with im:
-            fmt = im.format
-            mode = im.mode
-            icc = im.info.get("icc_profile")
-            exif = im.info.get("exif")
-            im.load()
-            pixels, keeps_icc = _to_rgb_or_rgba(_oriented(im), opaque_as_rgb=True)
-    except (OSError, ValueError, SyntaxError, IndexError, EOFError) as e:
-        raise ImageReadError(f"corrupt or truncated image: {e}", label) from None
-    except Image.DecompressionBombError as e:  # pragma: no cover - guarded by _open already
-        raise ImageTooLargeError(str(e), label) from None
-    if pixels.shape[2] == 4 and bool(np.all(pixels[:, :, 3] == 255)):
-        pixels = pixels[:, :, :3]
-    pixels = np.ascontiguousarray(pixels)
-    return LoadedImage(pixels, icc if (icc and keeps_icc) else None, mode, fmt, exif if isinstance(exif, bytes) else None)
+    src: Source = path if hasattr(path, "read") else Path(path)  # type: ignore[assignment]
+    label = name or ("<stream>" if hasattr(src, "read") else str(src))
+    failure: Exception | None = None
+    with gathering_notes() as notes:
+        with reading(label, max_pixels):
+            im = _open(src, max_pixels, label)
+        try:
+            with im, decoding(max_pixels):
+                fmt, mode = im.format, im.mode
+                icc, exif = im.info.get("icc_profile"), im.info.get("exif")
+                im.load()
+                pixels, keeps_icc = _to_rgb_or_rgba(_oriented(im), src, fmt, opaque_as_rgb=True)
+        except Exception as e:
+            failure = e  # raised once the notes are complete (the C library's words are in them)
+    if failure is not None:
+        raise _decode_error(failure, label, max_pixels, "corrupt or truncated image", notes.native) from None
+    h, w = pixels.shape[:2]
+    cap = _cap(max_pixels)
+    if cap is not None and w * h > cap:
+        raise ImageTooLargeError(_too_large(w * h, max_pixels, f"{w}x{h}"), label)
+    pixels = _finish(pixels)
+    icc = _kept_icc(icc, keeps_icc, notes)
+    return LoadedImage(pixels, icc, mode, fmt, exif if isinstance(exif, bytes) else None, notes.tidy())
 
 
 def load_pil(im: Image.Image) -> LoadedImage:
@@ -260,21 +428,24 @@ def load_pil(im: Image.Image) -> LoadedImage:
         The image cannot be decoded.
     """
     label = getattr(im, "filename", None) or "<image>"
-    try:
-        im.load()
-        icc, exif = im.info.get("icc_profile"), im.info.get("exif")
-        pixels, keeps_icc = _to_rgb_or_rgba(_oriented(im), opaque_as_rgb=True)
-    except (OSError, ValueError, SyntaxError, IndexError, EOFError) as e:
-        raise ImageReadError(f"corrupt or truncated image: {e}", label) from None
-    if pixels.shape[2] == 4 and bool(np.all(pixels[:, :, 3] == 255)):
-        pixels = pixels[:, :, :3]
-    pixels = np.ascontiguousarray(pixels)
-    return LoadedImage(pixels, icc if (icc and keeps_icc) else None, im.mode, im.format, exif if isinstance(exif, bytes) else None)
+    failure: Exception | None = None
+    with gathering_notes() as notes:
+        try:
+            im.load()
+            icc, exif = im.info.get("icc_profile"), im.info.get("exif")
+            pixels, keeps_icc = _to_rgb_or_rgba(_oriented(im), getattr(im, "filename", None), im.format, opaque_as_rgb=True)
+        except Exception as e:
+            failure = e
+    if failure is not None:
+        raise _decode_error(failure, label, None, "corrupt or truncated image", notes.native) from None
+    pixels = _finish(pixels)
+    icc = _kept_icc(icc, keeps_icc, notes)
+    return LoadedImage(pixels, icc, im.mode, im.format, exif if isinstance(exif, bytes) else None, notes.tidy())
 
 
 def image_to_array(im: Image.Image) -> np.ndarray:
     """A Pillow image's pixels as kmpress works on them: uint8 (H, W, 3), or (H, W, 4) when the
-    image has an alpha channel or a transparent palette entry, C-contiguous. Modes
+    image has an alpha channel, a transparent palette entry or a colour key, C-contiguous. Modes
     are converted as :func:`load_image` converts them (greyscale, palette, CMYK, 16-bit...); the
     pixels are taken as the image holds them (no EXIF rotation: ``ImageOps.exif_transpose``
     first for a camera photo).
@@ -284,23 +455,28 @@ def image_to_array(im: Image.Image) -> np.ndarray:
     ImageReadError
         The image cannot be decoded (e.g. a truncated file opened lazily).
     """
+    label = getattr(im, "filename", None) or "<image>"
     try:
         im.load()
-        pixels, _ = _to_rgb_or_rgba(im)
-    except (OSError, ValueError, SyntaxError, IndexError, EOFError) as e:
-        raise ImageReadError(f"corrupt or truncated image: {e}", getattr(im, "filename", None) or None) from None
+        pixels, _ = _to_rgb_or_rgba(im, getattr(im, "filename", None), im.format)
+    except Exception as e:
+        raise _decode_error(e, label, None, "corrupt or truncated image") from None
     return np.ascontiguousarray(pixels)
 
 
-def read_image(path: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
+def read_image(path: str | os.PathLike, *, max_pixels: int | str | None = DEFAULT_MAX_PIXELS) -> np.ndarray:
     """Read an image file as a writable uint8 (H, W, 3) or, when it has transparency, (H, W, 4).
 
     The EXIF orientation is applied; 16-bit and float images are reduced to 8 bits; greyscale,
-    palette and CMYK images become RGB. See :func:`load_image` for the errors (and for the
-    read-only pixels that :func:`kmpress.compress` works on without this copy).
+    palette and CMYK images become RGB; a colour key (tRNS) becomes alpha. See
+    :func:`load_image` for the errors.
     """
-    pixels = load_image(path, max_pixels=max_pixels).pixels
-    return pixels if pixels.flags.writeable else np.array(pixels)
+    return load_image(path, max_pixels=max_pixels).pixels
+
+
+# --------------------------------------------------------------------------------------------
+# writing
+# --------------------------------------------------------------------------------------------
 
 
 def temp_path(dst: Path) -> Path:
@@ -347,16 +523,7 @@ def write_png(
     thread count. The data go to a hidden temporary file in the same folder, which is renamed
     over ``dst`` only when complete.
     """
-    data = encode_png(palette, indices, icc_profile=icc_profile, compress_level=compress_level)
-
-    def save(tmp: Path) -> None:
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-
-    return atomic_write(dst, save).stat().st_size
+    return write_bytes(dst, encode_png(palette, indices, icc_profile=icc_profile, compress_level=compress_level))
 
 
 def write_bytes(dst: str | os.PathLike, data: bytes) -> int:

@@ -11,9 +11,11 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 import time
 import traceback
 from concurrent.futures import FIRST_COMPLETED, Future, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator, Literal
@@ -22,6 +24,7 @@ from . import backends, limits
 from .api import compress
 from .errors import KmpressError
 from .io import image_size, stale_temp_files
+from .notes import capture_native_messages
 from .options import Options
 
 Status = Literal["ok", "skipped", "error"]
@@ -133,6 +136,64 @@ def _init_worker(threads: int | None) -> None:  # pragma: no cover - runs in wor
     signal.signal(signal.SIGTERM, _on_sigterm)
     backends.own_process()
     backends.set_threads(threads)
+    capture_native_messages()
+
+
+# Main-process side, for a process that runs only kmpress (the CLI): Ctrl-C and SIGTERM both
+# become a KeyboardInterrupt in the main thread, so that whatever runs (a local pool, whose
+# workers are then stopped and cleaned up; an in-process compress, whose temporary file goes)
+# stops the same way. The exception is never raised into a C callback: while llvmlite code is
+# on the stack (numba's compiler calls back into Python from C, to fill its object cache), a
+# KeyboardInterrupt would be printed as "Exception ignored on calling ctypes callback" and lost;
+# the signal is sent again a moment later instead, once the compiler is back in Python.
+_interrupted_by: int | None = None
+_RETRY_SECONDS = 0.05
+
+
+def _inside_llvmlite(frame) -> bool:
+    marker = f"{os.sep}llvmlite{os.sep}"
+    depth = 0
+    while frame is not None and depth < 500:
+        if marker in frame.f_code.co_filename:
+            return True
+        frame = frame.f_back
+        depth += 1
+    return False
+
+
+def _on_interrupt(signum, frame):
+    global _interrupted_by
+    if _inside_llvmlite(frame):
+        retry = threading.Timer(_RETRY_SECONDS, os.kill, (os.getpid(), signum))
+        retry.daemon = True
+        retry.start()
+        return
+    _interrupted_by = signum
+    raise KeyboardInterrupt()
+
+
+@contextmanager
+def handling_signals() -> Iterator[None]:
+    """Within: SIGINT and SIGTERM raise KeyboardInterrupt in the main thread (never inside a C
+    callback of numba's compiler); the previous handlers come back on exit. Outside the main
+    thread, nothing changes (only it may handle signals). See :func:`interrupted_by`."""
+    global _interrupted_by
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    _interrupted_by = None
+    saved = {s: signal.signal(s, _on_interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for s, h in saved.items():
+            signal.signal(s, h)
+
+
+def interrupted_by() -> int | None:
+    """The signal (``signal.SIGINT`` or ``signal.SIGTERM``) behind the last KeyboardInterrupt
+    raised by :func:`handling_signals`, None if none."""
+    return _interrupted_by
 
 
 def dask_worker_threads() -> int | None:

@@ -19,11 +19,11 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .batch import compress_many
 from .errors import ImageReadError, ImageWriteError, InvalidParameterError, PlotUnavailableError
-from .formats import open_image
-from .io import atomic_write, load_image, read_image, reading, sample_path
+from .io import atomic_write, decoding, load_image, open_image, read_image, reading, sample_path
+from .notes import gathering_notes
 from .ksweep import SweepRow, sweep
 from .metrics import mse, psnr_from_mse
-from .options import Options, OptionFields, make_options
+from .options import DEFAULT_MAX_PIXELS, Options, OptionFields, make_options
 from .png import png_header
 from .pool import FileResult
 
@@ -36,8 +36,14 @@ PLOT_HINT = 'the sweep plot needs matplotlib: pip install "kmpress[plot]"'
 # --------------------------------------------------------------------------------------------
 
 
-def describe_image(path: str | os.PathLike, against: str | os.PathLike | None = None, *, max_pixels: int | None = None) -> dict[str, Any]:
+def describe_image(
+    path: str | os.PathLike, against: str | os.PathLike | None = None, *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> dict[str, Any]:
     """Facts about an image file, and its PSNR against an original.
+
+    Parameters
+    ----------
+    max_pixels : refuse larger images, as :func:`kmpress.compress` does (None: no limit)
 
     Returns
     -------
@@ -45,33 +51,35 @@ def describe_image(path: str | os.PathLike, against: str | os.PathLike | None = 
         path, format, width, height, mode, bytes, bit_depth (bits per sample; PNG: from IHDR),
         exif (bool: an EXIF block is present),
         palette_size (entries stored, None without a palette), colors_used (distinct colours, None
-        when over 256 or not computed), icc_profile (bool), and with ``against``: against, psnr
-        (dB, None when identical), mse.
+        when over 256), icc_profile (bool), warnings (what the decoder warned about, one line
+        each), and with ``against``: against, psnr (dB, None when identical), mse.
 
     Raises
     ------
     ImageReadError
         A file is missing, not an image or corrupt; or the two images differ in size.
+    ImageTooLargeError
+        It has more than ``max_pixels`` pixels (the same refusal as compress).
     """
     p = Path(path)
-    with reading(p):
-        size = p.stat().st_size
-        with open_image(p, str(p)) as im:
+    with gathering_notes() as notes:
+        im = open_image(p, max_pixels)
+        with reading(p, max_pixels), im, decoding(max_pixels):
             info: dict[str, Any] = {
                 "path": str(p),
                 "format": im.format,
                 "width": im.width,
                 "height": im.height,
                 "mode": im.mode,
-                "bytes": size,
+                "bytes": p.stat().st_size,
                 "icc_profile": bool(im.info.get("icc_profile")),
                 "exif": bool(im.info.get("exif")),
             }
             pal = im.getpalette() if im.mode in ("P", "PA") else None
             info["palette_size"] = len(pal) // 3 if pal is not None else None
-            colours = im.getcolors(maxcolors=256) if im.width * im.height <= (max_pixels or 1 << 62) else None
-            info["colors_used"] = len(colours) if colours is not None else None
-            bits = {"1": 1, "I;16": 16, "I;16B": 16, "I": 32, "F": 32}.get(im.mode, 8)
+            info["colors_used"] = _colours_used(im)
+            bits = {"1": 1, "I;16": 16, "I;16B": 16, "I;16L": 16, "I": 32, "F": 32}.get(im.mode, 8)
+    info["warnings"] = list(dict.fromkeys(notes))
     hdr = png_header(p) if info["format"] == "PNG" else None
     if hdr is not None:
         bits = hdr["bit_depth"]
@@ -79,17 +87,29 @@ def describe_image(path: str | os.PathLike, against: str | os.PathLike | None = 
             info["palette_size"] = hdr["palette_size"]
     info["bit_depth"] = bits
     if against is not None:
-        info.update(compare_images(p, against))
+        info.update(compare_images(p, against, max_pixels=max_pixels))
     return info
 
 
-def compare_images(image: str | os.PathLike, original: str | os.PathLike) -> dict[str, Any]:
-    """PSNR and MSE of ``image`` against ``original`` (both decoded to 8-bit RGB or RGBA).
+def _colours_used(im: Image.Image) -> int | None:
+    """Distinct colours of an open image, None when over 256."""
+    try:
+        colours = im.getcolors(maxcolors=256)
+    except ValueError:  # a mode Pillow's getcolors refuses (16-bit greyscale "I;16", ...)
+        a = np.asarray(im)
+        n = len(np.unique(a.reshape(a.shape[0] * a.shape[1], -1), axis=0))
+        return n if n <= 256 else None
+    return len(colours) if colours is not None else None
+
+
+def compare_images(image: str | os.PathLike, original: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> dict[str, Any]:
+    """PSNR and MSE of ``image`` against ``original`` (both decoded to 8-bit RGB or RGBA; each
+    refused over ``max_pixels``).
 
     If only one has transparency, the colour channels alone are compared.
     """
-    a = read_image(image, max_pixels=None)
-    b = read_image(original, max_pixels=None)
+    a = read_image(image, max_pixels=max_pixels)
+    b = read_image(original, max_pixels=max_pixels)
     if a.shape[:2] != b.shape[:2]:
         raise ImageReadError(
             f"sizes differ: {a.shape[1]}x{a.shape[0]} vs {b.shape[1]}x{b.shape[0]} ({original})", str(image)

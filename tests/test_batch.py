@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
+import os
 from pathlib import Path
 
 import pytest
@@ -12,8 +13,9 @@ from PIL import Image
 
 from helpers import gradient_photo as photo
 from helpers import no_temp_files
+import kmpress
 from kmpress import InvalidParameterError, KmpressError, Options
-from kmpress.batch import BatchPlan, OutputCollisionError, compress_many, image_extensions, output_name, plan_batch, summarize
+from kmpress.batch import BatchPlan, compress_many, image_extensions, output_name, plan_batch, summarize
 
 # --------------------------------------------------------------------------------------------
 # planning
@@ -64,19 +66,92 @@ def test_plan_never_overwrites_an_input(tmp_path):
     assert items["b-k16.png"].action == "compress"
 
 
-def test_plan_collision_is_an_error_before_any_work(tmp_path):
+def test_a_collision_fails_only_the_inputs_involved(tmp_path):
     a = photo(tmp_path / "x" / "same.jpg")
     b = photo(tmp_path / "y" / "same.png")
-    with pytest.raises(OutputCollisionError, match="would both write"):
-        plan_batch([a, b], Options(k=16), out_dir=tmp_path / "out")
-    c = photo(tmp_path / "x" / "same.png")
-    with pytest.raises(OutputCollisionError):
-        plan_batch([tmp_path / "x"], Options(k=16))
-    assert not (tmp_path / "out").exists() and not list(tmp_path.rglob("*-k16.png"))
-    # with a collision, compress_many raises before writing anything either
-    with pytest.raises(OutputCollisionError):
-        list(compress_many([a, c], None, 4))
-    assert not list(tmp_path.rglob("*-k4.png"))
+    c = photo(tmp_path / "y" / "other.png", seed=3)
+    plan = plan_batch([a, b, c], Options(k=16), out_dir=tmp_path / "out")
+    by = {it.src: it for it in plan.items}
+    for me, other in ((a, b), (b, a)):
+        assert by[me].action == "error" and by[me].error_type == "OutputCollisionError"
+        assert str(other) in by[me].reason and "same output" in by[me].reason and "\n" not in by[me].reason
+    assert by[c].action == "compress"
+    assert not (tmp_path / "out").exists()  # planning writes nothing
+    # beside their inputs, a.jpg and a.png in one folder collide the same way; the rest is done
+    d = tmp_path / "x"
+    photo(d / "same.png", seed=1)
+    photo(d / "lone.jpg", seed=2)
+    results = {Path(r.src).name: r for r in compress_many([d], None, 4)}
+    assert results["same.jpg"].status == results["same.png"].status == "error"
+    assert "same.png" in results["same.jpg"].message and "same.jpg" in results["same.png"].message
+    assert results["same.jpg"].error_type == "OutputCollisionError"
+    assert results["lone.jpg"].status == "ok"
+    assert sorted(p.name for p in d.iterdir()) == ["lone-k4.png", "lone.jpg", "same.jpg", "same.png"]
+
+
+def test_folders_are_mirrored_under_out_dir(tmp_path):
+    # a camera's card: the same names in several folders, and a.jpg beside a.png
+    dcim = tmp_path / "DCIM"
+    for i, rel in enumerate(["100CANON/IMG_0001.JPG", "101CANON/IMG_0001.JPG", "IMG_0001.JPG", "101CANON/deep/IMG_0001.JPG",
+                             "101CANON/a.jpg", "101CANON/a.png"]):
+        photo(dcim / rel, size=(24, 16), seed=i, fmt="JPEG" if rel.lower().endswith("jpg") else "PNG")
+    out = tmp_path / "small"
+    results = {str(Path(r.src).relative_to(dcim)): r for r in compress_many([dcim], out, 4, recursive=True, jobs=1)}
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*.png"))
+    assert written == ["100CANON/IMG_0001-k4.png", "101CANON/IMG_0001-k4.png", "101CANON/deep/IMG_0001-k4.png", "IMG_0001-k4.png"]
+    for rel in ("100CANON/IMG_0001.JPG", "101CANON/IMG_0001.JPG", "IMG_0001.JPG", "101CANON/deep/IMG_0001.JPG"):
+        assert results[rel].status == "ok" and Path(results[rel].dst).relative_to(out).parent == Path(rel).parent
+    for mine, theirs in (("101CANON/a.jpg", "a.png"), ("101CANON/a.png", "a.jpg")):
+        assert results[mine].status == "error" and theirs in results[mine].message
+    assert no_temp_files(tmp_path)
+    # without -r only the top folder's files; a re-run skips what exists
+    assert [Path(it.src).name for it in plan_batch([dcim], Options(k=4), out_dir=out).items] == ["IMG_0001.JPG"]
+    again = list(compress_many([dcim], out, 4, recursive=True, jobs=1))
+    assert sorted(r.status for r in again) == ["error", "error", "skipped", "skipped", "skipped", "skipped"]
+    # two folders given side by side map to the same out_dir: their equal names collide
+    other = photo(tmp_path / "other" / "IMG_0001.JPG", size=(24, 16), fmt="JPEG")
+    plan = plan_batch([dcim, other.parent], Options(k=4), out_dir=tmp_path / "o2")
+    by = {str(it.src): it for it in plan.items}
+    assert by[str(other)].action == "error" and str(dcim / "IMG_0001.JPG") in by[str(other)].reason
+
+
+def test_an_output_folder_that_cannot_be_made_fails_only_its_files(tmp_path):
+    d = tmp_path / "in"
+    photo(d / "top.png")
+    photo(d / "sub" / "low.png", seed=1)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "sub").write_text("a file where a folder should go")
+    by = {Path(r.src).name: r for r in compress_many([d], out, 4, recursive=True, jobs=1)}
+    assert by["top.png"].status == "ok"
+    assert by["low.png"].status == "error" and "cannot create output folder" in by["low.png"].message
+
+
+def test_symbolic_link_loops_and_broken_links_are_failed_inputs(tmp_path):
+    d = tmp_path / "d"
+    good = photo(d / "good.png")
+    os.symlink("loop.jpg", d / "loop.jpg")  # a file that links to itself
+    os.symlink("gone.png", d / "broken.png")
+    (tmp_path / "fa").symlink_to(tmp_path / "fb")  # two folders that link to each other
+    (tmp_path / "fb").symlink_to(tmp_path / "fa")
+    (d / "sub").mkdir()
+    (d / "sub" / "up").symlink_to(d)  # a folder link back up: never followed
+    photo(d / "sub" / "deep.png", seed=1)
+    for recursive in (False, True):
+        plan = plan_batch([tmp_path / "fa", d / "loop.jpg", d], Options(k=4), recursive=recursive, out_dir=tmp_path / "o")
+        by = {it.src.name: it for it in plan.items}
+        assert by["fa"].action == by["loop.jpg"].action == by["broken.png"].action == "error"
+        assert "symbolic link loop" in by["fa"].reason and "symbolic link loop" in by["loop.jpg"].reason
+        assert "broken symbolic link" in by["broken.png"].reason
+        assert by["good.png"].action == "compress"
+        assert ("deep.png" in by) is recursive and len(plan.items) == 4 + recursive
+    results = list(compress_many([tmp_path / "fa", d / "loop.jpg", d], tmp_path / "o", 4, recursive=True, jobs=1))
+    assert sorted((Path(r.src).name, r.status) for r in results) == [
+        ("broken.png", "error"), ("deep.png", "ok"), ("fa", "error"), ("good.png", "ok"), ("loop.jpg", "error")]
+    assert good.exists() and (tmp_path / "o" / "sub" / "deep-k4.png").exists()
+    # the single-file API names the loop too
+    with pytest.raises(KmpressError, match="symbolic link loop"):
+        kmpress.compress(d / "loop.jpg", tmp_path / "x.png", 4)
 
 
 def test_plan_missing_path_duplicates_and_folders(tmp_path):

@@ -261,12 +261,63 @@ def test_usage_errors_exit_2(runner, tmp_path):
     assert r.exit_code == 2
 
 
-def test_collision_exit_2_before_any_work(runner, tmp_path):
+def test_a_collision_fails_only_its_inputs_exit_1(runner, tmp_path):
     a = photo(tmp_path / "x.png")
     b = photo(tmp_path / "x.jpg", seed=4)
-    r = run(runner, "compress", a, b)
-    assert r.exit_code == 2 and "would both write" in r.stderr
-    assert not (tmp_path / "x-k16.png").exists()
+    c = photo(tmp_path / "y.png", seed=5)
+    r = run(runner, "compress", a, b, c)
+    assert r.exit_code == 1, r.output
+    err = r.stderr.splitlines()
+    assert len(err) == 2 and all("same output" in line for line in err)
+    assert any(line.startswith(f"kmpress: {a}:") and str(b) in line for line in err)
+    assert any(line.startswith(f"kmpress: {b}:") and str(a) in line for line in err)
+    assert not (tmp_path / "x-k16.png").exists() and (tmp_path / "y-k16.png").exists()
+
+
+def test_a_photo_library_in_one_command(runner, tmp_path):
+    lib = tmp_path / "Pictures"
+    for i, rel in enumerate(["DCIM/100CANON/IMG_0001.JPG", "DCIM/101CANON/IMG_0001.JPG", "trip/a.jpg", "trip/a.png", "b.png"]):
+        photo(lib / rel, seed=i)
+    r = run(runner, "compress", lib, "-r", "-o", tmp_path / "small", "-k", 4, "--json")
+    assert r.exit_code == 1
+    doc = json.loads(r.stdout)
+    status = {str(Path(f["src"]).relative_to(lib)): f["status"] for f in doc["files"]}
+    assert status == {"DCIM/100CANON/IMG_0001.JPG": "ok", "DCIM/101CANON/IMG_0001.JPG": "ok", "trip/a.jpg": "error",
+                      "trip/a.png": "error", "b.png": "ok"}
+    assert sorted(str(p.relative_to(tmp_path / "small")) for p in (tmp_path / "small").rglob("*.png")) == [
+        "DCIM/100CANON/IMG_0001-k4.png", "DCIM/101CANON/IMG_0001-k4.png", "b-k4.png"]
+
+
+@pytest.mark.parametrize(
+    "args, code, says",
+    [
+        (["compress"], 2, "no input given"),
+        (["compress", "{d}/a.png", "--bogus"], 2, "No such option"),
+        (["compress", "{d}/a.png", "-k", "many"], 2, "valid int"),  # click says "integer" or "int"
+        (["compress", "{d}/a.png", "-k", "0"], 2, "k must be from 1 to 256"),
+        (["compress", "{d}/nothing.jpg"], 2, "no image found"),
+        (["compress", "{d}/a.png", "-o", "{d}/afile"], 1, "output folder is a file"),
+        (["frobnicate"], 2, "No such command"),
+        (["info", "{d}/nothing.png"], 1, "no such file"),
+        (["info", "{d}/a.png", "--max-pixels", "10"], 1, "over the limit of 10"),
+        (["sweep", "{d}/afile", "-k", "2,3", "-o", "{d}/sw"], 1, "not an image"),
+    ],
+)
+def test_json_every_run_prints_one_document(runner, tmp_path, args, code, says):
+    photo(tmp_path / "a.png")
+    (tmp_path / "afile").write_text("x")
+    r = run(runner, *[a.format(d=tmp_path) for a in args], "--json")
+    assert r.exit_code == code, r.output
+    doc = json.loads(r.stdout)  # the whole of stdout, even for a usage error
+    assert doc["exit_code"] == code and says in doc["error"] and "\n" not in doc["error"]
+    assert doc["command"] == (None if args[0] == "frobnicate" else args[0])
+    assert "Traceback" not in r.stderr
+
+
+def test_json_of_the_other_commands_carries_the_exit_code(runner, tmp_path):
+    a = photo(tmp_path / "a.png")
+    r = run(runner, "info", a, "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["exit_code"] == 0 and json.loads(r.stdout)["command"] == "info"
 
 
 def test_input_is_never_overwritten(runner, tmp_path):

@@ -125,3 +125,59 @@ def test_memory_budget_estimates_from_headers(tmp_path):
     b = MemoryBudget(total=1 << 40)
     assert b.need(str(a)) == limits.job_bytes(300 * 200, 4)
     assert b.need(str(tmp_path / "bad.png")) == limits.RUNTIME_BYTES
+# --------------------------------------------------------------------------------------------
+# signals inside C callbacks: numba's compiler calls back into Python from C (llvmlite's object
+# cache); an exception raised by a signal handler there is printed as "Exception ignored on
+# calling ctypes callback" and lost. Both handlers are run from inside a real ctypes callback.
+# --------------------------------------------------------------------------------------------
+
+_IN_A_CALLBACK = r"""
+import ctypes, os, signal, sys, time
+from kmpress import pool
+{setup}
+CALLBACK = ctypes.CFUNCTYPE(None)
+ns = {{"os": os, "signal": signal, "time": time}}
+# the callback's code claims to be llvmlite's, as the compiler's object-cache callbacks are
+exec(compile("def body():\n    os.kill(os.getpid(), signal.{sig})\n    t = time.monotonic()\n"
+             "    while time.monotonic() - t < 0.3:\n        pass\n", "{fake}", "exec"), ns)
+cb = CALLBACK(ns["body"])
+try:
+{run}
+except KeyboardInterrupt:
+    print("interrupted after the callback", pool.interrupted_by() == signal.{sig})
+    sys.exit(0)
+print("callback returned without the interrupt")
+"""
+
+
+def _run_in_callback(tmp_path, setup, sig, run, fake=f"{os.sep}site-packages{os.sep}llvmlite{os.sep}binding{os.sep}x.py"):
+    import subprocess
+    import textwrap
+
+    code = _IN_A_CALLBACK.format(setup=setup, sig=sig, run=textwrap.indent(run, "    "), fake=fake)
+    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, cwd=tmp_path)
+
+
+def test_worker_sigterm_inside_a_c_callback_exits_cleanly(tmp_path):
+    dst = tmp_path / "out.png"
+    setup = (f"import kmpress.io as kio\npool._CURRENT_DST = {str(dst)!r}\nkio.temp_path(kio.Path({str(dst)!r})).write_bytes(b'partial')\n"
+             "signal.signal(signal.SIGTERM, pool._on_sigterm)")
+    r = _run_in_callback(tmp_path, setup, "SIGTERM", "cb()")
+    assert r.returncode == 128 + 15, (r.stdout, r.stderr)
+    assert r.stderr == "" and r.stdout == ""  # nothing "ignored", no traceback
+    assert list(tmp_path.iterdir()) == []  # the temporary file of the write in progress is gone
+
+
+def test_main_process_interrupt_waits_until_the_c_callback_returned(tmp_path):
+    for sig in ("SIGINT", "SIGTERM"):
+        r = _run_in_callback(tmp_path, "", sig, "with pool.handling_signals():\n    cb()\n    time.sleep(5)")
+        assert r.returncode == 0 and r.stdout.strip() == "interrupted after the callback True", (r.stdout, r.stderr)
+        assert r.stderr == ""
+    # control: outside llvmlite code the interrupt is raised at once (as Python's own Ctrl-C is),
+    # and inside this callback that shows the very hazard the deferral avoids
+    r = _run_in_callback(tmp_path, "", "SIGINT", "with pool.handling_signals():\n    cb()", fake="elsewhere.py")
+    assert "Exception ignored" in r.stderr and "callback returned without the interrupt" in r.stdout
+    # and the handlers in place before come back
+    r = _run_in_callback(tmp_path, "before = signal.getsignal(signal.SIGTERM)\nwith pool.handling_signals():\n    pass\n"
+                         "assert signal.getsignal(signal.SIGTERM) is before", "SIGINT", "pass")
+    assert r.returncode == 0, r.stderr
