@@ -12,7 +12,9 @@ centroids have stopped moving (``sum ||shift||^2 <= tol * mean per-channel varia
 are allocated once. The final labels always belong to the final centroids.
 
 Prior validation is assumed: points are (D, N) float32 C-contiguous, weights (N,) float64, K in
-range, ``rng`` a Generator (see :mod:`kmpress.options` and :mod:`kmpress.api`).
+range, ``rng`` a Generator (see :mod:`kmpress.options` and :mod:`kmpress.api`). No float64 sum
+here goes through BLAS (``einsum``, not ``@``): BLAS splits long dot products by its own thread
+count, which would change the last bits with it.
 """
 
 from __future__ import annotations
@@ -150,13 +152,13 @@ def mean_variance(X: np.ndarray, w: np.ndarray, weighted: bool) -> float:
     mean = np.zeros(D)
     for s in range(0, N, step):
         xb = X[:, s : s + step].astype(np.float64)
-        mean += xb @ w[s : s + step] if weighted else xb.sum(axis=1)
+        mean += np.einsum("dn,n->d", xb, w[s : s + step]) if weighted else xb.sum(axis=1)
     mean /= total_w
     var = np.zeros(D)
     for s in range(0, N, step):
         xb = X[:, s : s + step].astype(np.float64) - mean[:, None]
         xb *= xb
-        var += xb @ w[s : s + step] if weighted else xb.sum(axis=1)
+        var += np.einsum("dn,n->d", xb, w[s : s + step]) if weighted else xb.sum(axis=1)
     return float(var.mean() / total_w)
 
 
@@ -184,7 +186,7 @@ class _Workspace:
         wsum = self.wsum_c.sum(axis=0)
         # sum_i w_i |x_i - c_k(i)|^2 = sum w|x|^2 - 2 sum_k c_k . S_k + sum_k W_k |c_k|^2, exactly;
         # clipped at 0 against the rounding of the difference
-        inertia = self.sum_sq - 2.0 * float(np.einsum("kd,kd->", C, sums)) + float(wsum @ np.einsum("kd,kd->k", C, C))
+        inertia = self.sum_sq - 2.0 * float(np.einsum("kd,kd->", C, sums)) + float(np.einsum("k,kd,kd->", wsum, C, C))
         return max(inertia, 0.0), int(self.changed_c.sum()), sums, wsum
 
 
@@ -195,7 +197,7 @@ def _weighted_sum_of_squares(X: np.ndarray, w: np.ndarray, weighted: bool) -> fl
     for s in range(0, N, step):
         xb = X[:, s : s + step].astype(np.float64)
         sq = np.einsum("dn,dn->n", xb, xb)
-        total += float(sq @ w[s : s + step]) if weighted else float(sq.sum())
+        total += float(np.einsum("n,n->", sq, w[s : s + step])) if weighted else float(sq.sum())
     return total
 
 
