@@ -144,7 +144,7 @@ def assign_accumulate(X, w, weighted, C32, labels, sums_c, wsum_c, changed_c, bo
     added to the new one): after the first iterations few points move, so an iteration costs
     little more than the nearest-centroid search. Sums of 8-bit colours times integer counts are
     exact in float64, so this equals summing afresh. The inertia is not computed here: the caller
-    gets it exactly from the sums (see lloyd.py).
+    gets it from the sums (see kmpress.clustering).
     """
     bmin, bmax = boxes
     D, N = X.shape
