@@ -61,22 +61,25 @@ def measure(
     impl: str,
     group_by_k: bool = True,
     setup: Callable[[], tuple] | None = None,
+    rounds: int | None = None,
+    warmup_rounds: int = 0,
     **info: Any,
 ) -> Any:
     """Time ``fn`` in the group of (stage, k), tagged for the speed-up table; returns its result.
 
     ``group_by_k=False`` puts every K of the stage in one table. ``setup`` (untimed, before every
-    round) returns the ``(args, kwargs)`` of ``fn``. Untimed (plain ``pytest``), pytest-benchmark
-    calls ``fn`` exactly once.
+    round) returns the ``(args, kwargs)`` of ``fn``. ``rounds`` (default :data:`ROUNDS`, else
+    calibrated) and ``warmup_rounds`` fix pedantic rounds. Untimed (plain ``pytest``),
+    pytest-benchmark calls ``fn`` exactly once.
     """
     benchmark.group = group_name(stage, k if group_by_k else None)
     benchmark.extra_info.update(stage=stage, K=k, impl=impl, **info)
-    rounds = ROUNDS.get((stage, impl))
+    rounds = rounds or ROUNDS.get((stage, impl))
     if setup is not None:
-        return benchmark.pedantic(fn, setup=setup, rounds=rounds or 7, iterations=1, warmup_rounds=0)
+        return benchmark.pedantic(fn, setup=setup, rounds=rounds or 7, iterations=1, warmup_rounds=warmup_rounds)
     if rounds is None:
         return benchmark(fn)
-    return benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=0)
+    return benchmark.pedantic(fn, rounds=rounds, iterations=1, warmup_rounds=warmup_rounds)
 
 
 def _tag(inputs) -> dict[str, Any]:
@@ -100,14 +103,23 @@ def test_histogram(benchmark, inputs, impl):
 @pytest.mark.parametrize("impl", BACKENDS)
 @pytest.mark.parametrize("k", KS)
 def test_seeding(benchmark, inputs, k, impl):
-    """Greedy weighted k-means++ on the histogram, as ``quantize`` seeds."""
+    """Greedy weighted k-means++ on the histogram, as ``quantize`` seeds. The NumPy kernels form
+    the numba kernels' sums in the same order, so both pick the same centres from the same draws."""
     kern = KERNELS[impl]
 
     def run():
-        return kmeans_plusplus(inputs.hist_X, inputs.hist_w, True, k, np.random.default_rng(0), kern)
+        return kmeans_plusplus(inputs.hist_X, inputs.hist_w, True, k, np.random.default_rng(inputs.seed), kern)
 
     c = measure(benchmark, run, stage="seeding", k=k, impl=impl, **_tag(inputs))
     assert c.shape == (k, 3) and np.all(np.isfinite(c))
+    assert np.array_equal(c, inputs.c0(k))  # numba's seeds from the same seed, bit for bit
+    # centres are distinct colours of the image
+    assert np.unique(c, axis=0).shape[0] == k and np.isin(_codes(c), _codes(inputs.hist.colors)).all()
+
+
+def _codes(colours: np.ndarray) -> np.ndarray:
+    c = np.asarray(colours, np.int64)
+    return (c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2]
 
 
 def _one_iteration(stage: str, X, w, weighted: bool, rows_fn, inputs, k: int, impl: str, benchmark):

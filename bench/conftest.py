@@ -66,7 +66,10 @@ class Inputs:
     hist_X : (3, U) float32 planar distinct colours
     hist_w : (U,) float64 their counts
     pixels : (3, H*W) float32 planar, every pixel
+    seed : the seed of the shared k-means++ starting centroids (:data:`SEED`)
     """
+
+    seed = SEED
 
     def __init__(self, photo: np.ndarray) -> None:
         from kmpress import kernels_numba
@@ -109,6 +112,31 @@ class Inputs:
 
         return quantize(self.photo, k, seed=SEED)
 
+    @lru_cache(maxsize=None)
+    def centroids(self, k: int) -> np.ndarray:
+        """(k, 3) float64 centroids after 3 Lloyd iterations from :meth:`c0` (numba): cluster
+        means, not colours of the image, as the Lloyd loop's assignments see them."""
+        from kmpress import kernels_numba
+        from kmpress.clustering import lloyd
+
+        return lloyd(self.hist_X, self.hist_w, True, self.c0(k), 3, 0.0, kernels_numba, final_assign=False).centroids
+
+    @lru_cache(maxsize=None)
+    def labels(self, k: int) -> np.ndarray:
+        """(U,) int32 nearest of :meth:`centroids` for every distinct colour, by the numba kernel."""
+        from kmpress import kernels_numba as kn
+
+        out = np.empty(self.hist_X.shape[1], np.int32)
+        kn.nearest(self.hist_X, self.centroids(k).astype(np.float32), out, kn.block_boxes(self.hist_X))
+        return out
+
+    @lru_cache(maxsize=1)
+    def pixel_colours(self) -> np.ndarray:
+        """(H*W,) int32 index into ``hist.colors`` of every pixel (numba's ``colour_index``)."""
+        from kmpress import kernels_numba
+
+        return kernels_numba.colour_index(self.photo.reshape(-1, 3), self.hist.codes)
+
     @lru_cache(maxsize=1)
     def pixel_rows(self) -> np.ndarray:
         """(H*W, 3) float32: every pixel as scikit-learn wants it."""
@@ -146,6 +174,12 @@ def jit(tmp_path_factory: pytest.TempPathFactory) -> None:
     from kmpress.histogram import build_histogram
     from kmpress.clustering import lloyd
 
+    # the twins whose parallel variant only large inputs reach (the suite's "full" photo), and
+    # the table behind colour_index: loaded here, so the first timed round does not
+    for twin in (kernels_numba.nearest, kernels_numba.remap_codes):
+        twin.serial.dispatcher
+        twin.parallel.dispatcher
+    kernels_numba.colour_index(np.zeros((1, 3), np.uint8), np.zeros(1, np.uint32))
     rng = np.random.default_rng(1)
     dense_min = int(getattr(kernels_numba, "DENSE_MIN_PIXELS", 1 << 19))
     big = rng.integers(0, 256, size=(-(-dense_min // 1024), 1024, 3), dtype=np.uint8)

@@ -16,12 +16,30 @@ folders of real photos with ``--photos SIZE=DIR``). For each photo and K it time
 adds a folder at K = 64: ``kmpress compress DIR -k 64`` against pngquant two files at a time
 (``xargs -P 2 -n 1``).
 
+Peak RSS is the measured process's own ``ru_maxrss``, reported by GNU time (``/usr/bin/time -f
+%M``, Debian package ``time``), which starts the command and waits for it. It is not taken from
+``os.wait4`` of a child of this script: Linux counts in a child's ``ru_maxrss`` the memory it had
+before its ``exec``, a copy of this parent (NumPy loaded, photos decoded), so every command would
+show at least this script's size (posix_spawn does not help: its vfork child still leaves the
+parent's memory at its exec). Without GNU time the RSS columns are left empty ("-"). For a command that
+starts others (the batches: the kmpress process and its workers; ``sh``, ``xargs`` and the
+pngquant processes) the figure is that of the *largest single process* of the tree (``wait4``
+gives the maximum over a process and the children it waited for, not a sum): for pngquant's
+batch one pngquant process (two run at once, so the pipeline holds up to twice that), for
+kmpress's the main process or one worker.
+
+Wall time is taken here around the whole command, GNU time included: its own start (one more
+``fork`` + ``exec``, of a small C program) adds ~1 ms to every figure of both tools, measured at
+the start of each run and printed with the tables. That is nothing next to kmpress's start-up;
+only pngquant's few milliseconds on the 64x64 image feel it.
+
 pngquant is the Debian package ``pngquant``; it is only a yardstick, never a dependency.
 """
 
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import shutil
 import statistics
@@ -38,40 +56,84 @@ ROOT = Path(__file__).resolve().parent.parent
 SIZES = ("64px", "0.3mp", "4mp", "24mp")
 
 
+#: GNU time: reports the peak RSS of the command it runs (``%M``, kilobytes).
+GNU_TIME = "/usr/bin/time"
+
+
 @dataclass
 class Timing:
     wall: float  # median seconds
     lo: float
     hi: float
-    rss_mb: float  # median peak RSS
+    rss_mb: float  # median peak RSS (NaN without GNU time)
 
 
-def run_once(cmd: list[str] | str, shell: bool = False) -> tuple[float, float]:
-    """(wall seconds, peak RSS MB) of one process, which must succeed."""
-    t = time.perf_counter()
-    p = subprocess.Popen(cmd, shell=shell, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t
-    err = p.stderr.read().decode(errors="replace") if p.stderr else ""
-    if status != 0:
-        raise RuntimeError(f"{cmd} failed ({status}): {err[-500:]}")
-    # ru_maxrss of one waited child (a shell pipeline reports its largest process)
-    return wall, usage.ru_maxrss / 1024
+def gnu_time_works(time_cmd: str = GNU_TIME) -> bool:
+    """Whether ``time_cmd -f %M -o FILE CMD`` runs CMD and writes its peak RSS in KB (GNU time)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "rss"
+        try:
+            r = subprocess.run([time_cmd, "-f", "%M", "-o", str(out), "true"], capture_output=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            return False
+        return r.returncode == 0 and out.exists() and _parse_rss_kb(out.read_text()) is not None
 
 
-def interleaved(cmds: list, runs: int, shell: bool = False) -> list[Timing]:
+def _parse_rss_kb(text: str) -> int | None:
+    # GNU time writes "Command exited with non-zero status N" before the format when CMD fails
+    lines = text.strip().splitlines()
+    return int(lines[-1]) if lines and lines[-1].strip().isdigit() else None
+
+
+def run_once(cmd: list[str] | str, shell: bool = False, rss: bool = True, time_cmd: str = GNU_TIME) -> tuple[float, float]:
+    """(wall seconds, peak RSS MB) of one command, which must succeed.
+
+    With ``rss`` the command runs under GNU time (see the module's docstring: the figure is the
+    command's own peak, or for a shell pipeline its largest single process); without it the RSS
+    is NaN. ``shell=True`` runs ``cmd`` (a string) with ``sh -c``.
+    """
+    argv = ["sh", "-c", cmd] if shell else list(cmd)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "rss"
+        if rss:
+            argv = [time_cmd, "-f", "%M", "-o", str(out), *argv]
+        t = time.perf_counter()
+        p = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        wall = time.perf_counter() - t
+        if p.returncode != 0:
+            raise RuntimeError(f"{cmd} failed ({p.returncode}): {p.stderr.decode(errors='replace')[-500:]}")
+        kb = _parse_rss_kb(out.read_text()) if rss and out.exists() else None
+    if rss and kb is None:
+        raise RuntimeError(f"{time_cmd} wrote no peak RSS for {cmd}")
+    return wall, (kb / 1024 if kb is not None else math.nan)
+
+
+def wrapper_ms(runs: int = 21, time_cmd: str = GNU_TIME) -> float:
+    """What GNU time adds to a command's wall time, in ms: median of ``time true`` - ``true``."""
+
+    def median_wall(rss: bool) -> float:
+        return statistics.median(run_once(["true"], rss=rss, time_cmd=time_cmd)[0] for _ in range(runs))
+
+    return max(0.0, (median_wall(True) - median_wall(False)) * 1e3)
+
+
+def interleaved(cmds: list, runs: int, shell: bool = False, rss: bool = True) -> list[Timing]:
     """Warm up each command once, then ``runs`` rounds of every command in turn."""
     for c in cmds:
-        run_once(c, shell)
+        run_once(c, shell, rss)
     got: list[list[tuple[float, float]]] = [[] for _ in cmds]
     for _ in range(runs):
         for i, c in enumerate(cmds):
-            got[i].append(run_once(c, shell))
+            got[i].append(run_once(c, shell, rss))
     out = []
     for g in got:
         walls = [w for w, _ in g]
         out.append(Timing(statistics.median(walls), min(walls), max(walls), statistics.median(m for _, m in g)))
     return out
+
+
+def _mb(x: float) -> str:
+    return "-" if math.isnan(x) else f"{x:.0f}"
 
 
 def _decode(path: Path) -> np.ndarray:
@@ -118,14 +180,14 @@ def pngquant_cmd(src: Path, k: int, dst: Path) -> list[str]:
     return ["pngquant", "--nofs", "--speed", "4", "--force", "--output", str(dst), str(k), str(src)]
 
 
-def measure(photos: list[Path], ks: list[int], runs: int, exe: list[str], tmp: Path) -> list[dict]:
+def measure(photos: list[Path], ks: list[int], runs: int, exe: list[str], tmp: Path, rss: bool = True) -> list[dict]:
     rows = []
     for src in photos:
         img = _decode(src)
         for k in ks:
             ours_dir = tmp / f"k{k}"
             pq = tmp / f"pq-{src.stem}-{k}.png"
-            a, b = interleaved([kmpress_cmd(exe, src, k, ours_dir), pngquant_cmd(src, k, pq)], runs)
+            a, b = interleaved([kmpress_cmd(exe, src, k, ours_dir), pngquant_cmd(src, k, pq)], runs, rss=rss)
             ours = ours_dir / f"{src.stem}-k{k}.png"
             rows.append(
                 dict(photo=src.name, pixels=img.shape[0] * img.shape[1], k=k, ours=a, pq=b, ratio=a.wall / b.wall,
@@ -134,8 +196,8 @@ def measure(photos: list[Path], ks: list[int], runs: int, exe: list[str], tmp: P
             )
             r = rows[-1]
             print(
-                f"{r['photo']:>22} K={k:<3} kmpress {a.wall:6.3f} s {a.rss_mb:4.0f} MB | pngquant {b.wall:6.3f} s "
-                f"{b.rss_mb:4.0f} MB | ratio {r['ratio']:.2f} | PSNR {r['psnr']:.2f} vs {r['psnr_pq']:.2f} | "
+                f"{r['photo']:>22} K={k:<3} kmpress {a.wall:6.3f} s {_mb(a.rss_mb):>4} MB | pngquant {b.wall:6.3f} s "
+                f"{_mb(b.rss_mb):>4} MB | ratio {r['ratio']:.2f} | PSNR {r['psnr']:.2f} vs {r['psnr_pq']:.2f} | "
                 f"bytes {r['bytes']:,} vs {r['bytes_pq']:,}",
                 file=sys.stderr,
                 flush=True,
@@ -143,7 +205,9 @@ def measure(photos: list[Path], ks: list[int], runs: int, exe: list[str], tmp: P
     return rows
 
 
-def measure_batch(folder: Path, runs: int, exe: list[str], tmp: Path, k: int = 64) -> dict:
+def measure_batch(folder: Path, runs: int, exe: list[str], tmp: Path, k: int = 64, rss: bool = True) -> dict:
+    """kmpress on the folder against pngquant two files at a time; the peak RSS of each is that
+    of its largest single process (see the module's docstring)."""
     srcs = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".png")
     copy = tmp / "batch-pq"
     copy.mkdir()
@@ -151,16 +215,9 @@ def measure_batch(folder: Path, runs: int, exe: list[str], tmp: Path, k: int = 6
         shutil.copy(p, copy / p.name)
     ours = [*exe, "compress", str(folder), "-k", str(k), "-o", str(tmp / "batch-ours"), "--force", "-q"]
     listing = " ".join(str(copy / p.name) for p in srcs)
-    pq = f"printf '%s\\n' {listing} | xargs -P 2 -n 1 pngquant --nofs --speed 4 --force --ext .pq.png {k}"
-    run_once(ours)  # warm-up of both
-    run_once(pq, shell=True)
-    walls_a, walls_b = [], []
-    for _ in range(runs):
-        walls_a.append(run_once(ours)[0])
-        walls_b.append(run_once(pq, shell=True)[0])
-    a = statistics.median(walls_a)
-    b = statistics.median(walls_b)
-    return dict(files=len(srcs), k=k, ours=a, pq=b, ratio=a / b, ours_range=(min(walls_a), max(walls_a)), pq_range=(min(walls_b), max(walls_b)))
+    pq = ["sh", "-c", f"printf '%s\\n' {listing} | xargs -P 2 -n 1 pngquant --nofs --speed 4 --force --ext .pq.png {k}"]
+    a, b = interleaved([ours, pq], runs, rss=rss)
+    return dict(files=len(srcs), k=k, ours=a, pq=b, ratio=a.wall / b.wall)
 
 
 def table(rows: list[dict], size_of: dict[str, str]) -> str:
@@ -171,7 +228,7 @@ def table(rows: list[dict], size_of: dict[str, str]) -> str:
     for r in rows:
         out.append(
             f"| {size_of[r['photo']]} | {r['photo']} | {r['k']} | {r['ours'].wall:.3f} | {r['pq'].wall:.3f} | **{r['ratio']:.2f}** "
-            f"| {r['ours'].rss_mb:.0f} | {r['pq'].rss_mb:.0f} | {r['psnr']:.2f} / {r['psnr_pq']:.2f} | {r['bytes']:,} / {r['bytes_pq']:,} |"
+            f"| {_mb(r['ours'].rss_mb)} | {_mb(r['pq'].rss_mb)} | {r['psnr']:.2f} / {r['psnr_pq']:.2f} | {r['bytes']:,} / {r['bytes_pq']:,} |"
         )
     return "\n".join(out)
 
@@ -204,6 +261,10 @@ def main(argv: list[str] | None = None) -> int:
         print("pngquant not found (Debian: apt-get install pngquant); it is only a yardstick", file=sys.stderr)
         return 2
     exe = a.kmpress.split() if a.kmpress else [str(Path(sys.executable).with_name("kmpress"))]
+    rss = gnu_time_works()
+    if not rss:
+        print(f"{GNU_TIME} is not GNU time (Debian: apt-get install time): no peak RSS figures", file=sys.stderr)
+    overhead = wrapper_ms() if rss else 0.0
     given = {}
     for spec in a.photos:
         size, _, folder = spec.partition("=")
@@ -217,23 +278,26 @@ def main(argv: list[str] | None = None) -> int:
             photos = photos_of(size, given, cache)
             for p in photos:
                 size_of[p.name] = size
-            rows += measure(photos, a.k or [16, 64, 256], a.runs, exe, tmp)
-        batch = measure_batch(a.batch, a.runs, exe, tmp) if a.batch else None
+            rows += measure(photos, a.k or [16, 64, 256], a.runs, exe, tmp, rss)
+        batch = measure_batch(a.batch, a.runs, exe, tmp, rss=rss) if a.batch else None
     pq_version = subprocess.run(["pngquant", "--version"], capture_output=True, text=True).stdout.strip()
     text = [
         f"kmpress / pngquant {pq_version} `--nofs --speed 4`, whole process, median of {a.runs} interleaved runs "
-        f"after a warm-up ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores); ratio below 1: kmpress faster.",
+        f"after a warm-up ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores); ratio below 1: kmpress faster; "
+        + (f"MB: peak RSS of the process (GNU time's %M); GNU time adds {overhead:.1f} ms to every time." if rss else "no RSS (no GNU time)."),
         "",
         summary(rows, size_of),
         "",
         table(rows, size_of),
     ]
     if batch:
+        o, q = batch["ours"], batch["pq"]
         text += [
             "",
-            f"Batch of {batch['files']} files at K = {batch['k']}: kmpress {batch['ours']:.2f} s "
-            f"[{batch['ours_range'][0]:.2f}-{batch['ours_range'][1]:.2f}], pngquant two at a time "
-            f"{batch['pq']:.2f} s [{batch['pq_range'][0]:.2f}-{batch['pq_range'][1]:.2f}]: ratio **{batch['ratio']:.2f}**",
+            f"Batch of {batch['files']} files at K = {batch['k']}: kmpress {o.wall:.2f} s [{o.lo:.2f}-{o.hi:.2f}], "
+            f"pngquant two at a time {q.wall:.2f} s [{q.lo:.2f}-{q.hi:.2f}]: ratio **{batch['ratio']:.2f}**. "
+            f"Peak RSS of the largest single process: kmpress {_mb(o.rss_mb)} MB (its main process or one worker), "
+            f"pngquant {_mb(q.rss_mb)} MB (one pngquant; two run at once).",
         ]
     print("\n".join(text))
     if a.out:

@@ -17,13 +17,20 @@ STAGES = {
     "iter-pixels": "3-lloyd-iter-pixels",
     "iter-hist": "4-lloyd-iter-hist",
     "converge": "5-lloyd-converge",
+    "labels": "5a-nearest-labels",
     "remap": "6-remap",
+    "colour-index": "6a-colour-index",
+    "remap-codes": "6b-remap-codes",
     "png": "7-png-encode",
     "compress": "8-compress",
+    "auto-small": "8a-auto-64px",
+    "auto-large": "8b-auto-4mp",
+    "startup": "9-startup",
 }
 
-#: Implementations compared with numba, in the order of the table's columns.
-PEERS = ("numpy", "sklearn", "sklearn-iter")
+#: Implementations compared with numba, in the order of the table's columns ("auto": the
+#: backend kmpress picks itself, in the 8a/8b groups).
+PEERS = ("numpy", "sklearn", "sklearn-iter", "auto")
 
 KS = (16, 64, 256)
 

@@ -139,3 +139,26 @@ def test_speedup_formatting(numba, peer, text):
     recs.append(Record("seeding", 16, "numpy", 1.0))  # keeps the numpy column when peer is None
     row = next(line for line in speedup_lines(recs) if line.startswith("2-seeding") and " 64 " in line)
     assert row.split()[-1] == text
+
+
+def test_speed_script_reports_the_measured_process_own_peak_rss():
+    """bench/speed_vs_pngquant.py: a child's peak RSS is its own, not a copy of this (larger)
+    process, whose memory Linux counts in the ru_maxrss of a child it starts."""
+    import numpy as np
+
+    from bench.speed_vs_pngquant import gnu_time_works, run_once
+
+    assert gnu_time_works(), "GNU time (/usr/bin/time, Debian package time) is needed by the speed script"
+    held = np.ones(160 << 20, np.uint8)  # 160 MB touched in this process
+    child = [sys.executable, "-S", "-c", "b = b'x' * (40 << 20)"]  # an interpreter + 40 MB
+    wall, mb = run_once(child)
+    assert 40 < mb < 120 and wall > 0
+    _, small = run_once(["true"])
+    assert 0 < small < 20
+    _, piped = run_once(f"{sys.executable} -S -c \"b = b'x' * (40 << 20)\" | cat", shell=True)
+    assert 40 < piped < 120  # a pipeline: its largest process
+    _, none = run_once(["true"], rss=False)
+    assert none != none  # NaN without GNU time
+    with pytest.raises(RuntimeError, match="failed"):
+        run_once(["false"])
+    del held
