@@ -3,9 +3,12 @@
 Same names, arguments and buffers, so the Lloyd loop, the seeding and the remap run unchanged on
 either backend. The nearest-centroid search is the good NumPy way (distances by one float32
 matrix product per chunk, ``‖c‖² − 2x·c``, as scikit-learn does), over chunks of
-:data:`CHUNK` points so that no N×K matrix of the whole input is ever built. Sums are float64
-via ``np.bincount``. Results agree with the numba kernels up to float rounding of distances:
-labels can differ only for points almost exactly between two centroids.
+:data:`CHUNK` points so that no N×K matrix of the whole input is ever built; the points whose
+best and second-best products are closer than their rounding could explain are decided again
+with the numba kernels' arithmetic, so the labels equal numba's exactly. Sums are float64 via
+``np.bincount``; k-means++ reproduces numba's float32 products and summation order. The results
+are those of the numba backend (the Lloyd history's running sums of float weights aside, which
+differ in the last bits).
 """
 
 from __future__ import annotations
