@@ -60,14 +60,28 @@ def pack_rgb(px4: np.ndarray) -> np.ndarray:
     """(N, 4) uint8 pixels packed in place to (N, 3): the RGB of each, in the first 3/4 of the
     same memory (a view). The 4th byte of every pixel is lost.
 
-    Block by block from the start: a block's RGB never lands beyond the bytes it was read from,
-    so no later pixel is overwritten before it is read (NumPy copies through a small temporary
-    where a block overlaps itself)."""
+    Four pixels at a time as 32-bit words (RGBX RGBX RGBX RGBX -> RGBR GBRG BRGB), block by block
+    from the start: a block's words are made in a temporary and never land beyond the bytes they
+    were read from, so no later pixel is overwritten before it is read. (A plain strided copy of
+    3 bytes out of 4 costs 3x the time.)"""
     n = px4.shape[0]
-    out = px4.reshape(-1)[: 3 * n].reshape(n, 3)
-    for s in range(0, n, BLOCK_PIXELS):
-        e = min(n, s + BLOCK_PIXELS)
-        out[s:e] = px4[s:e, :3]
+    flat = px4.reshape(-1)
+    g = n // 4
+    src = flat[: 16 * g].view("<u4").reshape(g, 4)
+    dst = flat[: 12 * g].view("<u4").reshape(g, 3)
+    step = max(1, BLOCK_PIXELS // 4)
+    low24, s8, s16, s24 = np.uint32(0xFFFFFF), np.uint32(8), np.uint32(16), np.uint32(24)
+    for s in range(0, g, step):
+        e = min(g, s + step)
+        p = src[s:e] & low24
+        words = np.empty((e - s, 3), np.uint32)
+        np.bitwise_or(p[:, 0], p[:, 1] << s24, out=words[:, 0])
+        np.bitwise_or(p[:, 1] >> s8, p[:, 2] << s16, out=words[:, 1])
+        np.bitwise_or(p[:, 2] >> s16, p[:, 3] << s8, out=words[:, 2])
+        dst[s:e] = words
+    out = flat[: 3 * n].reshape(n, 3)
+    if n > 4 * g:  # the last 1-3 pixels (their bytes are read before any is written)
+        out[4 * g :] = px4[4 * g :, :3].copy()
     return out
 
 
