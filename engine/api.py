@@ -462,7 +462,7 @@ def compress(
         q, k = found.quantized, found.k
     else:
         pipe = Pipeline(pixels, opts, on_stage=on_stage)  # quantize's steps, told of its stages
-        q, k = pipe.finish(pipe.fit(opts.k, np.random.default_rng(opts.seed))), opts.k
+        q, k = pipe.finish(pipe.fit(opts.k, np.random.default_rng(opts.seed)), last=True), opts.k
         del pipe
     del pixels
 

@@ -319,8 +319,15 @@ class Pipeline:
         f.score = psnr_from_mse(f.sse / (h * w * c))
         return f.score
 
-    def finish(self, f: Fit) -> Quantized:
-        """The :class:`Quantized` of a fit (remaps the pixels if not done yet)."""
+    def finish(self, f: Fit, last: bool = False) -> Quantized:
+        """The :class:`Quantized` of a fit (remaps the pixels if not done yet).
+
+        ``last``: nothing more will be fitted on this pipeline (a one-shot compression): the
+        clustering points and weights (some 20 bytes a colour) are let go before the pixels are
+        remapped, when the remap does not use them (no dithering, no ``smooth``).
+        """
+        if last and f.indices is None and is_plain(self.options, f.lossless):
+            self.X = self.weights = None
         self._remap(f)
         h, w, c = self.img.shape
         mse = f.sse / (h * w * c)
