@@ -73,7 +73,8 @@ CASES = {
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_jpegs_and_pngs_are_decoded_into_our_own_memory(tmp_path, name):
+def test_jpegs_and_pngs_are_decoded_into_our_own_memory(tmp_path, monkeypatch, name):
+    monkeypatch.setattr(kmpress.buffers, "BLOCK_PIXELS", 100)  # packed 2 rows at a time: 34 strips
     channels, kw = CASES[name]
     arr = _picture(67, 45, channels)
     if name.startswith("opaque"):
