@@ -369,7 +369,7 @@ def compress(
 
             dask_batch.import_distributed()
 
-            def run(plan, **kw):
+            def run(plan, on_stage=None, **kw):  # a cluster's workers report no stages
                 return dask_batch.compress_many_dask(plan, scheduler=scheduler, **kw)
 
         plan = batch.plan_batch(paths, options, out_dir=out_dir, suffix=suffix, recursive=recursive, force=force)
@@ -385,8 +385,8 @@ def compress(
         results = []
         from .render import print_summary, progress
 
-        with progress(len(plan.to_compress), _want_progress(quiet, as_json)) as (started, finished):
-            for r in run(plan, jobs=jobs, on_start=started):
+        with progress(len(plan.to_compress), _want_progress(quiet, as_json)) as (started, finished, staged):
+            for r in run(plan, jobs=jobs, on_start=started, on_stage=staged):
                 results.append(r)
                 done.append(r.as_dict())
                 finished(r.src)

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterable
+import threading
+import time
+from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -169,9 +171,15 @@ def error_line(message: str) -> None:
     print(f"kmpress: {message}", file=sys.stderr, flush=True)
 
 
-def _progress_bar(verb: str):
-    """A transient rich progress bar on stderr: verb, bar, done/total, elapsed, ETA, description."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+def _progress_bar(verb: str, describe: Callable[[], str] | None = None):
+    """A transient rich progress bar on stderr: verb, bar, done/total, elapsed, ETA, and the
+    task's description, or what ``describe()`` says at each refresh (ten times a second)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.text import Text
+
+    class Described(ProgressColumn):
+        def render(self, task) -> Text:
+            return Text(describe(), no_wrap=True, overflow="ellipsis")
 
     return Progress(
         TextColumn(f"[bold]{verb}"),
@@ -180,7 +188,7 @@ def _progress_bar(verb: str):
         TimeElapsedColumn(),
         TextColumn("ETA"),
         TimeRemainingColumn(),
-        TextColumn("{task.description}"),
+        TextColumn("{task.description}") if describe is None else Described(),
         console=_terminal_console(),
         transient=True,
     )
@@ -196,36 +204,79 @@ def _closing(bar):
             bar.console.file.close()
 
 
-@contextmanager
-def progress(total: int, enabled: bool):
-    """A rich progress bar on stderr: files done/total, current file, elapsed, ETA.
+#: Seconds a file runs before the progress bar shows its stage: a quick file's stages would only
+#: flicker by, a long one's tell that the bar is not stuck.
+STAGE_AFTER = 2.0
+#: Files named in the progress bar (then "...").
+SHOWN_FILES = 3
 
-    Yields ``(started, finished)`` callbacks taking a path; both do nothing when disabled, and
-    ``finished`` ignores a path that was never started.
+
+class Running:
+    """The files in flight and the stage each is in: the progress bar's description, e.g.
+    ``big.tif: lloyd, a.jpg``. A file's stage shows once it has run ``stage_after`` seconds.
+    Safe to call from several threads (the engine may report stages from a background thread)."""
+
+    def __init__(self, stage_after: float = STAGE_AFTER, clock: Callable[[], float] = time.monotonic) -> None:
+        self.stage_after = stage_after
+        self.clock = clock
+        self._files: dict[str, list] = {}  # full path -> [started at, stage or None], in start order
+        self._lock = threading.Lock()
+
+    def start(self, path: str) -> None:
+        with self._lock:
+            self._files[str(path)] = [self.clock(), None]  # a crashed file may start again
+
+    def stage(self, path: str, stage: str) -> None:
+        """``path`` begins ``stage``; ignored for a file not running (a late report)."""
+        with self._lock:
+            f = self._files.get(str(path))
+            if f is not None:
+                f[1] = stage
+
+    def finish(self, path: str) -> bool:
+        """Forget ``path``; False when it was not running (a skip, a missing input)."""
+        with self._lock:
+            return self._files.pop(str(path), None) is not None
+
+    def describe(self) -> str:
+        now = self.clock()
+        with self._lock:
+            files = list(self._files.items())
+        parts = []
+        for path, (t0, stage) in files[:SHOWN_FILES]:
+            name = os.path.basename(path)
+            parts.append(f"{name}: {stage}" if stage is not None and now - t0 >= self.stage_after else name)
+        return ", ".join(parts) + (" ..." if len(files) > SHOWN_FILES else "")
+
+
+@contextmanager
+def progress(total: int, enabled: bool, stage_after: float | None = None):
+    """A rich progress bar on stderr: files done/total, elapsed, ETA, the files running and,
+    for one that has run ``stage_after`` seconds (default :data:`STAGE_AFTER`), its stage
+    (``photo.tif: lloyd``; redrawn as each stage begins).
+
+    Yields ``(started, finished, staged)``: ``started(path)`` and ``finished(path)`` (which
+    ignores a path never started) do nothing when disabled; ``staged(path, stage)`` is the
+    engine's ``on_stage`` for a batch, None when disabled (so nothing is sent for it).
     """
     if not enabled or total <= 0:
-        yield (lambda path: None), (lambda path: None)
+        yield (lambda path: None), (lambda path: None), None
         return
-    running: dict[str, None] = {}  # ordered set of full paths (a crashed file may start twice)
-    bar = _progress_bar("compressing")
+    running = Running(STAGE_AFTER if stage_after is None else stage_after)
+    bar = _progress_bar("compressing", running.describe)
     with _closing(bar), bar:
         task = bar.add_task("", total=total)
 
-        def describe() -> str:
-            names = [os.path.basename(p) for p in running]
-            return ", ".join(names[:3]) + (" ..." if len(names) > 3 else "")
-
-        def started(path: str) -> None:
-            running[str(path)] = None
-            bar.update(task, description=describe())
-
         def finished(path: str) -> None:
             # results of files that never started (skips, missing inputs) do not move the bar
-            if str(path) in running:
-                del running[str(path)]
-                bar.update(task, advance=1, description=describe())
+            if running.finish(path):
+                bar.update(task, advance=1)
 
-        yield started, finished
+        def staged(path: str, stage: str) -> None:
+            running.stage(path, stage)
+            bar.refresh()
+
+        yield running.start, finished, staged
 
 
 def print_info(info: dict[str, Any]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from io import BytesIO
@@ -452,6 +453,7 @@ def compress(
     k: int | None = None,
     *,
     options: Options | None = None,
+    on_stage: Callable[[str], None] | None = None,
     **kwargs: Unpack[OptionFields],
 ) -> CompressReport:
     """Read an image, quantize it to at most ``k`` colours, write an indexed PNG (or a lossless
@@ -476,6 +478,12 @@ def compress(
         larger images before decoding: the decompression-bomb guard; default Pillow's limit,
         None for none). With ``target_psnr`` and ``strict``, a target out of reach raises
         :class:`TargetNotReachedError` naming ``src`` and nothing is written.
+    on_stage : callable(stage), optional
+        Told when each stage begins, by the name its time has in the report's ``timings``, in
+        order: ``read``, ``histogram``, (``colorspace``), ``init``, ``lloyd``, ``remap``,
+        ``delta_e``, ``write`` (a quality target runs ``init`` to ``remap`` for each candidate
+        K); for progress displays. Called in this thread, between the stages' kernels; what it
+        raises stops the compression (nothing is written).
 
     Raises
     ------
@@ -501,21 +509,31 @@ def compress(
                 f"{dst_p.name} names a {other.upper()} file but the format is {opts.format!r} (format={other!r})", fields=("format",)
             )
 
+    if on_stage is not None:
+        on_stage("read")
     t = time.perf_counter()
     loaded, input_bytes = _load_source(src, opts, src_name)
     t_read = time.perf_counter() - t
+    icc, exif = (None, None) if opts.strip else (loaded.icc_profile, exif_for_output(loaded.exif))
+    # from here the pipeline holds the only reference to the pixels (unless the caller gave an
+    # array), so they are freed as soon as the indices are made, before the file is encoded
+    pixels, loaded.pixels = loaded.pixels, None
 
     if opts.searches_k:
         try:
-            found = quantize_to_quality(loaded.pixels, options=opts)
+            found = quantize_to_quality(pixels, options=opts, on_stage=on_stage)
         except TargetNotReachedError as e:
             raise TargetNotReachedError(e.message, src_name, e.result) from None
         q, k = found.quantized, found.k
     else:
-        q, k = quantize(loaded.pixels, options=opts), opts.k
+        pipe = Pipeline(pixels, opts, on_stage=on_stage)  # quantize's steps, told of its stages
+        q, k = pipe.finish(pipe.fit(opts.k, np.random.default_rng(opts.seed)), last=True), opts.k
+        del pipe
+    del pixels
 
+    if on_stage is not None:
+        on_stage("write")
     t = time.perf_counter()
-    icc, exif = (None, None) if opts.strip else (loaded.icc_profile, exif_for_output(loaded.exif))
     data = encode(q.palette, q.indices, opts.format, icc_profile=icc, exif=exif, compress_level=opts.compress_level, label=dst_name)
     written = not (opts.skip_if_larger and len(data) > input_bytes)
     if written:

@@ -16,6 +16,7 @@ Nothing in this module prints.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -332,6 +333,7 @@ def compress_many(
     jobs: int | None = None,
     threads: int | None = None,
     on_start: Callable[[str], None] | None = None,
+    on_stage: Callable[[str, str], None] | None = None,
     **kwargs: Unpack[OptionFields],
 ) -> Iterator[FileResult]:
     """Compress many files; yield one :class:`FileResult` per input as each finishes.
@@ -358,6 +360,11 @@ def compress_many(
         all cores in-process, and unchanged on a given executor.
     on_start : callable(src), optional
         Called when a file is handed to a worker (for progress displays).
+    on_stage : callable(src, stage), optional
+        Called when a file being compressed begins a stage (``read``, ``histogram``, ...
+        ``write``: see :func:`kmpress.compress`), for progress displays: in this process, or
+        from a local pool's workers through a pipe (then from a background thread of this
+        process, a moment late). Not on a given ``executor`` (its workers may be elsewhere).
 
     Yields
     ------
@@ -419,11 +426,12 @@ def compress_many(
         for it in todo:
             if on_start:
                 on_start(str(it.src))
-            yield compress_file(str(it.src), str(it.dst), opts, threads or usable_cores())
+            stage = None if on_stage is None else functools.partial(on_stage, str(it.src))
+            yield compress_file(str(it.src), str(it.dst), opts, threads or usable_cores(), on_stage=stage)
         return
     n_jobs = min(n_jobs, len(todo))
     per_job = threads if threads is not None else max(1, usable_cores() // n_jobs)
-    yield from run_local_pool(todo, opts, n_jobs, per_job, on_start)
+    yield from run_local_pool(todo, opts, n_jobs, per_job, on_start, on_stage=on_stage)
 
 
 def summarize(results: Iterable[FileResult], wall_seconds: float | None = None) -> dict[str, Any]:

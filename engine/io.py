@@ -23,6 +23,7 @@ from typing import IO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
+from .buffers import all_opaque, decode_into_array, own_buffer_suits, pack_rgb, pillow_to_array
 from .errors import ImageReadError, ImageTooLargeError, ImageWriteError, KmpressError
 from .formats import pil_open
 from .limits import AUTO_MAX_PIXELS, size_refusal
@@ -235,27 +236,6 @@ def _gray_to_u8(arr: np.ndarray, mode: str) -> np.ndarray:
     return arr.clip(0, 255).astype(np.uint8)
 
 
-#: Rows converted at a time from a Pillow image to the pixel array (see :func:`_array`).
-STRIP_ROWS = 256
-
-
-def _array(im: Image.Image, mode: str | None = None) -> np.ndarray:
-    """The pixels of ``im`` (converted to ``mode``, a pointwise conversion), as a new writable
-    uint8 array, made strip by strip: one copy in all. (``np.asarray(im)`` goes through
-    ``tobytes``, whose chunks and joined result are two more copies of a whole image.)"""
-    w, h = im.size
-    out = None
-    for y in range(0, h, STRIP_ROWS):
-        strip = im.crop((0, y, w, min(h, y + STRIP_ROWS)))  # keeps im.info: a colour key too
-        if mode is not None and strip.mode != mode:
-            strip = strip.convert(mode)
-        a = np.asarray(strip)
-        if out is None:
-            out = np.empty((h, *a.shape[1:]), a.dtype)
-        out[y : y + a.shape[0]] = a
-    return out
-
-
 def _opaque_rgba(im: Image.Image) -> bool:
     """An RGBA image whose every pixel is opaque (checked by Pillow, without a copy)."""
     return im.mode == "RGBA" and im.getextrema()[3][0] == 255
@@ -310,19 +290,19 @@ def _to_rgb_or_rgba(
     if mode == "RGB":
         # a colour key (tRNS of an RGB PNG) becomes alpha: Pillow applies it converting to RGBA
         key = im.info.get("transparency")
-        return _array(im, "RGBA" if isinstance(key, tuple) and len(key) == 3 else None), True
+        return pillow_to_array(im, "RGBA" if isinstance(key, tuple) and len(key) == 3 else None), True
     if mode == "RGBA":
-        return _array(im, "RGB" if opaque_as_rgb and _opaque_rgba(im) else None), True
+        return pillow_to_array(im, "RGB" if opaque_as_rgb and _opaque_rgba(im) else None), True
     if mode == "RGBa":
-        return _array(im, "RGBA"), True
+        return pillow_to_array(im, "RGBA"), True
     if mode in ("P", "PA"):
         has_alpha = mode == "PA" or keyed or (im.palette is not None and im.palette.mode == "RGBA")
-        return _array(im, "RGBA" if has_alpha else "RGB"), True
+        return pillow_to_array(im, "RGBA" if has_alpha else "RGB"), True
     if mode in ("LA", "La"):
-        return _array(im, "RGBA"), False
+        return pillow_to_array(im, "RGBA"), False
     key = _grey_key(im, source, fmt) if keyed and mode != "F" else None
     if mode in ("L", "1") and key is None:
-        return _array(im, "RGB"), False
+        return pillow_to_array(im, "RGB"), False
     if mode in ("L", "1") or mode.startswith("I") or mode == "F":
         raw = np.asarray(im)
         g = _gray_to_u8(raw, mode)
@@ -341,27 +321,35 @@ def _to_rgb_or_rgba(
                 src = ImageCms.ImageCmsProfile(BytesIO(icc))
                 out = ImageCms.profileToProfile(im, src, ImageCms.createProfile("sRGB"), outputMode="RGB")
                 if out is not None:
-                    return _array(out), False
+                    return pillow_to_array(out), False
             except (ImageCms.PyCMSError, OSError, ValueError):
                 pass
-        return _array(im, "RGB"), False
-    return _array(im, "RGB"), False
+        return pillow_to_array(im, "RGB"), False
+    return pillow_to_array(im, "RGB"), False
+
+
+def _orientation(im: Image.Image) -> int:
+    """The EXIF orientation (1-8) by which ``im`` must be turned; 1 (as stored) when none or broken."""
+    try:
+        orientation = im.getexif().get(0x0112, 1)
+    except Exception:  # a broken EXIF block: leave the pixels as stored
+        return 1
+    return orientation if orientation in (2, 3, 4, 5, 6, 7, 8) else 1
 
 
 def _oriented(im: Image.Image) -> Image.Image:
     """``im`` turned as its EXIF orientation says; itself when there is nothing to turn (Pillow's
     ``exif_transpose`` would return a copy then: a whole image of memory for nothing)."""
-    try:
-        orientation = im.getexif().get(0x0112, 1)
-    except Exception:  # a broken EXIF block: leave the pixels as stored
-        return im
-    return ImageOps.exif_transpose(im) if orientation in (2, 3, 4, 5, 6, 7, 8) else im
+    return ImageOps.exif_transpose(im) if _orientation(im) != 1 else im
 
 
 def _finish(pixels: np.ndarray) -> np.ndarray:
-    """Alpha dropped when every pixel is opaque; C-contiguous and writable."""
-    if pixels.shape[2] == 4 and bool(np.all(pixels[:, :, 3] == 255)):
-        pixels = pixels[:, :, :3]
+    """Alpha dropped when every pixel is opaque (in place in an array of our own); C-contiguous
+    and writable."""
+    if pixels.shape[2] == 4 and all_opaque(pixels):
+        h, w, _ = pixels.shape
+        own = pixels.flags.c_contiguous and pixels.flags.writeable and pixels.flags.owndata
+        pixels = pack_rgb(pixels.reshape(-1, 4)).reshape(h, w, 3) if own else pixels[:, :, :3]
     pixels = np.ascontiguousarray(pixels)
     return pixels if pixels.flags.writeable else pixels.copy()
 
@@ -402,8 +390,12 @@ def load_image(
             with im, decoding(max_pixels):
                 fmt, mode = im.format, im.mode
                 icc, exif = im.info.get("icc_profile"), im.info.get("exif")
-                im.load()
-                pixels, keeps_icc = _to_rgb_or_rgba(_oriented(im), src, fmt, opaque_as_rgb=True)
+                # RGB(A) JPEGs and PNGs: decoded into our own array, no copy (kmpress.buffers)
+                pixels = decode_into_array(im, _orientation) if own_buffer_suits(im) else None
+                keeps_icc = True
+                if pixels is None:
+                    im.load()
+                    pixels, keeps_icc = _to_rgb_or_rgba(_oriented(im), src, fmt, opaque_as_rgb=True)
         except Exception as e:
             failure = e  # raised once the notes are complete (the C library's words are in them)
     if failure is not None:

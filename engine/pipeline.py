@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -176,24 +177,40 @@ class Pipeline:
     options : Options; the clustering and remap fields are used (K comes with each :meth:`fit`)
     k_hint : the largest K that will be fitted (default the options' ``k``, or ``max_colors``
         for a quality target): with ``backend="auto"`` it sizes the work for the backend pick
+    on_stage : callable(stage), optional
+        Told when a stage begins, by the name its time gets in the timings (``histogram``,
+        ``colorspace``, ``init``, ``lloyd``, ``remap``, ``delta_e``), once for consecutive
+        parts of one stage: for progress displays. It runs in the pipeline's thread, between
+        the kernels.
     """
 
-    def __init__(self, image: Any, options: Options, k_hint: int | None = None) -> None:
+    def __init__(self, image: Any, options: Options, k_hint: int | None = None, on_stage: Callable[[str], None] | None = None) -> None:
         self.options = options
+        self.on_stage = on_stage
+        self._stage: str | None = None
         self.img = as_image(image)
         h, w, _ = self.img.shape
         k = k_hint or options.k or options.max_colors
         self.backend = backends.choose(options.backend, h * w, k)
         self.kern = backends.load(self.backend)
         self.timings: dict[str, float] = {}
+        self.begin("histogram")
         t = time.perf_counter()
         self.hist = build_histogram(self.img, self.kern)
         self.timings["histogram"] = time.perf_counter() - t
+        if options.colorspace != "rgb":
+            self.begin("colorspace")
         t = time.perf_counter()
         self.X = colors_to_space(self.hist.colors, options.colorspace, self.kern)
         if options.colorspace != "rgb":
             self.timings["colorspace"] = time.perf_counter() - t
         self.weights = self.hist.counts.astype(np.float64)
+
+    def begin(self, stage: str) -> None:
+        """Tell ``on_stage`` that ``stage`` begins (nothing when it is the stage running)."""
+        if self.on_stage is not None and stage != self._stage:
+            self._stage = stage
+            self.on_stage(stage)
 
     @property
     def n_colors(self) -> int:
@@ -223,18 +240,21 @@ class Pipeline:
         t = time.perf_counter()
         if lossless:
             # exactly the image's colours (as sRGB, whatever the space): lossless
+            self.begin("lloyd")
             centroids = hist.colors.astype(np.float64)
             timings["lloyd"] = time.perf_counter() - t
         else:
             best = None
             t_init = t_lloyd = 0.0
             for g in spawn_seeds(rng, o.n_init):
+                self.begin("init")
                 t = time.perf_counter()
                 if start is not None and 0 < start.shape[0] < k:
                     C0 = kmeans_plusplus(X, self.weights, True, k, g, kern, start=start)
                 else:
                     C0 = initial_centroids(o.init, X, self.weights, True, k, g, kern)
                 t_init += time.perf_counter() - t
+                self.begin("lloyd")
                 t = time.perf_counter()
                 r = lloyd(X, self.weights, True, C0, o.max_iter, o.tol if tol is None else tol, kern, final_assign=False)
                 t_lloyd += time.perf_counter() - t
@@ -243,6 +263,7 @@ class Pipeline:
                     best = r
             timings["init"], timings["lloyd"] = t_init, t_lloyd
             centroids, n_iter, converged, inertia = best.centroids, best.n_iter, best.converged, best.inertia
+        self.begin("remap")
         t = time.perf_counter()
         palette, labels, entries = finish_palette(centroids, X, o.colorspace, kern, o.palette_order, srgb=lossless)
         timings["remap"] = time.perf_counter() - t
@@ -255,9 +276,11 @@ class Pipeline:
             return f
         o = self.options
         timings = dict(f.timings)
+        self.begin("lloyd")
         t = time.perf_counter()
         r = lloyd(self.X, self.weights, True, f.centroids, o.max_iter, o.tol, self.kern, final_assign=False)
         timings["lloyd"] = timings.get("lloyd", 0.0) + time.perf_counter() - t
+        self.begin("remap")
         t = time.perf_counter()
         palette, labels, entries = finish_palette(r.centroids, self.X, o.colorspace, self.kern, o.palette_order)
         timings["remap"] = time.perf_counter() - t
@@ -270,11 +293,13 @@ class Pipeline:
         hist, kern = self.hist, self.kern
         h, w, _ = self.img.shape
         plain = is_plain(self.options, f.lossless)
+        self.begin("remap")
         t = time.perf_counter()
         f.indices = remap(hist, self.X, f.labels, f.entries, self.img, self.options, f.lossless, kern)
         if plain and f.sse is None:
             f.sse = squared_error_sum(hist.colors, hist.counts, f.palette, f.labels)
         f.timings["remap"] = f.timings.get("remap", 0.0) + time.perf_counter() - t
+        self.begin("delta_e")
         t = time.perf_counter()
         if plain:
             f.delta_e = delta_e_histogram(hist.colors, hist.counts, f.palette, f.labels, kern)
@@ -294,8 +319,15 @@ class Pipeline:
         f.score = psnr_from_mse(f.sse / (h * w * c))
         return f.score
 
-    def finish(self, f: Fit) -> Quantized:
-        """The :class:`Quantized` of a fit (remaps the pixels if not done yet)."""
+    def finish(self, f: Fit, last: bool = False) -> Quantized:
+        """The :class:`Quantized` of a fit (remaps the pixels if not done yet).
+
+        ``last``: nothing more will be fitted on this pipeline (a one-shot compression): the
+        clustering points and weights (some 20 bytes a colour) are let go before the pixels are
+        remapped, when the remap does not use them (no dithering, no ``smooth``).
+        """
+        if last and f.indices is None and is_plain(self.options, f.lossless):
+            self.X = self.weights = None
         self._remap(f)
         h, w, c = self.img.shape
         mse = f.sse / (h * w * c)

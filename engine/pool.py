@@ -8,6 +8,7 @@ prints; planning (which files, which outputs) is :mod:`kmpress.batch`'s.
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import sys
@@ -18,6 +19,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any, Iterator, Literal
 
 from . import backends, limits
@@ -119,6 +121,8 @@ def report_result(src: str, dst: str, rep: Any, seconds: float) -> FileResult:
 # may run inside a C callback (numba's compiler and cache loader call back into Python), where an
 # exception could only be printed as "ignored", with a traceback.
 _CURRENT_DST: str | None = None
+#: In a worker of our own pool: the writing end of the parent's stage pipe (see :class:`StagePipe`).
+_STAGES: Any = None
 
 
 def _on_sigterm(signum, frame):  # pragma: no cover - runs in worker processes
@@ -131,12 +135,76 @@ def _on_sigterm(signum, frame):  # pragma: no cover - runs in worker processes
     os._exit(128 + signum)
 
 
-def _init_worker(threads: int | None) -> None:  # pragma: no cover - runs in worker processes
+def _init_worker(threads: int | None, stages: Any = None) -> None:  # pragma: no cover - runs in worker processes
+    global _STAGES
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _on_sigterm)
     backends.own_process()
     backends.set_threads(threads)
     capture_native_messages()
+    _STAGES = stages
+
+
+class StagePipe:
+    """Stages of the files running in a local pool's workers, back to the parent: each worker
+    writes ``src NUL stage`` messages on one pipe, a thread of the parent reads them and calls
+    ``on_stage(src, stage)``.
+
+    Cheap and safe with many writers: a message is one ``write`` of under ``PIPE_BUF`` bytes,
+    which the kernel never interleaves or cuts, so there is no lock a dying worker could leave
+    held (a longer message, for a path of hundreds of bytes, is not sent). A message may arrive
+    after its file's result: the caller ignores files it does not know as running.
+    """
+
+    #: Largest message sent (POSIX makes pipe writes of up to 512 bytes atomic; Linux 4096).
+    MAX_MESSAGE = 500
+
+    def __init__(self, on_stage: Callable[[str, str], None]) -> None:
+        import multiprocessing
+
+        self.on_stage = on_stage
+        self.reader, self.writer = multiprocessing.get_context("spawn").Pipe(duplex=False)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._read, name="kmpress-stages", daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        while not self._stop.is_set():
+            try:
+                if not self.reader.poll(0.05):
+                    continue
+                msg = self.reader.recv_bytes()
+            except (EOFError, OSError):
+                return
+            src, _, stage = msg.partition(b"\0")
+            try:
+                self.on_stage(src.decode("utf-8", "surrogateescape"), stage.decode("ascii"))
+            except Exception:  # a display's problem must not stop the batch
+                pass
+
+    def close(self) -> None:
+        """Stop reading (once what is in the pipe has been read, or after a second) and close."""
+        deadline = time.monotonic() + 1.0
+        try:
+            while self.reader.poll(0) and time.monotonic() < deadline:
+                time.sleep(0.01)
+        except OSError:
+            pass
+        self._stop.set()
+        self._thread.join(1.0)
+        self.reader.close()
+        self.writer.close()
+
+
+def _send_stage(src: str, stage: str) -> None:
+    """In a pool worker: tell the parent's :class:`StagePipe` that ``src`` begins ``stage``."""
+    msg = src.encode("utf-8", "surrogateescape") + b"\0" + stage.encode("ascii")
+    if _STAGES is None or len(msg) > StagePipe.MAX_MESSAGE:
+        return
+    try:
+        _STAGES.send_bytes(msg)
+    except (OSError, ValueError):  # the parent stopped listening
+        pass
 
 
 # Main-process side, for a process that runs only kmpress (the CLI): Ctrl-C and SIGTERM both
@@ -214,7 +282,9 @@ def dask_worker_threads() -> int | None:
     return max(1, nthreads // busy)
 
 
-def compress_file(src: str, dst: str, options: Options, threads: int | None = None) -> FileResult:
+def compress_file(
+    src: str, dst: str, options: Options, threads: int | None = None, on_stage: Callable[[str], None] | None = None
+) -> FileResult:
     """Compress one file and describe the outcome; never raises for a bad file.
 
     The task a batch sends to its executor: arguments are two paths and the job's
@@ -224,7 +294,8 @@ def compress_file(src: str, dst: str, options: Options, threads: int | None = No
     ``detail``. ``threads`` sets numba's thread count first; None leaves it, except on a Dask
     worker, where the task takes its share of the worker's threads
     (``worker_threads`` of :mod:`kmpress.dask_batch`), so that a plain ``client.get_executor()``
-    works.
+    works. ``on_stage(stage)``: see :func:`kmpress.compress`; in a worker of our own pool the
+    stages go to the parent's :class:`StagePipe` instead.
     """
     global _CURRENT_DST
     t0 = time.perf_counter()
@@ -233,7 +304,9 @@ def compress_file(src: str, dst: str, options: Options, threads: int | None = No
         if threads is None:
             threads = dask_worker_threads()
         backends.set_threads(threads)
-        rep = compress(src, dst, options=options)
+        if on_stage is None and _STAGES is not None:
+            on_stage = functools.partial(_send_stage, src)
+        rep = compress(src, dst, options=options, on_stage=on_stage)
         return report_result(src, dst, rep, time.perf_counter() - t0)
     except KmpressError as e:
         return FileResult(src, dst, "error", e.message, None, time.perf_counter() - t0, error_type=type(e).__name__)
@@ -338,7 +411,7 @@ def run_on(executor, todo, opts, jobs, threads, on_start) -> Iterator[FileResult
             fut.cancel()
 
 
-def _new_pool(n_jobs: int, threads: int):
+def _new_pool(n_jobs: int, threads: int, stages: Any = None):
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
@@ -346,35 +419,43 @@ def _new_pool(n_jobs: int, threads: int):
         max_workers=n_jobs,
         mp_context=multiprocessing.get_context("spawn"),
         initializer=_init_worker,
-        initargs=(threads,),
+        initargs=(threads, stages),
     )
 
 
-def run_local_pool(todo, opts, n_jobs, threads, on_start, task=compress_file) -> Iterator[FileResult]:
+def run_local_pool(todo, opts, n_jobs, threads, on_start, task=compress_file, on_stage=None) -> Iterator[FileResult]:
     """Our own spawn pool with crash recovery and clean interruption.
 
     A dead worker breaks the whole pool and fails every file in flight, innocent or not. Those
     files get a second round in a fresh pool of the same width; files failed again then run one
     at a time in a pool of one, so a crash there names its file. ``task`` is replaceable for tests.
+    ``on_stage(src, stage)`` hears the workers' stages through a :class:`StagePipe` (called
+    from its thread).
     """
-    crashed: list[PlannedFile] = []
-    yield from _pool_round(todo, opts, n_jobs, threads, on_start, crashed, task)
-    if crashed:
-        again: list[PlannedFile] = []
-        yield from _pool_round(crashed, opts, n_jobs, threads, on_start, again, task)
-        for it in again:
-            alone: list[PlannedFile] = []
-            yield from _pool_round([it], opts, 1, usable_cores(), on_start, alone, task)
-            for bad in alone:
-                yield _crashed(bad)
+    pipe = StagePipe(on_stage) if on_stage is not None else None
+    stages = pipe.writer if pipe is not None else None
+    try:
+        crashed: list[PlannedFile] = []
+        yield from _pool_round(todo, opts, n_jobs, threads, on_start, crashed, task, stages)
+        if crashed:
+            again: list[PlannedFile] = []
+            yield from _pool_round(crashed, opts, n_jobs, threads, on_start, again, task, stages)
+            for it in again:
+                alone: list[PlannedFile] = []
+                yield from _pool_round([it], opts, 1, usable_cores(), on_start, alone, task, stages)
+                for bad in alone:
+                    yield _crashed(bad)
+    finally:
+        if pipe is not None:
+            pipe.close()
 
 
-def _pool_round(files, opts, n_jobs, threads, on_start, crashed: list, task=compress_file) -> Iterator[FileResult]:
+def _pool_round(files, opts, n_jobs, threads, on_start, crashed: list, task=compress_file, stages=None) -> Iterator[FileResult]:
     """One pool, at most ``n_jobs`` files in flight (so an interrupt has little to cancel and
     ``on_start`` means started); appends to ``crashed`` the files a dead worker took down."""
     from concurrent.futures.process import BrokenProcessPool  # with the pool only: 10 ms of start-up
 
-    pool = _new_pool(n_jobs, threads)
+    pool = _new_pool(n_jobs, threads, stages)
     queue = list(files)
     inflight: dict[Future, PlannedFile] = {}
     budget = MemoryBudget()

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Unpack
 
@@ -196,6 +197,7 @@ def quantize_to_quality(
     *,
     options: Options | None = None,
     search_tol: float | None = None,
+    on_stage: Callable[[str], None] | None = None,
     **kwargs: Unpack[OptionFields],
 ) -> QualityResult:
     """The smallest K (1..``max_colors``) whose quantized image reaches ``target_psnr``.
@@ -214,6 +216,8 @@ def quantize_to_quality(
         Lloyd tolerance of the candidate fits; default :data:`SEARCH_TOL_FACTOR` x ``tol``. The
         chosen K is then run on to ``tol`` (its PSNR can only move a little, and it is kept
         only if it still reaches the target). ``search_tol=tol`` fits every candidate fully.
+    on_stage : callable(stage), optional; told when each stage of the pipeline begins (see
+        :class:`kmpress.pipeline.Pipeline`), for every candidate K in turn
 
     Returns
     -------
@@ -235,7 +239,7 @@ def quantize_to_quality(
     if not opts.searches_k:
         raise InvalidParameterError("target_psnr is required (a PSNR in dB)")
     target, max_colors = opts.target_psnr, opts.max_colors
-    pipe = Pipeline(image, opts)
+    pipe = Pipeline(image, opts, on_stage=on_stage)
     search_tol = opts.tol * SEARCH_TOL_FACTOR if search_tol is None else check_number("search_tol", search_tol, 0.0)
     k, f, trials, reached = search_pipeline(pipe, target, max_colors, lambda k: np.random.default_rng(opts.seed), search_tol)
     if search_tol != pipe.tol:

@@ -113,7 +113,7 @@ def test_compress_forwards_one_options_object(runner, tmp_path, monkeypatch, arg
     assert r.exit_code == 0, r.stderr
     [(plan, kw)] = calls
     assert plan.options == Options(**expected)
-    assert set(kw) == {"jobs", "on_start"} and kw["jobs"] == 2
+    assert set(kw) == {"jobs", "on_start", "on_stage"} and kw["jobs"] == 2 and kw["on_stage"] is None  # no terminal: no stages
     assert [it.dst.parent for it in plan.items] == [tmp_path / "o"]
 
 

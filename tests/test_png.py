@@ -90,3 +90,49 @@ def test_png_header(tmp_path):
     assert png_header(tmp_path / "rgb.png")["color_type"] == 2 and "palette_size" not in png_header(tmp_path / "rgb.png")
     (tmp_path / "x.jpg").write_bytes(b"\xff\xd8\xff")
     assert png_header(tmp_path / "x.jpg") is None
+
+
+def test_adler32_combine_equals_zlib_on_the_whole():
+    from kmpress.png import adler32_combine
+
+    rng = np.random.default_rng(5)
+    data = rng.integers(0, 256, 300_000, dtype=np.uint8).tobytes()
+    for cuts in ([0], [1], [65521], [100_000, 100_001, 250_000], list(range(0, 300_000, 70_000))):
+        a, prev = 1, 0
+        for c in [*cuts, len(data)]:
+            a = adler32_combine(a, zlib.adler32(data[prev:c]), c - prev)
+            prev = c
+        assert a == zlib.adler32(data)
+
+
+@pytest.mark.parametrize("k", [2, 3, 16, 256])  # 1, 2, 4 and 8 bits a pixel
+@pytest.mark.parametrize("shape", [(1, 1), (7, 5), (40, 333), (300, 7)])
+def test_rows_made_block_by_block_give_the_bytes_of_the_whole(monkeypatch, k, shape):
+    """The encoder makes each block's scanlines from the indices as it goes; the IDAT is exactly
+    the zlib stream of all the scanlines made at once, at any thread count, blocks of any size
+    against the rows (here blocks of 1000 bytes: they start and end mid-row, and the 32 KiB
+    window of a block reaches back over many)."""
+    monkeypatch.setattr(kmpress.png, "DEFLATE_BLOCK", 1000)
+    rng = np.random.default_rng(k + shape[1])
+    pal = rng.integers(0, 256, (k, 3), dtype=np.uint8)
+    idx = (rng.integers(0, k, shape) // 3 * 3 % k).astype(np.uint8)
+    depth = kmpress.metrics.png_bit_depth(k)
+    whole = kmpress.png._scanlines(idx, depth).tobytes()
+    for level in (1, 6):
+        want = zlib_stream(whole, level, 1)
+        for threads in (1, 2, 3):
+            data = encode_png(pal, idx, compress_level=level, threads=threads)
+            idat = [c for t, c in _chunks(data) if t == b"IDAT"]
+            assert idat == [want]
+            assert zlib.decompress(want) == whole
+
+
+def _chunks(data: bytes) -> list[tuple[bytes, bytes]]:
+    out, at = [], 8
+    while at < len(data):
+        n, kind = struct.unpack(">I4s", data[at : at + 8])
+        body = data[at + 8 : at + 8 + n]
+        assert struct.unpack(">I", data[at + 8 + n : at + 12 + n])[0] == zlib.crc32(kind + body)
+        out.append((kind, body))
+        at += 12 + n
+    return out
