@@ -59,7 +59,7 @@ def _decode(path: Path) -> np.ndarray:
 
 def _measure(img: np.ndarray, path: Path, seconds: float) -> Measure:
     from kmpress import psnr
-    from kmpress.colorspace import delta_e
+    from kmpress.metrics import delta_e
 
     out = _decode(path)
     return Measure(psnr(img, out), delta_e(img, out), path.stat().st_size, seconds)

@@ -21,13 +21,8 @@ palettes, centroids and tests.
 from __future__ import annotations
 
 from types import ModuleType
-from typing import Literal
 
 import numpy as np
-
-from .options import COLORSPACES
-
-ColorSpace = Literal["rgb", "oklab"]
 
 #: OKLab coordinates are stored multiplied by this inside the engine (see the module docstring).
 LAB_SCALE = 255.0
