@@ -291,11 +291,13 @@ class Pipeline:
         if f.indices is not None:
             return
         hist, kern = self.hist, self.kern
-        h, w, _ = self.img.shape
         plain = is_plain(self.options, f.lossless)
         self.begin("remap")
         t = time.perf_counter()
-        f.indices = remap(hist, self.X, f.labels, f.entries, self.img, self.options, f.lossless, kern)
+        # each pixel's colour index, for the remaps that work pixel by pixel and their errors
+        # (made once: without the histogram's stored inverse it is a pass over every pixel)
+        inverse = None if plain else hist.pixel_colours(self.img, kern)
+        f.indices = remap(hist, self.X, f.labels, f.entries, self.img, inverse, self.options, f.lossless, kern)
         if plain and f.sse is None:
             f.sse = squared_error_sum(hist.colors, hist.counts, f.palette, f.labels)
         f.timings["remap"] = f.timings.get("remap", 0.0) + time.perf_counter() - t
@@ -304,7 +306,7 @@ class Pipeline:
         if plain:
             f.delta_e = delta_e_histogram(hist.colors, hist.counts, f.palette, f.labels, kern)
         else:
-            f.sse, f.delta_e = pixel_errors(hist.colors, hist.pixel_colours(self.img, kern), f.indices, f.palette, kern)
+            f.sse, f.delta_e = pixel_errors(hist.colors, inverse, f.indices, f.palette, kern)
         f.timings["delta_e"] = time.perf_counter() - t
 
     def score(self, f: Fit) -> float:

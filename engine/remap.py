@@ -32,7 +32,17 @@ def is_plain(options: Options, lossless: bool) -> bool:
     return lossless or (options.dither is None and options.smooth == 0)
 
 
-def remap(hist: Histogram, X: np.ndarray, labels: np.ndarray, entries: np.ndarray, image: np.ndarray, options: Options, lossless: bool, kernels: ModuleType) -> np.ndarray:
+def remap(
+    hist: Histogram,
+    X: np.ndarray,
+    labels: np.ndarray,
+    entries: np.ndarray,
+    image: np.ndarray,
+    inverse: np.ndarray | None,
+    options: Options,
+    lossless: bool,
+    kernels: ModuleType,
+) -> np.ndarray:
     """Palette indices of every pixel, (H, W) uint8, by the strategy ``options`` asks for.
 
     Parameters
@@ -41,12 +51,13 @@ def remap(hist: Histogram, X: np.ndarray, labels: np.ndarray, entries: np.ndarra
     labels : (U,) int32 nearest entry of each colour; entries : (P, C) float32 the palette in
         the clustering space
     image : (H, W, C) uint8, the image the histogram is of
+    inverse : (H*W,) int32 each pixel's colour index (``hist.pixel_colours``), needed by the
+        remaps that are not plain (the caller keeps it for their error figures); None if plain
     lossless : the palette holds every colour of the image (then always plain)
     """
     shape = image.shape[:2]
     if is_plain(options, lossless):
         return gather_indices(hist, labels, image, kernels)
-    inverse = hist.pixel_colours(image, kernels)
     if options.smooth > 0:
         return smooth_remap(X, hist.counts, inverse, labels, entries, shape, options.smooth, kernels)
     alpha = hist.colors[:, 3] if hist.colors.shape[1] == 4 else None
