@@ -23,7 +23,7 @@ from . import backends
 from .clustering import initial_centroids, lloyd
 from .errors import ImageReadError, ImageWriteError, InvalidParameterError, TargetNotReachedError
 from .formats import encode
-from .io import LoadedImage, image_size, load_image, load_pil, reading, write_bytes, write_stream
+from .io import LoadedImage, load_image, load_pil, reading, write_bytes, write_stream
 from .metadata import exif_for_output
 from .metrics import Bits
 from .options import (
@@ -422,13 +422,13 @@ def _name(x: Any, default: str) -> str:
 
 def _load_source(src: Any, opts: Options, label: str) -> tuple[LoadedImage, int | None]:
     """The image of ``src`` and its size in bytes (None for an in-memory image)."""
+    def warm_up(w: int, h: int) -> None:  # numba's start-up overlaps the decoding
+        if backends.choose(opts.backend, w * h, opts.largest_k) == "numba":
+            backends.warm_up(w * h, opts.largest_k)
+
     if _is_path(src):
         p = Path(src)
-        w, h = image_size(p, max_pixels=opts.max_pixels)
-        k = opts.k or opts.max_colors
-        if backends.choose(opts.backend, w * h, k) == "numba":
-            backends.warm_up(w * h, k)  # numba's start-up overlaps the decoding
-        loaded = load_image(p, max_pixels=opts.max_pixels)
+        loaded = load_image(p, max_pixels=opts.max_pixels, on_open=warm_up)
         return loaded, p.stat().st_size
     if isinstance(src, Image.Image):
         return load_pil(src), None
@@ -441,7 +441,7 @@ def _load_source(src: Any, opts: Options, label: str) -> tuple[LoadedImage, int 
             raise InvalidParameterError(f"src must be opened in binary mode, not {describe(src)}")
         if not data:
             raise ImageReadError("empty input: no image data", label)
-        return load_image(BytesIO(data), max_pixels=opts.max_pixels, name=label), len(data)
+        return load_image(BytesIO(data), max_pixels=opts.max_pixels, name=label, on_open=warm_up), len(data)
     if isinstance(src, np.ndarray):
         return LoadedImage(src, None, "array", None), None
     raise InvalidParameterError(f"src must be a path, a binary file object, a PIL image or an array, not {describe(src)}")

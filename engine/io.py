@@ -364,11 +364,17 @@ def _kept_icc(icc: object, keeps_icc: bool, notes: list[str]) -> bytes | None:
 
 
 def load_image(
-    path: str | os.PathLike | IO[bytes], *, max_pixels: int | str | None = DEFAULT_MAX_PIXELS, name: str | None = None
+    path: str | os.PathLike | IO[bytes],
+    *,
+    max_pixels: int | str | None = DEFAULT_MAX_PIXELS,
+    name: str | None = None,
+    on_open: Callable[[int, int], None] | None = None,
 ) -> LoadedImage:
     """Read any image Pillow can read (and HEIC/HEIF with ``kmpress[heif]``); see
     :class:`LoadedImage`. ``path`` may also be a seekable binary file object (e.g. a
-    ``BytesIO``), then ``name`` names it in error messages.
+    ``BytesIO``), then ``name`` names it in error messages. ``on_open(width, height)`` is
+    called once the header has passed the size checks, before decoding (to start, meanwhile,
+    what the work on the pixels will need).
 
     Raises
     ------
@@ -386,6 +392,8 @@ def load_image(
     with gathering_notes() as notes:
         with reading(label, max_pixels):
             im = _open(src, max_pixels, label)
+        if on_open is not None:
+            on_open(*im.size)
         try:
             with im, decoding(max_pixels):
                 fmt, mode = im.format, im.mode

@@ -262,6 +262,12 @@ class Options:
         return self.target_psnr is not None
 
     @property
+    def largest_k(self) -> int:
+        """The largest K a job of these options fits: ``k``, or ``max_colors`` when K is
+        searched for (what the backend pick weighs)."""
+        return self.k or self.max_colors
+
+    @property
     def extension(self) -> str:
         """File extension of the output format (``.png``, ``.webp``)."""
         return FORMAT_EXTENSIONS[self.format]

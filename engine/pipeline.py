@@ -190,7 +190,7 @@ class Pipeline:
         self._stage: str | None = None
         self.img = as_image(image)
         h, w, _ = self.img.shape
-        k = k_hint or options.k or options.max_colors
+        k = k_hint or options.largest_k
         self.backend = backends.choose(options.backend, h * w, k)
         self.kern = backends.load(self.backend)
         self.timings: dict[str, float] = {}
