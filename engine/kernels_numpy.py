@@ -368,7 +368,8 @@ def pixel_stats(colors, inverse, idx, palette, lab_c, lab_p, sse_c, de_c):
         err = colors[u].astype(np.int64) - palette[k].astype(np.int64)
         sse_c[c] = int((err * err).sum())
         t = lab_c[u] - lab_p[k]
-        de_c[c] = float(np.sqrt((t * t).sum(axis=1)).sum())
+        # added one after the other, as the numba kernel does (np.sum adds pairwise)
+        de_c[c] = float(np.cumsum(np.sqrt((t * t).sum(axis=1)))[-1])
 
 
 def _lab(colors, lut, m1, m2):
@@ -400,6 +401,6 @@ def delta_e_colours(colors, counts, palette, labels, lut, m1, m2, part):
     lab_p = np.stack(_lab(palette, lut, m1, m2), axis=1)
     t = lab_c - lab_p[labels]
     v = counts * np.sqrt((t * t).sum(axis=1))
-    chunk = 8192
     for c in range(part.shape[0]):
-        part[c] = float(v[c * chunk : (c + 1) * chunk].sum())
+        # added one after the other, as the numba kernel does (np.sum adds pairwise)
+        part[c] = float(np.cumsum(v[c * CHUNK : (c + 1) * CHUNK])[-1])

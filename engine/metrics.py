@@ -128,7 +128,7 @@ def delta_e_histogram(colors: np.ndarray, counts: np.ndarray, palette: np.ndarra
     float; alpha is ignored (the distance is between the colours themselves).
     """
     U = colors.shape[0]
-    part = np.empty((U + 8191) // 8192, np.float64)
+    part = np.empty(kernels.n_chunks(U), np.float64)
     kernels.delta_e_colours(
         np.ascontiguousarray(colors),
         np.ascontiguousarray(counts, dtype=np.int64),

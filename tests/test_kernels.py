@@ -261,3 +261,34 @@ def test_kernels_compile_on_first_use_only():
     assert r.returncode == 0, r.stderr[-2000:]
     n, before, after, out = r.stdout.split(maxsplit=3)
     assert int(n) >= 20 and int(before) == 0 and int(after) == 1 and out.strip() == "[2, 1, 0]"
+
+
+def test_error_figures_equal_numba_bit_for_bit():
+    # the ΔE sums run in the numba kernels' order, so backend="auto" reports the same figures
+    # whichever backend an image's size picks
+    from kmpress.colorspace import LINEAR_LUT, M1, M2
+    from kmpress.metrics import oklab_of_colors
+
+    rng = np.random.default_rng(3)
+    U, P, N = (9_000, 37, 70_000) if NO_JIT else (20_000, 37, 150_000)  # several chunks either way
+    colors = rng.integers(0, 256, (U, 3), dtype=np.uint8)
+    counts = rng.integers(1, 500, U).astype(np.int64)
+    palette = rng.integers(0, 256, (P, 3), dtype=np.uint8)
+    labels = rng.integers(0, P, U).astype(np.int32)
+    parts = []
+    for kern in (kn, kp):
+        part = np.empty(kern.n_chunks(U), np.float64)
+        kern.delta_e_colours(colors, counts, palette, labels, LINEAR_LUT, M1, M2, part)
+        parts.append(part)
+    np.testing.assert_array_equal(parts[0], parts[1])
+
+    inverse = rng.integers(0, U, N).astype(np.int32)
+    idx = rng.integers(0, P, N).astype(np.uint8)
+    stats = []
+    for kern in (kn, kp):
+        nc = (N + kern.STATS_CHUNK - 1) // kern.STATS_CHUNK
+        sse_c, de_c = np.empty(nc, np.int64), np.empty(nc, np.float64)
+        kern.pixel_stats(colors, inverse, idx, palette, oklab_of_colors(colors, kern), oklab_of_colors(palette, kern), sse_c, de_c)
+        stats.append((sse_c, de_c))
+    np.testing.assert_array_equal(stats[0][0], stats[1][0])
+    np.testing.assert_array_equal(stats[0][1], stats[1][1])

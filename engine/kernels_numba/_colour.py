@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from ._jit import kernel
+from ._jit import CHUNK, kernel
 
 
 @njit(inline="always")
@@ -29,10 +29,9 @@ def _lab_of(lut, r, g, b, m1, m2, out3):
 def colors_to_lab(colors, lut, m1, m2, scale, out):
     """colors (U, C) uint8 -> out (C, U) float32, OUT: OKLab x ``scale``, alpha copied."""
     U, C = colors.shape
-    chunk = 8192
-    for c in prange((U + chunk - 1) // chunk):
+    for c in prange((U + CHUNK - 1) // CHUNK):
         lab = np.empty(3, np.float64)
-        for i in range(c * chunk, min(U, (c + 1) * chunk)):
+        for i in range(c * CHUNK, min(U, (c + 1) * CHUNK)):
             _lab_of(lut, colors[i, 0], colors[i, 1], colors[i, 2], m1, m2, lab)
             for j in range(3):
                 out[j, i] = np.float32(lab[j] * scale)
@@ -42,11 +41,10 @@ def colors_to_lab(colors, lut, m1, m2, scale, out):
 
 @kernel("void(u1[:, ::1], i8[::1], u1[:, ::1], i4[::1], f8[::1], f8[:, ::1], f8[:, ::1], f8[::1])", parallel=True)
 def delta_e_colours(colors, counts, palette, labels, lut, m1, m2, part):
-    """Per chunk of 8192 colours (part OUT), the sum of ``counts x`` OKLab distance between each
+    """Per chunk of :data:`CHUNK` colours (part OUT), the sum of ``counts x`` OKLab distance between each
     colour and its palette entry ``palette[labels]`` (plain units, alpha ignored)."""
     U = colors.shape[0]
-    chunk = 8192
-    nc = (U + chunk - 1) // chunk
+    nc = (U + CHUNK - 1) // CHUNK
     K = palette.shape[0]
     # OKLab of the few palette entries once (each thread its own copy: cheap, no sharing)
     for c in prange(nc):
@@ -57,7 +55,7 @@ def delta_e_colours(colors, counts, palette, labels, lut, m1, m2, part):
             for j in range(3):
                 plab[k, j] = t[j]
         s = 0.0
-        for i in range(c * chunk, min(U, (c + 1) * chunk)):
+        for i in range(c * CHUNK, min(U, (c + 1) * CHUNK)):
             _lab_of(lut, colors[i, 0], colors[i, 1], colors[i, 2], m1, m2, t)
             k = labels[i]
             d = 0.0
@@ -72,10 +70,9 @@ def delta_e_colours(colors, counts, palette, labels, lut, m1, m2, part):
 def colors_to_lab64(colors, lut, m1, m2, out):
     """colors (U, C) uint8 -> out (U, 3) float64, OUT: plain OKLab, alpha ignored."""
     U = colors.shape[0]
-    chunk = 8192
-    for c in prange((U + chunk - 1) // chunk):
+    for c in prange((U + CHUNK - 1) // CHUNK):
         t = np.empty(3, np.float64)
-        for i in range(c * chunk, min(U, (c + 1) * chunk)):
+        for i in range(c * CHUNK, min(U, (c + 1) * CHUNK)):
             _lab_of(lut, colors[i, 0], colors[i, 1], colors[i, 2], m1, m2, t)
             for j in range(3):
                 out[i, j] = t[j]
