@@ -282,10 +282,17 @@ def quantize(image: Any, k: int | None = None, *, options: Options | None = None
         With ``target_psnr`` and ``strict``, when ``max_colors`` colours stay below the target.
     """
     opts = make_options(options, **_with_k(k, kwargs))
+    return _quantize(image, opts)[0]
+
+
+def _quantize(image: Any, opts: Options, on_stage: Callable[[str], None] | None = None, last: bool = False) -> tuple[Quantized, int]:
+    """The :class:`Quantized` of ``image`` under checked options, and its K (the one found, for
+    a quality target); ``last`` as :meth:`Pipeline.finish`."""
     if opts.searches_k:
-        return quantize_to_quality(image, options=opts).quantized
-    pipe = Pipeline(image, opts)
-    return pipe.finish(pipe.fit(opts.k, np.random.default_rng(opts.seed)))
+        found = quantize_to_quality(image, options=opts, on_stage=on_stage)
+        return found.quantized, found.k
+    pipe = Pipeline(image, opts, on_stage=on_stage)
+    return pipe.finish(pipe.fit(opts.k, np.random.default_rng(opts.seed)), last=last), opts.k
 
 
 def _with_k(k: int | None, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -519,16 +526,10 @@ def compress(
     # array), so they are freed as soon as the indices are made, before the file is encoded
     pixels, loaded.pixels = loaded.pixels, None
 
-    if opts.searches_k:
-        try:
-            found = quantize_to_quality(pixels, options=opts, on_stage=on_stage)
-        except TargetNotReachedError as e:
-            raise TargetNotReachedError(e.message, src_name, e.result) from None
-        q, k = found.quantized, found.k
-    else:
-        pipe = Pipeline(pixels, opts, on_stage=on_stage)  # quantize's steps, told of its stages
-        q, k = pipe.finish(pipe.fit(opts.k, np.random.default_rng(opts.seed)), last=True), opts.k
-        del pipe
+    try:
+        q, k = _quantize(pixels, opts, on_stage, last=True)
+    except TargetNotReachedError as e:
+        raise TargetNotReachedError(e.message, src_name, e.result) from None
     del pixels
 
     if on_stage is not None:
