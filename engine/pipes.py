@@ -13,17 +13,15 @@ Nothing here prints; the CLI says what went wrong.
 from __future__ import annotations
 
 import os
-import time
-import traceback
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from .api import compress
+from .api import CompressReport, compress
 from .batch import output_name
-from .errors import ImageWriteError, InvalidParameterError, KmpressError
+from .errors import ImageWriteError, InvalidParameterError
 from .options import Options
-from .pool import FileResult, _interrupt_behind, report_result
+from .pool import FileResult, run_one
 
 #: The name that stands for standard input (as an input) and standard output (as ``-o``).
 STDIO = "-"
@@ -130,30 +128,18 @@ def run_pipe(job: PipeJob, options: Options, stdin: IO[bytes], stdout: IO[bytes]
     """
     if job.action == "skip":
         return FileResult(job.src_name, job.dst_name, "skipped", job.reason)
-    t0 = time.perf_counter()
-    src: Any = stdin if job.src is None else job.src
-    dst: Any = stdout if job.dst is None else job.dst
-    try:
-        if job.src is None:
-            src = _Named(stdin, job.src_name)
-        if job.dst is None:
-            dst = _Named(stdout, job.dst_name)
-        else:
+    src: Any = _Named(stdin, job.src_name) if job.src is None else job.src
+    dst: Any = _Named(stdout, job.dst_name) if job.dst is None else job.dst
+
+    def work() -> CompressReport:
+        if job.dst is not None:
             try:
                 job.dst.parent.mkdir(parents=True, exist_ok=True)
             except OSError as e:
                 raise ImageWriteError(f"cannot create output folder: {e.strerror or e}", str(job.dst.parent)) from None
-        rep = compress(src, dst, options=options)
-        return report_result(job.src_name, job.dst_name, rep, time.perf_counter() - t0)
-    except KmpressError as e:
-        return FileResult(job.src_name, job.dst_name, "error", e.message, None, time.perf_counter() - t0, error_type=type(e).__name__)
-    except MemoryError:
-        return FileResult(job.src_name, job.dst_name, "error", "out of memory", None, time.perf_counter() - t0)
-    except Exception as e:
-        if _interrupt_behind(e):
-            raise KeyboardInterrupt() from None
-        msg = f"internal error: {type(e).__name__}: {e}"
-        return FileResult(job.src_name, job.dst_name, "error", msg, None, time.perf_counter() - t0, traceback.format_exc())
+        return compress(src, dst, options=options)
+
+    return run_one(job.src_name, job.dst_name, work)
 
 
 class _Named:

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any, Iterator, Literal
 
 from . import backends, limits
-from .api import compress
+from .api import CompressReport, compress
 from .errors import KmpressError
 from .io import image_size, stale_temp_files
 from .notes import capture_native_messages
@@ -298,16 +298,26 @@ def compress_file(
     stages go to the parent's :class:`StagePipe` instead.
     """
     global _CURRENT_DST
-    t0 = time.perf_counter()
+
+    def work() -> CompressReport:
+        backends.set_threads(dask_worker_threads() if threads is None else threads)
+        stages = on_stage if on_stage is not None or _STAGES is None else functools.partial(_send_stage, src)
+        return compress(src, dst, options=options, on_stage=stages)
+
     _CURRENT_DST = dst
     try:
-        if threads is None:
-            threads = dask_worker_threads()
-        backends.set_threads(threads)
-        if on_stage is None and _STAGES is not None:
-            on_stage = functools.partial(_send_stage, src)
-        rep = compress(src, dst, options=options, on_stage=on_stage)
-        return report_result(src, dst, rep, time.perf_counter() - t0)
+        return run_one(src, dst, work)
+    finally:
+        _CURRENT_DST = None
+
+
+def run_one(src: str, dst: str, work: Callable[[], CompressReport]) -> FileResult:
+    """``work()``, the compression of one input, as its :class:`FileResult` (timed): its report,
+    or what it raised as that file's one-line error. Never raises for a file's failure; Ctrl-C
+    propagates."""
+    t0 = time.perf_counter()
+    try:
+        return report_result(src, dst, work(), time.perf_counter() - t0)
     except KmpressError as e:
         return FileResult(src, dst, "error", e.message, None, time.perf_counter() - t0, error_type=type(e).__name__)
     except MemoryError:
@@ -320,8 +330,6 @@ def compress_file(
             raise KeyboardInterrupt() from None
         msg = f"internal error: {type(e).__name__}: {e}"
         return FileResult(src, dst, "error", msg, None, time.perf_counter() - t0, traceback.format_exc())
-    finally:
-        _CURRENT_DST = None
 
 
 def _interrupt_behind(e: BaseException) -> bool:
