@@ -320,6 +320,19 @@ def _same_existing(a: Path, b: Path) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
+def as_plan(paths: Any, k: int | None, options: Options | None, kwargs: dict[str, Any], **planning: Any) -> BatchPlan:
+    """The :class:`BatchPlan` a batch call runs: ``paths`` itself when it is one (which carries
+    its options: then none may be given), else planned with ``planning`` (``out_dir``,
+    ``suffix``, ``recursive``, ``force``) under the options made of ``options``, ``k`` and
+    ``kwargs``."""
+    if isinstance(paths, BatchPlan):
+        if k is not None or options is not None or kwargs:
+            raise InvalidParameterError("a BatchPlan carries its options: give none with it")
+        return paths
+    opts = make_options(options, **({**kwargs, "k": k} if k is not None else kwargs))
+    return plan_batch(paths, opts, **planning)
+
+
 def compress_many(
     paths: Iterable[str | os.PathLike] | BatchPlan,
     out_dir: str | os.PathLike | None = None,
@@ -381,13 +394,7 @@ def compress_many(
     KeyboardInterrupt
         Propagated after the local pool's workers are stopped; no partial output is left behind.
     """
-    if isinstance(paths, BatchPlan):
-        if k is not None or options is not None or kwargs:
-            raise InvalidParameterError("a BatchPlan carries its options: give none with it")
-        plan = paths
-    else:
-        opts = make_options(options, **({**kwargs, "k": k} if k is not None else kwargs))
-        plan = plan_batch(paths, opts, out_dir=out_dir, suffix=suffix, recursive=recursive, force=force)
+    plan = as_plan(paths, k, options, kwargs, out_dir=out_dir, suffix=suffix, recursive=recursive, force=force)
     opts = plan.options
     if jobs is not None:
         jobs = check_int("jobs", jobs, 1)

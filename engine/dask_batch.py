@@ -33,10 +33,10 @@ from concurrent.futures import Executor, Future
 from contextlib import contextmanager
 from typing import Any
 
-from .batch import BatchPlan, compress_many, plan_batch
+from .batch import BatchPlan, as_plan, compress_many
 from .errors import DaskNotInstalledError, InvalidParameterError, SchedulerError
 from .io import stale_temp_files
-from .options import Options, make_options
+from .options import Options
 from .pool import FileResult, compress_file
 from .pool import dask_worker_threads as worker_threads
 
@@ -228,10 +228,7 @@ def compress_many_dask(
     """
     if "executor" in kwargs:
         raise InvalidParameterError("compress_many_dask takes scheduler=, not executor=")
-    plan = paths
-    if not isinstance(paths, BatchPlan):
-        opts = make_options(options, **({**kwargs, "k": k} if k is not None else kwargs))
-        plan = plan_batch(paths, opts, out_dir=out_dir, suffix=suffix, recursive=recursive, force=force)
+    plan = as_plan(paths, k, options, kwargs, out_dir=out_dir, suffix=suffix, recursive=recursive, force=force)
     with dask_executor(scheduler, timeout=timeout, task=task) as executor:
         for r in compress_many(plan, executor=executor, jobs=jobs, threads=threads, on_start=on_start):
             yield _clean_result(r)

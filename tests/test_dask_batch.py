@@ -249,6 +249,16 @@ def test_unreachable_scheduler_is_one_clear_error(tmp_path):
     assert not list(tmp_path.glob("*.png"))[1:]  # only the input
 
 
+def test_a_plan_with_options_beside_it_is_refused_before_any_work(tmp_path):
+    # as compress_many: a BatchPlan carries its options, and k= beside it would be ignored
+    from kmpress import InvalidParameterError, plan_batch
+
+    plan = plan_batch([photo(tmp_path / "a.png")])
+    with pytest.raises(InvalidParameterError, match="a BatchPlan carries its options"):
+        list(compress_many_dask(plan, k=8, scheduler="tcp://127.0.0.1:9", timeout=1))
+    assert not list(tmp_path.glob("*-k*.png"))
+
+
 def test_without_dask_the_error_says_how_to_install(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "distributed", None)  # makes `import distributed` fail
     with pytest.raises(DaskNotInstalledError, match="kmpress\\[dask\\]") as e:
