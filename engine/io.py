@@ -111,13 +111,8 @@ def _open(source: Source, max_pixels: int | str | None, label: str) -> Image.Ima
     # decode already, and must refuse a bomb then (over 2x the cap); below that, our own check
     # on the header's size speaks (kmpress.limits), and Pillow's warning between 1x and 2x is
     # dropped by the notes' router.
-    with _PIL_LIMIT_LOCK:
-        saved = Image.MAX_IMAGE_PIXELS
-        Image.MAX_IMAGE_PIXELS = _cap(max_pixels)
-        try:
-            im = pil_open(source, label)
-        finally:
-            Image.MAX_IMAGE_PIXELS = saved
+    with _pillow_limit(_cap(max_pixels)):
+        im = pil_open(source, label)
     w, h = im.size
     reason = size_refusal(w, h, _bytes_per_pixel(im.mode), _file_size(source), max_pixels)
     if reason is not None:
@@ -152,16 +147,27 @@ def decoding(max_pixels: int | str | None) -> Iterator[None]:
     their true size only then. Within its default it is left alone (ours is checked after
     decoding too); a limit raised above it, or none, lifts it for this decode (under a lock, as
     it is a process-wide setting)."""
-    pil, cap = Image.MAX_IMAGE_PIXELS, _cap(max_pixels)
+    with _PIL_LIMIT_LOCK:  # not read while another thread has set it for a moment
+        pil = Image.MAX_IMAGE_PIXELS
+    cap = _cap(max_pixels)
     if pil is None or (cap is not None and cap <= pil):
         yield
         return
+    with _pillow_limit(None):
+        yield
+
+
+@contextmanager
+def _pillow_limit(value: int | None) -> Iterator[None]:
+    """Pillow's guard (``Image.MAX_IMAGE_PIXELS``) set to ``value`` within the block, and then
+    put back; a process-wide setting, so the threads that set it take turns (a lock)."""
     with _PIL_LIMIT_LOCK:
-        Image.MAX_IMAGE_PIXELS = None
+        saved = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = value
         try:
             yield
         finally:
-            Image.MAX_IMAGE_PIXELS = pil
+            Image.MAX_IMAGE_PIXELS = saved
 
 
 @contextmanager
