@@ -26,7 +26,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .buffers import all_opaque, decode_into_array, own_buffer_suits, pack_rgb, pillow_to_array
 from .errors import ImageReadError, ImageTooLargeError, ImageWriteError, KmpressError
 from .formats import pil_open
-from .limits import AUTO_MAX_PIXELS, size_refusal
+from .limits import AUTO_MAX_PIXELS, over_cap, size_refusal
 from .notes import gathering_notes, one_line
 from .options import DEFAULT_MAX_PIXELS
 from .png import encode_png
@@ -85,11 +85,8 @@ def _cap(max_pixels: int | str | None) -> int | None:
 
 def _too_large(pixels: int, max_pixels: int | str | None, size: str = "") -> str:
     what = f"{size} = {pixels:,} pixels" if size else f"{pixels:,} pixels"
-    override = "(--max-pixels N / max_pixels=N to allow it if you trust this file)"
-    if max_pixels == "auto":  # the words of kmpress.limits.size_refusal
-        return f"image declares {what}, over the {AUTO_MAX_PIXELS:,} kmpress accepts by default {override}"
     shown = max_pixels if max_pixels is not None else 2 * (Image.MAX_IMAGE_PIXELS or 0)  # Pillow's own guard
-    return f"image has {what}, over the limit of {shown:,} {override}"
+    return over_cap(what, shown)
 
 
 def open_image(path: str | os.PathLike, max_pixels: int | str | None = DEFAULT_MAX_PIXELS) -> Image.Image:

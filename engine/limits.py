@@ -72,6 +72,18 @@ def _gb(n: int) -> str:
     return f"{n / 2**30:.1f} GB"
 
 
+#: How every refusal of an image's size ends.
+OVERRIDE = "(--max-pixels N / max_pixels=N to allow it if you trust this file)"
+
+
+def over_cap(what: str, max_pixels: int | str) -> str:
+    """The refusal of an image of ``what`` (``"6000x4000 = 24,000,000 pixels"``) over a plain
+    cap: "auto"'s :data:`AUTO_MAX_PIXELS`, or the fixed ``max_pixels``."""
+    if max_pixels == "auto":
+        return f"image declares {what}, over the {AUTO_MAX_PIXELS:,} kmpress accepts by default {OVERRIDE}"
+    return f"image has {what}, over the limit of {max_pixels:,} {OVERRIDE}"
+
+
 def size_refusal(width: int, height: int, bands: int, file_bytes: int | None, max_pixels: int | str | None) -> str | None:
     """Why an image of this declared size must not be decoded, or None when it may be.
 
@@ -83,22 +95,19 @@ def size_refusal(width: int, height: int, bands: int, file_bytes: int | None, ma
     """
     pixels = width * height
     size = f"{width}x{height} = {pixels:,} pixels"
-    override = "(--max-pixels N / max_pixels=N to allow it if you trust this file)"
     if max_pixels is None:
         return None
     if max_pixels != "auto":
-        if pixels > max_pixels:
-            return f"image has {size}, over the limit of {max_pixels:,} {override}"
-        return None
+        return over_cap(size, max_pixels) if pixels > max_pixels else None
     if pixels > AUTO_MAX_PIXELS:
-        return f"image declares {size}, over the {AUTO_MAX_PIXELS:,} kmpress accepts by default {override}"
+        return over_cap(size, "auto")
     if file_bytes is not None and pixels > BOMB_MIN_PIXELS and file_bytes * BOMB_PIXELS_PER_BYTE < pixels:
         return (
             f"image declares {size} in a file of {file_bytes:,} bytes, far too small to hold them: "
-            f"refused as a decompression bomb {override}"
+            f"refused as a decompression bomb {OVERRIDE}"
         )
     need = job_bytes(pixels, bands)
     avail = available_memory()
     if avail is not None and need > avail:
-        return f"image declares {size}: compressing it would need about {_gb(need)} of memory, {_gb(avail)} are available {override}"
+        return f"image declares {size}: compressing it would need about {_gb(need)} of memory, {_gb(avail)} are available {OVERRIDE}"
     return None
