@@ -35,7 +35,7 @@ from typing import Any
 
 from .batch import BatchPlan, as_plan, compress_many
 from .errors import DaskNotInstalledError, InvalidParameterError, SchedulerError
-from .io import stale_temp_files
+from .io import remove_stale_temp_files
 from .options import Options
 from .pool import FileResult, compress_file
 from .pool import dask_worker_threads as worker_threads
@@ -74,11 +74,7 @@ def _remove_temp_files(dst: str) -> None:
     Within one batch nobody else writes ``dst`` (the plan gives every output one input), so such
     a file is what a killed attempt left (its process could not remove it).
     """
-    for tmp in stale_temp_files(dst):
-        try:
-            tmp.unlink()
-        except OSError:
-            pass
+    remove_stale_temp_files(dst)
 
 
 def run_task(src: str, dst: str, options: Options, threads: int | None = None, cwd: str | None = None) -> FileResult:

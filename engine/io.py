@@ -504,6 +504,16 @@ def stale_temp_files(dst: str | os.PathLike, pids: list[int] | None = None) -> l
     return [dst.parent / n for n in names if n.endswith(".tmp") and any(n.startswith(p) for p in prefixes)]
 
 
+def remove_stale_temp_files(dst: str | os.PathLike, pids: list[int] | None = None) -> None:
+    """Remove the :func:`stale_temp_files` of ``dst`` (those already gone, or that cannot be
+    removed, are passed over)."""
+    for tmp in stale_temp_files(dst, pids):
+        try:
+            tmp.unlink()
+        except OSError:
+            pass
+
+
 def write_png(
     dst: str | os.PathLike,
     palette: np.ndarray,

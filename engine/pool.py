@@ -25,7 +25,7 @@ from typing import Any, Iterator, Literal
 from . import backends, limits
 from .api import CompressReport, compress
 from .errors import KmpressError
-from .io import image_size, stale_temp_files
+from .io import image_size, remove_stale_temp_files
 from .notes import capture_native_messages
 from .options import Options
 
@@ -127,11 +127,7 @@ _STAGES: Any = None
 
 def _on_sigterm(signum, frame):  # pragma: no cover - runs in worker processes
     if _CURRENT_DST is not None:
-        for tmp in stale_temp_files(_CURRENT_DST, pids=[os.getpid()]):
-            try:
-                tmp.unlink()
-            except OSError:
-                pass
+        remove_stale_temp_files(_CURRENT_DST, pids=[os.getpid()])
     os._exit(128 + signum)
 
 
@@ -518,11 +514,7 @@ def _stop_pool(pool, dsts: list[Path], grace: float = 5.0) -> None:
         except (OSError, ValueError, AssertionError):
             pass
     for dst in dsts:
-        for tmp in stale_temp_files(dst, pids=list(procs)):
-            try:
-                tmp.unlink()
-            except OSError:
-                pass
+        remove_stale_temp_files(dst, pids=list(procs))
     try:
         pool.shutdown(wait=False, cancel_futures=True)
     except Exception:  # pragma: no cover - a broken pool may complain; nothing is left to do
