@@ -28,7 +28,8 @@ from typing import Any, Literal, Unpack
 from .errors import ImageWriteError, InvalidParameterError, OutputCollisionError
 from .formats import readable_extensions
 from .options import Options, OptionFields, check_int, make_options
-from .pool import FileResult, compress_file, default_jobs, run_local_pool, run_on, usable_cores
+from .limits import usable_cores
+from .pool import FileResult, compress_file, default_jobs, run_local_pool, run_on
 
 #: Default output suffix; ``{k}`` is replaced by the number of colours.
 DEFAULT_SUFFIX = "-k{k}"

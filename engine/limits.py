@@ -31,6 +31,14 @@ RUNTIME_BYTES = 160 << 20
 TABLE_BYTES = (64 << 20) + (16 << 20)
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (the affinity mask, not the machine's total)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
 def job_bytes(pixels: int, bands: int = 3) -> int:
     """Peak memory (bytes) of compressing an image of ``pixels`` pixels whose file decodes to
     ``bands`` bytes per pixel: the decoder's image and kmpress's pixel array (at most 4 bytes a

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .limits import usable_cores
 from .metrics import png_bit_depth
 
 #: Raw bytes per DEFLATE block of the parallel encoder (fixed, so the file never depends on the
@@ -87,10 +88,6 @@ def adler32_combine(a1: int, a2: int, len2: int) -> int:
     return s1 | (s2 << 16)
 
 
-def _default_threads() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
 def deflate_parts(source: Callable[[int, int], Any], n: int, level: int, threads: int | None = None) -> list[bytes]:
     """The pieces of a zlib stream of ``n`` bytes that ``source(start, end)`` hands out (any
     buffer, made when asked), compressed in fixed blocks in parallel (like pigz).
@@ -104,7 +101,7 @@ def deflate_parts(source: Callable[[int, int], Any], n: int, level: int, threads
     """
     header = bytes([0x78, {0: 0x01, 1: 0x01, 2: 0x5E, 3: 0x5E, 4: 0x5E, 5: 0x5E, 6: 0x9C}.get(level, 0xDA)])
     bounds = [(s, min(n, s + DEFLATE_BLOCK)) for s in range(0, max(n, 1), DEFLATE_BLOCK)]
-    threads = _default_threads() if threads is None else threads
+    threads = usable_cores() if threads is None else threads
     parts, adler = [header], 1
     if threads > 1 and len(bounds) > 1:
         from concurrent.futures import ThreadPoolExecutor

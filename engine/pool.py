@@ -26,6 +26,7 @@ from . import backends, limits
 from .api import CompressReport, compress
 from .errors import KmpressError
 from .io import image_size, remove_stale_temp_files
+from .limits import usable_cores
 from .notes import capture_native_messages
 from .options import Options
 
@@ -36,14 +37,6 @@ Status = Literal["ok", "skipped", "error"]
 #: with one thread, beats one worker using every core, because decoding and PNG encoding are
 #: single-threaded in Pillow and two workers overlap them with the other's clustering.
 CORES_PER_JOB = 1
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on (the affinity mask, not the machine's total)."""
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        return max(1, os.cpu_count() or 1)
 
 
 def default_jobs(n_files: int | None = None) -> int:
