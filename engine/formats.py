@@ -110,7 +110,8 @@ def sniff(head: bytes) -> str | None:
     return None
 
 
-def _head(source: Any, n: int = 64) -> bytes:
+def read_head(source: Any, n: int = 64) -> bytes:
+    """The first ``n`` bytes of a file (a path, or a seekable file object, left at its start)."""
     if hasattr(source, "read"):  # Pillow reads a file object from its start too
         source.seek(0)
         try:
@@ -137,7 +138,7 @@ def pil_open(source: str | os.PathLike | IO[bytes], label: str) -> Image.Image:
     try:
         return Image.open(source, formats=pillow_formats())
     except UnidentifiedImageError:
-        kind = sniff(_head(source))
+        kind = sniff(read_head(source))
         if kind == "HEIF":
             if register_heif():
                 return Image.open(source, formats=pillow_formats())

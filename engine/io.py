@@ -25,7 +25,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .buffers import all_opaque, decode_into_array, own_buffer_suits, pack_rgb, pillow_to_array
 from .errors import ImageReadError, ImageTooLargeError, ImageWriteError, KmpressError
-from .formats import pil_open
+from .formats import pil_open, read_head
 from .limits import AUTO_MAX_PIXELS, over_cap, size_refusal
 from .notes import gathering_notes, one_line
 from .options import DEFAULT_MAX_PIXELS
@@ -215,8 +215,7 @@ def _decode_error(e: Exception, label: str, max_pixels: int | str | None, what: 
 def image_size(path: str | os.PathLike, *, max_pixels: int | str | None = DEFAULT_MAX_PIXELS) -> tuple[int, int]:
     """(width, height) of an image file from its header, without decoding it; the same errors as
     :func:`load_image` for a file that cannot be opened."""
-    p = Path(path)
-    with gathering_notes(), reading(p, max_pixels), _open(p, max_pixels, str(p)) as im:
+    with gathering_notes(), open_image(path, max_pixels) as im:
         return im.size
 
 
@@ -247,16 +246,7 @@ def _opaque_rgba(im: Image.Image) -> bool:
 def _png_bit_depth(source: Source | str | None) -> int:
     """The bit depth in a PNG's IHDR (the first chunk: byte 24); 8 when it cannot be read."""
     try:
-        if hasattr(source, "read"):
-            at = source.tell()
-            source.seek(0)
-            head = source.read(25)
-            source.seek(at)
-        elif source:
-            with open(source, "rb") as f:
-                head = f.read(25)
-        else:
-            return 8
+        head = read_head(source, 25) if source else b""
     except (OSError, ValueError):
         return 8
     return head[24] if len(head) == 25 and head[12:16] == b"IHDR" else 8
