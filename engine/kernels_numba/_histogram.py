@@ -52,7 +52,6 @@ def _dense_count(px, table, nparts):
 @kernel("Tuple((u4[::1], i8[::1]))(i4[::1], i8)", parallel=True)
 def _dense_extract(table, nblocks):
     # Two passes over the 2^24 table: count the colours per block, then write them in code order.
-    # The table is rewritten in place to hold each present code's index among the colours.
     size = table.shape[0]
     bs = (size + nblocks - 1) // nblocks
     per = np.zeros(nblocks + 1, np.int64)
@@ -74,7 +73,6 @@ def _dense_extract(table, nblocks):
             if c != 0:
                 codes[o] = j
                 counts[o] = c
-                table[j] = o
                 o += 1
     return codes, counts
 
