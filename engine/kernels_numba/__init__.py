@@ -24,7 +24,7 @@ from __future__ import annotations
 from . import _histogram
 from ._colour import colors_to_lab, colors_to_lab64, delta_e_colours
 from ._histogram import DENSE_MIN_PIXELS, colour_index, histogram, remap_codes, unpack_codes
-from ._jit import BLOCK, CHUNK, SERIAL_WORK, Twin
+from ._jit import BLOCK, CHUNK, SERIAL_WORK
 from ._nearest import assign_accumulate, block_boxes, dist_to_assigned, nearest
 from ._remap import STATS_CHUNK, floyd_steinberg, gather, pixel_stats, smooth
 from ._seeding import pp_sample, pp_state, pp_trials, pp_update
@@ -39,21 +39,17 @@ def warm_up_kernels(pixels: int, k: int) -> list:
     u = max(4096, pixels // 3)
     trials = 2 + int(math.log(max(k, 1)))
     dense = pixels >= DENSE_MIN_PIXELS
-
-    def pick(twin: Twin, work: int):
-        return twin.serial if work < SERIAL_WORK else twin.parallel
-
     return [
         *((_histogram._dense_count, _histogram._dense_extract) if dense else (_histogram._radix_histogram,)),
         unpack_codes,
         block_boxes,
-        pick(pp_state, u * 8),
-        pick(pp_update, u * 8),
+        pp_state.pick(u * 8),
+        pp_update.pick(u * 8),
         pp_sample,
-        pick(pp_trials, u * trials),
-        pick(assign_accumulate, u * k),
-        pick(nearest, u * k),
-        pick(remap_codes, pixels) if dense else gather,
+        pp_trials.pick(u * trials),
+        assign_accumulate.pick(u * k),
+        nearest.pick(u * k),
+        remap_codes.pick(pixels) if dense else gather,
         delta_e_colours,
     ]
 

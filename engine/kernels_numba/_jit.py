@@ -86,8 +86,12 @@ class Twin:
         self.__qualname__ = serial.__qualname__
         self.__doc__ = serial.__doc__
 
+    def pick(self, work: int) -> Kernel:
+        """The variant that runs a call of ``work`` units."""
+        return self.serial if work < SERIAL_WORK else self.parallel
+
     def __call__(self, *args: Any) -> Any:
-        return (self.serial if self.work(*args) < SERIAL_WORK else self.parallel)(*args)
+        return self.pick(self.work(*args))(*args)
 
 
 def twins(sig: str, work: Callable[..., int]) -> Callable[[Callable], Twin]:
