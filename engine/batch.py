@@ -248,6 +248,13 @@ def plan_batch(
     if out is not None and out.exists() and not out.is_dir():
         raise ImageWriteError("output folder is a file", str(out))
     skip_dirs = {_key(out)} if out is not None else set()
+    idents: dict[Path, str] = {}
+
+    def ident(p: Path) -> str:  # each path's _key resolved once (a realpath is a stat per part)
+        i = idents.get(p)
+        if i is None:
+            i = idents[p] = _key(p)
+        return i
 
     # 1. expand: (src, error reason or None, folder relative to the one given), duplicates dropped
     inputs: list[_Found] = []
@@ -260,35 +267,35 @@ def plan_batch(
             # a folder re-run must not compress its own outputs: drop "<stem><suffix>.<ext>" files
             # whose source "<stem>.*" is in the same folder
             ok = [f for f, err, _ in found if err is None]
-            outputs_here = {_key(f.with_name(output_name(f, k, suffix, target_psnr, ext))) for f in ok}
+            outputs_here = {ident(f.with_name(output_name(f, k, suffix, target_psnr, ext))) for f in ok}
             if suffix is None:  # also outputs of earlier runs at another K, quality target or format
                 pattern = re.compile(r"^(.*)-(?:k\d{1,3}|q\d+(?:\.\d+)?)\.(?:png|webp)$", re.IGNORECASE)
-                stems = {(_key(f.parent), f.stem) for f in ok}
-                outputs_here |= {_key(f) for f in ok if (m := pattern.match(f.name)) and (_key(f.parent), m.group(1)) in stems}
-            items = [it for it in found if it[1] is not None or _key(it[0]) not in outputs_here]
+                stems = {(ident(f.parent), f.stem) for f in ok}
+                outputs_here |= {ident(f) for f in ok if (m := pattern.match(f.name)) and (ident(f.parent), m.group(1)) in stems}
+            items = [it for it in found if it[1] is not None or ident(it[0]) not in outputs_here]
         else:
             items = [(p, reason, Path("."))]
         for f, err, rel in items:
-            key = _key(f)
+            key = ident(f)
             if key in seen:
                 continue
             seen.add(key)
             inputs.append((f, err, rel))
 
     # 2. name the outputs; inputs sharing one output fail, each naming the others
-    input_keys = {_key(f) for f, err, _ in inputs if err is None}
+    input_keys = {ident(f) for f, err, _ in inputs if err is None}
     named = [(src, err, None if err else (out / rel if out is not None else src.parent) / output_name(src, k, suffix, target_psnr, ext))
              for src, err, rel in inputs]
     writers: dict[str, list[Path]] = {}
     for src, err, dst in named:
         if dst is not None:
-            writers.setdefault(_key(dst), []).append(src)
+            writers.setdefault(ident(dst), []).append(src)
     planned: list[PlannedFile] = []
     for src, err, dst in named:
         if dst is None:
             planned.append(PlannedFile(src, None, "error", err))
             continue
-        dkey = _key(dst)
+        dkey = ident(dst)
         others = [o for o in writers[dkey] if o is not src]
         if others:
             planned.append(PlannedFile(src, dst, "error", _collision(others, dst), OutputCollisionError.__name__))
