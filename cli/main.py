@@ -462,10 +462,7 @@ def info(
     with _errors(debug, "info", as_json, owns_process=True):
         from kmpress import report
 
-        limit = _max_pixels(max_pixels)
-        if isinstance(limit, int):
-            opt.check_int("max_pixels", limit, 1)
-        facts = report.describe_image(file, against, max_pixels=limit)
+        facts = report.describe_image(file, against, max_pixels=_max_pixels(max_pixels))
         if palette is not None:
             facts.update(report.palette_swatch(file, palette))
         if as_json:

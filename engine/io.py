@@ -28,7 +28,7 @@ from .errors import ImageReadError, ImageTooLargeError, ImageWriteError, Kmpress
 from .formats import pil_open, read_head
 from .limits import AUTO_MAX_PIXELS, over_cap, size_refusal
 from .notes import gathering_notes, one_line
-from .options import DEFAULT_MAX_PIXELS
+from .options import DEFAULT_MAX_PIXELS, check_max_pixels
 from .png import encode_png
 
 _PIL_LIMIT_LOCK = threading.Lock()
@@ -104,6 +104,7 @@ def open_image(path: str | os.PathLike, max_pixels: int | str | None = DEFAULT_M
 
 
 def _open(source: Source, max_pixels: int | str | None, label: str) -> Image.Image:
+    check_max_pixels(max_pixels)  # every reader opens here: read_image, info and the like too
     # Pillow's global guard is set to our cap while the header is read: some plugins (ICO)
     # decode already, and must refuse a bomb then (over 2x the cap); below that, our own check
     # on the header's size speaks (kmpress.limits), and Pillow's warning between 1x and 2x is

@@ -67,6 +67,15 @@ def describe(value: Any) -> str:
     return f"a {type(value).__name__} of shape {shape}" if shape is not None else f"a {type(value).__name__}"
 
 
+def check_max_pixels(value: Any) -> int | str | None:
+    """``max_pixels``: "auto", an integer >= 1 or None (no limit)."""
+    if value is None or value == "auto":
+        return value
+    if isinstance(value, str):
+        raise InvalidParameterError(f"max_pixels must be 'auto', an integer or None, not {describe(value)}", fields=("max_pixels",))
+    return check_int("max_pixels", value, 1)
+
+
 def check_int(name: str, value: Any, lo: int, hi: int | None = None) -> int:
     """An integer (Python or NumPy, not bool) in ``lo..hi``."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral):
@@ -247,10 +256,7 @@ class Options:
             raise InvalidParameterError("smooth and dither cannot be combined: choose one", fields=("smooth", "dither"))
         put("palette_order", check_choice("palette_order", self.palette_order, PALETTE_ORDERS))
         put("compress_level", check_int("compress_level", self.compress_level, 0, 9))
-        if self.max_pixels is not None and self.max_pixels != "auto":
-            if isinstance(self.max_pixels, str):
-                raise InvalidParameterError(f"max_pixels must be 'auto', an integer or None, not {describe(self.max_pixels)}", fields=("max_pixels",))
-            put("max_pixels", check_int("max_pixels", self.max_pixels, 1))
+        put("max_pixels", check_max_pixels(self.max_pixels))
         fmt = self.format.lower() if isinstance(self.format, str) else self.format
         put("format", check_choice("format", fmt, OUTPUT_FORMATS))
         put("strip", check_bool("strip", self.strip))

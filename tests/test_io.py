@@ -584,3 +584,20 @@ def test_png_helper_detects_bad_crc(png):
     with pytest.raises(AssertionError):
         png.chunks(bytes(data))
     assert struct.unpack(">I", bytes(data[16:20]))[0] == 2 and zlib.crc32(b"") == 0
+
+
+@pytest.mark.parametrize("bad", [-5, 0, "big", 2.5])
+def test_every_reader_checks_max_pixels(tmp_path, bad):
+    # the check of the options, at the one place every reader opens a file
+    from kmpress.report import compare_images, describe_image
+
+    p = tmp_path / "a.png"
+    Image.new("RGB", (4, 4)).save(p)
+    for call in (
+        lambda: kmpress.read_image(p, max_pixels=bad),
+        lambda: kmpress.io.image_size(p, max_pixels=bad),
+        lambda: describe_image(p, max_pixels=bad),
+        lambda: compare_images(p, p, max_pixels=bad),
+    ):
+        with pytest.raises(kmpress.InvalidParameterError, match="max_pixels"):
+            call()
