@@ -205,7 +205,7 @@ def _run_pipe(job: Any, options: Any, as_json: bool, quiet: bool, debug: bool) -
     """Compress one image from standard input and/or to standard output; the exit code."""
     from kmpress import batch, pipes
 
-    from .render import error_line, print_summary
+    from .render import error_line
 
     if as_json and job.to_stdout:
         raise InvalidParameterError("--json cannot be used when the image goes to standard output (-o -, or - as the only input)")
@@ -213,15 +213,26 @@ def _run_pipe(job: Any, options: Any, as_json: bool, quiet: bool, debug: bool) -
     r = pipes.run_pipe(job, options, getattr(sys.stdin, "buffer", sys.stdin), getattr(sys.stdout, "buffer", sys.stdout))
     if debug and r.detail:
         sys.stderr.write(r.detail)
-    totals = batch.summarize([r], r.seconds)
-    code = _batch_exit_code(totals, [r])
-    if as_json:
-        _print_json({"command": "compress", "k": options.k, "target_psnr": options.target_psnr, "files": [r.as_dict()], "summary": totals, "exit_code": code})
-    elif job.to_stdout:  # nothing but the image on stdout
+    if job.to_stdout:  # nothing but the image on stdout (and so no --json)
         if r.status == "error" or (r.status == "skipped" and not quiet):
             error_line(f"{r.src}: {r.message}")
+        return _batch_exit_code(batch.summarize([r], r.seconds), [r])
+    return _report_compress([r], [r.as_dict()], r.seconds, options.k, options.target_psnr, as_json, quiet)
+
+
+def _report_compress(results: list, files: list[dict], seconds: float, k: Any, target_psnr: Any, as_json: bool, quiet: bool) -> int:
+    """Print what a compress run did (its JSON document, or the summary table) and return its
+    exit code; ``files`` are the document's entries (the results', and any input not found)."""
+    from kmpress import batch
+
+    from .render import print_summary
+
+    totals = batch.summarize(results, seconds)
+    code = _batch_exit_code(totals, results)
+    if as_json:
+        _print_json({"command": "compress", "k": k, "target_psnr": target_psnr, "files": files, "summary": totals, "exit_code": code})
     else:
-        print_summary([r], totals, quiet=quiet)
+        print_summary(results, totals, quiet=quiet)
     return code
 
 
@@ -383,7 +394,7 @@ def compress(
             raise _fail(f"no image found in {', '.join(map(str, paths))}", EXIT_USAGE, "compress", as_json, doc)
         t0 = time.perf_counter()
         results = []
-        from .render import print_summary, progress
+        from .render import progress
 
         with progress(len(plan.to_compress), _want_progress(quiet, as_json)) as (started, finished, staged):
             for r in run(plan, jobs=jobs, on_start=started, on_stage=staged):
@@ -392,14 +403,7 @@ def compress(
                 finished(r.src)
                 if debug and r.detail:
                     sys.stderr.write(r.detail)
-        totals = batch.summarize(results, time.perf_counter() - t0)
-        code = _batch_exit_code(totals, results)
-        if as_json:
-            _print_json(
-                {"command": "compress", "k": plan.k, "target_psnr": plan.target_psnr, "files": done, "summary": totals, "exit_code": code}
-            )
-        else:
-            print_summary(results, totals, quiet=quiet)
+        code = _report_compress(results, done, time.perf_counter() - t0, plan.k, plan.target_psnr, as_json, quiet)
     raise typer.Exit(code)
 
 
