@@ -217,10 +217,6 @@ class Pipeline:
         """Distinct colours of the image."""
         return self.hist.n_colors
 
-    @property
-    def tol(self) -> float:
-        return self.options.tol
-
     def fit(self, k: int, rng: np.random.Generator, start: np.ndarray | None = None, tol: float | None = None) -> Fit:
         """Centroids for ``k`` colours (1 <= k <= 256) and their stored palette.
 

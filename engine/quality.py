@@ -242,7 +242,7 @@ def quantize_to_quality(
     pipe = Pipeline(image, opts, on_stage=on_stage)
     search_tol = opts.tol * SEARCH_TOL_FACTOR if search_tol is None else check_number("search_tol", search_tol, 0.0)
     k, f, trials, reached = search_pipeline(pipe, target, max_colors, lambda k: np.random.default_rng(opts.seed), search_tol)
-    if search_tol != pipe.tol:
+    if search_tol != pipe.options.tol:
         polished = pipe.polish(f)
         if not reached or pipe.score(polished) >= target:
             f = polished
