@@ -186,6 +186,9 @@ def test_both_backends_have_the_same_kernels():
     for name in kn.CONTRACT:
         assert hasattr(kn, name) and hasattr(kp, name), name
     assert (kn.NAME, kp.NAME) == ("numba", "numpy")
+    # the chunking both backends' sums follow: a copy that drifted would change NumPy's results
+    for name in ("CHUNK", "STATS_CHUNK", "BLOCK"):
+        assert getattr(kn, name) == getattr(kp, name), name
 
 
 def _assign_inputs(photo_hist, K=24):
