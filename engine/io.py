@@ -523,7 +523,7 @@ def write_png(
     compress_level : zlib level 0-9 (9: 1-4 % smaller, several times slower; see the README)
 
     The bit depth is the smallest PNG allows for P entries (1, 2, 4 or 8); rows are stored
-    unfiltered and DEFLATE runs in parallel blocks (:func:`kmpress.png.zlib_stream`), the same bytes at any
+    unfiltered and DEFLATE runs in parallel blocks (:func:`kmpress.png.deflate_parts`), the same bytes at any
     thread count. The data go to a hidden temporary file in the same folder, which is renamed
     over ``dst`` only when complete.
     """
