@@ -189,7 +189,7 @@ def kmeans(
         of their distance from the mean, not of their magnitude; other coordinates, e.g. every
         8-bit colour, are clustered as given (integers up to 2^24 exactly). The centroids are
         float64 means of those float32 values, the mean added back; the inertia is recomputed
-        in float64 from the original points. Measured figures: README, "k-means on any data".
+        in float64 from the original points. Measured figures: docs/results.md (bench/kmeans_general.py).
     k : int, 1 <= k <= N
     weights : (N,) array_like of non-negative numbers, optional
         A point of weight m counts as m copies of it.
@@ -261,7 +261,7 @@ def quantize(image: Any, k: int | None = None, *, options: Options | None = None
         ``dither`` (None or "floyd-steinberg"), ``dither_strength``, ``n_init`` (several starts,
         the lowest cost wins), ``palette_order``, ``smooth`` (rate-aware remap: a pixel may take
         its left or upper neighbour's entry when that costs at most ``smooth`` x the mean squared
-        error more; 0.3 gives files 2-4 % smaller for under 0.05 dB, see the README), and
+        error more; 0.3 gives files 2-4 % smaller for under 0.05 dB, see docs/quality.md), and
         ``target_psnr`` / ``max_colors`` / ``strict`` (a quality target in dB instead of ``k``:
         the smallest K reaching it, found by a warm-started search,
         :func:`kmpress.quality.quantize_to_quality`, which also returns the search's details;

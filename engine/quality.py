@@ -104,7 +104,7 @@ class QualityResult:
 
 #: Candidates are fitted at this many times the final tolerance; only the chosen K is then run to
 #: the full tolerance. Measured on the test photos: Lloyd's long tail moves PSNR by 0.02-0.1 dB
-#: (about one K near the answer) and costs most of the iterations (see the README).
+#: (about one K near the answer) and costs most of the iterations.
 SEARCH_TOL_FACTOR = 30.0
 
 
