@@ -276,3 +276,26 @@ def test_pip_steps_are_left_out_and_the_rest_runs():
     b = _one("```console\n$ kmpress compress bomb.png -q   # exit code 1\nkmpress: bomb.png: refused\n```\n")
     [c] = commands_of(b)
     assert (c.line, c.exit_code, c.output) == ("kmpress compress bomb.png -q", 1, ["kmpress: bomb.png: refused"])
+
+
+def _anchor(heading: str) -> str:
+    """GitHub's anchor of a heading: lower case, punctuation dropped, spaces to hyphens."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def test_every_link_between_the_pages_resolves():
+    broken = []
+    for page in PAGES:
+        text = page.read_text(encoding="utf-8")
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+://", target):
+                continue
+            path, _, anchor = target.partition("#")
+            dest = (page.parent / path).resolve() if path else page
+            if not dest.exists():
+                broken.append(f"{page.name}: {target} (no such file)")
+            elif anchor and dest.suffix == ".md":
+                heads = re.findall(r"^#+ (.+)$", dest.read_text(encoding="utf-8"), re.M)
+                if anchor not in {_anchor(h) for h in heads}:
+                    broken.append(f"{page.name}: {target} (no such heading)")
+    assert not broken, broken
