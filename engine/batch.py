@@ -16,7 +16,6 @@ Nothing in this module prints.
 from __future__ import annotations
 
 import errno
-import functools
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -29,7 +28,8 @@ from .errors import ImageWriteError, InvalidParameterError, OutputCollisionError
 from .formats import readable_extensions
 from .options import Options, OptionFields, check_int, make_options
 from .limits import usable_cores
-from .pool import FileResult, compress_file, default_jobs, run_local_pool, run_on
+from .pool import FileResult, default_jobs, run_here, run_local_pool, run_on
+from .spawn import refuse_in_starting_worker
 
 #: Default output suffix; ``{k}`` is replaced by the number of colours.
 DEFAULT_SUFFIX = "-k{k}"
@@ -393,15 +393,22 @@ def compress_many(
         Skips and planning errors first, then each compressed file as it finishes. An error in one
         file never stops the others. A worker process that dies (crash, out of memory) fails only
         the files it held: those are retried once in a fresh pool, then one by one, and a file that
-        kills a worker on its own is reported as an error.
+        kills a worker on its own is reported as an error. When the local pool's workers cannot
+        start at all (the usual cause: a script that calls this outside
+        ``if __name__ == "__main__":``, which the spawn start method re-imports in each worker),
+        the batch runs in this process instead, after a :class:`RuntimeWarning` naming the fix.
 
     Raises
     ------
     InvalidParameterError
         Before any work, for a bad option.
+    UnguardedMainError
+        When called in a worker process that is still starting (re-importing an unguarded main
+        script): the batch would be started again in every worker.
     KeyboardInterrupt
         Propagated after the local pool's workers are stopped; no partial output is left behind.
     """
+    refuse_in_starting_worker("compress_many")
     plan = as_plan(paths, k, options, kwargs, out_dir=out_dir, suffix=suffix, recursive=recursive, force=force)
     opts = plan.options
     if jobs is not None:
@@ -438,11 +445,7 @@ def compress_many(
     n_jobs = jobs if jobs is not None else default_jobs(len(todo))
     if n_jobs == 1 or len(todo) == 1:
         # one at a time: in this process, no start-up cost, all cores on each file
-        for it in todo:
-            if on_start:
-                on_start(str(it.src))
-            stage = None if on_stage is None else functools.partial(on_stage, str(it.src))
-            yield compress_file(str(it.src), str(it.dst), opts, threads or usable_cores(), on_stage=stage)
+        yield from run_here(todo, opts, threads or usable_cores(), on_start, on_stage)
         return
     n_jobs = min(n_jobs, len(todo))
     per_job = threads if threads is not None else max(1, usable_cores() // n_jobs)
