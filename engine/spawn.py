@@ -50,9 +50,9 @@ def not_started_warning() -> str:
     """What a local pool whose workers all exited while starting says, with the likely cause."""
     msg = "kmpress: the batch's worker processes exited while starting, so it runs in this process, one file at a time"
     script = main_script()
-    if script is not None:
+    if script is not None:  # the usual cause, which only the script's author can tell
         msg += (
-            f"; the spawn start method re-imports {script} in every worker: a script must start "
-            "a batch under 'if __name__ == \"__main__\":'"
+            f"; the spawn start method re-imports {script} in every worker: if it starts the batch "
+            "outside 'if __name__ == \"__main__\":', start it under that guard"
         )
     return msg

@@ -256,5 +256,5 @@ def test_script_with_and_without_the_main_guard(tmp_path, guarded):
     else:
         assert "memory" not in r.stderr
         assert "RuntimeWarning: kmpress: the batch's worker processes exited while starting" in r.stderr
-        assert 'under \'if __name__ == "__main__":\'' in r.stderr
+        assert 'outside \'if __name__ == "__main__":\', start it under that guard' in r.stderr
         assert "UnguardedMainError" in r.stderr
