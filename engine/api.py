@@ -41,6 +41,7 @@ from .options import (
     make_options,
 )
 from .pipeline import Pipeline, Quantized
+from .points import make_frame, weight_exponent
 from .quality import quantize_to_quality
 
 # --------------------------------------------------------------------------------------------
@@ -82,87 +83,6 @@ def _as_points(points: Any) -> np.ndarray:
     if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
         raise InvalidParameterError("points contain NaN or infinity")
     return a
-
-
-#: Points converted to float64 at a time (bounds the temporaries of centring and scoring).
-_STEP = 1 << 18
-
-
-#: A coordinate is centred when that makes its largest magnitude more than this many times
-#: smaller (over 4 bits of float32 precision gained); closer to the origin its values are kept
-#: exactly as given.
-_CENTRE_GAIN = 16.0
-#: Points and weights whose largest magnitude (after centring) lies in [2^-SPAN, 2^SPAN] are
-#: clustered as given; others are first scaled by a power of two into [0.5, 1). Within this
-#: span the kernels' float32 squared distances, and weights times them, neither overflow
-#: (< 2^128) nor sink below float32's normal range (2^-126) where points differ.
-_SCALE_SPAN = 32
-#: Every coordinate that varies must vary within at least 2^-_COORD_RANGE of the widest one's
-#: range: scaled with it, its values stay normal float32 numbers (>= 2^-126) to float32's
-#: relative precision, and so do the centroids' means of them.
-_COORD_RANGE = 100
-
-
-def _power_of_two_scale(m: float) -> int:
-    """The exponent e such that multiplying by 2^e brings a largest magnitude ``m`` into
-    [0.5, 1), or 0 when ``m`` is 0 or already within [2^-_SCALE_SPAN, 2^_SCALE_SPAN]."""
-    if m == 0.0 or 2.0**-_SCALE_SPAN <= m <= 2.0**_SCALE_SPAN:
-        return 0
-    return -math.frexp(m)[1]
-
-
-def _centre(a: np.ndarray, w: np.ndarray, weighted: bool) -> tuple[np.ndarray, np.ndarray]:
-    """(D,) float64 shift to subtract from the points, and (D,) float64 largest magnitude of
-    each coordinate of the shifted points.
-
-    The shift is, per coordinate, the weighted mean (rounded to an integer for integer points,
-    whose centred values stay integers, exact in float32 up to 2^24) where centring gains float32
-    precision, else 0 (points near the origin, among them every 8-bit colour set, are clustered
-    exactly as given). Float points are summed in units of a power of two near their largest
-    magnitude, exactly as given otherwise, so that no sum overflows. Chunk sums in a fixed order,
-    no BLAS: the same bits at any thread count."""
-    N, D = a.shape
-    top = np.zeros(D)
-    for s in range(0, N, _STEP):
-        top = np.maximum(top, np.abs(a[s : s + _STEP].astype(np.float64)).max(axis=0))
-    # summing N values of up to 2^1023 (times weights up to 1) could overflow: in units of 2^e
-    # (exact, as any power of two), only for such values, so that the rest keep their bits
-    e = -math.frexp(float(top.max()))[1] if a.dtype.kind == "f" and top.max() > 2.0**64 else 0
-    total = np.zeros(D)
-    for s in range(0, N, _STEP):
-        x = np.ldexp(a[s : s + _STEP].astype(np.float64), e)
-        total += (x * w[s : s + _STEP, None]).sum(axis=0) if weighted else x.sum(axis=0)
-    mean = total / (float(w.sum()) if weighted else float(N))
-    if a.dtype.kind in "iu":
-        mean = np.round(mean)
-    spread = np.zeros(D)
-    for s in range(0, N, _STEP):
-        spread = np.maximum(spread, np.abs(np.ldexp(a[s : s + _STEP].astype(np.float64), e) - mean).max(axis=0))
-    centred = np.ldexp(top, e) > _CENTRE_GAIN * spread
-    # a centred coordinate's spread is under top / 16: back in the caller's units it cannot overflow
-    return np.where(centred, np.ldexp(mean, -e), 0.0), np.where(centred, np.ldexp(spread, -e), top)
-
-
-def _centred_planar(a: np.ndarray, shift: np.ndarray, e: int) -> np.ndarray:
-    """(D, N) float32 C-contiguous ``(a - shift) * 2^e`` (in float64, then rounded once)."""
-    N, D = a.shape
-    X = np.empty((D, N), np.float32)
-    for s in range(0, N, _STEP):
-        X[:, s : s + _STEP] = np.ldexp(a[s : s + _STEP].astype(np.float64) - shift, e).T
-    return X
-
-
-def _inertia(a: np.ndarray, shift: np.ndarray, e: int, w: np.ndarray, weighted: bool, C: np.ndarray, labels: np.ndarray) -> float:
-    """sum_i w_i ||x_i - C[labels_i]||^2 of the original points in float64, in the centred and
-    scaled coordinates of ``C`` (``(x - shift) * 2^e``), chunk by chunk in a fixed order, without
-    BLAS."""
-    N = a.shape[0]
-    total = 0.0
-    for s in range(0, N, _STEP):
-        d = np.ldexp(a[s : s + _STEP].astype(np.float64) - shift, e) - C[labels[s : s + _STEP]]
-        sq = np.einsum("nd,nd->n", d, d)
-        total += float((sq * w[s : s + _STEP]).sum() if weighted else sq.sum())
-    return total
 
 
 def _as_weights(weights: Any, n: int) -> np.ndarray:
@@ -213,16 +133,16 @@ def kmeans(
     Parameters
     ----------
     points : (N, D) array_like, D = 3 or 4, any integer or float dtype; never modified
-        Clustered in float32. A coordinate far from the origin compared with its spread (its
-        largest magnitude more than 16x the largest distance from its mean) is first centred on
-        its weighted mean (computed in float64; rounded to an integer for integer points), so
-        that values carry float32's relative rounding (6e-8) of their distance from the mean,
-        not of their magnitude; other coordinates, e.g. every 8-bit colour, are clustered as
-        given (integers up to 2^24 exactly). Points whose largest (centred) magnitude lies
-        outside [2^-32, 2^32] are also scaled, all coordinates by one power of two (exact),
-        into [0.5, 1), so that float32's squared distances neither overflow nor vanish. The
-        centroids are float64 means of those float32 values, brought back to the points' units;
-        the inertia is recomputed in float64 from the original points, in their units.
+        Clustered in float32 (see :mod:`kmpress.points`). A coordinate far from the origin
+        compared with its spread (its largest magnitude more than 16x the largest distance from
+        its mean) is first centred on its weighted mean (computed in float64; rounded to an
+        integer for integer points), so that values carry float32's relative rounding (6e-8)
+        of their distance from the mean, not of their magnitude; other coordinates, e.g. every
+        8-bit colour, are clustered as given (integers up to 2^24 exactly). Points whose
+        largest (centred) magnitude lies outside [2^-32, 2^32] are also scaled, all coordinates
+        by one power of two (exact), into [0.5, 1), so that float32's squared distances
+        neither overflow nor vanish. The centroids are float64 means of those float32 values,
+        in the points' units; the inertia is recomputed in float64 from the original points.
         Measured figures: README, "k-means on any data".
     k : int, 1 <= k <= N
     weights : (N,) array_like of non-negative numbers, optional
@@ -269,49 +189,20 @@ def kmeans(
     rng = np.random.default_rng(check_int("seed", seed, 0))
     weighted = weights is not None
     w = _as_weights(weights, N) if weighted else np.empty(0, np.float64)
-    # k-means is the same for weights all multiplied by one positive number: far from 1, they
-    # are brought to [0.5, 1) by a power of two (exact), so that neither their sum nor the
-    # kernels' float32 weights overflow or vanish
-    ew = _power_of_two_scale(float(w.max())) if weighted else 0
+    # k-means is the same for weights all multiplied by one positive number (see kmpress.points)
+    ew = weight_exponent(w) if weighted else 0
     if ew:
         w = np.ldexp(w, ew)
     start = _as_init(init, k, D, w, weighted, N)
-    # centred, as scikit-learn does: off the origin, float32 points and the running-sum inertia
-    # (sum w|x|^2 - 2 sum c.S + sum W|c|^2) would lose the digits that tell points apart; then
-    # scaled by a power of two (exact) when their range would overflow float32's squares or sink
-    # below its normal numbers
-    shift, mags = _centre(a, w, weighted)
-    top = float(mags.max())
-    thin = np.flatnonzero((mags > 0) & (mags < math.ldexp(top, -_COORD_RANGE)))
-    if thin.size:
-        j, i = int(thin[0]), int(np.argmax(mags))
-        raise InvalidParameterError(
-            f"points span too wide a range for float32: coordinate {j} varies within {mags[j]:.3g}, coordinate {i} "
-            f"within {top:.3g} (more than 2^{_COORD_RANGE} = {2.0**_COORD_RANGE:.1e} apart); scale the coordinates first"
-        )
-    ep = _power_of_two_scale(top)
-    X = _centred_planar(a, shift, ep)
+    frame = make_frame(a, w, weighted, ew)
+    X = frame.planar(a)
     if not isinstance(start, str):
-        start = np.ldexp(start - shift, ep)
-        if not np.all(np.abs(start) <= np.finfo(np.float32).max / 4):
-            raise InvalidParameterError("init array lies too far from the points to be compared with them in float32")
+        start = frame.to_frame(start)
     kern = backends.load(backends.choose(backend, N, k))
     C0 = initial_centroids(start, X, w, weighted, k, rng, kern)
     r = lloyd(X, w, weighted, C0, max_iter, tol, kern, final_assign=True)
-    inertia = _inertia(a, shift, ep, w, weighted, r.centroids, r.labels)
-    history = [*r.inertia_history[:-1], inertia]
-    # back to the caller's units: coordinates / 2^ep, squared distances / 4^ep, weights / 2^ew
-    back = -2 * ep - ew
-    try:
-        history = [math.ldexp(v, back) for v in history]
-    except OverflowError:
-        raise InvalidParameterError(
-            f"the inertia overflows float64 (over 1.8e308): coordinates reach {top:.3g}"
-            + (" from their mean" if np.any(shift) else "")
-            + (f" with weights up to {math.ldexp(float(w.max()), -ew):.3g}" if weighted else "")
-            + "; scale them down"
-        ) from None
-    centroids = np.ldexp(r.centroids, -ep) + shift
+    history = frame.inertia_back([*r.inertia_history[:-1], frame.inertia(a, w, weighted, r.centroids, r.labels)], w)
+    centroids = frame.from_frame(r.centroids)
     return KMeansResult(centroids, r.labels, history[-1], r.n_iter, r.converged, history)
 
 

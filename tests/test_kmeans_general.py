@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 import kmpress
+from kmpress.points import centre
 from reference import reference_lloyd
 
 BACKENDS = ["numba", "numpy"]
@@ -287,11 +288,9 @@ def test_a_cluster_of_tiny_weight_is_not_empty(backend):
 
 
 def test_a_coordinate_is_centred_when_more_than_16_times_its_spread():
-    from kmpress.api import _centre
-
     w = np.empty(0)
     # values 14 and 16: mean 15, spread 1, largest 16 = 16 x spread exactly: kept as given
     a = np.array([[14.0, 0, 0], [16.0, 0, 0]])
-    assert _centre(a, w, False)[0][0] == 0.0
+    assert centre(a, w, False)[0][0] == 0.0
     # 15 and 17: largest 17 > 16 x 1: centred on 16
-    assert _centre(a + [1.0, 0, 0], w, False)[0][0] == 16.0
+    assert centre(a + [1.0, 0, 0], w, False)[0][0] == 16.0
