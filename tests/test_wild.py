@@ -380,3 +380,15 @@ def test_running_out_of_memory_while_decoding_says_so_with_the_size(colour_type,
         f"{src}: out of memory while decoding the image: its header declares {side}x{side} = {side * side:,} pixels, "
         f"{need:,} bytes ({need / 2**30:.1f} GB) decoded\n"
     )
+
+
+def test_out_of_memory_before_the_size_is_known_says_so():
+    import errno
+
+    from kmpress.io import reading
+
+    for failure in (OSError(errno.ENOMEM, "Cannot allocate memory"), MemoryError()):
+        with pytest.raises(ImageReadError) as e:
+            with reading("a.ico"):
+                raise failure
+        assert str(e.value) == "a.ico: out of memory while decoding the image"
