@@ -53,6 +53,7 @@ _EXPORTS = {
     "SchedulerError": "errors",
     "SweepRow": "ksweep",
     "TargetNotReachedError": "errors",
+    "UnguardedMainError": "errors",
     "bit_accounting": "metrics",
     "compress": "api",
     "compress_many": "batch",
@@ -107,6 +108,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
         PlotUnavailableError,
         SchedulerError,
         TargetNotReachedError,
+        UnguardedMainError,
     )
     from .io import load_image, read_image, sample_path, write_png
     from .ksweep import SweepRow, sweep
