@@ -75,7 +75,7 @@ def test_to_pil_is_a_palette_image_of_the_same_pixels(crop):
     im = q.to_pil()
     assert isinstance(im, Image.Image) and im.mode == "P" and im.size == (crop.shape[1], crop.shape[0])
     assert np.array_equal(np.array(im), q.indices)
-    assert np.array_equal(np.array(im.getpalette()[: 3 * q.k], np.uint8).reshape(-1, 3), q.palette)
+    assert np.array_equal(np.array(im.getpalette()[: 3 * q.colors], np.uint8).reshape(-1, 3), q.palette)
     assert np.array_equal(np.array(im.convert("RGB")), q.to_array())
 
 
@@ -121,8 +121,8 @@ def test_pillow_images_go_where_arrays_go(crop):
 
 def test_round_trip_through_pillow_is_lossless(crop):
     q = kmpress.quantize(crop, 20)
-    again = kmpress.quantize(q.to_pil(), q.k)
-    assert np.isinf(again.psnr) and again.n_colors_in == q.k
+    again = kmpress.quantize(q.to_pil(), q.colors)
+    assert np.isinf(again.psnr) and again.n_colors_in == q.colors
     assert np.array_equal(again.to_array(), q.to_array())
     assert np.array_equal(np.array(again.to_pil().convert("RGB")), q.to_array())
 
