@@ -14,7 +14,7 @@ import math
 import numpy as np
 from numba import njit, prange
 
-from ..fixedmath import SPLIT, CBRT_G0, CBRT_G1, CBRT_G2
+from ..fixedmath import CBRT_G0, CBRT_G1, CBRT_G2, SPLIT
 from ._jit import CHUNK, kernel
 
 
