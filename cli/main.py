@@ -140,10 +140,8 @@ def _errors(debug: bool, command: str, as_json: bool = False, owns_process: bool
             import traceback
 
             traceback.print_exc()
-        pool = sys.modules.get("kmpress.pool")
-        if pool is not None and pool.interrupted_by() == signal.SIGTERM:
-            raise fail("terminated", EXIT_TERMINATED) from None
-        raise fail("interrupted", EXIT_INTERRUPTED) from None
+        word, code = _interruption()
+        raise fail(word, code) from None
     except Exception as e:
         if debug:
             import traceback
@@ -169,13 +167,23 @@ def _kmpress_process():
     """Process-wide set-up for a command whose work runs here: numba, when it loads, skips its
     BLAS probe; what Pillow's C libraries print while decoding becomes that file's notes; Ctrl-C
     and SIGTERM stop the work (and a pool's workers) the same way, and are never raised inside
-    numba's compiler."""
-    from kmpress import backends, notes, pool
+    numba's code (see :mod:`kmpress.interrupts`)."""
+    from kmpress import backends, interrupts, notes
 
     backends.own_process()
     notes.capture_native_messages()
-    with pool.handling_signals():
+    with interrupts.handling_signals():
         yield
+
+
+def _interruption() -> tuple[str, int]:
+    """The message and exit code of a KeyboardInterrupt: "terminated" and 143 when SIGTERM was
+    behind it, else "interrupted" and 130 (Ctrl-C)."""
+    from kmpress import interrupts
+
+    if interrupts.received() == signal.SIGTERM:
+        return "terminated", EXIT_TERMINATED
+    return "interrupted", EXIT_INTERRUPTED
 
 
 def _want_progress(quiet: bool, as_json: bool) -> bool:
@@ -527,12 +535,17 @@ def sweep_cmd(
 
 
 def main() -> None:
-    """Console entry point (``kmpress``)."""
+    """Run the app as the ``kmpress`` command: Ctrl-C and SIGTERM are handled throughout (see
+    :func:`kmpress.cli.run`, the console entry point, which calls this)."""
+    from kmpress import interrupts
+
     try:
-        app(prog_name="kmpress")
-    except KeyboardInterrupt:  # outside a command body, e.g. during start-up
-        print("kmpress: interrupted", file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)
+        with interrupts.handling_signals():
+            app(prog_name="kmpress")
+    except KeyboardInterrupt:  # outside a command body
+        word, code = _interruption()
+        print(f"kmpress: {word}", file=sys.stderr)
+        sys.exit(code)
 
 
 if __name__ == "__main__":
