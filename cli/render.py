@@ -90,8 +90,11 @@ def summary_table(results: Iterable[Any], totals: dict[str, Any], title: str | N
         if r.status != "ok" and not r.skipped_larger:
             continue
         rep = r.report
-        d = rep.as_dict()
         name = os.path.basename(r.dst if by_output else r.src)
+        if rep is None:  # written, but its figures were lost (a Dask scheduler gone mid-batch)
+            t.add_row(f"{name} (figures lost)", *["-"] * (len(COLUMNS) - 1))
+            continue
+        d = rep.as_dict()
         t.add_row(
             name if rep.written else f"{name} (not written: larger)",
             human_pixels(rep.pixels),
@@ -136,7 +139,7 @@ def print_summary(
         out = stdout_console()
         if totals["ok"] or totals.get("skipped_larger"):
             out.print(summary_table(results, totals, title, by_output))
-            if any(r.status == "ok" and not r.report.converged for r in results):
+            if any(r.status == "ok" and r.report is not None and not r.report.converged for r in results):
                 out.print("* stopped at --max-iter before converging")
             missed = [r for r in results if r.status == "ok" and getattr(r.report, "target_reached", None) is False]
             if missed:
@@ -151,13 +154,21 @@ def print_summary(
             for r in skipped:
                 out.print(f"  {r.src}: {r.message}", markup=False)
         wall = totals.get("wall_seconds")
-        line = f"{totals['ok']} written, {totals['skipped']} skipped, {totals['errors']} failed"
+        not_done = totals.get("not_done", 0)
+        line = f"{totals['ok']} written, {totals['skipped']} skipped, {totals['errors'] - not_done} failed"
+        line += f", {not_done} not done" if not_done else ""
         out.print(line + (f" in {wall:.1f} s" if wall is not None else ""), markup=False)
     for r in results:
+        if r.status == "error" and r.error_type == NOT_DONE:
+            continue  # the caller says why in one line, not once per file
         if r.status == "error":
             error_line(f"{r.src}: {r.message}")
         elif r.status == "ok" and not quiet and getattr(r.report, "warnings", None):
             error_line(f"{r.src}: warning: {one_warning(r.report.warnings)}")
+
+
+#: The ``error_type`` of the files a lost Dask scheduler left not done.
+NOT_DONE = "SchedulerLostError"
 
 
 def one_warning(warnings: list[str]) -> str:

@@ -51,6 +51,7 @@ _EXPORTS = {
     "QualityResult": "quality",
     "Quantized": "pipeline",
     "SchedulerError": "errors",
+    "SchedulerLostError": "errors",
     "SweepRow": "ksweep",
     "TargetNotReachedError": "errors",
     "bit_accounting": "metrics",
@@ -106,6 +107,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
         OutputCollisionError,
         PlotUnavailableError,
         SchedulerError,
+        SchedulerLostError,
         TargetNotReachedError,
     )
     from .io import load_image, read_image, sample_path, write_png
