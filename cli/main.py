@@ -20,7 +20,7 @@ import typer
 from typer.core import TyperGroup
 
 from kmpress import options as opt
-from kmpress.errors import ImageReadError, InvalidParameterError, KmpressError, TargetNotReachedError
+from kmpress.errors import ImageReadError, InvalidParameterError, KmpressError, SchedulerLostError, TargetNotReachedError
 
 from .flags import (  # the flags' shared declarations and the exit codes
     EXIT_OK,
@@ -191,7 +191,7 @@ def _print_json(doc: dict[str, Any]) -> None:
 
 
 #: The ``error_type`` of the files a lost Dask scheduler left not done.
-_NOT_DONE = "SchedulerLostError"
+_NOT_DONE = SchedulerLostError.__name__
 
 
 def _batch_exit_code(totals: dict[str, Any], results: list[Any] = ()) -> int:

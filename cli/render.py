@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from kmpress.errors import SchedulerLostError
+
 if TYPE_CHECKING:  # rich loads only when something is drawn (kmpress -q draws nothing)
     from rich.console import Console
     from rich.table import Table
@@ -168,7 +170,7 @@ def print_summary(
 
 
 #: The ``error_type`` of the files a lost Dask scheduler left not done.
-NOT_DONE = "SchedulerLostError"
+NOT_DONE = SchedulerLostError.__name__
 
 
 def one_warning(warnings: list[str]) -> str:

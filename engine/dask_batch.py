@@ -13,6 +13,8 @@ module adds what a Dask cluster needs on top of that:
 - :func:`dask_executor`, a context manager that connects to a scheduler (or takes a ``Client``),
   checks that it has workers, and yields an executor that sends :func:`run_task`.
 - :func:`compress_many_dask`, :func:`kmpress.batch.compress_many` on a cluster.
+- :func:`check_address` (a scheduler address, checked without connecting) and
+  :func:`quiet_logs` (no Dask log lines, for a command line tool).
 
 Faults: when a worker dies mid-task (killed, out of memory, segfault), the scheduler gives its
 tasks to other workers (Dask's ``distributed.scheduler.allowed-failures``, 3 by default); a file
@@ -24,9 +26,11 @@ When the scheduler itself goes away mid-batch (its process dies, or it stops ans
 ``Options.scheduler_timeout`` seconds), the batch stops at once and still yields one result per
 input: a file whose output this batch wrote is ``ok`` (without figures when its result was
 lost with the scheduler), any other is an ``error`` whose ``error_type`` is
-``"SchedulerLostError"`` ("not done"). Workers close when they lose their scheduler, and a task
-whose worker is closing does not begin writing its output, so a file reported not done is not
-written afterwards by a worker that saw the loss (one frozen with its scheduler may still).
+``"SchedulerLostError"`` ("not done"). Workers close when they lose their scheduler, a task
+whose worker is closing does not begin writing its output, and the client gives the writes
+already begun :data:`LOSS_SETTLE` seconds before it looks at the outputs; so a file reported not
+done is not written afterwards (except by workers cut off with a frozen scheduler: they do not
+know, and finish the files they hold).
 A malformed address is refused before any connection is made.
 
 Only paths and the job's Options travel to the workers, and :class:`~kmpress.pool.FileResult` s come
@@ -173,12 +177,10 @@ def check_address(address: str) -> str:
         scheme, location = parse_address(address)
         get_backend(scheme)
         if scheme in _HOST_PORT_SCHEMES:
-            host, port = parse_host_port(location)
-            if not host:
-                raise ValueError("missing host")
+            _, port = parse_host_port(location)
             if not 0 < int(port) < 65536:
                 raise ValueError(f"port {port} out of range 1-65535")
-    except (ValueError, TypeError) as e:
+    except (ValueError, TypeError, ImportError) as e:
         raise refuse(" ".join(str(e).split()) or type(e).__name__) from None
     return address
 

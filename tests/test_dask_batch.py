@@ -135,6 +135,16 @@ def test_plain_client_executor_works_unchanged(dask_client, tmp_path):
 
 
 @needs_dask
+def test_a_scheduler_that_answers_is_never_given_up(dask_client, tmp_path, monkeypatch):
+    from kmpress import dask_batch
+
+    monkeypatch.setattr(dask_batch, "PING_INTERVAL", 0.01)  # many checks during the batch
+    srcs = [photo(tmp_path / f"p{i}.png", seed=i) for i in range(4)]
+    results = list(compress_many_dask(srcs, tmp_path / "out", 4, scheduler=dask_client, scheduler_timeout=2))
+    assert sorted(r.status for r in results) == ["ok"] * 4
+
+
+@needs_dask
 def test_relative_paths_resolve_against_the_client_folder(dask_client, tmp_path, monkeypatch):
     photo(tmp_path / "a.png")
     monkeypatch.chdir(tmp_path)
