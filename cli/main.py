@@ -313,7 +313,7 @@ def compress(
         typer.Option(
             "-o",
             "--out-dir",
-            help="Write the outputs here (created if missing) instead of beside each input; - writes the one input's image to standard output.",
+            help="Write the outputs here (created if missing) instead of beside each input, each of several folders under a sub-folder of its name; - writes the one input's image to standard output.",
         ),
     ] = None,
     out_format: Annotated[

@@ -81,18 +81,17 @@ def summary_table(results: Iterable[Any], totals: dict[str, Any], title: str | N
 
     ``results`` are engine ``FileResult`` objects; ``totals`` is ``kmpress.batch.summarize``'s dict.
     "out/in" is output bytes / input bytes; "bits/raw" is the indexed size in bits (indices + palette)
-    over the raw 24-bit (32 with alpha) size. ``by_output`` names rows by the output file.
+    over the raw 24-bit (32 with alpha) size. ``by_output`` names rows by the output file. Rows
+    are named as :func:`row_names` says.
     """
     from rich.table import Table
 
     t = Table(title=title, show_edge=False, header_style="bold")
     for i, name in enumerate(COLUMNS):
         t.add_column(name, justify="left" if i == 0 else "right", no_wrap=i != 0, overflow="fold")
-    for r in results:
-        if r.status != "ok" and not r.skipped_larger:
-            continue
+    shown = [r for r in results if r.status == "ok" or r.skipped_larger]
+    for r, name in zip(shown, row_names([r.dst if by_output else r.src for r in shown])):
         rep = r.report
-        name = os.path.basename(r.dst if by_output else r.src)
         if rep is None:  # written, but its figures were lost (a Dask scheduler gone mid-batch)
             t.add_row(f"{name} (figures lost)", *["-"] * (len(COLUMNS) - 1))
             continue
@@ -125,6 +124,18 @@ def summary_table(results: Iterable[Any], totals: dict[str, Any], title: str | N
         style="bold",
     )
     return t
+
+
+def row_names(paths: list[str]) -> list[str]:
+    """The files' names for the rows of a table: their base names, or, when two of them share
+    one (``DSC_0001.jpg`` of two folders), every file's path below the folder they all share
+    (``2023-summer/DSC_0001.jpg``, ``2023-autumn/DSC_0001.jpg``)."""
+    names = [os.path.basename(p) for p in paths]
+    if len(set(names)) == len(names):
+        return names
+    full = [os.path.abspath(p) for p in paths]
+    common = os.path.commonpath(full)
+    return [os.path.relpath(p, common) for p in full]
 
 
 def _k_cell(rep: Any) -> str:

@@ -54,6 +54,7 @@ _EXPORTS = {
     "SchedulerLostError": "errors",
     "SweepRow": "ksweep",
     "TargetNotReachedError": "errors",
+    "UnguardedMainError": "errors",
     "bit_accounting": "metrics",
     "compress": "api",
     "compress_many": "batch",
@@ -109,6 +110,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
         SchedulerError,
         SchedulerLostError,
         TargetNotReachedError,
+        UnguardedMainError,
     )
     from .io import load_image, read_image, sample_path, write_png
     from .ksweep import SweepRow, sweep

@@ -41,6 +41,7 @@ from .options import (
     make_options,
 )
 from .pipeline import Pipeline, Quantized
+from .points import make_frame, weight_exponent
 from .quality import quantize_to_quality
 
 # --------------------------------------------------------------------------------------------
@@ -84,57 +85,6 @@ def _as_points(points: Any) -> np.ndarray:
     return a
 
 
-#: Points converted to float64 at a time (bounds the temporaries of centring and scoring).
-_STEP = 1 << 18
-
-
-#: A coordinate is centred when that makes its largest magnitude this many times smaller (4 bits
-#: of float32 precision gained); closer to the origin its values are kept exactly as given.
-_CENTRE_GAIN = 16.0
-
-
-def _centre(a: np.ndarray, w: np.ndarray, weighted: bool) -> np.ndarray:
-    """(D,) float64 shift to subtract from the points: per coordinate, the weighted mean (rounded
-    to an integer for integer points, whose centred values stay integers, exact in float32 up to
-    2^24) where centring gains float32 precision, else 0 (points near the origin, among them
-    every 8-bit colour set, are clustered exactly as given). Chunk sums in a fixed order, no
-    BLAS: the same bits at any thread count."""
-    N, D = a.shape
-    total, top = np.zeros(D), np.zeros(D)
-    for s in range(0, N, _STEP):
-        x = a[s : s + _STEP].astype(np.float64)
-        total += (x * w[s : s + _STEP, None]).sum(axis=0) if weighted else x.sum(axis=0)
-        top = np.maximum(top, np.abs(x).max(axis=0))
-    mean = total / (float(w.sum()) if weighted else float(N))
-    if a.dtype.kind in "iu":
-        mean = np.round(mean)
-    spread = np.zeros(D)
-    for s in range(0, N, _STEP):
-        spread = np.maximum(spread, np.abs(a[s : s + _STEP].astype(np.float64) - mean).max(axis=0))
-    return np.where(top > _CENTRE_GAIN * spread, mean, 0.0)
-
-
-def _centred_planar(a: np.ndarray, shift: np.ndarray) -> np.ndarray:
-    """(D, N) float32 C-contiguous ``a - shift`` (subtracted in float64, then rounded once)."""
-    N, D = a.shape
-    X = np.empty((D, N), np.float32)
-    for s in range(0, N, _STEP):
-        X[:, s : s + _STEP] = (a[s : s + _STEP].astype(np.float64) - shift).T
-    return X
-
-
-def _inertia(a: np.ndarray, shift: np.ndarray, w: np.ndarray, weighted: bool, C: np.ndarray, labels: np.ndarray) -> float:
-    """sum_i w_i ||x_i - C[labels_i]||^2 of the original points in float64, in centred
-    coordinates (``C`` is centred too), chunk by chunk in a fixed order, without BLAS."""
-    N = a.shape[0]
-    total = 0.0
-    for s in range(0, N, _STEP):
-        d = (a[s : s + _STEP].astype(np.float64) - shift) - C[labels[s : s + _STEP]]
-        sq = np.einsum("nd,nd->n", d, d)
-        total += float((sq * w[s : s + _STEP]).sum() if weighted else sq.sum())
-    return total
-
-
 def _as_weights(weights: Any, n: int) -> np.ndarray:
     w = np.asarray(weights)
     if w.shape != (n,):
@@ -144,7 +94,7 @@ def _as_weights(weights: Any, n: int) -> np.ndarray:
     w = np.array(w, dtype=np.float64, order="C", copy=True)
     if not np.all(np.isfinite(w)) or np.any(w < 0):
         raise InvalidParameterError("weights must be finite and non-negative")
-    if not w.sum() > 0:
+    if not np.any(w > 0):  # (their sum may overflow: kmeans scales them)
         raise InvalidParameterError("weights sum to zero")
     return w
 
@@ -183,16 +133,25 @@ def kmeans(
     Parameters
     ----------
     points : (N, D) array_like, D = 3 or 4, any integer or float dtype; never modified
-        Clustered in float32. A coordinate far from the origin compared with its spread (16x
-        or more) is first centred on its weighted mean (computed in float64; rounded to an
+        Clustered in float32 (see :mod:`kmpress.points`). A coordinate far from the origin
+        compared with its spread (its largest magnitude more than 16x the largest distance from
+        its mean) is first centred on its weighted mean (computed in float64; rounded to an
         integer for integer points), so that values carry float32's relative rounding (6e-8)
         of their distance from the mean, not of their magnitude; other coordinates, e.g. every
-        8-bit colour, are clustered as given (integers up to 2^24 exactly). The centroids are
-        float64 means of those float32 values, the mean added back; the inertia is recomputed
-        in float64 from the original points. Measured figures: README, "k-means on any data".
+        8-bit colour, are clustered as given (integers up to 2^24 exactly). Points whose
+        largest (centred) magnitude lies outside [2^-32, 2^32] are also scaled, all coordinates
+        by one power of two (exact), into [0.5, 1), so that float32's squared distances
+        neither overflow nor vanish. The centroids are float64 means of those float32 values,
+        in the points' units; the inertia is recomputed in float64 from the original points.
+        Measured figures: README, "k-means on any data".
     k : int, 1 <= k <= N
     weights : (N,) array_like of non-negative numbers, optional
-        A point of weight m counts as m copies of it.
+        A point of weight m counts as m copies of it. Weights whose largest lies outside
+        [2^-32, 2^32] are scaled by a power of two into [0.5, 1) first: multiplying every
+        weight by one positive number changes neither labels nor centroids, and this way any
+        finite weights work, also those whose sum overflows float64 (the inertia is reported
+        with the weights as given). A cluster is empty only when no point of positive weight
+        belongs to it, however small its weight.
     init : "k-means++", "random" or (k, D) array_like
         Greedy weighted k-means++, k distinct points drawn by weight, or explicit centroids.
     max_iter : int >= 0
@@ -212,6 +171,14 @@ def kmeans(
         The final labels always belong to the final centroids. An empty cluster is re-seeded with
         the point farthest from its centroid; with fewer distinct points than k some centroids
         can coincide.
+
+    Raises
+    ------
+    InvalidParameterError
+        A bad argument; points whose coordinates vary within ranges more than 2^100 apart
+        (scaled together, the narrow one would sink below float32's normal numbers); an init
+        array too far from the points for float32; an inertia over float64's range (1.8e308)
+        in the units of the points and weights given.
     """
     backend = check_choice("backend", backend, BACKENDS)
     a = _as_points(points)
@@ -222,19 +189,21 @@ def kmeans(
     rng = np.random.default_rng(check_int("seed", seed, 0))
     weighted = weights is not None
     w = _as_weights(weights, N) if weighted else np.empty(0, np.float64)
+    # k-means is the same for weights all multiplied by one positive number (see kmpress.points)
+    ew = weight_exponent(w) if weighted else 0
+    if ew:
+        w = np.ldexp(w, ew)
     start = _as_init(init, k, D, w, weighted, N)
-    # centred, as scikit-learn does: off the origin, float32 points and the running-sum inertia
-    # (sum w|x|^2 - 2 sum c.S + sum W|c|^2) would lose the digits that tell points apart
-    shift = _centre(a, w, weighted)
-    X = _centred_planar(a, shift)
+    frame = make_frame(a, w, weighted, ew)
+    X = frame.planar(a)
     if not isinstance(start, str):
-        start = start - shift
+        start = frame.to_frame(start)
     kern = backends.load(backends.choose(backend, N, k))
     C0 = initial_centroids(start, X, w, weighted, k, rng, kern)
     r = lloyd(X, w, weighted, C0, max_iter, tol, kern, final_assign=True)
-    inertia = _inertia(a, shift, w, weighted, r.centroids, r.labels)
-    history = [*r.inertia_history[:-1], inertia]
-    return KMeansResult(r.centroids + shift, r.labels, inertia, r.n_iter, r.converged, history)
+    history = frame.inertia_back([*r.inertia_history[:-1], frame.inertia(a, w, weighted, r.centroids, r.labels)], w)
+    centroids = frame.from_frame(r.centroids)
+    return KMeansResult(centroids, r.labels, history[-1], r.n_iter, r.converged, history)
 
 
 # --------------------------------------------------------------------------------------------

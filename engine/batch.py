@@ -16,7 +16,6 @@ Nothing in this module prints.
 from __future__ import annotations
 
 import errno
-import functools
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator
@@ -29,7 +28,8 @@ from .errors import ImageWriteError, InvalidParameterError, OutputCollisionError
 from .formats import readable_extensions
 from .options import Options, OptionFields, check_int, make_options
 from .limits import usable_cores
-from .pool import FileResult, compress_file, default_jobs, run_local_pool, run_on
+from .pool import FileResult, default_jobs, run_here, run_local_pool, run_on
+from .spawn import refuse_in_starting_worker
 
 #: Default output suffix; ``{k}`` is replaced by the number of colours.
 DEFAULT_SUFFIX = "-k{k}"
@@ -221,7 +221,13 @@ def plan_batch(
     out_dir : folder for the outputs (created by :func:`compress_many` if missing); default
         beside each input. The files found in a folder's sub-folders go to the same sub-folders
         under it (``DCIM/100CANON/IMG_1.JPG`` -> ``<out_dir>/100CANON/IMG_1-k16.png`` for the
-        folder ``DCIM``), so that repeated names in different folders do not collide.
+        folder ``DCIM``), so that repeated names in different folders do not collide. With
+        several folders, each one's outputs go under a sub-folder of its own name, as ``cp -r``
+        puts them (``2023-summer`` and ``2023-autumn`` -> ``<out_dir>/2023-summer/...`` and
+        ``<out_dir>/2023-autumn/...``); folders of the same name are told apart by as many of
+        their parent folders as it takes (``a/photos`` and ``b/photos`` -> ``<out_dir>/a/photos``
+        and ``<out_dir>/b/photos``; see :func:`folder_labels`). Files given themselves go to
+        ``out_dir`` itself.
     suffix : text added to the stem, ``{k}`` replaced by K; default ``-k{k}``
     force : overwrite existing outputs instead of skipping them
 
@@ -256,14 +262,19 @@ def plan_batch(
             i = idents[p] = _key(p)
         return i
 
-    # 1. expand: (src, error reason or None, folder relative to the one given), duplicates dropped
+    # 1. expand: (src, error reason or None, its folder under out_dir), duplicates dropped
+    given = [(p, _unusable(p)) for p in map(Path, paths)]
+    folders = {ident(p): p for p, reason in reversed(given) if reason is None and p.is_dir()}  # first spelling
+    labels: dict[str, Path] = {}
+    if out is not None and len(folders) > 1:
+        labels = {ident(f): label for f, label in folder_labels(list(folders.values())).items()}
     inputs: list[_Found] = []
     seen: set[str] = set()
-    for raw in paths:
-        p = Path(raw)
-        reason = _unusable(p)
+    for p, reason in given:
         if reason is None and p.is_dir():
             found = _expand_folder(p, recursive, skip_dirs, image_extensions())
+            if labels:
+                found = [(f, err, labels[ident(p)] / rel) for f, err, rel in found]
             # a folder re-run must not compress its own outputs: drop "<stem><suffix>.<ext>" files
             # whose source "<stem>.*" is in the same folder
             ok = [f for f, err, _ in found if err is None]
@@ -308,6 +319,38 @@ def plan_batch(
         else:
             planned.append(PlannedFile(src, dst, "compress"))
     return BatchPlan(planned, opts)
+
+
+def folder_labels(folders: list[Path]) -> dict[Path, Path]:
+    """The sub-folder of the output folder that each of several folder arguments' outputs go to:
+    its name (``photos/2023-summer`` -> ``2023-summer``), or, for folders of the same name, as
+    many of its parent folders as tell it apart from the others (``a/photos`` -> ``a/photos``,
+    ``b/photos`` -> ``b/photos``; then from the absolute path, ``photos`` in ``/w`` ->
+    ``w/photos``). Links are not resolved: the name is the one given. Distinct folders always get
+    distinct labels; the file system root gets ``.`` (the output folder itself).
+
+    Parameters
+    ----------
+    folders : list of Path; distinct folders
+
+    Returns
+    -------
+    dict
+        Each folder of ``folders`` -> its label, a relative Path.
+    """
+    parts = {f: Path(os.path.abspath(f)).parts[1:] for f in folders}
+    depth = {f: 1 for f in folders}
+    while True:
+        label = {f: Path(*parts[f][len(parts[f]) - min(depth[f], len(parts[f])):]) for f in folders}
+        by_label: dict[Path, list[Path]] = {}
+        for f, lab in label.items():
+            by_label.setdefault(lab, []).append(f)
+        # distinct absolute paths differ in their last parts: lengthening the tied ones ends
+        grow = [f for tied in by_label.values() if len(tied) > 1 for f in tied if depth[f] < len(parts[f])]
+        if not grow:
+            return label
+        for f in grow:
+            depth[f] += 1
 
 
 def _collision(others: list[Path], dst: Path) -> str:
@@ -393,15 +436,22 @@ def compress_many(
         Skips and planning errors first, then each compressed file as it finishes. An error in one
         file never stops the others. A worker process that dies (crash, out of memory) fails only
         the files it held: those are retried once in a fresh pool, then one by one, and a file that
-        kills a worker on its own is reported as an error.
+        kills a worker on its own is reported as an error. When the local pool's workers cannot
+        start at all (the usual cause: a script that calls this outside
+        ``if __name__ == "__main__":``, which the spawn start method re-imports in each worker),
+        the batch runs in this process instead, after a :class:`RuntimeWarning` naming the fix.
 
     Raises
     ------
     InvalidParameterError
         Before any work, for a bad option.
+    UnguardedMainError
+        When called in a worker process that is still starting (re-importing an unguarded main
+        script): the batch would be started again in every worker.
     KeyboardInterrupt
         Propagated after the local pool's workers are stopped; no partial output is left behind.
     """
+    refuse_in_starting_worker("compress_many")
     plan = as_plan(paths, k, options, kwargs, out_dir=out_dir, suffix=suffix, recursive=recursive, force=force)
     opts = plan.options
     if jobs is not None:
@@ -438,11 +488,7 @@ def compress_many(
     n_jobs = jobs if jobs is not None else default_jobs(len(todo))
     if n_jobs == 1 or len(todo) == 1:
         # one at a time: in this process, no start-up cost, all cores on each file
-        for it in todo:
-            if on_start:
-                on_start(str(it.src))
-            stage = None if on_stage is None else functools.partial(on_stage, str(it.src))
-            yield compress_file(str(it.src), str(it.dst), opts, threads or usable_cores(), on_stage=stage)
+        yield from run_here(todo, opts, threads or usable_cores(), on_start, on_stage)
         return
     n_jobs = min(n_jobs, len(todo))
     per_job = threads if threads is not None else max(1, usable_cores() // n_jobs)

@@ -201,15 +201,48 @@ def _weighted_sum_of_squares(X: np.ndarray, w: np.ndarray, weighted: bool) -> fl
     return total
 
 
-def _relocate_empty(kernels, ws, X, w, weighted, C, labels, sums, wsum, eps) -> None:
-    """Give every empty cluster the point farthest from its centroid (in place).
+def _settle_sums(ws, X, w, weighted, labels, clusters, sums, wsum) -> None:
+    """Recompute the sums of ``clusters`` afresh from the labels (in place: merged and per chunk).
+
+    The kernels keep the sums running from one iteration to the next; with weights that are not
+    integers, a cluster whose points all left can keep a rounding residue instead of 0, and a
+    tiny cluster next to huge weights carries the rounding of the huge ones. Summed afresh, a
+    weight is 0 exactly when no point of positive weight has the label. Per chunk with
+    ``np.bincount``, in point order, as the NumPy kernels sum every cluster.
+
+    Parameters
+    ----------
+    clusters : (m,) int, the clusters to recompute
+    sums, wsum : (K, D), (K,) float64 merged sums, IN/OUT
+    """
+    K, D = sums.shape
+    idx = np.flatnonzero(np.isin(labels, clusters))
+    key = (idx // ws.chunk) * K + labels[idx]
+    size = ws.wsum_c.shape[0] * K
+    wi = w[idx] if weighted else None
+    ws.wsum_c[:, clusters] = np.bincount(key, weights=wi, minlength=size).reshape(-1, K)[:, clusters]
+    for j in range(D):
+        col = X[j, idx].astype(np.float64)
+        part = np.bincount(key, weights=col * wi if weighted else col, minlength=size).reshape(-1, K)
+        ws.sums_c[:, clusters, j] = part[:, clusters]
+    # merged in chunk order, as every merged sum
+    sums[clusters] = ws.sums_c[:, clusters].sum(axis=0)
+    wsum[clusters] = ws.wsum_c[:, clusters].sum(axis=0)
+
+
+def _relocate_empty(kernels, ws, X, w, weighted, C, labels, sums, wsum) -> None:
+    """Give every empty cluster (weight exactly 0) the point farthest from its centroid (in place).
 
     The point leaves its old cluster (whose sums lose it, merged and per chunk) and alone makes
     up the empty one. Candidates are taken by decreasing distance, ties by lowest index, so the
-    choice is deterministic; a point is not taken from a cluster it would leave empty.
+    choice is deterministic; a point is not taken from a cluster it would leave empty (with no
+    other point of positive weight).
     """
-    empty = np.flatnonzero(wsum <= eps)
+    empty = np.flatnonzero(wsum == 0.0)
     N = X.shape[1]
+    # points of positive weight per cluster: whether one may leave is a count, not a weight
+    # difference that rounding could blur
+    members = np.bincount(labels[w > 0] if weighted else labels, minlength=wsum.shape[0])
     dist = np.empty(N, np.float64)
     kernels.dist_to_assigned(X, C, labels, dist)
     m = min(N, 4 * empty.size + 64)
@@ -226,9 +259,11 @@ def _relocate_empty(kernels, ws, X, w, weighted, C, labels, sums, wsum, eps) -> 
                 # every point left sits on its centroid: nothing to move
                 ci = cand.size
                 break
-            if wp <= 0.0 or wsum[old] - wp <= eps:
+            if wp <= 0.0 or members[old] <= 1:
                 # a weightless point cannot fill a cluster; the last point of one cannot leave it
                 continue
+            members[old] -= 1
+            members[j] += 1
             wx = wp * X[:, p].astype(np.float64)
             sums[old] -= wx
             wsum[old] -= wp
@@ -269,9 +304,11 @@ class Lloyd:
         self.ws = _Workspace(kernels, X, w, weighted, init.shape[0])
         self.C = np.array(init, dtype=np.float64, order="C", copy=True)
         self.labels = np.full(N, -1, np.int32)
-        # a cluster is empty when its weight is 0 up to the rounding that the running sums of
-        # non-integer weights can leave behind
-        self.eps = 1e-12 * (float(w.sum()) if weighted else float(N))
+        # a cluster is empty when no point of positive weight has its label: its weight is then 0.
+        # The kernels' running sums of non-integer weights can leave a rounding residue instead,
+        # so a cluster under this weight has its sums recomputed afresh before it is judged
+        # (integer weights, e.g. pixel counts, sum exactly: there only empty clusters are under it)
+        self.suspect = 1e-12 * (float(w.sum()) if weighted else float(N))
         self.history: list[float] = []
         self.n_iter = 0
 
@@ -291,10 +328,13 @@ class Lloyd:
         changed, sums, wsum = self.assign()
         if changed == 0:
             return True, 0.0
-        if np.any(wsum <= self.eps):
-            _relocate_empty(self.kernels, self.ws, self.X, self.w, self.weighted, self.C, self.labels, sums, wsum, self.eps)
+        low = np.flatnonzero(wsum <= self.suspect)
+        if low.size:
+            _settle_sums(self.ws, self.X, self.w, self.weighted, self.labels, low, sums, wsum)
+            if np.any(wsum == 0.0):
+                _relocate_empty(self.kernels, self.ws, self.X, self.w, self.weighted, self.C, self.labels, sums, wsum)
         new = self.C.copy()
-        filled = wsum > self.eps
+        filled = wsum > 0.0
         new[filled] = sums[filled] / wsum[filled, None]
         shift = float(((new - self.C) ** 2).sum())
         self.C = new

@@ -86,6 +86,17 @@ class SchedulerLostError(KmpressError):
     ``error_type`` of the files it left not done (see :mod:`kmpress.dask_batch`)."""
 
 
+class UnguardedMainError(KmpressError, RuntimeError):
+    """A batch was started while a worker process was itself being started.
+
+    The *spawn* start method (the local pool's: numba's OpenMP layer aborts in forked children)
+    re-imports the calling script in every worker process; a script that calls
+    :func:`kmpress.compress_many` at its top level would start the batch again in each worker.
+    The call in the worker raises this instead: a script that starts a batch must do it under
+    ``if __name__ == "__main__":``.
+    """
+
+
 class ImageReadError(KmpressError):
     """An input file is missing, unreadable, not an image, truncated or corrupt."""
 

@@ -26,7 +26,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from .buffers import all_opaque, decode_into_array, own_buffer_suits, pack_rgb, pillow_to_array
 from .errors import ImageReadError, ImageTooLargeError, ImageWriteError, KmpressError
 from .formats import pil_open, read_head
-from .limits import AUTO_MAX_PIXELS, over_cap, size_refusal
+from .limits import AUTO_MAX_PIXELS, band_bytes, out_of_memory, over_cap, size_refusal
 from .notes import gathering_notes, one_line
 from .options import DEFAULT_MAX_PIXELS, check_max_pixels
 from .png import encode_png
@@ -112,7 +112,7 @@ def _open(source: Source, max_pixels: int | str | None, label: str) -> Image.Ima
     with _pillow_limit(_cap(max_pixels)):
         im = pil_open(source, label)
     w, h = im.size
-    reason = size_refusal(w, h, _bytes_per_pixel(im.mode), _file_size(source), max_pixels)
+    reason = size_refusal(w, h, band_bytes(im.mode), _file_size(source), max_pixels)
     if reason is not None:
         im.close()
         raise ImageTooLargeError(reason, label)
@@ -120,14 +120,6 @@ def _open(source: Source, max_pixels: int | str | None, label: str) -> Image.Ima
         im.close()
         raise ImageReadError("image is empty (0 pixels)", label)
     return im
-
-
-#: Bytes a pixel of each Pillow mode takes once decoded (4 for modes not listed).
-_MODE_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 2, "La": 2, "PA": 2, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2, "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3}
-
-
-def _bytes_per_pixel(mode: str) -> int:
-    return _MODE_BYTES.get(mode, 4)
 
 
 def _file_size(source: Source) -> int | None:
@@ -142,8 +134,9 @@ def _file_size(source: Source) -> int | None:
 @contextmanager
 def decoding(max_pixels: int | str | None) -> Iterator[None]:
     """Pillow's own guard while decoding: some formats (ICO, ICNS, GIF frames, TIFF tiles) learn
-    their true size only then. Within its default it is left alone (ours is checked after
-    decoding too); a limit raised above it, or none, lifts it for this decode (under a lock, as
+    their true size only then, and Pillow checks it before allocating. Within its default it is
+    left alone (ours is checked after decoding too); a limit above it sets it to refuse just over
+    ours (Pillow refuses over twice its setting), none lifts it, for this decode (under a lock:
     it is a process-wide setting)."""
     with _PIL_LIMIT_LOCK:  # not read while another thread has set it for a moment
         pil = Image.MAX_IMAGE_PIXELS
@@ -151,7 +144,7 @@ def decoding(max_pixels: int | str | None) -> Iterator[None]:
     if pil is None or (cap is not None and cap <= pil):
         yield
         return
-    with _pillow_limit(None):
+    with _pillow_limit(None if cap is None else (cap + 1) // 2):
         yield
 
 
@@ -188,13 +181,17 @@ def reading(path: str | os.PathLike, max_pixels: int | str | None = DEFAULT_MAX_
     except OSError as e:
         if e.errno == errno.ELOOP:
             raise ImageReadError("symbolic link loop (too many levels of symbolic links)", str(path)) from None
+        if e.errno == errno.ENOMEM:
+            raise ImageReadError(out_of_memory(None, None, None), str(path)) from None
         raise ImageReadError(f"cannot read: {one_line(str(e))}", str(path)) from None
     except Exception as e:
         raise _decode_error(e, str(path), max_pixels, "cannot read") from None
 
 
-def _decode_error(e: Exception, label: str, max_pixels: int | str | None, what: str, native: list[str] = ()) -> ImageReadError:
-    """The one-line error of a file Pillow failed on (``native``: what its C library said)."""
+def _decode_error(e: Exception, label: str, max_pixels: int | str | None, what: str, native: list[str] = (),
+                  size: tuple[int, int, str] | None = None) -> ImageReadError:
+    """The one-line error of a file Pillow failed on (``native``: what its C library said;
+    ``size``: the (width, height, mode) of its header, named when memory ran out)."""
     if isinstance(e, ImageReadError):
         err = e
     elif isinstance(e, Image.DecompressionBombError):
@@ -202,8 +199,8 @@ def _decode_error(e: Exception, label: str, max_pixels: int | str | None, what: 
         return ImageTooLargeError(_too_large(int(m.group(1)), max_pixels) if m else one_line(str(e)), label)
     elif isinstance(e, NotImplementedError):  # e.g. DDS pixel formats Pillow knows but does not decode
         err = ImageReadError(f"a variant of the format Pillow cannot decode: {one_line(str(e))}", label)
-    elif isinstance(e, MemoryError):
-        err = ImageReadError("not enough memory to decode this image", label)
+    elif isinstance(e, MemoryError) or (isinstance(e, OSError) and e.errno == errno.ENOMEM):
+        err = ImageReadError(out_of_memory(*(size or (None, None, None))), label)
     elif isinstance(e, (OSError, ValueError, SyntaxError, IndexError, EOFError)):
         err = ImageReadError(f"{what}: {one_line(str(e))}", label)
     else:  # a plugin's own bug on a broken file: still that file's error, in one line
@@ -386,6 +383,7 @@ def load_image(
     with gathering_notes() as notes:
         with reading(label, max_pixels):
             im = _open(src, max_pixels, label)
+        size = (*im.size, im.mode)  # as declared (a decoder may learn another)
         if on_open is not None:
             on_open(*im.size)
         try:
@@ -401,7 +399,7 @@ def load_image(
         except Exception as e:
             failure = e  # raised once the notes are complete (the C library's words are in them)
     if failure is not None:
-        raise _decode_error(failure, label, max_pixels, "corrupt or truncated image", notes.native) from None
+        raise _decode_error(failure, label, max_pixels, "corrupt or truncated image", notes.native, size) from None
     h, w = pixels.shape[:2]
     cap = _cap(max_pixels)
     if cap is not None and w * h > cap:
@@ -422,6 +420,7 @@ def load_pil(im: Image.Image) -> LoadedImage:
         The image cannot be decoded.
     """
     label = getattr(im, "filename", None) or "<image>"
+    size = (*im.size, im.mode)
     failure: Exception | None = None
     with gathering_notes() as notes:
         try:
@@ -431,7 +430,7 @@ def load_pil(im: Image.Image) -> LoadedImage:
         except Exception as e:
             failure = e
     if failure is not None:
-        raise _decode_error(failure, label, None, "corrupt or truncated image", notes.native) from None
+        raise _decode_error(failure, label, None, "corrupt or truncated image", notes.native, size) from None
     pixels = _finish(pixels)
     icc = _kept_icc(icc, keeps_icc, notes)
     return LoadedImage(pixels, icc, im.mode, im.format, exif if isinstance(exif, bytes) else None, notes.tidy())
@@ -450,11 +449,12 @@ def image_to_array(im: Image.Image) -> np.ndarray:
         The image cannot be decoded (e.g. a truncated file opened lazily).
     """
     label = getattr(im, "filename", None) or "<image>"
+    size = (*im.size, im.mode)
     try:
         im.load()
         pixels, _ = _to_rgb_or_rgba(im, getattr(im, "filename", None), im.format)
     except Exception as e:
-        raise _decode_error(e, label, None, "corrupt or truncated image") from None
+        raise _decode_error(e, label, None, "corrupt or truncated image", size=size) from None
     return np.ascontiguousarray(pixels)
 
 

@@ -92,6 +92,32 @@ def over_cap(what: str, max_pixels: int | str) -> str:
     return f"image has {what}, over the limit of {max_pixels:,} {OVERRIDE}"
 
 
+#: Bytes of a pixel's bands in each Pillow mode (4 for modes not listed).
+_BAND_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 2, "La": 2, "PA": 2, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2, "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3}
+#: Bytes a pixel of each Pillow mode takes in a decoded image, as Pillow (and kmpress's own
+#: decoding buffer, :mod:`kmpress.buffers`) lays it out: 8-bit single-band modes one, 16-bit
+#: ones two, every other mode four (RGB too: Pillow pads it to 32 bits).
+_DECODED_BYTES = {"1": 1, "L": 1, "P": 1, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2}
+
+
+def band_bytes(mode: str) -> int:
+    """Bytes of one pixel's bands in Pillow's ``mode`` (3 for RGB): what a file decodes to."""
+    return _BAND_BYTES.get(mode, 4)
+
+
+def out_of_memory(width: int | None, height: int | None, mode: str | None) -> str:
+    """The failure of a decode that ran out of memory: the image's size, from its header, and
+    the bytes its decoded pixels take (``mode``: Pillow's mode of the image; None when unknown)."""
+    if not width or not height:
+        return "out of memory while decoding the image"
+    pixels = width * height
+    need = pixels * _DECODED_BYTES.get(mode or "", 4)
+    return (
+        f"out of memory while decoding the image: its header declares {width}x{height} = {pixels:,} pixels, "
+        f"{need:,} bytes ({_gb(need) if need >= 2**30 else f'{need / 2**20:.1f} MB'}) decoded"
+    )
+
+
 def size_refusal(width: int, height: int, bands: int, file_bytes: int | None, max_pixels: int | str | None) -> str | None:
     """Why an image of this declared size must not be decoded, or None when it may be.
 

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 import traceback
+import warnings
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from .io import image_size, remove_stale_temp_files
 from .limits import usable_cores
 from .notes import capture_native_messages
 from .options import Options
+from .spawn import not_started_warning
 
 Status = Literal["ok", "skipped", "error"]
 
@@ -124,7 +126,7 @@ def _on_sigterm(signum, frame):  # pragma: no cover - runs in worker processes
     os._exit(128 + signum)
 
 
-def _init_worker(threads: int | None, stages: Any = None) -> None:  # pragma: no cover - runs in worker processes
+def _init_worker(threads: int | None, stages: Any = None, started: Any = None) -> None:  # pragma: no cover - runs in worker processes
     global _STAGES
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _on_sigterm)
@@ -132,6 +134,8 @@ def _init_worker(threads: int | None, stages: Any = None) -> None:  # pragma: no
     backends.set_threads(threads)
     capture_native_messages()
     _STAGES = stages
+    if started is not None:  # last: a worker that dies before this line never started
+        started.value = 1
 
 
 class StagePipe:
@@ -375,14 +379,18 @@ BUDGET_SHARE = 0.8
 
 
 def _submit_window(executor, queue, inflight, limit, opts, threads, on_start, task=compress_file, budget=None):
+    """Submit files of ``queue`` until ``limit`` are in flight. A file the executor refuses
+    (its ``submit`` raises: a broken or shut-down pool) stays in ``queue`` and the error
+    propagates, so that the caller still owes that file its result."""
     while queue and (limit is None or len(inflight) < limit):
         i = 0 if budget is None else budget.pick(queue, len(inflight))
         if i is None:
             break
-        it = queue.pop(i)
+        it = queue[i]
+        fut = executor.submit(task, str(it.src), str(it.dst), opts, threads)
+        del queue[i]
         if budget is not None:
             budget.used += budget.need(str(it.src))
-        fut = executor.submit(task, str(it.src), str(it.dst), opts, threads)
         inflight[fut] = it
         if on_start:
             on_start(str(it.src))
@@ -392,8 +400,17 @@ def run_on(executor, todo, opts, jobs, threads, on_start) -> Iterator[FileResult
     """Run on a caller's executor; a failed future (e.g. a killed worker) is that file's error."""
     queue = list(todo)
     inflight: dict[Future, PlannedFile] = {}
+
+    def refill() -> Iterator[FileResult]:
+        try:
+            _submit_window(executor, queue, inflight, jobs, opts, threads, on_start)
+        except Exception as e:  # the executor takes no more work: each file left fails
+            why = f"the executor refused it: {type(e).__name__}: {e}"
+            yield from (FileResult(str(it.src), str(it.dst), "error", why) for it in queue)
+            queue.clear()
+
     try:
-        _submit_window(executor, queue, inflight, jobs, opts, threads, on_start)
+        yield from refill()
         while inflight:
             done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
             for fut in done:
@@ -402,22 +419,38 @@ def run_on(executor, todo, opts, jobs, threads, on_start) -> Iterator[FileResult
                     yield fut.result()
                 except Exception as e:
                     yield FileResult(str(it.src), str(it.dst), "error", f"worker failed: {type(e).__name__}: {e}")
-            _submit_window(executor, queue, inflight, jobs, opts, threads, on_start)
+            yield from refill()
     finally:
         for fut in inflight:
             fut.cancel()
 
 
 def _new_pool(n_jobs: int, threads: int, stages: Any = None):
+    """A spawn pool, and the shared flag (``.value``) that its first worker to finish starting
+    sets to 1."""
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    return ProcessPoolExecutor(
+    ctx = multiprocessing.get_context("spawn")
+    started = ctx.RawValue("b", 0)
+    pool = ProcessPoolExecutor(
         max_workers=n_jobs,
-        mp_context=multiprocessing.get_context("spawn"),
+        mp_context=ctx,
         initializer=_init_worker,
-        initargs=(threads, stages),
+        initargs=(threads, stages, started),
     )
+    return pool, started
+
+
+def run_here(files, opts, threads, on_start, on_stage=None, task=compress_file) -> Iterator[FileResult]:
+    """Compress ``files`` one after the other in this process, ``threads`` numba threads each."""
+    for it in files:
+        if on_start:
+            on_start(str(it.src))
+        if on_stage is None:
+            yield task(str(it.src), str(it.dst), opts, threads)
+        else:
+            yield task(str(it.src), str(it.dst), opts, threads, on_stage=functools.partial(on_stage, str(it.src)))
 
 
 def run_local_pool(todo, opts, n_jobs, threads, on_start, task=compress_file, on_stage=None) -> Iterator[FileResult]:
@@ -428,37 +461,65 @@ def run_local_pool(todo, opts, n_jobs, threads, on_start, task=compress_file, on
     at a time in a pool of one, so a crash there names its file. ``task`` is replaceable for tests.
     ``on_stage(src, stage)`` hears the workers' stages through a :class:`StagePipe` (called
     from its thread).
+
+    When a pool breaks before any of its workers has finished starting, no file is to blame:
+    the usual cause is a caller's script that starts the batch outside
+    ``if __name__ == "__main__":``, which each spawned worker re-imports (where
+    :func:`kmpress.compress_many` raises :class:`~kmpress.errors.UnguardedMainError`). Then no
+    more pools are tried: the files not done run in this process, one at a time on every core,
+    after a :class:`RuntimeWarning` that says so and names the fix.
     """
     pipe = StagePipe(on_stage) if on_stage is not None else None
     stages = pipe.writer if pipe is not None else None
     try:
         crashed: list[PlannedFile] = []
-        yield from _pool_round(todo, opts, n_jobs, threads, on_start, crashed, task, stages)
+        here: list[PlannedFile] = []  # files of pools whose workers could not start
+        yield from _pool_round(todo, opts, n_jobs, threads, on_start, crashed, task, stages, here)
         if crashed:
             again: list[PlannedFile] = []
-            yield from _pool_round(crashed, opts, n_jobs, threads, on_start, again, task, stages)
+            yield from _pool_round(crashed, opts, n_jobs, threads, on_start, again, task, stages, here)
             for it in again:
+                if here:  # workers no longer start: no pool of one either
+                    here.append(it)
+                    continue
                 alone: list[PlannedFile] = []
-                yield from _pool_round([it], opts, 1, usable_cores(), on_start, alone, task, stages)
+                yield from _pool_round([it], opts, 1, usable_cores(), on_start, alone, task, stages, here)
                 for bad in alone:
                     yield _crashed(bad)
+        if here:
+            warnings.warn(not_started_warning(), RuntimeWarning, stacklevel=3)  # the caller of compress_many
+            yield from run_here(here, opts, usable_cores(), on_start, on_stage, task)
     finally:
         if pipe is not None:
             pipe.close()
 
 
-def _pool_round(files, opts, n_jobs, threads, on_start, crashed: list, task=compress_file, stages=None) -> Iterator[FileResult]:
+def _pool_round(
+    files, opts, n_jobs, threads, on_start, crashed: list, task=compress_file, stages=None, not_started: list | None = None
+) -> Iterator[FileResult]:
     """One pool, at most ``n_jobs`` files in flight (so an interrupt has little to cancel and
-    ``on_start`` means started); appends to ``crashed`` the files a dead worker took down."""
+    ``on_start`` means started). Every file of ``files`` is either yielded as a result or
+    appended to ``crashed`` (a dead worker took it down, or the broken pool refused it) or, when
+    the pool broke before any worker finished starting, to ``not_started`` (given: else to
+    ``crashed``)."""
     from concurrent.futures.process import BrokenProcessPool  # with the pool only: 10 ms of start-up
 
-    pool = _new_pool(n_jobs, threads, stages)
+    pool, started = _new_pool(n_jobs, threads, stages)
     queue = list(files)
     inflight: dict[Future, PlannedFile] = {}
+    lost: list[PlannedFile] = []
     budget = MemoryBudget()
     finished = False
+
+    def refill() -> None:
+        try:
+            _submit_window(pool, queue, inflight, n_jobs, opts, None, on_start, task, budget)
+        except (BrokenProcessPool, RuntimeError):  # broken, or shut down by its manager thread
+            lost.extend(queue)
+            queue.clear()
+
     try:
-        _submit_window(pool, queue, inflight, n_jobs, opts, None, on_start, task, budget)
+        refill()
         while inflight:
             done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
             ready: list[FileResult] = []
@@ -468,16 +529,18 @@ def _pool_round(files, opts, n_jobs, threads, on_start, crashed: list, task=comp
                 try:
                     ready.append(fut.result())
                 except BrokenProcessPool:
-                    crashed.append(it)
+                    lost.append(it)
                 except Exception as e:  # e.g. a result that could not be sent back
                     ready.append(FileResult(str(it.src), str(it.dst), "error", f"worker failed: {type(e).__name__}: {e}"))
             # refill before handing results out: the consumer may take its time printing
-            try:
-                _submit_window(pool, queue, inflight, n_jobs, opts, None, on_start, task, budget)
-            except (BrokenProcessPool, RuntimeError):
-                crashed.extend(queue)
-                queue.clear()
+            refill()
             yield from ready
+        lost.extend(queue)  # nothing is left in it unless the pool broke
+        queue.clear()
+        if not_started is not None and lost and not started.value:
+            not_started.extend(lost)
+        else:
+            crashed.extend(lost)
         finished = True
     finally:
         if finished:

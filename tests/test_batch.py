@@ -108,11 +108,76 @@ def test_folders_are_mirrored_under_out_dir(tmp_path):
     assert [Path(it.src).name for it in plan_batch([dcim], Options(k=4), out_dir=out).items] == ["IMG_0001.JPG"]
     again = list(compress_many([dcim], out, 4, recursive=True, jobs=1))
     assert sorted(r.status for r in again) == ["error", "error", "skipped", "skipped", "skipped", "skipped"]
-    # two folders given side by side map to the same out_dir: their equal names collide
-    other = photo(tmp_path / "other" / "IMG_0001.JPG", size=(24, 16), fmt="JPEG")
-    plan = plan_batch([dcim, other.parent], Options(k=4), out_dir=tmp_path / "o2")
-    by = {str(it.src): it for it in plan.items}
-    assert by[str(other)].action == "error" and str(dcim / "IMG_0001.JPG") in by[str(other)].reason
+
+
+def test_several_folders_each_get_a_sub_folder_of_their_name(tmp_path):
+    """As cp -r puts them: two folders of the same file names into one out_dir, with files named
+    themselves at its top; one folder (even named twice) keeps its contents directly there."""
+    lib = tmp_path / "photos"
+    for season in ("2023-summer", "2023-autumn"):
+        for i in range(3):
+            photo(lib / season / f"DSC_000{i}.jpg", size=(24, 16), seed=i, fmt="JPEG")
+        photo(lib / season / "sub" / "DSC_0000.jpg", size=(24, 16), fmt="JPEG")
+    loose = photo(tmp_path / "loose.png", size=(24, 16))
+    out = tmp_path / "sel"
+    summer, autumn = lib / "2023-summer", lib / "2023-autumn"
+    results = list(compress_many([summer, autumn, loose], out, 4, recursive=True, jobs=1))
+    assert len(results) == 9 and all(r.status == "ok" for r in results)
+    written = sorted(str(p.relative_to(out)) for p in out.rglob("*.png"))
+    assert written == ["2023-autumn/DSC_0000-k4.png", "2023-autumn/DSC_0001-k4.png", "2023-autumn/DSC_0002-k4.png",
+                       "2023-autumn/sub/DSC_0000-k4.png",
+                       "2023-summer/DSC_0000-k4.png", "2023-summer/DSC_0001-k4.png", "2023-summer/DSC_0002-k4.png",
+                       "2023-summer/sub/DSC_0000-k4.png", "loose-k4.png"]
+    for r in results:  # each result names its own paths
+        src, dst = Path(r.src), Path(r.dst)
+        if src != loose:
+            assert dst.relative_to(out).parts[0] == src.relative_to(lib).parts[0]
+    # one folder, however often it is named: its contents directly under out_dir
+    plan = plan_batch([summer, str(summer) + "/", tmp_path / "photos" / ".." / "photos" / "2023-summer"],
+                      Options(k=4), out_dir=tmp_path / "one")
+    assert [str(it.dst.relative_to(tmp_path / "one")) for it in plan.items] == [
+        "DSC_0000-k4.png", "DSC_0001-k4.png", "DSC_0002-k4.png"]
+    # without out_dir nothing changes: beside each input
+    assert all(it.dst.parent == it.src.parent for it in plan_batch([summer, autumn], Options(k=4)).items)
+
+
+def test_folders_of_the_same_name_are_told_apart_by_their_parents(tmp_path, monkeypatch):
+    from kmpress.batch import folder_labels
+
+    monkeypatch.chdir(tmp_path)
+    for parent in ("a", "b", "."):
+        photo(tmp_path / parent / "photos" / "IMG_1.jpg", size=(24, 16), fmt="JPEG")
+    photo(tmp_path / "misc" / "IMG_1.jpg", size=(24, 16), fmt="JPEG")
+    plan = plan_batch(["a/photos", "b/photos", "photos", "misc"], Options(k=4), out_dir="sel")
+    assert [str(it.dst) for it in plan.items] == ["sel/a/photos/IMG_1-k4.png", "sel/b/photos/IMG_1-k4.png",
+                                                  f"sel/{tmp_path.name}/photos/IMG_1-k4.png", "sel/misc/IMG_1-k4.png"]
+    assert all(it.action == "compress" for it in plan.items)
+    # the labels: distinct for distinct folders, the shortest tail of the path that is
+    deep = [Path("x/y/photos"), Path("z/y/photos"), Path("y/photos"), Path("/"), Path("photos")]
+    labels = folder_labels(deep)
+    assert labels == {Path("x/y/photos"): Path("x/y/photos"), Path("z/y/photos"): Path("z/y/photos"),
+                      Path("y/photos"): Path(f"{tmp_path.name}/y/photos"), Path("/"): Path("."),
+                      Path("photos"): Path(f"{tmp_path.name}/photos")}
+    assert len(set(labels.values())) == len(deep)
+
+
+def test_a_collision_left_between_folders_fails_only_its_inputs(tmp_path):
+    """The sub-folder 2023/q of one folder and the folder m/2023/q (labelled 2023/q beside n/q)
+    write the same outputs: those inputs fail, each naming the other; the rest is done."""
+    photo(tmp_path / "p" / "2023" / "q" / "IMG.jpg", size=(24, 16), fmt="JPEG")
+    photo(tmp_path / "p" / "2023" / "fine.jpg", size=(24, 16), fmt="JPEG")
+    photo(tmp_path / "m" / "2023" / "q" / "IMG.jpg", size=(24, 16), seed=1, fmt="JPEG")
+    photo(tmp_path / "n" / "q" / "IMG.jpg", size=(24, 16), seed=2, fmt="JPEG")
+    folders = [tmp_path / "p" / "2023", tmp_path / "m" / "2023" / "q", tmp_path / "n" / "q"]
+    out = tmp_path / "sel"
+    by = {str(Path(r.src).relative_to(tmp_path)): r for r in compress_many(folders, out, 4, recursive=True, jobs=1)}
+    assert len(by) == 4
+    for mine, theirs in (("p/2023/q/IMG.jpg", "m/2023/q/IMG.jpg"), ("m/2023/q/IMG.jpg", "p/2023/q/IMG.jpg")):
+        assert by[mine].status == "error" and str(tmp_path / theirs) in by[mine].message
+        assert by[mine].error_type == "OutputCollisionError"
+    assert by["p/2023/fine.jpg"].status == "ok" and Path(by["p/2023/fine.jpg"].dst) == out / "2023" / "fine-k4.png"
+    assert by["n/q/IMG.jpg"].status == "ok" and Path(by["n/q/IMG.jpg"].dst) == out / "n" / "q" / "IMG-k4.png"
+    assert not (out / "2023" / "q").exists()
 
 
 def test_an_output_folder_that_cannot_be_made_fails_only_its_files(tmp_path):

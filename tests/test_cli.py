@@ -191,6 +191,27 @@ def test_compress_json_document(runner, tmp_path):
     assert (tmp_path / "b-k8.png").read_bytes() == b"existing"
 
 
+def test_two_folders_into_one_out_dir(runner, tmp_path):
+    """Each folder under a sub-folder of its name: nothing collides, the JSON gives each file's
+    paths and the table tells the files of the same name apart by their folders."""
+    for season in ("2023-summer", "2023-autumn"):
+        for i in range(3):
+            photo(tmp_path / "photos" / season / f"DSC_000{i}.jpg", size=(24, 16), seed=i)
+    args = ["compress", "photos/2023-summer", "photos/2023-autumn", "-o", "sel", "-k", 4, "-j", 1]
+    r = run(runner, *args, "--json", cwd=tmp_path)
+    assert r.exit_code == 0, r.output
+    doc = json.loads(r.stdout)
+    pairs = sorted((f["src"], f["dst"], f["status"]) for f in doc["files"])
+    assert pairs == sorted((f"photos/{s}/DSC_000{i}.jpg", f"sel/{s}/DSC_000{i}-k4.png", "ok")
+                           for s in ("2023-summer", "2023-autumn") for i in range(3))
+    assert all((tmp_path / dst).exists() for _, dst, _ in pairs)
+    r = run(runner, *args, "-o", "sel2", cwd=tmp_path)
+    assert r.exit_code == 0, r.output
+    assert "6 written, 0 skipped, 0 failed" in r.stdout
+    for s in ("2023-summer", "2023-autumn"):
+        assert f"{s}/DSC_0001.jpg" in r.stdout
+
+
 def test_the_mixed_batch_of_the_issue(runner, tmp_path):
     """Corrupt file, text named .jpg, missing path, three good photos: three PNGs, exit 1, each bad
     file named with its reason, no partial file anywhere."""

@@ -181,3 +181,80 @@ def test_main_process_interrupt_waits_until_the_c_callback_returned(tmp_path):
     r = _run_in_callback(tmp_path, "before = signal.getsignal(signal.SIGTERM)\nwith pool.handling_signals():\n    pass\n"
                          "assert signal.getsignal(signal.SIGTERM) is before", "SIGINT", "pass")
     assert r.returncode == 0, r.stderr
+
+
+def test_every_file_of_a_breaking_pool_gets_its_result(tmp_path):
+    """Files still queued when the pool breaks are not lost: each input yields one result."""
+    srcs = [photo(tmp_path / f"crash{i}.png", seed=i) for i in range(3)]
+    plan = plan_batch(srcs, Options(k=4), out_dir=tmp_path / "out")
+    (tmp_path / "out").mkdir()
+    results = list(run_local_pool(plan.to_compress, plan.options, 2, 1, None, task=_crash_on_marker))
+    assert sorted(Path(r.src).name for r in results) == ["crash0.png", "crash1.png", "crash2.png"]
+    assert all(r.status == "error" and "worker process died while compressing" in r.message for r in results)
+
+
+def test_an_executor_that_refuses_work_fails_each_file(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    srcs = [photo(tmp_path / f"p{i}.png", seed=i) for i in range(3)]
+    ex = ThreadPoolExecutor(1)
+    ex.shutdown()  # submit now raises RuntimeError
+    results = list(compress_many(srcs, tmp_path / "out", 4, executor=ex))
+    assert sorted(Path(r.src).name for r in results) == ["p0.png", "p1.png", "p2.png"]
+    assert all(r.status == "error" and "refused" in r.message and "RuntimeError" in r.message for r in results)
+
+
+def test_batch_refused_in_a_worker_that_is_starting(tmp_path, monkeypatch):
+    """What a spawned worker re-importing an unguarded script meets: an error naming the guard,
+    before any work (no output folder made, nothing planned)."""
+    import multiprocessing.process
+
+    from kmpress import UnguardedMainError
+
+    src = photo(tmp_path / "a.png")
+    monkeypatch.setattr(multiprocessing.process.current_process(), "_inheriting", True, raising=False)
+    with pytest.raises(UnguardedMainError, match="__name__ == \"__main__\""):
+        next(compress_many([src], tmp_path / "out", 4))
+    assert not (tmp_path / "out").exists()
+
+
+UNGUARDED = """\
+from kmpress import compress_many
+n = 0
+for r in compress_many(["a.png", "photos/"], out_dir="small", k=4, jobs=2):
+    print(r.src, r.status, r.message or "done")
+    n += 1
+print("results:", n)
+"""
+
+
+@pytest.mark.parametrize("guarded", [False, True])
+def test_script_with_and_without_the_main_guard(tmp_path, guarded):
+    """A script that starts a pool at its top level (which each spawned worker re-imports) still
+    gets one result per input, every output written, a warning that names the guard and exit
+    status 0; a guarded one runs on the pool without a word on stderr."""
+    import subprocess
+
+    photo(tmp_path / "a.png", seed=9)
+    for i in range(3):
+        photo(tmp_path / "photos" / f"p{i}.png", seed=i)
+    body = UNGUARDED
+    if guarded:
+        body = body.splitlines(keepends=True)
+        body = body[0] + 'if __name__ == "__main__":\n' + "".join("    " + line for line in body[1:])
+    (tmp_path / "script.py").write_text(body)
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
+    r = subprocess.run([sys.executable, "script.py"], cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
+    assert r.returncode == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[-1] == "results: 4"
+    assert sorted(line.split()[0] for line in lines[:-1]) == ["a.png", "photos/p0.png", "photos/p1.png", "photos/p2.png"]
+    assert all(line.split()[1] == "ok" for line in lines[:-1]), r.stdout
+    assert sorted(p.name for p in (tmp_path / "small").iterdir()) == ["a-k4.png", "p0-k4.png", "p1-k4.png", "p2-k4.png"]
+    if guarded:
+        assert r.stderr == ""
+    else:
+        assert "memory" not in r.stderr
+        assert "RuntimeWarning: kmpress: the batch's worker processes exited while starting" in r.stderr
+        assert 'outside \'if __name__ == "__main__":\', start it under that guard' in r.stderr
+        assert "UnguardedMainError" in r.stderr

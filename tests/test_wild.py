@@ -21,6 +21,7 @@ from PIL import Image
 import kmpress
 from kmpress import ImageReadError, ImageTooLargeError, KmpressError
 from kmpress.io import MAX_ICC_BYTES
+from kmpress.limits import over_cap
 from test_cli_subprocess import kmpress_command
 
 WILD = Path(__file__).resolve().parent / "data" / "wild"
@@ -309,3 +310,85 @@ def test_the_command_over_the_sample(tmp_path, jobs):
                        capture_output=True, text=True, timeout=600, env=env)
     doc = json.loads(r.stdout)
     assert doc["exit_code"] == r.returncode == 1 and doc["summary"]["skipped"] == len(written)
+
+
+# --------------------------------------------------------------------------------------------
+# memory: a size learned only while decoding, and a decode the memory cannot hold
+# --------------------------------------------------------------------------------------------
+
+
+def _png_header_only(width: int, height: int, colour_type: int = 2) -> bytes:
+    """A PNG declaring ``width`` x ``height`` 8-bit pixels, with one scanline of data."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
+    row = b"\0" + b"\x80" * (width * (3 if colour_type == 2 else 1))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(row)) + chunk(b"IEND", b"")
+
+
+def _icns_hiding(png: bytes) -> bytes:
+    """An Apple icon whose one entry, 'ic08', is listed as 256x256: Pillow opens it at that size
+    and learns the size of the PNG inside only when it decodes it."""
+    entry = b"ic08" + struct.pack(">I", 8 + len(png)) + png
+    return b"icns" + struct.pack(">I", 8 + len(entry)) + entry
+
+
+@pytest.mark.parametrize("max_pixels", ["auto", 1_000_000_000])
+def test_a_size_learned_while_decoding_is_held_against_the_limit(max_pixels, tmp_path):
+    # 2^20 x 2^20 pixels (4 TB decoded) inside an icon that opens as 256x256: refused, before
+    # any allocation, with the line of every image over the limit
+    src = tmp_path / "icon.icns"
+    src.write_bytes(_icns_hiding(_png_header_only(1 << 20, 1 << 20)))
+    with Image.open(src) as im:
+        assert im.size == (256, 256)
+    with pytest.raises(ImageTooLargeError) as refused:
+        kmpress.compress(src, tmp_path / "o.png", 4, max_pixels=max_pixels)
+    pixels = f"{1 << 40:,} pixels"
+    if max_pixels == "auto":
+        assert refused.value.message == over_cap(pixels, "auto")
+    else:
+        assert refused.value.message == over_cap(pixels, max_pixels)
+    assert not (tmp_path / "o.png").exists()
+
+
+_OUT_OF_MEMORY = """
+import resource, sys
+import kmpress
+from kmpress import ImageReadError
+from kmpress.io import read_image
+vm = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmSize:")) * 1024
+room = vm + (512 << 20)  # half a gigabyte more than this process has mapped
+resource.setrlimit(resource.RLIMIT_AS, (room, room))
+try:
+    read_image(sys.argv[1], max_pixels=None)
+except ImageReadError as e:
+    print(e)
+"""
+
+
+@pytest.mark.parametrize("colour_type, mode_bytes", [(2, 4), (0, 1)])
+def test_running_out_of_memory_while_decoding_says_so_with_the_size(colour_type, mode_bytes, tmp_path):
+    # RGB is decoded into kmpress's own memory (4 bytes a pixel), grey by Pillow (1 byte): 3.6 GB
+    # either way, in a process allowed half a gigabyte more than it has
+    side = 30_000 if colour_type == 2 else 60_000
+    src = tmp_path / "big.png"
+    src.write_bytes(_png_header_only(side, side, colour_type))
+    r = subprocess.run([sys.executable, "-c", _OUT_OF_MEMORY, str(src)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and r.stderr == "", r.stderr
+    need = side * side * mode_bytes
+    assert r.stdout == (
+        f"{src}: out of memory while decoding the image: its header declares {side}x{side} = {side * side:,} pixels, "
+        f"{need:,} bytes ({need / 2**30:.1f} GB) decoded\n"
+    )
+
+
+def test_out_of_memory_before_the_size_is_known_says_so():
+    import errno
+
+    from kmpress.io import reading
+
+    for failure in (OSError(errno.ENOMEM, "Cannot allocate memory"), MemoryError()):
+        with pytest.raises(ImageReadError) as e:
+            with reading("a.ico"):
+                raise failure
+        assert str(e.value) == "a.ico: out of memory while decoding the image"

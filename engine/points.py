@@ -1,0 +1,173 @@
+"""General points for the float32 kernels: :func:`kmpress.kmeans` on data of any dtype and
+magnitude, not only colours.
+
+The kernels cluster (D, N) float32 points. A :class:`Frame` says how the caller's points are
+brought there with float32's full precision, and how results go back:
+
+- centring: a coordinate far from the origin compared with its spread (its largest magnitude
+  more than :data:`CENTRE_GAIN` times its largest distance from its mean) is centred on its
+  weighted mean, as scikit-learn does, so that its values carry float32's relative rounding of
+  their distance from the mean, not of their magnitude;
+- scaling: points whose largest (centred) magnitude lies outside [2^-SCALE_SPAN, 2^SCALE_SPAN]
+  are multiplied by one power of two, all coordinates alike, into [0.5, 1), so that float32's
+  squared distances neither overflow nor sink below its normal numbers. A power of two is exact:
+  the same run as at any other scale, to the bit, in other units;
+- weights far from 1 are likewise multiplied by a power of two (a common factor of all weights
+  changes no label or centroid); their sum may then even overflow float64.
+
+Points near the origin, every 8-bit colour set among them, are clustered exactly as given
+(quantize and compress never come here). What cannot be held is refused with
+:class:`~kmpress.errors.InvalidParameterError`: coordinates whose ranges are more than
+2^COORD_RANGE apart, an init array beyond float32, an inertia beyond float64 in the caller's
+units. All sums are chunk sums in a fixed order without BLAS: the same bits at any thread count.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import InvalidParameterError
+
+#: Points converted to float64 at a time (bounds the temporaries of centring and scoring).
+STEP = 1 << 18
+#: A coordinate is centred when that makes its largest magnitude more than this many times
+#: smaller (over 4 bits of float32 precision gained); closer to the origin its values are kept
+#: exactly as given.
+CENTRE_GAIN = 16.0
+#: Points and weights whose largest magnitude (after centring) lies in [2^-SCALE_SPAN,
+#: 2^SCALE_SPAN] are clustered as given; others are first scaled by a power of two into
+#: [0.5, 1). Within this span the kernels' float32 squared distances, and weights times them,
+#: neither overflow (< 2^128) nor sink below float32's normal range (2^-126) where points differ.
+SCALE_SPAN = 32
+#: Every coordinate that varies must vary within at least 2^-COORD_RANGE of the widest one's
+#: range: scaled with it, its values stay normal float32 numbers (>= 2^-126) to float32's
+#: relative precision, and so do the centroids' means of them.
+COORD_RANGE = 100
+
+
+def scale_exponent(m: float) -> int:
+    """The exponent e such that multiplying by 2^e brings a largest magnitude ``m`` into
+    [0.5, 1), or 0 when ``m`` is 0 or already within [2^-SCALE_SPAN, 2^SCALE_SPAN]."""
+    if m == 0.0 or 2.0**-SCALE_SPAN <= m <= 2.0**SCALE_SPAN:
+        return 0
+    return -math.frexp(m)[1]
+
+
+def weight_exponent(w: np.ndarray) -> int:
+    """:func:`scale_exponent` of (N,) float64 non-negative weights, not all 0."""
+    return scale_exponent(float(w.max()))
+
+
+def centre(a: np.ndarray, w: np.ndarray, weighted: bool) -> tuple[np.ndarray, np.ndarray]:
+    """(D,) float64 shift to subtract from (N, D) points ``a``, and (D,) float64 largest
+    magnitude of each coordinate of the shifted points.
+
+    The shift is, per coordinate, the weighted mean (rounded to an integer for integer points,
+    whose centred values stay integers, exact in float32 up to 2^24) where centring gains float32
+    precision (see :data:`CENTRE_GAIN`), else 0. Float points beyond 2^64 are summed in units of
+    a power of two near their largest magnitude, so that no sum overflows."""
+    N, D = a.shape
+    top = np.zeros(D)
+    for s in range(0, N, STEP):
+        top = np.maximum(top, np.abs(a[s : s + STEP].astype(np.float64)).max(axis=0))
+    # summing N values of up to 2^1023 (times weights up to 2^32) could overflow: in units of 2^e
+    # (exact, as any power of two), only for such values, so that the rest keep their bits
+    e = -math.frexp(float(top.max()))[1] if a.dtype.kind == "f" and top.max() > 2.0**64 else 0
+    total = np.zeros(D)
+    for s in range(0, N, STEP):
+        x = np.ldexp(a[s : s + STEP].astype(np.float64), e)
+        total += (x * w[s : s + STEP, None]).sum(axis=0) if weighted else x.sum(axis=0)
+    mean = total / (float(w.sum()) if weighted else float(N))
+    if a.dtype.kind in "iu":
+        mean = np.round(mean)
+    spread = np.zeros(D)
+    for s in range(0, N, STEP):
+        spread = np.maximum(spread, np.abs(np.ldexp(a[s : s + STEP].astype(np.float64), e) - mean).max(axis=0))
+    centred = np.ldexp(top, e) > CENTRE_GAIN * spread
+    # a centred coordinate's spread is under top / 16: back in the caller's units it cannot overflow
+    return np.where(centred, np.ldexp(mean, -e), 0.0), np.where(centred, np.ldexp(spread, -e), top)
+
+
+@dataclass(frozen=True)
+class Frame:
+    """The kernels' coordinates of a point set: ``(x - shift) * 2^e``, weights ``w * 2^ew``.
+
+    Attributes
+    ----------
+    shift : (D,) float64, in the caller's units
+    e : int; exponent of the points' scale (0: as given)
+    ew : int; exponent of the weights' scale (0: as given)
+    top : float; largest magnitude of a shifted coordinate, in the caller's units
+    """
+
+    shift: np.ndarray
+    e: int
+    ew: int
+    top: float
+
+    def planar(self, a: np.ndarray) -> np.ndarray:
+        """(D, N) float32 C-contiguous points of (N, D) ``a`` (in float64, rounded once)."""
+        N, D = a.shape
+        X = np.empty((D, N), np.float32)
+        for s in range(0, N, STEP):
+            X[:, s : s + STEP] = np.ldexp(a[s : s + STEP].astype(np.float64) - self.shift, self.e).T
+        return X
+
+    def to_frame(self, c: np.ndarray) -> np.ndarray:
+        """(k, D) float64 centroids given in the caller's units, in this frame; refused when
+        float32 could not compare them with the points."""
+        out = np.ldexp(c - self.shift, self.e)
+        if not np.all(np.abs(out) <= np.finfo(np.float32).max / 4):
+            raise InvalidParameterError("init array lies too far from the points to be compared with them in float32")
+        return out
+
+    def from_frame(self, C: np.ndarray) -> np.ndarray:
+        """(k, D) float64 centroids of this frame in the caller's units."""
+        return np.ldexp(C, -self.e) + self.shift
+
+    def inertia(self, a: np.ndarray, w: np.ndarray, weighted: bool, C: np.ndarray, labels: np.ndarray) -> float:
+        """sum_i w_i ||x_i - C[labels_i]||^2 of the original points ``a`` in float64, in this
+        frame (``C`` and ``w`` too), chunk by chunk in a fixed order, without BLAS."""
+        total = 0.0
+        for s in range(0, a.shape[0], STEP):
+            d = np.ldexp(a[s : s + STEP].astype(np.float64) - self.shift, self.e) - C[labels[s : s + STEP]]
+            sq = np.einsum("nd,nd->n", d, d)
+            total += float((sq * w[s : s + STEP]).sum() if weighted else sq.sum())
+        return total
+
+    def inertia_back(self, values: list[float], w: np.ndarray) -> list[float]:
+        """Inertias of this frame in the caller's units (exact: powers of two); refused when
+        one is beyond float64 (``w``: the frame's weights, named in the message)."""
+        back = -2 * self.e - self.ew
+        try:
+            return [math.ldexp(v, back) for v in values]
+        except OverflowError:
+            raise InvalidParameterError(
+                f"the inertia overflows float64 (over 1.8e308): coordinates reach {self.top:.3g}"
+                + (" from their mean" if np.any(self.shift) else "")
+                + (f" with weights up to {math.ldexp(float(w.max()), -self.ew):.3g}" if w.size else "")
+                + "; scale them down"
+            ) from None
+
+
+def make_frame(a: np.ndarray, w: np.ndarray, weighted: bool, ew: int) -> Frame:
+    """The :class:`Frame` of (N, D) points ``a`` with weights ``w`` (already scaled by 2^ew).
+
+    Raises
+    ------
+    InvalidParameterError
+        Coordinates that vary within ranges more than 2^COORD_RANGE apart.
+    """
+    shift, mags = centre(a, w, weighted)
+    top = float(mags.max())
+    thin = np.flatnonzero((mags > 0) & (mags < math.ldexp(top, -COORD_RANGE)))
+    if thin.size:
+        j, i = int(thin[0]), int(np.argmax(mags))
+        raise InvalidParameterError(
+            f"points span too wide a range for float32: coordinate {j} varies within {mags[j]:.3g}, coordinate {i} "
+            f"within {top:.3g} (more than 2^{COORD_RANGE} = {2.0**COORD_RANGE:.1e} apart); scale the coordinates first"
+        )
+    return Frame(shift, scale_exponent(top), ew, top)
