@@ -409,7 +409,7 @@ class ProcessCluster:
     def stop(self) -> None:
         for p in self.procs:
             try:
-                os.killpg(p.pid, signal.SIGKILL)  # the group: whatever the process started too
+                os.killpg(p.pid, signal.SIGKILL)  # its group: whatever it started too
             except (ProcessLookupError, PermissionError):
                 pass
             try:
@@ -456,11 +456,16 @@ def local_outputs(tmp_path: Path) -> dict[str, bytes]:
     return out
 
 
-def kmpress_process(*args, cwd) -> subprocess.Popen:
-    """The CLI as a user runs it: its own process, stdout and stderr apart."""
-    return subprocess.Popen(
-        [sys.executable, "-m", "kmpress", *map(str, args)], cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+def kmpress_process(*args, cwd, cluster: ProcessCluster | None = None) -> subprocess.Popen:
+    """The CLI as a user runs it: its own process, stdout and stderr apart (stopped with the
+    ``cluster``, if any, whatever the test's outcome)."""
+    p = subprocess.Popen(
+        [sys.executable, "-m", "kmpress", *map(str, args)],
+        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
     )
+    if cluster is not None:
+        cluster.procs.insert(0, p)
+    return p
 
 
 def signal_scheduler_mid_batch(cluster: ProcessCluster, proc: subprocess.Popen, out: Path, sig: int, after: int = 3) -> None:
@@ -476,7 +481,7 @@ def signal_scheduler_mid_batch(cluster: ProcessCluster, proc: subprocess.Popen, 
 @needs_dask
 def test_scheduler_killed_mid_batch_is_one_line_and_written_files_are_reported(process_cluster, tmp_path):
     photos = many_photos(tmp_path / "many")
-    proc = kmpress_process("compress", photos, "-o", "out", "-k", 4, "--scheduler", process_cluster.address, cwd=tmp_path)
+    proc = kmpress_process("compress", photos, "-o", "out", "-k", 4, "--scheduler", process_cluster.address, cwd=tmp_path, cluster=process_cluster)
     signal_scheduler_mid_batch(process_cluster, proc, tmp_path / "out", signal.SIGKILL)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 75, stderr
@@ -501,7 +506,7 @@ def test_scheduler_killed_mid_batch_is_one_line_and_written_files_are_reported(p
 @needs_dask
 def test_scheduler_terminated_mid_batch_in_json(process_cluster, tmp_path):
     photos = many_photos(tmp_path / "many")
-    proc = kmpress_process("compress", photos, "-o", "out", "-k", 4, "--json", "--scheduler", process_cluster.address, cwd=tmp_path)
+    proc = kmpress_process("compress", photos, "-o", "out", "-k", 4, "--json", "--scheduler", process_cluster.address, cwd=tmp_path, cluster=process_cluster)
     signal_scheduler_mid_batch(process_cluster, proc, tmp_path / "out", signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 75, stderr
@@ -525,7 +530,7 @@ def test_frozen_scheduler_is_given_up_after_scheduler_timeout(process_cluster, t
     looks the same). Without --scheduler-timeout the batch would wait for as long as it lasts."""
     photos = many_photos(tmp_path / "many")
     proc = kmpress_process(
-        "compress", photos, "-o", "out", "-k", 4, "--scheduler", process_cluster.address, "--scheduler-timeout", 2, cwd=tmp_path
+        "compress", photos, "-o", "out", "-k", 4, "--scheduler", process_cluster.address, "--scheduler-timeout", 2, cwd=tmp_path, cluster=process_cluster
     )
     signal_scheduler_mid_batch(process_cluster, proc, tmp_path / "out", signal.SIGSTOP)
     try:
