@@ -51,6 +51,7 @@ _EXPORTS = {
     "QualityResult": "quality",
     "Quantized": "pipeline",
     "SchedulerError": "errors",
+    "SchedulerLostError": "errors",
     "SweepRow": "ksweep",
     "TargetNotReachedError": "errors",
     "UnguardedMainError": "errors",
@@ -107,6 +108,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
         OutputCollisionError,
         PlotUnavailableError,
         SchedulerError,
+        SchedulerLostError,
         TargetNotReachedError,
         UnguardedMainError,
     )
