@@ -53,6 +53,7 @@ _EXPORTS = {
     "QualityResult": "quality",
     "Quantized": "pipeline",
     "SchedulerError": "errors",
+    "SchedulerLostError": "errors",
     "SweepRow": "ksweep",
     "TargetNotReachedError": "errors",
     "UnguardedMainError": "errors",
@@ -109,6 +110,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
         OutputCollisionError,
         PlotUnavailableError,
         SchedulerError,
+        SchedulerLostError,
         TargetNotReachedError,
         UnguardedMainError,
     )

@@ -34,6 +34,7 @@ import numpy as np
 
 from .errors import InvalidParameterError, TargetNotReachedError
 from .figures import Figures, HasFigures
+from .fixedmath import exp2, log2
 from .options import Options, OptionFields, check_number, make_options
 from .pipeline import Pipeline, Quantized
 from .stages import Stages
@@ -175,10 +176,11 @@ def search_pipeline(
 def _predict(k1: int, p1: float, k2: int, p2: float, target: float) -> float:
     """K where the line through (log2 k1, p1) and (log2 k2, p2) reaches ``target`` (PSNR grows
     about linearly in log K: some 2-4 dB per doubling). Halfway (geometrically) when the line is
-    useless (flat, or a lossless end at inf dB)."""
+    useless (flat, or a lossless end at inf dB). The logarithms and the power are
+    :mod:`kmpress.fixedmath`'s, so the K tried is the same on every machine."""
     if not (math.isfinite(p1) and math.isfinite(p2)) or p2 <= p1:
         return math.sqrt(k1 * k2)
-    return 2.0 ** (math.log2(k1) + (target - p1) * (math.log2(k2) - math.log2(k1)) / (p2 - p1))
+    return exp2(log2(k1) + (target - p1) * (log2(k2) - log2(k1)) / (p2 - p1))
 
 
 def quantize_to_quality(
