@@ -72,7 +72,12 @@ def db(x: float | None) -> str:
     return "lossless" if x is None else f"{x:.2f} dB"
 
 
-COLUMNS = ("file", "pixels", "K", "input", "output", "out/in", "bits/raw", "PSNR", "iter", "seconds")
+COLUMNS = ("file", "pixels", "K", "input", "output", "out/in", "bits/raw", "PSNR", "SSIM2", "iter", "seconds")
+
+
+def score(x: float | None) -> str:
+    """A SSIMULACRA 2 score (None: not measured)."""
+    return "-" if x is None else f"{x:.1f}"
 
 
 def summary_table(results: Iterable[Any], totals: dict[str, Any], title: str | None = None, by_output: bool = False) -> Table:
@@ -84,11 +89,13 @@ def summary_table(results: Iterable[Any], totals: dict[str, Any], title: str | N
     over the raw 24-bit (32 with alpha) size. ``by_output`` names rows by the output file. Rows
     are named as :func:`row_names` says.
     """
+    from rich import box
     from rich.table import Table
 
-    t = Table(title=title, show_edge=False, header_style="bold")
+    # no vertical rules and no outer padding: 11 columns and the file's name fit 80 columns
+    t = Table(title=title, show_edge=False, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
     for i, name in enumerate(COLUMNS):
-        t.add_column(name, justify="left" if i == 0 else "right", no_wrap=i != 0, overflow="fold")
+        t.add_column(name, justify="left" if i == 0 else "right", no_wrap=i != 0, overflow="fold", min_width=12 if i == 0 else None)
     shown = [r for r in results if r.status == "ok" or r.skipped_larger]
     for r, name in zip(shown, row_names([r.dst if by_output else r.src for r in shown])):
         rep = r.report
@@ -105,6 +112,7 @@ def summary_table(results: Iterable[Any], totals: dict[str, Any], title: str | N
             percent(rep.file_ratio),
             percent(rep.bits.ratio),
             db(d["psnr"]),
+            score(d["ssimulacra2"]),
             str(rep.n_iter) + ("" if rep.converged else "*"),
             f"{r.seconds:.2f}",
         )
@@ -118,6 +126,7 @@ def summary_table(results: Iterable[Any], totals: dict[str, Any], title: str | N
         human_bytes(totals["output_bytes"]),
         percent(totals["file_ratio"]),
         percent(totals["bits_ratio"]),
+        "",
         "",
         "",
         f"{wall:.2f}" if wall is not None else "",
@@ -329,6 +338,7 @@ def print_info(info: dict[str, Any]) -> None:
     if "against" in info:
         rows.append(("against", info["against"]))
         rows.append(("PSNR", db(info["psnr"])))
+        rows.append(("SSIMULACRA 2", score(info["ssimulacra2"])))
         rows.append(("MSE", f"{info['mse']:.3f}"))
     for k, v in rows:
         t.add_row(k, str(v))

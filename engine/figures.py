@@ -32,6 +32,10 @@ class Figures:
     delta_e : float; mean OKLab distance (plain OKLab units, L from 0 to 1) between each input
         pixel's colour and its output colour, alpha ignored; 0 when lossless; NaN when not
         measured (a candidate of a quality search scored on the histogram)
+    ssimulacra2 : float; SSIMULACRA 2 score of the output against the input
+        (:func:`kmpress.perceptual.ssimulacra2`: 100 identical, ~90 visually lossless, ~70 high,
+        ~50 medium quality), alpha ignored; NaN when not measured (a candidate of a quality
+        search scored on the histogram, an image under 8 pixels a side)
     bits : Bits; raw vs indexed bit accounting of ``colors`` entries
     n_iter : int; Lloyd iterations run (0 when the image has at most k colours)
     converged : bool; False when ``max_iter`` stopped Lloyd first
@@ -48,6 +52,7 @@ class Figures:
     bits: Bits
     n_iter: int
     converged: bool
+    ssimulacra2: float = math.nan
     timings: dict[str, float] = field(default_factory=dict, compare=False)
     bit_depth: int = field(init=False)
 

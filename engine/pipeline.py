@@ -27,6 +27,7 @@ from .io import image_to_array
 from .metrics import bit_accounting, delta_e_histogram, pixel_errors, psnr_from_mse, squared_error_sum
 from .options import Options
 from .palette import finish_palette
+from .perceptual import ssimulacra2
 from .remap import is_plain, remap
 from .stages import Stages
 
@@ -122,7 +123,7 @@ class Fit:
     entries : (P, C) float32, the palette in the clustering space
     score : float; PSNR once :meth:`Pipeline.score` has run
     indices, sse, delta_e : the remap, filled by :meth:`Pipeline.finish` (or by ``score`` when
-        the error needs the pixels)
+        the error needs the pixels); ssim2 : its SSIMULACRA 2 score, with them
     """
 
     k: int
@@ -138,6 +139,7 @@ class Fit:
     indices: np.ndarray | None = None
     sse: int | None = None
     delta_e: float | None = None
+    ssim2: float | None = None
 
     @property
     def colors(self) -> int:
@@ -250,6 +252,7 @@ class Pipeline:
                 f.delta_e = delta_e_histogram(hist.colors, hist.counts, f.palette, f.labels, kern)
             else:
                 f.sse, f.delta_e = pixel_errors(hist.colors, inverse, f.indices, f.palette, kern)
+            f.ssim2 = ssimulacra2(self.img, f.palette[f.indices], kern)
 
     def score(self, f: Fit) -> float:
         """PSNR (dB) of what :meth:`finish` returns for ``f``: on the histogram for the plain
@@ -265,7 +268,8 @@ class Pipeline:
 
     def figures(self, f: Fit, timings: dict[str, float]) -> Figures:
         """The :class:`~kmpress.figures.Figures` of a scored (or finished) fit: the one place
-        where a result's figures are measured. ``delta_e`` is NaN until the fit is remapped.
+        where a result's figures are measured. ``delta_e`` and ``ssimulacra2`` are NaN until the
+        fit is remapped.
 
         timings : dict of stage -> seconds; the stage times the figures report
         """
@@ -280,6 +284,7 @@ class Pipeline:
             bits=bit_accounting(h, w, c, f.colors),
             n_iter=f.n_iter,
             converged=f.converged,
+            ssimulacra2=math.nan if f.ssim2 is None else f.ssim2,
             timings=dict(timings),
         )
 

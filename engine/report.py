@@ -17,12 +17,14 @@ from typing import Any, Unpack
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from . import backends
 from .batch import compress_many
 from .errors import ImageReadError, ImageWriteError, InvalidParameterError, PlotUnavailableError
 from .io import atomic_write, decoding, load_image, open_image, read_image, reading, sample_path
 from .notes import gathering_notes
 from .ksweep import SweepRow, sweep
 from .metrics import mse, psnr_from_mse
+from .perceptual import ssimulacra2
 from .options import DEFAULT_MAX_PIXELS, Options, OptionFields, make_options
 from .png import png_header
 from .pool import FileResult
@@ -52,7 +54,8 @@ def describe_image(
         exif (bool: an EXIF block is present),
         palette_size (entries stored, None without a palette), colors_used (distinct colours, None
         when over 256), icc_profile (bool), warnings (what the decoder warned about, one line
-        each), and with ``against``: against, psnr (dB, None when identical), mse.
+        each), and with ``against``: against, psnr (dB, None when identical), mse, ssimulacra2
+        (the SSIMULACRA 2 score, None under 8 pixels a side).
 
     Raises
     ------
@@ -103,10 +106,11 @@ def _colours_used(im: Image.Image) -> int | None:
 
 
 def compare_images(image: str | os.PathLike, original: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> dict[str, Any]:
-    """PSNR and MSE of ``image`` against ``original`` (both decoded to 8-bit RGB or RGBA; each
-    refused over ``max_pixels``).
+    """PSNR, MSE and SSIMULACRA 2 score of ``image`` against ``original`` (both decoded to 8-bit
+    RGB or RGBA; each refused over ``max_pixels``).
 
-    If only one has transparency, the colour channels alone are compared.
+    If only one has transparency, the colour channels alone are compared; the SSIMULACRA 2 score
+    always compares the colour channels alone (None under 8 pixels a side).
     """
     a = read_image(image, max_pixels=max_pixels)
     b = read_image(original, max_pixels=max_pixels)
@@ -118,7 +122,9 @@ def compare_images(image: str | os.PathLike, original: str | os.PathLike, *, max
         a, b = a[:, :, :3], b[:, :, :3]
     e = mse(a, b)
     p = psnr_from_mse(e)
-    return {"against": str(original), "mse": e, "psnr": None if math.isinf(p) else p}
+    h, w = a.shape[:2]
+    s2 = ssimulacra2(b, a, backends.load(backends.choose("auto", h * w, 16)))
+    return {"against": str(original), "mse": e, "psnr": None if math.isinf(p) else p, "ssimulacra2": None if math.isnan(s2) else s2}
 
 
 # --------------------------------------------------------------------------------------------

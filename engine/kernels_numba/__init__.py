@@ -16,7 +16,8 @@ points, each chunk writes its own partial results, the caller merges them in chu
 result is bitwise identical with 1 or 2 (or 64) threads.
 
 Modules, in pipeline order: :mod:`._histogram` (stage 1), :mod:`._colour` (stage 2),
-:mod:`._nearest` and :mod:`._seeding` (stage 3), :mod:`._remap` (stage 5).
+:mod:`._nearest` and :mod:`._seeding` (stage 3), :mod:`._remap` (stage 5), then the
+perceptual score's :mod:`._ssim2`.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from ._jit import BLOCK, CHUNK, SERIAL_WORK
 from ._nearest import assign_accumulate, block_boxes, dist_to_assigned, nearest
 from ._remap import STATS_CHUNK, floyd_steinberg, gather, pixel_stats, smooth
 from ._seeding import pp_sample, pp_state, pp_trials, pp_update
+from ._ssim2 import ssim2_half, ssim2_half_u8, ssim2_rows, ssim2_rows_u8
 
 def warm_up_kernels(pixels: int, k: int) -> list:
     """The kernels (the variant of each twin) that a plain compression of ``pixels`` pixels at
@@ -81,6 +83,10 @@ CONTRACT = (
     "floyd_steinberg",
     "smooth",
     "pixel_stats",
+    "ssim2_half_u8",
+    "ssim2_half",
+    "ssim2_rows_u8",
+    "ssim2_rows",
 )
 
 
@@ -116,5 +122,9 @@ __all__ = [
     "pp_trials",
     "pp_update",
     "smooth",
+    "ssim2_half",
+    "ssim2_half_u8",
+    "ssim2_rows",
+    "ssim2_rows_u8",
     "unpack_codes",
 ]
