@@ -41,8 +41,9 @@ def _photo(name: str) -> np.ndarray:
 
 
 def kernel_figures() -> dict[str, dict[str, str]]:
-    """Per backend: hashes of the OKLab conversions and the ΔE / error figures (repr: every bit)."""
-    from kmpress import backends, colorspace, metrics
+    """Per backend: hashes of the OKLab conversions, the ΔE / error figures and the SSIMULACRA 2
+    score (repr: every bit)."""
+    from kmpress import backends, colorspace, metrics, perceptual
 
     rng = np.random.default_rng(7)
     grey = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, 1)
@@ -52,6 +53,8 @@ def kernel_figures() -> dict[str, dict[str, str]]:
     labels = rng.integers(0, 37, cols.shape[0]).astype(np.int32)
     inverse = rng.integers(0, cols.shape[0], 70000).astype(np.int32)
     idx = rng.integers(0, 37, 70000).astype(np.uint8)
+    img = _photo(PHOTOS[0])
+    noisy = np.clip(img + rng.normal(0, 6, img.shape).round(), 0, 255).astype(np.uint8)
     out = {}
     for name in BACKENDS:
         kern = backends.load(name)
@@ -61,6 +64,7 @@ def kernel_figures() -> dict[str, dict[str, str]]:
             "oklab32": _sha(colorspace.colors_to_space(cols, "oklab", kern)),
             "delta_e_histogram": repr(metrics.delta_e_histogram(cols, counts, palette, labels, kern)),
             "pixel_errors": repr((sse, de)),
+            "ssimulacra2": repr(perceptual.ssimulacra2(img, noisy, kern)),
         }
     return out
 
