@@ -77,7 +77,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document o
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the k-means++ initialisation (same seed, same output).")]
 SpaceOpt = Annotated[
     str,
-    typer.Option("--space", help="Colour space to cluster in: rgb or oklab (perceptual; see the README).", metavar="rgb|oklab"),
+    typer.Option("--space", help="Colour space to cluster in: rgb or oklab (perceptual; see docs/quality.md).", metavar="rgb|oklab"),
 ]
 DitherOpt = Annotated[bool, typer.Option("--dither/--no-dither", help="Floyd-Steinberg error diffusion when remapping.")]
 StartsOpt = Annotated[
@@ -89,7 +89,7 @@ SmoothOpt = Annotated[
     typer.Option(
         "--smooth",
         help="Rate-aware remap: a pixel may keep its neighbour's colour when that costs at most X times the "
-        "mean squared error more (smaller files; 0.3 with --starts 4 beat pngquant on size and PSNR, see the README).",
+        "mean squared error more (smaller files; 0.3 with --starts 4 beat pngquant on size and PSNR, see docs/quality.md).",
         metavar="X",
     ),
 ]

@@ -21,7 +21,7 @@ _skip_blas_probe = False
 
 #: "auto" runs numpy when pixels x colours is at most this: numba's start-up (importing it and
 #: loading its first cached kernel, about 0.35 s here) costs more than such work in NumPy.
-#: Measured with bench/speed_vs_pngquant.py (README "Speed").
+#: Measured with bench/speed_vs_pngquant.py (docs/speed.md).
 AUTO_NUMPY_WORK = 1 << 20
 
 

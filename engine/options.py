@@ -23,7 +23,7 @@ MAX_K = 256
 #: Colours when neither ``k`` nor ``target_psnr`` is given.
 DEFAULT_K = 16
 #: Default relative tolerance on the centroid shift (see :func:`kmpress.kmeans`). Chosen by
-#: measurement: see the README ("Convergence").
+#: measurement: see docs/how-it-works.md ("Convergence") and bench/convergence.py.
 DEFAULT_TOL = 3e-5
 #: Default cap on Lloyd iterations.
 DEFAULT_MAX_ITER = 300
@@ -46,7 +46,7 @@ COLORSPACES = ("rgb", "oklab")
 DITHERS = ("floyd-steinberg",)
 PALETTE_ORDERS = ("luma", "path")
 #: Output file formats: the indexed PNG (default) or lossless WebP holding exactly the same
-#: colours (10-17 % smaller on the test photos, 5-9x the encoding time; see the README).
+#: colours (10-17 % smaller on the test photos, 5-9x the encoding time; see docs/quality.md).
 OUTPUT_FORMATS = ("png", "webp")
 #: File extension of each output format.
 FORMAT_EXTENSIONS = {"png": ".png", "webp": ".webp"}

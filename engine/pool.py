@@ -34,7 +34,7 @@ from .spawn import not_started_warning
 Status = Literal["ok", "skipped", "error"]
 
 #: Default number of worker processes for a local batch on this kind of machine, chosen by
-#: measurement (see the README, "Batch throughput"): one worker per core, each running numba
+#: measurement (see docs/speed.md, "Batches"): one worker per core, each running numba
 #: with one thread, beats one worker using every core, because decoding and PNG encoding are
 #: single-threaded in Pillow and two workers overlap them with the other's clustering.
 CORES_PER_JOB = 1
