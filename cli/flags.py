@@ -1,11 +1,12 @@
-"""What the kmpress commands share: the exit codes, the flag of each engine option (to name it in
-error messages), and the declarations of the flags more than one command takes. Pure Python and
-typer only, so that ``kmpress --help`` stays fast.
+"""The kmpress commands' flags: the exit codes, the flag of each engine option (to name it in
+error messages), and the declarations of the flags (help text, metavar, default shown). Pure
+Python and typer only, so that ``kmpress --help`` stays fast.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -62,7 +63,7 @@ def _max_pixels(value: int | None):
 
 
 MaxPixelsOpt = Annotated[
-    Optional[int],
+    int | None,
     typer.Option(
         "--max-pixels",
         help="Refuse images with more pixels (0 = no limit).  [default: auto: only decompression bombs (a file far "
@@ -94,7 +95,7 @@ SmoothOpt = Annotated[
     ),
 ]
 QualityOpt = Annotated[
-    Optional[float],
+    float | None,
     typer.Option(
         "--quality",
         help="Target PSNR in dB instead of -k: the smallest K (up to --max-colors) reaching it. Outputs are named <stem>-q<PSNR>.png.",
@@ -109,3 +110,95 @@ StrictOpt = Annotated[
 ]
 MaxIterOpt = Annotated[int, typer.Option("--max-iter", help="Most k-means iterations per image.")]
 TolOpt = Annotated[float, typer.Option("--tol", help="Convergence tolerance (relative centroid shift).")]
+
+
+# The flags of compress alone.
+PathsArg = Annotated[
+    list[Path] | None,
+    typer.Argument(
+        help="Image files and/or folders (folders: every image Pillow reads in them); - reads one image from "
+        "standard input (the result goes to standard output unless -o DIR).",
+        metavar="PATH...",
+        show_default=False,
+    ),
+]
+ColorsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "-k",
+        "--colors",
+        help=f"Colours in the palette, 1-256 (not with --quality).  [default: {opt.DEFAULT_K}]",
+        show_default=False,
+    ),
+]
+OutDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "-o",
+        "--out-dir",
+        help="Write the outputs here (created if missing) instead of beside each input, each of several folders "
+        "under a sub-folder of its name; - writes the one input's image to standard output.",
+    ),
+]
+FormatOpt = Annotated[
+    str,
+    typer.Option(
+        "--format",
+        help="Output format: png (indexed PNG) or webp (lossless WebP with exactly the same colours: 10-17 % "
+        "smaller, 5-9x slower to encode).",
+        metavar="png|webp",
+    ),
+]
+StripOpt = Annotated[
+    bool,
+    typer.Option(
+        "--strip", help="Write no metadata (by default the ICC profile and the EXIF (date, camera, GPS) are kept)."
+    ),
+]
+SkipIfLargerOpt = Annotated[
+    bool,
+    typer.Option(
+        "--skip-if-larger",
+        help="Do not write an output larger than its input file (reported as skipped with both sizes; exit code 98 "
+        "when no file is written for this reason).",
+    ),
+]
+SuffixOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--suffix",
+        help="Text added to the file stem; {k} becomes K, {q} the --quality target.  "
+        "[default: -k{k}; -q{q} with --quality]",
+        show_default=False,
+    ),
+]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite existing outputs (default: skip them).")]
+JobsOpt = Annotated[
+    int | None,
+    typer.Option("-j", "--jobs", help="Files compressed in parallel.  [default: one per core]", show_default=False),
+]
+RecursiveOpt = Annotated[bool, typer.Option("-r", "--recursive", help="Descend into sub-folders.")]
+SchedulerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        help="Run the batch on this Dask cluster (tcp://HOST:PORT; needs kmpress[dask]; the workers must see the "
+        "files at the same paths). --jobs then limits the files in flight (default: all).",
+        metavar="ADDRESS",
+        show_default=False,
+    ),
+]
+SchedulerTimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--scheduler-timeout",
+        help="With --scheduler: give up on a scheduler that does not answer for this long (frozen, or cut off by "
+        "the network); the files not done are listed and the exit code is 75.  "
+        "[default: wait as long as it takes]",
+        metavar="SECONDS",
+        show_default=False,
+    ),
+]
+QuietOpt = Annotated[
+    bool, typer.Option("-q", "--quiet", help="No progress bar and no table; failures still go to stderr.")
+]

@@ -14,38 +14,57 @@ import sys
 import time
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
 from kmpress import options as opt
-from kmpress.errors import ImageReadError, InvalidParameterError, KmpressError, SchedulerLostError, TargetNotReachedError
+from kmpress.errors import (
+    ImageReadError,
+    InvalidParameterError,
+    KmpressError,
+    SchedulerLostError,
+    TargetNotReachedError,
+)
 
 from .flags import (  # the flags' shared declarations and the exit codes
-    EXIT_OK,
-    EXIT_FAILED,
-    EXIT_USAGE,
-    EXIT_TARGET,
-    EXIT_LARGER,
-    EXIT_SCHEDULER_LOST,
-    EXIT_INTERRUPTED,
-    EXIT_TERMINATED,
     EXIT_CODES_HELP,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_LARGER,
+    EXIT_OK,
+    EXIT_SCHEDULER_LOST,
+    EXIT_TARGET,
+    EXIT_TERMINATED,
+    EXIT_USAGE,
     FLAGS,
+    ColorsOpt,
     DebugOpt,
-    JsonOpt,
-    SeedOpt,
-    SpaceOpt,
     DitherOpt,
-    StartsOpt,
-    SmoothOpt,
-    QualityOpt,
+    ForceOpt,
+    FormatOpt,
+    JobsOpt,
+    JsonOpt,
     MaxColorsOpt,
-    StrictOpt,
     MaxIterOpt,
-    TolOpt,
     MaxPixelsOpt,
+    OutDirOpt,
+    PathsArg,
+    QualityOpt,
+    QuietOpt,
+    RecursiveOpt,
+    SchedulerOpt,
+    SchedulerTimeoutOpt,
+    SeedOpt,
+    SkipIfLargerOpt,
+    SmoothOpt,
+    SpaceOpt,
+    StartsOpt,
+    StrictOpt,
+    StripOpt,
+    SuffixOpt,
+    TolOpt,
     _max_pixels,
 )
 
@@ -297,18 +316,8 @@ def _dither(on: bool) -> str | None:
 
 @app.command(epilog=EXIT_CODES_HELP)
 def compress(
-    paths: Annotated[
-        Optional[list[Path]],
-        typer.Argument(
-            help="Image files and/or folders (folders: every image Pillow reads in them); - reads one image from standard input (the result goes to standard output unless -o DIR).",
-            metavar="PATH...",
-            show_default=False,
-        ),
-    ] = None,
-    colors: Annotated[
-        Optional[int],
-        typer.Option("-k", "--colors", help=f"Colours in the palette, 1-256 (not with --quality).  [default: {opt.DEFAULT_K}]", show_default=False),
-    ] = None,
+    paths: PathsArg = None,
+    colors: ColorsOpt = None,
     quality: QualityOpt = None,
     max_colors: MaxColorsOpt = opt.default("max_colors"),
     strict: StrictOpt = opt.default("strict"),
@@ -316,70 +325,22 @@ def compress(
     dither: DitherOpt = opt.default("dither") is not None,
     starts: StartsOpt = opt.default("n_init"),
     smooth: SmoothOpt = opt.default("smooth"),
-    out_dir: Annotated[
-        Optional[Path],
-        typer.Option(
-            "-o",
-            "--out-dir",
-            help="Write the outputs here (created if missing) instead of beside each input, each of several folders under a sub-folder of its name; - writes the one input's image to standard output.",
-        ),
-    ] = None,
-    out_format: Annotated[
-        str,
-        typer.Option(
-            "--format",
-            help="Output format: png (indexed PNG) or webp (lossless WebP with exactly the same colours: 10-17 % smaller, 5-9x slower to encode).",
-            metavar="png|webp",
-        ),
-    ] = opt.default("format"),
-    strip: Annotated[
-        bool, typer.Option("--strip", help="Write no metadata (by default the ICC profile and the EXIF (date, camera, GPS) are kept).")
-    ] = opt.default("strip"),
-    skip_if_larger: Annotated[
-        bool,
-        typer.Option(
-            "--skip-if-larger",
-            help="Do not write an output larger than its input file (reported as skipped with both sizes; exit code 98 when no file is written for this reason).",
-        ),
-    ] = opt.default("skip_if_larger"),
-    suffix: Annotated[
-        Optional[str],
-        typer.Option(
-            "--suffix",
-            help="Text added to the file stem; {k} becomes K, {q} the --quality target.  [default: -k{k}; -q{q} with --quality]",
-            show_default=False,
-        ),
-    ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs (default: skip them).")] = False,
-    jobs: Annotated[
-        Optional[int],
-        typer.Option("-j", "--jobs", help="Files compressed in parallel.  [default: one per core]", show_default=False),
-    ] = None,
+    out_dir: OutDirOpt = None,
+    out_format: FormatOpt = opt.default("format"),
+    strip: StripOpt = opt.default("strip"),
+    skip_if_larger: SkipIfLargerOpt = opt.default("skip_if_larger"),
+    suffix: SuffixOpt = None,
+    force: ForceOpt = False,
+    jobs: JobsOpt = None,
     seed: SeedOpt = opt.default("seed"),
     max_iter: MaxIterOpt = opt.default("max_iter"),
     tol: TolOpt = opt.default("tol"),
-    recursive: Annotated[bool, typer.Option("-r", "--recursive", help="Descend into sub-folders.")] = False,
+    recursive: RecursiveOpt = False,
     max_pixels: MaxPixelsOpt = None,
-    scheduler: Annotated[
-        Optional[str],
-        typer.Option(
-            "--scheduler",
-            help="Run the batch on this Dask cluster (tcp://HOST:PORT; needs kmpress[dask]; the workers must see the files at the same paths). --jobs then limits the files in flight (default: all).",
-            metavar="ADDRESS",
-            show_default=False,
-        ),
-    ] = None,
-    scheduler_timeout: Annotated[
-        Optional[float],
-        typer.Option(
-            "--scheduler-timeout",
-            help="With --scheduler: give up on a scheduler that does not answer for this long (frozen, or cut off by the network); the files not done are listed and the exit code is 75.  [default: wait as long as it takes]",
-            metavar="SECONDS",
-            show_default=False,
-        ),
-    ] = None,
+    scheduler: SchedulerOpt = None,
+    scheduler_timeout: SchedulerTimeoutOpt = None,
     as_json: JsonOpt = False,
-    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar and no table; failures still go to stderr.")] = False,
+    quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Compress images to palette PNGs named <stem>-k<K>.png (<stem>-q<PSNR>.png with --quality).
@@ -493,10 +454,10 @@ def demo(
 def info(
     file: Annotated[Path, typer.Argument(help="An image (e.g. a PNG written by kmpress).", metavar="FILE", show_default=False)],
     against: Annotated[
-        Optional[Path], typer.Option("--against", help="The original, to report the PSNR of FILE against it.")
+        Path | None, typer.Option("--against", help="The original, to report the PSNR of FILE against it.")
     ] = None,
     palette: Annotated[
-        Optional[Path],
+        Path | None,
         typer.Option(
             "--palette",
             help="Write FILE's palette as a swatch image (PNG, one square per entry, 16 per row) to this path.",

@@ -198,7 +198,15 @@ def error_line(message: str) -> None:
 def _progress_bar(verb: str, describe: Callable[[], str] | None = None):
     """A transient rich progress bar on stderr: verb, bar, done/total, elapsed, ETA, and the
     task's description, or what ``describe()`` says at each refresh (ten times a second)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
     from rich.text import Text
 
     class Described(ProgressColumn):

@@ -11,8 +11,8 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from io import BytesIO
+from pathlib import Path
 from typing import Any, BinaryIO, Unpack
 
 import numpy as np
@@ -31,8 +31,8 @@ from .options import (
     DEFAULT_TOL,
     FORMAT_EXTENSIONS,
     INITS,
-    Options,
     OptionFields,
+    Options,
     check_choice,
     check_int,
     check_number,

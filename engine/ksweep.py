@@ -22,7 +22,7 @@ import numpy as np
 
 from .errors import InvalidParameterError
 from .figures import Figures, HasFigures
-from .options import MAX_K, Options, OptionFields, check_int, make_options
+from .options import MAX_K, OptionFields, Options, check_int, make_options
 from .pipeline import Pipeline
 from .png import encode_png
 

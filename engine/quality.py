@@ -35,7 +35,7 @@ import numpy as np
 from .errors import InvalidParameterError, TargetNotReachedError
 from .figures import Figures, HasFigures
 from .fixedmath import exp2, log2
-from .options import Options, OptionFields, check_number, make_options
+from .options import OptionFields, Options, check_number, make_options
 from .pipeline import Pipeline, Quantized
 from .stages import Stages
 

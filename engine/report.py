@@ -20,10 +20,10 @@ from PIL import Image, ImageDraw, ImageFont
 from .batch import compress_many
 from .errors import ImageReadError, ImageWriteError, InvalidParameterError, PlotUnavailableError
 from .io import atomic_write, decoding, load_image, open_image, read_image, reading, sample_path
-from .notes import gathering_notes
 from .ksweep import SweepRow, sweep
 from .metrics import mse, psnr_from_mse
-from .options import DEFAULT_MAX_PIXELS, Options, OptionFields, make_options
+from .notes import gathering_notes
+from .options import DEFAULT_MAX_PIXELS, OptionFields, Options, make_options
 from .png import png_header
 from .pool import FileResult
 
