@@ -78,19 +78,30 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document o
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the k-means++ initialisation (same seed, same output).")]
 SpaceOpt = Annotated[
     str,
-    typer.Option("--space", help="Colour space to cluster in: rgb or oklab (perceptual; see docs/quality.md).", metavar="rgb|oklab"),
+    typer.Option(
+        "--space",
+        help="Colour space to cluster in: rgb or oklab (perceptual; see docs/quality.md).",
+        metavar="rgb|oklab",
+    ),
 ]
-DitherOpt = Annotated[bool, typer.Option("--dither/--no-dither", help="Floyd-Steinberg error diffusion when remapping.")]
+DitherOpt = Annotated[
+    bool, typer.Option("--dither/--no-dither", help="Floyd-Steinberg error diffusion when remapping.")
+]
 StartsOpt = Annotated[
     int,
-    typer.Option("--starts", help="k-means runs from different seeds; the lowest cost wins (~N times the clustering time).", metavar="N"),
+    typer.Option(
+        "--starts",
+        help="k-means runs from different seeds; the lowest cost wins (~N times the clustering time).",
+        metavar="N",
+    ),
 ]
 SmoothOpt = Annotated[
     float,
     typer.Option(
         "--smooth",
         help="Rate-aware remap: a pixel may keep its neighbour's colour when that costs at most X times the "
-        "mean squared error more (smaller files; 0.3 with --starts 4 beat pngquant on size and PSNR, see docs/quality.md).",
+        "mean squared error more (smaller files; 0.3 with --starts 4 beat pngquant on size and PSNR, see "
+        "docs/quality.md).",
         metavar="X",
     ),
 ]
@@ -98,7 +109,8 @@ QualityOpt = Annotated[
     float | None,
     typer.Option(
         "--quality",
-        help="Target PSNR in dB instead of -k: the smallest K (up to --max-colors) reaching it. Outputs are named <stem>-q<PSNR>.png.",
+        help="Target PSNR in dB instead of -k: the smallest K (up to --max-colors) reaching it. Outputs are named "
+        "<stem>-q<PSNR>.png.",
         metavar="PSNR_DB",
         show_default=False,
     ),
@@ -106,7 +118,11 @@ QualityOpt = Annotated[
 MaxColorsOpt = Annotated[int, typer.Option("--max-colors", help="Largest K --quality may use, 1-256.")]
 StrictOpt = Annotated[
     bool,
-    typer.Option("--strict", help="With --quality: fail (exit code 3, nothing written) when --max-colors colours cannot reach the target, instead of writing the --max-colors result."),
+    typer.Option(
+        "--strict",
+        help="With --quality: fail (exit code 3, nothing written) when --max-colors colours cannot reach the "
+        "target, instead of writing the --max-colors result.",
+    ),
 ]
 MaxIterOpt = Annotated[int, typer.Option("--max-iter", help="Most k-means iterations per image.")]
 TolOpt = Annotated[float, typer.Option("--tol", help="Convergence tolerance (relative centroid shift).")]
@@ -202,3 +218,39 @@ SchedulerTimeoutOpt = Annotated[
 QuietOpt = Annotated[
     bool, typer.Option("-q", "--quiet", help="No progress bar and no table; failures still go to stderr.")
 ]
+
+# The flags of demo, info and sweep.
+DemoOutDirOpt = Annotated[Path, typer.Option("-o", "--out-dir", help="Folder for the demo's files.")]
+InfoFileArg = Annotated[
+    Path, typer.Argument(help="An image (e.g. a PNG written by kmpress).", metavar="FILE", show_default=False)
+]
+AgainstOpt = Annotated[
+    Path | None, typer.Option("--against", help="The original, to report the PSNR of FILE against it.")
+]
+PaletteOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--palette",
+        help="Write FILE's palette as a swatch image (PNG, one square per entry, 16 per row) to this path.",
+        metavar="OUT.png",
+        show_default=False,
+    ),
+]
+SweepFileArg = Annotated[Path, typer.Argument(help="An image.", metavar="FILE", show_default=False)]
+KsOpt = Annotated[
+    str,
+    typer.Option(
+        "-k",
+        "--k",
+        help="K values: a range 2..64 (with --step), a list 4,16,64, or both (2..8,16,32).",
+        metavar="KS",
+    ),
+]
+StepOpt = Annotated[int, typer.Option("--step", help="Step through the K range.")]
+SweepOutDirOpt = Annotated[
+    Path,
+    typer.Option(
+        "-o", "--out-dir", help="Folder for <stem>-sweep.csv, <stem>-sweep.png (plot) and <stem>-contact.png."
+    ),
+]
+SweepMaxIterOpt = Annotated[int, typer.Option("--max-iter", help="Most k-means iterations per K.")]

@@ -28,7 +28,7 @@ from kmpress.errors import (
     TargetNotReachedError,
 )
 
-from .flags import (  # the flags' shared declarations and the exit codes
+from .flags import (  # the flags' declarations and the exit codes
     EXIT_CODES_HELP,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -39,17 +39,22 @@ from .flags import (  # the flags' shared declarations and the exit codes
     EXIT_TERMINATED,
     EXIT_USAGE,
     FLAGS,
+    AgainstOpt,
     ColorsOpt,
     DebugOpt,
+    DemoOutDirOpt,
     DitherOpt,
     ForceOpt,
     FormatOpt,
+    InfoFileArg,
     JobsOpt,
     JsonOpt,
+    KsOpt,
     MaxColorsOpt,
     MaxIterOpt,
     MaxPixelsOpt,
     OutDirOpt,
+    PaletteOpt,
     PathsArg,
     QualityOpt,
     QuietOpt,
@@ -61,9 +66,13 @@ from .flags import (  # the flags' shared declarations and the exit codes
     SmoothOpt,
     SpaceOpt,
     StartsOpt,
+    StepOpt,
     StrictOpt,
     StripOpt,
     SuffixOpt,
+    SweepFileArg,
+    SweepMaxIterOpt,
+    SweepOutDirOpt,
     TolOpt,
     _max_pixels,
 )
@@ -115,7 +124,9 @@ app = typer.Typer(
 STDOUT_IS_IMAGE = "_stdout_is_image"
 
 
-def _fail(message: str, code: int, command: str | None = None, as_json: bool = False, doc: dict | None = None) -> typer.Exit:
+def _fail(
+    message: str, code: int, command: str | None = None, as_json: bool = False, doc: dict | None = None
+) -> typer.Exit:
     """The one line on stderr and, with --json, the document saying the same on stdout (with
     what ``doc`` holds of the run so far)."""
     from .render import error_line
@@ -243,7 +254,9 @@ def _run_pipe(job: Any, options: Any, as_json: bool, quiet: bool, debug: bool) -
     from .render import error_line
 
     if as_json and job.to_stdout:
-        raise InvalidParameterError("--json cannot be used when the image goes to standard output (-o -, or - as the only input)")
+        raise InvalidParameterError(
+            "--json cannot be used when the image goes to standard output (-o -, or - as the only input)"
+        )
     pipes.check_terminals(job, sys.stdin, sys.stdout)
     r = pipes.run_pipe(job, options, getattr(sys.stdin, "buffer", sys.stdin), getattr(sys.stdout, "buffer", sys.stdout))
     if debug and r.detail:
@@ -255,7 +268,9 @@ def _run_pipe(job: Any, options: Any, as_json: bool, quiet: bool, debug: bool) -
     return _report_compress([r], [r.as_dict()], r.seconds, options.k, options.target_psnr, as_json, quiet)
 
 
-def _report_compress(results: list, files: list[dict], seconds: float, k: Any, target_psnr: Any, as_json: bool, quiet: bool) -> int:
+def _report_compress(
+    results: list, files: list[dict], seconds: float, k: Any, target_psnr: Any, as_json: bool, quiet: bool
+) -> int:
     """Print what a compress run did (its JSON document, or the summary table) and return its
     exit code; ``files`` are the document's entries (the results', and any input not found)."""
     from kmpress import batch
@@ -269,7 +284,17 @@ def _report_compress(results: list, files: list[dict], seconds: float, k: Any, t
         totals["not_done"] = sum(1 for r in results if r.error_type == _NOT_DONE)
     if as_json:
         error = {} if lost is None else {"error": lost}
-        _print_json({"command": "compress", "k": k, "target_psnr": target_psnr, "files": files, "summary": totals, **error, "exit_code": code})
+        _print_json(
+            {
+                "command": "compress",
+                "k": k,
+                "target_psnr": target_psnr,
+                "files": files,
+                "summary": totals,
+                **error,
+                "exit_code": code,
+            }
+        )
     else:
         print_summary(results, totals, quiet=quiet)
     if lost is not None:
@@ -286,7 +311,8 @@ def _lost_scheduler(results: list) -> str | None:
         return None
     why = not_done[0].message.removeprefix("not done: ")
     n = len(not_done)
-    return f"{why}: {n} of {len(results)} file{'s' if len(results) != 1 else ''} not done (run the same command again to do {'them' if n > 1 else 'it'})"
+    files = f"{n} of {len(results)} file{'s' if len(results) != 1 else ''}"
+    return f"{why}: {files} not done (run the same command again to do {'them' if n > 1 else 'it'})"
 
 
 def _version(value: bool) -> None:
@@ -351,7 +377,9 @@ def compress(
     interrupted run leaves no partial file.
     """
     if not paths:
-        raise _fail("no input given (try: kmpress compress PHOTO.jpg, or kmpress --help)", EXIT_USAGE, "compress", as_json)
+        raise _fail(
+            "no input given (try: kmpress compress PHOTO.jpg, or kmpress --help)", EXIT_USAGE, "compress", as_json
+        )
     with _errors(debug, "compress", as_json, owns_process=True) as doc:
         options = opt.Options(
             k=colors,
@@ -417,7 +445,7 @@ def compress(
 
 @app.command(epilog=EXIT_CODES_HELP)
 def demo(
-    out_dir: Annotated[Path, typer.Option("-o", "--out-dir", help="Folder for the demo's files.")] = Path("kmpress-demo"),
+    out_dir: DemoOutDirOpt = Path("kmpress-demo"),
     seed: SeedOpt = opt.default("seed"),
     space: SpaceOpt = opt.default("colorspace"),
     dither: DitherOpt = opt.default("dither") is not None,
@@ -434,17 +462,31 @@ def demo(
         from kmpress import batch, report
 
         if not as_json:
-            print("compressing the sample at K = 4, 16, 64 (the very first run compiles the kernels, ~20 s) ...", file=sys.stderr, flush=True)
+            print(
+                "compressing the sample at K = 4, 16, 64 (the very first run compiles the kernels, ~20 s) ...",
+                file=sys.stderr,
+                flush=True,
+            )
         t0 = time.perf_counter()
         results, sheet = report.run_demo(out_dir, options=options)
         totals = batch.summarize(results, time.perf_counter() - t0)
         code = _batch_exit_code(totals)
         if as_json:
-            _print_json({"command": "demo", "files": [r.as_dict() for r in results], "comparison": None if sheet is None else str(sheet), "summary": totals, "exit_code": code})
+            _print_json(
+                {
+                    "command": "demo",
+                    "files": [r.as_dict() for r in results],
+                    "comparison": None if sheet is None else str(sheet),
+                    "summary": totals,
+                    "exit_code": code,
+                }
+            )
         else:
             from .render import print_summary, stdout_console
 
-            print_summary(results, totals, quiet=False, title="kmpress demo: the bundled sample at K = 4, 16, 64", by_output=True)
+            print_summary(
+                results, totals, quiet=False, title="kmpress demo: the bundled sample at K = 4, 16, 64", by_output=True
+            )
             if sheet is not None:
                 stdout_console().print(f"side-by-side comparison: {sheet}", markup=False)
     raise typer.Exit(code)
@@ -452,19 +494,9 @@ def demo(
 
 @app.command(epilog=EXIT_CODES_HELP)
 def info(
-    file: Annotated[Path, typer.Argument(help="An image (e.g. a PNG written by kmpress).", metavar="FILE", show_default=False)],
-    against: Annotated[
-        Path | None, typer.Option("--against", help="The original, to report the PSNR of FILE against it.")
-    ] = None,
-    palette: Annotated[
-        Path | None,
-        typer.Option(
-            "--palette",
-            help="Write FILE's palette as a swatch image (PNG, one square per entry, 16 per row) to this path.",
-            metavar="OUT.png",
-            show_default=False,
-        ),
-    ] = None,
+    file: InfoFileArg,
+    against: AgainstOpt = None,
+    palette: PaletteOpt = None,
     max_pixels: MaxPixelsOpt = None,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
@@ -487,19 +519,14 @@ def info(
 
 @app.command(name="sweep", epilog=EXIT_CODES_HELP)
 def sweep_cmd(
-    file: Annotated[Path, typer.Argument(help="An image.", metavar="FILE", show_default=False)],
-    ks: Annotated[
-        str,
-        typer.Option("-k", "--k", help="K values: a range 2..64 (with --step), a list 4,16,64, or both (2..8,16,32).", metavar="KS"),
-    ] = "2..64",
-    step: Annotated[int, typer.Option("--step", help="Step through the K range.")] = 1,
-    out_dir: Annotated[
-        Path, typer.Option("-o", "--out-dir", help="Folder for <stem>-sweep.csv, <stem>-sweep.png (plot) and <stem>-contact.png.")
-    ] = Path("kmpress-sweep"),
+    file: SweepFileArg,
+    ks: KsOpt = "2..64",
+    step: StepOpt = 1,
+    out_dir: SweepOutDirOpt = Path("kmpress-sweep"),
     seed: SeedOpt = opt.default("seed"),
     space: SpaceOpt = opt.default("colorspace"),
     dither: DitherOpt = opt.default("dither") is not None,
-    max_iter: Annotated[int, typer.Option("--max-iter", help="Most k-means iterations per K.")] = opt.default("max_iter"),
+    max_iter: SweepMaxIterOpt = opt.default("max_iter"),
     tol: TolOpt = opt.default("tol"),
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
@@ -517,7 +544,11 @@ def sweep_cmd(
 
         values = ksweep.parse_ks(ks, step)
         if not as_json:
-            print(f"sweeping {file} at {len(values)} values of K ({values[0]}..{values[-1]}) ...", file=sys.stderr, flush=True)
+            print(
+                f"sweeping {file} at {len(values)} values of K ({values[0]}..{values[-1]}) ...",
+                file=sys.stderr,
+                flush=True,
+            )
         from .render import sweep_progress
 
         with sweep_progress(len(values), _want_progress(False, as_json)) as on_row:

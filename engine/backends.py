@@ -63,7 +63,7 @@ def warm_up(pixels: int, k: int) -> threading.Thread:
     def work() -> None:
         try:
             for kernel in load("numba").warm_up_kernels(pixels, k):
-                kernel.dispatcher
+                _ = kernel.dispatcher  # reading the attribute loads the kernel
         except BaseException:  # the caller meets the same problem itself, and reports it
             pass
 

@@ -115,7 +115,15 @@ def spawn_seeds(rng: np.random.Generator, n: int) -> list[np.random.Generator]:
     return out
 
 
-def initial_centroids(init: str | np.ndarray, X: np.ndarray, w: np.ndarray, weighted: bool, k: int, rng: np.random.Generator, kernels: ModuleType) -> np.ndarray:
+def initial_centroids(
+    init: str | np.ndarray,
+    X: np.ndarray,
+    w: np.ndarray,
+    weighted: bool,
+    k: int,
+    rng: np.random.Generator,
+    kernels: ModuleType,
+) -> np.ndarray:
     """(k, D) float64 starting centroids: ``init`` is "k-means++", "random" or a checked
     (k, D) float64 array (returned as it is)."""
     if isinstance(init, str):

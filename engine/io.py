@@ -426,7 +426,9 @@ def load_pil(im: Image.Image) -> LoadedImage:
         try:
             im.load()
             icc, exif = im.info.get("icc_profile"), im.info.get("exif")
-            pixels, keeps_icc = _to_rgb_or_rgba(_oriented(im), getattr(im, "filename", None), im.format, opaque_as_rgb=True)
+            pixels, keeps_icc = _to_rgb_or_rgba(
+                _oriented(im), getattr(im, "filename", None), im.format, opaque_as_rgb=True
+            )
         except Exception as e:
             failure = e
     if failure is not None:

@@ -153,7 +153,9 @@ def sweep(
         size = len(encode_png(q.palette, q.indices, compress_level=opts.compress_level))
         enc = time.perf_counter() - t
         figures = pipe.figures(f, pipe.stages.since(mark))
-        row = SweepRow(figures, float(f.inertia), size, seconds, enc, _thumbnail(q.to_array(), thumbnail) if thumbnail else None)
+        row = SweepRow(
+            figures, float(f.inertia), size, seconds, enc, _thumbnail(q.to_array(), thumbnail) if thumbnail else None
+        )
         rows.append(row)
         if on_row is not None:
             on_row(row)

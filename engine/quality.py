@@ -242,7 +242,9 @@ def search_quality(image: Any, opts: Options, stages: Stages, search_tol: float 
     pipe = Pipeline(image, opts, stages=stages)
     if search_tol is None:
         search_tol = opts.tol * SEARCH_TOL_FACTOR
-    _, f, trials, reached = search_pipeline(pipe, target, max_colors, lambda k: np.random.default_rng(opts.seed), search_tol)
+    _, f, trials, reached = search_pipeline(
+        pipe, target, max_colors, lambda k: np.random.default_rng(opts.seed), search_tol
+    )
     if search_tol != pipe.options.tol:
         polished = pipe.polish(f)
         if not reached or pipe.score(polished) >= target:

@@ -102,7 +102,9 @@ def _colours_used(im: Image.Image) -> int | None:
     return len(colours) if colours is not None else None
 
 
-def compare_images(image: str | os.PathLike, original: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> dict[str, Any]:
+def compare_images(
+    image: str | os.PathLike, original: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> dict[str, Any]:
     """PSNR and MSE of ``image`` against ``original`` (both decoded to 8-bit RGB or RGBA; each
     refused over ``max_pixels``).
 
@@ -190,7 +192,9 @@ def run_demo(
     results: list[FileResult] = []
     for k in ks:
         # one small file per K: compress_many runs it in this process, no pool start-up
-        results.extend(compress_many([src], out, options=base.replace(k=k, target_psnr=None), force=True, on_start=on_start))
+        results.extend(
+            compress_many([src], out, options=base.replace(k=k, target_psnr=None), force=True, on_start=on_start)
+        )
     if any(r.status != "ok" for r in results):
         return results, None
     panels: list[tuple[str | os.PathLike, str]] = [(src, "original")]
@@ -433,7 +437,9 @@ SWATCH_COLUMNS = 16
 SWATCH_GAP = 2
 
 
-def swatch_image(palette: np.ndarray, *, size: int = SWATCH_SIZE, columns: int = SWATCH_COLUMNS, gap: int = SWATCH_GAP) -> np.ndarray:
+def swatch_image(
+    palette: np.ndarray, *, size: int = SWATCH_SIZE, columns: int = SWATCH_COLUMNS, gap: int = SWATCH_GAP
+) -> np.ndarray:
     """Palette entries as a grid of squares on a grey background, (H, W, 3|4) uint8.
 
     Entry ``i`` fills the square in row ``i // columns``, column ``i % columns``, whose top-left
