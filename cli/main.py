@@ -12,9 +12,10 @@ from __future__ import annotations
 import signal
 import sys
 import time
+from collections.abc import Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 from typer.core import TyperGroup
@@ -78,14 +79,17 @@ from .flags import (  # the flags' declarations and the exit codes
 )
 
 #: click's usage-error base class, as this typer ships it (typer 0.2x vendors click).
-_CLICK_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+_CLICK_ERROR = cast(
+    "type[Exception]", next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+)
 
 
 class _App(TyperGroup):
     """The app's click group. With ``--json`` among the arguments, a usage error that click
     itself catches (an unknown option, a value of the wrong type) gives the JSON document too."""
 
-    def main(self, args=None, prog_name=None, **extra):
+    # click's other keywords (standalone_mode, ...) pass through extra
+    def main(self, args=None, prog_name=None, **extra):  # type: ignore[override]
         argv = list(sys.argv[1:] if args is None else args)
         if "--json" not in argv or extra.get("standalone_mode") is False:
             return super().main(args=argv, prog_name=prog_name, **extra)
@@ -232,7 +236,7 @@ def _print_json(doc: dict[str, Any]) -> None:
 _NOT_DONE = SchedulerLostError.__name__
 
 
-def _batch_exit_code(totals: dict[str, Any], results: list[Any] = ()) -> int:
+def _batch_exit_code(totals: dict[str, Any], results: Sequence[Any] = ()) -> int:
     """0 when nothing failed; 98 when nothing failed and nothing was written because every
     compressed file came out larger than its input (--skip-if-larger); 3 when the only failures
     are quality targets missed under --strict; 75 when a lost Dask scheduler left files not

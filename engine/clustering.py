@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import ModuleType
+from typing import cast
 
 import numpy as np
 
@@ -110,7 +111,7 @@ def spawn_seeds(rng: np.random.Generator, n: int) -> list[np.random.Generator]:
     """``n`` independent generators from one: the first is ``rng`` itself, so ``n_init=1`` gives
     exactly the single-start result."""
     out = [rng]
-    for s in rng.bit_generator.seed_seq.spawn(n - 1) if n > 1 else []:
+    for s in cast(np.random.SeedSequence, rng.bit_generator.seed_seq).spawn(n - 1) if n > 1 else []:
         out.append(np.random.default_rng(s))
     return out
 

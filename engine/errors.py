@@ -37,7 +37,7 @@ class KmpressError(Exception):
         return (_rebuild, (type(self), self.message, self.path, extra))
 
 
-def _rebuild(cls: type, message: str, path: str | None, extra: dict[str, Any]) -> KmpressError:
+def _rebuild(cls: type[KmpressError], message: str, path: str | None, extra: dict[str, Any]) -> KmpressError:
     err = cls.__new__(cls)
     KmpressError.__init__(err, message, path)
     err.__dict__.update(extra)

@@ -77,10 +77,11 @@ SLAB = 32768
 def _exact_labels(xb: np.ndarray, C32: np.ndarray) -> np.ndarray:
     """The numba search's arithmetic on a few points: float32 ``(x - c)^2`` summed over the
     channels in order, the first minimum winning."""
-    d = None
-    for j in range(xb.shape[1]):
+    t = xb[:, 0, None] - C32[None, :, 0]
+    d = t * t
+    for j in range(1, xb.shape[1]):
         t = xb[:, j, None] - C32[None, :, j]
-        d = t * t if d is None else d + t * t
+        d = d + t * t
     return d.argmin(axis=1).astype(np.int32)
 
 

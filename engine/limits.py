@@ -148,7 +148,7 @@ def size_refusal(
     size = f"{width}x{height} = {pixels:,} pixels"
     if max_pixels is None:
         return None
-    if max_pixels != "auto":
+    if not isinstance(max_pixels, str):  # a fixed cap; the one str the options accept is "auto"
         return over_cap(size, max_pixels) if pixels > max_pixels else None
     if pixels > AUTO_MAX_PIXELS:
         return over_cap(size, "auto")

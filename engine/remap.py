@@ -58,6 +58,7 @@ def remap(
     shape = image.shape[:2]
     if is_plain(options, lossless):
         return gather_indices(hist, labels, image, kernels)
+    assert inverse is not None, "the remaps that are not plain need each pixel's colour index"
     if options.smooth > 0:
         return smooth_remap(X, hist.counts, inverse, labels, entries, shape, options.smooth, kernels)
     alpha = hist.colors[:, 3] if hist.colors.shape[1] == 4 else None

@@ -37,7 +37,10 @@ PLOT_HINT = 'the sweep plot needs matplotlib: pip install "kmpress[plot]"'
 
 
 def describe_image(
-    path: str | os.PathLike, against: str | os.PathLike | None = None, *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+    path: str | os.PathLike,
+    against: str | os.PathLike | None = None,
+    *,
+    max_pixels: int | str | None = DEFAULT_MAX_PIXELS,
 ) -> dict[str, Any]:
     """Facts about an image file, and its PSNR against an original.
 
@@ -103,7 +106,7 @@ def _colours_used(im: Image.Image) -> int | None:
 
 
 def compare_images(
-    image: str | os.PathLike, original: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+    image: str | os.PathLike, original: str | os.PathLike, *, max_pixels: int | str | None = DEFAULT_MAX_PIXELS
 ) -> dict[str, Any]:
     """PSNR and MSE of ``image`` against ``original`` (both decoded to 8-bit RGB or RGBA; each
     refused over ``max_pixels``).

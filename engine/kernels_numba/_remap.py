@@ -194,7 +194,7 @@ def pixel_stats(colors, inverse, idx, palette, lab_c, lab_p, sse_c, de_c):
     N = inverse.shape[0]
     C = colors.shape[1]
     for c in prange((N + STATS_CHUNK - 1) // STATS_CHUNK):
-        s = 0
+        s = np.int64(0)
         e = 0.0
         for p in range(c * STATS_CHUNK, min(N, (c + 1) * STATS_CHUNK)):
             u = inverse[p]
