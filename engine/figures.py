@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .metrics import Bits, png_bit_depth
 
@@ -79,6 +79,28 @@ class HasFigures:
     attribute (``q.psnr``, ``report.bits``), read-only."""
 
     figures: Figures
+
+    if TYPE_CHECKING:  # the properties the loop below sets, as type checkers see them
+        @property
+        def k(self) -> int: ...
+        @property
+        def colors(self) -> int: ...
+        @property
+        def mse(self) -> float: ...
+        @property
+        def psnr(self) -> float: ...
+        @property
+        def delta_e(self) -> float: ...
+        @property
+        def bits(self) -> Bits: ...
+        @property
+        def n_iter(self) -> int: ...
+        @property
+        def converged(self) -> bool: ...
+        @property
+        def timings(self) -> dict[str, float]: ...
+        @property
+        def bit_depth(self) -> int: ...
 
 
 def _figure(name: str) -> property:

@@ -153,7 +153,7 @@ def search_pipeline(
     # target, probe the guess's neighbour on the far side (the answer is usually next to a good
     # guess), and bisect once when the round has not halved the bracket (the line can mislead on
     # a plateau). Every fit continues from lo, the largest fitted K below it.
-    def step(g: int) -> int:
+    def probe(g: int) -> int:
         nonlocal lo, hi
         if fit(g, lo).score >= target:
             fits[hi].indices = None
@@ -165,11 +165,11 @@ def search_pipeline(
     while hi - lo > 1:
         width = hi - lo
         g = int(round(_predict(lo, fits[lo].score, hi, fits[hi].score, target)))
-        nxt = step(min(max(g, lo + 1), hi - 1))
+        nxt = probe(min(max(g, lo + 1), hi - 1))
         if lo < nxt < hi:
-            step(nxt)
+            probe(nxt)
         if hi - lo > 1 and 2 * (hi - lo) > width:
-            step((lo + hi) // 2)
+            probe((lo + hi) // 2)
     return hi, fits[hi], trials, True
 
 
