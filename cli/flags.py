@@ -1,6 +1,8 @@
-"""The kmpress commands' flags: the exit codes, the flag of each engine option (to name it in
-error messages), and the declarations of the flags (help text, metavar, default shown). Pure
-Python and typer only, so that ``kmpress --help`` stays fast.
+"""The kmpress commands' flags.
+
+The exit codes, the flag of each engine option (to name it in error messages), and the
+declarations of the flags (help text, metavar, default shown). Pure Python and typer only, so
+that ``kmpress --help`` stays fast.
 """
 
 from __future__ import annotations
