@@ -15,7 +15,7 @@ import time
 from collections.abc import Sequence
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Annotated, Any, cast
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -79,9 +79,7 @@ from .flags import (  # the flags' declarations and the exit codes
 )
 
 #: click's usage-error base class, as this typer ships it (typer 0.2x vendors click).
-_CLICK_ERROR = cast(
-    "type[Exception]", next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
-)
+_CLICK_ERROR: Any = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 
 class _App(TyperGroup):

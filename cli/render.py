@@ -212,8 +212,12 @@ def _progress_bar(verb: str, describe: Callable[[], str] | None = None):
     from rich.text import Text
 
     class Described(ProgressColumn):
+        def __init__(self, say: Callable[[], str]) -> None:
+            super().__init__()
+            self.say = say
+
         def render(self, task) -> Text:
-            return Text(describe(), no_wrap=True, overflow="ellipsis")
+            return Text(self.say(), no_wrap=True, overflow="ellipsis")
 
     return Progress(
         TextColumn(f"[bold]{verb}"),
@@ -222,7 +226,7 @@ def _progress_bar(verb: str, describe: Callable[[], str] | None = None):
         TimeElapsedColumn(),
         TextColumn("ETA"),
         TimeRemainingColumn(),
-        TextColumn("{task.description}") if describe is None else Described(),
+        TextColumn("{task.description}") if describe is None else Described(describe),
         console=_terminal_console(),
         transient=True,
     )
