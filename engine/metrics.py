@@ -116,7 +116,9 @@ def delta_e(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.sqrt(((la - lb) ** 2).sum(axis=1)).mean())
 
 
-def delta_e_histogram(colors: np.ndarray, counts: np.ndarray, palette: np.ndarray, labels: np.ndarray, kernels: ModuleType) -> float:
+def delta_e_histogram(
+    colors: np.ndarray, counts: np.ndarray, palette: np.ndarray, labels: np.ndarray, kernels: ModuleType
+) -> float:
     """Mean OKLab distance (plain units) between input and output colours, weighted by pixels.
 
     Parameters

@@ -35,7 +35,7 @@ import numpy as np
 from .errors import InvalidParameterError, TargetNotReachedError
 from .figures import Figures, HasFigures
 from .fixedmath import exp2, log2
-from .options import Options, OptionFields, check_number, make_options
+from .options import OptionFields, Options, check_number, make_options
 from .pipeline import Pipeline, Quantized
 from .stages import Stages
 
@@ -153,7 +153,7 @@ def search_pipeline(
     # target, probe the guess's neighbour on the far side (the answer is usually next to a good
     # guess), and bisect once when the round has not halved the bracket (the line can mislead on
     # a plateau). Every fit continues from lo, the largest fitted K below it.
-    def step(g: int) -> int:
+    def probe(g: int) -> int:
         nonlocal lo, hi
         if fit(g, lo).score >= target:
             fits[hi].indices = None
@@ -165,11 +165,11 @@ def search_pipeline(
     while hi - lo > 1:
         width = hi - lo
         g = int(round(_predict(lo, fits[lo].score, hi, fits[hi].score, target)))
-        nxt = step(min(max(g, lo + 1), hi - 1))
+        nxt = probe(min(max(g, lo + 1), hi - 1))
         if lo < nxt < hi:
-            step(nxt)
+            probe(nxt)
         if hi - lo > 1 and 2 * (hi - lo) > width:
-            step((lo + hi) // 2)
+            probe((lo + hi) // 2)
     return hi, fits[hi], trials, True
 
 
@@ -242,7 +242,9 @@ def search_quality(image: Any, opts: Options, stages: Stages, search_tol: float 
     pipe = Pipeline(image, opts, stages=stages)
     if search_tol is None:
         search_tol = opts.tol * SEARCH_TOL_FACTOR
-    _, f, trials, reached = search_pipeline(pipe, target, max_colors, lambda k: np.random.default_rng(opts.seed), search_tol)
+    _, f, trials, reached = search_pipeline(
+        pipe, target, max_colors, lambda k: np.random.default_rng(opts.seed), search_tol
+    )
     if search_tol != pipe.options.tol:
         polished = pipe.polish(f)
         if not reached or pipe.score(polished) >= target:

@@ -58,6 +58,7 @@ def remap(
     shape = image.shape[:2]
     if is_plain(options, lossless):
         return gather_indices(hist, labels, image, kernels)
+    assert inverse is not None, "the remaps that are not plain need each pixel's colour index"
     if options.smooth > 0:
         return smooth_remap(X, hist.counts, inverse, labels, entries, shape, options.smooth, kernels)
     alpha = hist.colors[:, 3] if hist.colors.shape[1] == 4 else None
@@ -175,7 +176,11 @@ def smooth_remap(
     lab = np.ascontiguousarray(labels, dtype=np.int32)
     best_d = np.empty(X.shape[1], np.float64)
     kernels.dist_to_assigned(X, ent, lab, best_d)
-    lam = float(strength) * float(np.einsum("n,n->", best_d, counts.astype(np.float64))) / float(counts.sum())  # no BLAS
+    lam = (
+        float(strength) * float(np.einsum("n,n->", best_d, counts.astype(np.float64))) / float(counts.sum())
+    )  # no BLAS
     out = np.empty(h * w, np.uint8)
-    kernels.smooth(np.ascontiguousarray(X.T), np.ascontiguousarray(inverse, dtype=np.int32), lab, best_d, ent, lam, h, w, out)
+    kernels.smooth(
+        np.ascontiguousarray(X.T), np.ascontiguousarray(inverse, dtype=np.int32), lab, best_d, ent, lam, h, w, out
+    )
     return out.reshape(h, w)

@@ -20,10 +20,10 @@ from PIL import Image, ImageDraw, ImageFont
 from .batch import compress_many
 from .errors import ImageReadError, ImageWriteError, InvalidParameterError, PlotUnavailableError
 from .io import atomic_write, decoding, load_image, open_image, read_image, reading, sample_path
-from .notes import gathering_notes
 from .ksweep import SweepRow, sweep
 from .metrics import mse, psnr_from_mse
-from .options import DEFAULT_MAX_PIXELS, Options, OptionFields, make_options
+from .notes import gathering_notes
+from .options import DEFAULT_MAX_PIXELS, OptionFields, Options, make_options
 from .png import png_header
 from .pool import FileResult
 
@@ -37,7 +37,10 @@ PLOT_HINT = 'the sweep plot needs matplotlib: pip install "kmpress[plot]"'
 
 
 def describe_image(
-    path: str | os.PathLike, against: str | os.PathLike | None = None, *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+    path: str | os.PathLike,
+    against: str | os.PathLike | None = None,
+    *,
+    max_pixels: int | str | None = DEFAULT_MAX_PIXELS,
 ) -> dict[str, Any]:
     """Facts about an image file, and its PSNR against an original.
 
@@ -102,7 +105,9 @@ def _colours_used(im: Image.Image) -> int | None:
     return len(colours) if colours is not None else None
 
 
-def compare_images(image: str | os.PathLike, original: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> dict[str, Any]:
+def compare_images(
+    image: str | os.PathLike, original: str | os.PathLike, *, max_pixels: int | str | None = DEFAULT_MAX_PIXELS
+) -> dict[str, Any]:
     """PSNR and MSE of ``image`` against ``original`` (both decoded to 8-bit RGB or RGBA; each
     refused over ``max_pixels``).
 
@@ -190,7 +195,9 @@ def run_demo(
     results: list[FileResult] = []
     for k in ks:
         # one small file per K: compress_many runs it in this process, no pool start-up
-        results.extend(compress_many([src], out, options=base.replace(k=k, target_psnr=None), force=True, on_start=on_start))
+        results.extend(
+            compress_many([src], out, options=base.replace(k=k, target_psnr=None), force=True, on_start=on_start)
+        )
     if any(r.status != "ok" for r in results):
         return results, None
     panels: list[tuple[str | os.PathLike, str]] = [(src, "original")]
@@ -433,7 +440,9 @@ SWATCH_COLUMNS = 16
 SWATCH_GAP = 2
 
 
-def swatch_image(palette: np.ndarray, *, size: int = SWATCH_SIZE, columns: int = SWATCH_COLUMNS, gap: int = SWATCH_GAP) -> np.ndarray:
+def swatch_image(
+    palette: np.ndarray, *, size: int = SWATCH_SIZE, columns: int = SWATCH_COLUMNS, gap: int = SWATCH_GAP
+) -> np.ndarray:
     """Palette entries as a grid of squares on a grey background, (H, W, 3|4) uint8.
 
     Entry ``i`` fills the square in row ``i // columns``, column ``i % columns``, whose top-left

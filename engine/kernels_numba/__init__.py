@@ -29,6 +29,7 @@ from ._nearest import assign_accumulate, block_boxes, dist_to_assigned, nearest
 from ._remap import STATS_CHUNK, floyd_steinberg, gather, pixel_stats, smooth
 from ._seeding import pp_sample, pp_state, pp_trials, pp_update
 
+
 def warm_up_kernels(pixels: int, k: int) -> list:
     """The kernels (the variant of each twin) that a plain compression of ``pixels`` pixels at
     ``k`` colours will call, in the order it calls them, for :func:`kmpress.backends.warm_up` to
