@@ -25,7 +25,7 @@ from .ksweep import SweepRow, sweep
 from .metrics import mse, psnr_from_mse
 from .options import DEFAULT_MAX_PIXELS, Options, OptionFields, make_options
 from .png import png_header
-from .pool import FileResult
+from .results import FileResult
 
 #: What to tell a user without matplotlib.
 PLOT_HINT = 'the sweep plot needs matplotlib: pip install "kmpress[plot]"'

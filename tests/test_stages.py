@@ -18,7 +18,7 @@ import kmpress.cli.render as render
 from kmpress import compress, compress_many
 from kmpress.cli.main import app
 from kmpress.cli.render import Running, progress
-from kmpress.pool import FileResult
+from kmpress.results import FileResult
 
 PLAIN = ["read", "histogram", "init", "lloyd", "remap", "delta_e", "write"]
 
