@@ -19,7 +19,7 @@ from __future__ import annotations
 import errno
 import os
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,7 +27,7 @@ from typing import Any, Literal, Unpack
 
 from .errors import ImageWriteError, InvalidParameterError, OutputCollisionError
 from .formats import readable_extensions
-from .options import Options, OptionFields, make_options
+from .options import JobFields, Options, make_options
 from .limits import usable_cores
 from .pool import default_jobs, run_pool
 from .results import FileResult
@@ -375,7 +375,7 @@ def _same_existing(a: Path, b: Path) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-def as_plan(paths: Any, k: int | None, options: Options | None, kwargs: dict[str, Any], **planning: Any) -> BatchPlan:
+def as_plan(paths: Any, k: int | None, options: Options | None, kwargs: JobFields, **planning: Any) -> BatchPlan:
     """The :class:`BatchPlan` a batch call runs: ``paths`` itself when it is one (which carries
     its options: then none may be given), else planned with ``planning`` (``out_dir``,
     ``suffix``, ``recursive``, ``force``) under the options made of ``options``, ``k`` and
@@ -402,7 +402,7 @@ def compress_many(
     threads: int | None = None,
     on_start: StartListener | None = None,
     on_stage: StageListener | None = None,
-    **kwargs: Unpack[OptionFields],
+    **kwargs: Unpack[JobFields],
 ) -> Iterator[FileResult]:
     """Compress many files; yield one :class:`FileResult` per input as each finishes.
 
@@ -461,7 +461,7 @@ def compress_many(
     yield from run_plan(plan, run)
 
 
-def run_plan(plan: BatchPlan, run: BatchRun) -> Iterator[FileResult]:
+def run_plan(plan: BatchPlan, run: BatchRun) -> Generator[FileResult, None, None]:
     """Run a :class:`BatchPlan` as ``run`` says; yield one :class:`FileResult` per input as each
     finishes (see :func:`compress_many`, which is this on the plan of its arguments).
 

@@ -56,7 +56,7 @@ from typing import Any, Protocol, Unpack
 from .batch import BatchPlan, PlannedFile, as_plan, run_plan
 from .errors import DaskNotInstalledError, InvalidParameterError, SchedulerError, SchedulerLostError
 from .io import remove_stale_temp_files, stale_temp_files
-from .options import OptionFields, Options
+from .options import JobFields, Options
 from .results import FileResult
 from .runs import BatchRun
 from .spawn import refuse_in_starting_worker
@@ -412,7 +412,7 @@ def _after_loss(files: list[PlannedFile], before: dict[str, tuple[int, int, int,
     """
     t0 = time.monotonic()
     while time.monotonic() - t0 < LOSS_SETTLE_MAX:
-        if time.monotonic() - t0 >= LOSS_SETTLE and not any(stale_temp_files(it.dst) for it in files):
+        if time.monotonic() - t0 >= LOSS_SETTLE and not any(it.dst is not None and stale_temp_files(it.dst) for it in files):
             break
         time.sleep(0.05)
     for it in files:
@@ -440,7 +440,7 @@ def compress_many_dask(
     on_start: StartListener | None = None,
     timeout: float | None = None,
     task: DaskTask | None = None,
-    **kwargs: Unpack[OptionFields],
+    **kwargs: Unpack[JobFields],
 ) -> Iterator[FileResult]:
     """:func:`kmpress.batch.compress_many` on a Dask cluster; yields one FileResult per input.
 

@@ -136,7 +136,7 @@ def search_pipeline(
         f = pipe.fit(k, rng_for(k), start=start, tol=search_tol)
         f.score = pipe.score(f)
         if f.score < target:
-            f.indices = None  # a failing fit is only ever a warm start: keep its centroids alone
+            f.release()  # a failing fit is only ever a warm start: keep its centroids alone
         fits[k] = f
         trials.append(Trial(k, f.colors, f.score, start_k, f.n_iter, time.perf_counter() - t))
         return f
@@ -166,7 +166,7 @@ def search_pipeline(
     def step(g: int) -> int:
         nonlocal lo, hi
         if fit(g, lo).score >= target:
-            fits[hi].indices = None
+            fits[hi].release()
             hi = g
             return g - 1
         lo = g
