@@ -12,7 +12,7 @@ module adds what a Dask cluster needs on top of that:
   temporary files of an earlier attempt on a dead worker removed.
 - :func:`dask_executor`, a context manager that connects to a scheduler (or takes a ``Client``),
   checks that it has workers, and yields an executor that notices the loss of the scheduler,
-  with the batch's task (its ``task``: :func:`run_task` bound to the client's working folder).
+  with how a batch runs on it (its ``batch_run``: :func:`run_task` with the client's working folder).
 - :func:`compress_many_dask`, :func:`kmpress.batch.compress_many` on a cluster: the plan run
   (:func:`kmpress.batch.run_plan`) on that executor with that task.
 - :func:`check_address` (a scheduler address, checked without connecting) and
@@ -60,7 +60,7 @@ from .options import JobFields, Options
 from .results import FileResult
 from .runs import BatchRun
 from .spawn import refuse_in_starting_worker
-from .workers import StartListener, Task, compress_file
+from .workers import StartListener, compress_file
 from .workers import dask_worker_threads as worker_threads
 
 #: What a user without the extra is told to run.
@@ -198,8 +198,8 @@ def check_address(address: str) -> str:
 
 
 class _DaskTasks(Executor):
-    """An executor on a Dask client that notices the loss of the scheduler, and the task a batch
-    sends it (:attr:`task`: :func:`run_task`, or a replacement, with the client's working folder).
+    """An executor on a Dask client that notices the loss of the scheduler, and how a batch runs
+    on it (:meth:`batch_run`: :func:`run_task`, or a replacement, with the client's working folder).
 
     Each submission returns a future of its own that mirrors the Dask one, so that a lost
     scheduler can end them all at once (:meth:`give_up`) without touching Dask's: those may
@@ -224,11 +224,10 @@ class _DaskTasks(Executor):
     def address(self) -> str:
         return str(self._client.scheduler.address)
 
-    @property
-    def task(self) -> Task:
-        """What a batch submits for each file: the Dask task with the client's working folder
-        (relative paths are the client's)."""
-        return functools.partial(self._task, cwd=self._cwd)
+    def batch_run(self, jobs: int | None = None, threads: int | None = None, on_start: StartListener | None = None) -> BatchRun:
+        """How a batch runs here: the Dask task (:func:`run_task`, or the replacement given),
+        with the client's working folder (relative paths are the client's)."""
+        return BatchRun(executor=self, jobs=jobs, threads=threads, task=self._task, task_kwargs={"cwd": self._cwd}, on_start=on_start)
 
     def lost(self) -> str | None:
         """Why the scheduler is taken as lost (e.g. ``its connection closed``), or None."""
@@ -322,8 +321,8 @@ def dask_executor(
     ------
     concurrent.futures.Executor
         Runs what it is given on the cluster (one task per submission, ``pure=False``: a file
-        given twice in a session is compressed twice, not looked up); its ``task`` is the one a
-        batch gives it, ``kmpress.batch.run_plan(plan, BatchRun(executor=ex, task=ex.task))``
+        given twice in a session is compressed twice, not looked up); a batch runs there as
+        ``kmpress.batch.run_plan(plan, ex.batch_run(jobs, threads, on_start))``
         (:func:`run_task` with the client's working folder; a plain
         ``compress_many(executor=ex)`` sends :func:`kmpress.workers.compress_file`, which takes
         relative paths as the worker's). Its ``lost()`` is None, or why the scheduler was lost
@@ -477,7 +476,7 @@ def compress_many_dask(
     held: list[FileResult] = []
     why = None
     with dask_executor(scheduler, timeout=timeout, task=task, scheduler_timeout=plan.options.scheduler_timeout) as executor:
-        run = BatchRun(executor=executor, jobs=jobs, threads=threads, task=executor.task, on_start=on_start)
+        run = executor.batch_run(jobs, threads, on_start)
         results = run_plan(plan, run)
         try:
             for r in results:

@@ -9,11 +9,11 @@ Nothing here prints.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from . import interrupts
 from .budget import MemoryBudget
@@ -44,6 +44,8 @@ class BatchRun:
     threads : int >= 1 or None; numba threads per file (None: the runner's default)
     task : Task; what runs for each file (:func:`kmpress.workers.compress_file`; a Dask
         cluster's task, or a test's)
+    task_kwargs : mapping; keyword arguments every call of ``task`` gets beside the file's
+        (a Dask task's ``cwd``)
     on_start : callable(src) or None; a file was handed to a worker
     on_stage : callable(src, stage) or None; a file being compressed begins a stage (in this
         process, or from a local pool's workers)
@@ -60,6 +62,7 @@ class BatchRun:
     jobs: int | None = None
     threads: int | None = None
     task: Task = compress_file
+    task_kwargs: Mapping[str, Any] = field(default_factory=dict)
     on_start: StartListener | None = None
     on_stage: StageListener | None = None
     memory: int | None = None
@@ -112,7 +115,7 @@ class Window:
             if i is None:
                 break
             it = queue[i]
-            fut = self.executor.submit(self.run.task, str(it.src), str(it.dst), self.options, self.threads)
+            fut = self.executor.submit(self.run.task, str(it.src), str(it.dst), self.options, self.threads, **self.run.task_kwargs)
             del queue[i]
             if budget is not None:
                 budget.start(str(it.src))
@@ -144,9 +147,9 @@ def run_here(files: Iterable[Planned], options: Options, run: BatchRun) -> Itera
         src, dst = str(it.src), str(it.dst)
         run.started(src)
         if run.on_stage is None:
-            yield run.task(src, dst, options, run.threads)
+            yield run.task(src, dst, options, run.threads, **run.task_kwargs)
         else:
-            yield run.task(src, dst, options, run.threads, on_stage=functools.partial(run.on_stage, src))
+            yield run.task(src, dst, options, run.threads, on_stage=functools.partial(run.on_stage, src), **run.task_kwargs)
 
 
 def run_on(executor: Executor, files: Iterable[Planned], options: Options, run: BatchRun) -> Iterator[FileResult]:

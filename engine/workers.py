@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from contextlib import ExitStack
 from multiprocessing.connection import Connection
-from typing import Any, Protocol
+from typing import Any
 
 from . import backends
 from .api import CompressReport, compress
@@ -28,14 +28,12 @@ StartListener = Callable[[str], None]
 StageListener = Callable[[str, str], None]
 
 
-class Task(Protocol):
-    """What a batch runs for each file (:func:`compress_file`, or a replacement): two paths, the
-    job's options and numba's thread count (None: the task decides) in, a
-    :class:`~kmpress.results.FileResult` out. Run in this process, it may hear its stages."""
-
-    def __call__(
-        self, src: str, dst: str, options: Options, threads: int | None = None, /, *, on_stage: Callable[[str], None] | None = None
-    ) -> FileResult: ...
+#: What a batch runs for each file (:func:`compress_file`, or a replacement): called as
+#: ``task(src, dst, options, threads, **task_kwargs)`` (two paths, the job's options, numba's
+#: thread count or None, and the run's extra keywords, e.g. a Dask task's ``cwd``); in this
+#: process also with ``on_stage=`` when the batch listens to stages. Returns a
+#: :class:`~kmpress.results.FileResult`.
+Task = Callable[..., FileResult]
 
 
 #: In a worker of our own pool: the writing end of the parent's stage pipe (see :class:`StagePipe`).
