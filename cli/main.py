@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 from collections.abc import Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -195,18 +195,14 @@ def _errors(debug: bool, command: str, as_json: bool = False, owns_process: bool
         raise fail(f"internal error: {type(e).__name__}: {e}{hint}", EXIT_FAILED) from None
 
 
-@contextmanager
-def _kmpress_process():
-    """Process-wide set-up for a command whose work runs here: numba, when it loads, skips its
-    BLAS probe; what Pillow's C libraries print while decoding becomes that file's notes; Ctrl-C
-    and SIGTERM stop the work (and a pool's workers) the same way, and are never raised inside
-    numba's code (see :mod:`kmpress.interrupts`)."""
-    from kmpress import backends, interrupts, notes
+def _kmpress_process() -> AbstractContextManager[None]:
+    """Process-wide set-up for a command whose work runs here (see :mod:`kmpress.process`):
+    numba, when it loads, skips its BLAS probe; what Pillow's C libraries print while decoding
+    becomes that file's notes; Ctrl-C and SIGTERM stop the work (and a pool's workers) the same
+    way, and are never raised inside numba's code (see :mod:`kmpress.interrupts`)."""
+    from kmpress.process import kmpress_process
 
-    backends.own_process()
-    notes.capture_native_messages()
-    with interrupts.handling_signals():
-        yield
+    return kmpress_process("main")
 
 
 def _interruption() -> tuple[str, int]:

@@ -160,5 +160,5 @@ def sweep(
         if on_row is not None:
             on_row(row)
         prev = f
-        f.indices = None  # the pixels are in the row's thumbnail if wanted; free them
+        f.release()  # the pixels are in the row's thumbnail if wanted
     return rows

@@ -139,11 +139,10 @@ def check_target(value: Any) -> float:
 # --------------------------------------------------------------------------------------------
 
 
-class OptionFields(TypedDict, total=False):
-    """The keyword arguments that :class:`Options` takes (for ``**kwargs`` of the public
-    functions)."""
+class JobFields(TypedDict, total=False):
+    """The keyword arguments that :class:`Options` takes but ``k``: for ``**kwargs`` of the
+    public functions that take ``k`` as a parameter of their own."""
 
-    k: int | None
     target_psnr: float | None
     max_colors: int
     strict: bool
@@ -164,6 +163,13 @@ class OptionFields(TypedDict, total=False):
     strip: bool
     skip_if_larger: bool
     scheduler_timeout: float | None
+
+
+class OptionFields(JobFields, total=False):
+    """The keyword arguments that :class:`Options` takes (for ``**kwargs`` of the public
+    functions)."""
+
+    k: int | None
 
 
 @dataclass(frozen=True)

@@ -147,6 +147,12 @@ class Fit:
         """Palette entries stored."""
         return int(self.palette.shape[0])
 
+    def release(self) -> None:
+        """Let go of the remap's pixel indices, an image's worth of memory, for a fit kept only
+        for its centroids or figures; those stay (:meth:`Pipeline.finish` remaps again if the
+        fit is finished after all)."""
+        self.indices = None
+
 
 class Pipeline:
     """:func:`kmpress.quantize` in reusable steps: prepare an image once (histogram, points of

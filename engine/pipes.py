@@ -21,7 +21,7 @@ from .api import CompressReport, compress
 from .batch import output_name
 from .errors import ImageWriteError, InvalidParameterError
 from .options import Options
-from .pool import FileResult, run_one
+from .results import FileResult, run_one
 
 #: The name that stands for standard input (as an input) and standard output (as ``-o``).
 STDIO = "-"

@@ -127,7 +127,7 @@ def search_pipeline(
         f.score = pipe.score(f)
         trials.append(Trial(pipe.figures(f, pipe.stages.since(mark)), start_k, time.perf_counter() - t))
         if f.score < target:
-            f.indices = None  # a failing fit is only ever a warm start: keep its centroids alone
+            f.release()  # a failing fit is only ever a warm start: keep its centroids alone
         fits[k] = f
         return f
 
@@ -156,7 +156,7 @@ def search_pipeline(
     def probe(g: int) -> int:
         nonlocal lo, hi
         if fit(g, lo).score >= target:
-            fits[hi].indices = None
+            fits[hi].release()
             hi = g
             return g - 1
         lo = g

@@ -25,7 +25,7 @@ from .metrics import mse, psnr_from_mse
 from .notes import gathering_notes
 from .options import DEFAULT_MAX_PIXELS, OptionFields, Options, make_options
 from .png import png_header
-from .pool import FileResult
+from .results import FileResult
 
 #: What to tell a user without matplotlib.
 PLOT_HINT = 'the sweep plot needs matplotlib: pip install "kmpress[plot]"'

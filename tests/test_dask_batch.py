@@ -183,7 +183,7 @@ def _threads_in_task(src, dst):
     import numba
 
     from kmpress.options import Options
-    from kmpress.pool import compress_file
+    from kmpress.workers import compress_file
 
     assert compress_file(src, dst, Options(k=4)).status == "ok"
     return worker_threads(), numba.get_num_threads()

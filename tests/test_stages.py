@@ -18,7 +18,7 @@ import kmpress.cli.render as render
 from kmpress import compress, compress_many
 from kmpress.cli.main import app
 from kmpress.cli.render import Running, progress
-from kmpress.pool import FileResult
+from kmpress.results import FileResult
 from kmpress.stages import STAGES, Stages
 
 #: The stages of a compression in RGB (OKLab adds "colorspace" after "histogram").
