@@ -77,7 +77,7 @@ class Inputs:
 
         self.photo = photo
         self.hist = build_histogram(photo, kernels_numba)
-        self.hist_X = self.hist.planar()
+        self.hist_X = np.ascontiguousarray(self.hist.colors.T, dtype=np.float32)
         self.hist_w = self.hist.counts.astype(np.float64)
         self.pixels = np.ascontiguousarray(photo.reshape(-1, 3).T, dtype=np.float32)
 

@@ -62,10 +62,6 @@ class Histogram:
             return self.inverse
         return kernels.colour_index(image.reshape(-1, image.shape[2]), self.codes)
 
-    def planar(self) -> np.ndarray:
-        """Colours as the kernels want them: (C, U) float32, C-contiguous."""
-        return np.ascontiguousarray(self.colors.T, dtype=np.float32)
-
 
 def build_histogram(image: np.ndarray, kernels: ModuleType) -> Histogram:
     """Histogram of an image.

@@ -13,7 +13,7 @@ from types import ModuleType
 
 import numpy as np
 
-from .colorspace import LINEAR_LUT, M1, M2, oklab_of_colors, srgb_to_oklab
+from .colorspace import LINEAR_LUT, M1, M2, oklab_of_colors
 from .fixedmath import log10
 
 
@@ -104,16 +104,6 @@ def mse(a: np.ndarray, b: np.ndarray) -> float:
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     """PSNR in dB between two uint8 arrays of the same shape."""
     return psnr_from_mse(mse(a, b))
-
-
-def delta_e(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean OKLab distance (plain units) between two uint8 (H, W, 3|4) images of the same shape
-    (alpha ignored); plain NumPy float64, for tests and benchmarks."""
-    if a.shape != b.shape:
-        raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
-    la = srgb_to_oklab(a[..., :3].reshape(-1, 3))
-    lb = srgb_to_oklab(b[..., :3].reshape(-1, 3))
-    return float(np.sqrt(((la - lb) ** 2).sum(axis=1)).mean())
 
 
 def delta_e_histogram(colors: np.ndarray, counts: np.ndarray, palette: np.ndarray, labels: np.ndarray, kernels: ModuleType) -> float:

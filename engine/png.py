@@ -130,12 +130,6 @@ def deflate_parts(source: Callable[[int, int], Any], n: int, level: int, threads
     return parts
 
 
-def zlib_stream(raw: bytes, level: int, threads: int | None = None) -> bytes:
-    """A zlib stream of ``raw``, compressed in fixed blocks in parallel: see :func:`deflate_parts`."""
-    view = memoryview(raw)
-    return b"".join(deflate_parts(lambda s, e: view[s:e], len(raw), level, threads))
-
-
 def _scanline_source(indices: np.ndarray, depth: int) -> tuple[Callable[[int, int], np.ndarray], int]:
     """``(source, n)``: the ``n`` bytes of the image's scanlines (filter byte and packed row, row
     after row), ``source(start, end)`` making those of the rows they fall in."""

@@ -9,7 +9,8 @@ import pytest
 
 import kmpress
 from kmpress.colorspace import LAB_SCALE, colors_to_space, oklab_of_colors, oklab_to_srgb, palette_to_space, srgb_to_oklab
-from kmpress.metrics import delta_e
+
+from reference import delta_e
 
 # An independent path, all float64 NumPy: sRGB -> linear -> CIE XYZ (IEC 61966-2-1 matrix, D65)
 # -> OKLab with the XYZ form of Ottosson's M1. The engine folds sRGB->XYZ into its M1, so the two

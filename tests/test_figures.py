@@ -64,7 +64,7 @@ def test_k_is_asked_for_and_colors_stored_in_every_result(tmp_path):
     [row] = kmpress.sweep(img, [16])
     assert (row.k, row.colors) == (16, 5) and row.figures == q.figures
     found = kmpress.quantize_to_quality(img, target_psnr=60)
-    assert found.k == found.quantized.k == 5 in found.visited and found.colors == 5
+    assert found.k == found.quantized.k == 5 in [t.k for t in found.trials] and found.colors == 5
     assert all(t.colors <= t.k for t in found.trials)
 
 

@@ -10,6 +10,7 @@ import kmpress
 from kmpress import kernels_numba, kernels_numpy
 from kmpress.histogram import build_histogram
 from kmpress.clustering import kmeans_plusplus
+from helpers import planar
 from reference import reference_histogram
 
 
@@ -128,8 +129,6 @@ def test_build_histogram_backends_identical(photos):
     _check(img.reshape(-1, 3), a, kernels_numba)
     assert a.counts.sum() == img.shape[0] * img.shape[1]
     np.testing.assert_array_equal(a.colors[a.pixel_colours(img, kernels_numba)], img.reshape(-1, 3))
-    planar = a.planar()
-    assert planar.dtype == np.float32 and planar.flags.c_contiguous and planar.shape == (3, a.n_colors)
 
 
 # --------------------------------------------------------------------------------------------
@@ -179,7 +178,7 @@ def test_quantize_equals_per_pixel_kmeans(photos, k):
     seed = 5
     q = kmpress.quantize(img, k, seed=seed)
     hist = build_histogram(img, kernels_numba)
-    c0 = kmeans_plusplus(hist.planar(), hist.counts.astype(np.float64), True, k, np.random.default_rng(seed), kernels_numba)
+    c0 = kmeans_plusplus(planar(hist), hist.counts.astype(np.float64), True, k, np.random.default_rng(seed), kernels_numba)
     full = kmpress.kmeans(px, k, init=c0)
     assert full.n_iter == q.n_iter
     expected = {tuple(r) for r in np.clip(np.rint(full.centroids), 0, 255).astype(np.uint8)}

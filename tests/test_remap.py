@@ -16,8 +16,9 @@ import kmpress
 from kmpress import kernels_numpy
 from kmpress.colorspace import colors_to_space, palette_to_space
 from kmpress.histogram import build_histogram
-from kmpress.metrics import delta_e
 from kmpress.remap import floyd_steinberg, smooth_remap
+
+from reference import delta_e
 
 ROOT = Path(__file__).resolve().parent.parent
 FS = "floyd-steinberg"
