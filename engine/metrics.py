@@ -49,9 +49,9 @@ def index_bits(k: int) -> int:
 
 def bit_accounting(height: int, width: int, channels: int, k: int) -> Bits:
     """Bits of the raw image and of its indexed form with a ``k``-entry palette."""
-    per_colour = 32 if channels == 4 else 24
+    per_color = 32 if channels == 4 else 24
     n = height * width
-    return Bits(raw=n * per_colour, index=n * index_bits(k), palette=k * per_colour)
+    return Bits(raw=n * per_color, index=n * index_bits(k), palette=k * per_color)
 
 
 def png_bit_depth(k: int) -> int:
@@ -122,7 +122,7 @@ def delta_e_histogram(colors: np.ndarray, counts: np.ndarray, palette: np.ndarra
     """
     U = colors.shape[0]
     part = np.empty(kernels.n_chunks(U), np.float64)
-    kernels.delta_e_colours(
+    kernels.delta_e_colors(
         np.ascontiguousarray(colors),
         np.ascontiguousarray(counts, dtype=np.int64),
         np.ascontiguousarray(palette, dtype=np.uint8),

@@ -206,8 +206,8 @@ def png_header(path: str | os.PathLike) -> dict[str, Any] | None:
                 break
             length, ctype = struct.unpack(">I4s", head)
             if ctype == b"IHDR":
-                w, h, depth, colour_type = struct.unpack(">IIBB", f.read(10))
-                out.update(width=w, height=h, bit_depth=depth, color_type=colour_type)
+                w, h, depth, color_type = struct.unpack(">IIBB", f.read(10))
+                out.update(width=w, height=h, bit_depth=depth, color_type=color_type)
                 f.seek(length - 10 + 4, 1)
             elif ctype == b"PLTE":
                 out["palette_size"] = length // 3

@@ -108,20 +108,20 @@ def png_ihdr(data: bytes) -> dict[str, int]:
     """Width, height, bit depth and colour type from the IHDR chunk."""
     ctype, payload = png_chunks(data)[0]
     assert ctype == b"IHDR"
-    w, h, depth, colour = struct.unpack(">IIBB", payload[:10])
-    return {"width": w, "height": h, "bit_depth": depth, "colour_type": colour}
+    w, h, depth, color = struct.unpack(">IIBB", payload[:10])
+    return {"width": w, "height": h, "bit_depth": depth, "color_type": color}
 
 
 def _chunk(ctype: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + ctype + payload + struct.pack(">I", zlib.crc32(ctype + payload))
 
 
-def make_png(width: int, height: int, bit_depth: int, colour_type: int, raw: bytes) -> bytes:
+def make_png(width: int, height: int, bit_depth: int, color_type: int, raw: bytes) -> bytes:
     """A minimal PNG from already-filtered scanline bytes (each row starts with its filter byte).
 
     Used for what Pillow cannot write itself (16-bit RGB) and for hostile headers (huge sizes).
     """
-    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
     return PNG_SIG + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(raw)) + _chunk(b"IEND", b"")
 
 

@@ -211,10 +211,10 @@ def reference_histogram(pixels: np.ndarray) -> tuple[dict[tuple, int], list[tupl
     pixels : (N, C) uint8
     """
     counts: dict[tuple, int] = {}
-    colours = [tuple(int(v) for v in row) for row in pixels]
-    for c in colours:
+    colors = [tuple(int(v) for v in row) for row in pixels]
+    for c in colors:
         counts[c] = counts.get(c, 0) + 1
-    return counts, colours
+    return counts, colors
 
 
 def reference_kmeans_plusplus(X: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generator, trials: int | None = None) -> np.ndarray:

@@ -286,23 +286,23 @@ def test_bits_227x303_k2(photos):
 # --------------------------------------------------------------------------------------------
 
 
-def _few_colour_image(n_colours: int, channels: int = 3, shape=(37, 53), seed=0) -> np.ndarray:
+def _few_color_image(n_colors: int, channels: int = 3, shape=(37, 53), seed=0) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    cols = rng.choice(256**channels if channels == 3 else 2**31, n_colours, replace=False)
+    cols = rng.choice(256**channels if channels == 3 else 2**31, n_colors, replace=False)
     palette = ((cols[:, None] >> (8 * np.arange(channels))) & 255).astype(np.uint8)
-    idx = rng.integers(0, n_colours, shape)
-    idx.flat[:n_colours] = np.arange(n_colours)  # every colour present
+    idx = rng.integers(0, n_colors, shape)
+    idx.flat[:n_colors] = np.arange(n_colors)  # every colour present
     return np.ascontiguousarray(palette[idx])
 
 
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
-@pytest.mark.parametrize("n_colours,k", [(1, 1), (1, 16), (5, 16), (16, 16), (100, 256), (3, 4)])
+@pytest.mark.parametrize("n_colors,k", [(1, 1), (1, 16), (5, 16), (16, 16), (100, 256), (3, 4)])
 @pytest.mark.parametrize("channels", [3, 4])
-def test_fewer_colours_than_k_is_lossless(backend, n_colours, k, channels):
-    img = _few_colour_image(n_colours, channels)
+def test_fewer_colors_than_k_is_lossless(backend, n_colors, k, channels):
+    img = _few_color_image(n_colors, channels)
     q = kmpress.quantize(img, k, backend=backend)
     _check_integrity(img, q)
-    assert q.k == k and q.colors == n_colours  # asked for, stored
+    assert q.k == k and q.colors == n_colors  # asked for, stored
     assert {tuple(r) for r in q.palette} == {tuple(r) for r in img.reshape(-1, channels)}
     np.testing.assert_array_equal(q.to_array(), img)
     assert q.mse == 0.0 and math.isinf(q.psnr)

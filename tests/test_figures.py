@@ -27,7 +27,7 @@ REPORT_KEYS = FIGURE_KEYS | {
 }
 
 
-def _five_colours(shape=(30, 40)) -> np.ndarray:
+def _five_colors(shape=(30, 40)) -> np.ndarray:
     rng = np.random.default_rng(5)
     pal = rng.integers(0, 256, (5, 3), dtype=np.uint8)
     idx = rng.integers(0, 5, shape)
@@ -51,7 +51,7 @@ def test_the_record_names_each_figure_once():
 
 
 def test_k_is_asked_for_and_colors_stored_in_every_result(tmp_path):
-    img = _five_colours()
+    img = _five_colors()
     q = kmpress.quantize(img, 16)
     assert (q.k, q.colors, q.palette.shape[0]) == (16, 5, 5)
     assert q.bits == bit_accounting(30, 40, 3, 5) and q.bit_depth == 4

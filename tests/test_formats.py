@@ -62,7 +62,7 @@ def test_webp_decodes_to_exactly_the_quantized_pixels(photos, name, k):
     assert formats.encode(q.palette, q.indices, "webp") == data  # deterministic
 
 
-def test_webp_keeps_alpha_and_the_colour_under_transparent_pixels():
+def test_webp_keeps_alpha_and_the_color_under_transparent_pixels():
     rng = np.random.default_rng(3)
     palette = np.array([[255, 0, 0, 255], [0, 255, 0, 128], [10, 20, 30, 0], [200, 100, 50, 0]], np.uint8)
     indices = rng.integers(0, 4, (33, 47), dtype=np.uint8)

@@ -252,7 +252,7 @@ def test_kernels_compile_on_first_use_only():
         "from kmpress import kernels_numba as kn\n"
         "from kmpress.kernels_numba import _jit\n"
         "import kmpress.kernels_numba._histogram, kmpress.kernels_numba._nearest, kmpress.kernels_numba._seeding\n"
-        "import kmpress.kernels_numba._remap, kmpress.kernels_numba._colour, sys\n"
+        "import kmpress.kernels_numba._remap, kmpress.kernels_numba._color, sys\n"
         "ks = [v for m in list(sys.modules.values()) if getattr(m, '__name__', '').startswith('kmpress.kernels_numba.')\n"
         "      for v in vars(m).values() if isinstance(v, _jit.Kernel)]\n"
         "ks += [t for m in list(sys.modules.values()) if getattr(m, '__name__', '').startswith('kmpress.kernels_numba.')\n"
@@ -283,7 +283,7 @@ def test_error_figures_equal_numba_bit_for_bit():
     parts = []
     for kern in (kn, kp):
         part = np.empty(kern.n_chunks(U), np.float64)
-        kern.delta_e_colours(colors, counts, palette, labels, LINEAR_LUT, M1, M2, part)
+        kern.delta_e_colors(colors, counts, palette, labels, LINEAR_LUT, M1, M2, part)
         parts.append(part)
     np.testing.assert_array_equal(parts[0], parts[1])
 

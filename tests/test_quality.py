@@ -126,7 +126,7 @@ def test_error_pickles():
     assert isinstance(e, TargetNotReachedError) and str(e) == "a.png: no"
 
 
-def test_few_colours_reach_any_target_losslessly():
+def test_few_colors_reach_any_target_losslessly():
     rng = np.random.default_rng(1)
     pal = np.array([[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 255]], np.uint8)
     img = pal[rng.integers(0, 5, (20, 20))]

@@ -43,8 +43,8 @@ def check_png(data: bytes) -> tuple[int, int, int, bool]:
     assert pos == len(data)
     kinds = [k for k, _ in chunks]
     assert kinds[0] == b"IHDR" and kinds[-1] == b"IEND" and kinds.count(b"PLTE") == 1
-    w, h, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", chunks[0][1])
-    assert colour == 3 and depth in (1, 2, 4, 8) and interlace == 0 and w > 0 and h > 0
+    w, h, depth, color, _, _, interlace = struct.unpack(">IIBBBBB", chunks[0][1])
+    assert color == 3 and depth in (1, 2, 4, 8) and interlace == 0 and w > 0 and h > 0
     plte = dict(chunks)[b"PLTE"]
     entries = len(plte) // 3
     assert len(plte) % 3 == 0 and 1 <= entries <= 1 << depth
@@ -141,7 +141,7 @@ def test_go_style_invalid_pngs(tmp_path):
      ("pngsuite/tbrn2c08.png", 453), ("pngsuite/tbbn2c16.png", 453), ("pngsuite/tbwn0g16.png", 453),
      ("pngsuite/tbbn0g04.png", 464)],
 )
-def test_colour_key_transparency_is_kept(name, key_pixels, tmp_path):
+def test_color_key_transparency_is_kept(name, key_pixels, tmp_path):
     a = kmpress.read_image(WILD / name)
     assert a.shape[2] == 4 and int((a[:, :, 3] == 0).sum()) == key_pixels and set(np.unique(a[:, :, 3])) == {0, 255}
     kmpress.compress(WILD / name, tmp_path / "o.png", 8)
@@ -317,12 +317,12 @@ def test_the_command_over_the_sample(tmp_path, jobs):
 # --------------------------------------------------------------------------------------------
 
 
-def _png_header_only(width: int, height: int, colour_type: int = 2) -> bytes:
+def _png_header_only(width: int, height: int, color_type: int = 2) -> bytes:
     """A PNG declaring ``width`` x ``height`` 8-bit pixels, with one scanline of data."""
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
-    row = b"\0" + b"\x80" * (width * (3 if colour_type == 2 else 1))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0)
+    row = b"\0" + b"\x80" * (width * (3 if color_type == 2 else 1))
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(row)) + chunk(b"IEND", b"")
 
 
@@ -366,13 +366,13 @@ except ImageReadError as e:
 """
 
 
-@pytest.mark.parametrize("colour_type, mode_bytes", [(2, 4), (0, 1)])
-def test_running_out_of_memory_while_decoding_says_so_with_the_size(colour_type, mode_bytes, tmp_path):
+@pytest.mark.parametrize("color_type, mode_bytes", [(2, 4), (0, 1)])
+def test_running_out_of_memory_while_decoding_says_so_with_the_size(color_type, mode_bytes, tmp_path):
     # RGB is decoded into kmpress's own memory (4 bytes a pixel), grey by Pillow (1 byte): 3.6 GB
     # either way, in a process allowed half a gigabyte more than it has
-    side = 30_000 if colour_type == 2 else 60_000
+    side = 30_000 if color_type == 2 else 60_000
     src = tmp_path / "big.png"
-    src.write_bytes(_png_header_only(side, side, colour_type))
+    src.write_bytes(_png_header_only(side, side, color_type))
     r = subprocess.run([sys.executable, "-c", _OUT_OF_MEMORY, str(src)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stderr == "", r.stderr
     need = side * side * mode_bytes
