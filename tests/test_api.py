@@ -13,6 +13,8 @@ import kmpress
 from kmpress import InvalidParameterError, KmpressError
 from kmpress.metrics import bit_accounting, png_bit_depth
 
+from helpers import small_jpeg
+
 
 def _points(n=50, d=3, seed=0):
     return np.random.default_rng(seed).uniform(0, 255, (n, d))
@@ -393,3 +395,20 @@ def test_input_array_not_modified_and_layouts_accepted(photos):
     # a nested list of ints is int64 to NumPy: refused (uint8 only), not silently wrapped mod 256
     with pytest.raises(kmpress.InvalidParameterError):
         kmpress.quantize(base.tolist(), 12)
+
+
+def test_compress_skip_if_larger_writes_nothing_and_reports_both_sizes(tmp_path):
+    src = small_jpeg(tmp_path / "a.jpg")
+    rep = kmpress.compress(src, tmp_path / "a.png", 256, skip_if_larger=True)
+    assert rep.written is False and not (tmp_path / "a.png").exists()
+    assert rep.output_bytes > rep.input_bytes == src.stat().st_size
+    assert rep.as_dict()["written"] is False
+    # the same call without the option writes exactly the size reported
+    rep2 = kmpress.compress(src, tmp_path / "a.png", 256)
+    assert rep2.written and (tmp_path / "a.png").stat().st_size == rep.output_bytes
+    # smaller outputs are written as usual
+    rep3 = kmpress.compress(src, tmp_path / "b.png", 2, skip_if_larger=True)
+    assert rep3.written and (tmp_path / "b.png").stat().st_size == rep3.output_bytes < rep3.input_bytes
+    # an image in memory has no input file to compare with
+    with pytest.raises(InvalidParameterError, match="skip_if_larger compares the output with the input file"):
+        kmpress.compress(np.zeros((4, 4, 3), np.uint8), tmp_path / "c.png", 2, skip_if_larger=True)

@@ -20,7 +20,7 @@ from kmpress.metrics import bit_accounting
 FIGURE_KEYS = {"k", "colors", "mse", "psnr", "delta_e", "bits", "bit_depth", "n_iter", "converged", "timings"}
 
 #: A compressed file's JSON object: its own keys and the figures' (FileResult adds status, message,
-#: seconds and drops src/dst, see test_cli).
+#: seconds and drops src/dst, see tests/cli/test_compress.py).
 REPORT_KEYS = FIGURE_KEYS | {
     "src", "dst", "width", "height", "pixels", "input_bytes", "output_bytes", "file_ratio", "colorspace", "dither",
     "target_psnr", "target_reached", "search", "format", "written", "warnings",

@@ -5,7 +5,7 @@ parallel twins, signatures, compilation on first use.
 The pruning (block bounding boxes) must be exact: same labels as scanning every centroid, and the
 same k-means++ centres as the NumPy baseline, which never prunes.
 
-tests/test_nojit.py runs this module again with NUMBA_DISABLE_JIT=1 (the kernels as plain
+tests/e2e/test_nojit.py runs this module again with NUMBA_DISABLE_JIT=1 (the kernels as plain
 Python, which bounds-checks every index) on a small crop; tests marked ``needs_jit`` are about
 compilation itself and are left out of that run.
 """
@@ -27,7 +27,7 @@ from kmpress.histogram import build_histogram
 
 from helpers import planar
 
-#: the kernels run as plain Python (tests/test_nojit.py): small data only
+#: the kernels run as plain Python (tests/e2e/test_nojit.py): small data only
 NO_JIT = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
 ROOT = Path(__file__).resolve().parent.parent
 

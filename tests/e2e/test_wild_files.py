@@ -22,9 +22,9 @@ import kmpress
 from kmpress import ImageReadError, ImageTooLargeError, KmpressError
 from kmpress.io import MAX_ICC_BYTES
 from kmpress.limits import over_cap
-from test_cli_subprocess import kmpress_command
+from helpers import DATA, kmpress_command, run
 
-WILD = Path(__file__).resolve().parent / "data" / "wild"
+WILD = DATA / "wild"
 CORPUS = sorted(p for p in WILD.rglob("*") if p.is_file())
 
 
@@ -173,12 +173,7 @@ def test_low_bit_depth_grey_key_is_scaled_like_the_samples(tmp_path, png):
 
 
 def test_info_reads_16_bit_grey_and_refuses_bombs_like_compress(tmp_path):
-    from typer.testing import CliRunner
-
-    from kmpress.cli.main import app
-
-    runner = CliRunner()
-    r = runner.invoke(app, ["info", str(WILD / "pngsuite" / "basn0g16.png"), "--json"])
+    r = run("info", WILD / "pngsuite" / "basn0g16.png", "--json")
     assert r.exit_code == 0, r.output
     facts = json.loads(r.stdout)
     assert facts["mode"].startswith("I;16") and facts["bit_depth"] == 16 and facts["colors_used"] is None
@@ -187,7 +182,7 @@ def test_info_reads_16_bit_grey_and_refuses_bombs_like_compress(tmp_path):
         src = WILD / "pillow" / bomb
         with pytest.raises(ImageTooLargeError) as refused:
             kmpress.compress(src, tmp_path / "o.png", 4)
-        r = runner.invoke(app, ["info", str(src)])
+        r = run("info", src)
         assert r.exit_code == 1 and r.stderr == f"kmpress: {refused.value}\n"  # the same one line
 
 
@@ -258,9 +253,6 @@ def test_a_multi_size_icon_gives_its_largest_picture_whatever_was_read_before(tm
 
 
 def test_a_huge_icc_profile_is_dropped_and_the_output_opens(tmp_path):
-    from kmpress.cli.main import app
-    from typer.testing import CliRunner
-
     icc = bytes(range(256)) * (5 * (1 << 20) // 256)  # 5 MiB, split by Pillow over APP2 markers
     src = tmp_path / "big-icc.jpg"
     Image.fromarray(_QUADRANTS).save(src, quality=90, icc_profile=icc)
@@ -272,9 +264,9 @@ def test_a_huge_icc_profile_is_dropped_and_the_output_opens(tmp_path):
     assert b"iCCP" not in data and check_png(data)
     with Image.open(tmp_path / "o.png") as im:
         im.load()
-    r = CliRunner().invoke(app, ["compress", str(src), "-o", str(tmp_path / "cli"), "-k", "4"])
+    r = run("compress", src, "-o", tmp_path / "cli", "-k", 4)
     assert r.exit_code == 0 and r.stderr == f"kmpress: {src}: warning: {rep.warnings[0]}\n"
-    r = CliRunner().invoke(app, ["info", str(tmp_path / "cli" / "big-icc-k4.png")])
+    r = run("info", tmp_path / "cli" / "big-icc-k4.png")
     assert r.exit_code == 0 and "ICC profile" in r.stdout
     # a profile within the limit still travels
     small = tmp_path / "small-icc.jpg"
