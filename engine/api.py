@@ -432,9 +432,9 @@ def compress(
         ``skip_if_larger`` (write nothing when the output would be larger than the input file:
         the report then has ``written=False`` and the size it would have had; not for an
         in-memory ``src``), ``compress_level`` (zlib level 0-9) and ``max_pixels`` (refuse
-        larger images before decoding: the decompression-bomb guard; default Pillow's limit,
-        None for none). With ``target_psnr`` and ``strict``, a target out of reach raises
-        :class:`TargetNotReachedError` naming ``src`` and nothing is written.
+        larger images before decoding: the decompression-bomb guard; default "auto", see
+        :mod:`kmpress.limits`; None for none). With ``target_psnr`` and ``strict``, a target
+        out of reach raises :class:`TargetNotReachedError` naming ``src`` and nothing is written.
     on_stage : callable(stage), optional
         Told when each stage begins (:data:`kmpress.stages.STAGES`, in that order; a quality
         target runs ``init`` to ``remap`` for each candidate K), by the name its time has in the

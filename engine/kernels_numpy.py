@@ -49,8 +49,8 @@ def histogram(px):
     return ucodes.astype(np.uint32), counts.astype(np.int64), inverse.astype(np.int32).ravel()
 
 
-def colour_index(px, codes):
-    """See :func:`kmpress.kernels_numba.colour_index`."""
+def color_index(px, codes):
+    """See :func:`kmpress.kernels_numba.color_index`."""
     return np.searchsorted(codes, _morton(px)).astype(np.int32)
 
 
@@ -399,8 +399,8 @@ def colors_to_lab64(colors, lut, m1, m2, out):
         out[:, j] = v
 
 
-def delta_e_colours(colors, counts, palette, labels, lut, m1, m2, part):
-    """See :func:`kmpress.kernels_numba.delta_e_colours`."""
+def delta_e_colors(colors, counts, palette, labels, lut, m1, m2, part):
+    """See :func:`kmpress.kernels_numba.delta_e_colors`."""
     lab_c = np.stack(_lab(colors, lut, m1, m2), axis=1)
     lab_p = np.stack(_lab(palette, lut, m1, m2), axis=1)
     t = lab_c - lab_p[labels]

@@ -44,8 +44,8 @@ def job_bytes(pixels: int, bands: int = 3) -> int:
     ``bands`` bytes per pixel: the decoder's image and kmpress's pixel array (at most 4 bytes a
     pixel each), the indices (1), the colour tables, the distinct colours and the runtime."""
     per_pixel = max(bands, 1) + 4 + 1
-    colours = min(pixels, 16 << 20) * 32  # up to 2^24 distinct colours, ~32 bytes each in the fit
-    return pixels * per_pixel + TABLE_BYTES + colours + RUNTIME_BYTES
+    colors = min(pixels, 16 << 20) * 32  # up to 2^24 distinct colours, ~32 bytes each in the fit
+    return pixels * per_pixel + TABLE_BYTES + colors + RUNTIME_BYTES
 
 
 def available_memory() -> int | None:

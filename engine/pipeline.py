@@ -254,7 +254,7 @@ class Pipeline:
         with self.stages("remap"):
             # each pixel's colour index, for the remaps that work pixel by pixel and their errors
             # (made once: without the histogram's stored inverse it is a pass over every pixel)
-            inverse = None if plain else hist.pixel_colours(self.img, kern)
+            inverse = None if plain else hist.pixel_colors(self.img, kern)
             f.indices = remap(hist, self.X, f.labels, f.entries, self.img, inverse, self.options, f.lossless, kern)
             if plain and f.sse is None:
                 f.sse = squared_error_sum(hist.colors, hist.counts, f.palette, f.labels)

@@ -87,11 +87,6 @@ class QualityResult(HasFigures):
     def figures(self) -> Figures:
         return self.quantized.figures
 
-    @property
-    def visited(self) -> list[int]:
-        """The K values fitted, in order."""
-        return [t.k for t in self.trials]
-
 
 #: Candidates are fitted at this many times the final tolerance; only the chosen K is then run to
 #: the full tolerance. Measured on the test photos: Lloyd's long tail moves PSNR by 0.02-0.1 dB

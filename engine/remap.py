@@ -51,7 +51,7 @@ def remap(
     labels : (U,) int32 nearest entry of each colour; entries : (P, C) float32 the palette in
         the clustering space
     image : (H, W, C) uint8, the image the histogram is of
-    inverse : (H*W,) int32 each pixel's colour index (``hist.pixel_colours``), needed by the
+    inverse : (H*W,) int32 each pixel's colour index (``hist.pixel_colors``), needed by the
         remaps that are not plain (the caller keeps it for their error figures); None if plain
     lossless : the palette holds every colour of the image (then always plain)
     """
@@ -65,12 +65,12 @@ def remap(
     return floyd_steinberg(X, inverse, alpha, entries, shape, options.dither_strength, kernels)
 
 
-def gather_indices(hist: Histogram, colour_labels: np.ndarray, image: np.ndarray, kernels: ModuleType) -> np.ndarray:
+def gather_indices(hist: Histogram, color_labels: np.ndarray, image: np.ndarray, kernels: ModuleType) -> np.ndarray:
     """Palette index of every pixel of ``image``, (H, W) uint8, from the palette index of every
     colour of its histogram."""
     h, w, c = image.shape
     out = np.empty(h * w, np.uint8)
-    lab8 = colour_labels.astype(np.uint8)
+    lab8 = color_labels.astype(np.uint8)
     if hist.inverse is not None:
         kernels.gather(lab8, hist.inverse, out)
     else:

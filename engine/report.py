@@ -80,7 +80,7 @@ def describe_image(
             }
             pal = im.getpalette() if im.mode in ("P", "PA") else None
             info["palette_size"] = len(pal) // 3 if pal is not None else None
-            info["colors_used"] = _colours_used(im)
+            info["colors_used"] = _colors_used(im)
             bits = {"1": 1, "I;16": 16, "I;16B": 16, "I;16L": 16, "I": 32, "F": 32}.get(im.mode, 8)
     info["warnings"] = list(dict.fromkeys(notes))
     hdr = png_header(p) if info["format"] == "PNG" else None
@@ -94,15 +94,15 @@ def describe_image(
     return info
 
 
-def _colours_used(im: Image.Image) -> int | None:
+def _colors_used(im: Image.Image) -> int | None:
     """Distinct colours of an open image, None when over 256."""
     try:
-        colours = im.getcolors(maxcolors=256)
+        colors = im.getcolors(maxcolors=256)
     except ValueError:  # a mode Pillow's getcolors refuses (16-bit greyscale "I;16", ...)
         a = np.asarray(im)
         n = len(np.unique(a.reshape(a.shape[0] * a.shape[1], -1), axis=0))
         return n if n <= 256 else None
-    return len(colours) if colours is not None else None
+    return len(colors) if colors is not None else None
 
 
 def compare_images(
@@ -418,11 +418,11 @@ def image_palette(path: str | os.PathLike) -> np.ndarray:
                     entries = np.hstack([entries, a[:, None]])
                 return entries
             rgba = im.convert("RGBA")
-            colours = rgba.getcolors(maxcolors=256)
-    if colours is None:
+            colors = rgba.getcolors(maxcolors=256)
+    if colors is None:
         raise ImageReadError("has no palette and more than 256 colours (compress it with kmpress first)", str(p))
-    colours.sort(key=lambda c: (-c[0], c[1]))
-    entries = np.array([c[1] for c in colours], np.uint8)
+    colors.sort(key=lambda c: (-c[0], c[1]))
+    entries = np.array([c[1] for c in colors], np.uint8)
     return entries if np.any(entries[:, 3] != 255) else np.ascontiguousarray(entries[:, :3])
 
 

@@ -246,3 +246,28 @@ def test_script_with_and_without_the_main_guard(tmp_path, guarded):
         assert "RuntimeWarning: kmpress: the batch's worker processes exited while starting" in r.stderr
         assert 'outside \'if __name__ == "__main__":\', start it under that guard' in r.stderr
         assert "UnguardedMainError" in r.stderr
+
+
+def test_ctrl_c_inside_a_compiled_kernel_is_an_interrupt(monkeypatch, tmp_path):
+    """numba turns a KeyboardInterrupt raised inside a kernel into a SystemError caused by it;
+    a batch must treat that as the interrupt (exit 130), not as a failed file."""
+    import kmpress.workers
+    from kmpress.options import Options
+    from kmpress.workers import compress_file
+
+    def interrupted(*args, **kwargs):
+        try:
+            raise KeyboardInterrupt()
+        except KeyboardInterrupt as e:
+            raise SystemError("CPUDispatcher(...) returned a result with an exception set") from e
+
+    monkeypatch.setattr(kmpress.workers, "compress", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        compress_file(str(tmp_path / "a.png"), str(tmp_path / "b.png"), Options(k=8))
+
+    def broken(*args, **kwargs):
+        raise SystemError("a real bug")
+
+    monkeypatch.setattr(kmpress.workers, "compress", broken)
+    r = compress_file(str(tmp_path / "a.png"), str(tmp_path / "b.png"), Options(k=8))
+    assert r.status == "error" and "SystemError: a real bug" in r.message
