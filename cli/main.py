@@ -334,6 +334,7 @@ def _app_options(
 # commands
 # --------------------------------------------------------------------------------------------
 
+
 def _dither(on: bool) -> str | None:
     return "floyd-steinberg" if on else None
 

@@ -19,13 +19,14 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .batch import compress_many
 from .errors import ImageReadError, ImageWriteError, InvalidParameterError, PlotUnavailableError
-from .io import atomic_write, decoding, load_image, open_image, read_image, reading, sample_path
+from .io import decoding, load_image, open_image, read_image, reading, sample_path
 from .ksweep import SweepRow, sweep
 from .metrics import mse, psnr_from_mse
 from .notes import gathering_notes
 from .options import DEFAULT_MAX_PIXELS, OptionFields, Options, make_options
 from .png import png_header
 from .results import FileResult
+from .writing import atomic_write
 
 #: What to tell a user without matplotlib.
 PLOT_HINT = 'the sweep plot needs matplotlib: pip install "kmpress[plot]"'

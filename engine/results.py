@@ -69,7 +69,8 @@ class FileResult:
 
 def report_result(src: str, dst: str, rep: CompressReport, seconds: float) -> FileResult:
     """The :class:`FileResult` of a finished :func:`kmpress.compress`: ``ok``, or ``skipped``
-    with both sizes when ``skip_if_larger`` left the output unwritten."""
+    with both sizes when ``skip_if_larger`` left the output unwritten.
+    """
     if rep.written:
         return FileResult(src, dst, "ok", None, rep, seconds)
     why = (
@@ -82,7 +83,8 @@ def report_result(src: str, dst: str, rep: CompressReport, seconds: float) -> Fi
 def run_one(src: str, dst: str, work: Callable[[], CompressReport]) -> FileResult:
     """``work()``, the compression of one input, as its :class:`FileResult` (timed): its report,
     or what it raised as that file's one-line error. Never raises for a file's failure; Ctrl-C
-    propagates."""
+    propagates.
+    """
     t0 = time.perf_counter()
     try:
         return report_result(src, dst, work(), time.perf_counter() - t0)

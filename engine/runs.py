@@ -108,14 +108,17 @@ class Window:
     def fill(self) -> None:
         """Submit queued files until ``limit`` are in flight. A file the executor refuses (its
         ``submit`` raises: a broken or shut-down pool) stays in ``queue`` and the error
-        propagates, so that the caller still owes that file its result."""
+        propagates, so that the caller still owes that file its result.
+        """
         queue, budget = self.queue, self.budget
         while queue and (self.limit is None or len(self.inflight) < self.limit):
             i = 0 if budget is None else budget.pick(queue, len(self.inflight))
             if i is None:
                 break
             it = queue[i]
-            fut = self.executor.submit(self.run.task, str(it.src), str(it.dst), self.options, self.threads, **self.run.task_kwargs)
+            fut = self.executor.submit(
+                self.run.task, str(it.src), str(it.dst), self.options, self.threads, **self.run.task_kwargs
+            )
             del queue[i]
             if budget is not None:
                 budget.start(str(it.src))
@@ -124,7 +127,8 @@ class Window:
 
     def wait(self) -> set[Future[FileResult]]:
         """Wait until at least one file in flight is done; the done futures (still in flight
-        until :meth:`finish`)."""
+        until :meth:`finish`).
+        """
         done, _ = wait(list(self.inflight), return_when=FIRST_COMPLETED)
         return done
 
@@ -149,12 +153,15 @@ def run_here(files: Iterable[Planned], options: Options, run: BatchRun) -> Itera
         if run.on_stage is None:
             yield run.task(src, dst, options, run.threads, **run.task_kwargs)
         else:
-            yield run.task(src, dst, options, run.threads, on_stage=functools.partial(run.on_stage, src), **run.task_kwargs)
+            yield run.task(
+                src, dst, options, run.threads, on_stage=functools.partial(run.on_stage, src), **run.task_kwargs
+            )
 
 
 def run_on(executor: Executor, files: Iterable[Planned], options: Options, run: BatchRun) -> Iterator[FileResult]:
     """Run on a caller's executor, ``run.jobs`` files in flight (None: all), ``run.threads``
-    passed to each task; a failed future (e.g. a killed worker) is that file's error."""
+    passed to each task; a failed future (e.g. a killed worker) is that file's error.
+    """
     window = Window(executor, files, options, run, run.jobs, run.threads)
 
     def refill() -> Iterator[FileResult]:

@@ -43,9 +43,12 @@ _STAGES: Connection | None = None
 _WORKER = ExitStack()
 
 
-def init_worker(threads: int | None, stages: Connection | None = None, started: Any = None) -> None:  # pragma: no cover - runs in worker processes
+def init_worker(
+    threads: int | None, stages: Connection | None = None, started: Any = None
+) -> None:  # pragma: no cover - runs in worker processes
     """A local pool's worker initializer: set the process up for kmpress (as a worker), with
-    ``threads`` numba threads; send stages to ``stages``; then set ``started.value`` to 1."""
+    ``threads`` numba threads; send stages to ``stages``; then set ``started.value`` to 1.
+    """
     global _STAGES
     _WORKER.enter_context(kmpress_process("worker"))
     backends.set_threads(threads)
@@ -117,8 +120,9 @@ def _send_stage(src: str, stage: str) -> None:
 
 
 def dask_worker_threads() -> int | None:
-    """numba threads for a task on a Dask worker (None when not on one): the task's share of
-    the worker's threads (see :mod:`kmpress.dask_batch`)."""
+    """Numba threads for a task on a Dask worker (None when not on one): the task's share of
+    the worker's threads (see :mod:`kmpress.dask_batch`).
+    """
     dist = sys.modules.get("distributed")  # a Dask worker has imported it; nobody else needs to
     if dist is None:
         return None

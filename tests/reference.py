@@ -217,7 +217,9 @@ def reference_histogram(pixels: np.ndarray) -> tuple[dict[tuple, int], list[tupl
     return counts, colors
 
 
-def reference_kmeans_plusplus(X: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generator, trials: int | None = None) -> np.ndarray:
+def reference_kmeans_plusplus(
+    X: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generator, trials: int | None = None
+) -> np.ndarray:
     """Greedy weighted k-means++ in float64, drawing from ``rng`` exactly as the engine documents.
 
     The first centre is drawn with probability proportional to the weight (``u = rng.random()``,

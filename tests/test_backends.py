@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from kmpress import backends
 
 ROOT = Path(__file__).resolve().parent.parent
