@@ -101,8 +101,11 @@ def _as_weights(weights: Any, n: int) -> np.ndarray:
 
 
 def _as_init(init: Any, k: int, D: int, w: np.ndarray, weighted: bool, N: int) -> str | np.ndarray:
-    """ "k-means++", "random" (checked to have k points of positive weight) or a (k, D) float64
-    copy of an array of starting centroids."""
+    """Return the checked ``init``: "k-means++", "random" or a copy of starting centroids.
+
+    "random" is checked to have k points of positive weight; an array becomes a (k, D) float64
+    copy.
+    """
     if isinstance(init, str):
         name = check_choice("init", init, INITS)
         if name == "random":

@@ -135,7 +135,9 @@ class DaskTask(Protocol):
 
     def __call__(
         self, src: str, dst: str, options: Options, threads: int | None = None, cwd: str | None = None
-    ) -> FileResult: ...
+    ) -> FileResult:
+        """Compress ``src`` to ``dst`` (paths relative to ``cwd``) and return the file's result."""
+        ...
 
 
 def run_task(src: str, dst: str, options: Options, threads: int | None = None, cwd: str | None = None) -> FileResult:

@@ -168,7 +168,8 @@ def _run_in_callback(
 def test_worker_sigterm_inside_a_c_callback_exits_cleanly(tmp_path):
     dst = tmp_path / "out.png"
     setup = (
-        f"import kmpress.writing as kw\nfrom pathlib import Path\nprocess._CURRENT_DST = {str(dst)!r}\nkw.temp_path(Path({str(dst)!r})).write_bytes(b'partial')\n"
+        "import kmpress.writing as kw\nfrom pathlib import Path\n"
+        f"process._CURRENT_DST = {str(dst)!r}\nkw.temp_path(Path({str(dst)!r})).write_bytes(b'partial')\n"
         "signal.signal(signal.SIGTERM, process._on_sigterm)"
     )
     r = _run_in_callback(tmp_path, setup, "SIGTERM", "cb()")
