@@ -95,6 +95,7 @@ def plan_pipe(
         to_stdout = True
     if to_stdout:
         return PipeJob(src, None)
+    assert out_dir is not None, "standard input without an output folder goes to standard output"
     dst = Path(out_dir) / output_name(STDIN_STEM, options.k, suffix, options.target_psnr, options.extension)
     if dst.is_dir():
         raise InvalidParameterError(f"output {dst} is a folder")
