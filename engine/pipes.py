@@ -13,6 +13,7 @@ Nothing here prints; the CLI says what went wrong.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -65,7 +66,7 @@ class PipeJob:
 
 
 def plan_pipe(
-    paths: list[str | os.PathLike],
+    paths: Sequence[str | os.PathLike],
     out_dir: str | os.PathLike | None,
     options: Options,
     *,
