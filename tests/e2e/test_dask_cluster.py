@@ -65,7 +65,7 @@ def settled(client, folder: Path, timeout: float = 30.0) -> Path:
     what is on disk is final."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if not client.processing() or not any(client.processing().values()):
+        if not any(client.processing().values()):
             break
         time.sleep(0.1)
     while temp_files(folder) and time.monotonic() < deadline:
