@@ -95,9 +95,17 @@ def summary_table(
     from rich.table import Table
 
     # no vertical rules and no outer padding: 11 columns and the file's name fit 80 columns
-    t = Table(title=title, show_edge=False, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    t = Table(
+        title=title, show_edge=False, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True
+    )
     for i, name in enumerate(COLUMNS):
-        t.add_column(name, justify="left" if i == 0 else "right", no_wrap=i != 0, overflow="fold", min_width=12 if i == 0 else None)
+        t.add_column(
+            name,
+            justify="left" if i == 0 else "right",
+            no_wrap=i != 0,
+            overflow="fold",
+            min_width=12 if i == 0 else None,
+        )
     shown = [r for r in results if r.status == "ok" or r.skipped_larger]
     for r, name in zip(shown, row_names([r.dst if by_output else r.src for r in shown]), strict=True):
         rep = r.report

@@ -1,5 +1,7 @@
-"""SSIMULACRA 2, the perceptual score of a result: 100 for identical images, about 90 visually
-lossless, 70 high quality, 50 medium, 30 low; it can go below 0.
+"""SSIMULACRA 2, the perceptual score of a result.
+
+100 for identical images, about 90 visually lossless, 70 high quality, 50 medium, 30 low; it
+can go below 0.
 
 The metric of Jon Sneyers (Cloudinary, 2022-2023), as libjxl's ``tools/ssimulacra2.cc`` defines
 it: both images in linear light are converted to XYB (the opsin absorbance matrix and a cube
@@ -44,17 +46,20 @@ OPSIN = np.array(
     [
         [0.30, 1.0 - 0.078 - 0.30, 0.078, 0.0037930732552754493],
         [0.23, 1.0 - 0.078 - 0.23, 0.078, 0.0037930732552754493],
-        [0.24342268924547819, 0.20476744424496821, 1.0 - 0.24342268924547819 - 0.20476744424496821, 0.0037930732552754493],
+        [
+            0.24342268924547819,
+            0.20476744424496821,
+            1.0 - 0.24342268924547819 - 0.20476744424496821,
+            0.0037930732552754493,
+        ],
     ]
 )
 #: The cube root of the bias, subtracted after the cube root.
-CBRT_BIAS = float(cbrt(np.float64(OPSIN[0, 3])))
+CBRT_BIAS = float(cbrt(np.array([OPSIN[0, 3]]))[0])
 
 #: libjxl's recursive Gaussian (sigma 1.5) as the filter it computes: taps at distance 0..4
 #: (distance 5 is exactly 0), summing to 1.
-TAPS = np.array(
-    [0.2646211054881985, 0.2129285920104222, 0.1093353727774603, 0.0360111146583644, 0.00941436780965374]
-)
+TAPS = np.array([0.2646211054881985, 0.2129285920104222, 0.1093353727774603, 0.0360111146583644, 0.00941436780965374])
 TAPS32 = TAPS.astype(np.float32)
 #: The linear-light value of each 8-bit sRGB code, float32 (libjxl's images are float32).
 LINEAR_LUT32 = LINEAR_LUT.astype(np.float32)
@@ -127,8 +132,11 @@ def ssimulacra2(original: np.ndarray, distorted: np.ndarray, kernels: ModuleType
 
 
 def _norms(sums: np.ndarray, width: int) -> np.ndarray:
-    """(3, H, 6) per-row sums -> (3, 6) the maps' means (1-norms) and 4-norms, the rows added
-    from the top (np.add.accumulate adds in order)."""
+    """Reduce (3, H, 6) per-row sums to (3, 6): the maps' means (1-norms) and 4-norms.
+
+    The rows are added
+    from the top (np.add.accumulate adds in order).
+    """
     one = 1.0 / (sums.shape[1] * width)
     tot = np.add.accumulate(sums, axis=1)[:, -1, :] * one
     tot[:, 1::2] = np.sqrt(np.sqrt(tot[:, 1::2]))
@@ -136,8 +144,11 @@ def _norms(sums: np.ndarray, width: int) -> np.ndarray:
 
 
 def score(norms: list[np.ndarray]) -> float:
-    """The score of each scale's (3, 6) norms (per channel: SSIM, SSIM 4-norm, artefact,
-    artefact 4-norm, detail lost, detail lost 4-norm), as libjxl's ``Msssim::Score``."""
+    """Score each scale's (3, 6) norms.
+
+    Per channel: SSIM, SSIM 4-norm, artefact,
+    artefact 4-norm, detail lost, detail lost 4-norm), as libjxl's ``Msssim::Score``.
+    """
     s = 0.0
     i = 0
     for c in range(3):

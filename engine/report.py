@@ -109,9 +109,11 @@ def _colors_used(im: Image.Image) -> int | None:
     return len(colors) if colors is not None else None
 
 
-from .notes import gathering_notes
-from .options import DEFAULT_MAX_PIXELS, OptionFields, Options, make_options
-from .perceptual import ssimulacra2
+def compare_images(
+    image: str | os.PathLike, original: str | os.PathLike, *, max_pixels: int | str | None = DEFAULT_MAX_PIXELS
+) -> dict[str, Any]:
+    """PSNR, MSE and SSIMULACRA 2 score of ``image`` against ``original`` (both decoded to 8-bit
+    RGB or RGBA; each refused over ``max_pixels``).
 
     If only one has transparency, the colour channels alone are compared; the SSIMULACRA 2 score
     always compares the colour channels alone (None under 8 pixels a side).
@@ -128,7 +130,12 @@ from .perceptual import ssimulacra2
     p = psnr_from_mse(e)
     h, w = a.shape[:2]
     s2 = ssimulacra2(b, a, backends.load(backends.choose("auto", h * w, 16)))
-    return {"against": str(original), "mse": e, "psnr": None if math.isinf(p) else p, "ssimulacra2": None if math.isnan(s2) else s2}
+    return {
+        "against": str(original),
+        "mse": e,
+        "psnr": None if math.isinf(p) else p,
+        "ssimulacra2": None if math.isnan(s2) else s2,
+    }
 
 
 # --------------------------------------------------------------------------------------------

@@ -17,7 +17,19 @@ from kmpress.figures import NAMES, Figures
 from kmpress.metrics import bit_accounting
 
 #: The figures' keys in every result's JSON: a public contract (the CLI's --json).
-FIGURE_KEYS = {"k", "colors", "mse", "psnr", "delta_e", "ssimulacra2", "bits", "bit_depth", "n_iter", "converged", "timings"}
+FIGURE_KEYS = {
+    "k",
+    "colors",
+    "mse",
+    "psnr",
+    "delta_e",
+    "ssimulacra2",
+    "bits",
+    "bit_depth",
+    "n_iter",
+    "converged",
+    "timings",
+}
 
 #: A compressed file's JSON object: its own keys and the figures' (FileResult adds status, message,
 #: seconds and drops src/dst, see tests/cli/test_compress.py).

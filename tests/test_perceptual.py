@@ -99,7 +99,12 @@ def oracle(a: np.ndarray, b: np.ndarray) -> float:
         d1 = (1.0 + np.abs(i2 - mu2)) / (1.0 + np.abs(i1 - mu1)) - 1.0
         maps = [d, np.maximum(d1, 0.0), np.maximum(-d1, 0.0)]
         # per channel c, norm n (1, 4), map m
-        scales.append([[[v[c].mean() if n == 0 else (v[c] ** 4).mean() ** 0.25 for v in maps] for n in range(2)] for c in range(3)])
+        scales.append(
+            [
+                [[v[c].mean() if n == 0 else (v[c] ** 4).mean() ** 0.25 for v in maps] for n in range(2)]
+                for c in range(3)
+            ]
+        )
     s, i = 0.0, 0
     for c in range(3):
         for sc in scales:
@@ -202,7 +207,7 @@ def test_identical_images_score_100_and_tiny_ones_nan(numba_kernels):
 def test_more_noise_scores_lower():
     a = _photo("chelsea.png", 2)
     scores = [ssimulacra2(a, _noisy(a, s)) for s in (1, 2, 4, 8, 16, 32)]
-    assert all(x > y for x, y in zip(scores, scores[1:])), scores
+    assert all(x > y for x, y in zip(scores, scores[1:], strict=False)), scores
     assert scores[0] > 80 and scores[-1] < 40
 
 

@@ -1,5 +1,7 @@
-"""SSIMULACRA 2 kernels: linear light, 2x2 downsampling, XYB, the 9-tap Gaussian and the
-per-row sums of the SSIM and edge-difference maps (see :mod:`kmpress.ssimulacra2`).
+"""SSIMULACRA 2 kernels: linear light, 2x2 downsampling, XYB, the Gaussian, per-row map sums.
+
+The 9-tap Gaussian and the per-row sums of the SSIM and edge-difference maps are those of
+:mod:`kmpress.perceptual`.
 
 Images are channel-planar float32 ``(3, H, W)`` in linear light; the scale-0 kernels read the
 uint8 ``(H, W, C)`` pixels through the linear-light table instead, so the full-size linear image
@@ -35,8 +37,11 @@ _C2 = np.float32(0.0009)
 
 @kernel(f"void({IMG}, f4[::1], f4[:, :, ::1])", parallel=True)
 def ssim2_half_u8(img, lut32, out):
-    """2x2 box average of the linear-light pixels: img (H, W, C) uint8, lut32 (256,) float32 ->
-    out (3, ceil(H/2), ceil(W/2)) float32, OUT (the last row and column repeated when odd)."""
+    """Average 2x2 boxes of the linear-light pixels.
+
+    img (H, W, C) uint8, lut32 (256,) float32 ->
+    out (3, ceil(H/2), ceil(W/2)) float32, OUT (the last row and column repeated when odd).
+    """
     H, W, _ = img.shape
     h, w = out.shape[1], out.shape[2]
     for oy in prange(h):
@@ -218,8 +223,10 @@ def _band_sums(x1, x2, y0, n, H, taps, sums):
 
 @kernel(f"void({IMG}, {IMG}, f4[::1], f8[:, ::1], f8, f4[::1], f8[:, :, ::1])", parallel=True)
 def ssim2_rows_u8(img1, img2, lut32, opsin, cbias, taps, sums):
-    """The per-row sums of scale 0, straight from the pixels: see :func:`ssim2_rows`; img1, img2
-    (H, W, C) uint8 read through lut32 (256,) float32."""
+    """Sum the rows of scale 0 straight from the pixels.
+
+    As :func:`ssim2_rows`, with img1, img2 (H, W, C) uint8 read through lut32 (256,) float32.
+    """
     H, W, _ = img1.shape
     nb = (H + BAND - 1) // BAND
     for bi in prange(nb):
@@ -234,7 +241,9 @@ def ssim2_rows_u8(img1, img2, lut32, opsin, cbias, taps, sums):
 
 @kernel("void(f4[:, :, ::1], f4[:, :, ::1], f8[:, ::1], f8, f4[::1], f8[:, :, ::1])", parallel=True)
 def ssim2_rows(lin1, lin2, opsin, cbias, taps, sums):
-    """Per row y and channel c (X, Y, B) of the two images in linear light, lin1 and lin2
+    """Sum the SSIM, artefact and detail-lost maps of each row.
+
+    Per row y and channel c (X, Y, B) of the two images in linear light, lin1 and lin2
     (3, H, W) float32, the row's sums (sums (3, H, 6) float64, OUT) of the SSIM error map and
     its 4th power, of the artefact map and its 4th power, of the detail-lost map and its 4th
     power, each summed from x = 0 up in float64.
