@@ -16,13 +16,15 @@ points, each chunk writes its own partial results, the caller merges them in chu
 result is bitwise identical with 1 or 2 (or 64) threads.
 
 Modules, in pipeline order: :mod:`._histogram` (stage 1), :mod:`._colour` (stage 2),
-:mod:`._nearest` and :mod:`._seeding` (stage 3), :mod:`._remap` (stage 5).
+:mod:`._nearest` and :mod:`._seeding` (stage 3), :mod:`._remap` (stage 5), :mod:`._dither` (the
+adaptive dither's maps, stages 1 and 5, and its error diffusion).
 """
 
 from __future__ import annotations
 
 from . import _histogram
 from ._colour import colors_to_lab, colors_to_lab64, delta_e_colours
+from ._dither import adaptive_dither, color_weights, contrast_maps, dither_map
 from ._histogram import DENSE_MIN_PIXELS, colour_index, histogram, remap_codes, unpack_codes
 from ._jit import BLOCK, CHUNK, SERIAL_WORK
 from ._nearest import assign_accumulate, block_boxes, dist_to_assigned, nearest
@@ -81,6 +83,10 @@ CONTRACT = (
     "floyd_steinberg",
     "smooth",
     "pixel_stats",
+    "contrast_maps",
+    "color_weights",
+    "dither_map",
+    "adaptive_dither",
 )
 
 
@@ -91,6 +97,10 @@ def n_chunks(n: int) -> int:
 
 __all__ = [
     "BLOCK",
+    "adaptive_dither",
+    "color_weights",
+    "contrast_maps",
+    "dither_map",
     "CHUNK",
     "CONTRACT",
     "DENSE_MIN_PIXELS",
