@@ -79,7 +79,19 @@ SpaceOpt = Annotated[
     str,
     typer.Option("--space", help="Colour space to cluster in: rgb or oklab (perceptual; see docs/quality.md).", metavar="rgb|oklab"),
 ]
-DitherOpt = Annotated[bool, typer.Option("--dither/--no-dither", help="Floyd-Steinberg error diffusion when remapping.")]
+DitherOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--dither",
+        help="Error diffusion when remapping: adaptive (where banding would show, little in texture; weights the palette "
+        "by contrast) or floyd-steinberg (uniform).  [default: adaptive]",
+        metavar="adaptive|floyd-steinberg",
+        show_default=False,
+    ),
+]
+NoDitherOpt = Annotated[
+    bool, typer.Option("--no-dither", help="No dithering: each pixel its colour's nearest entry, the palette fitted to plain pixel counts (smaller files, bands in skies).")
+]
 StartsOpt = Annotated[
     int,
     typer.Option("--starts", help="k-means runs from different seeds; the lowest cost wins (~N times the clustering time).", metavar="N"),

@@ -38,6 +38,7 @@ from .flags import (  # the flags' shared declarations and the exit codes
     SeedOpt,
     SpaceOpt,
     DitherOpt,
+    NoDitherOpt,
     StartsOpt,
     SmoothOpt,
     QualityOpt,
@@ -291,8 +292,11 @@ def _app_options(
 # commands
 # --------------------------------------------------------------------------------------------
 
-def _dither(on: bool) -> str | None:
-    return "floyd-steinberg" if on else None
+def _dither(method: str | None, off: bool) -> str | None:
+    """--dither METHOD and --no-dither to the option (the method is checked by Options)."""
+    if off and method is not None:
+        raise InvalidParameterError("give --dither or --no-dither, not both", fields=("dither",))
+    return None if off else opt.default("dither") if method is None else method
 
 
 @app.command(epilog=EXIT_CODES_HELP)
@@ -313,7 +317,8 @@ def compress(
     max_colors: MaxColorsOpt = opt.default("max_colors"),
     strict: StrictOpt = opt.default("strict"),
     space: SpaceOpt = opt.default("colorspace"),
-    dither: DitherOpt = opt.default("dither") is not None,
+    dither: DitherOpt = None,
+    no_dither: NoDitherOpt = False,
     starts: StartsOpt = opt.default("n_init"),
     smooth: SmoothOpt = opt.default("smooth"),
     out_dir: Annotated[
@@ -401,7 +406,7 @@ def compress(
             max_iter=max_iter,
             tol=tol,
             colorspace=space,
-            dither=_dither(dither),
+            dither=_dither(dither, no_dither),
             n_init=starts,
             smooth=smooth,
             max_pixels=_max_pixels(max_pixels),
@@ -459,7 +464,8 @@ def demo(
     out_dir: Annotated[Path, typer.Option("-o", "--out-dir", help="Folder for the demo's files.")] = Path("kmpress-demo"),
     seed: SeedOpt = opt.default("seed"),
     space: SpaceOpt = opt.default("colorspace"),
-    dither: DitherOpt = opt.default("dither") is not None,
+    dither: DitherOpt = None,
+    no_dither: NoDitherOpt = False,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -469,7 +475,7 @@ def demo(
     labelled with K and PSNR), then prints the table.
     """
     with _errors(debug, "demo", as_json, owns_process=True):
-        options = opt.Options(seed=seed, colorspace=space, dither=_dither(dither))
+        options = opt.Options(seed=seed, colorspace=space, dither=_dither(dither, no_dither))
         from kmpress import batch, report
 
         if not as_json:
@@ -537,7 +543,8 @@ def sweep_cmd(
     ] = Path("kmpress-sweep"),
     seed: SeedOpt = opt.default("seed"),
     space: SpaceOpt = opt.default("colorspace"),
-    dither: DitherOpt = opt.default("dither") is not None,
+    dither: DitherOpt = None,
+    no_dither: NoDitherOpt = False,
     max_iter: Annotated[int, typer.Option("--max-iter", help="Most k-means iterations per K.")] = opt.default("max_iter"),
     tol: TolOpt = opt.default("tol"),
     as_json: JsonOpt = False,
@@ -551,7 +558,7 @@ def sweep_cmd(
     reconstructed images labelled with K and PSNR.
     """
     with _errors(debug, "sweep", as_json, owns_process=True):
-        options = opt.Options(seed=seed, max_iter=max_iter, tol=tol, colorspace=space, dither=_dither(dither))
+        options = opt.Options(seed=seed, max_iter=max_iter, tol=tol, colorspace=space, dither=_dither(dither, no_dither))
         from kmpress import ksweep, report
 
         values = ksweep.parse_ks(ks, step)

@@ -205,3 +205,21 @@ def test_quality_search_with_the_adaptive_default(photos):
     buf = io.BytesIO()
     kmpress.compress(img, buf, 16)
     assert buf.getvalue()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+#: SHA-256 of palette + indices of the plain remap (``dither=None``) of two test photos, as the
+#: engine gave them before the adaptive default existed: no dithering must stay exactly that.
+PLAIN = {
+    ("chelsea", 2): "eae914a9bd3eed59cf109c5833faafec7883901c4ab4f0ccfca783544f5427dd",
+    ("chelsea", 64): "ef81a537d192f6c2ead743e16e6da18aedd73dfe365105cf46317bd37d7b71b6",
+    ("coffee", 2): "c3b86f8a9518b10d666f53eb15ee4eafe98f6c36aed57c53ca35c65f60a8a67c",
+    ("coffee", 64): "7c9a36f2580ad64d88392ad08fa58486d3cf03162cf7183e1781726aeb355a61",
+}
+
+
+@pytest.mark.parametrize("name, k", sorted(PLAIN))
+def test_no_dither_keeps_the_plain_result_bit_for_bit(photos, name, k):
+    import hashlib
+
+    q = kmpress.quantize(photos[name], k, dither=None)
+    assert hashlib.sha256(q.palette.tobytes() + q.indices.tobytes()).hexdigest() == PLAIN[(name, k)]

@@ -80,7 +80,7 @@ def test_help_shows_the_defaults_of_the_options_object(runner):
     o = Options()
     text = " ".join(run(runner, "compress", "--help").stdout.split())
     for shown in (f"[default: {o.max_iter}]", f"[default: {o.tol}]", f"[default: {o.max_pixels}:", f"[default: {o.k}]",
-                  f"[default: {o.colorspace}]", f"[default: {o.n_init}]", f"[default: {o.max_colors}]", "[default: no-dither]"):
+                  f"[default: {o.colorspace}]", f"[default: {o.n_init}]", f"[default: {o.max_colors}]", "[default: adaptive]"):
         assert shown in text, shown
 
 
@@ -95,8 +95,9 @@ def test_help_shows_the_defaults_of_the_options_object(runner):
         ([], dict()),
         (["-k", 64, "--seed", 3, "--max-iter", 50, "--tol", 1e-4], dict(k=64, seed=3, max_iter=50, tol=1e-4)),
         (["--quality", 35, "--max-colors", 64, "--strict"], dict(target_psnr=35, max_colors=64, strict=True)),
-        (["--space", "oklab", "--dither"], dict(colorspace="oklab", dither="floyd-steinberg")),
-        (["--no-dither"], dict()),
+        (["--space", "oklab", "--dither", "floyd-steinberg"], dict(colorspace="oklab", dither="floyd-steinberg")),
+        (["--dither", "adaptive"], dict()),
+        (["--no-dither"], dict(dither=None)),
         (["--starts", 4, "--smooth", 0.3], dict(n_init=4, smooth=0.3)),
         (["--max-pixels", 0], dict(max_pixels=None)),
         (["--max-pixels", 1000], dict(max_pixels=1000)),
@@ -135,7 +136,7 @@ def test_demo_and_sweep_forward_their_options(runner, tmp_path, monkeypatch):
     monkeypatch.setattr(kmpress.report, "write_sweep", fake_sweep)
     r = run(runner, "demo", "-o", tmp_path / "d", "--seed", 2, "--space", "oklab", "--json")
     assert r.exit_code == 0 and seen["demo"] == (tmp_path / "d", Options(seed=2, colorspace="oklab"))
-    r = run(runner, "sweep", tmp_path / "x.png", "-k", "2..4", "--tol", 0, "--dither")
+    r = run(runner, "sweep", tmp_path / "x.png", "-k", "2..4", "--tol", 0, "--dither", "floyd-steinberg")
     assert r.exit_code == 130
     assert seen["sweep"] == (tmp_path / "x.png", Path("kmpress-sweep"), [2, 3, 4], Options(tol=0, dither="floyd-steinberg"))
 

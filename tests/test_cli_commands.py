@@ -111,7 +111,7 @@ def test_space_and_dither_reach_the_engine(runner, tmp_path):
     import kmpress
 
     src = crop(tmp_path / "cat.png")
-    r = run(runner, "compress", src, "-k", 8, "--space", "oklab", "--dither", "--json", "--suffix", "-a")
+    r = run(runner, "compress", src, "-k", 8, "--space", "oklab", "--dither", "floyd-steinberg", "--json", "--suffix", "-a")
     assert r.exit_code == 0, r.stderr
     (f,) = json.loads(r.stdout)["files"]
     q = kmpress.quantize(kmpress.read_image(src), 8, colorspace="oklab", dither="floyd-steinberg")
@@ -124,7 +124,7 @@ def test_space_and_dither_reach_the_engine(runner, tmp_path):
 
 
 def test_demo_takes_space_and_dither(runner, tmp_path):
-    r = run(runner, "demo", "-o", tmp_path / "d", "--space", "oklab", "--dither", "--json")
+    r = run(runner, "demo", "-o", tmp_path / "d", "--space", "oklab", "--dither", "floyd-steinberg", "--json")
     assert r.exit_code == 0, r.stderr
     files = json.loads(r.stdout)["files"]
     assert len(files) == 3
@@ -272,7 +272,7 @@ def test_compress_starts_and_smooth_reach_the_engine(runner, tmp_path):
     plain = tmp_path / "plain.png"
     kmpress.compress(src, plain, 8)
     assert plain.read_bytes() != ref.read_bytes()
-    for bad in (["--starts", 0], ["--smooth", -1], ["--smooth", 0.3, "--dither"]):
+    for bad in (["--starts", 0], ["--smooth", -1], ["--smooth", 0.3, "--dither", "floyd-steinberg"], ["--dither", "ordered"], ["--dither", "adaptive", "--no-dither"]):
         r = run(runner, "compress", src, "-k", 8, *bad, "-o", tmp_path / "bad")
         assert r.exit_code == 2, (bad, r.exit_code, r.stderr)
         assert "Traceback" not in r.stderr
