@@ -16,9 +16,12 @@ libimagequant measures both with two maps, made here the same way, in integers:
 Every value is a uint8 and every filter an integer one, so the maps are exact on both backends
 and at any thread count.
 
-Palette weights (:func:`color_weights`): a distinct colour weighs ``sum noise^2`` over its pixels,
-so a pixel in texture counts about a tenth of one in a flat area: k-means then spends the
-palette on the smooth areas, where a missing shade shows as a band.
+Palette weights (:func:`color_weights`): a distinct colour weighs the sum of ``noise`` over its
+pixels, so a pixel in texture counts less than one in a flat area (down to 80/255): k-means then
+spends more of the palette on the smooth areas, where a missing shade shows as a band. (On 14
+photos, the sum of ``noise^2``, a stronger weighting, scored the same at K = 64 and 256 and lower
+at K = 16: SSIMULACRA 2 38.4 against 39.8, butteraugli 5.12 against 4.74; no weighting 39.0 and
+4.75.)
 """
 
 from __future__ import annotations
@@ -70,7 +73,7 @@ def contrast_maps(image: np.ndarray, kernels: ModuleType) -> tuple[np.ndarray, n
 
 
 def color_weights(noise: np.ndarray, inverse: np.ndarray, n_colors: int, kernels: ModuleType) -> np.ndarray:
-    """(U,) float64 weight of each distinct colour: the sum of ``noise^2`` over its pixels
+    """(U,) float64 weight of each distinct colour: the sum of ``noise`` over its pixels
     (integers below 2^53, so exact in any order).
 
     noise : (H, W) uint8; inverse : (H*W,) int32 each pixel's colour index

@@ -440,8 +440,7 @@ def contrast_maps(img, wts, noise_lut, edge_lut, noise, edges, tmp, sums):
 
 def color_weights(inverse, noise, out):
     """See :func:`kmpress.kernels_numba.color_weights`."""
-    n = noise.astype(np.float64)
-    out += np.bincount(inverse, weights=n * n, minlength=out.shape[0])
+    out += np.bincount(inverse, weights=noise.astype(np.float64), minlength=out.shape[0])
 
 
 def dither_map(idx, edges, h, w, out):

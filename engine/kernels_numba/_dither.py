@@ -113,13 +113,12 @@ def contrast_maps(img, wts, noise_lut, edge_lut, noise, edges, tmp, sums):
 
 @kernel("void(i4[::1], u1[::1], f8[::1])")
 def color_weights(inverse, noise, out):
-    """``out[u] += noise[p]^2`` for every pixel p of colour ``u = inverse[p]`` (integers: exact).
+    """``out[u] += noise[p]`` for every pixel p of colour ``u = inverse[p]`` (integers: exact).
 
     inverse : (N,) int32, IN; noise : (N,) uint8, IN; out : (U,) float64, IN/OUT (zeroed)
     """
     for p in range(inverse.shape[0]):
-        n = np.float64(noise[p])
-        out[inverse[p]] += n * n
+        out[inverse[p]] += np.float64(noise[p])
 
 
 @kernel("void(u1[::1], u1[::1], i8, i8, u1[::1])", parallel=True)
