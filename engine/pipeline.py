@@ -103,7 +103,10 @@ class Quantized(HasFigures):
         :meth:`to_array`."""
         h, w = self.indices.shape
         im = Image.frombytes("P", (w, h), np.ascontiguousarray(self.indices, dtype=np.uint8).tobytes())
-        im.putpalette(np.ascontiguousarray(self.palette, dtype=np.uint8).tobytes(), "RGBA" if self.palette.shape[1] == 4 else "RGB")
+        im.putpalette(
+            np.ascontiguousarray(self.palette, dtype=np.uint8).tobytes(),
+            "RGBA" if self.palette.shape[1] == 4 else "RGB",
+        )
         return im
 
 
@@ -145,6 +148,12 @@ class Fit:
         """Palette entries stored."""
         return int(self.palette.shape[0])
 
+    def release(self) -> None:
+        """Let go of the remap's pixel indices, an image's worth of memory, for a fit kept only
+        for its centroids or figures; those stay (:meth:`Pipeline.finish` remaps again if the
+        fit is finished after all)."""
+        self.indices = None
+
 
 class Pipeline:
     """:func:`kmpress.quantize` in reusable steps: prepare an image once (histogram, points of
@@ -181,7 +190,7 @@ class Pipeline:
                 # the colours weighted by how flat their pixels' surroundings are (see
                 # kmpress.contrast): the palette goes where banding would show
                 noise, self.edges = contrast_maps(self.img, self.kern)
-                self.inverse = self.hist.pixel_colours(self.img, self.kern)
+                self.inverse = self.hist.pixel_colors(self.img, self.kern)
                 self.weights = color_weights(noise, self.inverse, self.hist.n_colors, self.kern)
                 del noise
         if options.colorspace == "rgb":
@@ -225,7 +234,9 @@ class Pipeline:
                     else:
                         C0 = initial_centroids(o.init, X, self.weights, True, k, g, kern)
                 with stages("lloyd"):
-                    r = lloyd(X, self.weights, True, C0, o.max_iter, o.tol if tol is None else tol, kern, final_assign=False)
+                    r = lloyd(
+                        X, self.weights, True, C0, o.max_iter, o.tol if tol is None else tol, kern, final_assign=False
+                    )
                 # the lowest final inertia wins; ties: the earliest start
                 if best is None or r.inertia < best.inertia:
                     best = r
@@ -244,7 +255,9 @@ class Pipeline:
             r = lloyd(self.X, self.weights, True, f.centroids, o.max_iter, o.tol, self.kern, final_assign=False)
         with self.stages("remap"):
             palette, labels, entries = finish_palette(r.centroids, self.X, o.colorspace, self.kern, o.palette_order)
-        return Fit(f.k, r.centroids, False, f.n_iter + r.n_iter, r.converged, float(r.inertia), palette, labels, entries)
+        return Fit(
+            f.k, r.centroids, False, f.n_iter + r.n_iter, r.converged, float(r.inertia), palette, labels, entries
+        )
 
     def _remap(self, f: Fit) -> None:
         """Pixel indices, exact squared error and mean delta E of a fit (kept on it)."""
@@ -255,7 +268,7 @@ class Pipeline:
         with self.stages("remap"):
             # each pixel's colour index, for the remaps that work pixel by pixel and their errors
             # (made once: without the histogram's stored inverse it is a pass over every pixel)
-            inverse = None if plain else self.inverse if self.inverse is not None else hist.pixel_colours(self.img, kern)
+            inverse = None if plain else self.inverse if self.inverse is not None else hist.pixel_colors(self.img, kern)
             if self.edges is not None and not plain and self.lab is None:
                 self.lab = self.X if self.options.colorspace == "oklab" else colors_to_space(hist.colors, "oklab", kern)
             f.indices = remap(

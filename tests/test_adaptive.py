@@ -89,7 +89,7 @@ def test_contrast_maps_at_any_thread_count(photos):
 def test_color_weights_sum_the_noise(photos, kern):
     img = _crop(photos, "coffee", 30, 40)
     hist = build_histogram(img, kern)
-    inverse = hist.pixel_colours(img, kern)
+    inverse = hist.pixel_colors(img, kern)
     noise, _ = contrast_maps(img, kern)
     got = color_weights(noise, inverse, hist.n_colors, kern)
     want = np.zeros(hist.n_colors)
@@ -119,9 +119,9 @@ def _adaptive_direct(img, palette, level, maxerr, kern):
     entries = palette_to_space(palette, "oklab", kern).astype(np.float64)
     h, w = img.shape[:2]
     out = np.empty(h * w, np.uint8)
-    args = _diffusion_args(lab, hist.pixel_colours(img, kern), alpha, entries, h, w, out)
+    args = _diffusion_args(lab, hist.pixel_colors(img, kern), alpha, entries, h, w, out)
     kern.adaptive_dither(*args, np.ascontiguousarray(level, np.uint8).reshape(-1), DEAD_ZONE, maxerr, 0.8, 0.75)
-    return out.reshape(h, w), lab[:, hist.pixel_colours(img, kern)].T.reshape(h, w, -1), entries
+    return out.reshape(h, w), lab[:, hist.pixel_colors(img, kern)].T.reshape(h, w, -1), entries
 
 
 @pytest.mark.parametrize("maxerr", [4.0, 60.0, 1e9])
@@ -160,7 +160,7 @@ def test_default_is_adaptive_and_no_dither_is_the_plain_remap(photos):
     # the plain remap: each colour's nearest entry (sRGB) of a palette fitted to the pixel counts
     hist = build_histogram(img, kernels_numpy)
     d = ((hist.colors[:, None, :].astype(np.int64) - plain.palette[None].astype(np.int64)) ** 2).sum(-1)
-    np.testing.assert_array_equal(plain.indices.reshape(-1), d.argmin(1)[hist.pixel_colours(img, kernels_numpy)])
+    np.testing.assert_array_equal(plain.indices.reshape(-1), d.argmin(1)[hist.pixel_colors(img, kernels_numpy)])
     q = kmpress.quantize(img, 16)
     assert q.dither == "adaptive"
     assert not np.array_equal(q.palette, plain.palette)  # the palette is weighted by the contrast
