@@ -45,7 +45,10 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.compare_webp", description=__doc__.split("\n")[0])
     add_option(ap)
     a = ap.parse_args(argv)
-    rows = ["| photo | K | PNG bytes | WebP bytes | WebP / PNG | PNG encode | WebP encode |", "|---|---|---|---|---|---|---|"]
+    rows = [
+        "| photo | K | PNG bytes | WebP bytes | WebP / PNG | PNG encode | WebP encode |",
+        "|---|---|---|---|---|---|---|",
+    ]
     print("\n".join(rows), flush=True)
     for name in PHOTOS:
         with Image.open(ROOT / "tests" / "data" / f"{name}.png") as im:
@@ -62,7 +65,9 @@ def main(argv: list[str] | None = None) -> None:
             )
             print(rows[-1], flush=True)
     if a.write_results:
-        write_results(a.write_results, "webp", "\n".join(rows), "bench.compare_webp", sys.argv[1:] if argv is None else argv)
+        write_results(
+            a.write_results, "webp", "\n".join(rows), "bench.compare_webp", sys.argv[1:] if argv is None else argv
+        )
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ plain ``pytest`` then runs each benchmark body once, untimed, in a fraction of a
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +21,7 @@ SEED = 0
 
 @pytest.fixture(scope="session")
 def bench_size(pytestconfig: pytest.Config) -> str:
-    """"full" or "small" with ``--benchmark`` (``--bench-size``), else "tiny"."""
+    """ "full" or "small" with ``--benchmark`` (``--bench-size``), else "tiny"."""
     # the same test as the root conftest's benchmark_mode (not imported: tests/ has a conftest too)
     if pytestconfig.getoption("kmpress_benchmark", False) or pytestconfig.getoption("benchmark_only", False):
         return pytestconfig.getoption("kmpress_bench_size")
@@ -85,7 +85,7 @@ class Inputs:
     def n_pixels(self) -> int:
         return int(self.photo.shape[0] * self.photo.shape[1])
 
-    @lru_cache(maxsize=None)
+    @cache
     def c0(self, k: int) -> np.ndarray:
         """(k, 3) float64 starting centroids shared by every implementation: weighted k-means++
         on the histogram (numba, seed :data:`SEED`), as ``quantize`` computes them."""
@@ -94,17 +94,19 @@ class Inputs:
 
         return kmeans_plusplus(self.hist_X, self.hist_w, True, k, np.random.default_rng(SEED), kernels_numba)
 
-    @lru_cache(maxsize=None)
+    @cache
     def converged_iters(self, k: int) -> int:
         """Lloyd iterations numba needs from :meth:`c0` with the default tolerance (the iteration
         count given to scikit-learn in the to-convergence group)."""
         from kmpress import DEFAULT_MAX_ITER, DEFAULT_TOL, kernels_numba
         from kmpress.clustering import lloyd
 
-        r = lloyd(self.hist_X, self.hist_w, True, self.c0(k), DEFAULT_MAX_ITER, DEFAULT_TOL, kernels_numba, final_assign=False)
+        r = lloyd(
+            self.hist_X, self.hist_w, True, self.c0(k), DEFAULT_MAX_ITER, DEFAULT_TOL, kernels_numba, final_assign=False
+        )
         return max(1, r.n_iter)
 
-    @lru_cache(maxsize=None)
+    @cache
     def quantized(self, k: int):
         """kmpress.quantize of the photo at ``k`` (numba): the palette and indices the PNG encode
         and the remap work on."""
@@ -112,7 +114,7 @@ class Inputs:
 
         return quantize(self.photo, k, seed=SEED)
 
-    @lru_cache(maxsize=None)
+    @cache
     def centroids(self, k: int) -> np.ndarray:
         """(k, 3) float64 centroids after 3 Lloyd iterations from :meth:`c0` (numba): cluster
         means, not colours of the image, as the Lloyd loop's assignments see them."""
@@ -121,7 +123,7 @@ class Inputs:
 
         return lloyd(self.hist_X, self.hist_w, True, self.c0(k), 3, 0.0, kernels_numba, final_assign=False).centroids
 
-    @lru_cache(maxsize=None)
+    @cache
     def labels(self, k: int) -> np.ndarray:
         """(U,) int32 nearest of :meth:`centroids` for every distinct colour, by the numba kernel."""
         from kmpress import kernels_numba as kn
@@ -171,8 +173,8 @@ def jit(tmp_path_factory: pytest.TempPathFactory) -> None:
     from bench import peers
     from bench.summary import KS
     from kmpress import kernels_numba, kernels_numpy, quantize, write_png
-    from kmpress.histogram import build_histogram
     from kmpress.clustering import lloyd
+    from kmpress.histogram import build_histogram
 
     # the twins whose parallel variant only large inputs reach (the suite's "full" photo), and
     # the table behind color_index: loaded here, so the first timed round does not

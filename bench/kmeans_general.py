@@ -75,7 +75,13 @@ def main(argv: list[str] | None = None) -> None:
             )
             print(rows[-1], flush=True)
     if a.write_results:
-        write_results(a.write_results, "kmeans-general", "\n".join(rows), "bench.kmeans_general", sys.argv[1:] if argv is None else argv)
+        write_results(
+            a.write_results,
+            "kmeans-general",
+            "\n".join(rows),
+            "bench.kmeans_general",
+            sys.argv[1:] if argv is None else argv,
+        )
 
 
 if __name__ == "__main__":

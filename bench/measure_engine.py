@@ -21,9 +21,8 @@ from bench.results import add_option, write_results
 from kmpress import kernels_numba as kn
 from kmpress import kernels_numpy as kp
 from kmpress import quantize, read_image
+from kmpress.clustering import kmeans_plusplus, lloyd
 from kmpress.histogram import build_histogram
-from kmpress.clustering import kmeans_plusplus
-from kmpress.clustering import lloyd
 
 SMALL = Path(__file__).resolve().parent.parent / "tests" / "data" / "astronaut.png"
 
@@ -83,7 +82,9 @@ def main(argv: list[str] | None = None) -> None:
     ]
     print("\n".join(lines))
     if a.write_results:
-        write_results(a.write_results, "engine", "\n".join(lines), "bench.measure_engine", sys.argv[1:] if argv is None else argv)
+        write_results(
+            a.write_results, "engine", "\n".join(lines), "bench.measure_engine", sys.argv[1:] if argv is None else argv
+        )
 
 
 if __name__ == "__main__":

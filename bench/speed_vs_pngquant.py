@@ -88,7 +88,9 @@ def _parse_rss_kb(text: str) -> int | None:
     return int(lines[-1]) if lines and lines[-1].strip().isdigit() else None
 
 
-def run_once(cmd: list[str] | str, shell: bool = False, rss: bool = True, time_cmd: str = GNU_TIME) -> tuple[float, float]:
+def run_once(
+    cmd: list[str] | str, shell: bool = False, rss: bool = True, time_cmd: str = GNU_TIME
+) -> tuple[float, float]:
     """(wall seconds, peak RSS MB) of one command, which must succeed.
 
     With ``rss`` the command runs under GNU time (see the module's docstring: the figure is the
@@ -193,9 +195,18 @@ def measure(photos: list[Path], ks: list[int], runs: int, exe: list[str], tmp: P
             a, b = interleaved([kmpress_cmd(exe, src, k, ours_dir), pngquant_cmd(src, k, pq)], runs, rss=rss)
             ours = ours_dir / f"{src.stem}-k{k}.png"
             rows.append(
-                dict(photo=src.name, pixels=img.shape[0] * img.shape[1], k=k, ours=a, pq=b, ratio=a.wall / b.wall,
-                     psnr=_psnr(img, _decode(ours)), psnr_pq=_psnr(img, _decode(pq)),
-                     bytes=ours.stat().st_size, bytes_pq=pq.stat().st_size)
+                dict(
+                    photo=src.name,
+                    pixels=img.shape[0] * img.shape[1],
+                    k=k,
+                    ours=a,
+                    pq=b,
+                    ratio=a.wall / b.wall,
+                    psnr=_psnr(img, _decode(ours)),
+                    psnr_pq=_psnr(img, _decode(pq)),
+                    bytes=ours.stat().st_size,
+                    bytes_pq=pq.stat().st_size,
+                )
             )
             r = rows[-1]
             print(
@@ -288,7 +299,11 @@ def main(argv: list[str] | None = None) -> int:
     text = [
         f"kmpress / pngquant {pq_version} `--nofs --speed 4`, whole process, median of {a.runs} interleaved runs "
         f"after a warm-up ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores); ratio below 1: kmpress faster; "
-        + (f"MB: peak RSS of the process (GNU time's %M); GNU time adds {overhead:.1f} ms to every time." if rss else "no RSS (no GNU time)."),
+        + (
+            f"MB: peak RSS of the process (GNU time's %M); GNU time adds {overhead:.1f} ms to every time."
+            if rss
+            else "no RSS (no GNU time)."
+        ),
         "",
         summary(rows, size_of),
         "",
@@ -307,7 +322,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.out:
         a.out.write_text("\n".join(text) + "\n")
     if a.write_results:
-        write_results(a.write_results, "speed", "\n".join(text), "bench.speed_vs_pngquant", sys.argv[1:] if argv is None else argv)
+        write_results(
+            a.write_results, "speed", "\n".join(text), "bench.speed_vs_pngquant", sys.argv[1:] if argv is None else argv
+        )
     return 0
 
 

@@ -6,8 +6,8 @@ pytest-benchmark's session and the table logic can be tested without timing anyt
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 #: Stage key -> group label. The number keeps pytest-benchmark's tables (sorted by group name) in
 #: pipeline order.

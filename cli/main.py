@@ -51,10 +51,10 @@ from .flags import (  # the flags' declarations and the exit codes
     JobsOpt,
     JsonOpt,
     KsOpt,
-    NoDitherOpt,
     MaxColorsOpt,
     MaxIterOpt,
     MaxPixelsOpt,
+    NoDitherOpt,
     OutDirOpt,
     PaletteOpt,
     PathsArg,
@@ -335,6 +335,7 @@ def _app_options(
 # commands
 # --------------------------------------------------------------------------------------------
 
+
 def _dither(method: str | None, off: bool) -> str | None:
     """--dither METHOD and --no-dither to the option (the method is checked by Options)."""
     if off and method is not None:
@@ -544,7 +545,9 @@ def sweep_cmd(
     reconstructed images labelled with K and PSNR.
     """
     with _errors(debug, "sweep", as_json, owns_process=True):
-        options = opt.Options(seed=seed, max_iter=max_iter, tol=tol, colorspace=space, dither=_dither(dither, no_dither))
+        options = opt.Options(
+            seed=seed, max_iter=max_iter, tol=tol, colorspace=space, dither=_dither(dither, no_dither)
+        )
         from kmpress import ksweep, report
 
         values = ksweep.parse_ks(ks, step)

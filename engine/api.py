@@ -100,7 +100,7 @@ def _as_weights(weights: Any, n: int) -> np.ndarray:
 
 
 def _as_init(init: Any, k: int, D: int, w: np.ndarray, weighted: bool, N: int) -> str | np.ndarray:
-    """"k-means++", "random" (checked to have k points of positive weight) or a (k, D) float64
+    """ "k-means++", "random" (checked to have k points of positive weight) or a (k, D) float64
     copy of an array of starting centroids."""
     if isinstance(init, str):
         name = check_choice("init", init, INITS)
@@ -379,6 +379,7 @@ def _name(x: Any, default: str) -> str:
 
 def _load_source(src: Any, opts: Options, label: str) -> tuple[LoadedImage, int | None]:
     """The image of ``src`` and its size in bytes (None for an in-memory image)."""
+
     def warm_up(w: int, h: int) -> None:  # numba's start-up overlaps the decoding
         if backends.choose(opts.backend, w * h, opts.largest_k) == "numba":
             backends.warm_up(w * h, opts.largest_k)

@@ -139,7 +139,6 @@ def initial_centroids(
 # --------------------------------------------------------------------------------------------
 
 
-
 @dataclass
 class LloydResult:
     """What the loop produced; see :class:`kmpress.KMeansResult` for the meaning of the fields."""

@@ -68,7 +68,16 @@ def contrast_maps(image: np.ndarray, kernels: ModuleType) -> tuple[np.ndarray, n
     h, w = image.shape[:2]
     noise = np.empty((h, w), np.uint8)
     edges = np.empty((h, w), np.uint8)
-    kernels.contrast_maps(image, CHANNEL_WEIGHTS, NOISE_LUT, EDGE_LUT, noise, edges, np.empty((h, w), np.uint8), np.empty((h, w), np.uint16))
+    kernels.contrast_maps(
+        image,
+        CHANNEL_WEIGHTS,
+        NOISE_LUT,
+        EDGE_LUT,
+        noise,
+        edges,
+        np.empty((h, w), np.uint8),
+        np.empty((h, w), np.uint16),
+    )
     return noise, edges
 
 

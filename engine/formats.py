@@ -100,7 +100,7 @@ def readable_extensions() -> frozenset[str]:
 
 
 def sniff(head: bytes) -> str | None:
-    """"HEIF" or "AVIF" for the first bytes of an ISO-BMFF image file (by its ``ftyp`` brands),
+    """ "HEIF" or "AVIF" for the first bytes of an ISO-BMFF image file (by its ``ftyp`` brands),
     else None."""
     if len(head) < 12 or head[4:8] != b"ftyp":
         return None

@@ -186,8 +186,14 @@ def reading(path: str | os.PathLike, max_pixels: int | str | None = DEFAULT_MAX_
         raise _decode_error(e, str(path), max_pixels, "cannot read") from None
 
 
-def _decode_error(e: Exception, label: str, max_pixels: int | str | None, what: str, native: Sequence[str] = (),
-                  size: tuple[int, int, str] | None = None) -> ImageReadError:
+def _decode_error(
+    e: Exception,
+    label: str,
+    max_pixels: int | str | None,
+    what: str,
+    native: Sequence[str] = (),
+    size: tuple[int, int, str] | None = None,
+) -> ImageReadError:
     """The one-line error of a file Pillow failed on (``native``: what its C library said;
     ``size``: the (width, height, mode) of its header, named when memory ran out)."""
     if isinstance(e, ImageReadError):

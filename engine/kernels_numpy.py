@@ -470,7 +470,9 @@ def dither_map(idx, edges, h, w, out):
         out[y * w : (y + 1) * w] = np.floor((edges[y * w : (y + 1) * w] + 128.0) * (255.0 / 383.0) * f[run])
 
 
-def adaptive_dither(Xt, inverse, transparent, has_alpha, entries, lo, hi, G, h, w, out, cand, ncand, level, dead, maxerr, s_cap, e_cap):
+def adaptive_dither(
+    Xt, inverse, transparent, has_alpha, entries, lo, hi, G, h, w, out, cand, ncand, level, dead, maxerr, s_cap, e_cap
+):
     """See :func:`kmpress.kernels_numba.adaptive_dither` (a full nearest-entry search per pixel)."""
     D = Xt.shape[1]
     ent = [list(map(float, row)) for row in entries]

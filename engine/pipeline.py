@@ -272,7 +272,18 @@ class Pipeline:
             if self.edges is not None and not plain and self.lab is None:
                 self.lab = self.X if self.options.colorspace == "oklab" else colors_to_space(hist.colors, "oklab", kern)
             f.indices = remap(
-                hist, self.X, f.labels, f.entries, self.img, inverse, self.options, f.lossless, kern, f.palette, self.edges, self.lab
+                hist,
+                self.X,
+                f.labels,
+                f.entries,
+                self.img,
+                inverse,
+                self.options,
+                f.lossless,
+                kern,
+                f.palette,
+                self.edges,
+                self.lab,
             )
             if plain and f.sse is None:
                 f.sse = squared_error_sum(hist.colors, hist.counts, f.palette, f.labels)

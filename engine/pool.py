@@ -77,7 +77,9 @@ def run_local_pool(
 
     The same as :func:`run_pool`, the settings given one by one.
     """
-    yield from run_pool(files, options, BatchRun(jobs=jobs, threads=threads, task=task, on_start=on_start, on_stage=on_stage))
+    yield from run_pool(
+        files, options, BatchRun(jobs=jobs, threads=threads, task=task, on_start=on_start, on_stage=on_stage)
+    )
 
 
 def run_pool(files: Iterable[Planned], options: Options, run: BatchRun) -> Iterator[FileResult]:

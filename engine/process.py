@@ -44,7 +44,10 @@ def kmpress_process(role: Role) -> Iterator[None]:
         with interrupts.handling_signals():
             yield
         return
-    saved = {signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN), signal.SIGTERM: signal.signal(signal.SIGTERM, _on_sigterm)}
+    saved = {
+        signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        signal.SIGTERM: signal.signal(signal.SIGTERM, _on_sigterm),
+    }
     try:
         yield
     finally:

@@ -144,6 +144,7 @@ def search_pipeline(
             if pred > 2 * kmax:
                 step = kmax  # clamped below
         lo, k = k, min(step * k, kmax)
+
     # narrow the bracket (lo fails, hi reaches) in rounds: guess where the line crosses the
     # target, probe the guess's neighbour on the far side (the answer is usually next to a good
     # guess), and bisect once when the round has not halved the bracket (the line can mislead on

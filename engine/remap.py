@@ -139,7 +139,9 @@ def floyd_steinberg(
     return out.reshape(h, w)
 
 
-def _diffusion_args(X: np.ndarray, inverse: np.ndarray, alpha: np.ndarray | None, entries: np.ndarray, h: int, w: int, out: np.ndarray) -> tuple:
+def _diffusion_args(
+    X: np.ndarray, inverse: np.ndarray, alpha: np.ndarray | None, entries: np.ndarray, h: int, w: int, out: np.ndarray
+) -> tuple:
     """The arguments the error-diffusion kernels share, ``Xt`` to ``ncand``."""
     D = X.shape[0]
     K = entries.shape[0]
@@ -211,7 +213,9 @@ def adaptive_dither(
     level = np.empty(h * w, np.uint8)
     kernels.dither_map(plain, np.ascontiguousarray(edges).reshape(-1), h, w, level)
     out = plain  # the undithered remap is not needed any more
-    kernels.adaptive_dither(*_diffusion_args(lab, inverse, alpha, entries, h, w, out), level, DEAD_ZONE, cap, OFFSET_CAP, ERROR_CAP)
+    kernels.adaptive_dither(
+        *_diffusion_args(lab, inverse, alpha, entries, h, w, out), level, DEAD_ZONE, cap, OFFSET_CAP, ERROR_CAP
+    )
     return out.reshape(h, w)
 
 

@@ -115,7 +115,9 @@ class Window:
             if i is None:
                 break
             it = queue[i]
-            fut = self.executor.submit(self.run.task, str(it.src), str(it.dst), self.options, self.threads, **self.run.task_kwargs)
+            fut = self.executor.submit(
+                self.run.task, str(it.src), str(it.dst), self.options, self.threads, **self.run.task_kwargs
+            )
             del queue[i]
             if budget is not None:
                 budget.start(str(it.src))
@@ -149,7 +151,9 @@ def run_here(files: Iterable[Planned], options: Options, run: BatchRun) -> Itera
         if run.on_stage is None:
             yield run.task(src, dst, options, run.threads, **run.task_kwargs)
         else:
-            yield run.task(src, dst, options, run.threads, on_stage=functools.partial(run.on_stage, src), **run.task_kwargs)
+            yield run.task(
+                src, dst, options, run.threads, on_stage=functools.partial(run.on_stage, src), **run.task_kwargs
+            )
 
 
 def run_on(executor: Executor, files: Iterable[Planned], options: Options, run: BatchRun) -> Iterator[FileResult]:

@@ -43,7 +43,9 @@ _STAGES: Connection | None = None
 _WORKER = ExitStack()
 
 
-def init_worker(threads: int | None, stages: Connection | None = None, started: Any = None) -> None:  # pragma: no cover - runs in worker processes
+def init_worker(
+    threads: int | None, stages: Connection | None = None, started: Any = None
+) -> None:  # pragma: no cover - runs in worker processes
     """A local pool's worker initializer: set the process up for kmpress (as a worker), with
     ``threads`` numba threads; send stages to ``stages``; then set ``started.value`` to 1."""
     global _STAGES

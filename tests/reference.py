@@ -219,7 +219,9 @@ def reference_histogram(pixels: np.ndarray) -> tuple[dict[tuple, int], list[tupl
     return counts, colors
 
 
-def reference_kmeans_plusplus(X: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generator, trials: int | None = None) -> np.ndarray:
+def reference_kmeans_plusplus(
+    X: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generator, trials: int | None = None
+) -> np.ndarray:
     """Greedy weighted k-means++ in float64, drawing from ``rng`` exactly as the engine documents.
 
     The first centre is drawn with probability proportional to the weight (``u = rng.random()``,
@@ -389,10 +391,39 @@ def reference_contrast_maps(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             edges[y, x] = max(0, min(255, math.floor(256 * (1 - edge))))
 
     def window(a, r, fn):
-        return np.array([[fn(a[yy, xx] for yy in range(max(y - r, 0), min(y + r, h - 1) + 1) for xx in range(max(x - r, 0), min(x + r, w - 1) + 1)) for x in range(w)] for y in range(h)])
+        return np.array(
+            [
+                [
+                    fn(
+                        a[yy, xx]
+                        for yy in range(max(y - r, 0), min(y + r, h - 1) + 1)
+                        for xx in range(max(x - r, 0), min(x + r, w - 1) + 1)
+                    )
+                    for x in range(w)
+                ]
+                for y in range(h)
+            ]
+        )
 
     def mean7(a):
-        return np.array([[round(Fraction(sum(int(a[min(max(yy, 0), h - 1), min(max(xx, 0), w - 1)]) for yy in range(y - 3, y + 4) for xx in range(x - 3, x + 4)), 49)) for x in range(w)] for y in range(h)])
+        return np.array(
+            [
+                [
+                    round(
+                        Fraction(
+                            sum(
+                                int(a[min(max(yy, 0), h - 1), min(max(xx, 0), w - 1)])
+                                for yy in range(y - 3, y + 4)
+                                for xx in range(x - 3, x + 4)
+                            ),
+                            49,
+                        )
+                    )
+                    for x in range(w)
+                ]
+                for y in range(h)
+            ]
+        )
 
     for fn in (max, max):
         noise = window(noise, 1, fn)
@@ -428,7 +459,9 @@ def reference_dither_map(idx: np.ndarray, edges: np.ndarray) -> np.ndarray:
     return out
 
 
-def reference_adaptive_dither(image: np.ndarray, entries: np.ndarray, level: np.ndarray, maxerr: float, dead: float = 1.0) -> np.ndarray:
+def reference_adaptive_dither(
+    image: np.ndarray, entries: np.ndarray, level: np.ndarray, maxerr: float, dead: float = 1.0
+) -> np.ndarray:
     """The adaptive error diffusion, as the engine documents it, on the whole image.
 
     Serpentine (even rows left to right). Each pixel carries the error diffused into it, ``c``;

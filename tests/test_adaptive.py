@@ -29,7 +29,9 @@ def _images(photos):
     ramp = np.ascontiguousarray(np.broadcast_to(np.arange(0, 250, 10, dtype=np.uint8)[None, :, None], (5, 25, 3)))
     return {
         "photo": _crop(photos),
-        "photo-rgba": np.ascontiguousarray(np.dstack([_crop(photos, "coffee", 9, 13), np.full((9, 13), 200, np.uint8)])),
+        "photo-rgba": np.ascontiguousarray(
+            np.dstack([_crop(photos, "coffee", 9, 13), np.full((9, 13), 200, np.uint8)])
+        ),
         "noise": rng.integers(0, 256, (11, 9, 3), dtype=np.uint8),
         "flat": flat,
         "ramp": ramp,

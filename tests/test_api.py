@@ -8,12 +8,11 @@ import math
 
 import numpy as np
 import pytest
+from helpers import small_jpeg
 
 import kmpress
 from kmpress import InvalidParameterError, KmpressError
 from kmpress.metrics import bit_accounting, png_bit_depth
-
-from helpers import small_jpeg
 
 
 def _points(n=50, d=3, seed=0):

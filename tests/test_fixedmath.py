@@ -27,7 +27,14 @@ def _cbrt_inputs() -> np.ndarray:
     lin = LINEAR_LUT[rng.integers(0, 256, (4000, 3))]
     lms = (lin @ M1.T).ravel()
     return np.concatenate(
-        [lms, rng.random(3000), np.exp(rng.uniform(-700, 700, 3000)), rng.random(300) * 1e-310, -rng.random(1000), [1.0, 8.0, 27.0, 0.125]]
+        [
+            lms,
+            rng.random(3000),
+            np.exp(rng.uniform(-700, 700, 3000)),
+            rng.random(300) * 1e-310,
+            -rng.random(1000),
+            [1.0, 8.0, 27.0, 0.125],
+        ]
     )
 
 
@@ -125,4 +132,6 @@ def test_srgb_to_oklab_refuses_values_that_are_not_8_bit_codes():
         srgb_to_oklab(np.array([0.5, 1.0, 2.0]))
     with pytest.raises(ValueError, match="8-bit"):
         srgb_to_oklab(np.array([0, 256, 3]))
-    np.testing.assert_array_equal(srgb_to_oklab(np.array([1.0, 2.0, 3.0])), srgb_to_oklab(np.array([1, 2, 3], np.uint8)))
+    np.testing.assert_array_equal(
+        srgb_to_oklab(np.array([1.0, 2.0, 3.0])), srgb_to_oklab(np.array([1, 2, 3], np.uint8))
+    )

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import planar
+from reference import reference_histogram
 
 import kmpress
 from kmpress import kernels_numba, kernels_numpy
-from kmpress.histogram import build_histogram
 from kmpress.clustering import kmeans_plusplus
-from helpers import planar
-from reference import reference_histogram
+from kmpress.histogram import build_histogram
 
 
 def _check(px: np.ndarray, hist, kernels=kernels_numpy) -> None:
@@ -178,7 +178,9 @@ def test_quantize_equals_per_pixel_kmeans(photos, k):
     seed = 5
     q = kmpress.quantize(img, k, seed=seed, dither=None)  # pixel counts as weights, nearest entries
     hist = build_histogram(img, kernels_numba)
-    c0 = kmeans_plusplus(planar(hist), hist.counts.astype(np.float64), True, k, np.random.default_rng(seed), kernels_numba)
+    c0 = kmeans_plusplus(
+        planar(hist), hist.counts.astype(np.float64), True, k, np.random.default_rng(seed), kernels_numba
+    )
     full = kmpress.kmeans(px, k, init=c0)
     assert full.n_iter == q.n_iter
     expected = {tuple(r) for r in np.clip(np.rint(full.centroids), 0, 255).astype(np.uint8)}

@@ -19,13 +19,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import planar
 
 from kmpress import kernels_numba as kn
 from kmpress import kernels_numpy as kp
 from kmpress.clustering import kmeans_plusplus
 from kmpress.histogram import build_histogram
-
-from helpers import planar
 
 #: the kernels run as plain Python (tests/e2e/test_nojit.py): small data only
 NO_JIT = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
@@ -178,7 +177,6 @@ def test_histogram_morton_order_is_compact(photo_hist):
     assert np.median((bmax - bmin).max(axis=1)) < 64
 
 
-
 # --------------------------------------------------------------------------------------------
 # the contract itself
 # --------------------------------------------------------------------------------------------
@@ -216,8 +214,10 @@ def test_serial_and_parallel_twins_give_identical_results(photo_hist):
         assert np.array_equal(a, b)
     closest = np.full(X.shape[1], np.finfo(np.float32).max, np.float32)
     pots = []
-    for state_k, update_k, trials_k in ((kn.pp_state.serial, kn.pp_update.serial, kn.pp_trials.serial),
-                                        (kn.pp_state.parallel, kn.pp_update.parallel, kn.pp_trials.parallel)):
+    for state_k, update_k, trials_k in (
+        (kn.pp_state.serial, kn.pp_update.serial, kn.pp_trials.serial),
+        (kn.pp_state.parallel, kn.pp_update.parallel, kn.pp_trials.parallel),
+    ):
         cl = closest.copy()
         pot_c = np.empty(kn.n_chunks(X.shape[1]))
         state = state_k(X, w, True, cl, pot_c)
@@ -293,7 +293,9 @@ def test_error_figures_equal_numba_bit_for_bit():
     for kern in (kn, kp):
         nc = (N + kern.STATS_CHUNK - 1) // kern.STATS_CHUNK
         sse_c, de_c = np.empty(nc, np.int64), np.empty(nc, np.float64)
-        kern.pixel_stats(colors, inverse, idx, palette, oklab_of_colors(colors, kern), oklab_of_colors(palette, kern), sse_c, de_c)
+        kern.pixel_stats(
+            colors, inverse, idx, palette, oklab_of_colors(colors, kern), oklab_of_colors(palette, kern), sse_c, de_c
+        )
         stats.append((sse_c, de_c))
     np.testing.assert_array_equal(stats[0][0], stats[1][0])
     np.testing.assert_array_equal(stats[0][1], stats[1][1])

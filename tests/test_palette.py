@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from reference import reference_nearest
 
 import kmpress
 from kmpress.palette import nearest_in_space, order_palette
-from reference import reference_nearest
 
 
 def _crop(photos, name="astronaut"):

@@ -5,12 +5,10 @@ CLI's progress bar that draws them, "photo.png: lloyd", is tested in tests/cli/t
 from __future__ import annotations
 
 import pytest
+from helpers import photo
 
 from kmpress import compress, compress_many
 from kmpress.stages import STAGES, Stages
-
-from helpers import photo
-
 
 #: The stages of a compression in RGB (OKLab adds "colorspace" after "histogram").
 PLAIN = [s for s in STAGES if s != "colorspace"]
@@ -114,5 +112,3 @@ def test_a_batch_reports_the_stages_of_each_file(tmp_path):
     assert [p.read_bytes() for p in sorted((tmp_path / "out1").iterdir())] == [
         p.read_bytes() for p in sorted((tmp_path / "out2").iterdir())
     ]
-
-

@@ -43,10 +43,16 @@ def _filter3_row(src, dst, y, use_max):
         xa = max(x - 1, 0)
         xb = min(x + 1, w - 1)
         if use_max:
-            m = max(max(max(src[ya, xa], src[ya, x]), max(src[ya, xb], src[y, xa])), max(max(src[y, x], src[y, xb]), max(src[yb, xa], src[yb, x])))
+            m = max(
+                max(max(src[ya, xa], src[ya, x]), max(src[ya, xb], src[y, xa])),
+                max(max(src[y, x], src[y, xb]), max(src[yb, xa], src[yb, x])),
+            )
             dst[y, x] = max(m, src[yb, xb])
         else:
-            m = min(min(min(src[ya, xa], src[ya, x]), min(src[ya, xb], src[y, xa])), min(min(src[y, x], src[y, xb]), min(src[yb, xa], src[yb, x])))
+            m = min(
+                min(min(src[ya, xa], src[ya, x]), min(src[ya, xb], src[y, xa])),
+                min(min(src[y, x], src[y, xb]), min(src[yb, xa], src[yb, x])),
+            )
             dst[y, x] = min(m, src[yb, xb])
 
 
@@ -156,7 +162,9 @@ def dither_map(idx, edges, h, w, out):
     "void(f4[:, ::1], i4[::1], b1[::1], b1, f8[:, ::1], f8[::1], f8[::1], i8, i8, i8, u1[::1], i2[:, ::1], i4[::1],"
     " u1[::1], f8, f8, f8, f8)"
 )
-def adaptive_dither(Xt, inverse, transparent, has_alpha, entries, lo, hi, G, h, w, out, cand, ncand, level, dead, maxerr, s_cap, e_cap):
+def adaptive_dither(
+    Xt, inverse, transparent, has_alpha, entries, lo, hi, G, h, w, out, cand, ncand, level, dead, maxerr, s_cap, e_cap
+):
     """Serpentine Floyd-Steinberg whose strength follows a per-pixel level, with a dead zone and
     caps (libimagequant's remap_to_palette_floyd).
 
