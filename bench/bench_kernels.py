@@ -22,7 +22,7 @@ test checks its result, so a broken kernel fails here even untimed.
 
 from __future__ import annotations
 
-from functools import cache, lru_cache
+from functools import cache
 
 import numpy as np
 import pytest

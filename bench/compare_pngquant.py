@@ -105,7 +105,8 @@ def run(photos: list[str], ks: list[int], configs: list[str], level: int) -> str
 
     have_pq = shutil.which("pngquant") is not None
     rows = [
-        "| photo | K | kmpress config | PSNR dB | ΔE OKLab | bytes | pngquant PSNR dB | pngquant ΔE | pngquant bytes | ΔPSNR dB | Δsize |",
+        "| photo | K | kmpress config | PSNR dB | ΔE OKLab | bytes "
+        "| pngquant PSNR dB | pngquant ΔE | pngquant bytes | ΔPSNR dB | Δsize |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     chosen = [c for c in CONFIGS if c[0] in configs]
@@ -137,7 +138,8 @@ def run(photos: list[str], ks: list[int], configs: list[str], level: int) -> str
     else:
         v = subprocess.run(["pngquant", "--version"], capture_output=True, text=True).stdout.strip()
         notes.append(
-            f"pngquant {v}: `--speed 1 --nofs` for rows without dithering, `--speed 1` (its Floyd-Steinberg) for `+fs` rows."
+            f"pngquant {v}: `--speed 1 --nofs` for rows without dithering, "
+            "`--speed 1` (its Floyd-Steinberg) for `+fs` rows."
         )
     notes.append(f"kmpress: seed 0, zlib level {level}; `small` = `n_init=4, smooth=0.3`.")
     return "\n".join(rows) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"

@@ -55,8 +55,8 @@ def main(argv: list[str] | None = None) -> None:
             img = np.array(im.convert("RGB"))
         for k in (16, 64, 256):
             q = quantize(img, k, seed=0)
-            png, t_png = _best(lambda: encode_png(q.palette, q.indices, threads=1))
-            webp, t_webp = _best(lambda: encode_webp(q.palette, q.indices))
+            png, t_png = _best(lambda q=q: encode_png(q.palette, q.indices, threads=1))
+            webp, t_webp = _best(lambda q=q: encode_webp(q.palette, q.indices))
             with Image.open(BytesIO(webp)) as w:
                 assert np.array_equal(np.array(w.convert("RGB")), q.to_array()), "WebP is not lossless"
             rows.append(

@@ -3,11 +3,15 @@
 
 Run from the repository root::
 
-    python -m bench.memory_vs_pixels                          # 4, 24, 100, 200 MP; PNG and JPEG; K=16 (+ K=256 at 100 MP)
+    # 4, 24, 100, 200 MP; PNG and JPEG; K=16 (+ K=256 at 100 MP)
+    python -m bench.memory_vs_pixels
     python -m bench.memory_vs_pixels --sizes 24,100 --formats png --runs 3
-    python -m bench.memory_vs_pixels --kmpress /other/venv/bin/kmpress     # another install (before/after)
-    python -m bench.memory_vs_pixels --timeline 100 --formats png          # where the peak is, per stage
-    python -m bench.memory_vs_pixels --write-results                       # also into docs/results.md ("memory", "memory-timeline")
+    # another install (before/after)
+    python -m bench.memory_vs_pixels --kmpress /other/venv/bin/kmpress
+    # where the peak is, per stage
+    python -m bench.memory_vs_pixels --timeline 100 --formats png
+    # also into docs/results.md ("memory", "memory-timeline")
+    python -m bench.memory_vs_pixels --write-results
 
 The photos are the bundled sample upscaled (Lanczos) to 3:2 frames of that many megapixels plus
 seeded Gaussian noise (sigma 2, as :mod:`bench.photos`), made strip by strip so the generator
@@ -163,7 +167,8 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         ok = "" if r["rss"] <= r["goal"] else " (over)"
         lines.append(
-            f"| {r['mp']:g} | {r['format'].upper()} | {r['k']} | {r['decoded']:,.0f} | {r['rss']:,.0f}{ok} | {r['goal']:,.0f} | {r['wall']:.1f} |"
+            f"| {r['mp']:g} | {r['format'].upper()} | {r['k']} | {r['decoded']:,.0f} "
+            f"| {r['rss']:,.0f}{ok} | {r['goal']:,.0f} | {r['wall']:.1f} |"
         )
     return "\n".join(lines)
 
@@ -216,7 +221,7 @@ def timeline(src: str, k: int, dst: str, every: float = 0.005) -> list[dict]:
         stop.set()
         t.join()
     out = []
-    for (name, t0, rss), (_, t1, _) in zip(marks, marks[1:]):
+    for (name, t0, rss), (_, t1, _) in zip(marks, marks[1:], strict=False):
         out.append({"stage": name, "start_mb": rss / 1e6, "peak_mb": peak[name] / 1e6, "seconds": t1 - t0})
     return out
 

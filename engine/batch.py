@@ -316,7 +316,7 @@ def plan_batch(
         for src, err, rel in inputs
     ]
     writers: dict[str, list[Path]] = {}
-    for src, err, dst in named:
+    for src, _err, dst in named:
         if dst is not None:
             writers.setdefault(ident(dst), []).append(src)
     planned: list[PlannedFile] = []

@@ -55,13 +55,15 @@ from typing import Any, Protocol, Unpack
 
 from .batch import BatchPlan, PlannedFile, as_plan, run_plan
 from .errors import DaskNotInstalledError, InvalidParameterError, SchedulerError, SchedulerLostError
-from .io import remove_stale_temp_files, stale_temp_files
 from .options import JobFields, Options
 from .results import FileResult
 from .runs import BatchRun
 from .spawn import refuse_in_starting_worker
-from .workers import StartListener, compress_file
-from .workers import dask_worker_threads as worker_threads
+from .workers import StartListener, compress_file, dask_worker_threads
+from .writing import remove_stale_temp_files, stale_temp_files
+
+#: numba's thread share of a task on a Dask worker (see the module); the workers' function
+worker_threads = dask_worker_threads
 
 #: What a user without the extra is told to run.
 DASK_INSTALL_HINT = 'pip install "kmpress[dask]"'
@@ -136,7 +138,9 @@ class DaskTask(Protocol):
 
     def __call__(
         self, src: str, dst: str, options: Options, threads: int | None = None, cwd: str | None = None
-    ) -> FileResult: ...
+    ) -> FileResult:
+        """Compress ``src`` to ``dst`` (paths relative to ``cwd``) and return the file's result."""
+        ...
 
 
 def run_task(src: str, dst: str, options: Options, threads: int | None = None, cwd: str | None = None) -> FileResult:
@@ -156,9 +160,8 @@ def run_task(src: str, dst: str, options: Options, threads: int | None = None, c
     """
     s = os.path.join(cwd, src) if cwd else src
     d = os.path.join(cwd, dst) if cwd else dst
-    result = compress_file(
-        s, d, options, threads, on_stage=_refuse_write_when_orphaned
-    )  # threads None: worker_threads()
+    # threads None: worker_threads()
+    result = compress_file(s, d, options, threads, on_stage=_refuse_write_when_orphaned)
     # an earlier attempt of this file may have died mid-write on another worker; ours is over
     _remove_temp_files(d)
     result.src, result.dst = src, dst

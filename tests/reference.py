@@ -352,7 +352,7 @@ def reference_delta_e(a: np.ndarray, b: np.ndarray) -> float:
     pb = np.asarray(b).reshape(-1, np.asarray(b).shape[-1])
     cache: dict[tuple, list[float]] = {}
     total = 0.0
-    for x, y in zip(pa, pb):
+    for x, y in zip(pa, pb, strict=True):
         lx = cache.setdefault(tuple(x[:3]), lab(x))
         ly = cache.setdefault(tuple(y[:3]), lab(y))
         total += sum((lx[i] - ly[i]) ** 2 for i in range(3)) ** 0.5

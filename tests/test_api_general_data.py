@@ -5,7 +5,6 @@ depend on the thread count of numba or of the BLAS library."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -175,7 +174,7 @@ def _three_blobs(n: int = 100) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _same_partition(labels: np.ndarray, truth: np.ndarray) -> bool:
-    pairs = set(zip(labels.tolist(), truth.tolist()))
+    pairs = set(zip(labels.tolist(), truth.tolist(), strict=True))
     return len(pairs) == len(set(truth.tolist())) == len({a for a, _ in pairs})
 
 

@@ -41,7 +41,7 @@ def _cbrt_inputs() -> np.ndarray:
 def test_cbrt_is_correctly_rounded():
     x = _cbrt_inputs()
     y = fixedmath.cbrt(x)
-    bad = [(a, b) for a, b in zip(x.tolist(), y.tolist()) if not _correctly_rounded_cbrt(a, b)]
+    bad = [(a, b) for a, b in zip(x.tolist(), y.tolist(), strict=True) if not _correctly_rounded_cbrt(a, b)]
     assert not bad, bad[:5]
     np.testing.assert_array_equal(fixedmath.cbrt(np.array([1.0, 8.0, -27.0, 0.125])), [1.0, 2.0, -3.0, 0.5])
 
@@ -65,7 +65,7 @@ def test_numba_cube_root_is_fixedmath_bit_for_bit():
 def test_cube_is_the_exact_cube_rounded_once():
     x = np.random.default_rng(1).uniform(-2.0, 2.0, 5000)
     y = fixedmath.cube(x)
-    assert all(float(Fraction(a) ** 3) == b for a, b in zip(x.tolist(), y.tolist()))
+    assert all(float(Fraction(a) ** 3) == b for a, b in zip(x.tolist(), y.tolist(), strict=True))
 
 
 def test_pow_5_12_within_two_ulps():

@@ -199,6 +199,6 @@ def test_histogram_equals_the_counting_oracle(kern, channels):
     img = rng.integers(0, 6, (23, 31, channels), dtype=np.uint8) * 51  # few colours, many repeats
     h = build_histogram(img, kern)
     counts, colors = reference_histogram(img.reshape(-1, channels))
-    got = {tuple(int(v) for v in c): int(n) for c, n in zip(h.colors, h.counts)}
+    got = {tuple(int(v) for v in c): int(n) for c, n in zip(h.colors, h.counts, strict=True)}
     assert got == counts
     assert [tuple(int(v) for v in h.colors[i]) for i in h.pixel_colors(img, kern)] == colors

@@ -128,14 +128,14 @@ def test_incremental_sums_equal_fresh_sums(photo_hist):
     for mod in (kn, kp):
         nc = mod.n_chunks(N)
         state[mod.NAME] = (np.full(N, -1, np.int32), np.zeros((nc, K, 3)), np.zeros((nc, K)), np.empty(nc, np.int64))
-    for step in range(5):
+    for _step in range(5):
         C32 = rng.integers(0, 256, (K, 3)).astype(np.float32)
         sums = {}
         for mod in (kn, kp):
             labels, sums_c, wsum_c, changed_c = state[mod.NAME]
             mod.assign_accumulate(X, w, True, C32, labels, sums_c, wsum_c, changed_c, mod.block_boxes(X))
             sums[mod.NAME] = (labels.copy(), sums_c.sum(0), wsum_c.sum(0), int(changed_c.sum()))
-        for a, b in zip(sums["numba"], sums["numpy"]):
+        for a, b in zip(sums["numba"], sums["numpy"], strict=True):
             assert np.array_equal(a, b)
 
 
@@ -210,7 +210,7 @@ def test_serial_and_parallel_twins_give_identical_results(photo_hist):
         lab = np.empty(X.shape[1], np.int32)
         (kn.nearest.serial if variant is kn.assign_accumulate.serial else kn.nearest.parallel)(X, C32, lab, boxes)
         outs.append((*b, lab))
-    for a, b in zip(*outs):
+    for a, b in zip(*outs, strict=True):
         assert np.array_equal(a, b)
     closest = np.full(X.shape[1], np.finfo(np.float32).max, np.float32)
     pots = []
@@ -225,7 +225,7 @@ def test_serial_and_parallel_twins_give_identical_results(photo_hist):
         pot_tc = np.empty((kn.n_chunks(X.shape[1]), 3))
         trials_k(X, w, True, cl, np.ascontiguousarray(C32[1:4]), pot_tc, state)
         pots.append((cl, pot_c, pot_tc))
-    for a, b in zip(*pots):
+    for a, b in zip(*pots, strict=True):
         assert np.array_equal(a, b)
 
 
@@ -253,9 +253,10 @@ def test_kernels_compile_on_first_use_only():
         "from kmpress.kernels_numba import _jit\n"
         "import kmpress.kernels_numba._histogram, kmpress.kernels_numba._nearest, kmpress.kernels_numba._seeding\n"
         "import kmpress.kernels_numba._remap, kmpress.kernels_numba._color, sys\n"
-        "ks = [v for m in list(sys.modules.values()) if getattr(m, '__name__', '').startswith('kmpress.kernels_numba.')\n"
-        "      for v in vars(m).values() if isinstance(v, _jit.Kernel)]\n"
-        "ks += [t for m in list(sys.modules.values()) if getattr(m, '__name__', '').startswith('kmpress.kernels_numba.')\n"
+        "mods = [m for m in list(sys.modules.values())\n"
+        "        if getattr(m, '__name__', '').startswith('kmpress.kernels_numba.')]\n"
+        "ks = [v for m in mods for v in vars(m).values() if isinstance(v, _jit.Kernel)]\n"
+        "ks += [t for m in mods\n"
         "       for v in vars(m).values() if isinstance(v, _jit.Twin) for t in (v.serial, v.parallel)]\n"
         "before = sum(k._dispatcher is not None for k in ks)\n"
         "out = np.empty(3, np.uint8)\n"

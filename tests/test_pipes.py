@@ -18,8 +18,8 @@ from PIL import Image
 import kmpress
 from kmpress import pipes
 from kmpress.errors import ImageWriteError, InvalidParameterError
-from kmpress.io import write_stream
 from kmpress.options import Options
+from kmpress.writing import write_stream
 
 
 @pytest.fixture(scope="module")

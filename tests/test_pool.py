@@ -14,10 +14,10 @@ from PIL import Image
 
 from kmpress import Options
 from kmpress.batch import compress_many, plan_batch
-from kmpress.io import stale_temp_files, temp_path
 from kmpress.pool import run_local_pool
 from kmpress.results import FileResult
 from kmpress.workers import compress_file
+from kmpress.writing import stale_temp_files, temp_path
 
 # spawned workers import this module by name to find _crash_on_marker
 if str(Path(__file__).resolve().parent) not in sys.path:
@@ -168,7 +168,8 @@ def _run_in_callback(
 def test_worker_sigterm_inside_a_c_callback_exits_cleanly(tmp_path):
     dst = tmp_path / "out.png"
     setup = (
-        f"import kmpress.io as kio\nprocess._CURRENT_DST = {str(dst)!r}\nkio.temp_path(kio.Path({str(dst)!r})).write_bytes(b'partial')\n"
+        "import kmpress.writing as kw\nfrom pathlib import Path\n"
+        f"process._CURRENT_DST = {str(dst)!r}\nkw.temp_path(Path({str(dst)!r})).write_bytes(b'partial')\n"
         "signal.signal(signal.SIGTERM, process._on_sigterm)"
     )
     r = _run_in_callback(tmp_path, setup, "SIGTERM", "cb()")

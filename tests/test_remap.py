@@ -3,7 +3,6 @@ backends, against the naive oracle of tests/reference.py."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys

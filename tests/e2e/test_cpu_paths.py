@@ -38,7 +38,7 @@ def _diff(a: dict, b: dict, path: str = "") -> list[str]:
 def test_same_bytes_and_figures_under_other_cpu_code_paths(tmp_path):
     here = cpu_probe.probe()
     # both backends agree, in this process
-    for name, figures in here["kernels"].items():
+    for figures in here["kernels"].values():
         assert figures == here["kernels"]["numba"], _diff(figures, here["kernels"]["numba"])[:5]
     for case, by_backend in _without_backend(here["compressions"]).items():
         assert by_backend["numpy"] == by_backend["numba"], (case, _diff(by_backend["numpy"], by_backend["numba"])[:5])

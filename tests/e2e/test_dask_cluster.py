@@ -59,6 +59,20 @@ def temp_files(folder: Path) -> list[Path]:
     return [p for p in folder.rglob("*") if p.name.endswith(".tmp")]
 
 
+def settled(client, folder: Path, timeout: float = 30.0) -> Path:
+    """``folder`` once the cluster has no task left (Dask may run a task a second time on another
+    worker when one dies; that copy writes the same bytes through its own temporary file), so
+    what is on disk is final."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(client.processing().values()):
+            break
+        time.sleep(0.1)
+    while temp_files(folder) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return folder
+
+
 def _local_cluster(**config):
     import dask
     from distributed import Client, LocalCluster
@@ -194,7 +208,7 @@ def test_each_task_uses_its_workers_threads(dask_client, tmp_path):
 
 def _die_mid_write(dst: str) -> None:
     """Leave a half-written temporary file of ``dst``, then kill this worker process."""
-    from kmpress.io import temp_path
+    from kmpress.writing import temp_path
 
     temp_path(Path(dst)).write_bytes(b"\x89PNG half")
     os._exit(70)
@@ -240,7 +254,11 @@ def test_file_that_kills_every_worker_is_reported(fragile_client, tmp_path):
     assert by["always.png"].status == "error" and "died" in by["always.png"].message
     assert "\n" not in by["always.png"].message
     assert all(by[f"ok{i}.png"].status == "ok" for i in range(3))
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["ok0-k5.png", "ok1-k5.png", "ok2-k5.png"]
+    assert sorted(p.name for p in settled(fragile_client, tmp_path / "out").iterdir()) == [
+        "ok0-k5.png",
+        "ok1-k5.png",
+        "ok2-k5.png",
+    ]
     assert not temp_files(tmp_path)
     fragile_client.wait_for_workers(2, timeout=30)  # the nannies restart the dead workers
 

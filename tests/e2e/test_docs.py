@@ -1,8 +1,9 @@
 """Every code block of the README and of docs/ runs as written.
 
 Each block runs in a fresh temporary folder holding the example files the pages name (``photo.jpg``
-and ``photo.png`` are the bundled sample at half size; ``photos/``, ``~/Pictures/2024-trip/``, ``a.jpg``, ``scan.tif``... are small
-crops of it, the JPEGs in folders with a camera's EXIF), with ``HOME`` pointing into that folder:
+and ``photo.png`` are the bundled sample at half size; ``photos/``, ``~/Pictures/2024-trip/``,
+``a.jpg``, ``scan.tif``... are small crops of it, the JPEGs in folders with a camera's EXIF), with
+``HOME`` pointing into that folder:
 
 - ```` ```python ```` blocks run as scripts in a fresh interpreter; they must exit with 0 and print
   text only (no image bytes on standard output), and may not leave ``compress_many(...)``, a lazy
