@@ -88,11 +88,11 @@ SpaceOpt = Annotated[
     ),
 ]
 DitherOpt = Annotated[
-    Optional[str],
+    str | None,
     typer.Option(
         "--dither",
-        help="Error diffusion when remapping: adaptive (where banding would show, little in texture; weights the palette "
-        "by contrast) or floyd-steinberg (uniform).  [default: adaptive]",
+        help="Error diffusion when remapping: adaptive (where banding would show, little in texture; weights the "
+        "palette by contrast) or floyd-steinberg (uniform).  [default: adaptive]",
         metavar="adaptive|floyd-steinberg",
         show_default=False,
     ),
@@ -101,7 +101,8 @@ NoDitherOpt = Annotated[
     bool,
     typer.Option(
         "--no-dither",
-        help="No dithering: each pixel its colour's nearest entry, the palette fitted to plain pixel counts (smaller files, bands in skies).",
+        help="No dithering: each pixel its colour's nearest entry, the palette fitted to plain pixel counts "
+        "(smaller files, bands in skies).",
     ),
 ]
 StartsOpt = Annotated[

@@ -54,7 +54,7 @@ EDGE_LUT = _edge_lut()
 
 
 def contrast_maps(image: np.ndarray, kernels: ModuleType) -> tuple[np.ndarray, np.ndarray]:
-    """The noise and edge maps of an image (see the module docstring).
+    """Make the noise and edge maps of an image (see the module docstring).
 
     Parameters
     ----------
@@ -82,8 +82,9 @@ def contrast_maps(image: np.ndarray, kernels: ModuleType) -> tuple[np.ndarray, n
 
 
 def color_weights(noise: np.ndarray, inverse: np.ndarray, n_colors: int, kernels: ModuleType) -> np.ndarray:
-    """(U,) float64 weight of each distinct colour: the sum of ``noise`` over its pixels
-    (integers below 2^53, so exact in any order).
+    """Weigh each distinct colour by the sum of ``noise`` over its pixels.
+
+    The weights are (U,) float64 integers below 2^53, so exact in any order.
 
     noise : (H, W) uint8; inverse : (H*W,) int32 each pixel's colour index
     """

@@ -433,8 +433,13 @@ def contrast_maps(img, wts, noise_lut, edge_lut, noise, edges, tmp, sums):
     n = noise_lut[np.maximum(2 * edge - np.abs(hz - vt), 2 * np.minimum(hz, vt))]
     e = _filter3(_filter3(edge_lut[edge], np.minimum), np.maximum)
     q = np.pad(_filter3(_filter3(n, np.maximum), np.maximum).astype(np.int64), 3, mode="edge")
-    rows = sum(q[:, i : i + w] for i in range(7))
-    n = ((sum(rows[i : i + h] for i in range(7)) + 24) // 49).astype(np.uint8)
+    rows = q[:, 0:w].copy()
+    for i in range(1, 7):
+        rows += q[:, i : i + w]
+    tot = rows[0:h].copy()
+    for i in range(1, 7):
+        tot += rows[i : i + h]
+    n = ((tot + 24) // 49).astype(np.uint8)
     n = _filter3(_filter3(_filter3(_filter3(n, np.maximum), np.minimum), np.minimum), np.minimum)
     noise[:] = n
     edges[:] = np.minimum(e, n)

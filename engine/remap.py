@@ -88,6 +88,7 @@ def remap(
         return smooth_remap(X, hist.counts, inverse, labels, entries, shape, options.smooth, kernels)
     alpha = hist.colors[:, 3] if hist.colors.shape[1] == 4 else None
     if options.dither == "adaptive":
+        assert lab is not None and palette is not None and edges is not None, "the adaptive dither needs its maps"
         return adaptive_dither(hist.counts, lab, inverse, alpha, palette, edges, kernels)
     return floyd_steinberg(X, inverse, alpha, entries, shape, options.dither_strength, kernels)
 
@@ -144,7 +145,7 @@ def floyd_steinberg(
 def _diffusion_args(
     X: np.ndarray, inverse: np.ndarray, alpha: np.ndarray | None, entries: np.ndarray, h: int, w: int, out: np.ndarray
 ) -> tuple:
-    """The arguments the error-diffusion kernels share, ``Xt`` to ``ncand``."""
+    """Return the arguments the error-diffusion kernels share, ``Xt`` to ``ncand``."""
     D = X.shape[0]
     K = entries.shape[0]
     has_alpha = alpha is not None
@@ -182,8 +183,9 @@ def adaptive_dither(
     edges: np.ndarray,
     kernels: ModuleType,
 ) -> np.ndarray:
-    """The adaptive error diffusion (libimagequant's recipe, in OKLab): every pixel to its palette
-    index, (H, W) uint8.
+    """Remap every pixel to its palette index, (H, W) uint8, by the adaptive error diffusion.
+
+    libimagequant's recipe, in OKLab:
 
     1. The undithered remap in OKLab x 255: each colour's nearest entry; its mean squared error
        ``err`` sets the caps at ``CAP_FACTOR x err``.

@@ -82,9 +82,9 @@ def test_contrast_maps_at_any_thread_count(photos):
             maps.append(contrast_maps(img, kn))
         finally:
             numba.set_num_threads(with_threads)
-    for a, b in zip(maps[0], maps[1]):
+    for a, b in zip(maps[0], maps[1], strict=True):
         np.testing.assert_array_equal(a, b)
-    for a, b in zip(maps[0], contrast_maps(img, kernels_numpy)):
+    for a, b in zip(maps[0], contrast_maps(img, kernels_numpy), strict=True):
         np.testing.assert_array_equal(a, b)
 
 

@@ -1,6 +1,8 @@
-"""Adaptive-dither kernels: the contrast maps of an image, the palette weights they give, the
-dither map of an undithered remap, and the error diffusion it steers (see :mod:`kmpress.contrast`
-and :func:`kmpress.remap.adaptive_dither`).
+"""Adaptive-dither kernels: contrast maps, palette weights, dither map, error diffusion.
+
+The contrast maps of an image, the palette weights they give, the dither map of an undithered
+remap, and the error diffusion it steers (see :mod:`kmpress.contrast` and
+:func:`kmpress.remap.adaptive_dither`).
 
 The maps are integers from end to end (uint8 values, integer filters, tables made once in
 NumPy), so they are exact whatever the order: the map kernels run in parallel by rows. The
@@ -58,7 +60,7 @@ def _filter3_row(src, dst, y, use_max):
 
 @kernel(f"void({IMG}, i8[::1], u1[::1], u1[::1], u1[:, ::1], u1[:, ::1], u1[:, ::1], u2[:, ::1])", parallel=True)
 def contrast_maps(img, wts, noise_lut, edge_lut, noise, edges, tmp, sums):
-    """The noise and edge maps of an image (libimagequant's contrast maps, in integers).
+    """Make the noise and edge maps of an image (libimagequant's contrast maps, in integers).
 
     Parameters
     ----------
@@ -129,8 +131,9 @@ def color_weights(inverse, noise, out):
 
 @kernel("void(u1[::1], u1[::1], i8, i8, u1[::1])", parallel=True)
 def dither_map(idx, edges, h, w, out):
-    """How much of the carried error each pixel takes (0..255), from the undithered remap: long
-    runs of one entry, also repeated in the rows above and below, are where banding shows, and
+    """Set how much of the carried error each pixel takes (0..255), from the undithered remap.
+
+    Long runs of one entry, also repeated in the rows above and below, are where banding shows, and
     get the most; the edges map scales it (libimagequant's update_dither_map).
 
     idx : (H*W,) uint8, IN, the undithered remap; edges : (H*W,) uint8, IN; out : (H*W,) uint8, OUT
@@ -165,8 +168,9 @@ def dither_map(idx, edges, h, w, out):
 def adaptive_dither(
     Xt, inverse, transparent, has_alpha, entries, lo, hi, G, h, w, out, cand, ncand, level, dead, maxerr, s_cap, e_cap
 ):
-    """Serpentine Floyd-Steinberg whose strength follows a per-pixel level, with a dead zone and
-    caps (libimagequant's remap_to_palette_floyd).
+    """Diffuse the error serpentine, its strength following a per-pixel level.
+
+    Floyd-Steinberg with a dead zone and caps (libimagequant's remap_to_palette_floyd).
 
     Parameters
     ----------
