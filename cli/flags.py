@@ -88,7 +88,22 @@ SpaceOpt = Annotated[
     ),
 ]
 DitherOpt = Annotated[
-    bool, typer.Option("--dither/--no-dither", help="Floyd-Steinberg error diffusion when remapping.")
+    str | None,
+    typer.Option(
+        "--dither",
+        help="Error diffusion when remapping: adaptive (where banding would show, little in texture; weights the "
+        "palette by contrast) or floyd-steinberg (uniform).  [default: adaptive]",
+        metavar="adaptive|floyd-steinberg",
+        show_default=False,
+    ),
+]
+NoDitherOpt = Annotated[
+    bool,
+    typer.Option(
+        "--no-dither",
+        help="No dithering: each pixel its colour's nearest entry, the palette fitted to plain pixel counts "
+        "(smaller files, bands in skies).",
+    ),
 ]
 StartsOpt = Annotated[
     int,

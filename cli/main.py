@@ -57,6 +57,7 @@ from .flags import (  # the flags' declarations and the exit codes
     MaxColorsOpt,
     MaxIterOpt,
     MaxPixelsOpt,
+    NoDitherOpt,
     OutDirOpt,
     PaletteOpt,
     PathsArg,
@@ -343,8 +344,11 @@ def _app_options(
 # --------------------------------------------------------------------------------------------
 
 
-def _dither(on: bool) -> str | None:
-    return "floyd-steinberg" if on else None
+def _dither(method: str | None, off: bool) -> str | None:
+    """--dither METHOD and --no-dither to the option (the method is checked by Options)."""
+    if off and method is not None:
+        raise InvalidParameterError("give --dither or --no-dither, not both", fields=("dither",))
+    return None if off else opt.default("dither") if method is None else method
 
 
 @app.command(epilog=EXIT_CODES_HELP)
@@ -355,7 +359,8 @@ def compress(
     max_colors: MaxColorsOpt = opt.default("max_colors"),
     strict: StrictOpt = opt.default("strict"),
     space: SpaceOpt = opt.default("colorspace"),
-    dither: DitherOpt = opt.default("dither") is not None,
+    dither: DitherOpt = None,
+    no_dither: NoDitherOpt = False,
     starts: StartsOpt = opt.default("n_init"),
     smooth: SmoothOpt = opt.default("smooth"),
     out_dir: OutDirOpt = None,
@@ -397,7 +402,7 @@ def compress(
             max_iter=max_iter,
             tol=tol,
             colorspace=space,
-            dither=_dither(dither),
+            dither=_dither(dither, no_dither),
             n_init=starts,
             smooth=smooth,
             max_pixels=_max_pixels(max_pixels),
@@ -457,7 +462,8 @@ def demo(
     out_dir: DemoOutDirOpt = Path("kmpress-demo"),
     seed: SeedOpt = opt.default("seed"),
     space: SpaceOpt = opt.default("colorspace"),
-    dither: DitherOpt = opt.default("dither") is not None,
+    dither: DitherOpt = None,
+    no_dither: NoDitherOpt = False,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
@@ -467,7 +473,7 @@ def demo(
     labelled with K and PSNR), then prints the table.
     """
     with _errors(debug, "demo", as_json, owns_process=True):
-        options = opt.Options(seed=seed, colorspace=space, dither=_dither(dither))
+        options = opt.Options(seed=seed, colorspace=space, dither=_dither(dither, no_dither))
         from kmpress import batch, report
 
         if not as_json:
@@ -534,7 +540,8 @@ def sweep_cmd(
     out_dir: SweepOutDirOpt = Path("kmpress-sweep"),
     seed: SeedOpt = opt.default("seed"),
     space: SpaceOpt = opt.default("colorspace"),
-    dither: DitherOpt = opt.default("dither") is not None,
+    dither: DitherOpt = None,
+    no_dither: NoDitherOpt = False,
     max_iter: SweepMaxIterOpt = opt.default("max_iter"),
     tol: TolOpt = opt.default("tol"),
     as_json: JsonOpt = False,
@@ -548,7 +555,9 @@ def sweep_cmd(
     reconstructed images labelled with K and PSNR.
     """
     with _errors(debug, "sweep", as_json, owns_process=True):
-        options = opt.Options(seed=seed, max_iter=max_iter, tol=tol, colorspace=space, dither=_dither(dither))
+        options = opt.Options(
+            seed=seed, max_iter=max_iter, tol=tol, colorspace=space, dither=_dither(dither, no_dither)
+        )
         from kmpress import ksweep, report
 
         values = ksweep.parse_ks(ks, step)

@@ -233,7 +233,9 @@ def quantize(
     **kwargs
         Any field of :class:`kmpress.Options`: ``seed``, ``max_iter``, ``tol``, ``init``,
         ``backend``, ``colorspace`` ("rgb" or "oklab": where colours are clustered and matched),
-        ``dither`` (None or "floyd-steinberg"), ``dither_strength``, ``n_init`` (several starts,
+        ``dither`` ("adaptive", the default: error diffusion where banding would show, the
+        palette weighted by the image's contrast; "floyd-steinberg": uniform; None: none, each
+        colour its nearest entry), ``dither_strength``, ``n_init`` (several starts,
         the lowest cost wins), ``palette_order``, ``smooth`` (rate-aware remap: a pixel may take
         its left or upper neighbour's entry when that costs at most ``smooth`` x the mean squared
         error more; 0.3 gives files 2-4 % smaller for under 0.05 dB, see docs/quality.md), and
@@ -299,7 +301,7 @@ class CompressReport(HasFigures):
         :data:`kmpress.stages.STAGES` it ran, and ``total``); each also reads as an attribute
         (``report.psnr``)
     colorspace : "rgb" or "oklab"
-    dither : None or "floyd-steinberg"
+    dither : "adaptive", "floyd-steinberg" or None
     target_psnr : float or None; the quality target when K was searched for
     target_reached : bool or None; False when ``max_colors`` colours could not reach it
     search : list of kmpress.quality.Trial; the K values the search fitted
@@ -317,7 +319,7 @@ class CompressReport(HasFigures):
     output_bytes: int
     figures: Figures
     colorspace: str = "rgb"
-    dither: str | None = None
+    dither: str | None = "adaptive"
     target_psnr: float | None = None
     target_reached: bool | None = None
     search: list = field(default_factory=list, repr=False)

@@ -42,8 +42,10 @@ def usable_cores() -> int:
 def job_bytes(pixels: int, bands: int = 3) -> int:
     """Peak memory (bytes) of compressing an image of ``pixels`` pixels whose file decodes to
     ``bands`` bytes per pixel: the decoder's image and kmpress's pixel array (at most 4 bytes a
-    pixel each), the indices (1), the colour tables, the distinct colours and the runtime."""
-    per_pixel = max(bands, 1) + 4 + 1
+    pixel each), the indices (1), the adaptive dither's edges map, level map and each pixel's
+    colour index (7; the contrast maps take 5 while they are made, before the colour indices),
+    the colour tables, the distinct colours and the runtime."""
+    per_pixel = max(bands, 1) + 4 + 1 + 7
     colors = min(pixels, 16 << 20) * 32  # up to 2^24 distinct colours, ~32 bytes each in the fit
     return pixels * per_pixel + TABLE_BYTES + colors + RUNTIME_BYTES
 

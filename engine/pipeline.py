@@ -20,6 +20,7 @@ from PIL import Image
 from . import backends
 from .clustering import initial_centroids, kmeans_plusplus, lloyd, spawn_seeds
 from .colorspace import colors_to_space
+from .contrast import color_weights, contrast_maps
 from .errors import InvalidParameterError
 from .figures import Figures, HasFigures
 from .histogram import build_histogram
@@ -75,7 +76,7 @@ class Quantized(HasFigures):
         bits, iterations, stage times; each also reads as an attribute (``q.psnr``)
     n_colors_in : int; distinct colours of the input
     colorspace : "rgb" or "oklab"; the space the palette was clustered and matched in
-    dither : None or "floyd-steinberg"
+    dither : "adaptive", "floyd-steinberg" or None
     target_psnr : float or None; the quality target (dB) when K was searched for (``target_psnr=``)
     target_reached : bool or None; whether the result reaches ``target_psnr`` (False: even
         ``max_colors`` colours do not, and this is the ``max_colors`` result)
@@ -87,7 +88,7 @@ class Quantized(HasFigures):
     figures: Figures
     n_colors_in: int
     colorspace: str = "rgb"
-    dither: str | None = None
+    dither: str | None = "adaptive"
     target_psnr: float | None = None
     target_reached: bool | None = None
     search: list = field(default_factory=list, repr=False)
@@ -180,17 +181,30 @@ class Pipeline:
         k = k_hint or options.largest_k
         self.backend = backends.choose(options.backend, h * w, k)
         self.kern = backends.load(self.backend)
-        with self.stages("histogram"):
-            self.hist = build_histogram(self.img, self.kern)
+        #: the edges map, the pixels' colour indices and the colours in OKLab x 255, kept for
+        #: the adaptive dither (None otherwise, and the OKLab colours until first needed)
+        self.edges: np.ndarray | None = None
+        self.inverse: np.ndarray | None = None
+        self.lab: np.ndarray | None = None
         # the clustering points and their weights; None once finish(last=True) has let them go
         self.X: np.ndarray | None
         self.weights: np.ndarray | None
+        with self.stages("histogram"):
+            self.hist = build_histogram(self.img, self.kern)
+            if options.dither == "adaptive":
+                # the colours weighted by how flat their pixels' surroundings are (see
+                # kmpress.contrast): the palette goes where banding would show
+                noise, self.edges = contrast_maps(self.img, self.kern)
+                self.inverse = self.hist.pixel_colors(self.img, self.kern)
+                self.weights = color_weights(noise, self.inverse, self.hist.n_colors, self.kern)
+                del noise
         if options.colorspace == "rgb":
             self.X = colors_to_space(self.hist.colors, options.colorspace, self.kern)
         else:
             with self.stages("colorspace"):
                 self.X = colors_to_space(self.hist.colors, options.colorspace, self.kern)
-        self.weights = self.hist.counts.astype(np.float64)
+        if self.edges is None:
+            self.weights = self.hist.counts.astype(np.float64)
 
     def _points(self) -> tuple[np.ndarray, np.ndarray]:
         """The clustering points ``X`` and their ``weights``, for a fit."""
@@ -265,8 +279,23 @@ class Pipeline:
         with self.stages("remap"):
             # each pixel's colour index, for the remaps that work pixel by pixel and their errors
             # (made once: without the histogram's stored inverse it is a pass over every pixel)
-            inverse = None if plain else hist.pixel_colors(self.img, kern)
-            f.indices = remap(hist, self.X, f.labels, f.entries, self.img, inverse, self.options, f.lossless, kern)
+            inverse = None if plain else self.inverse if self.inverse is not None else hist.pixel_colors(self.img, kern)
+            if self.edges is not None and not plain and self.lab is None:
+                self.lab = self.X if self.options.colorspace == "oklab" else colors_to_space(hist.colors, "oklab", kern)
+            f.indices = remap(
+                hist,
+                self.X,
+                f.labels,
+                f.entries,
+                self.img,
+                inverse,
+                self.options,
+                f.lossless,
+                kern,
+                f.palette,
+                self.edges,
+                self.lab,
+            )
             if plain and f.sse is None:
                 f.sse = squared_error_sum(hist.colors, hist.counts, f.palette, f.labels)
         with self.stages("delta_e"):

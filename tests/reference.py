@@ -1,5 +1,6 @@
 """Naive oracles, one per stage, the yardsticks of the engine: a slow, obviously-correct weighted
-Lloyd k-means first, then the histogram, k-means++, the nearest entry, Floyd-Steinberg and ΔE.
+Lloyd k-means first, then the histogram, k-means++, the nearest entry, Floyd-Steinberg, ΔE and the
+adaptive dither (contrast maps, dither map, error diffusion).
 
 The Lloyd reference:
 
@@ -28,6 +29,7 @@ float32 distance rounding in the kernels cannot legitimately pick another centro
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -355,6 +357,160 @@ def reference_delta_e(a: np.ndarray, b: np.ndarray) -> float:
         ly = cache.setdefault(tuple(y[:3]), lab(y))
         total += sum((lx[i] - ly[i]) ** 2 for i in range(3)) ** 0.5
     return total / len(pa)
+
+
+def reference_contrast_maps(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The noise and edge maps of an image from their definition, in exact rational arithmetic:
+    channel values ``v / 255`` weighted (1/2, 1, 9/20); per pixel (neighbours clamped to the image)
+    the largest weighted ``|a + c - 2 b|`` along the row (h) and the column (v); ``edge = max(h, v)``,
+    ``z = 1 - max(edge - |h - v| / 2, min(h, v))``, ``noise = min(255, floor(80 + 176 z^4))``,
+    ``edges = floor(256 (1 - edge))`` clipped to 0..255. Then noise: two 3x3 maxima, the 7x7 mean
+    rounded to the nearest integer, a 3x3 maximum, three 3x3 minima; edges: a 3x3 minimum, a 3x3
+    maximum, then the smaller of it and noise (windows clamped to the image).
+
+    Returns (noise, edges), (H, W) int64 each.
+    """
+    from fractions import Fraction
+
+    img = np.asarray(image)
+    h, w = img.shape[:2]
+    wts = (Fraction(1, 2), Fraction(1), Fraction(9, 20))
+
+    def px(y, x, c):
+        return Fraction(int(img[min(max(y, 0), h - 1), min(max(x, 0), w - 1), c]), 255) * wts[c]
+
+    noise = np.zeros((h, w), np.int64)
+    edges = np.zeros((h, w), np.int64)
+    for y in range(h):
+        for x in range(w):
+            hz = max(abs(px(y, x - 1, c) + px(y, x + 1, c) - 2 * px(y, x, c)) for c in range(3))
+            vt = max(abs(px(y - 1, x, c) + px(y + 1, x, c) - 2 * px(y, x, c)) for c in range(3))
+            edge = max(hz, vt)
+            z = 1 - max(edge - abs(hz - vt) / 2, min(hz, vt))
+            noise[y, x] = min(255, math.floor(80 + 176 * z**4))
+            edges[y, x] = max(0, min(255, math.floor(256 * (1 - edge))))
+
+    def window(a, r, fn):
+        return np.array(
+            [
+                [
+                    fn(
+                        a[yy, xx]
+                        for yy in range(max(y - r, 0), min(y + r, h - 1) + 1)
+                        for xx in range(max(x - r, 0), min(x + r, w - 1) + 1)
+                    )
+                    for x in range(w)
+                ]
+                for y in range(h)
+            ]
+        )
+
+    def mean7(a):
+        return np.array(
+            [
+                [
+                    round(
+                        Fraction(
+                            sum(
+                                int(a[min(max(yy, 0), h - 1), min(max(xx, 0), w - 1)])
+                                for yy in range(y - 3, y + 4)
+                                for xx in range(x - 3, x + 4)
+                            ),
+                            49,
+                        )
+                    )
+                    for x in range(w)
+                ]
+                for y in range(h)
+            ]
+        )
+
+    for fn in (max, max):
+        noise = window(noise, 1, fn)
+    noise = mean7(noise)
+    for fn in (max, min, min, min):
+        noise = window(noise, 1, fn)
+    edges = window(window(edges, 1, min), 1, max)
+    return noise, np.minimum(edges, noise)
+
+
+def reference_dither_map(idx: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """The dither map (libimagequant's update_dither_map), row by row: walking the row from its
+    second pixel, a run ends where the entry changes, or at the last pixel. Its count ``n`` is 10
+    per pixel from the run's start up to (not including) the pixel that ended it, plus 15 for each
+    of those whose upper neighbour, and 15 for each whose lower neighbour, has the run's entry;
+    every pixel from the run's start to the one that ended it (included) gets
+    ``floor((edges + 128) x 255/383 x (1 - 20 / (20 + n)))``, and the next run starts after it.
+    A one-pixel-wide image keeps its edges map. Returns (H, W) int64.
+    """
+    idx = np.asarray(idx)
+    h, w = idx.shape
+    out = np.array(edges, np.int64)
+    for y in range(h):
+        last, start = idx[y, 0], 0
+        for col in range(1, w):
+            if idx[y, col] != last or col == w - 1:
+                n = 0
+                for i in range(start, col):
+                    n += 10 + 15 * (y > 0 and idx[y - 1, i] == last) + 15 * (y + 1 < h and idx[y + 1, i] == last)
+                for i in range(start, col + 1):
+                    out[y, i] = math.floor((float(edges[y, i]) + 128.0) * (255.0 / 383.0) * (1.0 - 20.0 / (20.0 + n)))
+                start, last = col + 1, idx[y, col]
+    return out
+
+
+def reference_adaptive_dither(
+    image: np.ndarray, entries: np.ndarray, level: np.ndarray, maxerr: float, dead: float = 1.0
+) -> np.ndarray:
+    """The adaptive error diffusion, as the engine documents it, on the whole image.
+
+    Serpentine (even rows left to right). Each pixel carries the error diffused into it, ``c``;
+    its offset is ``s = c x level / 255``; when ``|s|^2 < dead`` it is dropped, when
+    ``|s|^2 > maxerr`` scaled by 0.8. Its value, colour plus offset clamped to the entries'
+    bounding box, takes the nearest entry (ties to the lowest index); its error ``e`` (scaled by
+    0.75 when ``|e|^2 > maxerr``) goes 7/16 ahead, 3/16 behind-below, 5/16 below and 1/16
+    ahead-below. With an alpha channel, fully transparent pixels take their own colour's nearest
+    entry and neither receive nor pass on error.
+
+    image : (H, W, C) values of the space; entries : (P, C); level : (H, W) 0..255
+    """
+    img = np.asarray(image, np.float64)
+    E = np.asarray(entries, np.float64)
+    h, w, c = img.shape
+    lo, hi = E.min(axis=0), E.max(axis=0)
+    transparent = (img[:, :, 3] == 0) if c == 4 else np.zeros((h, w), bool)
+    err = np.zeros((h, w, c))
+    out = np.zeros((h, w), np.int64)
+
+    def sq(v):
+        t = 0.0
+        for j in range(c):
+            t += v[j] * v[j]
+        return t
+
+    def nearest(v):
+        d = [sq([v[j] - e[j] for j in range(c)]) for e in E]
+        return int(np.argmin(d))
+
+    for y in range(h):
+        step = 1 if y % 2 == 0 else -1
+        for x in range(w) if step == 1 else range(w - 1, -1, -1):
+            if transparent[y, x]:
+                out[y, x] = nearest(img[y, x])
+                continue
+            s = [err[y, x, j] * (float(level[y, x]) / 255.0) for j in range(c)]
+            ratio = 0.0 if sq(s) < dead else 0.8 if sq(s) > maxerr else 1.0
+            v = [min(hi[j], max(lo[j], img[y, x, j] + s[j] * ratio)) for j in range(c)]
+            k = nearest(v)
+            out[y, x] = k
+            e = [v[j] - E[k, j] for j in range(c)]
+            f = 0.75 if sq(e) > maxerr else 1.0
+            for dy, dx, share in ((0, step, 7), (1, -step, 3), (1, 0, 5), (1, step, 1)):
+                yy, xx = y + dy, x + dx
+                if 0 <= yy < h and 0 <= xx < w and not transparent[yy, xx]:
+                    for j in range(c):
+                        err[yy, xx, j] += e[j] * f * (share / 16.0)
+    return out
 
 
 def delta_e(a: np.ndarray, b: np.ndarray) -> float:

@@ -134,11 +134,12 @@ def test_the_json_of_each_result_holds_the_figures_flat(tmp_path, photos):
 
 def test_a_candidate_scored_on_the_histogram_has_no_delta_e(photos):
     img = np.ascontiguousarray(photos["chelsea"][:60, :80])
-    plain = kmpress.quantize_to_quality(img, target_psnr=28)
+    plain = kmpress.quantize_to_quality(img, target_psnr=28, dither=None)
     assert all(math.isnan(t.delta_e) and t.as_dict()["delta_e"] is None for t in plain.trials)
     assert not math.isnan(plain.delta_e)  # the chosen K is remapped and measured
-    dithered = kmpress.quantize_to_quality(img, target_psnr=28, dither="floyd-steinberg")
-    assert all(t.delta_e > 0 for t in dithered.trials)  # scored on the pixels: measured
+    for dither in ("floyd-steinberg", "adaptive"):
+        dithered = kmpress.quantize_to_quality(img, target_psnr=28, dither=dither)
+        assert all(t.delta_e > 0 for t in dithered.trials)  # scored on the pixels: measured
 
 
 def test_result_types_declare_no_figure_of_their_own():

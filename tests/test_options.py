@@ -18,7 +18,7 @@ def test_defaults():
     o = Options()
     assert (o.k, o.target_psnr, o.max_colors, o.strict, o.seed) == (DEFAULT_K, None, MAX_K, False, 0)
     assert (o.max_iter, o.tol, o.init, o.backend, o.colorspace) == (300, 3e-5, "k-means++", "auto", "rgb")
-    assert (o.dither, o.dither_strength, o.smooth, o.n_init, o.palette_order) == (None, 0.75, 0.0, 1, "luma")
+    assert (o.dither, o.dither_strength, o.smooth, o.n_init, o.palette_order) == ("adaptive", 0.75, 0.0, 1, "luma")
     assert (o.compress_level, o.max_pixels) == (6, "auto")
     assert not o.searches_k and default("tol") == 3e-5
 

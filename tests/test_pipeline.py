@@ -171,14 +171,14 @@ def test_a_truncated_pillow_image_is_a_read_error(tmp_path, crop):
         kmpress.quantize(im, 4)
 
 
-@pytest.mark.parametrize("opts", [{}, {"dither": "floyd-steinberg"}, {"smooth": 0.3}])
+@pytest.mark.parametrize("opts", [{"dither": None}, {}, {"dither": "floyd-steinberg"}, {"smooth": 0.3}])
 def test_a_last_finish_lets_the_clustering_points_go_when_the_remap_does_without(crop, opts):
     q = kmpress.quantize(crop, 9, seed=3, **opts)
     pipe = Pipeline(crop, Options(**opts))
     q2 = pipe.finish(pipe.fit(9, np.random.default_rng(3)), last=True)
     assert np.array_equal(q.palette, q2.palette) and np.array_equal(q.indices, q2.indices)
     assert q.psnr == q2.psnr and q.delta_e == q2.delta_e
-    plain = not opts
+    plain = opts == {"dither": None}
     assert (pipe.X is None and pipe.weights is None) == plain  # dithering and smooth use them
 
 

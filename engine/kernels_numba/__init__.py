@@ -16,14 +16,16 @@ points, each chunk writes its own partial results, the caller merges them in chu
 result is bitwise identical with 1 or 2 (or 64) threads.
 
 Modules, in pipeline order: :mod:`._histogram` (stage 1), :mod:`._color` (stage 2),
-:mod:`._nearest` and :mod:`._seeding` (stage 3), :mod:`._remap` (stage 5), then the
-perceptual score's :mod:`._ssim2`.
+:mod:`._nearest` and :mod:`._seeding` (stage 3), :mod:`._remap` (stage 5), :mod:`._dither` (the
+adaptive dither's maps, stages 1 and 5, and its error diffusion), then the perceptual score's
+:mod:`._ssim2`.
 """
 
 from __future__ import annotations
 
 from . import _histogram
 from ._color import colors_to_lab, colors_to_lab64, delta_e_colors
+from ._dither import adaptive_dither, color_weights, contrast_maps, dither_map
 from ._histogram import DENSE_MIN_PIXELS, color_index, histogram, remap_codes, unpack_codes
 from ._jit import BLOCK, CHUNK, SERIAL_WORK
 from ._nearest import assign_accumulate, block_boxes, dist_to_assigned, nearest
@@ -84,6 +86,10 @@ CONTRACT = (
     "floyd_steinberg",
     "smooth",
     "pixel_stats",
+    "contrast_maps",
+    "color_weights",
+    "dither_map",
+    "adaptive_dither",
     "ssim2_half_u8",
     "ssim2_half",
     "ssim2_rows_u8",
@@ -98,6 +104,10 @@ def n_chunks(n: int) -> int:
 
 __all__ = [
     "BLOCK",
+    "adaptive_dither",
+    "color_weights",
+    "contrast_maps",
+    "dither_map",
     "CHUNK",
     "CONTRACT",
     "DENSE_MIN_PIXELS",

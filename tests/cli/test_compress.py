@@ -38,8 +38,9 @@ PLAIN = [s for s in STAGES if s != "colorspace"]
         ([], dict()),
         (["-k", 64, "--seed", 3, "--max-iter", 50, "--tol", 1e-4], dict(k=64, seed=3, max_iter=50, tol=1e-4)),
         (["--quality", 35, "--max-colors", 64, "--strict"], dict(target_psnr=35, max_colors=64, strict=True)),
-        (["--space", "oklab", "--dither"], dict(colorspace="oklab", dither="floyd-steinberg")),
-        (["--no-dither"], dict()),
+        (["--space", "oklab", "--dither", "floyd-steinberg"], dict(colorspace="oklab", dither="floyd-steinberg")),
+        (["--dither", "adaptive"], dict()),
+        (["--no-dither"], dict(dither=None)),
         (["--starts", 4, "--smooth", 0.3], dict(n_init=4, smooth=0.3)),
         (["--max-pixels", 0], dict(max_pixels=None)),
         (["--max-pixels", 1000], dict(max_pixels=1000)),
@@ -361,7 +362,7 @@ def test_space_and_dither_reach_the_engine(tmp_path):
     import kmpress
 
     src = crop_photo(tmp_path / "cat.png")
-    r = run("compress", src, "-k", 8, "--space", "oklab", "--dither", "--json", "--suffix", "-a")
+    r = run("compress", src, "-k", 8, "--space", "oklab", "--dither", "floyd-steinberg", "--json", "--suffix", "-a")
     assert r.exit_code == 0, r.stderr
     (f,) = json.loads(r.stdout)["files"]
     q = kmpress.quantize(kmpress.read_image(src), 8, colorspace="oklab", dither="floyd-steinberg")
@@ -399,7 +400,13 @@ def test_compress_starts_and_smooth_reach_the_engine(tmp_path):
     plain = tmp_path / "plain.png"
     kmpress.compress(src, plain, 8)
     assert plain.read_bytes() != ref.read_bytes()
-    for bad in (["--starts", 0], ["--smooth", -1], ["--smooth", 0.3, "--dither"]):
+    for bad in (
+        ["--starts", 0],
+        ["--smooth", -1],
+        ["--smooth", 0.3, "--dither", "floyd-steinberg"],
+        ["--dither", "ordered"],
+        ["--dither", "adaptive", "--no-dither"],
+    ):
         r = run("compress", src, "-k", 8, *bad, "-o", tmp_path / "bad")
         assert r.exit_code == 2, (bad, r.exit_code, r.stderr)
         assert "Traceback" not in r.stderr

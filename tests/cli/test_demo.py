@@ -43,7 +43,7 @@ def test_demo_and_sweep_forward_their_options(tmp_path, monkeypatch):
     monkeypatch.setattr(kmpress.report, "write_sweep", fake_sweep)
     r = run("demo", "-o", tmp_path / "d", "--seed", 2, "--space", "oklab", "--json")
     assert r.exit_code == 0 and seen["demo"] == (tmp_path / "d", Options(seed=2, colorspace="oklab"))
-    r = run("sweep", tmp_path / "x.png", "-k", "2..4", "--tol", 0, "--dither")
+    r = run("sweep", tmp_path / "x.png", "-k", "2..4", "--tol", 0, "--dither", "floyd-steinberg")
     assert r.exit_code == 130
     assert seen["sweep"] == (
         tmp_path / "x.png",
@@ -54,7 +54,7 @@ def test_demo_and_sweep_forward_their_options(tmp_path, monkeypatch):
 
 
 def test_demo_takes_space_and_dither(tmp_path):
-    r = run("demo", "-o", tmp_path / "d", "--space", "oklab", "--dither", "--json")
+    r = run("demo", "-o", tmp_path / "d", "--space", "oklab", "--dither", "floyd-steinberg", "--json")
     assert r.exit_code == 0, r.stderr
     files = json.loads(r.stdout)["files"]
     assert len(files) == 3

@@ -96,7 +96,7 @@ def test_help_shows_the_defaults_of_the_options_object():
         f"[default: {o.colorspace}]",
         f"[default: {o.n_init}]",
         f"[default: {o.max_colors}]",
-        "[default: no-dither]",
+        "[default: adaptive]",
     ):
         assert shown in text, shown
 

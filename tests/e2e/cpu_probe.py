@@ -1,6 +1,6 @@
 """Everything that must not depend on the CPU, as one JSON document: the OKLab conversion and the
 error figures of both backends' kernels, and whole compressions (PNG SHA-256 and every reported
-figure, timings aside) of two small photos at a few K, RGB and OKLab, plain, dithered, several
+figure, timings aside) of two small photos at a few K, RGB and OKLab, the adaptive default, plain, dithered, several
 starts with the rate-aware remap, on each backend.
 
 ``tests/e2e/test_cpu_paths.py`` computes it in its own process and again in a child process running
@@ -21,7 +21,8 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 PHOTOS = ("chelsea", "coffee")
 KS = (16, 64)
 MODES = {
-    "plain": {},
+    "default": {},
+    "plain": {"dither": None},
     "oklab": {"colorspace": "oklab"},
     "oklab-dither": {"colorspace": "oklab", "dither": "floyd-steinberg"},
     "starts-smooth-path": {"n_init": 2, "smooth": 0.3, "palette_order": "path"},
@@ -41,9 +42,9 @@ def _photo(name: str) -> np.ndarray:
 
 
 def kernel_figures() -> dict[str, dict[str, str]]:
-    """Per backend: hashes of the OKLab conversions, the ΔE / error figures and the SSIMULACRA 2
-    score (repr: every bit)."""
-    from kmpress import backends, colorspace, metrics, perceptual
+    """Per backend: hashes of the OKLab conversions and the contrast maps, the ΔE / error figures and
+    the SSIMULACRA 2 score (repr: every bit)."""
+    from kmpress import backends, colorspace, contrast, metrics, perceptual
 
     rng = np.random.default_rng(7)
     grey = np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, 1)
@@ -64,6 +65,7 @@ def kernel_figures() -> dict[str, dict[str, str]]:
             "oklab32": _sha(colorspace.colors_to_space(cols, "oklab", kern)),
             "delta_e_histogram": repr(metrics.delta_e_histogram(cols, counts, palette, labels, kern)),
             "pixel_errors": repr((sse, de)),
+            "contrast_maps": _sha(np.stack(contrast.contrast_maps(_photo("coffee"), kern))),
             "ssimulacra2": repr(perceptual.ssimulacra2(img, noisy, kern)),
         }
     return out

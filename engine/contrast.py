@@ -1,0 +1,93 @@
+"""Where an image is noisy and where it has edges: the maps that steer the adaptive default.
+
+Dithering hides banding in smooth areas (skies, skin, bokeh) but only adds grain where the image
+is already textured, and k-means spends palette entries on texture that no one can tell apart.
+libimagequant measures both with two maps, made here the same way, in integers:
+
+- for every pixel, the second differences along the row and the column,
+  ``|p[x-1] + p[x+1] - 2 p[x]|``, of its RGB channels weighted (10, 20, 9) (libimagequant's
+  0.5, 1, 0.45, as integers), the largest channel of each; ``edge`` is the larger of the two,
+  and the combined contrast ``z = max(2 edge - |h - v|, 2 min(h, v))``;
+- ``noise = 80 + 176 (1 - z / 10200)^4`` (80: busy, 255: flat) and
+  ``edges = 256 (1 - edge / 5100)`` clipped to 0..255 (tables: :data:`NOISE_LUT`, :data:`EDGE_LUT`);
+- noise is spread by two 3x3 maxima, a 7x7 mean (rounded), a 3x3 maximum and three 3x3 minima;
+  edges by a 3x3 minimum then maximum, then capped by noise (borders replicated).
+
+Every value is a uint8 and every filter an integer one, so the maps are exact on both backends
+and at any thread count.
+
+Palette weights (:func:`color_weights`): a distinct colour weighs the sum of ``noise`` over its
+pixels, so a pixel in texture counts less than one in a flat area (down to 80/255): k-means then
+spends more of the palette on the smooth areas, where a missing shade shows as a band. (On 14
+photos, the sum of ``noise^2``, a stronger weighting, scored the same at K = 64 and 256 and lower
+at K = 16: SSIMULACRA 2 38.4 against 39.8, butteraugli 5.12 against 4.74; no weighting 39.0 and
+4.75.)
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+import numpy as np
+
+#: Integer weights of the R, G, B second differences (libimagequant's 0.5, 1, 0.45, times 20).
+CHANNEL_WEIGHTS = np.array([10, 20, 9], np.int64)
+#: A weighted second difference of one full step (255) of the green channel.
+UNIT = 255 * 20
+
+
+def _noise_lut() -> np.ndarray:
+    z = 1.0 - np.arange(4 * UNIT + 1, dtype=np.float64) / (2.0 * UNIT)
+    z2 = z * z
+    return np.minimum(np.floor(z2 * z2 * 176.0 + 80.0), 255.0).astype(np.uint8)
+
+
+def _edge_lut() -> np.ndarray:
+    e = np.arange(2 * UNIT + 1, dtype=np.float64) / UNIT
+    return np.floor(np.clip((1.0 - e) * 256.0, 0.0, 255.0)).astype(np.uint8)
+
+
+#: Noise value of each combined contrast ``z`` (0 .. 4 UNIT), uint8 80..255.
+NOISE_LUT = _noise_lut()
+#: Edge value of each largest second difference (0 .. 2 UNIT), uint8 0..255.
+EDGE_LUT = _edge_lut()
+
+
+def contrast_maps(image: np.ndarray, kernels: ModuleType) -> tuple[np.ndarray, np.ndarray]:
+    """Make the noise and edge maps of an image (see the module docstring).
+
+    Parameters
+    ----------
+    image : (H, W, C) uint8, C-contiguous, C = 3 or 4 (alpha is not looked at)
+    kernels : the backend module
+
+    Returns
+    -------
+    noise, edges : (H, W) uint8 each
+    """
+    h, w = image.shape[:2]
+    noise = np.empty((h, w), np.uint8)
+    edges = np.empty((h, w), np.uint8)
+    kernels.contrast_maps(
+        image,
+        CHANNEL_WEIGHTS,
+        NOISE_LUT,
+        EDGE_LUT,
+        noise,
+        edges,
+        np.empty((h, w), np.uint8),
+        np.empty((h, w), np.uint16),
+    )
+    return noise, edges
+
+
+def color_weights(noise: np.ndarray, inverse: np.ndarray, n_colors: int, kernels: ModuleType) -> np.ndarray:
+    """Weigh each distinct colour by the sum of ``noise`` over its pixels.
+
+    The weights are (U,) float64 integers below 2^53, so exact in any order.
+
+    noise : (H, W) uint8; inverse : (H*W,) int32 each pixel's colour index
+    """
+    out = np.zeros(n_colors, np.float64)
+    kernels.color_weights(np.ascontiguousarray(inverse, dtype=np.int32), noise.reshape(-1), out)
+    return out

@@ -1,0 +1,255 @@
+"""Adaptive-dither kernels: contrast maps, palette weights, dither map, error diffusion.
+
+The contrast maps of an image, the palette weights they give, the dither map of an undithered
+remap, and the error diffusion it steers (see :mod:`kmpress.contrast` and
+:func:`kmpress.remap.adaptive_dither`).
+
+The maps are integers from end to end (uint8 values, integer filters, tables made once in
+NumPy), so they are exact whatever the order: the map kernels run in parallel by rows. The
+error diffusion is sequential by nature and runs in one thread; its float64 arithmetic is
+IEEE-754 ``+ - * /`` in a fixed order, so it gives the same bits on any CPU.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from ._jit import kernel
+from ._remap import _nearest, _receives
+
+#: The image, read only (a decoded image may be a read-only view).
+IMG = "Array(uint8, 3, 'C', readonly=True)"
+
+
+@njit(inline="always")
+def _second_difference(img, y0, y1, y2, x0, x1, x2, wts):
+    # largest weighted |a + c - 2 b| over the RGB channels, a b c = pixels (y0,x0) (y1,x1) (y2,x2)
+    best = 0
+    for c in range(3):
+        t = np.int64(img[y0, x0, c]) + np.int64(img[y2, x2, c]) - 2 * np.int64(img[y1, x1, c])
+        t = abs(t) * wts[c]
+        if t > best:
+            best = t
+    return best
+
+
+@njit(inline="always")
+def _filter3_row(src, dst, y, use_max):
+    # 3x3 max (or min) filter of row y, the border replicated; written out (a loop over the
+    # window ran 4x slower)
+    h, w = src.shape
+    ya = max(y - 1, 0)
+    yb = min(y + 1, h - 1)
+    for x in range(w):
+        xa = max(x - 1, 0)
+        xb = min(x + 1, w - 1)
+        if use_max:
+            m = max(
+                max(max(src[ya, xa], src[ya, x]), max(src[ya, xb], src[y, xa])),
+                max(max(src[y, x], src[y, xb]), max(src[yb, xa], src[yb, x])),
+            )
+            dst[y, x] = max(m, src[yb, xb])
+        else:
+            m = min(
+                min(min(src[ya, xa], src[ya, x]), min(src[ya, xb], src[y, xa])),
+                min(min(src[y, x], src[y, xb]), min(src[yb, xa], src[yb, x])),
+            )
+            dst[y, x] = min(m, src[yb, xb])
+
+
+@kernel(f"void({IMG}, i8[::1], u1[::1], u1[::1], u1[:, ::1], u1[:, ::1], u1[:, ::1], u2[:, ::1])", parallel=True)
+def contrast_maps(img, wts, noise_lut, edge_lut, noise, edges, tmp, sums):
+    """Make the noise and edge maps of an image (libimagequant's contrast maps, in integers).
+
+    Parameters
+    ----------
+    img : (H, W, C) uint8, IN; channels 0-2 are used
+    wts : (3,) int64, IN; integer channel weights of the second differences
+    noise_lut : (2 * E + 1,) uint8, IN; noise of each combined contrast (see kmpress.contrast)
+    edge_lut : (E + 1,) uint8, IN; edge value of each largest contrast
+    noise, edges : (H, W) uint8, OUT
+    tmp : (H, W) uint8, scratch; sums : (H, W) uint16, scratch
+    """
+    h, w = noise.shape
+    for y in prange(h):
+        ya = max(y - 1, 0)
+        yb = min(y + 1, h - 1)
+        for x in range(w):
+            xa = max(x - 1, 0)
+            xb = min(x + 1, w - 1)
+            hz = _second_difference(img, y, y, y, xa, x, xb, wts)
+            vt = _second_difference(img, ya, y, yb, x, x, x, wts)
+            edge = max(hz, vt)
+            z = max(2 * edge - abs(hz - vt), 2 * min(hz, vt))
+            noise[y, x] = noise_lut[z]
+            edges[y, x] = edge_lut[edge]
+    # edges: opened by a 3x3 min then max
+    for y in prange(h):
+        _filter3_row(edges, tmp, y, False)
+    for y in prange(h):
+        _filter3_row(tmp, edges, y, True)
+    # noise: dilated twice, a 7x7 box mean (rounded), dilated, eroded three times
+    for y in prange(h):
+        _filter3_row(noise, tmp, y, True)
+    for y in prange(h):
+        _filter3_row(tmp, noise, y, True)
+    for y in prange(h):
+        for x in range(w):
+            s = 0
+            for xx in range(x - 3, x + 4):
+                s += noise[y, min(max(xx, 0), w - 1)]
+            sums[y, x] = s
+    for y in prange(h):
+        for x in range(w):
+            s = 0
+            for yy in range(y - 3, y + 4):
+                s += sums[min(max(yy, 0), h - 1), x]
+            noise[y, x] = (s + 24) // 49
+    for y in prange(h):
+        _filter3_row(noise, tmp, y, True)
+    for y in prange(h):
+        _filter3_row(tmp, noise, y, False)
+    for y in prange(h):
+        _filter3_row(noise, tmp, y, False)
+    for y in prange(h):
+        _filter3_row(tmp, noise, y, False)
+    for y in prange(h):
+        for x in range(w):
+            edges[y, x] = min(edges[y, x], noise[y, x])
+
+
+@kernel("void(i4[::1], u1[::1], f8[::1])")
+def color_weights(inverse, noise, out):
+    """``out[u] += noise[p]`` for every pixel p of colour ``u = inverse[p]`` (integers: exact).
+
+    inverse : (N,) int32, IN; noise : (N,) uint8, IN; out : (U,) float64, IN/OUT (zeroed)
+    """
+    for p in range(inverse.shape[0]):
+        out[inverse[p]] += np.float64(noise[p])
+
+
+@kernel("void(u1[::1], u1[::1], i8, i8, u1[::1])", parallel=True)
+def dither_map(idx, edges, h, w, out):
+    """Set how much of the carried error each pixel takes (0..255), from the undithered remap.
+
+    Long runs of one entry, also repeated in the rows above and below, are where banding shows, and
+    get the most; the edges map scales it (libimagequant's update_dither_map).
+
+    idx : (H*W,) uint8, IN, the undithered remap; edges : (H*W,) uint8, IN; out : (H*W,) uint8, OUT
+    """
+    for y in prange(h):
+        row = y * w
+        if w == 1:
+            out[row] = edges[row]
+            continue
+        last = idx[row]
+        lastcol = 0
+        for col in range(1, w):
+            px = idx[row + col]
+            if px != last or col == w - 1:
+                n = 10 * (col - lastcol)
+                for i in range(lastcol, col):
+                    if y > 0 and idx[row - w + i] == last:
+                        n += 15
+                    if y + 1 < h and idx[row + w + i] == last:
+                        n += 15
+                f = 1.0 - 20.0 / (20.0 + n)
+                while lastcol <= col:
+                    out[row + lastcol] = np.uint8(np.floor((edges[row + lastcol] + 128.0) * (255.0 / 383.0) * f))
+                    lastcol += 1
+                last = px
+
+
+@kernel(
+    "void(f4[:, ::1], i4[::1], b1[::1], b1, f8[:, ::1], f8[::1], f8[::1], i8, i8, i8, u1[::1], i2[:, ::1], i4[::1],"
+    " u1[::1], f8, f8, f8, f8)"
+)
+def adaptive_dither(
+    Xt, inverse, transparent, has_alpha, entries, lo, hi, G, h, w, out, cand, ncand, level, dead, maxerr, s_cap, e_cap
+):
+    """Diffuse the error serpentine, its strength following a per-pixel level.
+
+    Floyd-Steinberg with a dead zone and caps (libimagequant's remap_to_palette_floyd).
+
+    Parameters
+    ----------
+    Xt, inverse, transparent, has_alpha, entries, lo, hi, G, h, w, out, cand, ncand : as
+        :func:`floyd_steinberg`
+    level : (H*W,) uint8, IN; the carried error is taken at ``level / 255``
+    dead : an offset of squared length below ``dead`` is dropped (no dither where it would
+        hardly change the colour: runs stay unbroken)
+    maxerr : squared length above which the offset is scaled by ``s_cap`` and the diffused
+        error by ``e_cap``
+    """
+    D = Xt.shape[1]
+    step = np.empty(D, np.float64)
+    inv_step = np.empty(D, np.float64)
+    for j in range(D):
+        span = max(hi[j] - lo[j], 1e-6)
+        step[j] = span / G
+        inv_step[j] = G / span
+    cur = np.zeros((w + 2, D), np.float64)
+    nxt = np.zeros((w + 2, D), np.float64)
+    v = np.empty(D, np.float64)
+    s = np.empty(D, np.float64)
+    for y in range(h):
+        left_to_right = (y & 1) == 0
+        d = 1 if left_to_right else -1
+        for i in range(w):
+            x = i if left_to_right else w - 1 - i
+            p = y * w + x
+            u = inverse[p]
+            if has_alpha and transparent[u]:
+                bd = np.inf
+                best = 0
+                for k in range(entries.shape[0]):
+                    dd = 0.0
+                    for j in range(D):
+                        t = np.float64(Xt[u, j]) - entries[k, j]
+                        dd += t * t
+                    if dd < bd:
+                        bd = dd
+                        best = k
+                out[p] = best
+                continue
+            lv = level[p] / 255.0
+            s2 = 0.0
+            for j in range(D):
+                s[j] = cur[x + 1, j] * lv
+                s2 += s[j] * s[j]
+            ratio = 1.0
+            if s2 < dead:
+                ratio = 0.0
+            elif s2 > maxerr:
+                ratio = s_cap
+            for j in range(D):
+                v[j] = min(hi[j], max(lo[j], np.float64(Xt[u, j]) + s[j] * ratio))
+            k = _nearest(v, entries, lo, inv_step, G, D, cand, ncand, step)
+            out[p] = k
+            e2 = 0.0
+            for j in range(D):
+                t = v[j] - entries[k, j]
+                e2 += t * t
+            f = e_cap if e2 > maxerr else 1.0
+            xa = x + d
+            xb = x - d
+            below = y + 1 < h
+            ok_a = _receives(xa, w, has_alpha, transparent, inverse, p + d)
+            ok_ba = below and _receives(xa, w, has_alpha, transparent, inverse, p + w + d)
+            ok_b = below and _receives(x, w, has_alpha, transparent, inverse, p + w)
+            ok_bb = below and _receives(xb, w, has_alpha, transparent, inverse, p + w - d)
+            for j in range(D):
+                e = (v[j] - entries[k, j]) * f
+                if ok_a:
+                    cur[xa + 1, j] += e * (7.0 / 16.0)
+                if ok_bb:
+                    nxt[xb + 1, j] += e * (3.0 / 16.0)
+                if ok_b:
+                    nxt[x + 1, j] += e * (5.0 / 16.0)
+                if ok_ba:
+                    nxt[xa + 1, j] += e * (1.0 / 16.0)
+        cur, nxt = nxt, cur
+        for x in range(w + 2):
+            for j in range(D):
+                nxt[x, j] = 0.0

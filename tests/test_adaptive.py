@@ -1,0 +1,227 @@
+"""The adaptive default (kmpress.contrast, kmpress.remap.adaptive_dither): its contrast maps,
+palette weights, dither map and error diffusion on both backends against the oracles of
+tests/reference.py, and its place among the options (``dither=None`` is the plain remap)."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from reference import reference_adaptive_dither, reference_contrast_maps, reference_dither_map
+
+import kmpress
+from kmpress import backends, kernels_numpy
+from kmpress.colorspace import colors_to_space, palette_to_space
+from kmpress.contrast import EDGE_LUT, NOISE_LUT, UNIT, color_weights, contrast_maps
+from kmpress.histogram import build_histogram
+from kmpress.options import Options
+from kmpress.remap import DEAD_ZONE, _diffusion_args
+
+
+def _crop(photos, name="chelsea", h=24, w=31, y=60, x=100):
+    return np.ascontiguousarray(photos[name][y : y + h, x : x + w])
+
+
+def _images(photos):
+    rng = np.random.default_rng(3)
+    flat = np.full((6, 7, 3), 90, np.uint8)
+    ramp = np.ascontiguousarray(np.broadcast_to(np.arange(0, 250, 10, dtype=np.uint8)[None, :, None], (5, 25, 3)))
+    return {
+        "photo": _crop(photos),
+        "photo-rgba": np.ascontiguousarray(
+            np.dstack([_crop(photos, "coffee", 9, 13), np.full((9, 13), 200, np.uint8)])
+        ),
+        "noise": rng.integers(0, 256, (11, 9, 3), dtype=np.uint8),
+        "flat": flat,
+        "ramp": ramp,
+        "1x1": rng.integers(0, 256, (1, 1, 3), dtype=np.uint8),
+        "row": rng.integers(0, 256, (1, 9, 3), dtype=np.uint8),
+        "column": rng.integers(0, 256, (8, 1, 3), dtype=np.uint8),
+    }
+
+
+def test_tables_are_the_exact_formulas():
+    from fractions import Fraction
+    from math import floor
+
+    for z in range(0, 4 * UNIT + 1, 7):
+        assert NOISE_LUT[z] == min(255, floor(80 + 176 * (1 - Fraction(z, 2 * UNIT)) ** 4)), z
+    for e in range(0, 2 * UNIT + 1, 3):
+        assert EDGE_LUT[e] == max(0, min(255, floor(256 * (1 - Fraction(e, UNIT))))), e
+
+
+@pytest.mark.parametrize("name", ["photo", "photo-rgba", "noise", "flat", "ramp", "1x1", "row", "column"])
+def test_contrast_maps_equal_the_oracle(photos, kern, name):
+    img = _images(photos)[name]
+    noise, edges = contrast_maps(img, kern)
+    ref_noise, ref_edges = reference_contrast_maps(img)
+    np.testing.assert_array_equal(noise, ref_noise)
+    np.testing.assert_array_equal(edges, ref_edges)
+    assert noise.dtype == edges.dtype == np.uint8
+
+
+def test_contrast_maps_see_texture_and_flat_areas(photos):
+    img = np.full((40, 40, 3), 128, np.uint8)
+    img[:, 20:] = np.random.default_rng(0).integers(0, 256, (40, 20, 3), dtype=np.uint8)
+    noise, edges = contrast_maps(img, kernels_numpy)
+    assert (noise[:, :8] == 255).all() and (edges[:, :8] == 255).all()  # flat: full weight, no edge
+    assert noise[:, 28:].max() <= 160 and edges[:, 28:].max() <= 160  # texture: little weight
+
+
+def test_contrast_maps_at_any_thread_count(photos):
+    import numba
+
+    img = np.ascontiguousarray(photos["astronaut"][:300, :200])
+    kn = backends.load("numba")
+    maps = []
+    for t in (1, 2):
+        with_threads = numba.get_num_threads()
+        numba.set_num_threads(min(t, numba.config.NUMBA_NUM_THREADS))
+        try:
+            maps.append(contrast_maps(img, kn))
+        finally:
+            numba.set_num_threads(with_threads)
+    for a, b in zip(maps[0], maps[1], strict=True):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(maps[0], contrast_maps(img, kernels_numpy), strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_color_weights_sum_the_noise(photos, kern):
+    img = _crop(photos, "coffee", 30, 40)
+    hist = build_histogram(img, kern)
+    inverse = hist.pixel_colors(img, kern)
+    noise, _ = contrast_maps(img, kern)
+    got = color_weights(noise, inverse, hist.n_colors, kern)
+    want = np.zeros(hist.n_colors)
+    for p, u in enumerate(inverse):
+        want[u] += int(noise.reshape(-1)[p])
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 2), (6, 1), (2, 2), (9, 17), (23, 40)])
+def test_dither_map_equals_the_oracle(kern, shape):
+    rng = np.random.default_rng(shape[0] * 100 + shape[1])
+    h, w = shape
+    # runs of several lengths, repeated from row to row, with some changes
+    idx = np.repeat(rng.integers(0, 4, (h, (w + 2) // 3), dtype=np.uint8), 3, axis=1)[:, :w]
+    idx[rng.random((h, w)) < 0.15] = 7
+    idx[1::3] = idx[0::3][: idx[1::3].shape[0]]
+    edges = rng.integers(0, 256, (h, w), dtype=np.uint8)
+    out = np.empty(h * w, np.uint8)
+    kern.dither_map(np.ascontiguousarray(idx).reshape(-1), edges.reshape(-1), h, w, out)
+    np.testing.assert_array_equal(out.reshape(h, w), reference_dither_map(idx, edges))
+
+
+def _adaptive_direct(img, palette, level, maxerr, kern):
+    hist = build_histogram(np.ascontiguousarray(img), kern)
+    lab = colors_to_space(hist.colors, "oklab", kern)
+    alpha = hist.colors[:, 3] if img.shape[2] == 4 else None
+    entries = palette_to_space(palette, "oklab", kern).astype(np.float64)
+    h, w = img.shape[:2]
+    out = np.empty(h * w, np.uint8)
+    args = _diffusion_args(lab, hist.pixel_colors(img, kern), alpha, entries, h, w, out)
+    kern.adaptive_dither(*args, np.ascontiguousarray(level, np.uint8).reshape(-1), DEAD_ZONE, maxerr, 0.8, 0.75)
+    return out.reshape(h, w), lab[:, hist.pixel_colors(img, kern)].T.reshape(h, w, -1), entries
+
+
+@pytest.mark.parametrize("maxerr", [4.0, 60.0, 1e9])
+@pytest.mark.parametrize("alpha", [False, True])
+def test_adaptive_dither_equals_the_oracle(photos, kern, maxerr, alpha):
+    img = _crop(photos, "coffee", 21, 26)
+    if alpha:
+        a = np.full(img.shape[:2], 255, np.uint8)
+        a[5:9, 3:20] = 0
+        a[12:, 10:12] = 128
+        img = np.ascontiguousarray(np.dstack([img, a]))
+    palette = kmpress.quantize(img, 7, dither=None).palette
+    level = np.random.default_rng(1).integers(0, 256, img.shape[:2]).astype(np.uint8)
+    level[:4] = 255
+    level[4:6] = 0
+    got, space_img, entries = _adaptive_direct(img, palette, level, maxerr, kern)
+    want = reference_adaptive_dither(space_img, entries, level, maxerr)
+    np.testing.assert_array_equal(got, want)
+    assert len(np.unique(got)) > 1
+
+
+def test_dead_zone_leaves_exact_colours_alone(kern):
+    # every pixel is a palette entry: no error to carry, the remap is exact, whatever the level
+    palette = np.array([[0, 0, 0], [250, 20, 20], [20, 250, 20], [255, 255, 255]], np.uint8)
+    rng = np.random.default_rng(2)
+    idx = rng.integers(0, 4, (12, 15))
+    img = np.ascontiguousarray(palette[idx])
+    got, _, _ = _adaptive_direct(img, palette, np.full(idx.shape, 255, np.uint8), 1e9, kern)
+    np.testing.assert_array_equal(got, idx)
+
+
+def test_default_is_adaptive_and_no_dither_is_the_plain_remap(photos):
+    img = _crop(photos, "astronaut", 64, 80)
+    assert Options().dither == "adaptive"
+    plain = kmpress.quantize(img, 16, dither=None)
+    # the plain remap: each colour's nearest entry (sRGB) of a palette fitted to the pixel counts
+    hist = build_histogram(img, kernels_numpy)
+    d = ((hist.colors[:, None, :].astype(np.int64) - plain.palette[None].astype(np.int64)) ** 2).sum(-1)
+    np.testing.assert_array_equal(plain.indices.reshape(-1), d.argmin(1)[hist.pixel_colors(img, kernels_numpy)])
+    q = kmpress.quantize(img, 16)
+    assert q.dither == "adaptive"
+    assert not np.array_equal(q.palette, plain.palette)  # the palette is weighted by the contrast
+    np.testing.assert_array_equal(q.to_array(), q.palette[q.indices])
+
+
+def test_adaptive_dither_breaks_bands_of_a_smooth_ramp():
+    ramp = np.linspace(30, 220, 200)
+    img = np.ascontiguousarray(np.broadcast_to(ramp[None, :, None], (40, 200, 3)).astype(np.uint8))
+    plain = kmpress.quantize(img, 4, dither=None)
+    q = kmpress.quantize(img, 4)
+    # undithered: one entry per column (bands); dithered: columns mix entries
+    assert all(len(np.unique(plain.indices[:, x])) == 1 for x in range(200))
+    assert sum(len(np.unique(q.indices[:, x])) > 1 for x in range(200)) > 100
+    # and the mean of every column follows the ramp better
+    err_plain = np.abs(plain.to_array()[..., 0].mean(0) - ramp).mean()
+    err_q = np.abs(q.to_array()[..., 0].mean(0) - ramp).mean()
+    assert err_q < err_plain / 2
+
+
+def test_same_result_on_both_backends_and_with_the_stored_inverse(photos):
+    img = _crop(photos, "chelsea", 90, 110)
+    results = [kmpress.quantize(img, 12, backend=b, seed=5) for b in ("numba", "numpy")]
+    a, b = results
+    np.testing.assert_array_equal(a.indices, b.indices)
+    np.testing.assert_array_equal(a.palette, b.palette)
+    assert a.figures.as_dict().keys() == b.figures.as_dict().keys()
+    assert (a.psnr, a.delta_e) == (b.psnr, b.delta_e)
+
+
+def test_smooth_replaces_the_default_dither_but_not_an_explicit_floyd_steinberg():
+    assert Options(smooth=0.3).dither is None
+    with pytest.raises(kmpress.InvalidParameterError):
+        Options(smooth=0.3, dither="floyd-steinberg")
+    assert Options(dither=None).dither is None
+
+
+def test_quality_search_with_the_adaptive_default(photos):
+    img = _crop(photos, "coffee", 48, 60)
+    r = kmpress.quantize(img, target_psnr=28.0, max_colors=64)
+    assert r.psnr >= 28.0 or not r.target_reached
+    buf = io.BytesIO()
+    kmpress.compress(img, buf, 16)
+    assert buf.getvalue()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+#: SHA-256 of palette + indices of the plain remap (``dither=None``) of two test photos, as the
+#: engine gave them before the adaptive default existed: no dithering must stay exactly that.
+PLAIN = {
+    ("chelsea", 2): "eae914a9bd3eed59cf109c5833faafec7883901c4ab4f0ccfca783544f5427dd",
+    ("chelsea", 64): "ef81a537d192f6c2ead743e16e6da18aedd73dfe365105cf46317bd37d7b71b6",
+    ("coffee", 2): "c3b86f8a9518b10d666f53eb15ee4eafe98f6c36aed57c53ca35c65f60a8a67c",
+    ("coffee", 64): "7c9a36f2580ad64d88392ad08fa58486d3cf03162cf7183e1781726aeb355a61",
+}
+
+
+@pytest.mark.parametrize("name, k", sorted(PLAIN))
+def test_no_dither_keeps_the_plain_result_bit_for_bit(photos, name, k):
+    import hashlib
+
+    q = kmpress.quantize(photos[name], k, dither=None)
+    assert hashlib.sha256(q.palette.tobytes() + q.indices.tobytes()).hexdigest() == PLAIN[(name, k)]
