@@ -13,6 +13,7 @@ from typing import Annotated
 import typer
 
 from kmpress import options as opt
+from kmpress.errors import InvalidParameterError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -97,6 +98,15 @@ DitherOpt = Annotated[
         show_default=False,
     ),
 ]
+
+
+def dither_option(method: str | None, off: bool) -> str | None:
+    """Turn ``--dither METHOD`` and ``--no-dither`` into the option (the method is checked by Options)."""
+    if off and method is not None:
+        raise InvalidParameterError("give --dither or --no-dither, not both", fields=("dither",))
+    return None if off else opt.default("dither") if method is None else method
+
+
 NoDitherOpt = Annotated[
     bool,
     typer.Option(

@@ -80,6 +80,7 @@ from .flags import (  # the flags' declarations and the exit codes
     SweepOutDirOpt,
     TolOpt,
     _max_pixels,
+    dither_option,
 )
 
 #: click's usage-error base class, as this typer ships it (typer 0.2x vendors click).
@@ -344,13 +345,6 @@ def _app_options(
 # --------------------------------------------------------------------------------------------
 
 
-def _dither(method: str | None, off: bool) -> str | None:
-    """--dither METHOD and --no-dither to the option (the method is checked by Options)."""
-    if off and method is not None:
-        raise InvalidParameterError("give --dither or --no-dither, not both", fields=("dither",))
-    return None if off else opt.default("dither") if method is None else method
-
-
 @app.command(epilog=EXIT_CODES_HELP)
 def compress(
     paths: PathsArg = None,
@@ -402,7 +396,7 @@ def compress(
             max_iter=max_iter,
             tol=tol,
             colorspace=space,
-            dither=_dither(dither, no_dither),
+            dither=dither_option(dither, no_dither),
             n_init=starts,
             smooth=smooth,
             max_pixels=_max_pixels(max_pixels),
@@ -473,7 +467,7 @@ def demo(
     labelled with K and PSNR), then prints the table.
     """
     with _errors(debug, "demo", as_json, owns_process=True):
-        options = opt.Options(seed=seed, colorspace=space, dither=_dither(dither, no_dither))
+        options = opt.Options(seed=seed, colorspace=space, dither=dither_option(dither, no_dither))
         from kmpress import batch, report
 
         if not as_json:
@@ -556,7 +550,7 @@ def sweep_cmd(
     """
     with _errors(debug, "sweep", as_json, owns_process=True):
         options = opt.Options(
-            seed=seed, max_iter=max_iter, tol=tol, colorspace=space, dither=_dither(dither, no_dither)
+            seed=seed, max_iter=max_iter, tol=tol, colorspace=space, dither=dither_option(dither, no_dither)
         )
         from kmpress import ksweep, report
 
