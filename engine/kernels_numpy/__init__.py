@@ -15,8 +15,18 @@ from __future__ import annotations
 
 import numpy as np
 
-from .fixedmath import cbrt, cbrt_unit
-from .histogram import spread_table
+from ..fixedmath import cbrt
+from ..histogram import spread_table
+
+# the twins that live in their own modules, re-exported: every backend module has the same names
+from ._dither import adaptive_dither as adaptive_dither
+from ._dither import color_weights as color_weights
+from ._dither import contrast_maps as contrast_maps
+from ._dither import dither_map as dither_map
+from ._ssim2 import ssim2_half as ssim2_half
+from ._ssim2 import ssim2_half_u8 as ssim2_half_u8
+from ._ssim2 import ssim2_rows as ssim2_rows
+from ._ssim2 import ssim2_rows_u8 as ssim2_rows_u8
 
 #: Points per chunk of the partial sums, as the numba kernels (so the seeding's sums match theirs).
 CHUNK = 8192
@@ -44,7 +54,8 @@ def _morton(px):
 
 def histogram(px):
     """Distinct colours (as Morton codes) with counts and each pixel's colour index (see the
-    numba twin; the baseline always returns the per-pixel inverse)."""
+    numba twin; the baseline always returns the per-pixel inverse).
+    """
     ucodes, inverse, counts = np.unique(_morton(px), return_inverse=True, return_counts=True)
     return ucodes.astype(np.uint32), counts.astype(np.int64), inverse.astype(np.int32).ravel()
 
@@ -76,7 +87,8 @@ SLAB = 32768
 
 def _exact_labels(xb: np.ndarray, C32: np.ndarray) -> np.ndarray:
     """The numba search's arithmetic on a few points: float32 ``(x - c)^2`` summed over the
-    channels in order, the first minimum winning."""
+    channels in order, the first minimum winning.
+    """
     t = xb[:, 0, None] - C32[None, :, 0]
     d = t * t
     for j in range(1, xb.shape[1]):
@@ -139,7 +151,8 @@ def _chunk_sums(X, w, weighted, lab, K, sums_c, wsum_c) -> None:
 
 def assign_accumulate(X, w, weighted, C32, labels, sums_c, wsum_c, changed_c, boxes=None):
     """See :func:`kmpress.kernels_numba.assign_accumulate` (the baseline sums every chunk afresh;
-    for integer colours and counts, the same sums exactly)."""
+    for integer colours and counts, the same sums exactly).
+    """
     N = X.shape[1]
     lab = np.empty(N, np.int32)
     _labels(X, C32, lab)
@@ -190,7 +203,8 @@ def _sq_dist(X, c):
 def _potentials(a32: np.ndarray, n_chunk: int) -> np.ndarray:
     """Chunk sums of float32 values (..., N) as the numba kernels form them: in each block of 256,
     eight interleaved lanes summed in float64 and combined pairwise; blocks summed in order per
-    chunk. (``cumsum`` adds strictly in order, where ``sum`` would add pairwise.)"""
+    chunk. (``cumsum`` adds strictly in order, where ``sum`` would add pairwise.)
+    """
     lead, n = a32.shape[:-1], a32.shape[-1]
     nb = -(-n // BLOCK)
     pad = np.zeros((*lead, nb * BLOCK), np.float64)
@@ -273,7 +287,8 @@ def gather(lut, inverse, out):
 
 def floyd_steinberg(Xt, inverse, transparent, has_alpha, entries, lo, hi, G, h, w, out, cand, ncand, strength):
     """See :func:`kmpress.kernels_numba.floyd_steinberg` (a full nearest-entry search per pixel
-    instead of the cell lists: the same entry, ties to the lowest index)."""
+    instead of the cell lists: the same entry, ties to the lowest index).
+    """
     D = Xt.shape[1]
     ent = [list(map(float, row)) for row in entries]
     lo_, hi_ = list(map(float, lo)), list(map(float, hi))
@@ -408,220 +423,3 @@ def delta_e_colors(colors, counts, palette, labels, lut, m1, m2, part):
     for c in range(part.shape[0]):
         # added one after the other, as the numba kernel does (np.sum adds pairwise)
         part[c] = float(np.cumsum(v[c * CHUNK : (c + 1) * CHUNK])[-1])
-
-
-# --------------------------------------------------------------------------------------------
-# the adaptive dither: contrast maps, palette weights, dither map, error diffusion
-# --------------------------------------------------------------------------------------------
-
-
-def _filter3(a, fn):
-    # 3x3 maximum or minimum, border replicated (separably: the same window)
-    p = np.pad(a, 1, mode="edge")
-    r = fn(fn(p[:, :-2], p[:, 1:-1]), p[:, 2:])
-    return fn(fn(r[:-2], r[1:-1]), r[2:])
-
-
-def contrast_maps(img, wts, noise_lut, edge_lut, noise, edges, tmp, sums):
-    """See :func:`kmpress.kernels_numba.contrast_maps` (integers throughout: the same maps)."""
-    h, w = noise.shape
-    p = np.pad(img[:, :, :3].astype(np.int64), ((1, 1), (1, 1), (0, 0)), mode="edge")
-    c = p[1:-1, 1:-1]
-    hz = (np.abs(p[1:-1, :-2] + p[1:-1, 2:] - 2 * c) * wts).max(axis=2)
-    vt = (np.abs(p[:-2, 1:-1] + p[2:, 1:-1] - 2 * c) * wts).max(axis=2)
-    edge = np.maximum(hz, vt)
-    n = noise_lut[np.maximum(2 * edge - np.abs(hz - vt), 2 * np.minimum(hz, vt))]
-    e = _filter3(_filter3(edge_lut[edge], np.minimum), np.maximum)
-    q = np.pad(_filter3(_filter3(n, np.maximum), np.maximum).astype(np.int64), 3, mode="edge")
-    rows = q[:, 0:w].copy()
-    for i in range(1, 7):
-        rows += q[:, i : i + w]
-    tot = rows[0:h].copy()
-    for i in range(1, 7):
-        tot += rows[i : i + h]
-    n = ((tot + 24) // 49).astype(np.uint8)
-    n = _filter3(_filter3(_filter3(_filter3(n, np.maximum), np.minimum), np.minimum), np.minimum)
-    noise[:] = n
-    edges[:] = np.minimum(e, n)
-
-
-def color_weights(inverse, noise, out):
-    """See :func:`kmpress.kernels_numba.color_weights`."""
-    out += np.bincount(inverse, weights=noise.astype(np.float64), minlength=out.shape[0])
-
-
-def dither_map(idx, edges, h, w, out):
-    """See :func:`kmpress.kernels_numba.dither_map` (its runs found with NumPy, row by row)."""
-    if w == 1:
-        out[:] = edges
-        return
-    a = idx.reshape(h, w)
-    same = np.zeros((h, w), np.int64)
-    same[1:] += a[1:] == a[:-1]
-    same[:-1] += a[:-1] == a[1:]
-    score = 10 + 15 * same
-    for y in range(h):
-        row = a[y]
-        # a run ends where the entry changes (and at the last column); the pixels of a run but
-        # its last one, with the run's entry, count: the run's level lands on its pixels and the
-        # one that ended it
-        ends = np.flatnonzero(row[1:] != row[:-1]) + 1
-        if ends.size == 0 or ends[-1] != w - 1:
-            ends = np.append(ends, w - 1)
-        starts = np.concatenate(([0], ends[:-1] + 1))
-        cs = np.concatenate(([0], np.cumsum(score[y])))
-        f = 1.0 - 20.0 / (20.0 + (cs[ends] - cs[starts]))
-        run = np.repeat(np.arange(ends.size), ends - starts + 1)
-        out[y * w : (y + 1) * w] = np.floor((edges[y * w : (y + 1) * w] + 128.0) * (255.0 / 383.0) * f[run])
-
-
-def adaptive_dither(
-    Xt, inverse, transparent, has_alpha, entries, lo, hi, G, h, w, out, cand, ncand, level, dead, maxerr, s_cap, e_cap
-):
-    """See :func:`kmpress.kernels_numba.adaptive_dither` (a full nearest-entry search per pixel)."""
-    D = Xt.shape[1]
-    ent = [list(map(float, row)) for row in entries]
-    lo_, hi_ = list(map(float, lo)), list(map(float, hi))
-    cols = Xt.astype(np.float64).tolist()
-    inv, lev = inverse.tolist(), level.tolist()
-    clear = [not (has_alpha and bool(transparent[u])) for u in range(len(cols))]
-
-    def nearest_entry(v):
-        best, bd = 0, np.inf
-        for k, row in enumerate(ent):
-            d = 0.0
-            for j in range(D):
-                t = v[j] - row[j]
-                d += t * t
-            if d < bd:
-                bd, best = d, k
-        return best
-
-    cur = [[0.0] * D for _ in range(w + 2)]
-    nxt = [[0.0] * D for _ in range(w + 2)]
-    for y in range(h):
-        d = 1 if (y & 1) == 0 else -1
-        for i in range(w):
-            x = i if d == 1 else w - 1 - i
-            p = y * w + x
-            u = inv[p]
-            if not clear[u]:
-                out[p] = nearest_entry(cols[u])
-                continue
-            lv = lev[p] / 255.0
-            s = [cur[x + 1][j] * lv for j in range(D)]
-            s2 = 0.0
-            for j in range(D):
-                s2 += s[j] * s[j]
-            ratio = 0.0 if s2 < dead else (s_cap if s2 > maxerr else 1.0)
-            v = [min(hi_[j], max(lo_[j], cols[u][j] + s[j] * ratio)) for j in range(D)]
-            k = nearest_entry(v)
-            out[p] = k
-            e2 = 0.0
-            for j in range(D):
-                t = v[j] - ent[k][j]
-                e2 += t * t
-            f = e_cap if e2 > maxerr else 1.0
-            xa, xb = x + d, x - d
-            below = y + 1 < h
-            ok = (
-                0 <= xa < w and clear[inv[p + d]],
-                below and 0 <= xb < w and clear[inv[p + w - d]],
-                below and clear[inv[p + w]],
-                below and 0 <= xa < w and clear[inv[p + w + d]],
-            )
-            for j in range(D):
-                e = (v[j] - ent[k][j]) * f
-                if ok[0]:
-                    cur[xa + 1][j] += e * (7.0 / 16.0)
-                if ok[1]:
-                    nxt[xb + 1][j] += e * (3.0 / 16.0)
-                if ok[2]:
-                    nxt[x + 1][j] += e * (5.0 / 16.0)
-                if ok[3]:
-                    nxt[xa + 1][j] += e * (1.0 / 16.0)
-        cur, nxt = nxt, [[0.0] * D for _ in range(w + 2)]
-
-
-# SSIMULACRA 2 (see kmpress.kernels_numba._ssim2: the same operations, whole planes at once)
-
-_F1 = np.float32(1.0)
-_F2 = np.float32(2.0)
-_QUARTER = np.float32(0.25)
-_C2 = np.float32(0.0009)
-
-
-def _half(planes):
-    # planes (3, H, W) float32 -> the 2x2 box average, the last row and column repeated when odd
-    H, W = planes.shape[1], planes.shape[2]
-    y0, x0 = np.arange(0, H, 2), np.arange(0, W, 2)
-    y1, x1 = np.minimum(y0 + 1, H - 1), np.minimum(x0 + 1, W - 1)
-    s = planes[:, y0][:, :, x0] + planes[:, y0][:, :, x1]
-    s = s + planes[:, y1][:, :, x0]
-    s = s + planes[:, y1][:, :, x1]
-    return s * _QUARTER
-
-
-def _planes_u8(img, lut32):
-    return np.ascontiguousarray(lut32[np.moveaxis(img[:, :, :3], 2, 0)])
-
-
-def ssim2_half_u8(img, lut32, out):
-    """See :func:`kmpress.kernels_numba.ssim2_half_u8`."""
-    out[...] = _half(_planes_u8(img, lut32))
-
-
-def ssim2_half(lin, out):
-    """See :func:`kmpress.kernels_numba.ssim2_half`."""
-    out[...] = _half(lin)
-
-
-def _xyb(lin, opsin, cbias):
-    r, g, b = (lin[c].astype(np.float64) for c in range(3))
-    m = [((opsin[j, 0] * r + opsin[j, 1] * g) + opsin[j, 2] * b) + opsin[j, 3] for j in range(3)]
-    lc, mc, sc = (cbrt_unit(np.maximum(v, 0.0)) - cbias for v in m)
-    yv = 0.5 * (lc + mc)
-    return np.stack([(0.5 * (lc - mc)) * 14.0 + 0.42, yv + 0.01, (sc - yv) + 0.55]).astype(np.float32)
-
-
-def _blur(a, taps, axis):
-    # the 9-tap Gaussian along an axis of a (H, W) float32 plane, zero outside
-    n = a.shape[axis]
-    p = np.pad(a, [(4, 4) if ax == axis else (0, 0) for ax in range(2)])
-
-    def at(k):
-        return p[4 + k : 4 + k + n] if axis == 0 else p[:, 4 + k : 4 + k + n]
-
-    acc = taps[4] * (at(-4) + at(4))
-    for k in (3, 2, 1):
-        acc = acc + taps[k] * (at(-k) + at(k))
-    return acc + taps[0] * at(0)
-
-
-def _rowsum(v):
-    # each row summed from x = 0 up (np.add.accumulate adds in order; sum would pair them)
-    return np.add.accumulate(v, axis=1)[:, -1]
-
-
-def ssim2_rows(lin1, lin2, opsin, cbias, taps, sums):
-    """See :func:`kmpress.kernels_numba.ssim2_rows`."""
-    x1, x2 = _xyb(lin1, opsin, cbias), _xyb(lin2, opsin, cbias)
-    for c in range(3):
-        a, b = x1[c], x2[c]
-        mu1, mu2, s11, s22, s12 = (_blur(_blur(m, taps, 1), taps, 0) for m in (a, b, a * a, b * b, a * b))
-        dm = mu1 - mu2
-        num_m = _F1 - dm * dm
-        num_s = _F2 * (s12 - mu1 * mu2) + _C2
-        den_s = (s11 - mu1 * mu1) + (s22 - mu2 * mu2) + _C2
-        d = np.maximum(1.0 - ((num_m * num_s) / den_s).astype(np.float64), 0.0)
-        d1 = (1.0 + np.abs(b - mu2).astype(np.float64)) / (1.0 + np.abs(a - mu1).astype(np.float64)) - 1.0
-        art, det = np.maximum(d1, 0.0), np.maximum(-d1, 0.0)
-        for k, v in enumerate((d, art, det)):
-            sums[c, :, 2 * k] = _rowsum(v)
-            v2 = v * v
-            sums[c, :, 2 * k + 1] = _rowsum(v2 * v2)
-
-
-def ssim2_rows_u8(img1, img2, lut32, opsin, cbias, taps, sums):
-    """See :func:`kmpress.kernels_numba.ssim2_rows_u8`."""
-    ssim2_rows(_planes_u8(img1, lut32), _planes_u8(img2, lut32), opsin, cbias, taps, sums)
