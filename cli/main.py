@@ -32,8 +32,8 @@ from kmpress.errors import (
 if TYPE_CHECKING:  # loaded when a command runs, not for --help
     from kmpress.results import FileResult
 
+from . import helptext
 from .flags import (  # the flags' declarations and the exit codes
-    EXIT_CODES_HELP,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     EXIT_LARGER,
@@ -42,7 +42,6 @@ from .flags import (  # the flags' declarations and the exit codes
     EXIT_TARGET,
     EXIT_TERMINATED,
     EXIT_USAGE,
-    FLAGS,
     AgainstOpt,
     ColorsOpt,
     DebugOpt,
@@ -80,6 +79,7 @@ from .flags import (  # the flags' declarations and the exit codes
     SweepOutDirOpt,
     TolOpt,
     _max_pixels,
+    flag_text,
 )
 
 #: click's usage-error base class, as this typer ships it (typer 0.2x vendors click).
@@ -111,8 +111,8 @@ class _App(TyperGroup):
 app = typer.Typer(
     name="kmpress",
     cls=_App,
-    help="Compress photos to small palette PNGs with k-means colour quantization (Numba kernels).",
-    epilog=EXIT_CODES_HELP,
+    help=helptext.APP.help(),
+    epilog=helptext.APP.epilog(),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -144,10 +144,8 @@ def _fail(
 
 
 def _message(e: KmpressError) -> str:
-    """The error's line, with the flags it is about when it is about options."""
-    text = str(e)
-    flags = [FLAGS[f] for f in getattr(e, "fields", ()) if f in FLAGS]
-    return f"{text} ({', '.join(flags)})" if flags else text
+    """The error's line, naming the flags of the options it is about (see :func:`flag_text`)."""
+    return flag_text(str(e), getattr(e, "fields", ()))
 
 
 @contextmanager
@@ -185,13 +183,13 @@ def _errors(debug: bool, command: str, as_json: bool = False, owns_process: bool
 
             traceback.print_exc()
         if isinstance(e, TargetNotReachedError):
-            raise fail(str(e), EXIT_TARGET) from None
+            raise fail(_message(e), EXIT_TARGET) from None
         if isinstance(e, ImageReadError):  # an unreadable input, also when a missing extra is why
             raise fail(str(e), EXIT_FAILED) from None
         if isinstance(e, InvalidParameterError):
             raise fail(_message(e), EXIT_USAGE) from None
         if isinstance(e, KmpressError):
-            raise fail(str(e), EXIT_FAILED) from None
+            raise fail(_message(e), EXIT_FAILED) from None
         if isinstance(e, OSError):
             where = f"{e.filename}: " if e.filename else ""
             raise fail(f"{where}{e.strerror or e}", EXIT_FAILED) from None
@@ -270,16 +268,24 @@ def _run_pipe(job: Any, options: Any, as_json: bool, quiet: bool, debug: bool) -
         sys.stderr.write(r.detail)
     if job.to_stdout:  # nothing but the image on stdout (and so no --json)
         if r.status == "error" or (r.status == "skipped" and not quiet):
-            error_line(f"{r.src}: {r.message}")
+            error_line(f"{r.src}: {flag_text(r.message or '', r.fields)}")
         return _batch_exit_code(batch.summarize([r], r.seconds), [r])
     return _report_compress([r], [r.as_dict()], r.seconds, options.k, options.target_psnr, as_json, quiet)
 
 
 def _report_compress(
-    results: list, files: list[dict], seconds: float, k: Any, target_psnr: Any, as_json: bool, quiet: bool
+    results: list,
+    files: list[dict],
+    seconds: float,
+    k: Any,
+    target_psnr: Any,
+    as_json: bool,
+    quiet: bool,
+    names: dict[str, str] | None = None,
 ) -> int:
     """Print what a compress run did (its JSON document, or the summary table) and return its
-    exit code; ``files`` are the document's entries (the results', and any input not found)."""
+    exit code; ``files`` are the document's entries (the results', and any input not found);
+    ``names`` each input's name in the table."""
     from kmpress import batch
 
     from .render import print_summary
@@ -303,7 +309,7 @@ def _report_compress(
             }
         )
     else:
-        print_summary(results, totals, quiet=quiet)
+        print_summary(results, totals, quiet=quiet, names=names)
     if lost is not None:
         from .render import error_line
 
@@ -336,7 +342,7 @@ def _app_options(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
     ] = False,
 ) -> None:
-    """Compress photos to small palette PNGs with k-means colour quantization (Numba kernels)."""
+    """The options before a command (``--version``); the app's help is :data:`helptext.APP`."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -351,7 +357,7 @@ def _dither(method: str | None, off: bool) -> str | None:
     return None if off else opt.default("dither") if method is None else method
 
 
-@app.command(epilog=EXIT_CODES_HELP)
+@app.command(**helptext.COMPRESS.command())
 def compress(
     paths: PathsArg = None,
     colors: ColorsOpt = None,
@@ -381,13 +387,7 @@ def compress(
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Compress images to palette PNGs named <stem>-k<K>.png (<stem>-q<PSNR>.png with --quality).
-
-    Existing outputs are skipped unless --force; an input is never overwritten. With -o, the files
-    found in a folder's sub-folders go to the same sub-folders under it; inputs that would still
-    write the same output (a.jpg beside a.png) fail, the others are done. Writes are atomic: an
-    interrupted run leaves no partial file.
-    """
+    """Compress images to palette files (see :data:`helptext.COMPRESS`)."""
     if not paths:
         raise _fail(
             "no input given (try: kmpress compress PHOTO.jpg, or kmpress --help)", EXIT_USAGE, "compress", as_json
@@ -444,20 +444,27 @@ def compress(
             raise _fail(f"no image found in {', '.join(map(str, paths))}", EXIT_USAGE, "compress", as_json, doc)
         t0 = time.perf_counter()
         results = []
-        from .render import progress
+        from .render import progress, row_names
 
-        with progress(len(plan.to_compress), _want_progress(quiet, as_json)) as (started, finished, staged):
+        srcs = [str(it.src) for it in plan.items]
+        names = dict(zip(srcs, row_names(srcs, [p for p in paths if p.is_dir()]), strict=True))
+        with progress(len(plan.to_compress), _want_progress(quiet, as_json), names=names) as (started, finished, staged):
             for r in run(plan, jobs=jobs, on_start=started, on_stage=staged):
                 results.append(r)
                 done.append(r.as_dict())
                 finished(r.src)
                 if debug and r.detail:
                     sys.stderr.write(r.detail)
-        code = _report_compress(results, done, time.perf_counter() - t0, plan.k, plan.target_psnr, as_json, quiet)
+        order = {src: i for i, src in enumerate(srcs)}  # the table and the document in input order
+        results.sort(key=lambda r: order.get(r.src, len(order)))
+        done = [r.as_dict() for r in results]
+        code = _report_compress(
+            results, done, time.perf_counter() - t0, plan.k, plan.target_psnr, as_json, quiet, names
+        )
     raise typer.Exit(code)
 
 
-@app.command(epilog=EXIT_CODES_HELP)
+@app.command(**helptext.DEMO.command())
 def demo(
     out_dir: DemoOutDirOpt = Path("kmpress-demo"),
     seed: SeedOpt = opt.default("seed"),
@@ -467,11 +474,7 @@ def demo(
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Compress the bundled sample photo at K = 4, 16 and 64 and write a side-by-side comparison.
-
-    Writes <out-dir>/astronaut-k4.png, -k16.png, -k64.png and comparison.png (original and each K,
-    labelled with K and PSNR), then prints the table.
-    """
+    """Compress the bundled sample photo at K = 4, 16 and 64 (see :data:`helptext.DEMO`)."""
     with _errors(debug, "demo", as_json, owns_process=True):
         options = opt.Options(seed=seed, colorspace=space, dither=_dither(dither, no_dither))
         from kmpress import batch, report
@@ -507,7 +510,7 @@ def demo(
     raise typer.Exit(code)
 
 
-@app.command(epilog=EXIT_CODES_HELP)
+@app.command(**helptext.INFO.command())
 def info(
     file: InfoFileArg,
     against: AgainstOpt = None,
@@ -516,8 +519,7 @@ def info(
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Show an image's size, mode, palette size and bit depth; with --against, its PSNR; with
-    --palette, write its palette as a swatch picture."""
+    """Describe an image (see :data:`helptext.INFO`)."""
     with _errors(debug, "info", as_json, owns_process=True):
         from kmpress import report
 
@@ -532,7 +534,7 @@ def info(
             print_info(facts)
 
 
-@app.command(name="sweep", epilog=EXIT_CODES_HELP)
+@app.command(name="sweep", **helptext.SWEEP.command())
 def sweep_cmd(
     file: SweepFileArg,
     ks: KsOpt = "2..64",
@@ -547,13 +549,7 @@ def sweep_cmd(
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """The elbow study: quantize FILE at every K in one pass (each K warm-started from the one
-    before) and report the k-means cost (inertia), PSNR, mean delta E, PNG bytes and seconds per K.
-
-    Prints the table and writes it as CSV, a plot of cost and time against K (needs matplotlib:
-    pip install "kmpress[plot]"; without it the rest is still written) and a contact sheet of the
-    reconstructed images labelled with K and PSNR.
-    """
+    """Quantize FILE at every K of a range (see :data:`helptext.SWEEP`)."""
     with _errors(debug, "sweep", as_json, owns_process=True):
         options = opt.Options(
             seed=seed, max_iter=max_iter, tol=tol, colorspace=space, dither=_dither(dither, no_dither)
