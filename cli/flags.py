@@ -50,9 +50,12 @@ FLAGS = {
 
 
 def flag_text(message: str, fields: tuple[str, ...] | list[str] = ()) -> str:
-    """An engine message in the command line's words: each option of ``fields`` that it names
-    (``k``, ``max_colors``) becomes its flag (``-k/--colors``, ``--max-colors``) through
-    :data:`FLAGS`; the flags of those it does not name follow in parentheses."""
+    """Put an engine message in the command line's words.
+
+    Each option of ``fields`` that it names (``k``, ``max_colors``) becomes its flag
+    (``-k/--colors``, ``--max-colors``) through :data:`FLAGS`, the one mapping of option fields
+    to flags; the flags of those it does not name follow in parentheses.
+    """
     import re
 
     unnamed = []
@@ -249,7 +252,12 @@ QuietOpt = Annotated[
 # The flags of demo, info and sweep.
 DemoOutDirOpt = Annotated[Path, typer.Option("-o", "--out-dir", help="Folder for the demo's files.")]
 InfoFileArg = Annotated[
-    Path, typer.Argument(help="An image (e.g. a PNG written by kmpress).", metavar="FILE", show_default=False)
+    Path,
+    typer.Argument(
+        help="An image (e.g. a PNG written by kmpress); - reads it from standard input.",
+        metavar="FILE",
+        show_default=False,
+    ),
 ]
 AgainstOpt = Annotated[
     Path | None, typer.Option("--against", help="The original, to report the PSNR of FILE against it.")
@@ -268,11 +276,13 @@ KsOpt = Annotated[
     str,
     typer.Option(
         "-k",
-        "--k",
+        "--colors",
         help="K values: a range 2..64 (with --step), a list 4,16,64, or both (2..8,16,32).",
         metavar="KS",
     ),
 ]
+#: sweep's former spelling of -k/--colors, kept for scripts.
+KsOldOpt = Annotated[str | None, typer.Option("--k", hidden=True)]
 StepOpt = Annotated[int, typer.Option("--step", help="Step through the K range.")]
 SweepOutDirOpt = Annotated[
     Path,

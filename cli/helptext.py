@@ -1,5 +1,7 @@
-"""What each command's ``--help`` says beyond its flags: a line for the command list, a
-description, examples, and the exit codes that command can give.
+"""Declare what each command's ``--help`` says beyond its flags.
+
+That is a line for the command list, a description, examples, and the exit codes that command
+can give.
 
 A command declares one :class:`CommandHelp` and passes :meth:`CommandHelp.command` to
 ``app.command``::
@@ -78,20 +80,21 @@ class CommandHelp:
     json: bool = True
 
     def help(self) -> str:
-        """The description and the examples, as click prints them."""
+        """Return the description and the examples, as click prints them."""
         lines = [f"  {line}\n      {what}" for line, what in self.examples]
         return f"{self.text}\n\n{_VERBATIM}Examples:\n" + "\n".join(lines)
 
     def epilog(self) -> str:
-        """The exit codes this command can give, one a line, and what --json promises."""
+        """Return the exit codes this command can give, one a line, and what --json promises."""
         lines = [f"  {code:>3}  {self.exit_notes.get(code, EXIT_MEANINGS[code])}" for code in self.exit_codes]
         out = f"{_VERBATIM}Exit codes:\n" + "\n".join(lines)
         if self.json:
-            out += "\n\nWith --json, stdout holds one JSON document whatever happens (an error: its message and exit_code)."
+            out += "\n\nWith --json, stdout holds one JSON document whatever happens (an error: its message and "
+            out += "exit_code)."
         return out
 
     def command(self) -> dict[str, Any]:
-        """The keyword arguments of ``app.command`` (or ``typer.Typer``) for this help."""
+        """Return the keyword arguments of ``app.command`` (or ``typer.Typer``) for this help."""
         return {"help": self.help(), "short_help": self.summary, "epilog": self.epilog()}
 
 

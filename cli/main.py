@@ -12,10 +12,10 @@ from __future__ import annotations
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -25,7 +25,6 @@ from kmpress.errors import (
     ImageReadError,
     InvalidParameterError,
     KmpressError,
-    SchedulerLostError,
     TargetNotReachedError,
 )
 
@@ -36,9 +35,7 @@ from . import helptext
 from .flags import (  # the flags' declarations and the exit codes
     EXIT_FAILED,
     EXIT_INTERRUPTED,
-    EXIT_LARGER,
     EXIT_OK,
-    EXIT_SCHEDULER_LOST,
     EXIT_TARGET,
     EXIT_TERMINATED,
     EXIT_USAGE,
@@ -52,6 +49,7 @@ from .flags import (  # the flags' declarations and the exit codes
     InfoFileArg,
     JobsOpt,
     JsonOpt,
+    KsOldOpt,
     KsOpt,
     MaxColorsOpt,
     MaxIterOpt,
@@ -79,8 +77,9 @@ from .flags import (  # the flags' declarations and the exit codes
     SweepOutDirOpt,
     TolOpt,
     _max_pixels,
-    flag_text,
 )
+from .inputs import nothing_found, stdin_file
+from .outcome import batch_exit_code, exit_with, flag_message, print_json, report_compress, run_pipe
 
 #: click's usage-error base class, as this typer ships it (typer 0.2x vendors click).
 _CLICK_ERROR: Any = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
@@ -101,10 +100,10 @@ class _App(TyperGroup):
             code = super().main(args=argv, prog_name=prog_name, standalone_mode=False, **extra)
         except _CLICK_ERROR as e:
             e.show()
-            _print_json({"command": command, "error": e.format_message(), "exit_code": e.exit_code})
+            print_json({"command": command, "error": e.format_message(), "exit_code": e.exit_code})
             sys.exit(e.exit_code)
         except typer.Abort:
-            raise _fail("aborted", EXIT_FAILED, command, True) from None
+            raise exit_with("aborted", EXIT_FAILED, command, True) from None
         sys.exit(code if isinstance(code, int) else EXIT_OK)
 
 
@@ -130,24 +129,6 @@ app = typer.Typer(
 STDOUT_IS_IMAGE = "_stdout_is_image"
 
 
-def _fail(
-    message: str, code: int, command: str | None = None, as_json: bool = False, doc: dict | None = None
-) -> typer.Exit:
-    """The one line on stderr and, with --json, the document saying the same on stdout (with
-    what ``doc`` holds of the run so far)."""
-    from .render import error_line
-
-    error_line(message)
-    if as_json:
-        _print_json({"command": command, **(doc or {}), "error": message, "exit_code": code})
-    return typer.Exit(code)
-
-
-def _message(e: KmpressError) -> str:
-    """The error's line, naming the flags of the options it is about (see :func:`flag_text`)."""
-    return flag_text(str(e), getattr(e, "fields", ()))
-
-
 @contextmanager
 def _errors(debug: bool, command: str, as_json: bool = False, owns_process: bool = False):
     """Turn what escapes a command into one line on stderr (and the JSON document) and an exit code.
@@ -163,7 +144,7 @@ def _errors(debug: bool, command: str, as_json: bool = False, owns_process: bool
 
     def fail(message: str, code: int) -> typer.Exit:
         shown = {k: v for k, v in doc.items() if k != STDOUT_IS_IMAGE}
-        return _fail(message, code, command, as_json and not doc.get(STDOUT_IS_IMAGE), shown)
+        return exit_with(message, code, command, as_json and not doc.get(STDOUT_IS_IMAGE), shown)
 
     try:
         with _kmpress_process() if owns_process else nullcontext():
@@ -183,13 +164,13 @@ def _errors(debug: bool, command: str, as_json: bool = False, owns_process: bool
 
             traceback.print_exc()
         if isinstance(e, TargetNotReachedError):
-            raise fail(_message(e), EXIT_TARGET) from None
+            raise fail(flag_message(e), EXIT_TARGET) from None
         if isinstance(e, ImageReadError):  # an unreadable input, also when a missing extra is why
             raise fail(str(e), EXIT_FAILED) from None
         if isinstance(e, InvalidParameterError):
-            raise fail(_message(e), EXIT_USAGE) from None
+            raise fail(flag_message(e), EXIT_USAGE) from None
         if isinstance(e, KmpressError):
-            raise fail(_message(e), EXIT_FAILED) from None
+            raise fail(flag_message(e), EXIT_FAILED) from None
         if isinstance(e, OSError):
             where = f"{e.filename}: " if e.filename else ""
             raise fail(f"{where}{e.strerror or e}", EXIT_FAILED) from None
@@ -219,113 +200,6 @@ def _interruption() -> tuple[str, int]:
 
 def _want_progress(quiet: bool, as_json: bool) -> bool:
     return not quiet and not as_json and sys.stderr.isatty()
-
-
-def _print_json(doc: dict[str, Any]) -> None:
-    import json
-
-    sys.stdout.write(json.dumps(doc, indent=2, allow_nan=False) + "\n")
-    sys.stdout.flush()
-
-
-#: The ``error_type`` of the files a lost Dask scheduler left not done.
-_NOT_DONE = SchedulerLostError.__name__
-
-
-def _batch_exit_code(totals: dict[str, Any], results: Sequence[Any] = ()) -> int:
-    """0 when nothing failed; 98 when nothing failed and nothing was written because every
-    compressed file came out larger than its input (--skip-if-larger); 3 when the only failures
-    are quality targets missed under --strict; 75 when a lost Dask scheduler left files not
-    done (whatever else happened); else 1."""
-    if any(getattr(r, "error_type", None) == _NOT_DONE for r in results):
-        return EXIT_SCHEDULER_LOST
-    if not totals["errors"]:
-        return EXIT_LARGER if totals.get("skipped_larger") and not totals["ok"] else EXIT_OK
-    failed = [r for r in results if r.status == "error"]
-    if failed and all(getattr(r, "error_type", None) == "TargetNotReachedError" for r in failed):
-        return EXIT_TARGET
-    return EXIT_FAILED
-
-
-def _binary(stream: Any) -> IO[bytes]:
-    """The binary layer of a standard stream (the stream itself when it has none, as a test's)."""
-    return getattr(stream, "buffer", stream)
-
-
-def _run_pipe(job: Any, options: Any, as_json: bool, quiet: bool, debug: bool) -> int:
-    """Compress one image from standard input and/or to standard output; the exit code."""
-    from kmpress import batch, pipes
-
-    from .render import error_line
-
-    if as_json and job.to_stdout:
-        raise InvalidParameterError(
-            "--json cannot be used when the image goes to standard output (-o -, or - as the only input)"
-        )
-    pipes.check_terminals(job, sys.stdin, sys.stdout)
-    r = pipes.run_pipe(job, options, _binary(sys.stdin), _binary(sys.stdout))
-    if debug and r.detail:
-        sys.stderr.write(r.detail)
-    if job.to_stdout:  # nothing but the image on stdout (and so no --json)
-        if r.status == "error" or (r.status == "skipped" and not quiet):
-            error_line(f"{r.src}: {flag_text(r.message or '', r.fields)}")
-        return _batch_exit_code(batch.summarize([r], r.seconds), [r])
-    return _report_compress([r], [r.as_dict()], r.seconds, options.k, options.target_psnr, as_json, quiet)
-
-
-def _report_compress(
-    results: list,
-    files: list[dict],
-    seconds: float,
-    k: Any,
-    target_psnr: Any,
-    as_json: bool,
-    quiet: bool,
-    names: dict[str, str] | None = None,
-) -> int:
-    """Print what a compress run did (its JSON document, or the summary table) and return its
-    exit code; ``files`` are the document's entries (the results', and any input not found);
-    ``names`` each input's name in the table."""
-    from kmpress import batch
-
-    from .render import print_summary
-
-    totals = batch.summarize(results, seconds)
-    code = _batch_exit_code(totals, results)
-    lost = _lost_scheduler(results)
-    if lost is not None:
-        totals["not_done"] = sum(1 for r in results if r.error_type == _NOT_DONE)
-    if as_json:
-        error = {} if lost is None else {"error": lost}
-        _print_json(
-            {
-                "command": "compress",
-                "k": k,
-                "target_psnr": target_psnr,
-                "files": files,
-                "summary": totals,
-                **error,
-                "exit_code": code,
-            }
-        )
-    else:
-        print_summary(results, totals, quiet=quiet, names=names)
-    if lost is not None:
-        from .render import error_line
-
-        error_line(lost)
-    return code
-
-
-def _lost_scheduler(results: list) -> str | None:
-    """The one line that says a lost Dask scheduler left files not done, or None."""
-    not_done = [r for r in results if getattr(r, "error_type", None) == _NOT_DONE]
-    if not not_done:
-        return None
-    why = not_done[0].message.removeprefix("not done: ")
-    n = len(not_done)
-    files = f"{n} of {len(results)} file{'s' if len(results) != 1 else ''}"
-    return f"{why}: {files} not done (run the same command again to do {'them' if n > 1 else 'it'})"
 
 
 def _version(value: bool) -> None:
@@ -389,7 +263,7 @@ def compress(
 ) -> None:
     """Compress images to palette files (see :data:`helptext.COMPRESS`)."""
     if not paths:
-        raise _fail(
+        raise exit_with(
             "no input given (try: kmpress compress PHOTO.jpg, or kmpress --help)", EXIT_USAGE, "compress", as_json
         )
     with _errors(debug, "compress", as_json, owns_process=True) as doc:
@@ -416,7 +290,7 @@ def compress(
         job = pipes.plan_pipe(paths, out_dir, options, suffix=suffix, force=force)
         if job is not None:
             doc[STDOUT_IS_IMAGE] = job.to_stdout
-            raise typer.Exit(_run_pipe(job, options, as_json, quiet, debug))
+            raise typer.Exit(run_pipe(job, options, as_json, quiet, debug))
 
         run: Callable[..., Iterator[FileResult]] = batch.compress_many
         if scheduler is not None:
@@ -436,19 +310,15 @@ def compress(
         plan = batch.plan_batch(paths, options, out_dir=out_dir, suffix=suffix, recursive=recursive, force=force)
         done = doc.setdefault("files", [])  # an interrupted run's document lists what finished
         if plan.n_found == 0:
-            from .render import error_line
-
-            for it in plan.items:
-                error_line(f"{it.src}: {it.reason}")
-                done.append({"src": str(it.src), "dst": None, "status": "error", "message": it.reason})
-            raise _fail(f"no image found in {', '.join(map(str, paths))}", EXIT_USAGE, "compress", as_json, doc)
+            raise nothing_found(plan, paths, recursive, as_json, doc)
         t0 = time.perf_counter()
         results = []
         from .render import progress, row_names
 
         srcs = [str(it.src) for it in plan.items]
         names = dict(zip(srcs, row_names(srcs, [p for p in paths if p.is_dir()]), strict=True))
-        with progress(len(plan.to_compress), _want_progress(quiet, as_json), names=names) as (started, finished, staged):
+        bar = progress(len(plan.to_compress), _want_progress(quiet, as_json), names=names)
+        with bar as (started, finished, staged):
             for r in run(plan, jobs=jobs, on_start=started, on_stage=staged):
                 results.append(r)
                 done.append(r.as_dict())
@@ -458,9 +328,7 @@ def compress(
         order = {src: i for i, src in enumerate(srcs)}  # the table and the document in input order
         results.sort(key=lambda r: order.get(r.src, len(order)))
         done = [r.as_dict() for r in results]
-        code = _report_compress(
-            results, done, time.perf_counter() - t0, plan.k, plan.target_psnr, as_json, quiet, names
-        )
+        code = report_compress(results, done, time.perf_counter() - t0, plan.k, plan.target_psnr, as_json, quiet, names)
     raise typer.Exit(code)
 
 
@@ -488,9 +356,9 @@ def demo(
         t0 = time.perf_counter()
         results, sheet = report.run_demo(out_dir, options=options)
         totals = batch.summarize(results, time.perf_counter() - t0)
-        code = _batch_exit_code(totals)
+        code = batch_exit_code(totals)
         if as_json:
-            _print_json(
+            print_json(
                 {
                     "command": "demo",
                     "files": [r.as_dict() for r in results],
@@ -520,14 +388,15 @@ def info(
     debug: DebugOpt = False,
 ) -> None:
     """Describe an image (see :data:`helptext.INFO`)."""
-    with _errors(debug, "info", as_json, owns_process=True):
+    with _errors(debug, "info", as_json, owns_process=True), stdin_file(file) as path:
         from kmpress import report
 
-        facts = report.describe_image(file, against, max_pixels=_max_pixels(max_pixels))
+        facts = report.describe_image(path, against, max_pixels=_max_pixels(max_pixels))
         if palette is not None:
-            facts.update(report.palette_swatch(file, palette))
+            facts.update(report.palette_swatch(path, palette))
+        facts["path"] = str(file)
         if as_json:
-            _print_json({"command": "info", **facts, "exit_code": EXIT_OK})
+            print_json({"command": "info", **facts, "exit_code": EXIT_OK})
         else:
             from .render import print_info
 
@@ -538,6 +407,7 @@ def info(
 def sweep_cmd(
     file: SweepFileArg,
     ks: KsOpt = "2..64",
+    ks_old: KsOldOpt = None,
     step: StepOpt = 1,
     out_dir: SweepOutDirOpt = Path("kmpress-sweep"),
     seed: SeedOpt = opt.default("seed"),
@@ -556,7 +426,7 @@ def sweep_cmd(
         )
         from kmpress import ksweep, report
 
-        values = ksweep.parse_ks(ks, step)
+        values = ksweep.parse_ks(ks if ks_old is None else ks_old, step)
         if not as_json:
             print(
                 f"sweeping {file} at {len(values)} values of K ({values[0]}..{values[-1]}) ...",
@@ -568,7 +438,7 @@ def sweep_cmd(
         with sweep_progress(len(values), _want_progress(False, as_json)) as on_row:
             files = report.write_sweep(file, out_dir, values, options=options, on_row=on_row)
         if as_json:
-            _print_json({"command": "sweep", "src": str(file), **files.as_dict(), "exit_code": EXIT_OK})
+            print_json({"command": "sweep", "src": str(file), **files.as_dict(), "exit_code": EXIT_OK})
         else:
             from .render import print_sweep
 

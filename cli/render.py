@@ -10,7 +10,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -117,7 +117,7 @@ def score(x: float | None) -> str:
 
 def fitted_table(
     columns: tuple[tuple[str, int | None], ...],
-    rows: list[tuple[str, ...]],
+    rows: Sequence[tuple[str, ...]],
     width: int,
     *,
     footer: tuple[str, ...] | None = None,
@@ -153,7 +153,8 @@ def fitted_table(
     def total(shown: list[int]) -> int:
         return sum(natural[i] for i in shown) + GAP * (len(shown) - 1)
 
-    for i in sorted((i for i, (_, rank) in enumerate(columns) if rank is not None), key=lambda i: columns[i][1]):
+    ranked = sorted((rank, i) for i, (_, rank) in enumerate(columns) if rank is not None)
+    for _, i in ranked:
         if total(keep) <= width:
             break
         keep.remove(i)
