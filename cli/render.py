@@ -315,6 +315,9 @@ def print_summary(
                     "written at --max-colors (use --strict to fail instead)",
                     markup=False,
                 )
+        larger = larger_line(results)
+        if larger:
+            out.print(larger, markup=False)
         skipped = [r for r in results if r.status == "skipped"]
         if skipped:
             out.print(f"skipped {len(skipped)}:")
@@ -332,6 +335,22 @@ def print_summary(
             error_line(f"{r.src}: {flag_text(r.message or '', r.fields)}")
         elif r.status == "ok" and not quiet and getattr(r.report, "warnings", None):
             error_line(f"{r.src}: warning: {one_warning(r.report.warnings)}")
+
+
+def larger_line(results: Iterable[Any]) -> str | None:
+    """The one line saying how many written outputs are larger than their input, and what helps
+    (None when none is)."""
+    written = [r for r in results if r.status == "ok" and r.report is not None and r.report.written]
+    larger = [r.report for r in written if r.report.output_bytes > r.report.input_bytes]
+    if not larger:
+        return None
+    ratio = sum(rep.output_bytes for rep in larger) / sum(rep.input_bytes for rep in larger)
+    helps = [] if all(rep.format == "webp" for rep in larger) else ["--format webp"]
+    helps += ["fewer colours (-k)", "--skip-if-larger"]
+    return (
+        f"{len(larger)} of {len(written)} outputs are larger than their input ({percent(ratio)} of it); "
+        f"try {', '.join(helps[:-1])} or {helps[-1]}"
+    )
 
 
 #: The ``error_type`` of the files a lost Dask scheduler left not done.

@@ -15,9 +15,9 @@ from helpers import big_png, crop_photo, leftovers, photo, run, small_jpeg
 from PIL import Image
 
 import kmpress.cli.main as climain
-from kmpress.cli.flags import EXIT_LARGER
 import kmpress.cli.render as render
 from kmpress import compress
+from kmpress.cli.flags import EXIT_LARGER
 from kmpress.cli.render import Running, progress
 from kmpress.errors import InvalidParameterError
 from kmpress.options import Options

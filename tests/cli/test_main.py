@@ -13,7 +13,6 @@ import pytest
 from helpers import ROOT, photo, run
 
 import kmpress
-import kmpress.cli.main as climain
 from kmpress.cli.flags import EXIT_TARGET
 
 
