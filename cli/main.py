@@ -13,7 +13,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -127,6 +127,8 @@ app = typer.Typer(
 
 #: See :func:`_errors`.
 STDOUT_IS_IMAGE = "_stdout_is_image"
+#: See :func:`_errors`: (files written, files to compress) of a batch so far.
+PROGRESS = "_progress"
 
 
 @contextmanager
@@ -138,12 +140,13 @@ def _errors(debug: bool, command: str, as_json: bool = False, owns_process: bool
     is a bug: one line as well, and the traceback with ``--debug``. ``owns_process``: the command
     runs kmpress's work in this process (see :func:`_kmpress_process`). Yields a dict the command
     may fill with what an error's JSON document should carry (e.g. the files done so far); its
-    key ``STDOUT_IS_IMAGE`` set says standard output holds an image: no document goes there then.
+    key ``STDOUT_IS_IMAGE`` set says standard output holds an image: no document goes there then;
+    its key ``PROGRESS`` says how far a batch got, for the line an interruption prints.
     """
     doc: dict[str, Any] = {}
 
     def fail(message: str, code: int) -> typer.Exit:
-        shown = {k: v for k, v in doc.items() if k != STDOUT_IS_IMAGE}
+        shown = {k: v for k, v in doc.items() if k not in (STDOUT_IS_IMAGE, PROGRESS)}
         return exit_with(message, code, command, as_json and not doc.get(STDOUT_IS_IMAGE), shown)
 
     try:
@@ -157,6 +160,9 @@ def _errors(debug: bool, command: str, as_json: bool = False, owns_process: bool
 
             traceback.print_exc()
         word, code = _interruption()
+        written, total = doc.get(PROGRESS, (0, 0))
+        if total > 1:
+            word += f": {written} of {total} written; run the same command again to go on"
         raise fail(word, code) from None
     except Exception as e:
         if debug:
@@ -318,8 +324,13 @@ def compress(
         srcs = [str(it.src) for it in plan.items]
         names = dict(zip(srcs, row_names(srcs, [p for p in paths if p.is_dir()]), strict=True))
         bar = progress(len(plan.to_compress), _want_progress(quiet, as_json), names=names)
-        with bar as (started, finished, staged):
-            for r in run(plan, jobs=jobs, on_start=started, on_stage=staged):
+        written, total = 0, len(plan.to_compress)
+        doc[PROGRESS] = (written, total)
+        # closed however the loop ends: the batch removes the output folders it left empty
+        with bar as (started, finished, staged), closing(run(plan, jobs=jobs, on_start=started, on_stage=staged)) as rs:
+            for r in rs:
+                written += r.status == "ok"
+                doc[PROGRESS] = (written, total)
                 results.append(r)
                 done.append(r.as_dict())
                 finished(r.src)

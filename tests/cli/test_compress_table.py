@@ -159,3 +159,33 @@ def test_an_output_larger_than_its_input_is_said_with_what_helps(tmp_path):
     assert len(lines) == 1 and "--format webp" in lines[0] and "--skip-if-larger" in lines[0]
     r = run("compress", crop_photo(tmp_path / "b.png"), "-k", 4)  # far smaller than its PNG input
     assert "larger than" not in r.stdout
+
+
+def test_ctrl_c_says_how_far_the_batch_got_and_leaves_no_empty_folder(tmp_path, monkeypatch):
+    import kmpress.batch as batch
+
+    for name in ("a", "b", "c"):
+        crop_photo((tmp_path / "in" / name).mkdir(parents=True) or tmp_path / "in" / name / "x.png")
+    real = batch.compress_many
+
+    def interrupted(plan, *args, on_start=None, **kw):
+        started = []
+
+        def start(src):  # Ctrl-C as the second file starts, inside the batch
+            started.append(src)
+            if len(started) == 2:
+                raise KeyboardInterrupt
+
+        return real(plan, *args, **{**kw, "jobs": 1, "on_start": start})
+
+    monkeypatch.setattr(batch, "compress_many", interrupted)
+    r = run("compress", tmp_path / "in", "-r", "-o", tmp_path / "out", "-k", 4)
+    assert r.exit_code == 130
+    assert r.stderr == "kmpress: interrupted: 1 of 3 written; run the same command again to go on\n"
+    assert sorted(str(p.relative_to(tmp_path / "out")) for p in (tmp_path / "out").rglob("*")) == ["a", "a/x-k4.png"]
+
+
+def test_the_output_folder_is_not_created_when_every_input_fails(tmp_path):
+    (tmp_path / "bad.jpg").write_bytes(b"not a photo")
+    r = run("compress", tmp_path / "bad.jpg", "-o", tmp_path / "out")
+    assert r.exit_code == 1 and not (tmp_path / "out").exists()
