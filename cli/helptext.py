@@ -42,9 +42,9 @@ EXIT_MEANINGS: dict[int, str] = {
     EXIT_OK: "done (skipped files included)",
     EXIT_FAILED: "one or more inputs failed (the others are still written)",
     EXIT_USAGE: "usage error (bad option, no input given or found)",
-    EXIT_TARGET: "with --strict: a --quality target out of reach (that file is not written)",
-    EXIT_SCHEDULER_LOST: "with --scheduler: the Dask scheduler was lost; run the same command again to finish",
-    EXIT_LARGER: "with --skip-if-larger: nothing written, every output would be larger (as pngquant)",
+    EXIT_TARGET: "--strict: a --quality target out of reach (that file is not written)",
+    EXIT_SCHEDULER_LOST: "--scheduler: the Dask scheduler was lost; run the command again to finish",
+    EXIT_LARGER: "--skip-if-larger: nothing written, every output would be larger",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
     EXIT_TERMINATED: "terminated (SIGTERM)",
 }
