@@ -43,7 +43,7 @@ EXIT_MEANINGS: dict[int, str] = {
     EXIT_FAILED: "one or more inputs failed (the others are still written)",
     EXIT_USAGE: "usage error (bad option, no input given or found)",
     EXIT_TARGET: "--strict: a --quality target out of reach (that file is not written)",
-    EXIT_SCHEDULER_LOST: "--scheduler: the Dask scheduler was lost; run the command again to finish",
+    EXIT_SCHEDULER_LOST: "--scheduler: the Dask scheduler was lost (run the command again)",
     EXIT_LARGER: "--skip-if-larger: nothing written, every output would be larger",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
     EXIT_TERMINATED: "terminated (SIGTERM)",
