@@ -344,13 +344,9 @@ def larger_line(results: Iterable[Any]) -> str | None:
     larger = [r.report for r in written if r.report.output_bytes > r.report.input_bytes]
     if not larger:
         return None
-    ratio = sum(rep.output_bytes for rep in larger) / sum(rep.input_bytes for rep in larger)
     helps = [] if all(rep.format == "webp" for rep in larger) else ["--format webp"]
-    helps += ["fewer colours (-k)", "--skip-if-larger"]
-    return (
-        f"{len(larger)} of {len(written)} outputs are larger than their input ({percent(ratio)} of it); "
-        f"try {', '.join(helps[:-1])} or {helps[-1]}"
-    )
+    helps += ["a smaller -k", "--skip-if-larger"]
+    return f"{len(larger)} of {len(written)} larger than the input: try {', '.join(helps)}"
 
 
 #: The ``error_type`` of the files a lost Dask scheduler left not done.
