@@ -12,7 +12,7 @@ from __future__ import annotations
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -298,7 +298,7 @@ def compress(
             doc[STDOUT_IS_IMAGE] = job.to_stdout
             raise typer.Exit(run_pipe(job, options, as_json, quiet, debug))
 
-        run: Callable[..., Iterator[FileResult]] = batch.compress_many
+        run: Callable[..., Generator[FileResult, None, None]] = batch.compress_many
         if scheduler is not None:
             # Dask only now (kmpress --help stays fast); missing -> one line and exit 2
             from kmpress import dask_batch
