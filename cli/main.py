@@ -12,8 +12,8 @@ from __future__ import annotations
 import signal
 import sys
 import time
-from collections.abc import Callable, Generator
-from contextlib import AbstractContextManager, closing, contextmanager, nullcontext
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -204,6 +204,17 @@ def _interruption() -> tuple[str, int]:
     return "interrupted", EXIT_INTERRUPTED
 
 
+@contextmanager
+def _closed(results: Iterator[Any]) -> Iterator[Iterator[Any]]:
+    """Yield ``results``, closed (when it can be) however the loop over it ends."""
+    try:
+        yield results
+    finally:
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()
+
+
 def _want_progress(quiet: bool, as_json: bool) -> bool:
     return not quiet and not as_json and sys.stderr.isatty()
 
@@ -298,7 +309,7 @@ def compress(
             doc[STDOUT_IS_IMAGE] = job.to_stdout
             raise typer.Exit(run_pipe(job, options, as_json, quiet, debug))
 
-        run: Callable[..., Generator[FileResult, None, None]] = batch.compress_many
+        run: Callable[..., Iterator[FileResult]] = batch.compress_many
         if scheduler is not None:
             # Dask only now (kmpress --help stays fast); missing -> one line and exit 2
             from kmpress import dask_batch
@@ -327,7 +338,7 @@ def compress(
         written, total = 0, len(plan.to_compress)
         doc[PROGRESS] = (written, total)
         # closed however the loop ends: the batch removes the output folders it left empty
-        with bar as (started, finished, staged), closing(run(plan, jobs=jobs, on_start=started, on_stage=staged)) as rs:
+        with bar as (started, finished, staged), _closed(run(plan, jobs=jobs, on_start=started, on_stage=staged)) as rs:
             for r in rs:
                 written += r.status == "ok"
                 doc[PROGRESS] = (written, total)

@@ -457,7 +457,7 @@ def test_skip_if_larger_with_some_written_exits_0_and_failures_still_exit_1(tmp_
 def test_bad_format_is_a_usage_error(tmp_path, photo_paths):
     r = run("compress", photo_paths["chelsea"], "--format", "bogus", "-o", tmp_path)
     assert r.exit_code == 2
-    assert r.stderr.strip() == "kmpress: --format must be one of 'png', 'webp', not 'bogus"
+    assert r.stderr.strip() == "kmpress: --format must be one of 'png', 'webp', not 'bogus'"
     assert list(tmp_path.iterdir()) == []
     with pytest.raises(InvalidParameterError, match="format must be one of"):
         Options(format="gif")
