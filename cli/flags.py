@@ -28,17 +28,6 @@ EXIT_SCHEDULER_LOST = 75
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 
-EXIT_CODES_HELP = (
-    "Exit codes: 0 all done (skipped files included); 1 one or more inputs failed (the others are "
-    "still written); 2 usage error (bad option, no input given or found); 130 interrupted (Ctrl-C); "
-    "143 terminated (SIGTERM). 3: with --strict, a --quality target out of reach within --max-colors "
-    "(such files are not written; any other failure gives 1). 98: with --skip-if-larger, no file "
-    "written because every output would have been larger than its input (as pngquant). 75: with "
-    "--scheduler, the Dask scheduler was lost mid-batch (the files not done are listed; run the "
-    "same command again to do them). With "
-    "--json, stdout holds one JSON document whatever happens (an error: its message and exit_code)."
-)
-
 #: The flag of each engine option, to name it in error messages.
 FLAGS = {
     "k": "-k/--colors",
@@ -61,6 +50,27 @@ FLAGS = {
 }
 
 
+def flag_text(message: str, fields: tuple[str, ...] | list[str] = ()) -> str:
+    """Put an engine message in the command line's words.
+
+    Each option of ``fields`` that it names (``k``, ``max_colors``) becomes its flag
+    (``-k/--colors``, ``--max-colors``) through :data:`FLAGS`, the one mapping of option fields
+    to flags; the flags of those it does not name follow in parentheses.
+    """
+    import re
+
+    unnamed = []
+    for f in fields:
+        flag = FLAGS.get(f)
+        if flag is None:
+            continue
+        # a whole option name: not part of a word, a hyphenated word (k-means) or a flag
+        message, n = re.subn(rf"(?<![\w-]){re.escape(f)}(?![\w-])", flag, message)
+        if not n:
+            unnamed.append(flag)
+    return f"{message} ({', '.join(unnamed)})" if unnamed else message
+
+
 def _max_pixels(value: int | None):
     """--max-pixels to the option: not given is "auto", 0 is no limit."""
     return opt.DEFAULT_MAX_PIXELS if value is None else (None if value == 0 else value)
@@ -70,8 +80,10 @@ MaxPixelsOpt = Annotated[
     int | None,
     typer.Option(
         "--max-pixels",
-        help="Refuse images with more pixels (0 = no limit).  [default: auto: only decompression bombs (a file far "
-        "too small for the size it declares), over 2^30 pixels, or beyond this machine's available memory]",
+        help="Refuse images with more pixels than this (0 = no limit).  [default: auto: only decompression bombs "
+        "(a file far too small for the size it declares), over 2^30 pixels, or beyond this machine's available "
+        "memory]",
+        metavar="N|0",
         show_default=False,
     ),
 ]
@@ -250,7 +262,12 @@ QuietOpt = Annotated[
 # The flags of demo, info and sweep.
 DemoOutDirOpt = Annotated[Path, typer.Option("-o", "--out-dir", help="Folder for the demo's files.")]
 InfoFileArg = Annotated[
-    Path, typer.Argument(help="An image (e.g. a PNG written by kmpress).", metavar="FILE", show_default=False)
+    Path,
+    typer.Argument(
+        help="An image (e.g. a PNG written by kmpress); - reads it from standard input.",
+        metavar="FILE",
+        show_default=False,
+    ),
 ]
 AgainstOpt = Annotated[
     Path | None, typer.Option("--against", help="The original, to report the PSNR of FILE against it.")
@@ -269,11 +286,13 @@ KsOpt = Annotated[
     str,
     typer.Option(
         "-k",
-        "--k",
+        "--colors",
         help="K values: a range 2..64 (with --step), a list 4,16,64, or both (2..8,16,32).",
         metavar="KS",
     ),
 ]
+#: sweep's former spelling of -k/--colors, kept for scripts.
+KsOldOpt = Annotated[str | None, typer.Option("--k", hidden=True)]
 StepOpt = Annotated[int, typer.Option("--step", help="Step through the K range.")]
 SweepOutDirOpt = Annotated[
     Path,

@@ -12,10 +12,10 @@ from __future__ import annotations
 import signal
 import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -25,24 +25,20 @@ from kmpress.errors import (
     ImageReadError,
     InvalidParameterError,
     KmpressError,
-    SchedulerLostError,
     TargetNotReachedError,
 )
 
 if TYPE_CHECKING:  # loaded when a command runs, not for --help
     from kmpress.results import FileResult
 
+from . import helptext
 from .flags import (  # the flags' declarations and the exit codes
-    EXIT_CODES_HELP,
     EXIT_FAILED,
     EXIT_INTERRUPTED,
-    EXIT_LARGER,
     EXIT_OK,
-    EXIT_SCHEDULER_LOST,
     EXIT_TARGET,
     EXIT_TERMINATED,
     EXIT_USAGE,
-    FLAGS,
     AgainstOpt,
     ColorsOpt,
     DebugOpt,
@@ -53,6 +49,7 @@ from .flags import (  # the flags' declarations and the exit codes
     InfoFileArg,
     JobsOpt,
     JsonOpt,
+    KsOldOpt,
     KsOpt,
     MaxColorsOpt,
     MaxIterOpt,
@@ -82,6 +79,8 @@ from .flags import (  # the flags' declarations and the exit codes
     _max_pixels,
     dither_option,
 )
+from .inputs import nothing_found, stdin_file
+from .outcome import batch_exit_code, exit_with, flag_message, print_json, report_compress, run_pipe
 
 #: click's usage-error base class, as this typer ships it (typer 0.2x vendors click).
 _CLICK_ERROR: Any = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
@@ -102,18 +101,18 @@ class _App(TyperGroup):
             code = super().main(args=argv, prog_name=prog_name, standalone_mode=False, **extra)
         except _CLICK_ERROR as e:
             e.show()
-            _print_json({"command": command, "error": e.format_message(), "exit_code": e.exit_code})
+            print_json({"command": command, "error": e.format_message(), "exit_code": e.exit_code})
             sys.exit(e.exit_code)
         except typer.Abort:
-            raise _fail("aborted", EXIT_FAILED, command, True) from None
+            raise exit_with("aborted", EXIT_FAILED, command, True) from None
         sys.exit(code if isinstance(code, int) else EXIT_OK)
 
 
 app = typer.Typer(
     name="kmpress",
     cls=_App,
-    help="Compress photos to small palette PNGs with k-means colour quantization (Numba kernels).",
-    epilog=EXIT_CODES_HELP,
+    help=helptext.APP.help(),
+    epilog=helptext.APP.epilog(),
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -129,26 +128,8 @@ app = typer.Typer(
 
 #: See :func:`_errors`.
 STDOUT_IS_IMAGE = "_stdout_is_image"
-
-
-def _fail(
-    message: str, code: int, command: str | None = None, as_json: bool = False, doc: dict | None = None
-) -> typer.Exit:
-    """The one line on stderr and, with --json, the document saying the same on stdout (with
-    what ``doc`` holds of the run so far)."""
-    from .render import error_line
-
-    error_line(message)
-    if as_json:
-        _print_json({"command": command, **(doc or {}), "error": message, "exit_code": code})
-    return typer.Exit(code)
-
-
-def _message(e: KmpressError) -> str:
-    """The error's line, with the flags it is about when it is about options."""
-    text = str(e)
-    flags = [FLAGS[f] for f in getattr(e, "fields", ()) if f in FLAGS]
-    return f"{text} ({', '.join(flags)})" if flags else text
+#: See :func:`_errors`: (files written, files to compress) of a batch so far.
+PROGRESS = "_progress"
 
 
 @contextmanager
@@ -160,13 +141,14 @@ def _errors(debug: bool, command: str, as_json: bool = False, owns_process: bool
     is a bug: one line as well, and the traceback with ``--debug``. ``owns_process``: the command
     runs kmpress's work in this process (see :func:`_kmpress_process`). Yields a dict the command
     may fill with what an error's JSON document should carry (e.g. the files done so far); its
-    key ``STDOUT_IS_IMAGE`` set says standard output holds an image: no document goes there then.
+    key ``STDOUT_IS_IMAGE`` set says standard output holds an image: no document goes there then;
+    its key ``PROGRESS`` says how far a batch got, for the line an interruption prints.
     """
     doc: dict[str, Any] = {}
 
     def fail(message: str, code: int) -> typer.Exit:
-        shown = {k: v for k, v in doc.items() if k != STDOUT_IS_IMAGE}
-        return _fail(message, code, command, as_json and not doc.get(STDOUT_IS_IMAGE), shown)
+        shown = {k: v for k, v in doc.items() if k not in (STDOUT_IS_IMAGE, PROGRESS)}
+        return exit_with(message, code, command, as_json and not doc.get(STDOUT_IS_IMAGE), shown)
 
     try:
         with _kmpress_process() if owns_process else nullcontext():
@@ -179,6 +161,9 @@ def _errors(debug: bool, command: str, as_json: bool = False, owns_process: bool
 
             traceback.print_exc()
         word, code = _interruption()
+        written, total = doc.get(PROGRESS, (0, 0))
+        if total > 1:
+            word += f": {written} of {total} written; run the same command again to go on"
         raise fail(word, code) from None
     except Exception as e:
         if debug:
@@ -186,13 +171,13 @@ def _errors(debug: bool, command: str, as_json: bool = False, owns_process: bool
 
             traceback.print_exc()
         if isinstance(e, TargetNotReachedError):
-            raise fail(str(e), EXIT_TARGET) from None
+            raise fail(flag_message(e), EXIT_TARGET) from None
         if isinstance(e, ImageReadError):  # an unreadable input, also when a missing extra is why
             raise fail(str(e), EXIT_FAILED) from None
         if isinstance(e, InvalidParameterError):
-            raise fail(_message(e), EXIT_USAGE) from None
+            raise fail(flag_message(e), EXIT_USAGE) from None
         if isinstance(e, KmpressError):
-            raise fail(str(e), EXIT_FAILED) from None
+            raise fail(flag_message(e), EXIT_FAILED) from None
         if isinstance(e, OSError):
             where = f"{e.filename}: " if e.filename else ""
             raise fail(f"{where}{e.strerror or e}", EXIT_FAILED) from None
@@ -220,107 +205,19 @@ def _interruption() -> tuple[str, int]:
     return "interrupted", EXIT_INTERRUPTED
 
 
+@contextmanager
+def _closed(results: Iterator[Any]) -> Iterator[Iterator[Any]]:
+    """Yield ``results``, closed (when it can be) however the loop over it ends."""
+    try:
+        yield results
+    finally:
+        close = getattr(results, "close", None)
+        if close is not None:
+            close()
+
+
 def _want_progress(quiet: bool, as_json: bool) -> bool:
     return not quiet and not as_json and sys.stderr.isatty()
-
-
-def _print_json(doc: dict[str, Any]) -> None:
-    import json
-
-    sys.stdout.write(json.dumps(doc, indent=2, allow_nan=False) + "\n")
-    sys.stdout.flush()
-
-
-#: The ``error_type`` of the files a lost Dask scheduler left not done.
-_NOT_DONE = SchedulerLostError.__name__
-
-
-def _batch_exit_code(totals: dict[str, Any], results: Sequence[Any] = ()) -> int:
-    """0 when nothing failed; 98 when nothing failed and nothing was written because every
-    compressed file came out larger than its input (--skip-if-larger); 3 when the only failures
-    are quality targets missed under --strict; 75 when a lost Dask scheduler left files not
-    done (whatever else happened); else 1."""
-    if any(getattr(r, "error_type", None) == _NOT_DONE for r in results):
-        return EXIT_SCHEDULER_LOST
-    if not totals["errors"]:
-        return EXIT_LARGER if totals.get("skipped_larger") and not totals["ok"] else EXIT_OK
-    failed = [r for r in results if r.status == "error"]
-    if failed and all(getattr(r, "error_type", None) == "TargetNotReachedError" for r in failed):
-        return EXIT_TARGET
-    return EXIT_FAILED
-
-
-def _binary(stream: Any) -> IO[bytes]:
-    """The binary layer of a standard stream (the stream itself when it has none, as a test's)."""
-    return getattr(stream, "buffer", stream)
-
-
-def _run_pipe(job: Any, options: Any, as_json: bool, quiet: bool, debug: bool) -> int:
-    """Compress one image from standard input and/or to standard output; the exit code."""
-    from kmpress import batch, pipes
-
-    from .render import error_line
-
-    if as_json and job.to_stdout:
-        raise InvalidParameterError(
-            "--json cannot be used when the image goes to standard output (-o -, or - as the only input)"
-        )
-    pipes.check_terminals(job, sys.stdin, sys.stdout)
-    r = pipes.run_pipe(job, options, _binary(sys.stdin), _binary(sys.stdout))
-    if debug and r.detail:
-        sys.stderr.write(r.detail)
-    if job.to_stdout:  # nothing but the image on stdout (and so no --json)
-        if r.status == "error" or (r.status == "skipped" and not quiet):
-            error_line(f"{r.src}: {r.message}")
-        return _batch_exit_code(batch.summarize([r], r.seconds), [r])
-    return _report_compress([r], [r.as_dict()], r.seconds, options.k, options.target_psnr, as_json, quiet)
-
-
-def _report_compress(
-    results: list, files: list[dict], seconds: float, k: Any, target_psnr: Any, as_json: bool, quiet: bool
-) -> int:
-    """Print what a compress run did (its JSON document, or the summary table) and return its
-    exit code; ``files`` are the document's entries (the results', and any input not found)."""
-    from kmpress import batch
-
-    from .render import print_summary
-
-    totals = batch.summarize(results, seconds)
-    code = _batch_exit_code(totals, results)
-    lost = _lost_scheduler(results)
-    if lost is not None:
-        totals["not_done"] = sum(1 for r in results if r.error_type == _NOT_DONE)
-    if as_json:
-        error = {} if lost is None else {"error": lost}
-        _print_json(
-            {
-                "command": "compress",
-                "k": k,
-                "target_psnr": target_psnr,
-                "files": files,
-                "summary": totals,
-                **error,
-                "exit_code": code,
-            }
-        )
-    else:
-        print_summary(results, totals, quiet=quiet)
-    if lost is not None:
-        from .render import error_line
-
-        error_line(lost)
-    return code
-
-
-def _lost_scheduler(results: list) -> str | None:
-    """The one line that says a lost Dask scheduler left files not done, or None."""
-    not_done = [r for r in results if getattr(r, "error_type", None) == _NOT_DONE]
-    if not not_done:
-        return None
-    why = not_done[0].message.removeprefix("not done: ")
-    n = len(not_done)
-    files = f"{n} of {len(results)} file{'s' if len(results) != 1 else ''}"
-    return f"{why}: {files} not done (run the same command again to do {'them' if n > 1 else 'it'})"
 
 
 def _version(value: bool) -> None:
@@ -337,7 +234,7 @@ def _app_options(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
     ] = False,
 ) -> None:
-    """Compress photos to small palette PNGs with k-means colour quantization (Numba kernels)."""
+    """The options before a command (``--version``); the app's help is :data:`helptext.APP`."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -345,7 +242,7 @@ def _app_options(
 # --------------------------------------------------------------------------------------------
 
 
-@app.command(epilog=EXIT_CODES_HELP)
+@app.command(**helptext.COMPRESS.command())
 def compress(
     paths: PathsArg = None,
     colors: ColorsOpt = None,
@@ -375,15 +272,9 @@ def compress(
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Compress images to palette PNGs named <stem>-k<K>.png (<stem>-q<PSNR>.png with --quality).
-
-    Existing outputs are skipped unless --force; an input is never overwritten. With -o, the files
-    found in a folder's sub-folders go to the same sub-folders under it; inputs that would still
-    write the same output (a.jpg beside a.png) fail, the others are done. Writes are atomic: an
-    interrupted run leaves no partial file.
-    """
+    """Compress images to palette files (see :data:`helptext.COMPRESS`)."""
     if not paths:
-        raise _fail(
+        raise exit_with(
             "no input given (try: kmpress compress PHOTO.jpg, or kmpress --help)", EXIT_USAGE, "compress", as_json
         )
     with _errors(debug, "compress", as_json, owns_process=True) as doc:
@@ -410,7 +301,7 @@ def compress(
         job = pipes.plan_pipe(paths, out_dir, options, suffix=suffix, force=force)
         if job is not None:
             doc[STDOUT_IS_IMAGE] = job.to_stdout
-            raise typer.Exit(_run_pipe(job, options, as_json, quiet, debug))
+            raise typer.Exit(run_pipe(job, options, as_json, quiet, debug))
 
         run: Callable[..., Iterator[FileResult]] = batch.compress_many
         if scheduler is not None:
@@ -430,28 +321,34 @@ def compress(
         plan = batch.plan_batch(paths, options, out_dir=out_dir, suffix=suffix, recursive=recursive, force=force)
         done = doc.setdefault("files", [])  # an interrupted run's document lists what finished
         if plan.n_found == 0:
-            from .render import error_line
-
-            for it in plan.items:
-                error_line(f"{it.src}: {it.reason}")
-                done.append({"src": str(it.src), "dst": None, "status": "error", "message": it.reason})
-            raise _fail(f"no image found in {', '.join(map(str, paths))}", EXIT_USAGE, "compress", as_json, doc)
+            raise nothing_found(plan, paths, recursive, as_json, doc)
         t0 = time.perf_counter()
         results = []
-        from .render import progress
+        from .render import progress, row_names
 
-        with progress(len(plan.to_compress), _want_progress(quiet, as_json)) as (started, finished, staged):
-            for r in run(plan, jobs=jobs, on_start=started, on_stage=staged):
+        srcs = [str(it.src) for it in plan.items]
+        names = dict(zip(srcs, row_names(srcs, [p for p in paths if p.is_dir()]), strict=True))
+        bar = progress(len(plan.to_compress), _want_progress(quiet, as_json), names=names)
+        written, total = 0, len(plan.to_compress)
+        doc[PROGRESS] = (written, total)
+        # closed however the loop ends: the batch removes the output folders it left empty
+        with bar as (started, finished, staged), _closed(run(plan, jobs=jobs, on_start=started, on_stage=staged)) as rs:
+            for r in rs:
+                written += r.status == "ok"
+                doc[PROGRESS] = (written, total)
                 results.append(r)
                 done.append(r.as_dict())
                 finished(r.src)
                 if debug and r.detail:
                     sys.stderr.write(r.detail)
-        code = _report_compress(results, done, time.perf_counter() - t0, plan.k, plan.target_psnr, as_json, quiet)
+        order = {src: i for i, src in enumerate(srcs)}  # the table and the document in input order
+        results.sort(key=lambda r: order.get(r.src, len(order)))
+        done = [r.as_dict() for r in results]
+        code = report_compress(results, done, time.perf_counter() - t0, plan.k, plan.target_psnr, as_json, quiet, names)
     raise typer.Exit(code)
 
 
-@app.command(epilog=EXIT_CODES_HELP)
+@app.command(**helptext.DEMO.command())
 def demo(
     out_dir: DemoOutDirOpt = Path("kmpress-demo"),
     seed: SeedOpt = opt.default("seed"),
@@ -461,11 +358,7 @@ def demo(
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Compress the bundled sample photo at K = 4, 16 and 64 and write a side-by-side comparison.
-
-    Writes <out-dir>/astronaut-k4.png, -k16.png, -k64.png and comparison.png (original and each K,
-    labelled with K and PSNR), then prints the table.
-    """
+    """Compress the bundled sample photo at K = 4, 16 and 64 (see :data:`helptext.DEMO`)."""
     with _errors(debug, "demo", as_json, owns_process=True):
         options = opt.Options(seed=seed, colorspace=space, dither=dither_option(dither, no_dither))
         from kmpress import batch, report
@@ -479,9 +372,9 @@ def demo(
         t0 = time.perf_counter()
         results, sheet = report.run_demo(out_dir, options=options)
         totals = batch.summarize(results, time.perf_counter() - t0)
-        code = _batch_exit_code(totals)
+        code = batch_exit_code(totals)
         if as_json:
-            _print_json(
+            print_json(
                 {
                     "command": "demo",
                     "files": [r.as_dict() for r in results],
@@ -501,7 +394,7 @@ def demo(
     raise typer.Exit(code)
 
 
-@app.command(epilog=EXIT_CODES_HELP)
+@app.command(**helptext.INFO.command())
 def info(
     file: InfoFileArg,
     against: AgainstOpt = None,
@@ -510,26 +403,27 @@ def info(
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Show an image's size, mode, palette size and bit depth; with --against, its PSNR; with
-    --palette, write its palette as a swatch picture."""
-    with _errors(debug, "info", as_json, owns_process=True):
+    """Describe an image (see :data:`helptext.INFO`)."""
+    with _errors(debug, "info", as_json, owns_process=True), stdin_file(file) as path:
         from kmpress import report
 
-        facts = report.describe_image(file, against, max_pixels=_max_pixels(max_pixels))
+        facts = report.describe_image(path, against, max_pixels=_max_pixels(max_pixels))
         if palette is not None:
-            facts.update(report.palette_swatch(file, palette))
+            facts.update(report.palette_swatch(path, palette))
+        facts["path"] = str(file)
         if as_json:
-            _print_json({"command": "info", **facts, "exit_code": EXIT_OK})
+            print_json({"command": "info", **facts, "exit_code": EXIT_OK})
         else:
             from .render import print_info
 
             print_info(facts)
 
 
-@app.command(name="sweep", epilog=EXIT_CODES_HELP)
+@app.command(name="sweep", **helptext.SWEEP.command())
 def sweep_cmd(
     file: SweepFileArg,
     ks: KsOpt = "2..64",
+    ks_old: KsOldOpt = None,
     step: StepOpt = 1,
     out_dir: SweepOutDirOpt = Path("kmpress-sweep"),
     seed: SeedOpt = opt.default("seed"),
@@ -541,20 +435,14 @@ def sweep_cmd(
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """The elbow study: quantize FILE at every K in one pass (each K warm-started from the one
-    before) and report the k-means cost (inertia), PSNR, mean delta E, PNG bytes and seconds per K.
-
-    Prints the table and writes it as CSV, a plot of cost and time against K (needs matplotlib:
-    pip install "kmpress[plot]"; without it the rest is still written) and a contact sheet of the
-    reconstructed images labelled with K and PSNR.
-    """
+    """Quantize FILE at every K of a range (see :data:`helptext.SWEEP`)."""
     with _errors(debug, "sweep", as_json, owns_process=True):
         options = opt.Options(
             seed=seed, max_iter=max_iter, tol=tol, colorspace=space, dither=dither_option(dither, no_dither)
         )
         from kmpress import ksweep, report
 
-        values = ksweep.parse_ks(ks, step)
+        values = ksweep.parse_ks(ks if ks_old is None else ks_old, step)
         if not as_json:
             print(
                 f"sweeping {file} at {len(values)} values of K ({values[0]}..{values[-1]}) ...",
@@ -566,7 +454,7 @@ def sweep_cmd(
         with sweep_progress(len(values), _want_progress(False, as_json)) as on_row:
             files = report.write_sweep(file, out_dir, values, options=options, on_row=on_row)
         if as_json:
-            _print_json({"command": "sweep", "src": str(file), **files.as_dict(), "exit_code": EXIT_OK})
+            print_json({"command": "sweep", "src": str(file), **files.as_dict(), "exit_code": EXIT_OK})
         else:
             from .render import print_sweep
 

@@ -10,11 +10,13 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from kmpress.errors import SchedulerLostError
+
+from .flags import flag_text
 
 if TYPE_CHECKING:  # rich loads only when something is drawn (kmpress -q draws nothing)
     from rich.console import Console
@@ -72,7 +74,40 @@ def db(x: float | None) -> str:
     return "lossless" if x is None else f"{x:.2f} dB"
 
 
-COLUMNS = ("file", "pixels", "K", "input", "output", "out/in", "bits/raw", "PSNR", "SSIM2", "iter", "seconds")
+#: The summary table's columns, left to right: (header, drop rank). When the table is wider than
+#: the terminal, columns give way by rank, 1 first; the file, K, the output's size, PSNR and
+#: SSIMULACRA 2 (rank None) never do.
+SUMMARY_COLUMNS: tuple[tuple[str, int | None], ...] = (
+    ("file", None),
+    ("pixels", 4),
+    ("K", None),
+    ("input", 5),
+    ("output", None),
+    ("out/in", 6),
+    ("bits/raw", 1),
+    ("PSNR", None),
+    ("SSIM2", None),
+    ("iter", 2),
+    ("seconds", 3),
+)
+COLUMNS = tuple(name for name, _ in SUMMARY_COLUMNS)
+#: The sweep table's columns, as :data:`SUMMARY_COLUMNS`: K, PSNR and the PNG's size stay.
+SWEEP_COLUMNS: tuple[tuple[str, int | None], ...] = (
+    ("K", None),
+    ("colours", 3),
+    ("inertia", 5),
+    ("PSNR", None),
+    ("ΔE (OKLab)", 6),
+    ("PNG", None),
+    ("bits/px", 4),
+    ("iter", 1),
+    ("seconds", 2),
+)
+#: The narrowest the first column (a file's name) is folded to before the table outgrows the
+#: terminal instead.
+NAME_MIN_WIDTH = 16
+#: Characters between two columns of :func:`fitted_table`'s tables.
+GAP = 2
 
 
 def score(x: float | None) -> str:
@@ -80,55 +115,133 @@ def score(x: float | None) -> str:
     return "-" if x is None else f"{x:.1f}"
 
 
-def summary_table(
-    results: Iterable[Any], totals: dict[str, Any], title: str | None = None, by_output: bool = False
+def fitted_table(
+    columns: tuple[tuple[str, int | None], ...],
+    rows: Sequence[tuple[str, ...]],
+    width: int,
+    *,
+    footer: tuple[str, ...] | None = None,
+    title: str | None = None,
+    name_first: bool = True,
 ) -> Table:
-    """The per-file table (compressed files, and files left unwritten by --skip-if-larger, marked
-    "not written") with a totals row (of the written files).
+    """A table of ``rows`` that fits ``width`` characters: columns give way in the order of their
+    drop rank until the rest fits, and a value is never cut.
 
-    ``results`` are engine ``FileResult`` objects; ``totals`` is ``kmpress.batch.summarize``'s dict.
-    "out/in" is output bytes / input bytes; "bits/raw" is the indexed size in bits (indices + palette)
-    over the raw 24-bit (32 with alpha) size. ``by_output`` names rows by the output file. Rows
-    are named as :func:`row_names` says.
+    Every value keeps its whole width (no wrap, no ellipsis), so that a number is never shortened
+    or split. When the columns that never give way are still too wide, the first column (a file's
+    name, with ``name_first``) folds onto further lines, down to :data:`NAME_MIN_WIDTH`; only below
+    that does the table outgrow ``width``.
+
+    Parameters
+    ----------
+    columns : (header, drop rank) per column; rank 1 gives way first, None never
+    rows : one tuple of cell texts per row, one cell per column
+    width : int; characters available (the console's width)
+    footer : tuple of str, optional; a totals row, after a rule, in bold
+    title : str, optional
+    name_first : bool; the first column is left-aligned text that may fold (else every column
+        is a right-aligned value)
     """
     from rich import box
+    from rich.cells import cell_len
     from rich.table import Table
 
-    # no vertical rules and no outer padding: 11 columns and the file's name fit 80 columns
+    body = [*rows, *([footer] if footer is not None else [])]
+    natural = [max([cell_len(name), *(cell_len(r[i]) for r in body)]) for i, (name, _) in enumerate(columns)]
+    keep = list(range(len(columns)))
+
+    def total(shown: list[int]) -> int:
+        return sum(natural[i] for i in shown) + GAP * (len(shown) - 1)
+
+    ranked = sorted((rank, i) for i, (_, rank) in enumerate(columns) if rank is not None)
+    for _, i in ranked:
+        if total(keep) <= width:
+            break
+        keep.remove(i)
+    over = total(keep) - width
     t = Table(
         title=title, show_edge=False, header_style="bold", box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True
     )
-    for i, name in enumerate(COLUMNS):
-        t.add_column(
-            name,
-            justify="left" if i == 0 else "right",
-            no_wrap=i != 0,
-            overflow="fold",
-            min_width=12 if i == 0 else None,
-        )
+    for i in keep:
+        name = columns[i][0]
+        if i == 0 and name_first:
+            fold = over > 0 and natural[0] > NAME_MIN_WIDTH
+            w = max(NAME_MIN_WIDTH, natural[0] - over) if fold else natural[0]
+            t.add_column(name, justify="left", no_wrap=not fold, overflow="fold", width=w, min_width=w)
+        else:
+            # never narrower than its widest value; print_table() widens the output if need be
+            t.add_column(name, justify="right", no_wrap=True, overflow="crop", min_width=natural[i])
+    for r in rows:
+        t.add_row(*(r[i] for i in keep))
+    if footer is not None:
+        t.add_section()
+        t.add_row(*(footer[i] for i in keep), style="bold")
+    return t
+
+
+def print_table(out: Console, table: Table) -> None:
+    """Print a :func:`fitted_table` whole: wider than the console only when it cannot fit (its
+    lines then wrap in the terminal), never with a value squeezed."""
+    from rich.measure import Measurement
+
+    needed = Measurement.get(out, out.options.update_width(10_000), table).maximum
+    width = out.width
+    out.width = max(width, needed)  # rich never prints wider than its console
+    try:
+        out.print(table)
+    finally:
+        out.width = width
+
+
+def summary_table(
+    results: Iterable[Any],
+    totals: dict[str, Any],
+    title: str | None = None,
+    by_output: bool = False,
+    *,
+    width: int = 80,
+    names: dict[str, str] | None = None,
+) -> Table:
+    """The per-file table (compressed files, and files left unwritten by --skip-if-larger, marked
+    "not written") with a totals row (of the written files), fitted to ``width`` characters
+    (see :func:`fitted_table` and :data:`SUMMARY_COLUMNS`).
+
+    ``results`` are engine ``FileResult`` objects; ``totals`` is ``kmpress.batch.summarize``'s dict.
+    "out/in" is output bytes / input bytes; "bits/raw" is the indexed size in bits (indices + palette)
+    over the raw 24-bit (32 with alpha) size. ``by_output`` names rows by the output file's name;
+    else ``names`` (input path -> its name in the table) does, or :func:`row_names`.
+    """
     shown = [r for r in results if r.status == "ok" or r.skipped_larger]
-    for r, name in zip(shown, row_names([r.dst if by_output else r.src for r in shown]), strict=True):
+    if by_output:
+        labels = [os.path.basename(str(r.dst)) for r in shown]
+    elif names is not None:
+        labels = [names.get(str(r.src), str(r.src)) for r in shown]
+    else:
+        labels = row_names([r.src for r in shown])
+    rows: list[tuple[str, ...]] = []
+    for r, name in zip(shown, labels, strict=True):
         rep = r.report
         if rep is None:  # written, but its figures were lost (a Dask scheduler gone mid-batch)
-            t.add_row(f"{name} (figures lost)", *["-"] * (len(COLUMNS) - 1))
+            rows.append((f"{name} (figures lost)", *["-"] * (len(COLUMNS) - 1)))
             continue
         d = rep.as_dict()
-        t.add_row(
-            name if rep.written else f"{name} (not written: larger)",
-            human_pixels(rep.pixels),
-            _k_cell(rep),
-            human_bytes(rep.input_bytes),
-            human_bytes(rep.output_bytes),
-            percent(rep.file_ratio),
-            percent(rep.bits.ratio),
-            db(d["psnr"]),
-            score(d["ssimulacra2"]),
-            str(rep.n_iter) + ("" if rep.converged else "*"),
-            f"{r.seconds:.2f}",
+        rows.append(
+            (
+                name if rep.written else f"{name} (not written: larger)",
+                human_pixels(rep.pixels),
+                _k_cell(rep),
+                human_bytes(rep.input_bytes),
+                human_bytes(rep.output_bytes),
+                percent(rep.file_ratio),
+                percent(rep.bits.ratio),
+                db(d["psnr"]),
+                score(d["ssimulacra2"]),
+                str(rep.n_iter) + ("" if rep.converged else "*"),
+                f"{r.seconds:.2f}",
+            )
         )
-    t.add_section()
     wall = totals.get("wall_seconds")
-    t.add_row(
+    footer = (
         f"total: {totals['ok']} written",
         human_pixels(totals["pixels"]),
         "",
@@ -140,20 +253,34 @@ def summary_table(
         "",
         "",
         f"{wall:.2f}" if wall is not None else "",
-        style="bold",
     )
-    return t
+    return fitted_table(SUMMARY_COLUMNS, rows, width, footer=footer, title=title)
 
 
-def row_names(paths: list[str]) -> list[str]:
-    """The files' names for the rows of a table: their base names, or, when two of them share
-    one (``DSC_0001.jpg`` of two folders), every file's path below the folder they all share
-    (``2023-summer/DSC_0001.jpg``, ``2023-autumn/DSC_0001.jpg``)."""
-    names = [os.path.basename(p) for p in paths]
+def row_names(paths: list[str], folders: Iterable[str | os.PathLike] = ()) -> list[str]:
+    """The files' names for the rows of a table and the progress bar.
+
+    A file found in one of ``folders`` (the folder arguments) is named by its path below that
+    folder (``2024-trip/DCIM/100CAM/DSC_0001.jpg`` for the folder ``photos``), a file given itself
+    by its base name. When two names are still the same (``DSC_0001.jpg`` of two folder
+    arguments), every file is named by its path below the folder they all share.
+    """
+    roots = sorted((os.path.normpath(f) for f in folders), key=len, reverse=True)
+
+    def name(p: str) -> str:
+        path = os.path.normpath(p)
+        for root in roots:  # the innermost folder argument that holds the file
+            if root == "." and not os.path.isabs(path) and not path.startswith(".."):
+                return path
+            if path.startswith(root.rstrip(os.sep) + os.sep):
+                return os.path.relpath(path, root)
+        return os.path.basename(path)
+
+    names = [name(str(p)) for p in paths]
     if len(set(names)) == len(names):
         return names
     full = [os.path.abspath(p) for p in paths]
-    common = os.path.commonpath(full)
+    common = os.path.commonpath(full) if len(full) > 1 else os.path.dirname(full[0])
     return [os.path.relpath(p, common) for p in full]
 
 
@@ -164,13 +291,21 @@ def _k_cell(rep: Any) -> str:
 
 
 def print_summary(
-    results: list[Any], totals: dict[str, Any], *, quiet: bool, title: str | None = None, by_output: bool = False
+    results: list[Any],
+    totals: dict[str, Any],
+    *,
+    quiet: bool,
+    title: str | None = None,
+    by_output: bool = False,
+    names: dict[str, str] | None = None,
 ) -> None:
-    """Table and the skipped files on stdout; failures on stderr, one line each (also when quiet)."""
+    """Table and the skipped files on stdout; failures on stderr, one line each (also when quiet).
+
+    ``names``: each input path's name in the table (see :func:`row_names`)."""
     if not quiet:
         out = stdout_console()
         if totals["ok"] or totals.get("skipped_larger"):
-            out.print(summary_table(results, totals, title, by_output))
+            print_table(out, summary_table(results, totals, title, by_output, width=out.width, names=names))
             if any(r.status == "ok" and r.report is not None and not r.report.converged for r in results):
                 out.print("* stopped at --max-iter before converging")
             missed = [r for r in results if r.status == "ok" and getattr(r.report, "target_reached", None) is False]
@@ -180,6 +315,9 @@ def print_summary(
                     "written at --max-colors (use --strict to fail instead)",
                     markup=False,
                 )
+        larger = larger_line(results)
+        if larger:
+            out.print(larger, markup=False)
         skipped = [r for r in results if r.status == "skipped"]
         if skipped:
             out.print(f"skipped {len(skipped)}:")
@@ -194,9 +332,21 @@ def print_summary(
         if r.status == "error" and r.error_type == NOT_DONE:
             continue  # the caller says why in one line, not once per file
         if r.status == "error":
-            error_line(f"{r.src}: {r.message}")
+            error_line(f"{r.src}: {flag_text(r.message or '', r.fields)}")
         elif r.status == "ok" and not quiet and getattr(r.report, "warnings", None):
             error_line(f"{r.src}: warning: {one_warning(r.report.warnings)}")
+
+
+def larger_line(results: Iterable[Any]) -> str | None:
+    """The one line saying how many written outputs are larger than their input, and what helps
+    (None when none is)."""
+    written = [r for r in results if r.status == "ok" and r.report is not None and r.report.written]
+    larger = [r.report for r in written if r.report.output_bytes > r.report.input_bytes]
+    if not larger:
+        return None
+    helps = [] if all(rep.format == "webp" for rep in larger) else ["--format webp"]
+    helps += ["a smaller -k", "--skip-if-larger"]
+    return f"{len(larger)} of {len(written)} larger than the input: try {', '.join(helps)}"
 
 
 #: The ``error_type`` of the files a lost Dask scheduler left not done.
@@ -269,11 +419,18 @@ SHOWN_FILES = 3
 class Running:
     """The files in flight and the stage each is in: the progress bar's description, e.g.
     ``big.tif: lloyd, a.jpg``. A file's stage shows once it has run ``stage_after`` seconds.
-    Safe to call from several threads (the engine may report stages from a background thread)."""
+    Safe to call from several threads (the engine may report stages from a background thread).
+    ``names``: each path's name (see :func:`row_names`); by default its base name."""
 
-    def __init__(self, stage_after: float = STAGE_AFTER, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        stage_after: float = STAGE_AFTER,
+        clock: Callable[[], float] = time.monotonic,
+        names: dict[str, str] | None = None,
+    ) -> None:
         self.stage_after = stage_after
         self.clock = clock
+        self.names = names or {}
         self._files: dict[str, list] = {}  # full path -> [started at, stage or None], in start order
         self._lock = threading.Lock()
 
@@ -299,13 +456,13 @@ class Running:
             files = list(self._files.items())
         parts = []
         for path, (t0, stage) in files[:SHOWN_FILES]:
-            name = os.path.basename(path)
+            name = self.names.get(path) or os.path.basename(path)
             parts.append(f"{name}: {stage}" if stage is not None and now - t0 >= self.stage_after else name)
         return ", ".join(parts) + (" ..." if len(files) > SHOWN_FILES else "")
 
 
 @contextmanager
-def progress(total: int, enabled: bool, stage_after: float | None = None):
+def progress(total: int, enabled: bool, stage_after: float | None = None, names: dict[str, str] | None = None):
     """A rich progress bar on stderr: files done/total, elapsed, ETA, the files running and,
     for one that has run ``stage_after`` seconds (default :data:`STAGE_AFTER`), its stage
     (``photo.tif: lloyd``; redrawn as each stage begins).
@@ -313,11 +470,12 @@ def progress(total: int, enabled: bool, stage_after: float | None = None):
     Yields ``(started, finished, staged)``: ``started(path)`` and ``finished(path)`` (which
     ignores a path never started) do nothing when disabled; ``staged(path, stage)`` is the
     engine's ``on_stage`` for a batch, None when disabled (so nothing is sent for it).
+    ``names``: each path's name in the bar (see :class:`Running`).
     """
     if not enabled or total <= 0:
         yield (lambda path: None), (lambda path: None), None
         return
-    running = Running(STAGE_AFTER if stage_after is None else stage_after)
+    running = Running(STAGE_AFTER if stage_after is None else stage_after, names=names)
     bar = _progress_bar("compressing", running.describe)
     with _closing(bar), bar:
         task = bar.add_task("", total=total)
@@ -369,31 +527,26 @@ def print_info(info: dict[str, Any]) -> None:
 
 def print_sweep(files: Any, src: str) -> None:
     """The table of :func:`kmpress.report.write_sweep` and the files it wrote, on stdout."""
-    from rich.table import Table
-
     out = stdout_console()
-    t = Table(
-        title=f"kmpress sweep: {os.path.basename(src)} ({files.width} x {files.height})",
-        show_edge=False,
-        header_style="bold",
-    )
-    for name in ("K", "colours", "inertia", "PSNR", "ΔE (OKLab)", "PNG", "bits/px", "iter", "seconds"):
-        t.add_column(name, justify="right", no_wrap=True)
     pixels = files.width * files.height
+    rows = []
     for r in files.rows:
         d = r.as_dict()
-        t.add_row(
-            str(r.k),
-            str(r.colors),
-            f"{r.inertia:.4g}",
-            db(d["psnr"]),
-            f"{r.delta_e:.4f}",
-            human_bytes(r.bytes),
-            f"{8 * r.bytes / pixels:.3f}",
-            str(r.n_iter) + ("" if r.converged else "*"),
-            f"{r.seconds:.2f}",
+        rows.append(
+            (
+                str(r.k),
+                str(r.colors),
+                f"{r.inertia:.4g}",
+                db(d["psnr"]),
+                f"{r.delta_e:.4f}",
+                human_bytes(r.bytes),
+                f"{8 * r.bytes / pixels:.3f}",
+                str(r.n_iter) + ("" if r.converged else "*"),
+                f"{r.seconds:.2f}",
+            )
         )
-    out.print(t)
+    title = f"kmpress sweep: {os.path.basename(src)} ({files.width} x {files.height})"
+    print_table(out, fitted_table(SWEEP_COLUMNS, rows, out.width, title=title, name_first=False))
     out.print(f"table: {files.table}", markup=False)
     out.print(f"contact sheet: {files.contact}", markup=False)
     if files.plot is not None:

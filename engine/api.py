@@ -490,7 +490,7 @@ def compress(
     try:
         q = _quantize(pixels, opts, stages, last=True)
     except TargetNotReachedError as e:
-        raise TargetNotReachedError(e.message, src_name, e.result) from None
+        raise TargetNotReachedError(e.message, src_name, e.result, e.fields) from None
     del pixels
 
     with stages("write"):

@@ -499,11 +499,13 @@ def run_plan(plan: BatchPlan, run: BatchRun) -> Generator[FileResult, None, None
 
     todo: list[PlannedFile] = []
     unwritable: dict[Path, str] = {}
+    made: list[Path] = []  # output folders this run created, parents first
     for it in plan.to_compress:
         assert it.dst is not None  # a file to compress has its output
         d = it.dst.parent
         if d not in unwritable:
             try:
+                made += [p for p in reversed([d, *d.parents]) if not p.exists()]
                 d.mkdir(parents=True, exist_ok=True)
                 unwritable[d] = ""
             except OSError as e:
@@ -512,20 +514,32 @@ def run_plan(plan: BatchPlan, run: BatchRun) -> Generator[FileResult, None, None
             yield FileResult(str(it.src), str(it.dst), "error", unwritable[d], error_type=ImageWriteError.__name__)
         else:
             todo.append(it)
-    if not todo:
-        return
+    try:
+        if not todo:
+            return
+        if run.executor is not None:
+            yield from run_on(run.executor, todo, opts, run)
+            return
+        n_jobs = run.jobs if run.jobs is not None else default_jobs(len(todo))
+        if n_jobs == 1 or len(todo) == 1:
+            # one at a time: in this process, no start-up cost, all cores on each file
+            yield from run_here(todo, opts, replace(run, threads=run.threads or usable_cores()))
+            return
+        n_jobs = min(n_jobs, len(todo))
+        per_job = run.threads if run.threads is not None else max(1, usable_cores() // n_jobs)
+        yield from run_pool(todo, opts, replace(run, jobs=n_jobs, threads=per_job))
+    finally:
+        _remove_empty(made)
 
-    if run.executor is not None:
-        yield from run_on(run.executor, todo, opts, run)
-        return
-    n_jobs = run.jobs if run.jobs is not None else default_jobs(len(todo))
-    if n_jobs == 1 or len(todo) == 1:
-        # one at a time: in this process, no start-up cost, all cores on each file
-        yield from run_here(todo, opts, replace(run, threads=run.threads or usable_cores()))
-        return
-    n_jobs = min(n_jobs, len(todo))
-    per_job = run.threads if run.threads is not None else max(1, usable_cores() // n_jobs)
-    yield from run_pool(todo, opts, replace(run, jobs=n_jobs, threads=per_job))
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove the folders of ``folders`` (created by this run, parents first) that are empty at
+    its end: an interrupted run, or one whose every file failed, leaves no empty output folder."""
+    for d in reversed(folders):
+        try:
+            d.rmdir()  # only when empty
+        except OSError:
+            pass
 
 
 def summarize(results: Iterable[FileResult], wall_seconds: float | None = None) -> dict[str, Any]:

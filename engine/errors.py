@@ -132,10 +132,13 @@ class TargetNotReachedError(KmpressError):
     ----------
     result : QualityResult or None; the best result found (at ``max_colors``), unwritten. It
         stays behind when the error is pickled (it holds the image).
+    fields : tuple of str; the options whose change would help, as the message names them (for
+        a front end to name its own flags)
     """
 
     result: Any = None
 
-    def __init__(self, message: str, path: str | None = None, result: Any = None) -> None:
+    def __init__(self, message: str, path: str | None = None, result: Any = None, fields: tuple[str, ...] = ()) -> None:
         super().__init__(message, path)
         self.result = result
+        self.fields = tuple(fields)

@@ -2,9 +2,11 @@
 
 A camera's EXIF (date, camera and lens, exposure, GPS position...) is kept byte for byte, except
 the orientation tag, which is set to 1 ("as stored"): kmpress writes the pixels already rotated
-(:func:`kmpress.io.load_image` applies the orientation), so a viewer must not rotate them again.
-Patching the one value in place, rather than re-serialising the block, keeps everything else
-exact (maker notes and the offsets inside them included).
+(:func:`kmpress.io.load_image` applies the orientation), so a viewer must not rotate them again;
+and the embedded thumbnail (IFD1, a small full-colour JPEG of the original), which shows colours
+the output no longer has: it is unlinked, and cut off when it lies after everything else kept
+(as cameras write it), else its bytes are zeroed. Patching in place, rather than re-serialising
+the block, keeps everything else exact (maker notes and the offsets inside them included).
 
 Pure bytes: no Pillow, no numpy. The ICC profile needs no such care and travels as it is.
 """
@@ -63,14 +65,75 @@ def _orientation_entry(payload: bytes) -> tuple[str, int] | None:
 
 def exif_for_output(raw: bytes | None) -> bytes | None:
     """The EXIF to write beside already-rotated pixels: the TIFF payload of ``raw`` with its
-    orientation set to 1, everything else unchanged; None when ``raw`` is not EXIF."""
+    orientation set to 1 and its thumbnail dropped (see :func:`drop_thumbnail`), everything else
+    unchanged; None when ``raw`` is not EXIF."""
     payload = tiff_payload(raw)
     if payload is None:
         return None
+    payload = drop_thumbnail(payload)
     found = _orientation_entry(payload)
     if found is None:
         return payload
     end, pos = found
     out = bytearray(payload)
     struct.pack_into(end + "H", out, pos, 1)
+    return bytes(out)
+
+
+#: Bytes per value of each TIFF field type (BYTE, ASCII, SHORT, LONG, RATIONAL, SBYTE,
+#: UNDEFINED, SSHORT, SLONG, SRATIONAL, FLOAT, DOUBLE).
+_TYPE_SIZES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8}
+#: Tags pointing at a sub-IFD that stays: the Exif IFD, the GPS IFD, the Interoperability IFD.
+_SUB_IFDS = (0x8769, 0x8825, 0xA005)
+#: IFD1's tags of the thumbnail: where its JPEG starts, and its length.
+_THUMB_OFFSET, _THUMB_LENGTH = 0x0201, 0x0202
+
+
+def _entries(payload: bytes, end: str, ifd: int):
+    """(tag, type, count, value or offset field, its position) of each entry of the IFD at ``ifd``."""
+    (count,) = struct.unpack_from(end + "H", payload, ifd)
+    for i in range(count):
+        pos = ifd + 2 + 12 * i
+        tag, typ, n, value = struct.unpack_from(end + "HHII", payload, pos)
+        yield tag, typ, n, value, pos + 8
+
+
+def _extent(payload: bytes, end: str, ifd: int, depth: int = 0) -> int:
+    """Where the IFD at ``ifd``, the values it points at and its sub-IFDs' end (the largest)."""
+    (count,) = struct.unpack_from(end + "H", payload, ifd)
+    last = ifd + 2 + 12 * count + 4
+    for tag, typ, n, value, _ in _entries(payload, end, ifd):
+        size = _TYPE_SIZES.get(typ, 1) * n
+        if size > 4:
+            last = max(last, value + size)
+        if tag in _SUB_IFDS and depth < 4 and 8 <= value < len(payload):
+            last = max(last, _extent(payload, end, value, depth + 1))
+    return last
+
+
+def drop_thumbnail(payload: bytes) -> bytes:
+    """A TIFF payload without its thumbnail (IFD1): IFD0 no longer links to it, and its bytes
+    are cut off when they lie after everything IFD0 and its sub-IFDs hold (as cameras write
+    them), else the thumbnail's JPEG is zeroed. A payload without IFD1, or one too malformed to
+    follow, comes back unchanged."""
+    end = "<" if payload[:2] == b"II" else ">"
+    try:
+        (ifd0,) = struct.unpack_from(end + "I", payload, 4)
+        (count,) = struct.unpack_from(end + "H", payload, ifd0)
+        link = ifd0 + 2 + 12 * count
+        (ifd1,) = struct.unpack_from(end + "I", payload, link)
+        if ifd1 == 0 or ifd1 + 2 > len(payload):
+            return payload
+        thumb = {tag: value for tag, _, _, value, _ in _entries(payload, end, ifd1)}
+        kept_end = _extent(payload, end, ifd0)
+    except struct.error:
+        return payload
+    out = bytearray(payload)
+    struct.pack_into(end + "I", out, link, 0)
+    start, length = thumb.get(_THUMB_OFFSET), thumb.get(_THUMB_LENGTH)
+    first = min(ifd1, start) if start is not None else ifd1
+    if first >= kept_end:
+        return bytes(out[:first])
+    if start is not None and length is not None and start >= kept_end:
+        out[start : start + length] = bytes(min(length, max(0, len(out) - start)))
     return bytes(out)

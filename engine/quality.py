@@ -35,7 +35,7 @@ import numpy as np
 from .errors import InvalidParameterError, TargetNotReachedError
 from .figures import Figures, HasFigures
 from .fixedmath import exp2, log2
-from .options import Options, QualityFields, check_number, make_options
+from .options import MAX_K, Options, QualityFields, check_number, make_options
 from .pipeline import Pipeline, Quantized
 from .stages import Stages
 
@@ -252,13 +252,25 @@ def search_quality(image: Any, opts: Options, stages: Stages, search_tol: float 
     q.target_psnr, q.target_reached, q.search = target, reached, trials
     res = QualityResult(q, target, max_colors, reached, trials, time.perf_counter() - t0)
     if not reached and opts.strict:
-        raise TargetNotReachedError(unreached_message(res), result=res)
+        raise TargetNotReachedError(unreached_message(res), result=res, fields=unreached_remedies(res))
     return res
 
 
+#: What to do with each option that may bring a missed target within reach.
+_REMEDY = {"max_colors": "raise", "target_psnr": "lower", "strict": "drop"}
+
+
+def unreached_remedies(res: QualityResult) -> tuple[str, ...]:
+    """The options whose change would help a missed target: ``max_colors`` only below its
+    largest value, then the target and ``strict``."""
+    return (("max_colors",) if res.max_colors < MAX_K else ()) + ("target_psnr", "strict")
+
+
 def unreached_message(res: QualityResult) -> str:
-    """One line: the target and what ``max_colors`` colours reach."""
+    """One line: the target, what ``max_colors`` colours reach, and the options that would help
+    (by their option names: a front end names its own flags, see ``TargetNotReachedError.fields``)."""
+    fixes = [f"{_REMEDY[f]} {f}" for f in unreached_remedies(res)]
     return (
         f"quality target {res.target_psnr:g} dB not reached: {res.max_colors} colours give "
-        f"{res.quantized.psnr:.2f} dB (raise --max-colors, lower --quality, or drop --strict)"
+        f"{res.quantized.psnr:.2f} dB ({', '.join(fixes[:-1])}, or {fixes[-1]})"
     )

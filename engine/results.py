@@ -36,6 +36,8 @@ class FileResult:
     detail : str or None; the traceback of an unexpected error (a bug), for ``--debug``
     error_type : str or None; the class name of the KmpressError behind an ``error`` (e.g.
         ``"TargetNotReachedError"``, which the CLI gives its own exit code)
+    fields : tuple of str; the options the error's message names (its ``fields``), for a front
+        end to name its own flags
     """
 
     src: str
@@ -46,6 +48,7 @@ class FileResult:
     seconds: float = 0.0
     detail: str | None = field(default=None, repr=False)
     error_type: str | None = None
+    fields: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready: src, dst, status, message, seconds and, when ok, every report field."""
@@ -93,7 +96,16 @@ def run_one(src: str, dst: str, work: Callable[[], CompressReport]) -> FileResul
     try:
         return report_result(src, dst, work(), time.perf_counter() - t0)
     except KmpressError as e:
-        return FileResult(src, dst, "error", e.message, None, time.perf_counter() - t0, error_type=type(e).__name__)
+        return FileResult(
+            src,
+            dst,
+            "error",
+            e.message,
+            None,
+            time.perf_counter() - t0,
+            error_type=type(e).__name__,
+            fields=getattr(e, "fields", ()),
+        )
     except MemoryError:
         return FileResult(src, dst, "error", "out of memory", None, time.perf_counter() - t0)
     except Exception as e:

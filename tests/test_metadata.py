@@ -190,3 +190,71 @@ def test_no_exif_in_means_no_chunk_and_unchanged_bytes(tmp_path, photo_paths):
     kmpress.compress(photo_paths["chelsea"], dst, 16)
     q = kmpress.quantize(kmpress.read_image(photo_paths["chelsea"]), 16)
     assert dst.read_bytes() == encode_png(q.palette, q.indices)
+
+
+def _with_thumbnail(order: str, thumb: bytes) -> bytes:
+    """A camera-style TIFF payload built by hand: IFD0 (make, orientation 6, a link to an Exif
+    IFD holding the date), then IFD1 pointing at a JPEG thumbnail, which comes last."""
+    e = "<" if order == "II" else ">"
+    head = (b"II*\x00" if order == "II" else b"MM\x00*") + struct.pack(e + "I", 8)
+    make = b"Sony\x00\x00\x00\x00"  # 8 bytes: stored outside the entry
+    ifd0_at, n0 = 8, 3
+    make_at = ifd0_at + 2 + 12 * n0 + 4
+    exif_at = make_at + len(make)
+    date = DATE.encode() + b"\x00"
+    date_at = exif_at + 2 + 12 + 4
+    ifd1_at = date_at + len(date)
+    thumb_at = ifd1_at + 2 + 12 * 2 + 4
+    ifd0 = struct.pack(e + "H", n0)
+    ifd0 += struct.pack(e + "HHII", 0x010F, 2, len(make), make_at)
+    ifd0 += struct.pack(e + "HHIHH", 0x0112, 3, 1, 6, 0)
+    ifd0 += struct.pack(e + "HHII", 0x8769, 4, 1, exif_at)
+    ifd0 += struct.pack(e + "I", ifd1_at)
+    exif = struct.pack(e + "H", 1) + struct.pack(e + "HHII", 0x9003, 2, len(date), date_at) + struct.pack(e + "I", 0)
+    ifd1 = struct.pack(e + "H", 2)
+    ifd1 += struct.pack(e + "HHII", 0x0201, 4, 1, thumb_at) + struct.pack(e + "HHII", 0x0202, 4, 1, len(thumb))
+    ifd1 += struct.pack(e + "I", 0)
+    return head + ifd0 + make + exif + date + ifd1 + thumb
+
+
+def _jpeg_bytes() -> bytes:
+    import io
+
+    buf = io.BytesIO()
+    with Image.open(DATA / "chelsea.png") as im:
+        im.convert("RGB").resize((160, 120)).save(buf, "JPEG", quality=90)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("order", ["II", "MM"])
+def test_the_embedded_thumbnail_is_dropped_and_the_rest_kept(order):
+    thumb = _jpeg_bytes()
+    raw = _with_thumbnail(order, thumb)
+    out = metadata.exif_for_output(metadata.EXIF_PREFIX + raw)
+    assert out is not None and len(out) == len(raw) - len(thumb) - (2 + 12 * 2 + 4)
+    assert thumb not in out
+    ex = Image.Exif()
+    ex.load(out)
+    assert ex[ExifTags.Base.Make].startswith("Sony")
+    assert ex[ExifTags.Base.Orientation] == 1
+    assert ex.get_ifd(ExifTags.IFD.Exif)[ExifTags.Base.DateTimeOriginal] == DATE
+    assert not ex.get_ifd(ExifTags.IFD.IFD1)
+    # the source as Pillow reads it does have the thumbnail
+    src = Image.Exif()
+    src.load(raw)
+    assert src.get_ifd(ExifTags.IFD.IFD1)
+
+
+def test_a_photos_thumbnail_does_not_reach_the_png(tmp_path):
+    thumb = _jpeg_bytes()
+    src = tmp_path / "DSC_0001.JPG"
+    with Image.open(DATA / "chelsea.png") as im:
+        im.convert("RGB").crop((100, 50, 260, 150)).save(
+            src, quality=92, exif=metadata.EXIF_PREFIX + _with_thumbnail("II", thumb)
+        )
+    dst = tmp_path / "out.png"
+    kmpress.compress(src, dst, 16)
+    data = dst.read_bytes()
+    assert thumb[:64] not in data and b"Sony" in data
+    with Image.open(dst) as im:
+        assert im.getexif()[ExifTags.Base.Make].startswith("Sony")

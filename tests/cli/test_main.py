@@ -13,7 +13,7 @@ import pytest
 from helpers import ROOT, photo, run
 
 import kmpress
-import kmpress.cli.main as climain
+from kmpress.cli.flags import EXIT_TARGET
 
 
 def test_version_is_the_package_metadata():
@@ -52,7 +52,7 @@ def test_python_dash_m_kmpress_version():
 def test_help_lists_commands_and_exit_codes():
     r = run("--help")
     assert r.exit_code == 0
-    for word in ("compress", "demo", "info", "Exit codes", "130 interrupted", "2 usage error"):
+    for word in ("compress", "demo", "info", "Exit codes", "130  interrupted", "2  usage error"):
         assert word in r.stdout
     r = run("compress", "--help")
     assert r.exit_code == 0
@@ -107,8 +107,8 @@ def test_help_shows_the_defaults_of_the_options_object():
         (["compress"], 2, "no input given"),
         (["compress", "{d}/a.png", "--bogus"], 2, "No such option"),
         (["compress", "{d}/a.png", "-k", "many"], 2, "valid int"),  # click says "integer" or "int"
-        (["compress", "{d}/a.png", "-k", "0"], 2, "k must be from 1 to 256"),
-        (["compress", "{d}/nothing.jpg"], 2, "no image found"),
+        (["compress", "{d}/a.png", "-k", "0"], 2, "-k/--colors must be from 1 to 256"),
+        (["compress", "{d}/nothing.jpg"], 2, "nothing.jpg: no such file or folder"),
         (["compress", "{d}/a.png", "-o", "{d}/afile"], 1, "output folder is a file"),
         (["frobnicate"], 2, "No such command"),
         (["info", "{d}/nothing.png"], 1, "no such file"),
@@ -154,11 +154,58 @@ def test_ctrl_c_exits_130(tmp_path, monkeypatch):
 
 def test_help_documents_the_options_and_exit_code_3():
     r = run("compress", "--help")
-    for opt in ("--quality", "--max-colors", "--strict", "--space", "--dither", "--no-dither", "3: with --strict"):
+    for opt in ("--quality", "--max-colors", "--strict", "--space", "--dither", "--no-dither", "3  --strict"):
         assert opt in r.stdout, opt
     r = run("sweep", "--help")
     assert r.exit_code == 0
-    for opt in ("--k", "--step", "--out-dir", "kmpress[plot]", "--space", "--dither"):
+    for opt in ("--colors", "--step", "--out-dir", "kmpress[plot]", "--space", "--dither"):
         assert opt in r.stdout, opt
     assert "--palette" in run("info", "--help").stdout
-    assert climain.EXIT_TARGET == 3
+    assert EXIT_TARGET == 3
+
+
+@pytest.mark.parametrize(
+    "command, codes, example",
+    [
+        (
+            "compress",
+            ["0", "1", "2", "3", "98", "75", "130", "143"],
+            "kmpress compress ~/Pictures/2024-trip -r -o small",
+        ),
+        ("demo", ["0", "1", "2", "130", "143"], "kmpress demo"),
+        ("info", ["0", "1", "2", "130", "143"], "kmpress info photo-k16.png --against photo.jpg"),
+        ("sweep", ["0", "1", "2", "130", "143"], "kmpress sweep photo.jpg -k 4,16,64"),
+    ],
+)
+def test_each_command_help_has_its_synopsis_examples_and_only_its_exit_codes(command, codes, example, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    out = run(command, "--help").stdout
+    assert out.startswith(f"Usage: kmpress {command} ")
+    assert f"\n    {example}\n" in out  # whole, on a line of its own
+    exits = out.split("Exit codes:\n", 1)[1].split("\n\n", 1)[0]
+    assert [line.split()[0] for line in exits.splitlines()] == codes
+    assert max(len(line) for line in out.splitlines()) <= 80
+
+
+def test_the_command_list_is_never_cut(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    out = run("--help").stdout
+    listed = out.split("Commands:\n", 1)[1].split("\n\n", 1)[0]
+    assert len(listed.splitlines()) == 4 and "..." not in listed
+
+
+def test_old_and_new_spellings_of_sweeps_k(tmp_path):
+    from helpers import crop_photo
+
+    src = crop_photo(tmp_path / "cat.png")
+    for flag in ("-k", "--colors", "--k"):
+        r = run("sweep", src, flag, "2,3", "-o", tmp_path / "sw", "--json")
+        assert r.exit_code == 0 and [row["k"] for row in json.loads(r.stdout)["rows"]] == [2, 3]
+
+
+def test_info_reads_standard_input(tmp_path):
+    src = photo(tmp_path / "a.png")
+    r = run("info", "-", "--json", input=src.read_bytes())
+    assert r.exit_code == 0 and json.loads(r.stdout)["path"] == "-" and json.loads(r.stdout)["width"] == 72
+    r = run("info", "-", input=b"not an image")
+    assert r.exit_code == 1 and r.stderr.startswith("kmpress: -: ") and len(r.stderr.splitlines()) == 1

@@ -639,4 +639,4 @@ def test_scheduler_timeout_is_checked_by_the_options():
         with pytest.raises(InvalidParameterError, match="scheduler_timeout"):
             Options(scheduler_timeout=bad)
     r = run("compress", "a.png", "--scheduler", "tcp://127.0.0.1:9", "--scheduler-timeout", 0)
-    assert r.exit_code == 2 and "(--scheduler-timeout)" in r.stderr
+    assert r.exit_code == 2 and "--scheduler-timeout must be" in r.stderr
