@@ -4,6 +4,7 @@ Run from the repository root::
 
     python -m bench.compare_pngquant                 # the three test photos, K = 16, 64, 256
     python -m bench.compare_pngquant --k 16 --photo chelsea --out table.md
+    python -m bench.compare_pngquant --write-results  # also into docs/results.md, section "pngquant"
 
 For every photo and K it writes indexed PNGs with kmpress in several configurations (colour
 space rgb / oklab, dithering off / on, and the "small" profile ``n_init=4, smooth=0.3``) and with
@@ -28,6 +29,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from bench.results import add_option, write_results
 
 ROOT = Path(__file__).resolve().parent.parent
 PHOTOS = ("astronaut", "coffee", "chelsea")
@@ -138,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--level", type=int, default=6, help="zlib level of our PNGs (default 6)")
     ap.add_argument("--out", type=Path, help="also write the markdown table to this file")
+    add_option(ap)
     a = ap.parse_args(argv)
     if shutil.which("pngquant") is None:
         print("pngquant not found: its columns are left empty (apt-get install pngquant)", file=sys.stderr)
@@ -145,6 +149,8 @@ def main(argv: list[str] | None = None) -> int:
     print(table)
     if a.out:
         a.out.write_text(table)
+    if a.write_results:
+        write_results(a.write_results, "pngquant", table, "bench.compare_pngquant", sys.argv[1:] if argv is None else argv)
     return 0
 
 

@@ -3,6 +3,7 @@
 Run from the repository root::
 
     python -m bench.kmeans_general
+    python -m bench.kmeans_general --write-results   # also into docs/results.md, section "kmeans-general"
 
 For 20,000 points in 5 blobs (centres N(0, 10), sigma 3) placed at the origin, offset by 1e3 and
 1e6, scaled to 1 +- 1e-6, and as int64 near 3e7, K = 8 from the same random start, ``tol=0``:
@@ -11,6 +12,9 @@ spread, the inertia's relative error against a float64 recomputation, and the it
 """
 
 from __future__ import annotations
+
+import argparse
+import sys
 
 import numpy as np
 
@@ -45,9 +49,17 @@ def float64_lloyd(x: np.ndarray, C: np.ndarray, max_iter: int = 300) -> tuple[np
     return C, labels, max_iter
 
 
-def main() -> None:
-    print("| data | backend | labels differing | centroid error / spread | inertia rel. error | iterations (float64) |")
-    print("|---|---|---|---|---|---|")
+def main(argv: list[str] | None = None) -> None:
+    from bench.results import add_option, write_results
+
+    ap = argparse.ArgumentParser(prog="python -m bench.kmeans_general", description=__doc__.split("\n")[0])
+    add_option(ap)
+    a = ap.parse_args(argv)
+    rows = [
+        "| data | backend | labels differing | centroid error / spread | inertia rel. error | iterations (float64) |",
+        "|---|---|---|---|---|---|",
+    ]
+    print("\n".join(rows), flush=True)
     for kind in DATASETS:
         X = points(kind)
         x = X.astype(np.float64)
@@ -57,10 +69,13 @@ def main() -> None:
         for backend in ("numba", "numpy"):
             r = kmpress.kmeans(X, 8, init=init, max_iter=300, tol=0, backend=backend)
             true = float(((x - r.centroids[r.labels]) ** 2).sum())
-            print(
+            rows.append(
                 f"| {kind} | {backend} | {int((r.labels != lab64).sum())} | {np.abs(r.centroids - C64).max() / spread:.1e} "
                 f"| {abs(r.inertia - true) / true:.1e} | {r.n_iter} ({it64}) |"
             )
+            print(rows[-1], flush=True)
+    if a.write_results:
+        write_results(a.write_results, "kmeans-general", "\n".join(rows), "bench.kmeans_general", sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

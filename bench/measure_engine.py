@@ -1,6 +1,7 @@
-"""The engine figures of the README's "Speed" table, in one process (not a pytest file).
+"""The engine's stage times on a 24 MP photo, in one process (not a pytest file).
 
-Run from the repository root: ``python -m bench.measure_engine``. Uses the 24 MP photo of
+Run from the repository root: ``python -m bench.measure_engine`` (``--write-results``: also into
+docs/results.md, section "engine"). Uses the 24 MP photo of
 ``bench/photos.py`` (made and cached on first use). Best of a few runs; the steady-state Lloyd
 iteration is (t(11 iterations) - t(1)) / 10, which leaves out the fit's set-up and its first,
 full assignment.
@@ -8,12 +9,15 @@ full assignment.
 
 from __future__ import annotations
 
+import argparse
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
 from bench.photos import photo_file
+from bench.results import add_option, write_results
 from kmpress import kernels_numba as kn
 from kmpress import kernels_numpy as kp
 from kmpress import quantize, read_image
@@ -33,34 +37,53 @@ def best(f, n: int = 3):
     return b
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m bench.measure_engine", description=__doc__.split("\n")[0])
+    add_option(ap)
+    a = ap.parse_args(argv)
     big = read_image(photo_file("full", "png"))
     small = read_image(SMALL)
     quantize(small, 4)  # compile or load the kernels outside every timing
     h = build_histogram(big, kn)
     X, w = h.planar(), h.counts.astype(np.float64)
     P = np.ascontiguousarray(big.reshape(-1, 3).T, dtype=np.float32)
-    print(f"24 MP photo {big.shape[1]}x{big.shape[0]}: {h.n_colors:,} distinct colours")
-    print(f"histogram: {best(lambda: build_histogram(big, kn)) * 1000:.0f} ms")
-    for k in (16, 64, 256):
+    ks = (16, 64, 256)
+    ms = lambda t: f"{t * 1000:.1f} ms" if t < 0.01 else f"{t * 1000:.0f} ms" if t < 1 else f"{t:.1f} s"  # noqa: E731
+    rows = {
+        "seeding": "| k-means++ seeding on the histogram |",
+        "steady": "| one Lloyd iteration on the histogram, steady state |",
+        "pixels": "| first Lloyd iteration over every pixel, numba / NumPy |",
+        "quantize": "| whole `quantize` (iterations) |",
+    }
+    for k in ks:
         c0 = kmeans_plusplus(X, w, True, k, np.random.default_rng(0), kn)
         t_pp = best(lambda: kmeans_plusplus(X, w, True, k, np.random.default_rng(0), kn))
         t1 = best(lambda: lloyd(X, w, True, c0, 1, 0.0, kn, final_assign=False))
         t11 = best(lambda: lloyd(X, w, True, c0, 11, 0.0, kn, final_assign=False))
         t_px = best(lambda: lloyd(P, np.empty(0), False, c0, 1, 0.0, kn, final_assign=False))
         t_np = best(lambda: lloyd(P, np.empty(0), False, c0, 1, 0.0, kp, final_assign=False), 1)
-        print(
-            f"K={k:3d}: k-means++ {t_pp * 1000:.0f} ms | Lloyd on the histogram: first iteration with set-up "
-            f"{t1 * 1000:.1f} ms, steady {(t11 - t1) / 10 * 1000:.2f} ms | first per-pixel iteration: "
-            f"numba {t_px * 1000:.0f} ms, numpy {t_np * 1000:.0f} ms"
-        )
-    for k in (16, 64, 256):
         q = quantize(big, k)
-        t = best(lambda: quantize(big, k), 2)
-        stages = ", ".join(f"{a} {b:.3f}" for a, b in q.timings.items())
-        print(f"quantize 24 MP K={k}: {t:.2f} s, {q.n_iter} iterations, PSNR {q.psnr:.3f} dB ({stages})")
-    t = best(lambda: quantize(small, 16), 7)
-    print(f"quantize 512x512 K=16: {t * 1000:.1f} ms")
+        t_q = best(lambda: quantize(big, k), 2)
+        rows["seeding"] += f" {ms(t_pp)} |"
+        rows["steady"] += f" {ms((t11 - t1) / 10)} |"
+        rows["pixels"] += f" {ms(t_px)} / {ms(t_np)} |"
+        rows["quantize"] += f" {t_q:.2f} s ({q.n_iter}) |"
+        print(f"K={k}: done", file=sys.stderr, flush=True)
+    t_hist = best(lambda: build_histogram(big, kn))
+    t_small = best(lambda: quantize(small, 16), 7)
+    lines = [
+        f"24 MP photo of `bench/photos.py` ({big.shape[1]}x{big.shape[0]}, {h.n_colors:,} distinct colours), "
+        "numba backend after compilation, best of 3 in one process:",
+        "",
+        "| what (24 MP unless said) | K=16 | K=64 | K=256 |",
+        "|---|---|---|---|",
+        f"| histogram (distinct colours + counts) | {ms(t_hist)} | | |",
+        *rows.values(),
+        f"| `quantize` of a 512x512 photo | {ms(t_small)} | | |",
+    ]
+    print("\n".join(lines))
+    if a.write_results:
+        write_results(a.write_results, "engine", "\n".join(lines), "bench.measure_engine", sys.argv[1:] if argv is None else argv)
 
 
 if __name__ == "__main__":

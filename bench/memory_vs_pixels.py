@@ -7,6 +7,7 @@ Run from the repository root::
     python -m bench.memory_vs_pixels --sizes 24,100 --formats png --runs 3
     python -m bench.memory_vs_pixels --kmpress /other/venv/bin/kmpress     # another install (before/after)
     python -m bench.memory_vs_pixels --timeline 100 --formats png          # where the peak is, per stage
+    python -m bench.memory_vs_pixels --write-results                       # also into docs/results.md ("memory", "memory-timeline")
 
 The photos are the bundled sample upscaled (Lanczos) to 3:2 frames of that many megapixels plus
 seeded Gaussian noise (sigma 2, as :mod:`bench.photos`), made strip by strip so the generator
@@ -39,6 +40,8 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+
+from bench.results import add_option, write_results
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES_MP = (4, 24, 100, 200)
@@ -240,7 +243,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--kmpress", default=default_kmpress(), help="the kmpress command to measure")
     ap.add_argument("--cache", type=Path, default=CACHE, help="folder of the generated photos")
     ap.add_argument("--timeline", type=float, default=None, metavar="MP", help="the per-stage memory of one size instead")
+    add_option(ap)
     a = ap.parse_args(argv)
+    given = sys.argv[1:] if argv is None else argv
     sizes = [float(s) for s in a.sizes.split(",") if s]
     formats = [f.strip().lower().replace("jpeg", "jpg") for f in a.formats.split(",") if f.strip()]
     with tempfile.TemporaryDirectory(prefix="kmpress-mem-") as out:
@@ -248,10 +253,12 @@ def main(argv: list[str] | None = None) -> None:
         if a.timeline is not None:
             for fmt in formats:
                 src = photo(a.timeline, fmt, a.cache)
-                print(f"\n{src.name} (K={a.k}):")
-                print("| stage | RSS at start MB | peak MB | seconds |\n|---|---|---|---|")
+                lines = [f"{src.name} (K={a.k}):", "", "| stage | RSS at start MB | peak MB | seconds |", "|---|---|---|---|"]
                 for r in _timeline_in_child(src, a.k, out_dir):
-                    print(f"| {r['stage']} | {r['start_mb']:,.0f} | {r['peak_mb']:,.0f} | {r['seconds']:.2f} |")
+                    lines.append(f"| {r['stage']} | {r['start_mb']:,.0f} | {r['peak_mb']:,.0f} | {r['seconds']:.2f} |")
+                print("\n" + "\n".join(lines))
+                if a.write_results:
+                    write_results(a.write_results, "memory-timeline", "\n".join(lines), "bench.memory_vs_pixels", given)
             return
         jobs = [(mp, fmt, a.k) for mp in sizes for fmt in formats]
         if a.k256_at and a.k != 256:
@@ -266,6 +273,8 @@ def main(argv: list[str] | None = None) -> None:
             print(f"{mp:g} MP {fmt} K={k}: {rss:,.0f} MB, {wall:.1f} s", file=sys.stderr, flush=True)
     print(f"\n{a.kmpress}, {datetime.date.today().isoformat()}, runs={a.runs}\n")
     print(table(rows))
+    if a.write_results:
+        write_results(a.write_results, "memory", f"runs={a.runs}; MB = 10^6 bytes\n\n" + table(rows), "bench.memory_vs_pixels", given)
 
 
 if __name__ == "__main__":

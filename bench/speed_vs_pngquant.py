@@ -6,6 +6,7 @@ Run from the repository root::
     python -m bench.speed_vs_pngquant                      # every size, K = 16, 64, 256
     python -m bench.speed_vs_pngquant --size 4mp --k 64 --runs 7
     python -m bench.speed_vs_pngquant --photos 4mp=~/photos/4mp --batch ~/photos/batch20
+    python -m bench.speed_vs_pngquant --write-results      # also into docs/results.md, section "speed"
 
 Sizes: ``64px`` (a 64x64 PNG), ``0.3mp`` (the test photos in tests/data), ``4mp`` and ``24mp``
 (the bundled sample upscaled to 2560x1600 and 6000x4000 plus noise, see bench/photos.py; give
@@ -51,6 +52,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from bench.results import add_option, write_results
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = ("64px", "0.3mp", "4mp", "24mp")
@@ -234,7 +237,7 @@ def table(rows: list[dict], size_of: dict[str, str]) -> str:
 
 
 def summary(rows: list[dict], size_of: dict[str, str]) -> str:
-    """The issue's table: ratio range per size and K."""
+    """The short table: the range of the ratio per size and K."""
     ks = sorted({r["k"] for r in rows})
     out = ["| photo size | " + " | ".join(f"K = {k}" for k in ks) + " |", "|---|" + "---|" * len(ks)]
     for size in SIZES:
@@ -256,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=Path, help="a folder of ~4 MP PNGs for the batch comparison at K = 64")
     ap.add_argument("--kmpress", default=None, help="the kmpress command (default: the one beside this Python)")
     ap.add_argument("--out", type=Path, help="also write the markdown tables to this file")
+    add_option(ap)
     a = ap.parse_args(argv)
     if shutil.which("pngquant") is None:
         print("pngquant not found (Debian: apt-get install pngquant); it is only a yardstick", file=sys.stderr)
@@ -302,6 +306,8 @@ def main(argv: list[str] | None = None) -> int:
     print("\n".join(text))
     if a.out:
         a.out.write_text("\n".join(text) + "\n")
+    if a.write_results:
+        write_results(a.write_results, "speed", "\n".join(text), "bench.speed_vs_pngquant", sys.argv[1:] if argv is None else argv)
     return 0
 
 

@@ -18,6 +18,9 @@ EXIT_TARGET = 3
 #: --skip-if-larger left every compressed file unwritten: pngquant's code for the same outcome,
 #: so that scripts written for pngquant keep working.
 EXIT_LARGER = 98
+#: The Dask scheduler was lost mid-batch (--scheduler): sysexits.h's EX_TEMPFAIL, "a temporary
+#: failure: try again": the same command finishes the batch (written files are skipped).
+EXIT_SCHEDULER_LOST = 75
 EXIT_INTERRUPTED = 130
 EXIT_TERMINATED = 143
 
@@ -26,7 +29,9 @@ EXIT_CODES_HELP = (
     "still written); 2 usage error (bad option, no input given or found); 130 interrupted (Ctrl-C); "
     "143 terminated (SIGTERM). 3: with --strict, a --quality target out of reach within --max-colors "
     "(such files are not written; any other failure gives 1). 98: with --skip-if-larger, no file "
-    "written because every output would have been larger than its input (as pngquant). With "
+    "written because every output would have been larger than its input (as pngquant). 75: with "
+    "--scheduler, the Dask scheduler was lost mid-batch (the files not done are listed; run the "
+    "same command again to do them). With "
     "--json, stdout holds one JSON document whatever happens (an error: its message and exit_code)."
 )
 
@@ -48,6 +53,7 @@ FLAGS = {
     "format": "--format",
     "strip": "--strip",
     "skip_if_larger": "--skip-if-larger",
+    "scheduler_timeout": "--scheduler-timeout",
 }
 
 def _max_pixels(value: int | None):
@@ -71,7 +77,7 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document o
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the k-means++ initialisation (same seed, same output).")]
 SpaceOpt = Annotated[
     str,
-    typer.Option("--space", help="Colour space to cluster in: rgb or oklab (perceptual; see the README).", metavar="rgb|oklab"),
+    typer.Option("--space", help="Colour space to cluster in: rgb or oklab (perceptual; see docs/quality.md).", metavar="rgb|oklab"),
 ]
 DitherOpt = Annotated[bool, typer.Option("--dither/--no-dither", help="Floyd-Steinberg error diffusion when remapping.")]
 StartsOpt = Annotated[
@@ -83,7 +89,7 @@ SmoothOpt = Annotated[
     typer.Option(
         "--smooth",
         help="Rate-aware remap: a pixel may keep its neighbour's colour when that costs at most X times the "
-        "mean squared error more (smaller files; 0.3 with --starts 4 beat pngquant on size and PSNR, see the README).",
+        "mean squared error more (smaller files; 0.3 with --starts 4 beat pngquant on size and PSNR, see docs/quality.md).",
         metavar="X",
     ),
 ]

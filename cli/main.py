@@ -20,7 +20,7 @@ import typer
 from typer.core import TyperGroup
 
 from kmpress import options as opt
-from kmpress.errors import ImageReadError, InvalidParameterError, KmpressError, TargetNotReachedError
+from kmpress.errors import ImageReadError, InvalidParameterError, KmpressError, SchedulerLostError, TargetNotReachedError
 
 from .flags import (  # the flags' shared declarations and the exit codes
     EXIT_OK,
@@ -28,6 +28,7 @@ from .flags import (  # the flags' shared declarations and the exit codes
     EXIT_USAGE,
     EXIT_TARGET,
     EXIT_LARGER,
+    EXIT_SCHEDULER_LOST,
     EXIT_INTERRUPTED,
     EXIT_TERMINATED,
     EXIT_CODES_HELP,
@@ -140,10 +141,8 @@ def _errors(debug: bool, command: str, as_json: bool = False, owns_process: bool
             import traceback
 
             traceback.print_exc()
-        pool = sys.modules.get("kmpress.pool")
-        if pool is not None and pool.interrupted_by() == signal.SIGTERM:
-            raise fail("terminated", EXIT_TERMINATED) from None
-        raise fail("interrupted", EXIT_INTERRUPTED) from None
+        word, code = _interruption()
+        raise fail(word, code) from None
     except Exception as e:
         if debug:
             import traceback
@@ -169,13 +168,23 @@ def _kmpress_process():
     """Process-wide set-up for a command whose work runs here: numba, when it loads, skips its
     BLAS probe; what Pillow's C libraries print while decoding becomes that file's notes; Ctrl-C
     and SIGTERM stop the work (and a pool's workers) the same way, and are never raised inside
-    numba's compiler."""
-    from kmpress import backends, notes, pool
+    numba's code (see :mod:`kmpress.interrupts`)."""
+    from kmpress import backends, interrupts, notes
 
     backends.own_process()
     notes.capture_native_messages()
-    with pool.handling_signals():
+    with interrupts.handling_signals():
         yield
+
+
+def _interruption() -> tuple[str, int]:
+    """The message and exit code of a KeyboardInterrupt: "terminated" and 143 when SIGTERM was
+    behind it, else "interrupted" and 130 (Ctrl-C)."""
+    from kmpress import interrupts
+
+    if interrupts.received() == signal.SIGTERM:
+        return "terminated", EXIT_TERMINATED
+    return "interrupted", EXIT_INTERRUPTED
 
 
 def _want_progress(quiet: bool, as_json: bool) -> bool:
@@ -189,10 +198,17 @@ def _print_json(doc: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
+#: The ``error_type`` of the files a lost Dask scheduler left not done.
+_NOT_DONE = SchedulerLostError.__name__
+
+
 def _batch_exit_code(totals: dict[str, Any], results: list[Any] = ()) -> int:
     """0 when nothing failed; 98 when nothing failed and nothing was written because every
     compressed file came out larger than its input (--skip-if-larger); 3 when the only failures
-    are quality targets missed under --strict; else 1."""
+    are quality targets missed under --strict; 75 when a lost Dask scheduler left files not
+    done (whatever else happened); else 1."""
+    if any(getattr(r, "error_type", None) == _NOT_DONE for r in results):
+        return EXIT_SCHEDULER_LOST
     if not totals["errors"]:
         return EXIT_LARGER if totals.get("skipped_larger") and not totals["ok"] else EXIT_OK
     failed = [r for r in results if r.status == "error"]
@@ -229,11 +245,29 @@ def _report_compress(results: list, files: list[dict], seconds: float, k: Any, t
 
     totals = batch.summarize(results, seconds)
     code = _batch_exit_code(totals, results)
+    lost = _lost_scheduler(results)
+    if lost is not None:
+        totals["not_done"] = sum(1 for r in results if r.error_type == _NOT_DONE)
     if as_json:
-        _print_json({"command": "compress", "k": k, "target_psnr": target_psnr, "files": files, "summary": totals, "exit_code": code})
+        error = {} if lost is None else {"error": lost}
+        _print_json({"command": "compress", "k": k, "target_psnr": target_psnr, "files": files, "summary": totals, **error, "exit_code": code})
     else:
         print_summary(results, totals, quiet=quiet)
+    if lost is not None:
+        from .render import error_line
+
+        error_line(lost)
     return code
+
+
+def _lost_scheduler(results: list) -> str | None:
+    """The one line that says a lost Dask scheduler left files not done, or None."""
+    not_done = [r for r in results if getattr(r, "error_type", None) == _NOT_DONE]
+    if not not_done:
+        return None
+    why = not_done[0].message.removeprefix("not done: ")
+    n = len(not_done)
+    return f"{why}: {n} of {len(results)} file{'s' if len(results) != 1 else ''} not done (run the same command again to do {'them' if n > 1 else 'it'})"
 
 
 def _version(value: bool) -> None:
@@ -335,6 +369,15 @@ def compress(
             show_default=False,
         ),
     ] = None,
+    scheduler_timeout: Annotated[
+        Optional[float],
+        typer.Option(
+            "--scheduler-timeout",
+            help="With --scheduler: give up on a scheduler that does not answer for this long (frozen, or cut off by the network); the files not done are listed and the exit code is 75.  [default: wait as long as it takes]",
+            metavar="SECONDS",
+            show_default=False,
+        ),
+    ] = None,
     as_json: JsonOpt = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar and no table; failures still go to stderr.")] = False,
     debug: DebugOpt = False,
@@ -365,6 +408,7 @@ def compress(
             format=out_format,
             strip=strip,
             skip_if_larger=skip_if_larger,
+            scheduler_timeout=scheduler_timeout,
         )
         from kmpress import batch, pipes
 
@@ -379,9 +423,12 @@ def compress(
             from kmpress import dask_batch
 
             dask_batch.import_distributed()
+            dask_batch.check_address(scheduler)  # a typo fails before the files are listed
 
             def run(plan, on_stage=None, **kw):  # a cluster's workers report no stages
-                return dask_batch.compress_many_dask(plan, scheduler=scheduler, **kw)
+                # Dask logs a lost scheduler as tracebacks; the batch's results say it in one line
+                with nullcontext() if debug else dask_batch.quiet_logs():
+                    yield from dask_batch.compress_many_dask(plan, scheduler=scheduler, **kw)
 
         plan = batch.plan_batch(paths, options, out_dir=out_dir, suffix=suffix, recursive=recursive, force=force)
         done = doc.setdefault("files", [])  # an interrupted run's document lists what finished
@@ -527,12 +574,17 @@ def sweep_cmd(
 
 
 def main() -> None:
-    """Console entry point (``kmpress``)."""
+    """Run the app as the ``kmpress`` command: Ctrl-C and SIGTERM are handled throughout (see
+    :func:`kmpress.cli.run`, the console entry point, which calls this)."""
+    from kmpress import interrupts
+
     try:
-        app(prog_name="kmpress")
-    except KeyboardInterrupt:  # outside a command body, e.g. during start-up
-        print("kmpress: interrupted", file=sys.stderr)
-        sys.exit(EXIT_INTERRUPTED)
+        with interrupts.handling_signals():
+            app(prog_name="kmpress")
+    except KeyboardInterrupt:  # outside a command body
+        word, code = _interruption()
+        print(f"kmpress: {word}", file=sys.stderr)
+        sys.exit(code)
 
 
 if __name__ == "__main__":

@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from kmpress.errors import SchedulerLostError
+
 if TYPE_CHECKING:  # rich loads only when something is drawn (kmpress -q draws nothing)
     from rich.console import Console
     from rich.table import Table
@@ -90,6 +92,9 @@ def summary_table(results: Iterable[Any], totals: dict[str, Any], title: str | N
     shown = [r for r in results if r.status == "ok" or r.skipped_larger]
     for r, name in zip(shown, row_names([r.dst if by_output else r.src for r in shown])):
         rep = r.report
+        if rep is None:  # written, but its figures were lost (a Dask scheduler gone mid-batch)
+            t.add_row(f"{name} (figures lost)", *["-"] * (len(COLUMNS) - 1))
+            continue
         d = rep.as_dict()
         t.add_row(
             name if rep.written else f"{name} (not written: larger)",
@@ -147,7 +152,7 @@ def print_summary(
         out = stdout_console()
         if totals["ok"] or totals.get("skipped_larger"):
             out.print(summary_table(results, totals, title, by_output))
-            if any(r.status == "ok" and not r.report.converged for r in results):
+            if any(r.status == "ok" and r.report is not None and not r.report.converged for r in results):
                 out.print("* stopped at --max-iter before converging")
             missed = [r for r in results if r.status == "ok" and getattr(r.report, "target_reached", None) is False]
             if missed:
@@ -162,13 +167,21 @@ def print_summary(
             for r in skipped:
                 out.print(f"  {r.src}: {r.message}", markup=False)
         wall = totals.get("wall_seconds")
-        line = f"{totals['ok']} written, {totals['skipped']} skipped, {totals['errors']} failed"
+        not_done = totals.get("not_done", 0)
+        line = f"{totals['ok']} written, {totals['skipped']} skipped, {totals['errors'] - not_done} failed"
+        line += f", {not_done} not done" if not_done else ""
         out.print(line + (f" in {wall:.1f} s" if wall is not None else ""), markup=False)
     for r in results:
+        if r.status == "error" and r.error_type == NOT_DONE:
+            continue  # the caller says why in one line, not once per file
         if r.status == "error":
             error_line(f"{r.src}: {r.message}")
         elif r.status == "ok" and not quiet and getattr(r.report, "warnings", None):
             error_line(f"{r.src}: warning: {one_warning(r.report.warnings)}")
+
+
+#: The ``error_type`` of the files a lost Dask scheduler left not done.
+NOT_DONE = SchedulerLostError.__name__
 
 
 def one_warning(warnings: list[str]) -> str:

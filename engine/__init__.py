@@ -14,6 +14,7 @@ The public API::
 - :func:`quantize_to_quality` - the smallest K whose result reaches a PSNR target
 - :func:`sweep` - one image at many K in one warm-started pass (the elbow study)
 - :class:`Options` - every setting of a job, checked once (the keyword arguments of the above)
+- :class:`Figures` - the figures every result carries (K asked for, colours stored, MSE, PSNR, ...)
 - :func:`read_image` / :func:`write_png` - the I/O stages on their own
 - :class:`KmpressError` - the base of every error raised on purpose
 
@@ -36,6 +37,7 @@ _EXPORTS = {
     "DEFAULT_TOL": "options",
     "DaskNotInstalledError": "errors",
     "FileResult": "pool",
+    "Figures": "figures",
     "HeifUnavailableError": "errors",
     "ImageReadError": "errors",
     "ImageTooLargeError": "errors",
@@ -51,6 +53,7 @@ _EXPORTS = {
     "QualityResult": "quality",
     "Quantized": "pipeline",
     "SchedulerError": "errors",
+    "SchedulerLostError": "errors",
     "SweepRow": "ksweep",
     "TargetNotReachedError": "errors",
     "UnguardedMainError": "errors",
@@ -107,9 +110,11 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
         OutputCollisionError,
         PlotUnavailableError,
         SchedulerError,
+        SchedulerLostError,
         TargetNotReachedError,
         UnguardedMainError,
     )
+    from .figures import Figures
     from .io import load_image, read_image, sample_path, write_png
     from .ksweep import SweepRow, sweep
     from .metrics import Bits, bit_accounting, psnr

@@ -7,11 +7,10 @@ Everything below (the stages, the kernels) trusts what this module hands down: a
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from io import BytesIO
 from typing import Any, BinaryIO, Unpack
@@ -22,10 +21,10 @@ from PIL import Image
 from . import backends
 from .clustering import initial_centroids, lloyd
 from .errors import ImageReadError, ImageWriteError, InvalidParameterError, TargetNotReachedError
+from .figures import Figures, HasFigures
 from .formats import encode
 from .io import LoadedImage, load_image, load_pil, reading, write_bytes, write_stream
 from .metadata import exif_for_output
-from .metrics import Bits
 from .options import (
     BACKENDS,
     DEFAULT_MAX_ITER,
@@ -42,7 +41,8 @@ from .options import (
 )
 from .pipeline import Pipeline, Quantized
 from .points import make_frame, weight_exponent
-from .quality import quantize_to_quality
+from .quality import search_quality
+from .stages import Stages
 
 # --------------------------------------------------------------------------------------------
 # kmeans
@@ -143,7 +143,7 @@ def kmeans(
         by one power of two (exact), into [0.5, 1), so that float32's squared distances
         neither overflow nor vanish. The centroids are float64 means of those float32 values,
         in the points' units; the inertia is recomputed in float64 from the original points.
-        Measured figures: README, "k-means on any data".
+        Measured figures: docs/results.md (bench/kmeans_general.py).
     k : int, 1 <= k <= N
     weights : (N,) array_like of non-negative numbers, optional
         A point of weight m counts as m copies of it. Weights whose largest lies outside
@@ -230,7 +230,7 @@ def quantize(image: Any, k: int | None = None, *, options: Options | None = None
         ``dither`` (None or "floyd-steinberg"), ``dither_strength``, ``n_init`` (several starts,
         the lowest cost wins), ``palette_order``, ``smooth`` (rate-aware remap: a pixel may take
         its left or upper neighbour's entry when that costs at most ``smooth`` x the mean squared
-        error more; 0.3 gives files 2-4 % smaller for under 0.05 dB, see the README), and
+        error more; 0.3 gives files 2-4 % smaller for under 0.05 dB, see docs/quality.md), and
         ``target_psnr`` / ``max_colors`` / ``strict`` (a quality target in dB instead of ``k``:
         the smallest K reaching it, found by a warm-started search,
         :func:`kmpress.quality.quantize_to_quality`, which also returns the search's details;
@@ -251,17 +251,16 @@ def quantize(image: Any, k: int | None = None, *, options: Options | None = None
         With ``target_psnr`` and ``strict``, when ``max_colors`` colours stay below the target.
     """
     opts = make_options(options, **_with_k(k, kwargs))
-    return _quantize(image, opts)[0]
+    return _quantize(image, opts)
 
 
-def _quantize(image: Any, opts: Options, on_stage: Callable[[str], None] | None = None, last: bool = False) -> tuple[Quantized, int]:
-    """The :class:`Quantized` of ``image`` under checked options, and its K (the one found, for
-    a quality target); ``last`` as :meth:`Pipeline.finish`."""
+def _quantize(image: Any, opts: Options, stages: Stages | None = None, last: bool = False) -> Quantized:
+    """The :class:`Quantized` of ``image`` under checked options (``k`` the one found, for a
+    quality target), its stages timed by ``stages``; ``last`` as :meth:`Pipeline.finish`."""
     if opts.searches_k:
-        found = quantize_to_quality(image, options=opts, on_stage=on_stage)
-        return found.quantized, found.k
-    pipe = Pipeline(image, opts, on_stage=on_stage)
-    return pipe.finish(pipe.fit(opts.k, np.random.default_rng(opts.seed)), last=last), opts.k
+        return search_quality(image, opts, Stages() if stages is None else stages).quantized
+    pipe = Pipeline(image, opts, stages=stages)
+    return pipe.finish(pipe.fit(opts.k, np.random.default_rng(opts.seed)), last=last)
 
 
 def _with_k(k: int | None, kwargs: dict[str, Any]) -> dict[str, Any]:
@@ -278,28 +277,23 @@ def _with_k(k: int | None, kwargs: dict[str, Any]) -> dict[str, Any]:
 
 
 @dataclass
-class CompressReport:
+class CompressReport(HasFigures):
     """What :func:`compress` did to one file.
 
     Attributes
     ----------
     src, dst : str; the paths, or ``<stdin>`` / ``<stdout>`` (a stream's name), ``<image>``
     width, height : int
-    k : int; colours asked for
-    colors : int; palette entries written (<= k)
     input_bytes, output_bytes : int; file sizes (input 0 for an image given in memory; output
         the size of the file made, also when it was not written)
-    bits : Bits; raw vs indexed bit accounting
-    bit_depth : int; PNG bits per pixel (1, 2, 4 or 8)
-    mse, psnr : float
-    n_iter : int
-    converged : bool
-    timings : dict of stage -> seconds (read, histogram, init, lloyd, remap, write, total)
-    delta_e : float; mean OKLab distance of the output colours (see :class:`Quantized`)
+    figures : Figures; ``k`` (colours asked for; with a quality target the K chosen), ``colors``
+        (palette entries written), ``mse``, ``psnr``, ``delta_e``, ``bits``, ``bit_depth`` (PNG
+        bits per pixel), ``n_iter``, ``converged`` and ``timings`` (seconds of each stage of
+        :data:`kmpress.stages.STAGES` it ran, and ``total``); each also reads as an attribute
+        (``report.psnr``)
     colorspace : "rgb" or "oklab"
     dither : None or "floyd-steinberg"
-    target_psnr : float or None; the quality target when K was searched for (``k`` is then the
-        K chosen)
+    target_psnr : float or None; the quality target when K was searched for
     target_reached : bool or None; False when ``max_colors`` colours could not reach it
     search : list of kmpress.quality.Trial; the K values the search fitted
     format : "png" or "webp"; the output's format
@@ -312,18 +306,9 @@ class CompressReport:
     dst: str
     width: int
     height: int
-    k: int
-    colors: int
     input_bytes: int
     output_bytes: int
-    bits: Bits
-    bit_depth: int
-    mse: float
-    psnr: float
-    n_iter: int
-    converged: bool
-    timings: dict[str, float]
-    delta_e: float = math.nan
+    figures: Figures
     colorspace: str = "rgb"
     dither: str | None = None
     target_psnr: float | None = None
@@ -343,25 +328,18 @@ class CompressReport:
         return self.output_bytes / self.input_bytes if self.input_bytes else 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready fields (``psnr`` is None when lossless)."""
+        """JSON-ready: the report's own fields and every figure's key (:meth:`Figures.as_dict`:
+        ``psnr`` None when lossless), flat."""
         return {
             "src": self.src,
             "dst": self.dst,
             "width": self.width,
             "height": self.height,
             "pixels": self.pixels,
-            "k": self.k,
-            "colors": self.colors,
             "input_bytes": self.input_bytes,
             "output_bytes": self.output_bytes,
             "file_ratio": self.file_ratio,
-            "bits": self.bits.as_dict(),
-            "bit_depth": self.bit_depth,
-            "mse": self.mse,
-            "psnr": None if math.isinf(self.psnr) else self.psnr,
-            "n_iter": self.n_iter,
-            "converged": self.converged,
-            "delta_e": None if math.isnan(self.delta_e) else self.delta_e,
+            **self.figures.as_dict(),
             "colorspace": self.colorspace,
             "dither": self.dither,
             "target_psnr": self.target_psnr,
@@ -369,7 +347,6 @@ class CompressReport:
             "search": [t.as_dict() for t in self.search],
             "format": self.format,
             "written": self.written,
-            "timings": dict(self.timings),
             "warnings": list(self.warnings),
         }
 
@@ -455,11 +432,10 @@ def compress(
         None for none). With ``target_psnr`` and ``strict``, a target out of reach raises
         :class:`TargetNotReachedError` naming ``src`` and nothing is written.
     on_stage : callable(stage), optional
-        Told when each stage begins, by the name its time has in the report's ``timings``, in
-        order: ``read``, ``histogram``, (``colorspace``), ``init``, ``lloyd``, ``remap``,
-        ``delta_e``, ``write`` (a quality target runs ``init`` to ``remap`` for each candidate
-        K); for progress displays. Called in this thread, between the stages' kernels; what it
-        raises stops the compression (nothing is written).
+        Told when each stage begins (:data:`kmpress.stages.STAGES`, in that order; a quality
+        target runs ``init`` to ``remap`` for each candidate K), by the name its time has in the
+        report's ``timings``; for progress displays. Called in this thread, between the stages'
+        kernels; what it raises stops the compression (nothing is written).
 
     Raises
     ------
@@ -485,53 +461,38 @@ def compress(
                 f"{dst_p.name} names a {other.upper()} file but the format is {opts.format!r} (format={other!r})", fields=("format",)
             )
 
-    if on_stage is not None:
-        on_stage("read")
-    t = time.perf_counter()
-    loaded, input_bytes = _load_source(src, opts, src_name)
-    t_read = time.perf_counter() - t
+    stages = Stages(on_stage)
+    with stages("read"):
+        loaded, input_bytes = _load_source(src, opts, src_name)
     icc, exif = (None, None) if opts.strip else (loaded.icc_profile, exif_for_output(loaded.exif))
     # from here the pipeline holds the only reference to the pixels (unless the caller gave an
     # array), so they are freed as soon as the indices are made, before the file is encoded
     pixels, loaded.pixels = loaded.pixels, None
 
     try:
-        q, k = _quantize(pixels, opts, on_stage, last=True)
+        q = _quantize(pixels, opts, stages, last=True)
     except TargetNotReachedError as e:
         raise TargetNotReachedError(e.message, src_name, e.result) from None
     del pixels
 
-    if on_stage is not None:
-        on_stage("write")
-    t = time.perf_counter()
-    data = encode(q.palette, q.indices, opts.format, icc_profile=icc, exif=exif, compress_level=opts.compress_level, label=dst_name)
-    written = not (opts.skip_if_larger and len(data) > input_bytes)
-    if written:
-        if dst_p is None:
-            write_stream(dst, data, dst_name)
-        else:
-            write_bytes(dst_p, data)
-    t_write = time.perf_counter() - t
+    with stages("write"):
+        data = encode(q.palette, q.indices, opts.format, icc_profile=icc, exif=exif, compress_level=opts.compress_level, label=dst_name)
+        written = not (opts.skip_if_larger and len(data) > input_bytes)
+        if written:
+            if dst_p is None:
+                write_stream(dst, data, dst_name)
+            else:
+                write_bytes(dst_p, data)
 
-    timings = {"read": t_read, **q.timings, "write": t_write, "total": time.perf_counter() - t0}
     h, w = q.indices.shape
     return CompressReport(
         src=src_name,
         dst=dst_name,
         width=w,
         height=h,
-        k=k,
-        colors=q.k,
         input_bytes=input_bytes or 0,
         output_bytes=len(data),
-        bits=q.bits,
-        bit_depth=q.png_bit_depth,
-        mse=q.mse,
-        psnr=q.psnr,
-        n_iter=q.n_iter,
-        converged=q.converged,
-        timings=timings,
-        delta_e=q.delta_e,
+        figures=replace(q.figures, timings={**stages.times, "total": time.perf_counter() - t0}),
         colorspace=q.colorspace,
         dither=q.dither,
         target_psnr=q.target_psnr,

@@ -14,12 +14,14 @@ import threading
 from pathlib import Path
 from types import ModuleType
 
+from .interrupts import deferred
+
 _threads: int | None = None
 _skip_blas_probe = False
 
 #: "auto" runs numpy when pixels x colours is at most this: numba's start-up (importing it and
 #: loading its first cached kernel, about 0.35 s here) costs more than such work in NumPy.
-#: Measured with bench/speed_vs_pngquant.py (README "Speed").
+#: Measured with bench/speed_vs_pngquant.py (docs/speed.md).
 AUTO_NUMPY_WORK = 1 << 20
 
 
@@ -38,14 +40,16 @@ def load(name: str) -> ModuleType:
         from . import kernels_numpy
 
         return kernels_numpy
-    if "numba" not in sys.modules:
-        prepare_numba_cache()
-        if _skip_blas_probe:
-            _import_numba_without_blas_probe()
-    from . import kernels_numba
+    # deferred: numba's import and thread set-up run llvmlite's code, which C calls back
+    with deferred():
+        if "numba" not in sys.modules:
+            prepare_numba_cache()
+            if _skip_blas_probe:
+                _import_numba_without_blas_probe()
+        from . import kernels_numba
 
-    if _threads is not None:
-        _apply_threads(_threads)
+        if _threads is not None:
+            _apply_threads(_threads)
     return kernels_numba
 
 
@@ -82,7 +86,8 @@ def set_threads(threads: int | None) -> None:
 def _apply_threads(threads: int) -> None:
     import numba
 
-    numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+    with deferred():  # may start numba's thread pool
+        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
 
 
 def own_process() -> None:
@@ -107,7 +112,8 @@ def _import_numba_without_blas_probe() -> None:
         return
     sys.modules[key] = None  # makes "import scipy.linalg.cython_blas" raise ImportError
     try:
-        import numba.np.arraymath  # noqa: F401
+        with deferred():
+            import numba.np.arraymath  # noqa: F401
     finally:
         del sys.modules[key]
 

@@ -496,16 +496,19 @@ def compress_many(
 
 
 def summarize(results: Iterable[FileResult], wall_seconds: float | None = None) -> dict[str, Any]:
-    """Totals of a batch: counts per status, pixels, bytes in/out and their ratio, seconds."""
+    """Totals of a batch: counts per status, pixels, bytes in/out and their ratio, seconds
+    (the figures over the written files whose report came back)."""
     res = list(results)
     ok = [r for r in res if r.status == "ok"]
+    n_ok = len(ok)
+    ok = [r for r in ok if r.report is not None]  # a Dask batch may lose a written file's figures
     in_b = sum(r.report.input_bytes for r in ok)
     out_b = sum(r.report.output_bytes for r in ok)
     raw = sum(r.report.bits.raw for r in ok)
     idx = sum(r.report.bits.total for r in ok)
     return {
         "files": len(res),
-        "ok": len(ok),
+        "ok": n_ok,
         "skipped": sum(1 for r in res if r.status == "skipped"),
         "skipped_larger": sum(1 for r in res if r.skipped_larger),
         "errors": sum(1 for r in res if r.status == "error"),

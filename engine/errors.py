@@ -77,7 +77,13 @@ class PlotUnavailableError(MissingExtraError):
 
 
 class SchedulerError(InvalidParameterError):
-    """The Dask scheduler cannot be reached, or has no workers."""
+    """The Dask scheduler cannot be reached, or has no workers, or its address is malformed."""
+
+
+class SchedulerLostError(KmpressError):
+    """The Dask scheduler went away in the middle of a batch (its process died, or it stopped
+    answering for longer than ``scheduler_timeout``). A batch does not raise it: it names the
+    ``error_type`` of the files it left not done (see :mod:`kmpress.dask_batch`)."""
 
 
 class UnguardedMainError(KmpressError, RuntimeError):

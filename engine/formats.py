@@ -190,7 +190,7 @@ def encode_webp(
     transparent pixels is kept as well). libwebp finds the palette itself (its colour-indexing
     transform), so the file is a palette image inside too. Method 4 at quality 80 (libwebp's
     lossless default): 10-17 % smaller than kmpress's PNG on the test photos; method 6 at
-    quality 100 saves 2-8 % more for 50-100x the time (README, "WebP or PNG")."""
+    quality 100 saves 2-8 % more for 50-100x the time (docs/quality.md, "WebP or PNG")."""
     h, w = indices.shape
     if max(h, w) > WEBP_MAX_SIDE:
         raise ImageWriteError(f"WebP holds at most {WEBP_MAX_SIDE}x{WEBP_MAX_SIDE} pixels, this image is {w}x{h}: use PNG", label)

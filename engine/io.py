@@ -520,7 +520,7 @@ def write_png(
     palette : (P, 3 or 4) uint8, 1 <= P <= 256; a 4th channel is written as the tRNS chunk
         (up to the last entry that is not fully opaque)
     indices : (H, W) uint8, every value < P
-    compress_level : zlib level 0-9 (9: 1-4 % smaller, several times slower; see the README)
+    compress_level : zlib level 0-9 (9: 1-4 % smaller, several times slower; see docs/how-it-works.md)
 
     The bit depth is the smallest PNG allows for P entries (1, 2, 4 or 8); rows are stored
     unfiltered and DEFLATE runs in parallel blocks (:func:`kmpress.png.deflate_parts`), the same bytes at any

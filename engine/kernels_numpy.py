@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .fixedmath import cbrt
 from .histogram import spread_table
 
 #: Points per chunk of the partial sums, as the numba kernels (so the seeding's sums match theirs).
@@ -500,11 +501,12 @@ def pixel_stats(colors, inverse, idx, palette, lab_c, lab_p, sse_c, de_c):
 
 
 def _lab(colors, lut, m1, m2):
-    # the numba kernel's arithmetic, in its order, on whole columns
+    # the numba kernel's arithmetic, in its order, on whole columns (fixedmath.cbrt: np.cbrt's
+    # last bits depend on the CPU)
     lr, lg, lb = lut[colors[:, 0]], lut[colors[:, 1]], lut[colors[:, 2]]
-    l_ = np.cbrt(m1[0, 0] * lr + m1[0, 1] * lg + m1[0, 2] * lb)
-    m_ = np.cbrt(m1[1, 0] * lr + m1[1, 1] * lg + m1[1, 2] * lb)
-    s_ = np.cbrt(m1[2, 0] * lr + m1[2, 1] * lg + m1[2, 2] * lb)
+    l_ = cbrt(m1[0, 0] * lr + m1[0, 1] * lg + m1[0, 2] * lb)
+    m_ = cbrt(m1[1, 0] * lr + m1[1, 1] * lg + m1[1, 2] * lb)
+    s_ = cbrt(m1[2, 0] * lr + m1[2, 1] * lg + m1[2, 2] * lb)
     return [m2[j, 0] * l_ + m2[j, 1] * m_ + m2[j, 2] * s_ for j in range(3)]
 
 

@@ -12,7 +12,6 @@ contact sheet). Nothing here prints or writes.
 
 from __future__ import annotations
 
-import math
 import re
 import time
 from collections.abc import Callable, Iterable
@@ -22,54 +21,43 @@ from typing import Any, Unpack
 import numpy as np
 
 from .errors import InvalidParameterError
+from .figures import Figures, HasFigures
 from .options import MAX_K, Options, OptionFields, check_int, make_options
 from .pipeline import Pipeline
 from .png import encode_png
 
 
 @dataclass
-class SweepRow:
+class SweepRow(HasFigures):
     """One K of a sweep.
 
     Attributes
     ----------
-    k : int; colours asked for
-    colors : int; palette entries kept (<= k)
+    figures : Figures; ``k`` asked for, ``colors`` kept, PSNR, mean delta E, iterations, ..., and
+        the stages this K ran (``timings``); each also reads as an attribute (``row.psnr``)
     inertia : float; k-means cost: weighted sum of squared distances of the pixels to their
         centroids in the clustering space, at Lloyd's last assignment pass
-    psnr : float; dB (inf when lossless)
-    delta_e : float; mean OKLab distance
     bytes : int; size of the PNG this result writes
     seconds : float; fitting and remapping (warm-started)
     encode_seconds : float; encoding the PNG
-    n_iter : int; converged : bool
     thumbnail : (h, w, C) uint8 or None; a small copy of the reconstructed image
     """
 
-    k: int
-    colors: int
+    figures: Figures
     inertia: float
-    psnr: float
-    delta_e: float
     bytes: int
     seconds: float
     encode_seconds: float
-    n_iter: int
-    converged: bool
     thumbnail: np.ndarray | None = field(default=None, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: the figures' keys (:meth:`Figures.as_dict`) and the row's own."""
         return {
-            "k": self.k,
-            "colors": self.colors,
+            **self.figures.as_dict(),
             "inertia": self.inertia,
-            "psnr": None if math.isinf(self.psnr) else self.psnr,
-            "delta_e": self.delta_e,
             "bytes": self.bytes,
             "seconds": self.seconds,
             "encode_seconds": self.encode_seconds,
-            "n_iter": self.n_iter,
-            "converged": self.converged,
         }
 
 
@@ -156,7 +144,7 @@ def sweep(
     rows: list[SweepRow] = []
     prev = None
     for k in values:
-        t = time.perf_counter()
+        t, mark = time.perf_counter(), dict(pipe.stages.times)
         start = prev.centroids if prev is not None and not prev.lossless else None
         f = pipe.fit(k, np.random.default_rng(opts.seed), start=start)
         q = pipe.finish(f)
@@ -164,10 +152,8 @@ def sweep(
         t = time.perf_counter()
         size = len(encode_png(q.palette, q.indices, compress_level=opts.compress_level))
         enc = time.perf_counter() - t
-        row = SweepRow(
-            k, q.k, float(f.inertia), q.psnr, float(q.delta_e), size, seconds, enc, q.n_iter, q.converged,
-            _thumbnail(q.to_array(), thumbnail) if thumbnail else None,
-        )
+        figures = pipe.figures(f, pipe.stages.since(mark))
+        row = SweepRow(figures, float(f.inertia), size, seconds, enc, _thumbnail(q.to_array(), thumbnail) if thumbnail else None)
         rows.append(row)
         if on_row is not None:
             on_row(row)

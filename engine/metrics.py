@@ -14,6 +14,7 @@ from types import ModuleType
 import numpy as np
 
 from .colorspace import LINEAR_LUT, M1, M2, oklab_of_colors, srgb_to_oklab
+from .fixedmath import log10
 
 
 @dataclass(frozen=True)
@@ -43,7 +44,7 @@ class Bits:
 
 def index_bits(k: int) -> int:
     """ceil(log2 k): bits needed to tell k palette entries apart (0 for a single colour)."""
-    return max(0, math.ceil(math.log2(k))) if k > 0 else 0
+    return (k - 1).bit_length() if k > 0 else 0
 
 
 def bit_accounting(height: int, width: int, channels: int, k: int) -> Bits:
@@ -84,8 +85,10 @@ def squared_error_sum(colors: np.ndarray, counts: np.ndarray, palette: np.ndarra
 
 
 def psnr_from_mse(mse: float) -> float:
-    """PSNR in dB for 8-bit data; ``inf`` when the result is lossless."""
-    return math.inf if mse <= 0 else 10.0 * math.log10(255.0**2 / mse)
+    """PSNR in dB for 8-bit data; ``inf`` when the result is lossless. The logarithm is
+    :func:`kmpress.fixedmath.log10`: the same figure on every machine (the C library's ``log10``
+    picks an FMA variant on some CPUs)."""
+    return math.inf if mse <= 0 else 10.0 * log10(255.0**2 / mse)
 
 
 def mse(a: np.ndarray, b: np.ndarray) -> float:

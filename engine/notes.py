@@ -17,6 +17,8 @@ from contextlib import contextmanager
 
 from PIL import Image
 
+from .interrupts import deferred
+
 #: Most notes kept per file, and most characters per note (they end up on one line).
 MAX_NOTES = 20
 NOTE_CHARS = 200
@@ -133,14 +135,20 @@ def _flush_stderr() -> None:
 def _native_stderr(notes: Notes) -> Iterator[None]:
     _flush_stderr()
     with tempfile.TemporaryFile() as tmp:
-        saved = os.dup(2)
-        os.dup2(tmp.fileno(), 2)
+        # the swaps are deferred sections: a Ctrl-C must not leave descriptor 2 on the temporary
+        # file (the "interrupted" line would go there)
+        saved = None
         try:
+            with deferred():
+                saved = os.dup(2)
+                os.dup2(tmp.fileno(), 2)
             yield
         finally:
-            _flush_stderr()
-            os.dup2(saved, 2)
-            os.close(saved)
+            with deferred():
+                _flush_stderr()
+                if saved is not None:
+                    os.dup2(saved, 2)
+                    os.close(saved)
             tmp.seek(0)
             text = tmp.read(1 << 16).decode("utf-8", errors="replace")
             notes.native.extend(one_line(t) for t in text.splitlines() if t.strip())

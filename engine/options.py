@@ -23,7 +23,7 @@ MAX_K = 256
 #: Colours when neither ``k`` nor ``target_psnr`` is given.
 DEFAULT_K = 16
 #: Default relative tolerance on the centroid shift (see :func:`kmpress.kmeans`). Chosen by
-#: measurement: see the README ("Convergence").
+#: measurement: see docs/how-it-works.md ("Convergence") and bench/convergence.py.
 DEFAULT_TOL = 3e-5
 #: Default cap on Lloyd iterations.
 DEFAULT_MAX_ITER = 300
@@ -46,7 +46,7 @@ COLORSPACES = ("rgb", "oklab")
 DITHERS = ("floyd-steinberg",)
 PALETTE_ORDERS = ("luma", "path")
 #: Output file formats: the indexed PNG (default) or lossless WebP holding exactly the same
-#: colours (10-17 % smaller on the test photos, 5-9x the encoding time; see the README).
+#: colours (10-17 % smaller on the test photos, 5-9x the encoding time; see docs/quality.md).
 OUTPUT_FORMATS = ("png", "webp")
 #: File extension of each output format.
 FORMAT_EXTENSIONS = {"png": ".png", "webp": ".webp"}
@@ -159,6 +159,7 @@ class OptionFields(TypedDict, total=False):
     format: str
     strip: bool
     skip_if_larger: bool
+    scheduler_timeout: float | None
 
 
 @dataclass(frozen=True)
@@ -203,6 +204,12 @@ class Options:
             the EXIF orientation reset to 1 since the pixels are already rotated).
         skip_if_larger : bool; do not write an output larger than its input file (the result
             says so: ``CompressReport.written`` is False).
+
+    Batches on a Dask cluster (see :mod:`kmpress.dask_batch`; ignored elsewhere)
+        scheduler_timeout : float > 0 or None; seconds the scheduler may go without answering
+            before the batch gives up on it (its files not done are reported so); None waits
+            as long as it takes (a frozen scheduler, e.g. behind a network partition, then
+            holds the batch for as long as it lasts).
     """
 
     k: int | None = None
@@ -225,6 +232,7 @@ class Options:
     format: str = "png"
     strip: bool = False
     skip_if_larger: bool = False
+    scheduler_timeout: float | None = None
 
     def __post_init__(self) -> None:
         def put(name: str, value: Any) -> None:
@@ -261,6 +269,8 @@ class Options:
         put("format", check_choice("format", fmt, OUTPUT_FORMATS))
         put("strip", check_bool("strip", self.strip))
         put("skip_if_larger", check_bool("skip_if_larger", self.skip_if_larger))
+        if self.scheduler_timeout is not None:
+            put("scheduler_timeout", check_number("scheduler_timeout", self.scheduler_timeout, 0.0, lo_open=True))
 
     @property
     def searches_k(self) -> bool:

@@ -57,7 +57,7 @@ def order_palette(palette: np.ndarray, method: str = "luma") -> np.ndarray:
     The PNG writer stores indices unfiltered (see :func:`kmpress.io.write_png`), and DEFLATE on
     unfiltered data only sees byte equality, so the order does not change the file size at all;
     it matters only with PNG's prediction filters, which made these files larger in every
-    configuration measured (bench/compare_pngquant.py, README "Palette order and encoding").
+    configuration measured (bench/compare_pngquant.py, docs/results.md).
     """
     p = palette.astype(np.int64)
     luma = 299 * p[:, 0] + 587 * p[:, 1] + 114 * p[:, 2]

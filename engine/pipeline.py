@@ -11,8 +11,6 @@ coerced here, once, by :func:`as_image`.
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,12 +21,14 @@ from . import backends
 from .clustering import initial_centroids, kmeans_plusplus, lloyd, spawn_seeds
 from .colorspace import colors_to_space
 from .errors import InvalidParameterError
+from .figures import Figures, HasFigures
 from .histogram import build_histogram
 from .io import image_to_array
-from .metrics import Bits, bit_accounting, delta_e_histogram, pixel_errors, png_bit_depth, psnr_from_mse, squared_error_sum
+from .metrics import bit_accounting, delta_e_histogram, pixel_errors, psnr_from_mse, squared_error_sum
 from .options import Options
 from .palette import finish_palette
 from .remap import is_plain, remap
+from .stages import Stages
 
 
 def as_image(image: Any) -> np.ndarray:
@@ -62,22 +62,17 @@ def as_image(image: Any) -> np.ndarray:
 
 
 @dataclass
-class Quantized:
+class Quantized(HasFigures):
     """An image reduced to a palette.
 
     Attributes
     ----------
-    palette : (k', C) uint8; k' <= k distinct entries (fewer when the image has fewer colours)
+    palette : (colors, C) uint8; the distinct entries stored (fewer than ``k`` when the image has
+        fewer colours)
     indices : (H, W) uint8; palette index of every pixel
-    mse : float; mean squared error per channel against the input
-    psnr : float; dB, ``inf`` when lossless
-    n_iter : int; Lloyd iterations run (0 when the image has at most k colours)
-    converged : bool
-    bits : Bits; raw vs indexed bit accounting
+    figures : Figures; K asked for (``k``) and entries stored (``colors``), MSE, PSNR, delta E,
+        bits, iterations, stage times; each also reads as an attribute (``q.psnr``)
     n_colors_in : int; distinct colours of the input
-    timings : dict of stage name -> seconds
-    delta_e : float; mean OKLab distance (plain OKLab units, L from 0 to 1) between each input
-        pixel's colour and its output colour, alpha ignored; 0 when lossless
     colorspace : "rgb" or "oklab"; the space the palette was clustered and matched in
     dither : None or "floyd-steinberg"
     target_psnr : float or None; the quality target (dB) when K was searched for (``target_psnr=``)
@@ -88,29 +83,13 @@ class Quantized:
 
     palette: np.ndarray
     indices: np.ndarray
-    mse: float
-    psnr: float
-    n_iter: int
-    converged: bool
-    bits: Bits
+    figures: Figures
     n_colors_in: int
-    timings: dict[str, float] = field(default_factory=dict, repr=False)
-    delta_e: float = math.nan
     colorspace: str = "rgb"
     dither: str | None = None
     target_psnr: float | None = None
     target_reached: bool | None = None
     search: list = field(default_factory=list, repr=False)
-
-    @property
-    def k(self) -> int:
-        """Palette entries stored."""
-        return int(self.palette.shape[0])
-
-    @property
-    def png_bit_depth(self) -> int:
-        """Bits per pixel of the PNG this result writes: 1, 2, 4 or 8."""
-        return png_bit_depth(self.k)
 
     def to_array(self) -> np.ndarray:
         """The reconstructed image, (H, W, C) uint8: exactly what the PNG decodes to."""
@@ -129,7 +108,8 @@ class Quantized:
 
 @dataclass
 class Fit:
-    """Centroids fitted for one K and their stored palette: a step of :class:`Pipeline`.
+    """Centroids fitted for one K and their stored palette: a step of :class:`Pipeline`, whose
+    figures :meth:`Pipeline.figures` measures.
 
     Attributes
     ----------
@@ -140,7 +120,6 @@ class Fit:
         cost at Lloyd's last assignment pass, in the clustering space
     palette : (P, C) uint8; labels : (U,) int32 entry of each distinct colour;
     entries : (P, C) float32, the palette in the clustering space
-    timings : dict of stage -> seconds
     score : float; PSNR once :meth:`Pipeline.score` has run
     indices, sse, delta_e : the remap, filled by :meth:`Pipeline.finish` (or by ``score`` when
         the error needs the pixels)
@@ -155,7 +134,6 @@ class Fit:
     palette: np.ndarray
     labels: np.ndarray
     entries: np.ndarray
-    timings: dict = field(default_factory=dict)
     score: float = math.nan
     indices: np.ndarray | None = None
     sse: int | None = None
@@ -163,6 +141,7 @@ class Fit:
 
     @property
     def colors(self) -> int:
+        """Palette entries stored."""
         return int(self.palette.shape[0])
 
 
@@ -177,40 +156,27 @@ class Pipeline:
     options : Options; the clustering and remap fields are used (K comes with each :meth:`fit`)
     k_hint : the largest K that will be fitted (default the options' ``k``, or ``max_colors``
         for a quality target): with ``backend="auto"`` it sizes the work for the backend pick
-    on_stage : callable(stage), optional
-        Told when a stage begins, by the name its time gets in the timings (``histogram``,
-        ``colorspace``, ``init``, ``lloyd``, ``remap``, ``delta_e``), once for consecutive
-        parts of one stage: for progress displays. It runs in the pipeline's thread, between
-        the kernels.
+    stages : Stages, optional
+        The job's stage recorder (:class:`kmpress.stages.Stages`): every step runs in its stage,
+        which times it and tells the recorder's listener. Default: a recorder of its own.
     """
 
-    def __init__(self, image: Any, options: Options, k_hint: int | None = None, on_stage: Callable[[str], None] | None = None) -> None:
+    def __init__(self, image: Any, options: Options, k_hint: int | None = None, stages: Stages | None = None) -> None:
         self.options = options
-        self.on_stage = on_stage
-        self._stage: str | None = None
+        self.stages = Stages() if stages is None else stages
         self.img = as_image(image)
         h, w, _ = self.img.shape
         k = k_hint or options.largest_k
         self.backend = backends.choose(options.backend, h * w, k)
         self.kern = backends.load(self.backend)
-        self.timings: dict[str, float] = {}
-        self.begin("histogram")
-        t = time.perf_counter()
-        self.hist = build_histogram(self.img, self.kern)
-        self.timings["histogram"] = time.perf_counter() - t
-        if options.colorspace != "rgb":
-            self.begin("colorspace")
-        t = time.perf_counter()
-        self.X = colors_to_space(self.hist.colors, options.colorspace, self.kern)
-        if options.colorspace != "rgb":
-            self.timings["colorspace"] = time.perf_counter() - t
+        with self.stages("histogram"):
+            self.hist = build_histogram(self.img, self.kern)
+        if options.colorspace == "rgb":
+            self.X = colors_to_space(self.hist.colors, options.colorspace, self.kern)
+        else:
+            with self.stages("colorspace"):
+                self.X = colors_to_space(self.hist.colors, options.colorspace, self.kern)
         self.weights = self.hist.counts.astype(np.float64)
-
-    def begin(self, stage: str) -> None:
-        """Tell ``on_stage`` that ``stage`` begins (nothing when it is the stage running)."""
-        if self.on_stage is not None and stage != self._stage:
-            self._stage = stage
-            self.on_stage(stage)
 
     @property
     def n_colors(self) -> int:
@@ -228,42 +194,31 @@ class Pipeline:
             runs from all k. Ignored for a lossless fit.
         tol : overrides the options' tolerance for this fit
         """
-        o = self.options
-        timings: dict[str, float] = {}
+        o, stages = self.options, self.stages
         hist, X, kern = self.hist, self.X, self.kern
         n_iter, converged, inertia = 0, True, 0.0
         lossless = hist.n_colors <= k
-        t = time.perf_counter()
         if lossless:
             # exactly the image's colours (as sRGB, whatever the space): lossless
-            self.begin("lloyd")
-            centroids = hist.colors.astype(np.float64)
-            timings["lloyd"] = time.perf_counter() - t
+            with stages("lloyd"):
+                centroids = hist.colors.astype(np.float64)
         else:
             best = None
-            t_init = t_lloyd = 0.0
             for g in spawn_seeds(rng, o.n_init):
-                self.begin("init")
-                t = time.perf_counter()
-                if start is not None and 0 < start.shape[0] < k:
-                    C0 = kmeans_plusplus(X, self.weights, True, k, g, kern, start=start)
-                else:
-                    C0 = initial_centroids(o.init, X, self.weights, True, k, g, kern)
-                t_init += time.perf_counter() - t
-                self.begin("lloyd")
-                t = time.perf_counter()
-                r = lloyd(X, self.weights, True, C0, o.max_iter, o.tol if tol is None else tol, kern, final_assign=False)
-                t_lloyd += time.perf_counter() - t
+                with stages("init"):
+                    if start is not None and 0 < start.shape[0] < k:
+                        C0 = kmeans_plusplus(X, self.weights, True, k, g, kern, start=start)
+                    else:
+                        C0 = initial_centroids(o.init, X, self.weights, True, k, g, kern)
+                with stages("lloyd"):
+                    r = lloyd(X, self.weights, True, C0, o.max_iter, o.tol if tol is None else tol, kern, final_assign=False)
                 # the lowest final inertia wins; ties: the earliest start
                 if best is None or r.inertia < best.inertia:
                     best = r
-            timings["init"], timings["lloyd"] = t_init, t_lloyd
             centroids, n_iter, converged, inertia = best.centroids, best.n_iter, best.converged, best.inertia
-        self.begin("remap")
-        t = time.perf_counter()
-        palette, labels, entries = finish_palette(centroids, X, o.colorspace, kern, o.palette_order, srgb=lossless)
-        timings["remap"] = time.perf_counter() - t
-        return Fit(k, centroids, lossless, n_iter, converged, float(inertia), palette, labels, entries, timings)
+        with stages("remap"):
+            palette, labels, entries = finish_palette(centroids, X, o.colorspace, kern, o.palette_order, srgb=lossless)
+        return Fit(k, centroids, lossless, n_iter, converged, float(inertia), palette, labels, entries)
 
     def polish(self, f: Fit) -> Fit:
         """Continue Lloyd from a fit's centroids at the options' tolerance (after a fit at a
@@ -271,16 +226,11 @@ class Pipeline:
         if f.lossless:
             return f
         o = self.options
-        timings = dict(f.timings)
-        self.begin("lloyd")
-        t = time.perf_counter()
-        r = lloyd(self.X, self.weights, True, f.centroids, o.max_iter, o.tol, self.kern, final_assign=False)
-        timings["lloyd"] = timings.get("lloyd", 0.0) + time.perf_counter() - t
-        self.begin("remap")
-        t = time.perf_counter()
-        palette, labels, entries = finish_palette(r.centroids, self.X, o.colorspace, self.kern, o.palette_order)
-        timings["remap"] = time.perf_counter() - t
-        return Fit(f.k, r.centroids, False, f.n_iter + r.n_iter, r.converged, float(r.inertia), palette, labels, entries, timings)
+        with self.stages("lloyd"):
+            r = lloyd(self.X, self.weights, True, f.centroids, o.max_iter, o.tol, self.kern, final_assign=False)
+        with self.stages("remap"):
+            palette, labels, entries = finish_palette(r.centroids, self.X, o.colorspace, self.kern, o.palette_order)
+        return Fit(f.k, r.centroids, False, f.n_iter + r.n_iter, r.converged, float(r.inertia), palette, labels, entries)
 
     def _remap(self, f: Fit) -> None:
         """Pixel indices, exact squared error and mean delta E of a fit (kept on it)."""
@@ -288,22 +238,18 @@ class Pipeline:
             return
         hist, kern = self.hist, self.kern
         plain = is_plain(self.options, f.lossless)
-        self.begin("remap")
-        t = time.perf_counter()
-        # each pixel's colour index, for the remaps that work pixel by pixel and their errors
-        # (made once: without the histogram's stored inverse it is a pass over every pixel)
-        inverse = None if plain else hist.pixel_colours(self.img, kern)
-        f.indices = remap(hist, self.X, f.labels, f.entries, self.img, inverse, self.options, f.lossless, kern)
-        if plain and f.sse is None:
-            f.sse = squared_error_sum(hist.colors, hist.counts, f.palette, f.labels)
-        f.timings["remap"] = f.timings.get("remap", 0.0) + time.perf_counter() - t
-        self.begin("delta_e")
-        t = time.perf_counter()
-        if plain:
-            f.delta_e = delta_e_histogram(hist.colors, hist.counts, f.palette, f.labels, kern)
-        else:
-            f.sse, f.delta_e = pixel_errors(hist.colors, inverse, f.indices, f.palette, kern)
-        f.timings["delta_e"] = time.perf_counter() - t
+        with self.stages("remap"):
+            # each pixel's colour index, for the remaps that work pixel by pixel and their errors
+            # (made once: without the histogram's stored inverse it is a pass over every pixel)
+            inverse = None if plain else hist.pixel_colours(self.img, kern)
+            f.indices = remap(hist, self.X, f.labels, f.entries, self.img, inverse, self.options, f.lossless, kern)
+            if plain and f.sse is None:
+                f.sse = squared_error_sum(hist.colors, hist.counts, f.palette, f.labels)
+        with self.stages("delta_e"):
+            if plain:
+                f.delta_e = delta_e_histogram(hist.colors, hist.counts, f.palette, f.labels, kern)
+            else:
+                f.sse, f.delta_e = pixel_errors(hist.colors, inverse, f.indices, f.palette, kern)
 
     def score(self, f: Fit) -> float:
         """PSNR (dB) of what :meth:`finish` returns for ``f``: on the histogram for the plain
@@ -317,8 +263,29 @@ class Pipeline:
         f.score = psnr_from_mse(f.sse / (h * w * c))
         return f.score
 
+    def figures(self, f: Fit, timings: dict[str, float]) -> Figures:
+        """The :class:`~kmpress.figures.Figures` of a scored (or finished) fit: the one place
+        where a result's figures are measured. ``delta_e`` is NaN until the fit is remapped.
+
+        timings : dict of stage -> seconds; the stage times the figures report
+        """
+        h, w, c = self.img.shape
+        mse = f.sse / (h * w * c)
+        return Figures(
+            k=f.k,
+            colors=f.colors,
+            mse=mse,
+            psnr=psnr_from_mse(mse),
+            delta_e=math.nan if f.delta_e is None else f.delta_e,
+            bits=bit_accounting(h, w, c, f.colors),
+            n_iter=f.n_iter,
+            converged=f.converged,
+            timings=dict(timings),
+        )
+
     def finish(self, f: Fit, last: bool = False) -> Quantized:
-        """The :class:`Quantized` of a fit (remaps the pixels if not done yet).
+        """The :class:`Quantized` of a fit (remaps the pixels if not done yet); its timings are
+        those of the pipeline's stage recorder so far.
 
         ``last``: nothing more will be fitted on this pipeline (a one-shot compression): the
         clustering points and weights (some 20 bytes a colour) are let go before the pixels are
@@ -327,21 +294,11 @@ class Pipeline:
         if last and f.indices is None and is_plain(self.options, f.lossless):
             self.X = self.weights = None
         self._remap(f)
-        h, w, c = self.img.shape
-        mse = f.sse / (h * w * c)
-        timings = dict(self.timings)
-        timings.update(f.timings)
         return Quantized(
             palette=f.palette,
             indices=f.indices,
-            mse=mse,
-            psnr=psnr_from_mse(mse),
-            n_iter=f.n_iter,
-            converged=f.converged,
-            bits=bit_accounting(h, w, c, f.palette.shape[0]),
+            figures=self.figures(f, self.stages.times),
             n_colors_in=self.hist.n_colors,
-            timings=timings,
-            delta_e=f.delta_e,
             colorspace=self.options.colorspace,
             dither=self.options.dither,
         )

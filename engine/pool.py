@@ -17,13 +17,12 @@ import time
 import traceback
 import warnings
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from collections.abc import Callable
 from typing import Any, Iterator, Literal
 
-from . import backends, limits
+from . import backends, interrupts, limits
 from .api import CompressReport, compress
 from .errors import KmpressError
 from .io import image_size, remove_stale_temp_files
@@ -35,7 +34,7 @@ from .spawn import not_started_warning
 Status = Literal["ok", "skipped", "error"]
 
 #: Default number of worker processes for a local batch on this kind of machine, chosen by
-#: measurement (see the README, "Batch throughput"): one worker per core, each running numba
+#: measurement (see docs/speed.md, "Batches"): one worker per core, each running numba
 #: with one thread, beats one worker using every core, because decoding and PNG encoding are
 #: single-threaded in Pillow and two workers overlap them with the other's clustering.
 CORES_PER_JOB = 1
@@ -200,63 +199,6 @@ def _send_stage(src: str, stage: str) -> None:
         pass
 
 
-# Main-process side, for a process that runs only kmpress (the CLI): Ctrl-C and SIGTERM both
-# become a KeyboardInterrupt in the main thread, so that whatever runs (a local pool, whose
-# workers are then stopped and cleaned up; an in-process compress, whose temporary file goes)
-# stops the same way. The exception is never raised into a C callback: while llvmlite code is
-# on the stack (numba's compiler calls back into Python from C, to fill its object cache), a
-# KeyboardInterrupt would be printed as "Exception ignored on calling ctypes callback" and lost;
-# the signal is sent again a moment later instead, once the compiler is back in Python.
-_interrupted_by: int | None = None
-_RETRY_SECONDS = 0.05
-
-
-def _inside_llvmlite(frame) -> bool:
-    marker = f"{os.sep}llvmlite{os.sep}"
-    depth = 0
-    while frame is not None and depth < 500:
-        if marker in frame.f_code.co_filename:
-            return True
-        frame = frame.f_back
-        depth += 1
-    return False
-
-
-def _on_interrupt(signum, frame):
-    global _interrupted_by
-    if _inside_llvmlite(frame):
-        retry = threading.Timer(_RETRY_SECONDS, os.kill, (os.getpid(), signum))
-        retry.daemon = True
-        retry.start()
-        return
-    _interrupted_by = signum
-    raise KeyboardInterrupt()
-
-
-@contextmanager
-def handling_signals() -> Iterator[None]:
-    """Within: SIGINT and SIGTERM raise KeyboardInterrupt in the main thread (never inside a C
-    callback of numba's compiler); the previous handlers come back on exit. Outside the main
-    thread, nothing changes (only it may handle signals). See :func:`interrupted_by`."""
-    global _interrupted_by
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    _interrupted_by = None
-    saved = {s: signal.signal(s, _on_interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        yield
-    finally:
-        for s, h in saved.items():
-            signal.signal(s, h)
-
-
-def interrupted_by() -> int | None:
-    """The signal (``signal.SIGINT`` or ``signal.SIGTERM``) behind the last KeyboardInterrupt
-    raised by :func:`handling_signals`, None if none."""
-    return _interrupted_by
-
-
 def dask_worker_threads() -> int | None:
     """numba threads for a task on a Dask worker (None when not on one): the task's share of
     the worker's threads (see :mod:`kmpress.dask_batch`)."""
@@ -316,9 +258,10 @@ def run_one(src: str, dst: str, work: Callable[[], CompressReport]) -> FileResul
     except MemoryError:
         return FileResult(src, dst, "error", "out of memory", None, time.perf_counter() - t0)
     except Exception as e:
-        # Ctrl-C landing inside a compiled numba function (in-process batches) comes out as a
-        # SystemError ("returned a result with an exception set") caused by the KeyboardInterrupt:
-        # it is the interrupt, not a failure of this file
+        # a KeyboardInterrupt raised in Python code that a compiled numba function calls back
+        # comes out as a SystemError ("returned a result with an exception set") caused by it:
+        # the interrupt, not a failure of this file (kmpress.interrupts keeps its own handler's
+        # exception out of there; another handler may not)
         if _interrupt_behind(e):
             raise KeyboardInterrupt() from None
         msg = f"internal error: {type(e).__name__}: {e}"
@@ -413,6 +356,7 @@ def run_on(executor, todo, opts, jobs, threads, on_start) -> Iterator[FileResult
         yield from refill()
         while inflight:
             done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
+            interrupts.check()
             for fut in done:
                 it = inflight.pop(fut)
                 try:
@@ -522,6 +466,7 @@ def _pool_round(
         refill()
         while inflight:
             done, _ = wait(list(inflight), return_when=FIRST_COMPLETED)
+            interrupts.check()  # a signal whose KeyboardInterrupt something swallowed meanwhile
             ready: list[FileResult] = []
             for fut in done:
                 it = inflight.pop(fut)

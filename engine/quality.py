@@ -33,50 +33,42 @@ from typing import Any, Unpack
 import numpy as np
 
 from .errors import InvalidParameterError, TargetNotReachedError
+from .figures import Figures, HasFigures
+from .fixedmath import exp2, log2
 from .options import Options, OptionFields, check_number, make_options
 from .pipeline import Pipeline, Quantized
+from .stages import Stages
 
 
 @dataclass(frozen=True)
-class Trial:
+class Trial(HasFigures):
     """One candidate K fitted during the search.
 
     Attributes
     ----------
-    k : int; colours asked for
-    colors : int; palette entries kept (<= k)
-    psnr : float; dB (inf when lossless)
+    figures : Figures; of the candidate as fitted (``k`` asked for, ``colors`` kept, ``psnr``,
+        ``n_iter``, the stages it ran; ``delta_e`` NaN unless the pixels were needed to score it)
     start_k : int; K whose centroids it was warm-started from (0: a cold start)
-    n_iter : int; Lloyd iterations
     seconds : float; fitting and scoring
     """
 
-    k: int
-    colors: int
-    psnr: float
+    figures: Figures
     start_k: int
-    n_iter: int
     seconds: float
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "k": self.k,
-            "colors": self.colors,
-            "psnr": None if math.isinf(self.psnr) else self.psnr,
-            "start_k": self.start_k,
-            "n_iter": self.n_iter,
-            "seconds": self.seconds,
-        }
+        """JSON-ready: the figures' keys (:meth:`Figures.as_dict`), ``start_k`` and ``seconds``."""
+        return {**self.figures.as_dict(), "start_k": self.start_k, "seconds": self.seconds}
 
 
 @dataclass
-class QualityResult:
+class QualityResult(HasFigures):
     """What :func:`quantize_to_quality` found.
 
     Attributes
     ----------
-    quantized : Quantized; the chosen result (the ``max_colors`` one when the target is out of reach)
-    k : int; the chosen K
+    quantized : Quantized; the chosen result (the ``max_colors`` one when the target is out of
+        reach); its figures are the result's (``figures``, and ``k``: the K chosen, ``psnr``, ...)
     target_psnr : float; dB
     max_colors : int
     reached : bool; False when even ``max_colors`` colours stay below the target
@@ -85,7 +77,6 @@ class QualityResult:
     """
 
     quantized: Quantized
-    k: int
     target_psnr: float
     max_colors: int
     reached: bool
@@ -93,8 +84,8 @@ class QualityResult:
     seconds: float = 0.0
 
     @property
-    def psnr(self) -> float:
-        return self.quantized.psnr
+    def figures(self) -> Figures:
+        return self.quantized.figures
 
     @property
     def visited(self) -> list[int]:
@@ -104,7 +95,7 @@ class QualityResult:
 
 #: Candidates are fitted at this many times the final tolerance; only the chosen K is then run to
 #: the full tolerance. Measured on the test photos: Lloyd's long tail moves PSNR by 0.02-0.1 dB
-#: (about one K near the answer) and costs most of the iterations (see the README).
+#: (about one K near the answer) and costs most of the iterations.
 SEARCH_TOL_FACTOR = 30.0
 
 
@@ -130,14 +121,14 @@ def search_pipeline(
     trials: list[Trial] = []
 
     def fit(k: int, start_k: int) -> Any:
-        t = time.perf_counter()
+        t, mark = time.perf_counter(), dict(pipe.stages.times)
         start = fits[start_k].centroids if start_k else None
         f = pipe.fit(k, rng_for(k), start=start, tol=search_tol)
         f.score = pipe.score(f)
+        trials.append(Trial(pipe.figures(f, pipe.stages.since(mark)), start_k, time.perf_counter() - t))
         if f.score < target:
             f.indices = None  # a failing fit is only ever a warm start: keep its centroids alone
         fits[k] = f
-        trials.append(Trial(k, f.colors, f.score, start_k, f.n_iter, time.perf_counter() - t))
         return f
 
     # gallop: 1, 2, 4, ... each warm-started from the one before; steps of up to 4x once the
@@ -185,10 +176,11 @@ def search_pipeline(
 def _predict(k1: int, p1: float, k2: int, p2: float, target: float) -> float:
     """K where the line through (log2 k1, p1) and (log2 k2, p2) reaches ``target`` (PSNR grows
     about linearly in log K: some 2-4 dB per doubling). Halfway (geometrically) when the line is
-    useless (flat, or a lossless end at inf dB)."""
+    useless (flat, or a lossless end at inf dB). The logarithms and the power are
+    :mod:`kmpress.fixedmath`'s, so the K tried is the same on every machine."""
     if not (math.isfinite(p1) and math.isfinite(p2)) or p2 <= p1:
         return math.sqrt(k1 * k2)
-    return 2.0 ** (math.log2(k1) + (target - p1) * (math.log2(k2) - math.log2(k1)) / (p2 - p1))
+    return exp2(log2(k1) + (target - p1) * (log2(k2) - log2(k1)) / (p2 - p1))
 
 
 def quantize_to_quality(
@@ -216,8 +208,8 @@ def quantize_to_quality(
         Lloyd tolerance of the candidate fits; default :data:`SEARCH_TOL_FACTOR` x ``tol``. The
         chosen K is then run on to ``tol`` (its PSNR can only move a little, and it is kept
         only if it still reaches the target). ``search_tol=tol`` fits every candidate fully.
-    on_stage : callable(stage), optional; told when each stage of the pipeline begins (see
-        :class:`kmpress.pipeline.Pipeline`), for every candidate K in turn
+    on_stage : callable(stage), optional; told when each stage begins (see
+        :class:`kmpress.stages.Stages`), for every candidate K in turn
 
     Returns
     -------
@@ -232,23 +224,32 @@ def quantize_to_quality(
     TargetNotReachedError
         ``strict`` and the target is out of reach.
     """
-    t0 = time.perf_counter()
     if target_psnr is not None:
         kwargs = {**kwargs, "target_psnr": target_psnr}
     opts = make_options(options, **kwargs)
     if not opts.searches_k:
         raise InvalidParameterError("target_psnr is required (a PSNR in dB)")
+    if search_tol is not None:
+        search_tol = check_number("search_tol", search_tol, 0.0)
+    return search_quality(image, opts, Stages(on_stage), search_tol)
+
+
+def search_quality(image: Any, opts: Options, stages: Stages, search_tol: float | None = None) -> QualityResult:
+    """:func:`quantize_to_quality` under checked options (with a target), its stages timed and
+    told by ``stages``."""
+    t0 = time.perf_counter()
     target, max_colors = opts.target_psnr, opts.max_colors
-    pipe = Pipeline(image, opts, on_stage=on_stage)
-    search_tol = opts.tol * SEARCH_TOL_FACTOR if search_tol is None else check_number("search_tol", search_tol, 0.0)
-    k, f, trials, reached = search_pipeline(pipe, target, max_colors, lambda k: np.random.default_rng(opts.seed), search_tol)
+    pipe = Pipeline(image, opts, stages=stages)
+    if search_tol is None:
+        search_tol = opts.tol * SEARCH_TOL_FACTOR
+    _, f, trials, reached = search_pipeline(pipe, target, max_colors, lambda k: np.random.default_rng(opts.seed), search_tol)
     if search_tol != pipe.options.tol:
         polished = pipe.polish(f)
         if not reached or pipe.score(polished) >= target:
             f = polished
     q = pipe.finish(f)
     q.target_psnr, q.target_reached, q.search = target, reached, trials
-    res = QualityResult(q, k, target, max_colors, reached, trials, time.perf_counter() - t0)
+    res = QualityResult(q, target, max_colors, reached, trials, time.perf_counter() - t0)
     if not reached and opts.strict:
         raise TargetNotReachedError(unreached_message(res), result=res)
     return res

@@ -101,7 +101,7 @@ def floyd_steinberg(
     strength : float in (0, 1]
         Fraction of each pixel's error that is diffused. Plain Floyd-Steinberg (1.0) cost 3-5 dB
         PSNR on the test photos against no dithering and made speckle in noisy areas; 0.75
-        halves that loss and keeps gradients smooth (README "Dithering").
+        halves that loss and keeps gradients smooth (docs/quality.md, "Dithering").
 
     Returns
     -------

@@ -223,7 +223,7 @@ def test_k_defaults_to_16_unless_a_target_is_given(photos):
 def test_k_bounds_are_inclusive(photos):
     img = np.ascontiguousarray(photos["chelsea"][:40, :40])
     assert kmpress.quantize(img, 1).k == 1
-    assert kmpress.quantize(img, np.uint16(256)).k <= 256
+    assert kmpress.quantize(img, np.uint16(256)).colors <= 256
     assert kmpress.MAX_K == 256
 
 
@@ -241,10 +241,10 @@ def _check_integrity(img: np.ndarray, q) -> None:
     h, w, c = img.shape
     assert q.palette.dtype == np.uint8 and q.palette.ndim == 2 and q.palette.shape[1] == c
     assert q.indices.dtype == np.uint8 and q.indices.shape == (h, w)
-    assert 1 <= q.k <= 256
-    assert int(q.indices.max()) < q.k
-    assert len(np.unique(q.palette, axis=0)) == q.k, "duplicate palette entries"
-    assert len(np.unique(q.indices)) == q.k, "unused palette entries"
+    assert 1 <= q.colors <= q.k <= 256 and q.colors == q.palette.shape[0]
+    assert int(q.indices.max()) < q.colors
+    assert len(np.unique(q.palette, axis=0)) == q.colors, "duplicate palette entries"
+    assert len(np.unique(q.indices)) == q.colors, "unused palette entries"
     out = q.to_array()
     assert out.shape == img.shape and out.dtype == np.uint8
     err = out.astype(np.int64) - img.astype(np.int64)
@@ -252,8 +252,8 @@ def _check_integrity(img: np.ndarray, q) -> None:
     assert q.mse == pytest.approx(mse, rel=1e-12, abs=0)
     assert q.psnr == kmpress.psnr(img, out) or (math.isinf(q.psnr) and math.isinf(kmpress.psnr(img, out)))
     assert q.n_colors_in == _distinct(img)
-    assert q.bits == bit_accounting(h, w, c, q.k)
-    assert q.png_bit_depth == png_bit_depth(q.k)
+    assert q.bits == bit_accounting(h, w, c, q.colors)
+    assert q.bit_depth == png_bit_depth(q.colors)
 
 
 # --------------------------------------------------------------------------------------------
@@ -266,7 +266,7 @@ def test_bits_128x128_rgb_k16(photos):
     assert img.shape == (128, 128, 3) and _distinct(img) >= 16
     q = kmpress.quantize(img, 16)
     _check_integrity(img, q)
-    assert q.k == 16
+    assert q.k == q.colors == 16
     assert (q.bits.raw, q.bits.index, q.bits.palette, q.bits.total) == (393_216, 65_536, 384, 65_920)
     assert q.bits.ratio == pytest.approx(65_920 / 393_216, rel=1e-15)
     assert f"{q.bits.ratio:.4f}" == "0.1676"
@@ -277,7 +277,7 @@ def test_bits_227x303_k2(photos):
     assert img.shape == (227, 303, 3)
     q = kmpress.quantize(img, 2)
     _check_integrity(img, q)
-    assert q.k == 2
+    assert q.k == q.colors == 2
     assert (q.bits.raw, q.bits.index, q.bits.palette, q.bits.total) == (1_650_744, 68_781, 48, 68_829)
 
 
@@ -302,7 +302,7 @@ def test_fewer_colours_than_k_is_lossless(backend, n_colours, k, channels):
     img = _few_colour_image(n_colours, channels)
     q = kmpress.quantize(img, k, backend=backend)
     _check_integrity(img, q)
-    assert q.k == n_colours
+    assert q.k == k and q.colors == n_colours  # asked for, stored
     assert {tuple(r) for r in q.palette} == {tuple(r) for r in img.reshape(-1, channels)}
     np.testing.assert_array_equal(q.to_array(), img)
     assert q.mse == 0.0 and math.isinf(q.psnr)
@@ -314,7 +314,7 @@ def test_k1_is_the_rounded_mean(photos, backend):
     img = np.ascontiguousarray(photos["chelsea"][:60, :80])
     q = kmpress.quantize(img, 1, backend=backend)
     _check_integrity(img, q)
-    assert q.k == 1 and q.png_bit_depth == 1 and q.bits.index == 0
+    assert q.k == q.colors == 1 and q.bit_depth == 1 and q.bits.index == 0
     mean = img.reshape(-1, 3).astype(np.float64).mean(axis=0)
     np.testing.assert_array_equal(q.palette[0], np.rint(mean).astype(np.uint8))
     assert np.all(q.indices == 0)
@@ -325,7 +325,7 @@ def test_k256(photos, backend):
     img = np.ascontiguousarray(photos["coffee"][::4, ::4])
     q = kmpress.quantize(img, 256, backend=backend)
     _check_integrity(img, q)
-    assert 200 < q.k <= 256 and q.png_bit_depth == 8
+    assert q.k == 256 and 200 < q.colors <= 256 and q.bit_depth == 8
     q16 = kmpress.quantize(img, 16, backend=backend)
     assert q.psnr > q16.psnr + 5
 

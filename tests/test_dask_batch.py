@@ -1,14 +1,24 @@
-"""kmpress.dask_batch: batches on a Dask LocalCluster (processes, 2 workers, 1 thread each).
+"""kmpress.dask_batch: batches on a Dask LocalCluster (processes, 2 workers, 1 thread each), and
+on a cluster of separate processes (``dask scheduler``, two ``dask worker --nthreads 1``) whose
+scheduler dies or freezes mid-batch under a ``kmpress`` process.
 
-Small images only; two clusters for the whole module (one healthy, one whose workers get killed),
-always closed by their fixtures. Skipped only when ``dask.distributed`` is not installed (the
-``test`` extra installs it), except the tests that simulate its absence.
+Small images only; two LocalClusters for the whole module (one healthy, one whose workers get
+killed), and one process cluster per test that loses its scheduler, always stopped by their
+fixtures. Skipped only when ``dask.distributed`` is not installed (the ``test`` extra installs
+it), except the tests that simulate its absence.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -122,6 +132,16 @@ def test_plain_client_executor_works_unchanged(dask_client, tmp_path):
     results = list(compress_many(srcs, tmp_path / "out", 4, executor=dask_client.get_executor(pure=False)))
     assert sorted(r.status for r in results) == ["ok"] * 3
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["p0-k4.png", "p1-k4.png", "p2-k4.png"]
+
+
+@needs_dask
+def test_a_scheduler_that_answers_is_never_given_up(dask_client, tmp_path, monkeypatch):
+    from kmpress import dask_batch
+
+    monkeypatch.setattr(dask_batch, "PING_INTERVAL", 0.01)  # many checks during the batch
+    srcs = [photo(tmp_path / f"p{i}.png", seed=i) for i in range(4)]
+    results = list(compress_many_dask(srcs, tmp_path / "out", 4, scheduler=dask_client, scheduler_timeout=2))
+    assert sorted(r.status for r in results) == ["ok"] * 4
 
 
 @needs_dask
@@ -332,3 +352,220 @@ def test_cli_without_dask_says_how_to_install(monkeypatch, tmp_path):
     assert r.exit_code == 2
     assert r.stderr.strip().splitlines() == [f"kmpress: running on a Dask cluster needs Dask: {DASK_INSTALL_HINT}"]
     assert not (tmp_path / "a-k16.png").exists()
+
+
+# --------------------------------------------------------------------------------------------
+# a cluster of separate processes on loopback, and a scheduler lost mid-batch
+# --------------------------------------------------------------------------------------------
+
+DATA = Path(__file__).resolve().parent / "data"
+PHOTOS = ("astronaut", "chelsea", "coffee")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class ProcessCluster:
+    """``dask scheduler`` and two ``dask worker --nthreads 1``, as separate process groups on
+    127.0.0.1, logging to files in ``folder``. Without nannies (which restart dead workers, not
+    needed here): a worker then starts and, once its scheduler is lost, exits seconds sooner."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.address = f"tcp://127.0.0.1:{_free_port()}"
+        self.procs: list[subprocess.Popen] = []
+        self.scheduler = self._start("scheduler", "distributed.cli.dask_scheduler", "--port", self.address.rsplit(":", 1)[1])
+        self.workers = [
+            self._start(f"worker{i}", "distributed.cli.dask_worker", self.address, "--nthreads", "1", "--no-nanny", "--local-directory", str(folder))
+            for i in range(2)
+        ]
+
+    def _start(self, name: str, module: str, *args: str) -> subprocess.Popen:
+        with open(self.folder / f"{name}.log", "wb") as log:
+            p = subprocess.Popen(
+                [sys.executable, "-m", module, "--host", "127.0.0.1", "--no-dashboard", *args],
+                stdout=log, stderr=subprocess.STDOUT, cwd=self.folder, start_new_session=True,
+            )
+        self.procs.append(p)
+        return p
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        from distributed import Client
+
+        with Client(self.address, timeout=timeout, set_as_default=False) as client:
+            client.wait_for_workers(2, timeout=timeout)
+
+    def wait_workers_gone(self, timeout: float = 30) -> None:
+        """Workers close when they lose their scheduler: wait for that (then nothing writes)."""
+        for p in self.workers:
+            try:
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pytest.fail("a Dask worker did not close after losing its scheduler")
+
+    def stop(self) -> None:
+        for p in self.procs:
+            try:
+                os.killpg(p.pid, signal.SIGKILL)  # its group: whatever it started too
+            except (ProcessLookupError, PermissionError):
+                pass
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+
+
+@pytest.fixture
+def process_cluster(tmp_path):
+    """A fresh process cluster: the test takes its scheduler down. Always stopped."""
+    if not HAVE_DASK:
+        pytest.skip("dask.distributed not installed")
+    folder = tmp_path / "cluster"
+    folder.mkdir()
+    cluster = ProcessCluster(folder)
+    try:
+        cluster.wait_ready()
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+def many_photos(folder: Path, n: int = 24) -> Path:
+    """``n`` copies of the test photos (0.26 MP: at K=4 NumPy's work, so the workers need not
+    load numba; about 0.2 s each on a worker thread)."""
+    folder.mkdir(parents=True)
+    for i in range(n):
+        name = PHOTOS[i % len(PHOTOS)]
+        shutil.copyfile(DATA / f"{name}.png", folder / f"{name}{i:02d}.png")
+    return folder
+
+
+def local_outputs(tmp_path: Path) -> dict[str, bytes]:
+    """The bytes of a local run on each distinct test photo, K=4."""
+    from kmpress import compress
+
+    out = {}
+    for name in PHOTOS:
+        dst = tmp_path / "local" / f"{name}.png"
+        dst.parent.mkdir(exist_ok=True)
+        compress(DATA / f"{name}.png", dst, k=4)
+        out[name] = dst.read_bytes()
+    return out
+
+
+def kmpress_process(*args, cwd, cluster: ProcessCluster | None = None) -> subprocess.Popen:
+    """The CLI as a user runs it: its own process, stdout and stderr apart (stopped with the
+    ``cluster``, if any, whatever the test's outcome)."""
+    p = subprocess.Popen(
+        [sys.executable, "-m", "kmpress", *map(str, args)],
+        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )
+    if cluster is not None:
+        cluster.procs.insert(0, p)
+    return p
+
+
+def signal_scheduler_mid_batch(cluster: ProcessCluster, proc: subprocess.Popen, out: Path, sig: int, after: int = 3) -> None:
+    """Send ``sig`` to the scheduler once ``after`` outputs exist (the batch is running)."""
+    deadline = time.monotonic() + 120
+    while len(list(out.glob("*.png"))) < after:
+        if proc.poll() is not None or time.monotonic() > deadline:
+            pytest.fail(f"the batch did not get going: {proc.communicate()}")
+        time.sleep(0.02)
+    os.kill(cluster.scheduler.pid, sig)
+
+
+@needs_dask
+def test_scheduler_killed_mid_batch_is_one_line_and_written_files_are_reported(process_cluster, tmp_path):
+    photos = many_photos(tmp_path / "many")
+    proc = kmpress_process("compress", photos, "-o", "out", "-k", 4, "--scheduler", process_cluster.address, cwd=tmp_path, cluster=process_cluster)
+    signal_scheduler_mid_batch(process_cluster, proc, tmp_path / "out", signal.SIGKILL)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 75, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in stderr, stderr
+    assert re.fullmatch(
+        rf"kmpress: the Dask scheduler {process_cluster.address} was lost \(its connection closed\): "
+        r"\d+ of 24 files not done \(run the same command again to do them\)",
+        lines[0],
+    ), lines[0]
+    written, not_done = map(int, re.search(r"(\d+) written, 0 skipped, 0 failed, (\d+) not done", stdout).groups())
+    assert written + not_done == 24 and written >= 3 and not_done > 0
+    assert lines[0].split(": ")[2].startswith(f"{not_done} of 24")
+    local = local_outputs(tmp_path)
+    process_cluster.wait_workers_gone()  # nothing can be written any more
+    on_disk = sorted((tmp_path / "out").glob("*.png"))
+    assert len(on_disk) == written  # a file written is reported written, and only such a file
+    assert all(p.read_bytes() == local[re.sub(r"\d+-k4$", "", p.stem)] for p in on_disk)
+    assert not temp_files(tmp_path / "out")
+
+
+@needs_dask
+def test_scheduler_terminated_mid_batch_in_json(process_cluster, tmp_path):
+    photos = many_photos(tmp_path / "many")
+    proc = kmpress_process("compress", photos, "-o", "out", "-k", 4, "--json", "--scheduler", process_cluster.address, cwd=tmp_path, cluster=process_cluster)
+    signal_scheduler_mid_batch(process_cluster, proc, tmp_path / "out", signal.SIGTERM)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 75, stderr
+    doc = json.loads(stdout)
+    assert doc["exit_code"] == 75 and len(doc["files"]) == 24
+    assert doc["error"].startswith(f"the Dask scheduler {process_cluster.address} was lost")
+    assert stderr.strip().splitlines() == [f"kmpress: {doc['error']}"]
+    ok = [f for f in doc["files"] if f["status"] == "ok"]
+    not_done = [f for f in doc["files"] if f["status"] != "ok"]
+    assert not_done and all(f["error_type"] == "SchedulerLostError" and f["message"].startswith("not done: the Dask scheduler") for f in not_done)
+    assert doc["summary"]["not_done"] == len(not_done) and doc["summary"]["ok"] == len(ok)
+    process_cluster.wait_workers_gone()
+    on_disk = {p.name for p in (tmp_path / "out").glob("*.png")}
+    assert on_disk == {Path(f["dst"]).name for f in ok}
+    assert not temp_files(tmp_path / "out")
+
+
+@needs_dask
+def test_frozen_scheduler_is_given_up_after_scheduler_timeout(process_cluster, tmp_path):
+    """SIGSTOP: the scheduler's connections stay open and nothing answers (a network partition
+    looks the same). Without --scheduler-timeout the batch would wait for as long as it lasts."""
+    photos = many_photos(tmp_path / "many")
+    proc = kmpress_process(
+        "compress", photos, "-o", "out", "-k", 4, "--scheduler", process_cluster.address, "--scheduler-timeout", 2, cwd=tmp_path, cluster=process_cluster
+    )
+    signal_scheduler_mid_batch(process_cluster, proc, tmp_path / "out", signal.SIGSTOP)
+    try:
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        os.kill(process_cluster.scheduler.pid, signal.SIGKILL)
+    assert proc.returncode == 75, stderr
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and "was lost (it did not answer for 2 s)" in lines[0], stderr
+    written = int(re.search(r"(\d+) written, 0 skipped, 0 failed, \d+ not done", stdout).group(1))
+    # every file reported written is there (workers that kept going may add more later)
+    assert written >= 3 and len(list((tmp_path / "out").glob("*.png"))) >= written
+
+
+@pytest.mark.parametrize("address", ["tcp://127.0.0.1", "http://127.0.0.1:8786"])
+@needs_dask
+def test_malformed_scheduler_address_is_one_line_and_exits_at_once(tmp_path, address):
+    """Refused before a Dask Client exists: one that failed to connect would hold the process
+    20 s at exit and print a traceback ("Exception ignored in: Client.__del__")."""
+    photo(tmp_path / "a.png")
+    proc = kmpress_process("compress", "a.png", "--json", "--scheduler", address, cwd=tmp_path)
+    stdout, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 2
+    msg = f"not a Dask scheduler address: '{address}'"
+    assert stderr.strip().splitlines()[0].startswith(f"kmpress: {msg}") and len(stderr.strip().splitlines()) == 1, stderr
+    assert json.loads(stdout)["error"].startswith(msg)
+    assert not (tmp_path / "a-k16.png").exists()
+
+
+def test_scheduler_timeout_is_checked_by_the_options():
+    from kmpress import InvalidParameterError, Options
+
+    assert Options(scheduler_timeout=2).scheduler_timeout == 2.0 and Options().scheduler_timeout is None
+    for bad in (0, -1, "soon", float("nan")):
+        with pytest.raises(InvalidParameterError, match="scheduler_timeout"):
+            Options(scheduler_timeout=bad)
+    r = kmpress("compress", "a.png", "--scheduler", "tcp://127.0.0.1:9", "--scheduler-timeout", 0)
+    assert r.exit_code == 2 and "(--scheduler-timeout)" in r.stderr

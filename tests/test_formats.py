@@ -57,7 +57,7 @@ def test_webp_decodes_to_exactly_the_quantized_pixels(photos, name, k):
     with Image.open(BytesIO(data)) as im:
         assert im.format == "WEBP" and im.size == photos[name].shape[1::-1]
         assert np.array_equal(np.array(im.convert("RGB")), q.to_array())
-    # lossless and smaller than the PNG of the same palette image on these photos (README table)
+    # lossless and smaller than the PNG of the same palette image on these photos (docs/results.md)
     assert len(data) < len(formats.encode(q.palette, q.indices, "png"))
     assert formats.encode(q.palette, q.indices, "webp") == data  # deterministic
 

@@ -49,17 +49,17 @@ def _assert_round_trip(src: Path, dst: Path, k: int, png, **options):
     np.testing.assert_array_equal(pixels, q.to_array())
     np.testing.assert_array_equal(np.array(im), q.indices)
     assert hdr["colour_type"] == 3
-    assert hdr["bit_depth"] == q.png_bit_depth == rep.bit_depth
+    assert hdr["bit_depth"] == q.bit_depth == rep.bit_depth
     assert (hdr["width"], hdr["height"]) == (rep.width, rep.height) == (q.indices.shape[1], q.indices.shape[0])
     plte = [p for t, p in png.chunks(data) if t == b"PLTE"][0]
     assert plte == q.palette[:, :3].tobytes()
-    assert rep.colors == q.k and rep.k == k
+    assert rep.colors == q.colors == q.palette.shape[0] and rep.k == q.k == k
     assert rep.bits == q.bits
     assert rep.output_bytes == len(data) == dst.stat().st_size
     assert rep.input_bytes == src.stat().st_size
     assert rep.mse == q.mse and (rep.psnr == q.psnr or (math.isinf(rep.psnr) and math.isinf(q.psnr)))
     d = rep.as_dict()
-    assert d["colors"] == q.k and d["bits"]["total"] == q.bits.total
+    assert d["colors"] == q.colors and d["bits"]["total"] == q.bits.total
     return rep, q, data
 
 
@@ -89,7 +89,7 @@ def test_bit_depth_is_smallest_legal(tmp_path, png, n):
     src = tmp_path / "in.png"
     Image.fromarray(palette[idx]).save(src)
     rep, q, data = _assert_round_trip(src, tmp_path / "out.png", 256, png)
-    assert q.k == n and math.isinf(rep.psnr)
+    assert q.colors == n and math.isinf(rep.psnr)
     assert png.ihdr(data)["bit_depth"] == (1 if n <= 2 else 2 if n <= 4 else 4 if n <= 16 else 8)
 
 
@@ -256,7 +256,7 @@ def test_mode_p(tmp_path, png, transparent):
     else:
         np.testing.assert_array_equal(a, expected)
     rep, q, data = _assert_round_trip(src, tmp_path / "o.png", 256, png)
-    assert q.k == 6 and math.isinf(q.psnr)  # lossless: 6 colours in, 6 out
+    assert q.colors == 6 and math.isinf(q.psnr)  # lossless: 6 colours in, 6 out
     assert (b"tRNS" in dict(png.chunks(data))) == transparent
 
 
@@ -269,7 +269,7 @@ def test_mode_1(tmp_path, png):
     a = kmpress.read_image(src)
     np.testing.assert_array_equal(a, np.repeat(np.where(bits, 255, 0).astype(np.uint8)[:, :, None], 3, axis=2))
     rep, q, data = _assert_round_trip(src, tmp_path / "o.png", 16, png)
-    assert q.k == 2 and rep.bit_depth == 1
+    assert q.colors == 2 and rep.bit_depth == 1
 
 
 def test_mode_i16_grey_png_reduced_to_8_bits(tmp_path, png):

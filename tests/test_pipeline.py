@@ -9,6 +9,7 @@ import pytest
 import kmpress
 from kmpress.options import Options
 from kmpress.pipeline import Pipeline, as_image
+from kmpress.stages import Stages
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +27,19 @@ def test_pipeline_steps_are_quantize(crop, opts):
         score = pipe.score(f)
         q2 = pipe.finish(f)
         assert np.array_equal(q.palette, q2.palette) and np.array_equal(q.indices, q2.indices)
-        assert q.psnr == q2.psnr == score and q.delta_e == q2.delta_e
-        assert (q.n_iter, q.converged) == (q2.n_iter, q2.converged)
+        assert q.psnr == q2.psnr == score and q.figures == q2.figures
+
+
+def test_the_steps_are_timed_by_the_recorder_they_are_given(crop):
+    seen: list[str] = []
+    rec = Stages(seen.append)
+    pipe = Pipeline(crop, Options(colorspace="oklab", n_init=2), stages=rec)
+    assert list(rec.times) == ["histogram", "colorspace"]
+    f = pipe.fit(9, np.random.default_rng(3))
+    q = pipe.finish(f)
+    assert seen == ["histogram", "colorspace", "init", "lloyd", "init", "lloyd", "remap", "delta_e"]
+    assert q.timings == rec.times and q.timings is not rec.times  # a copy: later stages do not move it
+    assert pipe.figures(f, {}) == q.figures
 
 
 def test_warm_start_never_raises_the_cost(crop):
@@ -75,7 +87,7 @@ def test_to_pil_is_a_palette_image_of_the_same_pixels(crop):
     im = q.to_pil()
     assert isinstance(im, Image.Image) and im.mode == "P" and im.size == (crop.shape[1], crop.shape[0])
     assert np.array_equal(np.array(im), q.indices)
-    assert np.array_equal(np.array(im.getpalette()[: 3 * q.k], np.uint8).reshape(-1, 3), q.palette)
+    assert np.array_equal(np.array(im.getpalette()[: 3 * q.colors], np.uint8).reshape(-1, 3), q.palette)
     assert np.array_equal(np.array(im.convert("RGB")), q.to_array())
 
 
@@ -121,8 +133,8 @@ def test_pillow_images_go_where_arrays_go(crop):
 
 def test_round_trip_through_pillow_is_lossless(crop):
     q = kmpress.quantize(crop, 20)
-    again = kmpress.quantize(q.to_pil(), q.k)
-    assert np.isinf(again.psnr) and again.n_colors_in == q.k
+    again = kmpress.quantize(q.to_pil(), q.colors)
+    assert np.isinf(again.psnr) and again.n_colors_in == q.colors
     assert np.array_equal(again.to_array(), q.to_array())
     assert np.array_equal(np.array(again.to_pil().convert("RGB")), q.to_array())
 

@@ -128,12 +128,13 @@ def test_memory_budget_estimates_from_headers(tmp_path):
 # --------------------------------------------------------------------------------------------
 # signals inside C callbacks: numba's compiler calls back into Python from C (llvmlite's object
 # cache); an exception raised by a signal handler there is printed as "Exception ignored on
-# calling ctypes callback" and lost. Both handlers are run from inside a real ctypes callback.
+# calling ctypes callback" and lost. The handlers are run from inside a real ctypes callback
+# (the main process's in test_interrupts.py).
 # --------------------------------------------------------------------------------------------
 
 _IN_A_CALLBACK = r"""
 import ctypes, os, signal, sys, time
-from kmpress import pool
+from kmpress import interrupts, pool
 {setup}
 CALLBACK = ctypes.CFUNCTYPE(None)
 ns = {{"os": os, "signal": signal, "time": time}}
@@ -144,7 +145,7 @@ cb = CALLBACK(ns["body"])
 try:
 {run}
 except KeyboardInterrupt:
-    print("interrupted after the callback", pool.interrupted_by() == signal.{sig})
+    print("interrupted after the callback", interrupts.received() == signal.{sig})
     sys.exit(0)
 print("callback returned without the interrupt")
 """
@@ -166,21 +167,6 @@ def test_worker_sigterm_inside_a_c_callback_exits_cleanly(tmp_path):
     assert r.returncode == 128 + 15, (r.stdout, r.stderr)
     assert r.stderr == "" and r.stdout == ""  # nothing "ignored", no traceback
     assert list(tmp_path.iterdir()) == []  # the temporary file of the write in progress is gone
-
-
-def test_main_process_interrupt_waits_until_the_c_callback_returned(tmp_path):
-    for sig in ("SIGINT", "SIGTERM"):
-        r = _run_in_callback(tmp_path, "", sig, "with pool.handling_signals():\n    cb()\n    time.sleep(5)")
-        assert r.returncode == 0 and r.stdout.strip() == "interrupted after the callback True", (r.stdout, r.stderr)
-        assert r.stderr == ""
-    # control: outside llvmlite code the interrupt is raised at once (as Python's own Ctrl-C is),
-    # and inside this callback that shows the very hazard the deferral avoids
-    r = _run_in_callback(tmp_path, "", "SIGINT", "with pool.handling_signals():\n    cb()", fake="elsewhere.py")
-    assert "Exception ignored" in r.stderr and "callback returned without the interrupt" in r.stdout
-    # and the handlers in place before come back
-    r = _run_in_callback(tmp_path, "before = signal.getsignal(signal.SIGTERM)\nwith pool.handling_signals():\n    pass\n"
-                         "assert signal.getsignal(signal.SIGTERM) is before", "SIGINT", "pass")
-    assert r.returncode == 0, r.stderr
 
 
 def test_every_file_of_a_breaking_pool_gets_its_result(tmp_path):

@@ -40,7 +40,7 @@ def test_dithered_output_uses_only_palette_entries_and_reports_its_own_error(pho
     q = kmpress.quantize(img, 8, colorspace=space, dither=FS)
     assert q.dither == FS
     assert q.indices.dtype == np.uint8 and q.indices.shape == img.shape[:2]
-    assert int(q.indices.max()) < q.k
+    assert int(q.indices.max()) < q.colors
     out = q.to_array()
     # every output pixel is a palette entry (trivially, through the indices) and the figures
     # are those of the dithered pixels, not of the nearest-entry shortcut

@@ -19,8 +19,10 @@ from kmpress import compress, compress_many
 from kmpress.cli.main import app
 from kmpress.cli.render import Running, progress
 from kmpress.pool import FileResult
+from kmpress.stages import STAGES, Stages
 
-PLAIN = ["read", "histogram", "init", "lloyd", "remap", "delta_e", "write"]
+#: The stages of a compression in RGB (OKLab adds "colorspace" after "histogram").
+PLAIN = [s for s in STAGES if s != "colorspace"]
 
 
 def _photo(path: Path, size=(80, 60), seed=0, alpha=False) -> Path:
@@ -57,6 +59,40 @@ def test_compress_reports_its_stages_in_order_and_the_file_is_the_same(tmp_path,
         assert seen == PLAIN
 
 
+def test_the_recorder_times_each_stage_and_tells_the_listener_once_per_run():
+    seen: list[str] = []
+    rec = Stages(seen.append)
+    with rec("histogram"):
+        pass
+    for _ in range(2):
+        with rec("init"):
+            pass
+        with rec("lloyd"):
+            pass
+    mark = dict(rec.times)
+    with rec("lloyd"):  # a second part of the stage running: told once
+        pass
+    with rec("remap"):
+        pass
+    assert seen == ["histogram", "init", "lloyd", "init", "lloyd", "remap"]
+    assert list(rec.times) == ["histogram", "init", "lloyd", "remap"]  # first entered first
+    assert all(t >= 0 for t in rec.times.values())
+    assert set(rec.since(mark)) == {"lloyd", "remap"}
+    assert rec.since(mark)["remap"] == rec.times["remap"]
+    with pytest.raises(ValueError, match="unknown stage 'lloyds'"):
+        with rec("lloyds"):
+            pass
+    assert Stages().times == {}
+
+
+def test_a_stage_that_raises_is_still_timed_and_the_error_passes():
+    rec = Stages()
+    with pytest.raises(KeyError):
+        with rec("remap"):
+            raise KeyError("x")
+    assert "remap" in rec.times
+
+
 def test_a_quality_target_reports_each_candidate(tmp_path):
     src = _photo(tmp_path / "a.png")
     seen: list[str] = []
@@ -64,6 +100,11 @@ def test_a_quality_target_reports_each_candidate(tmp_path):
     assert seen[:2] == ["read", "histogram"] and seen[-2:] == ["delta_e", "write"]
     fits = len(rep.search)
     assert fits >= 2 and seen.count("lloyd") >= fits  # each candidate K fitted (and the polish)
+    # the report's times are the whole search's: at least the sum of its candidates' (equal, up
+    # to rounding, for a stage only the candidates ran)
+    for stage in ("init", "lloyd", "remap"):
+        assert rep.timings[stage] >= sum(t.timings.get(stage, 0.0) for t in rep.search) - 1e-9
+    assert all(set(t.timings) <= set(STAGES) and "lloyd" in t.timings for t in rep.search)
 
 
 def test_what_the_callback_raises_stops_the_compression(tmp_path):

@@ -2,15 +2,54 @@
 
 Each colour is converted on its own (8-bit values through a linear-light table, then Ottosson's
 two matrices with a cube root between them, as :mod:`kmpress.colorspace` documents), so results
-do not depend on the number of threads.
+do not depend on the number of threads. The cube root is :func:`kmpress.fixedmath.cbrt`, operation
+for operation (numba's ``np.cbrt`` calls the C library's, whose last bits depend on the library and
+the CPU); without ``fastmath`` numba keeps every rounding, so both backends agree bit for bit.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 from numba import njit, prange
 
+from ..fixedmath import CBRT_G0, CBRT_G1, CBRT_G2, SPLIT
 from ._jit import CHUNK, kernel
+
+
+@njit(inline="always")
+def _split(a):
+    t = a * SPLIT
+    hi = t - (t - a)
+    return hi, a - hi
+
+
+@njit(inline="always")
+def _two_prod(a, b):
+    p = a * b
+    ah, al = _split(a)
+    bh, bl = _split(b)
+    return p, ((ah * bh - p) + ah * bl + al * bh) + al * bl
+
+
+@njit(inline="always")
+def _cbrt(x):
+    # kmpress.fixedmath.cbrt for one value, the same operations in the same order
+    a = abs(x)
+    if not (a > 0.0 and a < np.inf):
+        return x
+    m, e = math.frexp(a)
+    q = e // 3
+    m = math.ldexp(m, e - 3 * q)
+    y = CBRT_G0 + (CBRT_G1 + CBRT_G2 * m) * m
+    for _ in range(4):
+        y = y - (y * y * y - m) / (3.0 * (y * y))
+    p, pe = _two_prod(y, y)
+    c, ce = _two_prod(p, y)
+    r = ((m - c) - ce) - pe * y
+    y = y + r / (3.0 * p)
+    return math.copysign(math.ldexp(y, q), x)
 
 
 @njit(inline="always")
@@ -18,9 +57,9 @@ def _lab_of(lut, r, g, b, m1, m2, out3):
     lr = lut[r]
     lg = lut[g]
     lb = lut[b]
-    l_ = np.cbrt(m1[0, 0] * lr + m1[0, 1] * lg + m1[0, 2] * lb)
-    m_ = np.cbrt(m1[1, 0] * lr + m1[1, 1] * lg + m1[1, 2] * lb)
-    s_ = np.cbrt(m1[2, 0] * lr + m1[2, 1] * lg + m1[2, 2] * lb)
+    l_ = _cbrt(m1[0, 0] * lr + m1[0, 1] * lg + m1[0, 2] * lb)
+    m_ = _cbrt(m1[1, 0] * lr + m1[1, 1] * lg + m1[1, 2] * lb)
+    s_ = _cbrt(m1[2, 0] * lr + m1[2, 1] * lg + m1[2, 2] * lb)
     for j in range(3):
         out3[j] = m2[j, 0] * l_ + m2[j, 1] * m_ + m2[j, 2] * s_
 

@@ -22,6 +22,8 @@ from typing import Any, Callable
 
 from numba import njit
 
+from ..interrupts import deferred
+
 #: Points per chunk of work. Fixed (never derived from the thread count) so that partial sums,
 #: and hence results, do not depend on how many threads run.
 CHUNK = 8192
@@ -54,15 +56,20 @@ class Kernel:
             with _LOCK:
                 if self._dispatcher is None:
                     # nogil: a kernel leaves the GIL to other threads (a warm-up loading the next
-                    # kernels, the PNG encoder) while it runs; it touches no Python object
-                    self._dispatcher = njit(self.sig, cache=True, parallel=self.parallel, nogil=True)(self.py_func)
+                    # kernels, the PNG encoder) while it runs; it touches no Python object.
+                    # Deferred: the compiler and the cache loader are called back from C
+                    with deferred():
+                        self._dispatcher = njit(self.sig, cache=True, parallel=self.parallel, nogil=True)(self.py_func)
         return self._dispatcher
 
     def __call__(self, *args: Any) -> Any:
         d = self._dispatcher
         if d is None:
             d = self.dispatcher
-        return d(*args)
+        # the compiled wrapper calls back into Python (to box the arrays it returns) and cannot
+        # take an exception there: a Ctrl-C is raised once it has returned (kmpress.interrupts)
+        with deferred():
+            return d(*args)
 
     def __repr__(self) -> str:
         return f"<kmpress kernel {self.__qualname__} {self.sig}{' parallel' if self.parallel else ''}>"

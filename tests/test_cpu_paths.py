@@ -1,0 +1,55 @@
+"""The same results on every x86-64 CPU, checked on this one: the probe of ``tests/cpu_probe.py``
+(OKLab conversions, error figures, whole compressions on both backends) computed here, then again
+in a child process where NumPy runs without any of its run-time SIMD targets (no AVX2, FMA or
+AVX-512 code paths: ``NPY_DISABLE_CPU_FEATURES``), its OpenBLAS uses the kernels of a CPU without
+FMA (``OPENBLAS_CORETYPE=Nehalem``) and numba compiles for a generic x86-64
+(``NUMBA_CPU_NAME=generic``, into an empty cache of its own). Every hash and every figure must be
+equal, and equal between the backends.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import cpu_probe
+
+TESTS = Path(__file__).resolve().parent
+
+
+def _without_backend(doc: dict) -> dict:
+    # "photo/kK/mode/backend" -> {"photo/kK/mode": {backend: figures}}
+    out: dict = {}
+    for key, figures in doc.items():
+        case, backend = key.rsplit("/", 1)
+        out.setdefault(case, {})[backend] = figures
+    return out
+
+
+def _diff(a: dict, b: dict, path: str = "") -> list[str]:
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b)) for d in _diff(a.get(k), b.get(k), f"{path}/{k}")]
+    return [] if a == b else [f"{path}: {a!r} != {b!r}"]
+
+
+def test_same_bytes_and_figures_under_other_cpu_code_paths(tmp_path):
+    here = cpu_probe.probe()
+    # both backends agree, in this process
+    for name, figures in here["kernels"].items():
+        assert figures == here["kernels"]["numba"], _diff(figures, here["kernels"]["numba"])[:5]
+    for case, by_backend in _without_backend(here["compressions"]).items():
+        assert by_backend["numpy"] == by_backend["numba"], (case, _diff(by_backend["numpy"], by_backend["numba"])[:5])
+
+    disabled = cpu_probe.cpu_paths()["numpy_dispatch_on"]
+    env = dict(os.environ, NUMBA_CPU_NAME="generic", NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"), OPENBLAS_CORETYPE="Nehalem")
+    env["NPY_DISABLE_CPU_FEATURES"] = " ".join([os.environ.get("NPY_DISABLE_CPU_FEATURES", ""), *disabled]).strip()
+    r = subprocess.run([sys.executable, str(TESTS / "cpu_probe.py")], env=env, capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    child = json.loads(r.stdout)
+    # the child really ran other code paths
+    assert child["paths"] == {"numpy_dispatch_on": [], "numba_cpu_name": "generic"}, child["paths"]
+    diffs = _diff(child["probe"], here)
+    assert not diffs, f"{len(diffs)} differences without {disabled} and for a generic CPU, e.g. " + "; ".join(diffs[:6])
