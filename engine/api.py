@@ -40,7 +40,7 @@ from .options import (
     make_options,
 )
 from .pipeline import Pipeline, Quantized
-from .points import make_frame, weight_exponent
+from .points import frame_points, weight_exponent
 from .quality import search_quality
 from .stages import Stages
 
@@ -194,8 +194,7 @@ def kmeans(
     if ew:
         w = np.ldexp(w, ew)
     start = _as_init(init, k, D, w, weighted, N)
-    frame = make_frame(a, w, weighted, ew)
-    X = frame.planar(a)
+    frame, X = frame_points(a, w, weighted, ew)
     if not isinstance(start, str):
         start = frame.to_frame(start)
     kern = backends.load(backends.choose(backend, N, k))
