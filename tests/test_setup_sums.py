@@ -129,3 +129,12 @@ def test_moments_equal_the_plain_sums(weighted, n):
     w = rng.random(n) * 5 if weighted else np.empty(0)
     assert clustering.moments(X, w, weighted) == plain_moments(X, w, weighted)
     assert clustering.moments(X, w, weighted, variance=False) == (plain_moments(X, w, weighted)[0], 0.0)
+
+
+def test_setup_costs_script_times_every_step():
+    from bench.setup_costs import measure
+
+    a = np.random.default_rng(3).integers(0, 256, (5000, 3)).astype(np.float64)
+    m = measure(a, 4, 1)
+    assert set(m) == {"frame + planar", "moments", "norm bounds", "inertia", "iteration", "plain iteration"}
+    assert all(t >= 0.0 for t in m.values())
