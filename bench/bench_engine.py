@@ -122,8 +122,8 @@ def test_seeding(benchmark, inputs, k, impl):
     assert np.unique(c, axis=0).shape[0] == k and np.isin(_codes(c), _codes(inputs.hist.colors)).all()
 
 
-def _codes(colours: np.ndarray) -> np.ndarray:
-    c = np.asarray(colours, np.int64)
+def _codes(colors: np.ndarray) -> np.ndarray:
+    c = np.asarray(colors, np.int64)
     return (c[:, 0] << 16) | (c[:, 1] << 8) | c[:, 2]
 
 

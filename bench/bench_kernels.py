@@ -5,7 +5,7 @@ same data, side by side in one pytest-benchmark group each.
   ``nearest``, boxes computed outside the timing as a Lloyd fit does once) against Lloyd
   centroids, which are cluster means, not colours. NumPy's labels come from a float32 product
   with the near ties decided again exactly, so they must equal numba's.
-- ``6a-colour-index``: ``colour_index``, each pixel's index among the distinct colours (the
+- ``6a-color-index``: ``color_index``, each pixel's index among the distinct colours (the
   per-pixel inverse that the dense histogram spares, made when a dithered or smoothed remap needs
   it).
 - ``6b-remap-codes``: ``remap_codes``, every pixel's palette index through a table of all 2^24
@@ -66,14 +66,14 @@ def test_nearest_labels(benchmark, inputs, k, impl):
 
 
 @pytest.mark.parametrize("impl", BACKENDS)
-def test_colour_index(benchmark, inputs, impl):
+def test_color_index(benchmark, inputs, impl):
     """Each pixel's index among the distinct colours, from the histogram's sorted codes."""
     kern = KERNELS[impl]
     px = inputs.photo.reshape(-1, 3)
-    idx = measure(benchmark, lambda: kern.colour_index(px, inputs.hist.codes), stage="colour-index", k=None, impl=impl, **_tag(inputs))
+    idx = measure(benchmark, lambda: kern.color_index(px, inputs.hist.codes), stage="color-index", k=None, impl=impl, **_tag(inputs))
     assert idx.dtype == np.int32 and idx.shape == (px.shape[0],)
     assert np.array_equal(inputs.hist.colors[idx], px)
-    assert np.array_equal(idx, inputs.pixel_colours())
+    assert np.array_equal(idx, inputs.pixel_colors())
     if inputs.hist.inverse is not None:  # small images keep the inverse: the same thing
         assert np.array_equal(idx, inputs.hist.inverse)
 
@@ -81,7 +81,7 @@ def test_colour_index(benchmark, inputs, impl):
 @pytest.mark.parametrize("impl", BACKENDS)
 def test_remap_codes(benchmark, inputs, impl):
     """Every pixel's palette index through the table of all 2^24 colour codes, as the plain remap
-    of a large RGB image does; equal to gathering each colour's index through ``colour_index``."""
+    of a large RGB image does; equal to gathering each colour's index through ``color_index``."""
     kern = KERNELS[impl]
     px = inputs.photo.reshape(-1, 3)
     lab8 = (np.arange(inputs.hist.n_colors) % K_AUTO).astype(np.uint8)  # any palette index per colour
@@ -90,7 +90,7 @@ def test_remap_codes(benchmark, inputs, impl):
     lut[inputs.hist.codes] = lab8
     out = np.empty(px.shape[0], np.uint8)
     measure(benchmark, lambda: kern.remap_codes(px, lut, out), stage="remap-codes", k=None, impl=impl, **_tag(inputs))
-    assert np.array_equal(out, lab8[inputs.pixel_colours()])
+    assert np.array_equal(out, lab8[inputs.pixel_colors()])
 
 
 @lru_cache(maxsize=None)

@@ -60,9 +60,18 @@ def _decode(path: Path) -> np.ndarray:
         return np.array(im.convert("RGB"))
 
 
+def delta_e(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean OKLab distance (plain units) between two uint8 (H, W, 3) images of the same shape, in
+    float64 NumPy through :func:`kmpress.colorspace.srgb_to_oklab`."""
+    from kmpress.colorspace import srgb_to_oklab
+
+    la = srgb_to_oklab(a.reshape(-1, 3))
+    lb = srgb_to_oklab(b.reshape(-1, 3))
+    return float(np.sqrt(((la - lb) ** 2).sum(axis=1)).mean())
+
+
 def _measure(img: np.ndarray, path: Path, seconds: float) -> Measure:
     from kmpress import psnr
-    from kmpress.metrics import delta_e
 
     out = _decode(path)
     return Measure(psnr(img, out), delta_e(img, out), path.stat().st_size, seconds)

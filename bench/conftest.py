@@ -77,7 +77,7 @@ class Inputs:
 
         self.photo = photo
         self.hist = build_histogram(photo, kernels_numba)
-        self.hist_X = self.hist.planar()
+        self.hist_X = np.ascontiguousarray(self.hist.colors.T, dtype=np.float32)
         self.hist_w = self.hist.counts.astype(np.float64)
         self.pixels = np.ascontiguousarray(photo.reshape(-1, 3).T, dtype=np.float32)
 
@@ -131,11 +131,11 @@ class Inputs:
         return out
 
     @lru_cache(maxsize=1)
-    def pixel_colours(self) -> np.ndarray:
-        """(H*W,) int32 index into ``hist.colors`` of every pixel (numba's ``colour_index``)."""
+    def pixel_colors(self) -> np.ndarray:
+        """(H*W,) int32 index into ``hist.colors`` of every pixel (numba's ``color_index``)."""
         from kmpress import kernels_numba
 
-        return kernels_numba.colour_index(self.photo.reshape(-1, 3), self.hist.codes)
+        return kernels_numba.color_index(self.photo.reshape(-1, 3), self.hist.codes)
 
     @lru_cache(maxsize=1)
     def pixel_rows(self) -> np.ndarray:
@@ -175,11 +175,11 @@ def jit(tmp_path_factory: pytest.TempPathFactory) -> None:
     from kmpress.clustering import lloyd
 
     # the twins whose parallel variant only large inputs reach (the suite's "full" photo), and
-    # the table behind colour_index: loaded here, so the first timed round does not
+    # the table behind color_index: loaded here, so the first timed round does not
     for twin in (kernels_numba.nearest, kernels_numba.remap_codes):
         twin.serial.dispatcher
         twin.parallel.dispatcher
-    kernels_numba.colour_index(np.zeros((1, 3), np.uint8), np.zeros(1, np.uint32))
+    kernels_numba.color_index(np.zeros((1, 3), np.uint8), np.zeros(1, np.uint32))
     rng = np.random.default_rng(1)
     dense_min = int(getattr(kernels_numba, "DENSE_MIN_PIXELS", 1 << 19))
     big = rng.integers(0, 256, size=(-(-dense_min // 1024), 1024, 3), dtype=np.uint8)

@@ -19,7 +19,7 @@ STAGES = {
     "converge": "5-lloyd-converge",
     "labels": "5a-nearest-labels",
     "remap": "6-remap",
-    "colour-index": "6a-colour-index",
+    "color-index": "6a-color-index",
     "remap-codes": "6b-remap-codes",
     "png": "7-png-encode",
     "compress": "8-compress",

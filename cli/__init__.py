@@ -2,10 +2,12 @@
 
 
 def run() -> None:
-    """Console entry point (``kmpress``, ``python -m kmpress``): Ctrl-C and SIGTERM are handled
-    from the start (importing the commands takes a moment, and a process started with SIGINT
-    ignored, as a shell script's background job is, would otherwise drop it meanwhile), then
-    :func:`kmpress.cli.main.main` runs the app."""
+    """Run the console entry point (``kmpress``, ``python -m kmpress``).
+
+    Ctrl-C and SIGTERM are handled from the start (importing the commands takes a moment, and a
+    process started with SIGINT ignored, as a shell script's background job is, would otherwise
+    drop it meanwhile), then :func:`kmpress.cli.main.main` runs the app.
+    """
     import signal
     import sys
 

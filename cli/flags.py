@@ -1,11 +1,14 @@
-"""What the kmpress commands share: the exit codes, the flag of each engine option (to name it in
-error messages), and the declarations of the flags more than one command takes. Pure Python and
-typer only, so that ``kmpress --help`` stays fast.
+"""The kmpress commands' flags.
+
+The exit codes, the flag of each engine option (to name it in error messages), and the
+declarations of the flags (help text, metavar, default shown). Pure Python and typer only, so
+that ``kmpress --help`` stays fast.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -62,7 +65,7 @@ def _max_pixels(value: int | None):
 
 
 MaxPixelsOpt = Annotated[
-    Optional[int],
+    int | None,
     typer.Option(
         "--max-pixels",
         help="Refuse images with more pixels (0 = no limit).  [default: auto: only decompression bombs (a file far "
@@ -77,27 +80,39 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON document o
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the k-means++ initialisation (same seed, same output).")]
 SpaceOpt = Annotated[
     str,
-    typer.Option("--space", help="Colour space to cluster in: rgb or oklab (perceptual; see docs/quality.md).", metavar="rgb|oklab"),
+    typer.Option(
+        "--space",
+        help="Colour space to cluster in: rgb or oklab (perceptual; see docs/quality.md).",
+        metavar="rgb|oklab",
+    ),
 ]
-DitherOpt = Annotated[bool, typer.Option("--dither/--no-dither", help="Floyd-Steinberg error diffusion when remapping.")]
+DitherOpt = Annotated[
+    bool, typer.Option("--dither/--no-dither", help="Floyd-Steinberg error diffusion when remapping.")
+]
 StartsOpt = Annotated[
     int,
-    typer.Option("--starts", help="k-means runs from different seeds; the lowest cost wins (~N times the clustering time).", metavar="N"),
+    typer.Option(
+        "--starts",
+        help="k-means runs from different seeds; the lowest cost wins (~N times the clustering time).",
+        metavar="N",
+    ),
 ]
 SmoothOpt = Annotated[
     float,
     typer.Option(
         "--smooth",
         help="Rate-aware remap: a pixel may keep its neighbour's colour when that costs at most X times the "
-        "mean squared error more (smaller files; 0.3 with --starts 4 beat pngquant on size and PSNR, see docs/quality.md).",
+        "mean squared error more (smaller files; 0.3 with --starts 4 beat pngquant on size and PSNR, see "
+        "docs/quality.md).",
         metavar="X",
     ),
 ]
 QualityOpt = Annotated[
-    Optional[float],
+    float | None,
     typer.Option(
         "--quality",
-        help="Target PSNR in dB instead of -k: the smallest K (up to --max-colors) reaching it. Outputs are named <stem>-q<PSNR>.png.",
+        help="Target PSNR in dB instead of -k: the smallest K (up to --max-colors) reaching it. Outputs are named "
+        "<stem>-q<PSNR>.png.",
         metavar="PSNR_DB",
         show_default=False,
     ),
@@ -105,7 +120,139 @@ QualityOpt = Annotated[
 MaxColorsOpt = Annotated[int, typer.Option("--max-colors", help="Largest K --quality may use, 1-256.")]
 StrictOpt = Annotated[
     bool,
-    typer.Option("--strict", help="With --quality: fail (exit code 3, nothing written) when --max-colors colours cannot reach the target, instead of writing the --max-colors result."),
+    typer.Option(
+        "--strict",
+        help="With --quality: fail (exit code 3, nothing written) when --max-colors colours cannot reach the "
+        "target, instead of writing the --max-colors result.",
+    ),
 ]
 MaxIterOpt = Annotated[int, typer.Option("--max-iter", help="Most k-means iterations per image.")]
 TolOpt = Annotated[float, typer.Option("--tol", help="Convergence tolerance (relative centroid shift).")]
+
+
+# The flags of compress alone.
+PathsArg = Annotated[
+    list[Path] | None,
+    typer.Argument(
+        help="Image files and/or folders (folders: every image Pillow reads in them); - reads one image from "
+        "standard input (the result goes to standard output unless -o DIR).",
+        metavar="PATH...",
+        show_default=False,
+    ),
+]
+ColorsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "-k",
+        "--colors",
+        help=f"Colours in the palette, 1-256 (not with --quality).  [default: {opt.DEFAULT_K}]",
+        show_default=False,
+    ),
+]
+OutDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "-o",
+        "--out-dir",
+        help="Write the outputs here (created if missing) instead of beside each input, each of several folders "
+        "under a sub-folder of its name; - writes the one input's image to standard output.",
+    ),
+]
+FormatOpt = Annotated[
+    str,
+    typer.Option(
+        "--format",
+        help="Output format: png (indexed PNG) or webp (lossless WebP with exactly the same colours: 10-17 % "
+        "smaller, 5-9x slower to encode).",
+        metavar="png|webp",
+    ),
+]
+StripOpt = Annotated[
+    bool,
+    typer.Option(
+        "--strip", help="Write no metadata (by default the ICC profile and the EXIF (date, camera, GPS) are kept)."
+    ),
+]
+SkipIfLargerOpt = Annotated[
+    bool,
+    typer.Option(
+        "--skip-if-larger",
+        help="Do not write an output larger than its input file (reported as skipped with both sizes; exit code 98 "
+        "when no file is written for this reason).",
+    ),
+]
+SuffixOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--suffix",
+        help="Text added to the file stem; {k} becomes K, {q} the --quality target.  "
+        "[default: -k{k}; -q{q} with --quality]",
+        show_default=False,
+    ),
+]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Overwrite existing outputs (default: skip them).")]
+JobsOpt = Annotated[
+    int | None,
+    typer.Option("-j", "--jobs", help="Files compressed in parallel.  [default: one per core]", show_default=False),
+]
+RecursiveOpt = Annotated[bool, typer.Option("-r", "--recursive", help="Descend into sub-folders.")]
+SchedulerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        help="Run the batch on this Dask cluster (tcp://HOST:PORT; needs kmpress[dask]; the workers must see the "
+        "files at the same paths). --jobs then limits the files in flight (default: all).",
+        metavar="ADDRESS",
+        show_default=False,
+    ),
+]
+SchedulerTimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--scheduler-timeout",
+        help="With --scheduler: give up on a scheduler that does not answer for this long (frozen, or cut off by "
+        "the network); the files not done are listed and the exit code is 75.  "
+        "[default: wait as long as it takes]",
+        metavar="SECONDS",
+        show_default=False,
+    ),
+]
+QuietOpt = Annotated[
+    bool, typer.Option("-q", "--quiet", help="No progress bar and no table; failures still go to stderr.")
+]
+
+# The flags of demo, info and sweep.
+DemoOutDirOpt = Annotated[Path, typer.Option("-o", "--out-dir", help="Folder for the demo's files.")]
+InfoFileArg = Annotated[
+    Path, typer.Argument(help="An image (e.g. a PNG written by kmpress).", metavar="FILE", show_default=False)
+]
+AgainstOpt = Annotated[
+    Path | None, typer.Option("--against", help="The original, to report the PSNR of FILE against it.")
+]
+PaletteOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--palette",
+        help="Write FILE's palette as a swatch image (PNG, one square per entry, 16 per row) to this path.",
+        metavar="OUT.png",
+        show_default=False,
+    ),
+]
+SweepFileArg = Annotated[Path, typer.Argument(help="An image.", metavar="FILE", show_default=False)]
+KsOpt = Annotated[
+    str,
+    typer.Option(
+        "-k",
+        "--k",
+        help="K values: a range 2..64 (with --step), a list 4,16,64, or both (2..8,16,32).",
+        metavar="KS",
+    ),
+]
+StepOpt = Annotated[int, typer.Option("--step", help="Step through the K range.")]
+SweepOutDirOpt = Annotated[
+    Path,
+    typer.Option(
+        "-o", "--out-dir", help="Folder for <stem>-sweep.csv, <stem>-sweep.png (plot) and <stem>-contact.png."
+    ),
+]
+SweepMaxIterOpt = Annotated[int, typer.Option("--max-iter", help="Most k-means iterations per K.")]

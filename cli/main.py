@@ -12,52 +12,82 @@ from __future__ import annotations
 import signal
 import sys
 import time
-from contextlib import contextmanager, nullcontext
+from collections.abc import Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
 from kmpress import options as opt
-from kmpress.errors import ImageReadError, InvalidParameterError, KmpressError, SchedulerLostError, TargetNotReachedError
+from kmpress.errors import (
+    ImageReadError,
+    InvalidParameterError,
+    KmpressError,
+    SchedulerLostError,
+    TargetNotReachedError,
+)
 
-from .flags import (  # the flags' shared declarations and the exit codes
-    EXIT_OK,
-    EXIT_FAILED,
-    EXIT_USAGE,
-    EXIT_TARGET,
-    EXIT_LARGER,
-    EXIT_SCHEDULER_LOST,
-    EXIT_INTERRUPTED,
-    EXIT_TERMINATED,
+from .flags import (  # the flags' declarations and the exit codes
     EXIT_CODES_HELP,
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_LARGER,
+    EXIT_OK,
+    EXIT_SCHEDULER_LOST,
+    EXIT_TARGET,
+    EXIT_TERMINATED,
+    EXIT_USAGE,
     FLAGS,
+    AgainstOpt,
+    ColorsOpt,
     DebugOpt,
-    JsonOpt,
-    SeedOpt,
-    SpaceOpt,
+    DemoOutDirOpt,
     DitherOpt,
-    StartsOpt,
-    SmoothOpt,
-    QualityOpt,
+    ForceOpt,
+    FormatOpt,
+    InfoFileArg,
+    JobsOpt,
+    JsonOpt,
+    KsOpt,
     MaxColorsOpt,
-    StrictOpt,
     MaxIterOpt,
-    TolOpt,
     MaxPixelsOpt,
+    OutDirOpt,
+    PaletteOpt,
+    PathsArg,
+    QualityOpt,
+    QuietOpt,
+    RecursiveOpt,
+    SchedulerOpt,
+    SchedulerTimeoutOpt,
+    SeedOpt,
+    SkipIfLargerOpt,
+    SmoothOpt,
+    SpaceOpt,
+    StartsOpt,
+    StepOpt,
+    StrictOpt,
+    StripOpt,
+    SuffixOpt,
+    SweepFileArg,
+    SweepMaxIterOpt,
+    SweepOutDirOpt,
+    TolOpt,
     _max_pixels,
 )
 
 #: click's usage-error base class, as this typer ships it (typer 0.2x vendors click).
-_CLICK_ERROR = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
+_CLICK_ERROR: Any = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
 
 
 class _App(TyperGroup):
     """The app's click group. With ``--json`` among the arguments, a usage error that click
     itself catches (an unknown option, a value of the wrong type) gives the JSON document too."""
 
-    def main(self, args=None, prog_name=None, **extra):
+    # click's other keywords (standalone_mode, ...) pass through extra
+    def main(self, args=None, prog_name=None, **extra):  # type: ignore[override]
         argv = list(sys.argv[1:] if args is None else args)
         if "--json" not in argv or extra.get("standalone_mode") is False:
             return super().main(args=argv, prog_name=prog_name, **extra)
@@ -96,7 +126,9 @@ app = typer.Typer(
 STDOUT_IS_IMAGE = "_stdout_is_image"
 
 
-def _fail(message: str, code: int, command: str | None = None, as_json: bool = False, doc: dict | None = None) -> typer.Exit:
+def _fail(
+    message: str, code: int, command: str | None = None, as_json: bool = False, doc: dict | None = None
+) -> typer.Exit:
     """The one line on stderr and, with --json, the document saying the same on stdout (with
     what ``doc`` holds of the run so far)."""
     from .render import error_line
@@ -163,18 +195,14 @@ def _errors(debug: bool, command: str, as_json: bool = False, owns_process: bool
         raise fail(f"internal error: {type(e).__name__}: {e}{hint}", EXIT_FAILED) from None
 
 
-@contextmanager
-def _kmpress_process():
-    """Process-wide set-up for a command whose work runs here: numba, when it loads, skips its
-    BLAS probe; what Pillow's C libraries print while decoding becomes that file's notes; Ctrl-C
-    and SIGTERM stop the work (and a pool's workers) the same way, and are never raised inside
-    numba's code (see :mod:`kmpress.interrupts`)."""
-    from kmpress import backends, interrupts, notes
+def _kmpress_process() -> AbstractContextManager[None]:
+    """Process-wide set-up for a command whose work runs here (see :mod:`kmpress.process`):
+    numba, when it loads, skips its BLAS probe; what Pillow's C libraries print while decoding
+    becomes that file's notes; Ctrl-C and SIGTERM stop the work (and a pool's workers) the same
+    way, and are never raised inside numba's code (see :mod:`kmpress.interrupts`)."""
+    from kmpress.process import kmpress_process
 
-    backends.own_process()
-    notes.capture_native_messages()
-    with interrupts.handling_signals():
-        yield
+    return kmpress_process("main")
 
 
 def _interruption() -> tuple[str, int]:
@@ -202,7 +230,7 @@ def _print_json(doc: dict[str, Any]) -> None:
 _NOT_DONE = SchedulerLostError.__name__
 
 
-def _batch_exit_code(totals: dict[str, Any], results: list[Any] = ()) -> int:
+def _batch_exit_code(totals: dict[str, Any], results: Sequence[Any] = ()) -> int:
     """0 when nothing failed; 98 when nothing failed and nothing was written because every
     compressed file came out larger than its input (--skip-if-larger); 3 when the only failures
     are quality targets missed under --strict; 75 when a lost Dask scheduler left files not
@@ -224,7 +252,9 @@ def _run_pipe(job: Any, options: Any, as_json: bool, quiet: bool, debug: bool) -
     from .render import error_line
 
     if as_json and job.to_stdout:
-        raise InvalidParameterError("--json cannot be used when the image goes to standard output (-o -, or - as the only input)")
+        raise InvalidParameterError(
+            "--json cannot be used when the image goes to standard output (-o -, or - as the only input)"
+        )
     pipes.check_terminals(job, sys.stdin, sys.stdout)
     r = pipes.run_pipe(job, options, getattr(sys.stdin, "buffer", sys.stdin), getattr(sys.stdout, "buffer", sys.stdout))
     if debug and r.detail:
@@ -236,7 +266,9 @@ def _run_pipe(job: Any, options: Any, as_json: bool, quiet: bool, debug: bool) -
     return _report_compress([r], [r.as_dict()], r.seconds, options.k, options.target_psnr, as_json, quiet)
 
 
-def _report_compress(results: list, files: list[dict], seconds: float, k: Any, target_psnr: Any, as_json: bool, quiet: bool) -> int:
+def _report_compress(
+    results: list, files: list[dict], seconds: float, k: Any, target_psnr: Any, as_json: bool, quiet: bool
+) -> int:
     """Print what a compress run did (its JSON document, or the summary table) and return its
     exit code; ``files`` are the document's entries (the results', and any input not found)."""
     from kmpress import batch
@@ -250,7 +282,17 @@ def _report_compress(results: list, files: list[dict], seconds: float, k: Any, t
         totals["not_done"] = sum(1 for r in results if r.error_type == _NOT_DONE)
     if as_json:
         error = {} if lost is None else {"error": lost}
-        _print_json({"command": "compress", "k": k, "target_psnr": target_psnr, "files": files, "summary": totals, **error, "exit_code": code})
+        _print_json(
+            {
+                "command": "compress",
+                "k": k,
+                "target_psnr": target_psnr,
+                "files": files,
+                "summary": totals,
+                **error,
+                "exit_code": code,
+            }
+        )
     else:
         print_summary(results, totals, quiet=quiet)
     if lost is not None:
@@ -267,7 +309,8 @@ def _lost_scheduler(results: list) -> str | None:
         return None
     why = not_done[0].message.removeprefix("not done: ")
     n = len(not_done)
-    return f"{why}: {n} of {len(results)} file{'s' if len(results) != 1 else ''} not done (run the same command again to do {'them' if n > 1 else 'it'})"
+    files = f"{n} of {len(results)} file{'s' if len(results) != 1 else ''}"
+    return f"{why}: {files} not done (run the same command again to do {'them' if n > 1 else 'it'})"
 
 
 def _version(value: bool) -> None:
@@ -297,18 +340,8 @@ def _dither(on: bool) -> str | None:
 
 @app.command(epilog=EXIT_CODES_HELP)
 def compress(
-    paths: Annotated[
-        Optional[list[Path]],
-        typer.Argument(
-            help="Image files and/or folders (folders: every image Pillow reads in them); - reads one image from standard input (the result goes to standard output unless -o DIR).",
-            metavar="PATH...",
-            show_default=False,
-        ),
-    ] = None,
-    colors: Annotated[
-        Optional[int],
-        typer.Option("-k", "--colors", help=f"Colours in the palette, 1-256 (not with --quality).  [default: {opt.DEFAULT_K}]", show_default=False),
-    ] = None,
+    paths: PathsArg = None,
+    colors: ColorsOpt = None,
     quality: QualityOpt = None,
     max_colors: MaxColorsOpt = opt.default("max_colors"),
     strict: StrictOpt = opt.default("strict"),
@@ -316,70 +349,22 @@ def compress(
     dither: DitherOpt = opt.default("dither") is not None,
     starts: StartsOpt = opt.default("n_init"),
     smooth: SmoothOpt = opt.default("smooth"),
-    out_dir: Annotated[
-        Optional[Path],
-        typer.Option(
-            "-o",
-            "--out-dir",
-            help="Write the outputs here (created if missing) instead of beside each input, each of several folders under a sub-folder of its name; - writes the one input's image to standard output.",
-        ),
-    ] = None,
-    out_format: Annotated[
-        str,
-        typer.Option(
-            "--format",
-            help="Output format: png (indexed PNG) or webp (lossless WebP with exactly the same colours: 10-17 % smaller, 5-9x slower to encode).",
-            metavar="png|webp",
-        ),
-    ] = opt.default("format"),
-    strip: Annotated[
-        bool, typer.Option("--strip", help="Write no metadata (by default the ICC profile and the EXIF (date, camera, GPS) are kept).")
-    ] = opt.default("strip"),
-    skip_if_larger: Annotated[
-        bool,
-        typer.Option(
-            "--skip-if-larger",
-            help="Do not write an output larger than its input file (reported as skipped with both sizes; exit code 98 when no file is written for this reason).",
-        ),
-    ] = opt.default("skip_if_larger"),
-    suffix: Annotated[
-        Optional[str],
-        typer.Option(
-            "--suffix",
-            help="Text added to the file stem; {k} becomes K, {q} the --quality target.  [default: -k{k}; -q{q} with --quality]",
-            show_default=False,
-        ),
-    ] = None,
-    force: Annotated[bool, typer.Option("--force", help="Overwrite existing outputs (default: skip them).")] = False,
-    jobs: Annotated[
-        Optional[int],
-        typer.Option("-j", "--jobs", help="Files compressed in parallel.  [default: one per core]", show_default=False),
-    ] = None,
+    out_dir: OutDirOpt = None,
+    out_format: FormatOpt = opt.default("format"),
+    strip: StripOpt = opt.default("strip"),
+    skip_if_larger: SkipIfLargerOpt = opt.default("skip_if_larger"),
+    suffix: SuffixOpt = None,
+    force: ForceOpt = False,
+    jobs: JobsOpt = None,
     seed: SeedOpt = opt.default("seed"),
     max_iter: MaxIterOpt = opt.default("max_iter"),
     tol: TolOpt = opt.default("tol"),
-    recursive: Annotated[bool, typer.Option("-r", "--recursive", help="Descend into sub-folders.")] = False,
+    recursive: RecursiveOpt = False,
     max_pixels: MaxPixelsOpt = None,
-    scheduler: Annotated[
-        Optional[str],
-        typer.Option(
-            "--scheduler",
-            help="Run the batch on this Dask cluster (tcp://HOST:PORT; needs kmpress[dask]; the workers must see the files at the same paths). --jobs then limits the files in flight (default: all).",
-            metavar="ADDRESS",
-            show_default=False,
-        ),
-    ] = None,
-    scheduler_timeout: Annotated[
-        Optional[float],
-        typer.Option(
-            "--scheduler-timeout",
-            help="With --scheduler: give up on a scheduler that does not answer for this long (frozen, or cut off by the network); the files not done are listed and the exit code is 75.  [default: wait as long as it takes]",
-            metavar="SECONDS",
-            show_default=False,
-        ),
-    ] = None,
+    scheduler: SchedulerOpt = None,
+    scheduler_timeout: SchedulerTimeoutOpt = None,
     as_json: JsonOpt = False,
-    quiet: Annotated[bool, typer.Option("-q", "--quiet", help="No progress bar and no table; failures still go to stderr.")] = False,
+    quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
     """Compress images to palette PNGs named <stem>-k<K>.png (<stem>-q<PSNR>.png with --quality).
@@ -390,7 +375,9 @@ def compress(
     interrupted run leaves no partial file.
     """
     if not paths:
-        raise _fail("no input given (try: kmpress compress PHOTO.jpg, or kmpress --help)", EXIT_USAGE, "compress", as_json)
+        raise _fail(
+            "no input given (try: kmpress compress PHOTO.jpg, or kmpress --help)", EXIT_USAGE, "compress", as_json
+        )
     with _errors(debug, "compress", as_json, owns_process=True) as doc:
         options = opt.Options(
             k=colors,
@@ -456,7 +443,7 @@ def compress(
 
 @app.command(epilog=EXIT_CODES_HELP)
 def demo(
-    out_dir: Annotated[Path, typer.Option("-o", "--out-dir", help="Folder for the demo's files.")] = Path("kmpress-demo"),
+    out_dir: DemoOutDirOpt = Path("kmpress-demo"),
     seed: SeedOpt = opt.default("seed"),
     space: SpaceOpt = opt.default("colorspace"),
     dither: DitherOpt = opt.default("dither") is not None,
@@ -473,17 +460,31 @@ def demo(
         from kmpress import batch, report
 
         if not as_json:
-            print("compressing the sample at K = 4, 16, 64 (the very first run compiles the kernels, ~20 s) ...", file=sys.stderr, flush=True)
+            print(
+                "compressing the sample at K = 4, 16, 64 (the very first run compiles the kernels, ~20 s) ...",
+                file=sys.stderr,
+                flush=True,
+            )
         t0 = time.perf_counter()
         results, sheet = report.run_demo(out_dir, options=options)
         totals = batch.summarize(results, time.perf_counter() - t0)
         code = _batch_exit_code(totals)
         if as_json:
-            _print_json({"command": "demo", "files": [r.as_dict() for r in results], "comparison": None if sheet is None else str(sheet), "summary": totals, "exit_code": code})
+            _print_json(
+                {
+                    "command": "demo",
+                    "files": [r.as_dict() for r in results],
+                    "comparison": None if sheet is None else str(sheet),
+                    "summary": totals,
+                    "exit_code": code,
+                }
+            )
         else:
             from .render import print_summary, stdout_console
 
-            print_summary(results, totals, quiet=False, title="kmpress demo: the bundled sample at K = 4, 16, 64", by_output=True)
+            print_summary(
+                results, totals, quiet=False, title="kmpress demo: the bundled sample at K = 4, 16, 64", by_output=True
+            )
             if sheet is not None:
                 stdout_console().print(f"side-by-side comparison: {sheet}", markup=False)
     raise typer.Exit(code)
@@ -491,19 +492,9 @@ def demo(
 
 @app.command(epilog=EXIT_CODES_HELP)
 def info(
-    file: Annotated[Path, typer.Argument(help="An image (e.g. a PNG written by kmpress).", metavar="FILE", show_default=False)],
-    against: Annotated[
-        Optional[Path], typer.Option("--against", help="The original, to report the PSNR of FILE against it.")
-    ] = None,
-    palette: Annotated[
-        Optional[Path],
-        typer.Option(
-            "--palette",
-            help="Write FILE's palette as a swatch image (PNG, one square per entry, 16 per row) to this path.",
-            metavar="OUT.png",
-            show_default=False,
-        ),
-    ] = None,
+    file: InfoFileArg,
+    against: AgainstOpt = None,
+    palette: PaletteOpt = None,
     max_pixels: MaxPixelsOpt = None,
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
@@ -526,19 +517,14 @@ def info(
 
 @app.command(name="sweep", epilog=EXIT_CODES_HELP)
 def sweep_cmd(
-    file: Annotated[Path, typer.Argument(help="An image.", metavar="FILE", show_default=False)],
-    ks: Annotated[
-        str,
-        typer.Option("-k", "--k", help="K values: a range 2..64 (with --step), a list 4,16,64, or both (2..8,16,32).", metavar="KS"),
-    ] = "2..64",
-    step: Annotated[int, typer.Option("--step", help="Step through the K range.")] = 1,
-    out_dir: Annotated[
-        Path, typer.Option("-o", "--out-dir", help="Folder for <stem>-sweep.csv, <stem>-sweep.png (plot) and <stem>-contact.png.")
-    ] = Path("kmpress-sweep"),
+    file: SweepFileArg,
+    ks: KsOpt = "2..64",
+    step: StepOpt = 1,
+    out_dir: SweepOutDirOpt = Path("kmpress-sweep"),
     seed: SeedOpt = opt.default("seed"),
     space: SpaceOpt = opt.default("colorspace"),
     dither: DitherOpt = opt.default("dither") is not None,
-    max_iter: Annotated[int, typer.Option("--max-iter", help="Most k-means iterations per K.")] = opt.default("max_iter"),
+    max_iter: SweepMaxIterOpt = opt.default("max_iter"),
     tol: TolOpt = opt.default("tol"),
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
@@ -556,7 +542,11 @@ def sweep_cmd(
 
         values = ksweep.parse_ks(ks, step)
         if not as_json:
-            print(f"sweeping {file} at {len(values)} values of K ({values[0]}..{values[-1]}) ...", file=sys.stderr, flush=True)
+            print(
+                f"sweeping {file} at {len(values)} values of K ({values[0]}..{values[-1]}) ...",
+                file=sys.stderr,
+                flush=True,
+            )
         from .render import sweep_progress
 
         with sweep_progress(len(values), _want_progress(False, as_json)) as on_row:

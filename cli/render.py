@@ -75,7 +75,9 @@ def db(x: float | None) -> str:
 COLUMNS = ("file", "pixels", "K", "input", "output", "out/in", "bits/raw", "PSNR", "iter", "seconds")
 
 
-def summary_table(results: Iterable[Any], totals: dict[str, Any], title: str | None = None, by_output: bool = False) -> Table:
+def summary_table(
+    results: Iterable[Any], totals: dict[str, Any], title: str | None = None, by_output: bool = False
+) -> Table:
     """The per-file table (compressed files, and files left unwritten by --skip-if-larger, marked
     "not written") with a totals row (of the written files).
 
@@ -90,7 +92,7 @@ def summary_table(results: Iterable[Any], totals: dict[str, Any], title: str | N
     for i, name in enumerate(COLUMNS):
         t.add_column(name, justify="left" if i == 0 else "right", no_wrap=i != 0, overflow="fold")
     shown = [r for r in results if r.status == "ok" or r.skipped_larger]
-    for r, name in zip(shown, row_names([r.dst if by_output else r.src for r in shown])):
+    for r, name in zip(shown, row_names([r.dst if by_output else r.src for r in shown]), strict=True):
         rep = r.report
         if rep is None:  # written, but its figures were lost (a Dask scheduler gone mid-batch)
             t.add_row(f"{name} (figures lost)", *["-"] * (len(COLUMNS) - 1))
@@ -198,12 +200,24 @@ def error_line(message: str) -> None:
 def _progress_bar(verb: str, describe: Callable[[], str] | None = None):
     """A transient rich progress bar on stderr: verb, bar, done/total, elapsed, ETA, and the
     task's description, or what ``describe()`` says at each refresh (ten times a second)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, ProgressColumn, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        ProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
     from rich.text import Text
 
     class Described(ProgressColumn):
+        def __init__(self, say: Callable[[], str]) -> None:
+            super().__init__()
+            self.say = say
+
         def render(self, task) -> Text:
-            return Text(describe(), no_wrap=True, overflow="ellipsis")
+            return Text(self.say(), no_wrap=True, overflow="ellipsis")
 
     return Progress(
         TextColumn(f"[bold]{verb}"),
@@ -212,7 +226,7 @@ def _progress_bar(verb: str, describe: Callable[[], str] | None = None):
         TimeElapsedColumn(),
         TextColumn("ETA"),
         TimeRemainingColumn(),
-        TextColumn("{task.description}") if describe is None else Described(),
+        TextColumn("{task.description}") if describe is None else Described(describe),
         console=_terminal_console(),
         transient=True,
     )
@@ -340,7 +354,11 @@ def print_sweep(files: Any, src: str) -> None:
     from rich.table import Table
 
     out = stdout_console()
-    t = Table(title=f"kmpress sweep: {os.path.basename(src)} ({files.width} x {files.height})", show_edge=False, header_style="bold")
+    t = Table(
+        title=f"kmpress sweep: {os.path.basename(src)} ({files.width} x {files.height})",
+        show_edge=False,
+        header_style="bold",
+    )
     for name in ("K", "colours", "inertia", "PSNR", "ΔE (OKLab)", "PNG", "bits/px", "iter", "seconds"):
         t.add_column(name, justify="right", no_wrap=True)
     pixels = files.width * files.height
@@ -362,7 +380,10 @@ def print_sweep(files: Any, src: str) -> None:
     out.print(f"contact sheet: {files.contact}", markup=False)
     if files.plot is not None:
         out.print(f"plot: {files.plot}", markup=False)
-    out.print(f"{len(files.rows)} values of K in {files.seconds:.1f} s (each K warm-started from the one before)", markup=False)
+    out.print(
+        f"{len(files.rows)} values of K in {files.seconds:.1f} s (each K warm-started from the one before)",
+        markup=False,
+    )
 
 
 @contextmanager

@@ -36,7 +36,7 @@ _EXPORTS = {
     "DEFAULT_MAX_PIXELS": "options",
     "DEFAULT_TOL": "options",
     "DaskNotInstalledError": "errors",
-    "FileResult": "pool",
+    "FileResult": "results",
     "Figures": "figures",
     "HeifUnavailableError": "errors",
     "ImageReadError": "errors",
@@ -121,6 +121,6 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
     from .options import DEFAULT_K, DEFAULT_MAX_ITER, DEFAULT_MAX_PIXELS, DEFAULT_TOL, MAX_K, Options
     from .pipeline import Quantized
     from .quality import QualityResult, quantize_to_quality
-    from .pool import FileResult
+    from .results import FileResult
 
     __version__: str

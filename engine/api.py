@@ -11,8 +11,8 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from io import BytesIO
+from pathlib import Path
 from typing import Any, BinaryIO, Unpack
 
 import numpy as np
@@ -31,8 +31,8 @@ from .options import (
     DEFAULT_TOL,
     FORMAT_EXTENSIONS,
     INITS,
-    Options,
     OptionFields,
+    Options,
     check_choice,
     check_int,
     check_number,
@@ -210,7 +210,9 @@ def kmeans(
 # --------------------------------------------------------------------------------------------
 
 
-def quantize(image: Any, k: int | None = None, *, options: Options | None = None, **kwargs: Unpack[OptionFields]) -> Quantized:
+def quantize(
+    image: Any, k: int | None = None, *, options: Options | None = None, **kwargs: Unpack[OptionFields]
+) -> Quantized:
     """Reduce an image to at most ``k`` colours with k-means, or to the fewest colours that
     reach a quality target.
 
@@ -396,7 +398,9 @@ def _load_source(src: Any, opts: Options, label: str) -> tuple[LoadedImage, int 
         return load_image(BytesIO(data), max_pixels=opts.max_pixels, name=label, on_open=warm_up), len(data)
     if isinstance(src, np.ndarray):
         return LoadedImage(src, None, "array", None), None
-    raise InvalidParameterError(f"src must be a path, a binary file object, a PIL image or an array, not {describe(src)}")
+    raise InvalidParameterError(
+        f"src must be a path, a binary file object, a PIL image or an array, not {describe(src)}"
+    )
 
 
 def compress(
@@ -427,9 +431,9 @@ def compress(
         ``skip_if_larger`` (write nothing when the output would be larger than the input file:
         the report then has ``written=False`` and the size it would have had; not for an
         in-memory ``src``), ``compress_level`` (zlib level 0-9) and ``max_pixels`` (refuse
-        larger images before decoding: the decompression-bomb guard; default Pillow's limit,
-        None for none). With ``target_psnr`` and ``strict``, a target out of reach raises
-        :class:`TargetNotReachedError` naming ``src`` and nothing is written.
+        larger images before decoding: the decompression-bomb guard; default "auto", see
+        :mod:`kmpress.limits`; None for none). With ``target_psnr`` and ``strict``, a target
+        out of reach raises :class:`TargetNotReachedError` naming ``src`` and nothing is written.
     on_stage : callable(stage), optional
         Told when each stage begins (:data:`kmpress.stages.STAGES`, in that order; a quality
         target runs ``init`` to ``remap`` for each candidate K), by the name its time has in the
@@ -448,7 +452,10 @@ def compress(
     if dst_p is None and not hasattr(dst, "write"):
         raise InvalidParameterError(f"dst must be a path or a binary file object, not {describe(dst)}")
     if opts.skip_if_larger and not (_is_path(src) or hasattr(src, "read")):
-        raise InvalidParameterError("skip_if_larger compares the output with the input file; src is an image in memory", fields=("skip_if_larger",))
+        raise InvalidParameterError(
+            "skip_if_larger compares the output with the input file; src is an image in memory",
+            fields=("skip_if_larger",),
+        )
     if dst_p is not None:
         if _is_path(src) and _same_file(Path(src), dst_p):
             raise ImageWriteError("output would overwrite the input", str(dst_p))
@@ -457,7 +464,8 @@ def compress(
         other = {e: f for f, e in FORMAT_EXTENSIONS.items()}.get(dst_p.suffix.lower())
         if other is not None and other != opts.format:
             raise InvalidParameterError(
-                f"{dst_p.name} names a {other.upper()} file but the format is {opts.format!r} (format={other!r})", fields=("format",)
+                f"{dst_p.name} names a {other.upper()} file but the format is {opts.format!r} (format={other!r})",
+                fields=("format",),
             )
 
     stages = Stages(on_stage)
@@ -475,7 +483,15 @@ def compress(
     del pixels
 
     with stages("write"):
-        data = encode(q.palette, q.indices, opts.format, icc_profile=icc, exif=exif, compress_level=opts.compress_level, label=dst_name)
+        data = encode(
+            q.palette,
+            q.indices,
+            opts.format,
+            icc_profile=icc,
+            exif=exif,
+            compress_level=opts.compress_level,
+            label=dst_name,
+        )
         written = not (opts.skip_if_larger and len(data) > input_bytes)
         if written:
             if dst_p is None:

@@ -63,7 +63,7 @@ def warm_up(pixels: int, k: int) -> threading.Thread:
     def work() -> None:
         try:
             for kernel in load("numba").warm_up_kernels(pixels, k):
-                kernel.dispatcher
+                _ = kernel.dispatcher  # reading the attribute loads the kernel
         except BaseException:  # the caller meets the same problem itself, and reports it
             pass
 
@@ -87,7 +87,8 @@ def _apply_threads(threads: int) -> None:
     import numba
 
     with deferred():  # may start numba's thread pool
-        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))
+        # numba.config sets its attributes at import time
+        numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
 
 
 def own_process() -> None:
@@ -110,7 +111,8 @@ def _import_numba_without_blas_probe() -> None:
     key = "scipy.linalg.cython_blas"
     if "numba.np.arraymath" in sys.modules or key in sys.modules:
         return
-    sys.modules[key] = None  # makes "import scipy.linalg.cython_blas" raise ImportError
+    # None in sys.modules makes "import scipy.linalg.cython_blas" raise ImportError
+    sys.modules[key] = None  # type: ignore[assignment]
     try:
         with deferred():
             import numba.np.arraymath  # noqa: F401

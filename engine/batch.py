@@ -8,7 +8,8 @@ Two steps, so that every naming problem is known before any work starts:
    that would overwrite an input). A bad input never stops the others.
 2. :func:`compress_many` runs the plan and yields one :class:`FileResult` per input as each
    finishes, in this process, on a local process pool or on any
-   :class:`concurrent.futures.Executor` (see :mod:`kmpress.pool`).
+   :class:`concurrent.futures.Executor` (:func:`run_plan`; see :mod:`kmpress.runs` and
+   :mod:`kmpress.pool`).
 
 Nothing in this module prints.
 """
@@ -18,18 +19,21 @@ from __future__ import annotations
 import errno
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal, Unpack
 
 from .errors import ImageWriteError, InvalidParameterError, OutputCollisionError
 from .formats import readable_extensions
-from .options import Options, OptionFields, check_int, make_options
+from .options import JobFields, Options, make_options
 from .limits import usable_cores
-from .pool import FileResult, default_jobs, run_here, run_local_pool, run_on
+from .pool import default_jobs, run_pool
+from .results import FileResult
+from .runs import BatchRun, run_here, run_on
 from .spawn import refuse_in_starting_worker
+from .workers import StageListener, StartListener
 
 #: Default output suffix; ``{k}`` is replaced by the number of colours.
 DEFAULT_SUFFIX = "-k{k}"
@@ -371,7 +375,7 @@ def _same_existing(a: Path, b: Path) -> bool:
 # --------------------------------------------------------------------------------------------
 
 
-def as_plan(paths: Any, k: int | None, options: Options | None, kwargs: dict[str, Any], **planning: Any) -> BatchPlan:
+def as_plan(paths: Any, k: int | None, options: Options | None, kwargs: JobFields, **planning: Any) -> BatchPlan:
     """The :class:`BatchPlan` a batch call runs: ``paths`` itself when it is one (which carries
     its options: then none may be given), else planned with ``planning`` (``out_dir``,
     ``suffix``, ``recursive``, ``force``) under the options made of ``options``, ``k`` and
@@ -396,9 +400,9 @@ def compress_many(
     executor: Executor | None = None,
     jobs: int | None = None,
     threads: int | None = None,
-    on_start: Callable[[str], None] | None = None,
-    on_stage: Callable[[str, str], None] | None = None,
-    **kwargs: Unpack[OptionFields],
+    on_start: StartListener | None = None,
+    on_stage: StageListener | None = None,
+    **kwargs: Unpack[JobFields],
 ) -> Iterator[FileResult]:
     """Compress many files; yield one :class:`FileResult` per input as each finishes.
 
@@ -413,7 +417,7 @@ def compress_many(
         ``error_type`` is ``"TargetNotReachedError"``)
     executor : concurrent.futures.Executor, optional
         Where the files are compressed; e.g. ``dask.distributed.Client(...).get_executor()``. It
-        receives :func:`kmpress.pool.compress_file` with paths and the options only. Default: run
+        receives :func:`kmpress.workers.compress_file` with paths and the options only. Default: run
         in this process when there is one file or ``jobs == 1``, else a local process pool (spawn
         start method: numba's OpenMP layer aborts in forked children) that is shut down at the end.
     jobs : int >= 1, optional
@@ -453,12 +457,22 @@ def compress_many(
     """
     refuse_in_starting_worker("compress_many")
     plan = as_plan(paths, k, options, kwargs, out_dir=out_dir, suffix=suffix, recursive=recursive, force=force)
-    opts = plan.options
-    if jobs is not None:
-        jobs = check_int("jobs", jobs, 1)
-    if threads is not None:
-        threads = check_int("threads", threads, 1)
+    run = BatchRun(executor=executor, jobs=jobs, threads=threads, on_start=on_start, on_stage=on_stage)
+    yield from run_plan(plan, run)
 
+
+def run_plan(plan: BatchPlan, run: BatchRun) -> Generator[FileResult, None, None]:
+    """Run a :class:`BatchPlan` as ``run`` says; yield one :class:`FileResult` per input as each
+    finishes (see :func:`compress_many`, which is this on the plan of its arguments).
+
+    Where the files run: on ``run.executor`` when given (``run.jobs`` files in flight, default
+    all); else in this process when there is one file or ``run.jobs == 1`` (``run.threads``
+    numba threads, default every usable core); else on a local pool
+    (:func:`kmpress.pool.run_pool`) of ``run.jobs`` workers (default
+    :func:`kmpress.pool.default_jobs`) with ``run.threads`` numba threads each (default the
+    usable cores shared among them).
+    """
+    opts = plan.options
     for it in plan.items:
         if it.action == "skip":
             yield FileResult(str(it.src), str(it.dst), "skipped", it.reason)
@@ -468,6 +482,7 @@ def compress_many(
     todo: list[PlannedFile] = []
     unwritable: dict[Path, str] = {}
     for it in plan.to_compress:
+        assert it.dst is not None  # a file to compress has its output
         d = it.dst.parent
         if d not in unwritable:
             try:
@@ -482,17 +497,17 @@ def compress_many(
     if not todo:
         return
 
-    if executor is not None:
-        yield from run_on(executor, todo, opts, jobs, threads, on_start)
+    if run.executor is not None:
+        yield from run_on(run.executor, todo, opts, run)
         return
-    n_jobs = jobs if jobs is not None else default_jobs(len(todo))
+    n_jobs = run.jobs if run.jobs is not None else default_jobs(len(todo))
     if n_jobs == 1 or len(todo) == 1:
         # one at a time: in this process, no start-up cost, all cores on each file
-        yield from run_here(todo, opts, threads or usable_cores(), on_start, on_stage)
+        yield from run_here(todo, opts, replace(run, threads=run.threads or usable_cores()))
         return
     n_jobs = min(n_jobs, len(todo))
-    per_job = threads if threads is not None else max(1, usable_cores() // n_jobs)
-    yield from run_local_pool(todo, opts, n_jobs, per_job, on_start, on_stage=on_stage)
+    per_job = run.threads if run.threads is not None else max(1, usable_cores() // n_jobs)
+    yield from run_pool(todo, opts, replace(run, jobs=n_jobs, threads=per_job))
 
 
 def summarize(results: Iterable[FileResult], wall_seconds: float | None = None) -> dict[str, Any]:

@@ -34,7 +34,7 @@ def pillow_to_array(im: Image.Image, mode: str | None = None) -> np.ndarray:
     uint8 array, made strip by strip: one copy in all. (``np.asarray(im)`` goes through
     ``tobytes``, whose chunks and joined result are two more copies of a whole image.)"""
     w, h = im.size
-    out = None
+    out: np.ndarray | None = None
     for y in range(0, h, STRIP_ROWS):
         strip = im.crop((0, y, w, min(h, y + STRIP_ROWS)))  # keeps im.info: a colour key too
         if mode is not None and strip.mode != mode:
@@ -43,6 +43,7 @@ def pillow_to_array(im: Image.Image, mode: str | None = None) -> np.ndarray:
         if out is None:
             out = np.empty((h, *a.shape[1:]), a.dtype)
         out[y : y + a.shape[0]] = a
+    assert out is not None  # an image has at least one row
     return out
 
 

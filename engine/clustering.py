@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from types import ModuleType
+from typing import cast
 
 import numpy as np
-
 
 # --------------------------------------------------------------------------------------------
 # seeding
@@ -111,12 +111,20 @@ def spawn_seeds(rng: np.random.Generator, n: int) -> list[np.random.Generator]:
     """``n`` independent generators from one: the first is ``rng`` itself, so ``n_init=1`` gives
     exactly the single-start result."""
     out = [rng]
-    for s in rng.bit_generator.seed_seq.spawn(n - 1) if n > 1 else []:
+    for s in cast(np.random.SeedSequence, rng.bit_generator.seed_seq).spawn(n - 1) if n > 1 else []:
         out.append(np.random.default_rng(s))
     return out
 
 
-def initial_centroids(init: str | np.ndarray, X: np.ndarray, w: np.ndarray, weighted: bool, k: int, rng: np.random.Generator, kernels: ModuleType) -> np.ndarray:
+def initial_centroids(
+    init: str | np.ndarray,
+    X: np.ndarray,
+    w: np.ndarray,
+    weighted: bool,
+    k: int,
+    rng: np.random.Generator,
+    kernels: ModuleType,
+) -> np.ndarray:
     """(k, D) float64 starting centroids: ``init`` is "k-means++", "random" or a checked
     (k, D) float64 array (returned as it is)."""
     if isinstance(init, str):

@@ -8,8 +8,8 @@ so k-means there spends its palette where the eye sees differences.
 Scale: inside the engine OKLab coordinates are multiplied by :data:`LAB_SCALE` (255), so that
 L runs over 0..255 like an sRGB channel. The kernels' float32 distances, the pruning slack of the
 nearest-centroid search and the relative Lloyd tolerance then behave as they do for RGB. An alpha
-channel is carried unchanged (0..255). :func:`kmpress.metrics.delta_e` and the ``delta_e`` figures reported by
-:func:`kmpress.quantize` are in plain OKLab units (L from 0 to 1; a just-noticeable difference is
+channel is carried unchanged (0..255). The ``delta_e`` figures reported by :func:`kmpress.quantize`
+are in plain OKLab units (L from 0 to 1; a just-noticeable difference is
 about 0.02).
 
 The conversion of the histogram colours (up to a few million) is a backend kernel

@@ -5,14 +5,16 @@ A batch scales past one machine on an existing distributed engine rather than a 
 module adds what a Dask cluster needs on top of that:
 
 - :func:`worker_threads`: numba's thread count for a task, from the Dask worker's ``nthreads``
-  (numba ignores ``OMP_NUM_THREADS``). :func:`kmpress.pool.compress_file` uses it on a Dask
+  (numba ignores ``OMP_NUM_THREADS``). :func:`kmpress.workers.compress_file` uses it on a Dask
   worker, so even a plain ``compress_many(executor=client.get_executor())`` gets it right.
-- :func:`run_task`, the task the workers run: :func:`kmpress.pool.compress_file` with relative
+- :func:`run_task`, the task the workers run: :func:`kmpress.workers.compress_file` with relative
   paths resolved against the client's working folder (workers have their own), and the
   temporary files of an earlier attempt on a dead worker removed.
 - :func:`dask_executor`, a context manager that connects to a scheduler (or takes a ``Client``),
-  checks that it has workers, and yields an executor that sends :func:`run_task`.
-- :func:`compress_many_dask`, :func:`kmpress.batch.compress_many` on a cluster.
+  checks that it has workers, and yields an executor that notices the loss of the scheduler,
+  with how a batch runs on it (its ``batch_run``: :func:`run_task` with the client's working folder).
+- :func:`compress_many_dask`, :func:`kmpress.batch.compress_many` on a cluster: the plan run
+  (:func:`kmpress.batch.run_plan`) on that executor with that task.
 - :func:`check_address` (a scheduler address, checked without connecting) and
   :func:`quiet_logs` (no Dask log lines, for a command line tool).
 
@@ -33,7 +35,7 @@ done is not written afterwards (except by workers cut off with a frozen schedule
 know, and finish the files they hold).
 A malformed address is refused before any connection is made.
 
-Only paths and the job's Options travel to the workers, and :class:`~kmpress.pool.FileResult` s come
+Only paths and the job's Options travel to the workers, and :class:`~kmpress.results.FileResult` s come
 back: the workers must have kmpress installed and see the files at the same paths (a shared
 folder). ``distributed`` is imported only when a cluster is used, never by ``import kmpress``.
 """
@@ -49,14 +51,17 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, Future, InvalidStateError
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Protocol, Unpack
 
-from .batch import BatchPlan, PlannedFile, as_plan, compress_many
+from .batch import BatchPlan, PlannedFile, as_plan, run_plan
 from .errors import DaskNotInstalledError, InvalidParameterError, SchedulerError, SchedulerLostError
 from .io import remove_stale_temp_files, stale_temp_files
-from .options import Options
-from .pool import FileResult, compress_file
-from .pool import dask_worker_threads as worker_threads
+from .options import JobFields, Options
+from .results import FileResult
+from .runs import BatchRun
+from .spawn import refuse_in_starting_worker
+from .workers import StartListener, compress_file
+from .workers import dask_worker_threads as worker_threads
 
 #: What a user without the extra is told to run.
 DASK_INSTALL_HINT = 'pip install "kmpress[dask]"'
@@ -92,7 +97,7 @@ def import_distributed():
 
 
 # --------------------------------------------------------------------------------------------
-# worker side (worker_threads, numba's thread share of a task, is kmpress.pool's)
+# worker side (worker_threads, numba's thread share of a task, is kmpress.workers')
 # --------------------------------------------------------------------------------------------
 
 
@@ -125,8 +130,15 @@ def _refuse_write_when_orphaned(stage: str) -> None:
         raise SchedulerLostError("not done: the Dask worker lost its scheduler before writing")
 
 
+class DaskTask(Protocol):
+    """What a Dask worker runs for one file (:func:`run_task`, or a test's replacement): a
+    :class:`~kmpress.workers.Task` that also takes the client's working folder."""
+
+    def __call__(self, src: str, dst: str, options: Options, threads: int | None = None, cwd: str | None = None) -> FileResult: ...
+
+
 def run_task(src: str, dst: str, options: Options, threads: int | None = None, cwd: str | None = None) -> FileResult:
-    """The task a Dask worker runs for one file: :func:`kmpress.pool.compress_file`, cluster-aware.
+    """The task a Dask worker runs for one file: :func:`kmpress.workers.compress_file`, cluster-aware.
 
     Parameters
     ----------
@@ -186,41 +198,43 @@ def check_address(address: str) -> str:
 
 
 class _DaskTasks(Executor):
-    """An executor that runs :func:`run_task` where :func:`kmpress.batch.compress_many` submits
-    :func:`kmpress.pool.compress_file`, passes the client's working folder along, and notices
-    the loss of the scheduler.
+    """An executor on a Dask client that notices the loss of the scheduler, and how a batch runs
+    on it (:meth:`batch_run`: :func:`run_task`, or a replacement, with the client's working folder).
 
     Each submission returns a future of its own that mirrors the Dask one, so that a lost
     scheduler can end them all at once (:meth:`give_up`) without touching Dask's: those may
     never finish (a frozen scheduler), and cancelling one asks the scheduler, which would hang.
     """
 
-    def __init__(self, client: Any, cwd: str, task: Callable | None = None, scheduler_timeout: float | None = None):
+    def __init__(self, client: Any, cwd: str, task: DaskTask | None = None, scheduler_timeout: float | None = None) -> None:
         self._client = client
         self._inner = client.get_executor(pure=False)
         self._cwd = cwd
-        self._task = task or run_task
+        self._task: DaskTask = task or run_task
         self._lock = threading.Lock()
-        self._pending: set[Future] = set()
+        self._pending: set[Future[Any]] = set()
         self._lost: str | None = None
         self._stop = threading.Event()
-        self._watchdog = None
+        self._watchdog: threading.Thread | None = None
         if scheduler_timeout is not None:
             self._watchdog = threading.Thread(target=self._watch, args=(scheduler_timeout,), name="kmpress-scheduler-watch", daemon=True)
             self._watchdog.start()
 
     @property
     def address(self) -> str:
-        return self._client.scheduler.address
+        return str(self._client.scheduler.address)
+
+    def batch_run(self, jobs: int | None = None, threads: int | None = None, on_start: StartListener | None = None) -> BatchRun:
+        """How a batch runs here: the Dask task (:func:`run_task`, or the replacement given),
+        with the client's working folder (relative paths are the client's)."""
+        return BatchRun(executor=self, jobs=jobs, threads=threads, task=self._task, task_kwargs={"cwd": self._cwd}, on_start=on_start)
 
     def lost(self) -> str | None:
         """Why the scheduler is taken as lost (e.g. ``its connection closed``), or None."""
         return self._lost
 
-    def submit(self, fn, /, *args, **kwargs) -> Future:
-        if fn is compress_file:
-            fn, kwargs = self._task, {**kwargs, "cwd": self._cwd}
-        outer: Future = Future()
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        outer: Future[Any] = Future()
         if self._lost is not None:
             outer.set_exception(SchedulerLostError(self._lost))
             return outer
@@ -231,7 +245,7 @@ class _DaskTasks(Executor):
         outer.add_done_callback(functools.partial(self._cancel_inner, inner))
         return outer
 
-    def _copy(self, outer: Future, inner: Future) -> None:
+    def _copy(self, outer: Future[Any], inner: Future[Any]) -> None:
         with self._lock:
             self._pending.discard(outer)
         if outer.done():
@@ -248,7 +262,7 @@ class _DaskTasks(Executor):
         except InvalidStateError:  # given up meanwhile
             pass
 
-    def _cancel_inner(self, inner: Future, outer: Future) -> None:
+    def _cancel_inner(self, inner: Future[Any], outer: Future[Any]) -> None:
         if outer.cancelled() and self._lost is None:
             inner.cancel()
 
@@ -285,8 +299,8 @@ class _DaskTasks(Executor):
 
 @contextmanager
 def dask_executor(
-    scheduler, *, timeout: float | None = None, task: Callable | None = None, scheduler_timeout: float | None = None
-) -> Iterator[Executor]:
+    scheduler: Any, *, timeout: float | None = None, task: DaskTask | None = None, scheduler_timeout: float | None = None
+) -> Iterator[_DaskTasks]:
     """An executor for :func:`kmpress.batch.compress_many` on a Dask cluster.
 
     Parameters
@@ -306,9 +320,13 @@ def dask_executor(
     Yields
     ------
     concurrent.futures.Executor
-        Runs :func:`run_task` on the cluster (one task per file, ``pure=False``: a file given
-        twice in a session is compressed twice, not looked up). Its ``lost()`` is None, or why
-        the scheduler was lost (then every file in flight has failed with SchedulerLostError).
+        Runs what it is given on the cluster (one task per submission, ``pure=False``: a file
+        given twice in a session is compressed twice, not looked up); a batch runs there as
+        ``kmpress.batch.run_plan(plan, ex.batch_run(jobs, threads, on_start))``
+        (:func:`run_task` with the client's working folder; a plain
+        ``compress_many(executor=ex)`` sends :func:`kmpress.workers.compress_file`, which takes
+        relative paths as the worker's). Its ``lost()`` is None, or why the scheduler was lost
+        (then every file in flight has failed with SchedulerLostError).
 
     Raises
     ------
@@ -364,7 +382,7 @@ def quiet_logs() -> Iterator[None]:
         logging.disable(saved)
 
 
-def _clean_result(r):
+def _clean_result(r: FileResult) -> FileResult:
     """Give a file whose every attempt killed its worker a short reason, and remove what the
     killed attempts left (the workers could not, when they all died)."""
     if r.status == "error" and r.message and r.message.startswith("worker failed:"):
@@ -375,7 +393,7 @@ def _clean_result(r):
     return r
 
 
-def _signature(path: Any) -> tuple | None:
+def _signature(path: Any) -> tuple[int, int, int, int] | None:
     """What identifies a file's current version (an atomic write makes a new inode), or None."""
     try:
         st = os.stat(path)
@@ -384,7 +402,7 @@ def _signature(path: Any) -> tuple | None:
     return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
 
 
-def _after_loss(files: list[PlannedFile], before: dict[str, tuple | None], why: str) -> Iterator[FileResult]:
+def _after_loss(files: list[PlannedFile], before: dict[str, tuple[int, int, int, int] | None], why: str) -> Iterator[FileResult]:
     """The results of the files whose results never came back, once the scheduler is lost:
     ``ok`` (without figures) when this batch wrote the output, else not done.
 
@@ -393,7 +411,7 @@ def _after_loss(files: list[PlannedFile], before: dict[str, tuple | None], why: 
     """
     t0 = time.monotonic()
     while time.monotonic() - t0 < LOSS_SETTLE_MAX:
-        if time.monotonic() - t0 >= LOSS_SETTLE and not any(stale_temp_files(it.dst) for it in files):
+        if time.monotonic() - t0 >= LOSS_SETTLE and not any(it.dst is not None and stale_temp_files(it.dst) for it in files):
             break
         time.sleep(0.05)
     for it in files:
@@ -411,17 +429,17 @@ def compress_many_dask(
     out_dir: str | os.PathLike | None = None,
     k: int | None = None,
     *,
-    scheduler,
+    scheduler: Any,
     options: Options | None = None,
     suffix: str | None = None,
     recursive: bool = False,
     force: bool = False,
     jobs: int | None = None,
     threads: int | None = None,
-    on_start: Callable[[str], None] | None = None,
+    on_start: StartListener | None = None,
     timeout: float | None = None,
-    task: Callable | None = None,
-    **kwargs: Any,
+    task: DaskTask | None = None,
+    **kwargs: Unpack[JobFields],
 ) -> Iterator[FileResult]:
     """:func:`kmpress.batch.compress_many` on a Dask cluster; yields one FileResult per input.
 
@@ -448,6 +466,7 @@ def compress_many_dask(
     InvalidParameterError
         Before any work, as for a local batch (colliding outputs are failed files, as there).
     """
+    refuse_in_starting_worker("compress_many_dask")
     if "executor" in kwargs:
         raise InvalidParameterError("compress_many_dask takes scheduler=, not executor=")
     plan = as_plan(paths, k, options, kwargs, out_dir=out_dir, suffix=suffix, recursive=recursive, force=force)
@@ -457,7 +476,8 @@ def compress_many_dask(
     held: list[FileResult] = []
     why = None
     with dask_executor(scheduler, timeout=timeout, task=task, scheduler_timeout=plan.options.scheduler_timeout) as executor:
-        results = compress_many(plan, executor=executor, jobs=jobs, threads=threads, on_start=on_start)
+        run = executor.batch_run(jobs, threads, on_start)
+        results = run_plan(plan, run)
         try:
             for r in results:
                 if r.status == "error" and r.error_type == SchedulerLostError.__name__:

@@ -37,7 +37,7 @@ class KmpressError(Exception):
         return (_rebuild, (type(self), self.message, self.path, extra))
 
 
-def _rebuild(cls: type, message: str, path: str | None, extra: dict[str, Any]) -> KmpressError:
+def _rebuild(cls: type[KmpressError], message: str, path: str | None, extra: dict[str, Any]) -> KmpressError:
     err = cls.__new__(cls)
     KmpressError.__init__(err, message, path)
     err.__dict__.update(extra)
@@ -59,13 +59,18 @@ class InvalidParameterError(KmpressError, ValueError):
 
 
 class OutputCollisionError(InvalidParameterError):
-    """Two inputs of one batch would write the same output file. A batch does not raise it: it
-    names the ``error_type`` of those inputs' failed results (the rest of the batch is done)."""
+    """Two inputs of one batch would write the same output file.
+
+    A batch does not raise it: it names the ``error_type`` of those inputs' failed results (the
+    rest of the batch is done).
+    """
 
 
 class MissingExtraError(InvalidParameterError):
-    """A feature was asked for whose optional dependency is not installed; the message names
-    the extra to install (``pip install "kmpress[...]"``)."""
+    """A feature was asked for whose optional dependency is not installed.
+
+    The message names the extra to install (``pip install "kmpress[...]"``).
+    """
 
 
 class DaskNotInstalledError(MissingExtraError):
@@ -81,9 +86,12 @@ class SchedulerError(InvalidParameterError):
 
 
 class SchedulerLostError(KmpressError):
-    """The Dask scheduler went away in the middle of a batch (its process died, or it stopped
-    answering for longer than ``scheduler_timeout``). A batch does not raise it: it names the
-    ``error_type`` of the files it left not done (see :mod:`kmpress.dask_batch`)."""
+    """The Dask scheduler went away in the middle of a batch.
+
+    Its process died, or it stopped answering for longer than ``scheduler_timeout``. A batch does
+    not raise it: it names the ``error_type`` of the files it left not done (see
+    :mod:`kmpress.dask_batch`).
+    """
 
 
 class UnguardedMainError(KmpressError, RuntimeError):
@@ -106,9 +114,11 @@ class ImageTooLargeError(ImageReadError):
 
 
 class HeifUnavailableError(MissingExtraError, ImageReadError):
-    """An input is a HEIC/HEIF image (iPhones and many Android phones write them), but
-    pillow-heif, the optional extra ``kmpress[heif]``, is not installed. An input failure (the
-    rest of a batch goes on), whose message says how to install the extra."""
+    """An input is a HEIC/HEIF image, but pillow-heif (``kmpress[heif]``) is not installed.
+
+    iPhones and many Android phones write HEIC. An input failure (the rest of a batch goes on),
+    whose message says how to install the extra.
+    """
 
 
 class ImageWriteError(KmpressError):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .metrics import Bits, png_bit_depth
 
@@ -55,8 +55,10 @@ class Figures:
         object.__setattr__(self, "bit_depth", png_bit_depth(self.colors))
 
     def as_dict(self) -> dict[str, Any]:
-        """Every figure by its name, JSON-ready: inf and NaN as None, ``bits`` and ``timings``
-        as dicts."""
+        """Return every figure by its name, JSON-ready.
+
+        inf and NaN become None, ``bits`` and ``timings`` dicts.
+        """
         return {f.name: _plain(getattr(self, f.name)) for f in fields(self)}
 
 
@@ -75,10 +77,24 @@ NAMES = tuple(f.name for f in fields(Figures))
 
 
 class HasFigures:
-    """A result carrying a :class:`Figures` as ``figures``: each figure reads as the result's own
-    attribute (``q.psnr``, ``report.bits``), read-only."""
+    """A result carrying a :class:`Figures` as ``figures``.
+
+    Each figure reads as the result's own attribute (``q.psnr``, ``report.bits``), read-only.
+    """
 
     figures: Figures
+
+    if TYPE_CHECKING:  # the read-only properties the loop below sets, as type checkers see them
+        k: int
+        colors: int
+        mse: float
+        psnr: float
+        delta_e: float
+        bits: Bits
+        n_iter: int
+        converged: bool
+        timings: dict[str, float]
+        bit_depth: int
 
 
 def _figure(name: str) -> property:

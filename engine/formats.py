@@ -30,7 +30,9 @@ HEIF_HINT = 'HEIC/HEIF images need pillow-heif: pip install "kmpress[heif]"'
 #: File extensions of HEIC/HEIF images (what pillow-heif registers).
 HEIF_EXTENSIONS = frozenset({".heic", ".heics", ".heif", ".heifs", ".hif"})
 #: ISO-BMFF ``ftyp`` brands of HEIF images (HEVC-coded, and the generic image brands) and of AVIF.
-_HEIF_BRANDS = frozenset({b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1", b"mif2"})
+_HEIF_BRANDS = frozenset(
+    {b"heic", b"heix", b"heim", b"heis", b"hevc", b"hevx", b"hevm", b"hevs", b"mif1", b"msf1", b"mif2"}
+)
 _AVIF_BRANDS = frozenset({b"avif", b"avis"})
 #: Largest width or height a WebP image can have (libwebp's limit).
 WEBP_MAX_SIDE = 16383
@@ -78,7 +80,9 @@ def pillow_formats() -> tuple[str, ...]:
         Image.init()  # every plugin module (and its logger) is imported now
         route_pillow_logs()
         ids = [f for f in Image.ID if f in Image.OPEN]
-        _FORMATS = tuple([f for f in ids if Image.OPEN[f][1] is not None] + [f for f in ids if Image.OPEN[f][1] is None])
+        _FORMATS = tuple(
+            [f for f in ids if Image.OPEN[f][1] is not None] + [f for f in ids if Image.OPEN[f][1] is None]
+        )
     return _FORMATS
 
 
@@ -144,7 +148,9 @@ def pil_open(source: str | os.PathLike | IO[bytes], label: str) -> Image.Image:
                 return Image.open(source, formats=pillow_formats())
             raise HeifUnavailableError(HEIF_HINT, label) from None
         if kind == "AVIF" and not features.check("avif"):
-            raise ImageReadError("AVIF image, but this Pillow has no AVIF support (upgrade Pillow: pip install -U pillow)", label) from None
+            raise ImageReadError(
+                "AVIF image, but this Pillow has no AVIF support (upgrade Pillow: pip install -U pillow)", label
+            ) from None
         raise
 
 
@@ -183,7 +189,12 @@ def encode(
 
 
 def encode_webp(
-    palette: np.ndarray, indices: np.ndarray, *, icc_profile: bytes | None = None, exif: bytes | None = None, label: str | None = None
+    palette: np.ndarray,
+    indices: np.ndarray,
+    *,
+    icc_profile: bytes | None = None,
+    exif: bytes | None = None,
+    label: str | None = None,
 ) -> bytes:
     """Lossless WebP of a palette image: RGB, or RGBA with a 4-channel palette, every pixel's
     colour exactly the palette entry's (libwebp's ``exact`` mode: the colour of fully
@@ -193,7 +204,9 @@ def encode_webp(
     quality 100 saves 2-8 % more for 50-100x the time (docs/quality.md, "WebP or PNG")."""
     h, w = indices.shape
     if max(h, w) > WEBP_MAX_SIDE:
-        raise ImageWriteError(f"WebP holds at most {WEBP_MAX_SIDE}x{WEBP_MAX_SIDE} pixels, this image is {w}x{h}: use PNG", label)
+        raise ImageWriteError(
+            f"WebP holds at most {WEBP_MAX_SIDE}x{WEBP_MAX_SIDE} pixels, this image is {w}x{h}: use PNG", label
+        )
     im = Image.fromarray(np.ascontiguousarray(palette[indices]))
     extra: dict[str, Any] = {}
     if icc_profile:

@@ -43,7 +43,7 @@ class Histogram:
         :func:`kmpress.remap.gather_indices`).
     inverse : (H*W,) int32 or None
         Index into ``colors`` of every pixel, in raster order; None when the backend spared it
-        (large RGB images: 4 bytes per pixel), see :meth:`pixel_colours`.
+        (large RGB images: 4 bytes per pixel), see :meth:`pixel_colors`.
     """
 
     colors: np.ndarray
@@ -55,16 +55,12 @@ class Histogram:
     def n_colors(self) -> int:
         return int(self.counts.shape[0])
 
-    def pixel_colours(self, image: np.ndarray, kernels: ModuleType) -> np.ndarray:
+    def pixel_colors(self, image: np.ndarray, kernels: ModuleType) -> np.ndarray:
         """(H*W,) int32 index into ``colors`` of every pixel of ``image`` (the image it was built
         from): the stored inverse, or one made now (for the remaps that need it per pixel)."""
         if self.inverse is not None:
             return self.inverse
-        return kernels.colour_index(image.reshape(-1, image.shape[2]), self.codes)
-
-    def planar(self) -> np.ndarray:
-        """Colours as the kernels want them: (C, U) float32, C-contiguous."""
-        return np.ascontiguousarray(self.colors.T, dtype=np.float32)
+        return kernels.color_index(image.reshape(-1, image.shape[2]), self.codes)
 
 
 def build_histogram(image: np.ndarray, kernels: ModuleType) -> Histogram:

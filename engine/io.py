@@ -13,12 +13,12 @@ import errno
 import os
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
-from typing import IO
+from typing import IO, Any, cast
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -73,9 +73,7 @@ class LoadedImage:
     notes: tuple[str, ...] = ()
 
 
-# --------------------------------------------------------------------------------------------
-# opening: the header, and the size guard
-# --------------------------------------------------------------------------------------------
+# --- opening: the header, and the size guard -----------------------------------------------
 
 
 def _cap(max_pixels: int | str | None) -> int | None:
@@ -188,7 +186,7 @@ def reading(path: str | os.PathLike, max_pixels: int | str | None = DEFAULT_MAX_
         raise _decode_error(e, str(path), max_pixels, "cannot read") from None
 
 
-def _decode_error(e: Exception, label: str, max_pixels: int | str | None, what: str, native: list[str] = (),
+def _decode_error(e: Exception, label: str, max_pixels: int | str | None, what: str, native: Sequence[str] = (),
                   size: tuple[int, int, str] | None = None) -> ImageReadError:
     """The one-line error of a file Pillow failed on (``native``: what its C library said;
     ``size``: the (width, height, mode) of its header, named when memory ran out)."""
@@ -217,9 +215,7 @@ def image_size(path: str | os.PathLike, *, max_pixels: int | str | None = DEFAUL
         return im.size
 
 
-# --------------------------------------------------------------------------------------------
-# decoding: Pillow's modes to uint8 RGB or RGBA
-# --------------------------------------------------------------------------------------------
+# --- decoding: Pillow's modes to uint8 RGB or RGBA -----------------------------------------
 
 
 def _gray_to_u8(arr: np.ndarray, mode: str) -> np.ndarray:
@@ -238,7 +234,7 @@ def _gray_to_u8(arr: np.ndarray, mode: str) -> np.ndarray:
 
 def _opaque_rgba(im: Image.Image) -> bool:
     """An RGBA image whose every pixel is opaque (checked by Pillow, without a copy)."""
-    return im.mode == "RGBA" and im.getextrema()[3][0] == 255
+    return im.mode == "RGBA" and cast(Any, im.getextrema())[3][0] == 255
 
 
 def _png_bit_depth(source: Source | str | None) -> int:
@@ -400,6 +396,7 @@ def load_image(
             failure = e  # raised once the notes are complete (the C library's words are in them)
     if failure is not None:
         raise _decode_error(failure, label, max_pixels, "corrupt or truncated image", notes.native, size) from None
+    assert pixels is not None  # decoded, or failure was raised above
     h, w = pixels.shape[:2]
     cap = _cap(max_pixels)
     if cap is not None and w * h > cap:
@@ -419,14 +416,15 @@ def load_pil(im: Image.Image) -> LoadedImage:
     ImageReadError
         The image cannot be decoded.
     """
-    label = getattr(im, "filename", None) or "<image>"
+    filename = getattr(im, "filename", None)
+    label = filename or "<image>"
     size = (*im.size, im.mode)
     failure: Exception | None = None
     with gathering_notes() as notes:
         try:
             im.load()
             icc, exif = im.info.get("icc_profile"), im.info.get("exif")
-            pixels, keeps_icc = _to_rgb_or_rgba(_oriented(im), getattr(im, "filename", None), im.format, opaque_as_rgb=True)
+            pixels, keeps_icc = _to_rgb_or_rgba(_oriented(im), filename, im.format, opaque_as_rgb=True)
         except Exception as e:
             failure = e
     if failure is not None:
@@ -468,9 +466,7 @@ def read_image(path: str | os.PathLike, *, max_pixels: int | str | None = DEFAUL
     return load_image(path, max_pixels=max_pixels).pixels
 
 
-# --------------------------------------------------------------------------------------------
-# writing
-# --------------------------------------------------------------------------------------------
+# --- writing -------------------------------------------------------------------------------
 
 
 def temp_path(dst: Path) -> Path:

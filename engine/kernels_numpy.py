@@ -49,8 +49,8 @@ def histogram(px):
     return ucodes.astype(np.uint32), counts.astype(np.int64), inverse.astype(np.int32).ravel()
 
 
-def colour_index(px, codes):
-    """See :func:`kmpress.kernels_numba.colour_index`."""
+def color_index(px, codes):
+    """See :func:`kmpress.kernels_numba.color_index`."""
     return np.searchsorted(codes, _morton(px)).astype(np.int32)
 
 
@@ -91,10 +91,11 @@ TIE_MARGIN = 2.0**-18
 def _exact_labels(xb: np.ndarray, C32: np.ndarray) -> np.ndarray:
     """The numba search's arithmetic on a few points (n, D): float32 ``(x - c)^2`` summed over
     the channels in order, the first minimum winning."""
-    d = None
-    for j in range(xb.shape[1]):
+    t = xb[:, 0, None] - C32[None, :, 0]
+    d = t * t
+    for j in range(1, xb.shape[1]):
         t = xb[:, j, None] - C32[None, :, j]
-        d = t * t if d is None else d + t * t
+        d = d + t * t
     return d.argmin(axis=1)
 
 
@@ -377,7 +378,6 @@ def pp_sample(w, weighted, closest, pot_c, u):
 
 def pp_trials(X, w, weighted, closest, cands, pot_tc, state=None):
     """See :func:`kmpress.kernels_numba.pp_trials`."""
-    T = cands.shape[0]
     t = X[0][None, :] - cands[:, 0, None]
     d = t * t
     for j in range(1, X.shape[0]):
@@ -524,8 +524,8 @@ def colors_to_lab64(colors, lut, m1, m2, out):
         out[:, j] = v
 
 
-def delta_e_colours(colors, counts, palette, labels, lut, m1, m2, part):
-    """See :func:`kmpress.kernels_numba.delta_e_colours`."""
+def delta_e_colors(colors, counts, palette, labels, lut, m1, m2, part):
+    """See :func:`kmpress.kernels_numba.delta_e_colors`."""
     lab_c = np.stack(_lab(colors, lut, m1, m2), axis=1)
     lab_p = np.stack(_lab(palette, lut, m1, m2), axis=1)
     t = lab_c - lab_p[labels]

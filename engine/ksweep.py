@@ -22,7 +22,7 @@ import numpy as np
 
 from .errors import InvalidParameterError
 from .figures import Figures, HasFigures
-from .options import MAX_K, Options, OptionFields, check_int, make_options
+from .options import MAX_K, OptionFields, Options, check_int, make_options
 from .pipeline import Pipeline
 from .png import encode_png
 
@@ -153,10 +153,12 @@ def sweep(
         size = len(encode_png(q.palette, q.indices, compress_level=opts.compress_level))
         enc = time.perf_counter() - t
         figures = pipe.figures(f, pipe.stages.since(mark))
-        row = SweepRow(figures, float(f.inertia), size, seconds, enc, _thumbnail(q.to_array(), thumbnail) if thumbnail else None)
+        row = SweepRow(
+            figures, float(f.inertia), size, seconds, enc, _thumbnail(q.to_array(), thumbnail) if thumbnail else None
+        )
         rows.append(row)
         if on_row is not None:
             on_row(row)
         prev = f
-        f.indices = None  # the pixels are in the row's thumbnail if wanted; free them
+        f.release()  # the pixels are in the row's thumbnail if wanted
     return rows

@@ -44,8 +44,8 @@ def job_bytes(pixels: int, bands: int = 3) -> int:
     ``bands`` bytes per pixel: the decoder's image and kmpress's pixel array (at most 4 bytes a
     pixel each), the indices (1), the colour tables, the distinct colours and the runtime."""
     per_pixel = max(bands, 1) + 4 + 1
-    colours = min(pixels, 16 << 20) * 32  # up to 2^24 distinct colours, ~32 bytes each in the fit
-    return pixels * per_pixel + TABLE_BYTES + colours + RUNTIME_BYTES
+    colors = min(pixels, 16 << 20) * 32  # up to 2^24 distinct colours, ~32 bytes each in the fit
+    return pixels * per_pixel + TABLE_BYTES + colors + RUNTIME_BYTES
 
 
 def available_memory() -> int | None:
@@ -93,7 +93,22 @@ def over_cap(what: str, max_pixels: int | str) -> str:
 
 
 #: Bytes of a pixel's bands in each Pillow mode (4 for modes not listed).
-_BAND_BYTES = {"1": 1, "L": 1, "P": 1, "LA": 2, "La": 2, "PA": 2, "I;16": 2, "I;16B": 2, "I;16L": 2, "I;16N": 2, "RGB": 3, "YCbCr": 3, "LAB": 3, "HSV": 3}
+_BAND_BYTES = {
+    "1": 1,
+    "L": 1,
+    "P": 1,
+    "LA": 2,
+    "La": 2,
+    "PA": 2,
+    "I;16": 2,
+    "I;16B": 2,
+    "I;16L": 2,
+    "I;16N": 2,
+    "RGB": 3,
+    "YCbCr": 3,
+    "LAB": 3,
+    "HSV": 3,
+}
 #: Bytes a pixel of each Pillow mode takes in a decoded image, as Pillow (and kmpress's own
 #: decoding buffer, :mod:`kmpress.buffers`) lays it out: 8-bit single-band modes one, 16-bit
 #: ones two, every other mode four (RGB too: Pillow pads it to 32 bits).
@@ -118,7 +133,9 @@ def out_of_memory(width: int | None, height: int | None, mode: str | None) -> st
     )
 
 
-def size_refusal(width: int, height: int, bands: int, file_bytes: int | None, max_pixels: int | str | None) -> str | None:
+def size_refusal(
+    width: int, height: int, bands: int, file_bytes: int | None, max_pixels: int | str | None
+) -> str | None:
     """Why an image of this declared size must not be decoded, or None when it may be.
 
     Parameters
@@ -131,7 +148,7 @@ def size_refusal(width: int, height: int, bands: int, file_bytes: int | None, ma
     size = f"{width}x{height} = {pixels:,} pixels"
     if max_pixels is None:
         return None
-    if max_pixels != "auto":
+    if not isinstance(max_pixels, str):  # a fixed cap; the one str the options accept is "auto"
         return over_cap(size, max_pixels) if pixels > max_pixels else None
     if pixels > AUTO_MAX_PIXELS:
         return over_cap(size, "auto")
@@ -143,5 +160,8 @@ def size_refusal(width: int, height: int, bands: int, file_bytes: int | None, ma
     need = job_bytes(pixels, bands)
     avail = available_memory()
     if avail is not None and need > avail:
-        return f"image declares {size}: compressing it would need about {_gb(need)} of memory, {_gb(avail)} are available {OVERRIDE}"
+        return (
+            f"image declares {size}: compressing it would need about {_gb(need)} of memory, "
+            f"{_gb(avail)} are available {OVERRIDE}"
+        )
     return None

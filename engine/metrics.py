@@ -13,7 +13,7 @@ from types import ModuleType
 
 import numpy as np
 
-from .colorspace import LINEAR_LUT, M1, M2, oklab_of_colors, srgb_to_oklab
+from .colorspace import LINEAR_LUT, M1, M2, oklab_of_colors
 from .fixedmath import log10
 
 
@@ -49,9 +49,9 @@ def index_bits(k: int) -> int:
 
 def bit_accounting(height: int, width: int, channels: int, k: int) -> Bits:
     """Bits of the raw image and of its indexed form with a ``k``-entry palette."""
-    per_colour = 32 if channels == 4 else 24
+    per_color = 32 if channels == 4 else 24
     n = height * width
-    return Bits(raw=n * per_colour, index=n * index_bits(k), palette=k * per_colour)
+    return Bits(raw=n * per_color, index=n * index_bits(k), palette=k * per_color)
 
 
 def png_bit_depth(k: int) -> int:
@@ -106,17 +106,9 @@ def psnr(a: np.ndarray, b: np.ndarray) -> float:
     return psnr_from_mse(mse(a, b))
 
 
-def delta_e(a: np.ndarray, b: np.ndarray) -> float:
-    """Mean OKLab distance (plain units) between two uint8 (H, W, 3|4) images of the same shape
-    (alpha ignored); plain NumPy float64, for tests and benchmarks."""
-    if a.shape != b.shape:
-        raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
-    la = srgb_to_oklab(a[..., :3].reshape(-1, 3))
-    lb = srgb_to_oklab(b[..., :3].reshape(-1, 3))
-    return float(np.sqrt(((la - lb) ** 2).sum(axis=1)).mean())
-
-
-def delta_e_histogram(colors: np.ndarray, counts: np.ndarray, palette: np.ndarray, labels: np.ndarray, kernels: ModuleType) -> float:
+def delta_e_histogram(
+    colors: np.ndarray, counts: np.ndarray, palette: np.ndarray, labels: np.ndarray, kernels: ModuleType
+) -> float:
     """Mean OKLab distance (plain units) between input and output colours, weighted by pixels.
 
     Parameters
@@ -132,7 +124,7 @@ def delta_e_histogram(colors: np.ndarray, counts: np.ndarray, palette: np.ndarra
     """
     U = colors.shape[0]
     part = np.empty(kernels.n_chunks(U), np.float64)
-    kernels.delta_e_colours(
+    kernels.delta_e_colors(
         np.ascontiguousarray(colors),
         np.ascontiguousarray(counts, dtype=np.int64),
         np.ascontiguousarray(palette, dtype=np.uint8),

@@ -89,7 +89,11 @@ def route_pillow_logs() -> None:
     """Put the router on every Pillow logger imported so far (a logger's filters see only its
     own records, not its children's: one per plugin module)."""
     for name, logger in list(logging.root.manager.loggerDict.items()):
-        if (name == "PIL" or name.startswith("PIL.")) and isinstance(logger, logging.Logger) and _LOG_ROUTER not in logger.filters:
+        if (
+            (name == "PIL" or name.startswith("PIL."))
+            and isinstance(logger, logging.Logger)
+            and _LOG_ROUTER not in logger.filters
+        ):
             logger.addFilter(_LOG_ROUTER)
 
 

@@ -72,7 +72,9 @@ def check_max_pixels(value: Any) -> int | str | None:
     if value is None or value == "auto":
         return value
     if isinstance(value, str):
-        raise InvalidParameterError(f"max_pixels must be 'auto', an integer or None, not {describe(value)}", fields=("max_pixels",))
+        raise InvalidParameterError(
+            f"max_pixels must be 'auto', an integer or None, not {describe(value)}", fields=("max_pixels",)
+        )
     return check_int("max_pixels", value, 1)
 
 
@@ -127,7 +129,9 @@ def check_target(value: Any) -> float:
     try:
         return check_number("target_psnr", value, 0.0, lo_open=True)
     except InvalidParameterError:
-        raise InvalidParameterError(f"target_psnr must be a finite number of dB > 0, got {describe(value)}", fields=("target_psnr",)) from None
+        raise InvalidParameterError(
+            f"target_psnr must be a finite number of dB > 0, got {describe(value)}", fields=("target_psnr",)
+        ) from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -135,11 +139,10 @@ def check_target(value: Any) -> float:
 # --------------------------------------------------------------------------------------------
 
 
-class OptionFields(TypedDict, total=False):
-    """The keyword arguments that :class:`Options` takes (for ``**kwargs`` of the public
-    functions)."""
+class JobFields(TypedDict, total=False):
+    """The keyword arguments that :class:`Options` takes but ``k``: for ``**kwargs`` of the
+    public functions that take ``k`` as a parameter of their own."""
 
-    k: int | None
     target_psnr: float | None
     max_colors: int
     strict: bool
@@ -160,6 +163,13 @@ class OptionFields(TypedDict, total=False):
     strip: bool
     skip_if_larger: bool
     scheduler_timeout: float | None
+
+
+class OptionFields(JobFields, total=False):
+    """The keyword arguments that :class:`Options` takes (for ``**kwargs`` of the public
+    functions)."""
+
+    k: int | None
 
 
 @dataclass(frozen=True)
@@ -248,7 +258,8 @@ class Options:
         put("strict", check_bool("strict", self.strict))
         if self.target_psnr is None and (self.strict or self.max_colors != MAX_K):
             raise InvalidParameterError(
-                "max_colors and strict go with target_psnr (a quality target)", fields=("max_colors", "strict", "target_psnr")
+                "max_colors and strict go with target_psnr (a quality target)",
+                fields=("max_colors", "strict", "target_psnr"),
             )
         put("seed", check_int("seed", self.seed, 0))
         put("max_iter", check_int("max_iter", self.max_iter, 0))

@@ -102,7 +102,10 @@ class Quantized(HasFigures):
         :meth:`to_array`."""
         h, w = self.indices.shape
         im = Image.frombytes("P", (w, h), np.ascontiguousarray(self.indices, dtype=np.uint8).tobytes())
-        im.putpalette(np.ascontiguousarray(self.palette, dtype=np.uint8).tobytes(), "RGBA" if self.palette.shape[1] == 4 else "RGB")
+        im.putpalette(
+            np.ascontiguousarray(self.palette, dtype=np.uint8).tobytes(),
+            "RGBA" if self.palette.shape[1] == 4 else "RGB",
+        )
         return im
 
 
@@ -143,6 +146,12 @@ class Fit:
     def colors(self) -> int:
         """Palette entries stored."""
         return int(self.palette.shape[0])
+
+    def release(self) -> None:
+        """Let go of the remap's pixel indices, an image's worth of memory, for a fit kept only
+        for its centroids or figures; those stay (:meth:`Pipeline.finish` remaps again if the
+        fit is finished after all)."""
+        self.indices = None
 
 
 class Pipeline:
@@ -211,7 +220,9 @@ class Pipeline:
                     else:
                         C0 = initial_centroids(o.init, X, self.weights, True, k, g, kern)
                 with stages("lloyd"):
-                    r = lloyd(X, self.weights, True, C0, o.max_iter, o.tol if tol is None else tol, kern, final_assign=False)
+                    r = lloyd(
+                        X, self.weights, True, C0, o.max_iter, o.tol if tol is None else tol, kern, final_assign=False
+                    )
                 # the lowest final inertia wins; ties: the earliest start
                 if best is None or r.inertia < best.inertia:
                     best = r
@@ -230,7 +241,9 @@ class Pipeline:
             r = lloyd(self.X, self.weights, True, f.centroids, o.max_iter, o.tol, self.kern, final_assign=False)
         with self.stages("remap"):
             palette, labels, entries = finish_palette(r.centroids, self.X, o.colorspace, self.kern, o.palette_order)
-        return Fit(f.k, r.centroids, False, f.n_iter + r.n_iter, r.converged, float(r.inertia), palette, labels, entries)
+        return Fit(
+            f.k, r.centroids, False, f.n_iter + r.n_iter, r.converged, float(r.inertia), palette, labels, entries
+        )
 
     def _remap(self, f: Fit) -> None:
         """Pixel indices, exact squared error and mean delta E of a fit (kept on it)."""
@@ -241,7 +254,7 @@ class Pipeline:
         with self.stages("remap"):
             # each pixel's colour index, for the remaps that work pixel by pixel and their errors
             # (made once: without the histogram's stored inverse it is a pass over every pixel)
-            inverse = None if plain else hist.pixel_colours(self.img, kern)
+            inverse = None if plain else hist.pixel_colors(self.img, kern)
             f.indices = remap(hist, self.X, f.labels, f.entries, self.img, inverse, self.options, f.lossless, kern)
             if plain and f.sse is None:
                 f.sse = squared_error_sum(hist.colors, hist.counts, f.palette, f.labels)

@@ -21,7 +21,7 @@ from .api import CompressReport, compress
 from .batch import output_name
 from .errors import ImageWriteError, InvalidParameterError
 from .options import Options
-from .pool import FileResult, run_one
+from .results import FileResult, run_one
 
 #: The name that stands for standard input (as an input) and standard output (as ``-o``).
 STDIO = "-"
@@ -65,7 +65,12 @@ class PipeJob:
 
 
 def plan_pipe(
-    paths: list[str | os.PathLike], out_dir: str | os.PathLike | None, options: Options, *, suffix: str | None = None, force: bool = False
+    paths: list[str | os.PathLike],
+    out_dir: str | os.PathLike | None,
+    options: Options,
+    *,
+    suffix: str | None = None,
+    force: bool = False,
 ) -> PipeJob | None:
     """The job when standard input or output is involved (an input ``-``, or ``out_dir`` ``-``),
     else None (an ordinary batch).
@@ -110,7 +115,9 @@ def check_terminals(job: PipeJob, stdin: Any, stdout: Any) -> None:
     if job.src is None and _isatty(stdin):
         raise InvalidParameterError("standard input is a terminal: pipe an image in (kmpress compress - < photo.jpg)")
     if job.to_stdout and _isatty(stdout):
-        raise InvalidParameterError("refusing to write an image to a terminal: redirect standard output (> small.png) or use -o DIR")
+        raise InvalidParameterError(
+            "refusing to write an image to a terminal: redirect standard output (> small.png) or use -o DIR"
+        )
 
 
 def _isatty(stream: Any) -> bool:

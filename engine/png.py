@@ -130,12 +130,6 @@ def deflate_parts(source: Callable[[int, int], Any], n: int, level: int, threads
     return parts
 
 
-def zlib_stream(raw: bytes, level: int, threads: int | None = None) -> bytes:
-    """A zlib stream of ``raw``, compressed in fixed blocks in parallel: see :func:`deflate_parts`."""
-    view = memoryview(raw)
-    return b"".join(deflate_parts(lambda s, e: view[s:e], len(raw), level, threads))
-
-
 def _scanline_source(indices: np.ndarray, depth: int) -> tuple[Callable[[int, int], np.ndarray], int]:
     """``(source, n)``: the ``n`` bytes of the image's scanlines (filter byte and packed row, row
     after row), ``source(start, end)`` making those of the rows they fall in."""
@@ -212,8 +206,8 @@ def png_header(path: str | os.PathLike) -> dict[str, Any] | None:
                 break
             length, ctype = struct.unpack(">I4s", head)
             if ctype == b"IHDR":
-                w, h, depth, colour_type = struct.unpack(">IIBB", f.read(10))
-                out.update(width=w, height=h, bit_depth=depth, color_type=colour_type)
+                w, h, depth, color_type = struct.unpack(">IIBB", f.read(10))
+                out.update(width=w, height=h, bit_depth=depth, color_type=color_type)
                 f.seek(length - 10 + 4, 1)
             elif ctype == b"PLTE":
                 out["palette_size"] = length // 3

@@ -35,7 +35,7 @@ import numpy as np
 from .errors import InvalidParameterError, TargetNotReachedError
 from .figures import Figures, HasFigures
 from .fixedmath import exp2, log2
-from .options import Options, OptionFields, check_number, make_options
+from .options import OptionFields, Options, check_number, make_options
 from .pipeline import Pipeline, Quantized
 from .stages import Stages
 
@@ -87,11 +87,6 @@ class QualityResult(HasFigures):
     def figures(self) -> Figures:
         return self.quantized.figures
 
-    @property
-    def visited(self) -> list[int]:
-        """The K values fitted, in order."""
-        return [t.k for t in self.trials]
-
 
 #: Candidates are fitted at this many times the final tolerance; only the chosen K is then run to
 #: the full tolerance. Measured on the test photos: Lloyd's long tail moves PSNR by 0.02-0.1 dB
@@ -127,7 +122,7 @@ def search_pipeline(
         f.score = pipe.score(f)
         trials.append(Trial(pipe.figures(f, pipe.stages.since(mark)), start_k, time.perf_counter() - t))
         if f.score < target:
-            f.indices = None  # a failing fit is only ever a warm start: keep its centroids alone
+            f.release()  # a failing fit is only ever a warm start: keep its centroids alone
         fits[k] = f
         return f
 
@@ -153,10 +148,10 @@ def search_pipeline(
     # target, probe the guess's neighbour on the far side (the answer is usually next to a good
     # guess), and bisect once when the round has not halved the bracket (the line can mislead on
     # a plateau). Every fit continues from lo, the largest fitted K below it.
-    def step(g: int) -> int:
+    def probe(g: int) -> int:
         nonlocal lo, hi
         if fit(g, lo).score >= target:
-            fits[hi].indices = None
+            fits[hi].release()
             hi = g
             return g - 1
         lo = g
@@ -165,11 +160,11 @@ def search_pipeline(
     while hi - lo > 1:
         width = hi - lo
         g = int(round(_predict(lo, fits[lo].score, hi, fits[hi].score, target)))
-        nxt = step(min(max(g, lo + 1), hi - 1))
+        nxt = probe(min(max(g, lo + 1), hi - 1))
         if lo < nxt < hi:
-            step(nxt)
+            probe(nxt)
         if hi - lo > 1 and 2 * (hi - lo) > width:
-            step((lo + hi) // 2)
+            probe((lo + hi) // 2)
     return hi, fits[hi], trials, True
 
 
@@ -242,7 +237,9 @@ def search_quality(image: Any, opts: Options, stages: Stages, search_tol: float 
     pipe = Pipeline(image, opts, stages=stages)
     if search_tol is None:
         search_tol = opts.tol * SEARCH_TOL_FACTOR
-    _, f, trials, reached = search_pipeline(pipe, target, max_colors, lambda k: np.random.default_rng(opts.seed), search_tol)
+    _, f, trials, reached = search_pipeline(
+        pipe, target, max_colors, lambda k: np.random.default_rng(opts.seed), search_tol
+    )
     if search_tol != pipe.options.tol:
         polished = pipe.polish(f)
         if not reached or pipe.score(polished) >= target:

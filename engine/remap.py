@@ -51,25 +51,26 @@ def remap(
     labels : (U,) int32 nearest entry of each colour; entries : (P, C) float32 the palette in
         the clustering space
     image : (H, W, C) uint8, the image the histogram is of
-    inverse : (H*W,) int32 each pixel's colour index (``hist.pixel_colours``), needed by the
+    inverse : (H*W,) int32 each pixel's colour index (``hist.pixel_colors``), needed by the
         remaps that are not plain (the caller keeps it for their error figures); None if plain
     lossless : the palette holds every colour of the image (then always plain)
     """
     shape = image.shape[:2]
     if is_plain(options, lossless):
         return gather_indices(hist, labels, image, kernels)
+    assert inverse is not None, "the remaps that are not plain need each pixel's colour index"
     if options.smooth > 0:
         return smooth_remap(X, hist.counts, inverse, labels, entries, shape, options.smooth, kernels)
     alpha = hist.colors[:, 3] if hist.colors.shape[1] == 4 else None
     return floyd_steinberg(X, inverse, alpha, entries, shape, options.dither_strength, kernels)
 
 
-def gather_indices(hist: Histogram, colour_labels: np.ndarray, image: np.ndarray, kernels: ModuleType) -> np.ndarray:
+def gather_indices(hist: Histogram, color_labels: np.ndarray, image: np.ndarray, kernels: ModuleType) -> np.ndarray:
     """Palette index of every pixel of ``image``, (H, W) uint8, from the palette index of every
     colour of its histogram."""
     h, w, c = image.shape
     out = np.empty(h * w, np.uint8)
-    lab8 = colour_labels.astype(np.uint8)
+    lab8 = color_labels.astype(np.uint8)
     if hist.inverse is not None:
         kernels.gather(lab8, hist.inverse, out)
     else:
@@ -175,7 +176,11 @@ def smooth_remap(
     lab = np.ascontiguousarray(labels, dtype=np.int32)
     best_d = np.empty(X.shape[1], np.float64)
     kernels.dist_to_assigned(X, ent, lab, best_d)
-    lam = float(strength) * float(np.einsum("n,n->", best_d, counts.astype(np.float64))) / float(counts.sum())  # no BLAS
+    lam = (
+        float(strength) * float(np.einsum("n,n->", best_d, counts.astype(np.float64))) / float(counts.sum())
+    )  # no BLAS
     out = np.empty(h * w, np.uint8)
-    kernels.smooth(np.ascontiguousarray(X.T), np.ascontiguousarray(inverse, dtype=np.int32), lab, best_d, ent, lam, h, w, out)
+    kernels.smooth(
+        np.ascontiguousarray(X.T), np.ascontiguousarray(inverse, dtype=np.int32), lab, best_d, ent, lam, h, w, out
+    )
     return out.reshape(h, w)

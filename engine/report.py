@@ -20,12 +20,12 @@ from PIL import Image, ImageDraw, ImageFont
 from .batch import compress_many
 from .errors import ImageReadError, ImageWriteError, InvalidParameterError, PlotUnavailableError
 from .io import atomic_write, decoding, load_image, open_image, read_image, reading, sample_path
-from .notes import gathering_notes
 from .ksweep import SweepRow, sweep
 from .metrics import mse, psnr_from_mse
-from .options import DEFAULT_MAX_PIXELS, Options, OptionFields, make_options
+from .notes import gathering_notes
+from .options import DEFAULT_MAX_PIXELS, OptionFields, Options, make_options
 from .png import png_header
-from .pool import FileResult
+from .results import FileResult
 
 #: What to tell a user without matplotlib.
 PLOT_HINT = 'the sweep plot needs matplotlib: pip install "kmpress[plot]"'
@@ -37,7 +37,10 @@ PLOT_HINT = 'the sweep plot needs matplotlib: pip install "kmpress[plot]"'
 
 
 def describe_image(
-    path: str | os.PathLike, against: str | os.PathLike | None = None, *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+    path: str | os.PathLike,
+    against: str | os.PathLike | None = None,
+    *,
+    max_pixels: int | str | None = DEFAULT_MAX_PIXELS,
 ) -> dict[str, Any]:
     """Facts about an image file, and its PSNR against an original.
 
@@ -77,7 +80,7 @@ def describe_image(
             }
             pal = im.getpalette() if im.mode in ("P", "PA") else None
             info["palette_size"] = len(pal) // 3 if pal is not None else None
-            info["colors_used"] = _colours_used(im)
+            info["colors_used"] = _colors_used(im)
             bits = {"1": 1, "I;16": 16, "I;16B": 16, "I;16L": 16, "I": 32, "F": 32}.get(im.mode, 8)
     info["warnings"] = list(dict.fromkeys(notes))
     hdr = png_header(p) if info["format"] == "PNG" else None
@@ -91,18 +94,20 @@ def describe_image(
     return info
 
 
-def _colours_used(im: Image.Image) -> int | None:
+def _colors_used(im: Image.Image) -> int | None:
     """Distinct colours of an open image, None when over 256."""
     try:
-        colours = im.getcolors(maxcolors=256)
+        colors = im.getcolors(maxcolors=256)
     except ValueError:  # a mode Pillow's getcolors refuses (16-bit greyscale "I;16", ...)
         a = np.asarray(im)
         n = len(np.unique(a.reshape(a.shape[0] * a.shape[1], -1), axis=0))
         return n if n <= 256 else None
-    return len(colours) if colours is not None else None
+    return len(colors) if colors is not None else None
 
 
-def compare_images(image: str | os.PathLike, original: str | os.PathLike, *, max_pixels: int | None = DEFAULT_MAX_PIXELS) -> dict[str, Any]:
+def compare_images(
+    image: str | os.PathLike, original: str | os.PathLike, *, max_pixels: int | str | None = DEFAULT_MAX_PIXELS
+) -> dict[str, Any]:
     """PSNR and MSE of ``image`` against ``original`` (both decoded to 8-bit RGB or RGBA; each
     refused over ``max_pixels``).
 
@@ -190,7 +195,9 @@ def run_demo(
     results: list[FileResult] = []
     for k in ks:
         # one small file per K: compress_many runs it in this process, no pool start-up
-        results.extend(compress_many([src], out, options=base.replace(k=k, target_psnr=None), force=True, on_start=on_start))
+        results.extend(
+            compress_many([src], out, options=base.replace(k=k, target_psnr=None), force=True, on_start=on_start)
+        )
     if any(r.status != "ok" for r in results):
         return results, None
     panels: list[tuple[str | os.PathLike, str]] = [(src, "original")]
@@ -411,11 +418,11 @@ def image_palette(path: str | os.PathLike) -> np.ndarray:
                     entries = np.hstack([entries, a[:, None]])
                 return entries
             rgba = im.convert("RGBA")
-            colours = rgba.getcolors(maxcolors=256)
-    if colours is None:
+            colors = rgba.getcolors(maxcolors=256)
+    if colors is None:
         raise ImageReadError("has no palette and more than 256 colours (compress it with kmpress first)", str(p))
-    colours.sort(key=lambda c: (-c[0], c[1]))
-    entries = np.array([c[1] for c in colours], np.uint8)
+    colors.sort(key=lambda c: (-c[0], c[1]))
+    entries = np.array([c[1] for c in colors], np.uint8)
     return entries if np.any(entries[:, 3] != 255) else np.ascontiguousarray(entries[:, :3])
 
 
@@ -433,7 +440,9 @@ SWATCH_COLUMNS = 16
 SWATCH_GAP = 2
 
 
-def swatch_image(palette: np.ndarray, *, size: int = SWATCH_SIZE, columns: int = SWATCH_COLUMNS, gap: int = SWATCH_GAP) -> np.ndarray:
+def swatch_image(
+    palette: np.ndarray, *, size: int = SWATCH_SIZE, columns: int = SWATCH_COLUMNS, gap: int = SWATCH_GAP
+) -> np.ndarray:
     """Palette entries as a grid of squares on a grey background, (H, W, 3|4) uint8.
 
     Entry ``i`` fills the square in row ``i // columns``, column ``i % columns``, whose top-left

@@ -1,4 +1,25 @@
-"""Shared fixtures of the engine tests: the test photos, small synthetic data, PNG helpers.
+"""Shared fixtures of the tests: the test photos, small synthetic data, PNG helpers.
+
+Where a test goes (one rule, by what the test runs):
+
+- ``tests/test_<module>.py``: unit tests of one engine module, ``kmpress.<module>`` (``engine/<module>.py``),
+  in this process; ``test_<module>_<aspect>.py`` when a module has more than one file (``test_api_invariances.py``,
+  ``test_api_general_data.py``); ``test_kernels.py`` for both backends' kernels, ``test_layout.py`` for the
+  package's shape, ``test_bench_<script>.py`` for the plumbing of ``bench/``. A module that exists for
+  one option may show it through that option too (``test_pipes.py``: ``compress -``; ``test_formats.py``:
+  ``--format``; ``test_metadata.py``: ``--strip``).
+- ``tests/cli/test_<command>.py``: the command line in this process (typer's CliRunner, through
+  :func:`helpers.run`), one file per command (``test_compress.py``, ``test_info.py``, ``test_demo.py``,
+  ``test_sweep.py``) and ``test_main.py`` for what belongs to no command (``--version``, ``--help``, exit codes,
+  ``--json`` of every run, ``--debug``, Ctrl-C).
+- ``tests/e2e/``: end-to-end runs in other processes: the installed command (``test_command.py``), signals,
+  a Dask cluster, other CPU code paths, the NUMBA_DISABLE_JIT rerun, the docs' code blocks, real-world files.
+
+Helpers live in one place: plain functions (test images written to a path, the CLI runners,
+test-only forms of engine data) in ``tests/helpers.py``, the naive oracles in ``tests/reference.py``,
+fixtures here. ``tests/`` is put on ``sys.path`` below, so ``from helpers import run`` works from every
+folder (no ``__init__.py`` anywhere: test module names must be unique across the folders). Test names
+say the behaviour they check.
 
 The photos are the copies in ``tests/data`` (never ``../shared``). Everything that writes a file
 writes it under pytest's ``tmp_path``.
@@ -108,20 +129,20 @@ def png_ihdr(data: bytes) -> dict[str, int]:
     """Width, height, bit depth and colour type from the IHDR chunk."""
     ctype, payload = png_chunks(data)[0]
     assert ctype == b"IHDR"
-    w, h, depth, colour = struct.unpack(">IIBB", payload[:10])
-    return {"width": w, "height": h, "bit_depth": depth, "colour_type": colour}
+    w, h, depth, color = struct.unpack(">IIBB", payload[:10])
+    return {"width": w, "height": h, "bit_depth": depth, "color_type": color}
 
 
 def _chunk(ctype: bytes, payload: bytes) -> bytes:
     return struct.pack(">I", len(payload)) + ctype + payload + struct.pack(">I", zlib.crc32(ctype + payload))
 
 
-def make_png(width: int, height: int, bit_depth: int, colour_type: int, raw: bytes) -> bytes:
+def make_png(width: int, height: int, bit_depth: int, color_type: int, raw: bytes) -> bytes:
     """A minimal PNG from already-filtered scanline bytes (each row starts with its filter byte).
 
     Used for what Pillow cannot write itself (16-bit RGB) and for hostile headers (huge sizes).
     """
-    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, colour_type, 0, 0, 0)
+    ihdr = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
     return PNG_SIG + _chunk(b"IHDR", ihdr) + _chunk(b"IDAT", zlib.compress(raw)) + _chunk(b"IEND", b"")
 
 

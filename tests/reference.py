@@ -211,10 +211,10 @@ def reference_histogram(pixels: np.ndarray) -> tuple[dict[tuple, int], list[tupl
     pixels : (N, C) uint8
     """
     counts: dict[tuple, int] = {}
-    colours = [tuple(int(v) for v in row) for row in pixels]
-    for c in colours:
+    colors = [tuple(int(v) for v in row) for row in pixels]
+    for c in colors:
         counts[c] = counts.get(c, 0) + 1
-    return counts, colours
+    return counts, colors
 
 
 def reference_kmeans_plusplus(X: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generator, trials: int | None = None) -> np.ndarray:
@@ -353,3 +353,17 @@ def reference_delta_e(a: np.ndarray, b: np.ndarray) -> float:
         ly = cache.setdefault(tuple(y[:3]), lab(y))
         total += sum((lx[i] - ly[i]) ** 2 for i in range(3)) ** 0.5
     return total / len(pa)
+
+
+def delta_e(a: np.ndarray, b: np.ndarray) -> float:
+    """Mean OKLab distance (plain units) between two uint8 (H, W, 3|4) images of the same shape,
+    alpha ignored: the engine's own float64 conversion (:func:`kmpress.colorspace.srgb_to_oklab`)
+    applied to every pixel, in NumPy (fast enough for whole photos, unlike
+    :func:`reference_delta_e`)."""
+    from kmpress.colorspace import srgb_to_oklab
+
+    if a.shape != b.shape:
+        raise ValueError(f"shapes differ: {a.shape} vs {b.shape}")
+    la = srgb_to_oklab(a[..., :3].reshape(-1, 3))
+    lb = srgb_to_oklab(b[..., :3].reshape(-1, 3))
+    return float(np.sqrt(((la - lb) ** 2).sum(axis=1)).mean())

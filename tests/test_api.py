@@ -13,6 +13,8 @@ import kmpress
 from kmpress import InvalidParameterError, KmpressError
 from kmpress.metrics import bit_accounting, png_bit_depth
 
+from helpers import small_jpeg
+
 
 def _points(n=50, d=3, seed=0):
     return np.random.default_rng(seed).uniform(0, 255, (n, d))
@@ -286,23 +288,23 @@ def test_bits_227x303_k2(photos):
 # --------------------------------------------------------------------------------------------
 
 
-def _few_colour_image(n_colours: int, channels: int = 3, shape=(37, 53), seed=0) -> np.ndarray:
+def _few_color_image(n_colors: int, channels: int = 3, shape=(37, 53), seed=0) -> np.ndarray:
     rng = np.random.default_rng(seed)
-    cols = rng.choice(256**channels if channels == 3 else 2**31, n_colours, replace=False)
+    cols = rng.choice(256**channels if channels == 3 else 2**31, n_colors, replace=False)
     palette = ((cols[:, None] >> (8 * np.arange(channels))) & 255).astype(np.uint8)
-    idx = rng.integers(0, n_colours, shape)
-    idx.flat[:n_colours] = np.arange(n_colours)  # every colour present
+    idx = rng.integers(0, n_colors, shape)
+    idx.flat[:n_colors] = np.arange(n_colors)  # every colour present
     return np.ascontiguousarray(palette[idx])
 
 
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
-@pytest.mark.parametrize("n_colours,k", [(1, 1), (1, 16), (5, 16), (16, 16), (100, 256), (3, 4)])
+@pytest.mark.parametrize("n_colors,k", [(1, 1), (1, 16), (5, 16), (16, 16), (100, 256), (3, 4)])
 @pytest.mark.parametrize("channels", [3, 4])
-def test_fewer_colours_than_k_is_lossless(backend, n_colours, k, channels):
-    img = _few_colour_image(n_colours, channels)
+def test_fewer_colors_than_k_is_lossless(backend, n_colors, k, channels):
+    img = _few_color_image(n_colors, channels)
     q = kmpress.quantize(img, k, backend=backend)
     _check_integrity(img, q)
-    assert q.k == k and q.colors == n_colours  # asked for, stored
+    assert q.k == k and q.colors == n_colors  # asked for, stored
     assert {tuple(r) for r in q.palette} == {tuple(r) for r in img.reshape(-1, channels)}
     np.testing.assert_array_equal(q.to_array(), img)
     assert q.mse == 0.0 and math.isinf(q.psnr)
@@ -393,3 +395,20 @@ def test_input_array_not_modified_and_layouts_accepted(photos):
     # a nested list of ints is int64 to NumPy: refused (uint8 only), not silently wrapped mod 256
     with pytest.raises(kmpress.InvalidParameterError):
         kmpress.quantize(base.tolist(), 12)
+
+
+def test_compress_skip_if_larger_writes_nothing_and_reports_both_sizes(tmp_path):
+    src = small_jpeg(tmp_path / "a.jpg")
+    rep = kmpress.compress(src, tmp_path / "a.png", 256, skip_if_larger=True)
+    assert rep.written is False and not (tmp_path / "a.png").exists()
+    assert rep.output_bytes > rep.input_bytes == src.stat().st_size
+    assert rep.as_dict()["written"] is False
+    # the same call without the option writes exactly the size reported
+    rep2 = kmpress.compress(src, tmp_path / "a.png", 256)
+    assert rep2.written and (tmp_path / "a.png").stat().st_size == rep.output_bytes
+    # smaller outputs are written as usual
+    rep3 = kmpress.compress(src, tmp_path / "b.png", 2, skip_if_larger=True)
+    assert rep3.written and (tmp_path / "b.png").stat().st_size == rep3.output_bytes < rep3.input_bytes
+    # an image in memory has no input file to compare with
+    with pytest.raises(InvalidParameterError, match="skip_if_larger compares the output with the input file"):
+        kmpress.compress(np.zeros((4, 4, 3), np.uint8), tmp_path / "c.png", 2, skip_if_larger=True)

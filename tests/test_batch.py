@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from helpers import gradient_photo as photo
-from helpers import no_temp_files
+from helpers import no_temp_files, small_jpeg
 import kmpress
 from kmpress import InvalidParameterError, KmpressError, Options
 from kmpress.batch import BatchPlan, compress_many, image_extensions, output_name, plan_batch, summarize
@@ -318,3 +318,15 @@ def test_options_are_checked_before_any_work(tmp_path):
         with pytest.raises(InvalidParameterError):
             list(compress_many([a], tmp_path / "out", 4, **bad))
     assert not (tmp_path / "out").exists()
+
+
+def test_batch_skip_if_larger_reports_both_sizes(tmp_path):
+    small_jpeg(tmp_path / "a.jpg")
+    small_jpeg(tmp_path / "b.jpg", quality=40)
+    results = list(kmpress.compress_many([tmp_path], k=256, skip_if_larger=True, jobs=1))
+    assert {r.status for r in results} == {"skipped"}
+    for r in results:
+        assert r.skipped_larger and not Path(r.dst).exists()
+        d = r.as_dict()
+        assert d["skip_reason"] == "larger" and d["output_bytes"] > d["input_bytes"] > 0
+        assert f"{d['output_bytes']:,} bytes" in r.message and f"{d['input_bytes']:,}" in r.message

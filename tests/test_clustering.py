@@ -214,10 +214,8 @@ def test_zero_weight_points_are_never_seeds(make_blobs, backend):
 def test_empty_cluster_is_reseeded_past_a_weightless_outlier(backend):
     """A zero-weight point (allowed: weights are non-negative) that happens to be the farthest
     must not stop the re-seeding: it cannot fill a cluster, so the next farthest point of positive
-    weight does. Otherwise the cluster stays empty for good, its centroid stranded at its init.
-
-    Known engine bug (engine/lloyd.py ``_relocate_empty`` stops at the first candidate of zero
-    weight instead of skipping it): this test fails until that is fixed.
+    weight does. Otherwise the cluster stays empty for good, its centroid stranded at its init
+    (see ``_relocate_empty`` in kmpress.clustering).
     """
     rng = np.random.default_rng(0)
     X = np.concatenate([rng.normal(0, 5, (200, 3)), rng.normal(60, 5, (200, 3)), [[500, 500, 500]]]).astype(np.float32)

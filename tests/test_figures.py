@@ -20,14 +20,14 @@ from kmpress.metrics import bit_accounting
 FIGURE_KEYS = {"k", "colors", "mse", "psnr", "delta_e", "bits", "bit_depth", "n_iter", "converged", "timings"}
 
 #: A compressed file's JSON object: its own keys and the figures' (FileResult adds status, message,
-#: seconds and drops src/dst, see test_cli).
+#: seconds and drops src/dst, see tests/cli/test_compress.py).
 REPORT_KEYS = FIGURE_KEYS | {
     "src", "dst", "width", "height", "pixels", "input_bytes", "output_bytes", "file_ratio", "colorspace", "dither",
     "target_psnr", "target_reached", "search", "format", "written", "warnings",
 }
 
 
-def _five_colours(shape=(30, 40)) -> np.ndarray:
+def _five_colors(shape=(30, 40)) -> np.ndarray:
     rng = np.random.default_rng(5)
     pal = rng.integers(0, 256, (5, 3), dtype=np.uint8)
     idx = rng.integers(0, 5, shape)
@@ -51,7 +51,7 @@ def test_the_record_names_each_figure_once():
 
 
 def test_k_is_asked_for_and_colors_stored_in_every_result(tmp_path):
-    img = _five_colours()
+    img = _five_colors()
     q = kmpress.quantize(img, 16)
     assert (q.k, q.colors, q.palette.shape[0]) == (16, 5, 5)
     assert q.bits == bit_accounting(30, 40, 3, 5) and q.bit_depth == 4
@@ -64,7 +64,7 @@ def test_k_is_asked_for_and_colors_stored_in_every_result(tmp_path):
     [row] = kmpress.sweep(img, [16])
     assert (row.k, row.colors) == (16, 5) and row.figures == q.figures
     found = kmpress.quantize_to_quality(img, target_psnr=60)
-    assert found.k == found.quantized.k == 5 in found.visited and found.colors == 5
+    assert found.k == found.quantized.k == 5 in [t.k for t in found.trials] and found.colors == 5
     assert all(t.colors <= t.k for t in found.trials)
 
 

@@ -48,7 +48,7 @@ def test_cbrt_keeps_zeros_infinities_nan_and_shape():
 
 
 def test_numba_cube_root_is_fixedmath_bit_for_bit():
-    from kmpress.kernels_numba._colour import _cbrt
+    from kmpress.kernels_numba._color import _cbrt
 
     x = _cbrt_inputs()[::7]
     got = np.array([_cbrt(float(v)) for v in x])

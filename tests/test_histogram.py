@@ -10,6 +10,7 @@ import kmpress
 from kmpress import kernels_numba, kernels_numpy
 from kmpress.histogram import build_histogram
 from kmpress.clustering import kmeans_plusplus
+from helpers import planar
 from reference import reference_histogram
 
 
@@ -18,7 +19,7 @@ def _check(px: np.ndarray, hist, kernels=kernels_numpy) -> None:
     implementation choice): distinct colours, each pixel mapped back to its own colour, counts
     that count, and the same colour set and counts as plain ``np.unique`` on the rows."""
     colors, counts = hist.colors, hist.counts
-    inverse = hist.pixel_colours(np.ascontiguousarray(px).reshape(-1, 1, px.shape[1]), kernels)
+    inverse = hist.pixel_colors(np.ascontiguousarray(px).reshape(-1, 1, px.shape[1]), kernels)
     n, c = px.shape
     assert colors.dtype == np.uint8 and colors.shape[1] == c
     assert counts.dtype == np.int64 and inverse.dtype == np.int32 and inverse.shape == (n,)
@@ -41,7 +42,7 @@ def _same(a, b, px=None) -> None:
     np.testing.assert_array_equal(a.codes, b.codes)
     if px is not None:
         img = np.ascontiguousarray(px).reshape(-1, 1, px.shape[1])
-        np.testing.assert_array_equal(a.pixel_colours(img, kernels_numba), b.pixel_colours(img, kernels_numpy))
+        np.testing.assert_array_equal(a.pixel_colors(img, kernels_numba), b.pixel_colors(img, kernels_numpy))
 
 
 def _big_image(photos, channels=3) -> np.ndarray:
@@ -103,13 +104,13 @@ def test_rgba_histogram(photos, kernels):
         np.array([[255, 255, 255], [0, 0, 0], [255, 255, 255], [0, 0, 1], [1, 0, 0]], np.uint8),
         np.array([[1, 2, 3, 0], [1, 2, 3, 255], [1, 2, 3, 0], [0, 0, 0, 255]], np.uint8),
     ],
-    ids=["one-pixel", "one-colour", "one-colour-rgba", "extremes", "alpha-only-differs"],
+    ids=["one-pixel", "one-color", "one-color-rgba", "extremes", "alpha-only-differs"],
 )
 def test_histogram_edge_cases(kernels, px):
     _check(px, _hist(px, kernels), kernels)
 
 
-def test_dense_histogram_with_few_colours_and_extremes(monkeypatch):
+def test_dense_histogram_with_few_colors_and_extremes(monkeypatch):
     # the dense table indexed by the full 24-bit key, including 0x000000 and 0xFFFFFF
     rng = np.random.default_rng(1)
     palette = np.array([[0, 0, 0], [255, 255, 255], [255, 0, 0], [0, 0, 255], [12, 34, 56]], np.uint8)
@@ -127,9 +128,7 @@ def test_build_histogram_backends_identical(photos):
     _same(a, b, img.reshape(-1, 3))
     _check(img.reshape(-1, 3), a, kernels_numba)
     assert a.counts.sum() == img.shape[0] * img.shape[1]
-    np.testing.assert_array_equal(a.colors[a.pixel_colours(img, kernels_numba)], img.reshape(-1, 3))
-    planar = a.planar()
-    assert planar.dtype == np.float32 and planar.flags.c_contiguous and planar.shape == (3, a.n_colors)
+    np.testing.assert_array_equal(a.colors[a.pixel_colors(img, kernels_numba)], img.reshape(-1, 3))
 
 
 # --------------------------------------------------------------------------------------------
@@ -154,7 +153,7 @@ def test_histogram_path_equals_per_pixel_path(photos, backend, name, k):
     on_hist = kmpress.kmeans(hist.colors, k, weights=hist.counts, init=init, max_iter=40, tol=0, backend=backend)
     assert full.n_iter >= 5
     np.testing.assert_allclose(on_hist.centroids, full.centroids, rtol=0, atol=1e-9)
-    np.testing.assert_array_equal(on_hist.labels[hist.pixel_colours(img, kernels_numpy)], full.labels)
+    np.testing.assert_array_equal(on_hist.labels[hist.pixel_colors(img, kernels_numpy)], full.labels)
     assert on_hist.n_iter == full.n_iter
     assert on_hist.inertia == pytest.approx(full.inertia, rel=1e-12)
 
@@ -179,7 +178,7 @@ def test_quantize_equals_per_pixel_kmeans(photos, k):
     seed = 5
     q = kmpress.quantize(img, k, seed=seed)
     hist = build_histogram(img, kernels_numba)
-    c0 = kmeans_plusplus(hist.planar(), hist.counts.astype(np.float64), True, k, np.random.default_rng(seed), kernels_numba)
+    c0 = kmeans_plusplus(planar(hist), hist.counts.astype(np.float64), True, k, np.random.default_rng(seed), kernels_numba)
     full = kmpress.kmeans(px, k, init=c0)
     assert full.n_iter == q.n_iter
     expected = {tuple(r) for r in np.clip(np.rint(full.centroids), 0, 255).astype(np.uint8)}
@@ -197,7 +196,7 @@ def test_histogram_equals_the_counting_oracle(kern, channels):
     rng = np.random.default_rng(channels)
     img = rng.integers(0, 6, (23, 31, channels), dtype=np.uint8) * 51  # few colours, many repeats
     h = build_histogram(img, kern)
-    counts, colours = reference_histogram(img.reshape(-1, channels))
+    counts, colors = reference_histogram(img.reshape(-1, channels))
     got = {tuple(int(v) for v in c): int(n) for c, n in zip(h.colors, h.counts)}
     assert got == counts
-    assert [tuple(int(v) for v in h.colors[i]) for i in h.pixel_colours(img, kern)] == colours
+    assert [tuple(int(v) for v in h.colors[i]) for i in h.pixel_colors(img, kern)] == colors

@@ -48,7 +48,7 @@ def _assert_round_trip(src: Path, dst: Path, k: int, png, **options):
     assert im.format == "PNG" and im.mode == "P"
     np.testing.assert_array_equal(pixels, q.to_array())
     np.testing.assert_array_equal(np.array(im), q.indices)
-    assert hdr["colour_type"] == 3
+    assert hdr["color_type"] == 3
     assert hdr["bit_depth"] == q.bit_depth == rep.bit_depth
     assert (hdr["width"], hdr["height"]) == (rep.width, rep.height) == (q.indices.shape[1], q.indices.shape[0])
     plte = [p for t, p in png.chunks(data) if t == b"PLTE"][0]

@@ -5,7 +5,7 @@ parallel twins, signatures, compilation on first use.
 The pruning (block bounding boxes) must be exact: same labels as scanning every centroid, and the
 same k-means++ centres as the NumPy baseline, which never prunes.
 
-tests/test_nojit.py runs this module again with NUMBA_DISABLE_JIT=1 (the kernels as plain
+tests/e2e/test_nojit.py runs this module again with NUMBA_DISABLE_JIT=1 (the kernels as plain
 Python, which bounds-checks every index) on a small crop; tests marked ``needs_jit`` are about
 compilation itself and are left out of that run.
 """
@@ -25,8 +25,10 @@ from kmpress import kernels_numpy as kp
 from kmpress.clustering import kmeans_plusplus
 from kmpress.histogram import build_histogram
 
-#: the kernels run as plain Python (tests/test_nojit.py): small data only
+from helpers import planar
+
 EMPTY = np.empty(0, np.float64)
+#: the kernels run as plain Python (tests/e2e/test_nojit.py): small data only
 NO_JIT = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,7 +55,7 @@ def photo():
 @pytest.mark.parametrize("k", [1, 2, 16, 64, 256])
 @pytest.mark.parametrize("kind", ["float", "int"])
 def test_pruned_nearest_equals_full_scan(photo_hist, k, kind):
-    X = photo_hist.planar()
+    X = planar(photo_hist)
     rng = np.random.default_rng(k)
     C = rng.uniform(0, 255, (k, 3)) if kind == "float" else rng.integers(0, 256, (k, 3)).astype(float)
     C32 = C.astype(np.float32)
@@ -72,7 +74,7 @@ def test_pruned_nearest_equals_full_scan(photo_hist, k, kind):
 
 def test_nearest_integer_palette_equals_numpy_exactly(photo_hist):
     # integer colours and palette: every distance is exact in float32, so the backends agree exactly
-    X = photo_hist.planar()
+    X = planar(photo_hist)
     pal = np.random.default_rng(3).integers(0, 256, (48, 3)).astype(np.float32)
     a = np.empty(X.shape[1], np.int32)
     b = np.empty(X.shape[1], np.int32)
@@ -94,7 +96,7 @@ def test_pruning_on_unsorted_points_and_4d():
 
 @pytest.mark.parametrize("weighted", [True, False])
 def test_assign_accumulate_matches_numpy(photo_hist, weighted):
-    X = photo_hist.planar()
+    X = planar(photo_hist)
     N = X.shape[1]
     w = photo_hist.counts.astype(np.float64) if weighted else np.empty(0)
     C32 = photo_hist.colors[:: max(1, N // 20)][:20].astype(np.float32)
@@ -168,7 +170,7 @@ def test_numpy_labels_equal_numba_on_near_ties(k, d, offset):
 def test_incremental_sums_equal_fresh_sums(photo_hist):
     # iterate with moving centroids: the running (incremental) per-chunk sums of the numba kernel
     # must equal the NumPy baseline's sums computed afresh, exactly (integer colours and counts)
-    X = photo_hist.planar()
+    X = planar(photo_hist)
     N = X.shape[1]
     w = photo_hist.counts.astype(np.float64)
     rng = np.random.default_rng(4)
@@ -190,7 +192,7 @@ def test_incremental_sums_equal_fresh_sums(photo_hist):
 
 @pytest.mark.parametrize("k", [1, 5, 32])
 def test_kmeanspp_numba_equals_numpy(photo_hist, k):
-    X = photo_hist.planar()
+    X = planar(photo_hist)
     w = photo_hist.counts.astype(np.float64)
     a = kmeans_plusplus(X, w, True, k, np.random.default_rng(11), kn)
     b = kmeans_plusplus(X, w, True, k, np.random.default_rng(11), kp)
@@ -222,7 +224,7 @@ def test_kmeanspp_weights_equal_repetition():
 
 def test_histogram_morton_order_is_compact(photo_hist):
     # consecutive colours are near in colour space: the median block extent is far below 255
-    bmin, bmax = kn.block_boxes(photo_hist.planar())
+    bmin, bmax = kn.block_boxes(planar(photo_hist))
     assert np.median((bmax - bmin).max(axis=1)) < 64
 
 
@@ -242,7 +244,7 @@ def test_both_backends_have_the_same_kernels():
 
 
 def _assign_inputs(photo_hist, K=24):
-    X = photo_hist.planar()
+    X = planar(photo_hist)
     N = X.shape[1]
     w = photo_hist.counts.astype(np.float64)
     C32 = np.random.default_rng(1).uniform(0, 255, (K, 3)).astype(np.float32)
@@ -300,7 +302,7 @@ def test_kernels_compile_on_first_use_only():
         "from kmpress import kernels_numba as kn\n"
         "from kmpress.kernels_numba import _jit\n"
         "import kmpress.kernels_numba._histogram, kmpress.kernels_numba._nearest, kmpress.kernels_numba._seeding\n"
-        "import kmpress.kernels_numba._remap, kmpress.kernels_numba._colour, sys\n"
+        "import kmpress.kernels_numba._remap, kmpress.kernels_numba._color, sys\n"
         "ks = [v for m in list(sys.modules.values()) if getattr(m, '__name__', '').startswith('kmpress.kernels_numba.')\n"
         "      for v in vars(m).values() if isinstance(v, _jit.Kernel)]\n"
         "ks += [t for m in list(sys.modules.values()) if getattr(m, '__name__', '').startswith('kmpress.kernels_numba.')\n"
@@ -331,7 +333,7 @@ def test_error_figures_equal_numba_bit_for_bit():
     parts = []
     for kern in (kn, kp):
         part = np.empty(kern.n_chunks(U), np.float64)
-        kern.delta_e_colours(colors, counts, palette, labels, LINEAR_LUT, M1, M2, part)
+        kern.delta_e_colors(colors, counts, palette, labels, LINEAR_LUT, M1, M2, part)
         parts.append(part)
     np.testing.assert_array_equal(parts[0], parts[1])
 

@@ -54,6 +54,10 @@ def test_wheel_has_one_top_level_package(tmp_path):
     top = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("top_level.txt"))).decode().split()
     assert top == ["kmpress"]
     assert "kmpress/data/astronaut.jpg" in names
+    # the PEP 561 marker: type checkers read the annotations of the installed package
+    assert "kmpress/py.typed" in names
+    record = zipfile.ZipFile(wheel).read(f"kmpress-{version}.dist-info/RECORD").decode()
+    assert "kmpress/py.typed," in record
     for path in SOURCES:  # every module of the repository is in the wheel, where it belongs
         rel = path.relative_to(ROOT)
         inside = ("kmpress/cli" if rel.parts[0] == "cli" else "kmpress") + "/" + "/".join(rel.parts[1:])

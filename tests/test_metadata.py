@@ -10,13 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import ExifTags, Image, ImageCms
-from typer.testing import CliRunner
 
 import kmpress
 from kmpress import metadata
-from kmpress.cli.main import app
 
-DATA = Path(__file__).resolve().parent / "data"
+from helpers import DATA, run
+
+
 DATE = "2024:05:01 10:11:12"
 GPS = {1: "N", 2: (52.0, 22.0, 7.5), 3: "E", 4: (4.0, 53.0, 30.0)}
 
@@ -166,12 +166,11 @@ def test_strip_leaves_no_metadata(tmp_path, fmt):
 
 def test_strip_from_the_command_line(tmp_path):
     src = camera_photo(tmp_path / "IMG_0003.JPG")
-    runner = CliRunner()
-    r = runner.invoke(app, ["compress", str(src), "-k", "8", "-q"])
+    r = run("compress", src, "-k", 8, "-q")
     assert r.exit_code == 0, r.stderr
     kept = (tmp_path / "IMG_0003-k8.png").read_bytes()
     assert {b"eXIf", b"iCCP"} <= set(png_chunk_types(kept))
-    r = runner.invoke(app, ["compress", str(src), "-k", "8", "-q", "--strip", "--suffix", "-s"])
+    r = run("compress", src, "-k", 8, "-q", "--strip", "--suffix", "-s")
     assert r.exit_code == 0, r.stderr
     stripped = (tmp_path / "IMG_0003-s.png").read_bytes()
     assert png_chunk_types(stripped) == [b"IHDR", b"PLTE", b"IDAT", b"IEND"]
@@ -179,9 +178,9 @@ def test_strip_from_the_command_line(tmp_path):
     with Image.open(tmp_path / "IMG_0003-k8.png") as a, Image.open(tmp_path / "IMG_0003-s.png") as b:
         assert np.array_equal(np.array(a.convert("RGB")), np.array(b.convert("RGB")))
     # kmpress info says which has EXIF
-    r = runner.invoke(app, ["info", str(tmp_path / "IMG_0003-k8.png"), "--json"])
+    r = run("info", tmp_path / "IMG_0003-k8.png", "--json")
     assert '"exif": true' in r.stdout
-    r = runner.invoke(app, ["info", str(tmp_path / "IMG_0003-s.png"), "--json"])
+    r = run("info", tmp_path / "IMG_0003-s.png", "--json")
     assert '"exif": false' in r.stdout
 
 

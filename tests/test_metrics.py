@@ -10,8 +10,8 @@ import pytest
 
 import kmpress
 from kmpress.histogram import build_histogram
-from kmpress.metrics import bit_accounting, delta_e, delta_e_histogram, mse, pixel_errors, png_bit_depth, psnr, psnr_from_mse
-from reference import reference_delta_e
+from kmpress.metrics import bit_accounting, delta_e_histogram, mse, pixel_errors, png_bit_depth, psnr, psnr_from_mse
+from reference import delta_e, reference_delta_e
 
 
 def _crop(photos, name, h, w):
@@ -80,7 +80,7 @@ def test_delta_e_histogram_matches_the_pixel_oracle(photos, kern):
     img = _crop(photos, "coffee", 48, 64)
     q = kmpress.quantize(img, 8, backend=kern.NAME)
     hist = build_histogram(img, kern)
-    labels = q.indices.reshape(-1)[np.unique(hist.pixel_colours(img, kern), return_index=True)[1]]
+    labels = q.indices.reshape(-1)[np.unique(hist.pixel_colors(img, kern), return_index=True)[1]]
     de = delta_e_histogram(hist.colors, hist.counts, q.palette, labels, kern)
     assert de == pytest.approx(reference_delta_e(img, q.to_array()), rel=1e-9)
     assert q.delta_e == pytest.approx(de, rel=1e-12)
@@ -96,7 +96,7 @@ def test_pixel_errors_of_an_arbitrary_remap(photos, kern):
     rng = np.random.default_rng(2)
     pal = rng.integers(0, 256, (9, 3), dtype=np.uint8)
     idx = rng.integers(0, 9, img.shape[:2]).astype(np.uint8)
-    sse, de = pixel_errors(hist.colors, hist.pixel_colours(img, kern), idx, pal, kern)
+    sse, de = pixel_errors(hist.colors, hist.pixel_colors(img, kern), idx, pal, kern)
     err = pal[idx].astype(np.int64) - img.astype(np.int64)
     assert sse == int((err * err).sum())
     assert de == pytest.approx(reference_delta_e(img, pal[idx]), rel=1e-9)

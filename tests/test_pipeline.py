@@ -180,3 +180,19 @@ def test_a_last_finish_lets_the_clustering_points_go_when_the_remap_does_without
     assert q.psnr == q2.psnr and q.delta_e == q2.delta_e
     plain = not opts
     assert (pipe.X is None and pipe.weights is None) == plain  # dithering and smooth use them
+
+
+@pytest.mark.parametrize("opts", [{}, {"dither": "floyd-steinberg"}])
+def test_a_released_fit_keeps_its_figures_and_finishes_the_same(crop, opts):
+    """release() lets a scored fit's pixel indices go (a search keeps failing fits only as warm
+    starts); its centroids and figures stay, and finishing it later remaps to the same result."""
+    pipe = Pipeline(crop, Options(**opts))
+    f = pipe.fit(9, np.random.default_rng(3))
+    score = pipe.score(f)
+    held = pipe.finish(f)
+    centroids, sse, delta_e = f.centroids.copy(), f.sse, f.delta_e
+    f.release()
+    assert f.indices is None
+    assert np.array_equal(f.centroids, centroids) and (f.score, f.sse, f.delta_e) == (score, sse, delta_e)
+    again = pipe.finish(f)
+    assert np.array_equal(again.indices, held.indices) and again.psnr == held.psnr == score

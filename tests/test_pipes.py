@@ -8,27 +8,19 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 from io import BytesIO
 from pathlib import Path
 
-import numpy as np
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
 import kmpress
 from kmpress import pipes
-from kmpress.cli.main import app
 from kmpress.errors import ImageWriteError, InvalidParameterError
 from kmpress.io import write_stream
 from kmpress.options import Options
 
-DATA = Path(__file__).resolve().parent / "data"
-
-
-def run(*args, input=None):
-    return CliRunner().invoke(app, [str(a) for a in args], input=input, prog_name="kmpress")
+from helpers import DATA, run
 
 
 @pytest.fixture(scope="module")

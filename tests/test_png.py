@@ -13,7 +13,9 @@ from PIL import Image
 
 import kmpress
 import kmpress.png
-from kmpress.png import encode_png, png_header, zlib_stream
+from kmpress.png import encode_png, png_header
+
+from helpers import zlib_stream
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 16, 17, 256])

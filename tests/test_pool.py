@@ -15,7 +15,9 @@ from helpers import no_temp_files
 from kmpress import Options
 from kmpress.batch import compress_many, plan_batch
 from kmpress.io import stale_temp_files, temp_path
-from kmpress.pool import FileResult, compress_file, run_local_pool
+from kmpress.pool import run_local_pool
+from kmpress.results import FileResult
+from kmpress.workers import compress_file
 
 # spawned workers import this module by name to find _crash_on_marker
 if str(Path(__file__).resolve().parent) not in sys.path:
@@ -80,7 +82,7 @@ def test_interrupted_pool_leaves_no_partial_file(tmp_path):
 def test_memory_budget_lets_huge_files_run_one_after_the_other():
     from types import SimpleNamespace
 
-    from kmpress.pool import BUDGET_SHARE, MemoryBudget
+    from kmpress.budget import BUDGET_SHARE, MemoryBudget
 
     b = MemoryBudget(total=int(1000 / BUDGET_SHARE) + 1)
     assert b.total == 1000
@@ -118,7 +120,7 @@ def test_memory_budget_lets_huge_files_run_one_after_the_other():
 
 def test_memory_budget_estimates_from_headers(tmp_path):
     from kmpress import limits
-    from kmpress.pool import MemoryBudget
+    from kmpress.budget import MemoryBudget
 
     a = photo(tmp_path / "a.png", size=(300, 200))
     (tmp_path / "bad.png").write_text("not an image")
@@ -134,7 +136,7 @@ def test_memory_budget_estimates_from_headers(tmp_path):
 
 _IN_A_CALLBACK = r"""
 import ctypes, os, signal, sys, time
-from kmpress import interrupts, pool
+from kmpress import interrupts, process
 {setup}
 CALLBACK = ctypes.CFUNCTYPE(None)
 ns = {{"os": os, "signal": signal, "time": time}}
@@ -161,8 +163,8 @@ def _run_in_callback(tmp_path, setup, sig, run, fake=f"{os.sep}site-packages{os.
 
 def test_worker_sigterm_inside_a_c_callback_exits_cleanly(tmp_path):
     dst = tmp_path / "out.png"
-    setup = (f"import kmpress.io as kio\npool._CURRENT_DST = {str(dst)!r}\nkio.temp_path(kio.Path({str(dst)!r})).write_bytes(b'partial')\n"
-             "signal.signal(signal.SIGTERM, pool._on_sigterm)")
+    setup = (f"import kmpress.io as kio\nprocess._CURRENT_DST = {str(dst)!r}\nkio.temp_path(kio.Path({str(dst)!r})).write_bytes(b'partial')\n"
+             "signal.signal(signal.SIGTERM, process._on_sigterm)")
     r = _run_in_callback(tmp_path, setup, "SIGTERM", "cb()")
     assert r.returncode == 128 + 15, (r.stdout, r.stderr)
     assert r.stderr == "" and r.stdout == ""  # nothing "ignored", no traceback
@@ -244,3 +246,28 @@ def test_script_with_and_without_the_main_guard(tmp_path, guarded):
         assert "RuntimeWarning: kmpress: the batch's worker processes exited while starting" in r.stderr
         assert 'outside \'if __name__ == "__main__":\', start it under that guard' in r.stderr
         assert "UnguardedMainError" in r.stderr
+
+
+def test_ctrl_c_inside_a_compiled_kernel_is_an_interrupt(monkeypatch, tmp_path):
+    """numba turns a KeyboardInterrupt raised inside a kernel into a SystemError caused by it;
+    a batch must treat that as the interrupt (exit 130), not as a failed file."""
+    import kmpress.workers
+    from kmpress.options import Options
+    from kmpress.workers import compress_file
+
+    def interrupted(*args, **kwargs):
+        try:
+            raise KeyboardInterrupt()
+        except KeyboardInterrupt as e:
+            raise SystemError("CPUDispatcher(...) returned a result with an exception set") from e
+
+    monkeypatch.setattr(kmpress.workers, "compress", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        compress_file(str(tmp_path / "a.png"), str(tmp_path / "b.png"), Options(k=8))
+
+    def broken(*args, **kwargs):
+        raise SystemError("a real bug")
+
+    monkeypatch.setattr(kmpress.workers, "compress", broken)
+    r = compress_file(str(tmp_path / "a.png"), str(tmp_path / "b.png"), Options(k=8))
+    assert r.status == "error" and "SystemError: a real bug" in r.message

@@ -16,8 +16,9 @@ import kmpress
 from kmpress import kernels_numpy
 from kmpress.colorspace import colors_to_space, palette_to_space
 from kmpress.histogram import build_histogram
-from kmpress.metrics import delta_e
 from kmpress.remap import floyd_steinberg, smooth_remap
+
+from reference import delta_e
 
 ROOT = Path(__file__).resolve().parent.parent
 FS = "floyd-steinberg"
@@ -55,7 +56,7 @@ def test_dithered_output_uses_only_palette_entries_and_reports_its_own_error(pho
     assert q.mse > plain.mse
 
 
-def test_dither_preserves_local_mean_colour_on_a_gradient():
+def test_dither_preserves_local_mean_color_on_a_gradient():
     # a slow horizontal ramp with 4 colours: without dithering it is 4 flat bands whose local
     # mean is off by up to half a step; dithering mixes neighbouring entries to follow the ramp
     x = np.linspace(20, 230, 256)
@@ -77,7 +78,7 @@ def _fs_direct(img: np.ndarray, entries_u8: np.ndarray, space: str = "rgb", kern
     hist = build_histogram(np.ascontiguousarray(img), kern)
     X = colors_to_space(hist.colors, space, kern)
     alpha = hist.colors[:, 3] if img.shape[2] == 4 else None
-    return floyd_steinberg(X, hist.pixel_colours(img, kern), alpha, palette_to_space(entries_u8, space, kern), img.shape[:2], strength, kern)
+    return floyd_steinberg(X, hist.pixel_colors(img, kern), alpha, palette_to_space(entries_u8, space, kern), img.shape[:2], strength, kern)
 
 
 def test_no_diffusion_into_or_out_of_transparent_pixels(photos, kern):
@@ -152,8 +153,8 @@ def test_smooth_zero_is_the_nearest_remap(photos, kern):
     hist = build_histogram(img, kern)
     X = colors_to_space(hist.colors, "rgb", kern)
     ent = palette_to_space(q.palette, "rgb", kern)
-    labels = q.indices.reshape(-1)[np.unique(hist.pixel_colours(img, kern), return_index=True)[1]].astype(np.int32)
-    out = smooth_remap(X, hist.counts, hist.pixel_colours(img, kern), labels, ent, img.shape[:2], 0.0, kern)
+    labels = q.indices.reshape(-1)[np.unique(hist.pixel_colors(img, kern), return_index=True)[1]].astype(np.int32)
+    out = smooth_remap(X, hist.counts, hist.pixel_colors(img, kern), labels, ent, img.shape[:2], 0.0, kern)
     np.testing.assert_array_equal(out, q.indices)
 
 

@@ -1,36 +1,19 @@
 """The stages a compression reports (``on_stage``): from :func:`kmpress.compress`, through a batch
-in this process and from a local pool's workers, to the CLI's progress bar ("photo.png: lloyd").
-Reporting them never changes the output."""
+in this process and from a local pool's workers. Reporting them never changes the output. (The
+CLI's progress bar that draws them, "photo.png: lloyd", is tested in tests/cli/test_compress.py.)"""
 
 from __future__ import annotations
 
-import io
-from pathlib import Path
-
-import numpy as np
 import pytest
-from PIL import Image
-from typer.testing import CliRunner
 
-import kmpress
-import kmpress.cli.main as climain
-import kmpress.cli.render as render
 from kmpress import compress, compress_many
-from kmpress.cli.main import app
-from kmpress.cli.render import Running, progress
-from kmpress.pool import FileResult
 from kmpress.stages import STAGES, Stages
+
+from helpers import photo
+
 
 #: The stages of a compression in RGB (OKLab adds "colorspace" after "histogram").
 PLAIN = [s for s in STAGES if s != "colorspace"]
-
-
-def _photo(path: Path, size=(80, 60), seed=0, alpha=False) -> Path:
-    rng = np.random.default_rng(seed)
-    img = rng.integers(0, 256, (size[1], size[0], 4 if alpha else 3), dtype=np.uint8)
-    img[: size[1] // 2, :, :3] //= 4
-    Image.fromarray(img).save(path)
-    return path
 
 
 @pytest.mark.parametrize(
@@ -40,7 +23,7 @@ def _photo(path: Path, size=(80, 60), seed=0, alpha=False) -> Path:
 )
 def test_compress_reports_its_stages_in_order_and_the_file_is_the_same(tmp_path, options):
     options = {"k": 8, **options}
-    src = _photo(tmp_path / "a.png", size=(12, 10) if options["k"] == 256 else (80, 60))  # 120 colours: lossless
+    src = photo(tmp_path / "a.png", size=(12, 10) if options["k"] == 256 else (80, 60))  # 120 colours: lossless
     seen: list[str] = []
     rep = compress(src, tmp_path / "staged.png", on_stage=seen.append, **options)
     compress(src, tmp_path / "plain.png", **options)
@@ -94,7 +77,7 @@ def test_a_stage_that_raises_is_still_timed_and_the_error_passes():
 
 
 def test_a_quality_target_reports_each_candidate(tmp_path):
-    src = _photo(tmp_path / "a.png")
+    src = photo(tmp_path / "a.png", size=(80, 60))
     seen: list[str] = []
     rep = compress(src, tmp_path / "q.png", target_psnr=30, on_stage=seen.append)
     assert seen[:2] == ["read", "histogram"] and seen[-2:] == ["delta_e", "write"]
@@ -108,7 +91,7 @@ def test_a_quality_target_reports_each_candidate(tmp_path):
 
 
 def test_what_the_callback_raises_stops_the_compression(tmp_path):
-    src = _photo(tmp_path / "a.png")
+    src = photo(tmp_path / "a.png", size=(80, 60))
 
     def stop(stage: str) -> None:
         if stage == "lloyd":
@@ -120,7 +103,7 @@ def test_what_the_callback_raises_stops_the_compression(tmp_path):
 
 
 def test_a_batch_reports_the_stages_of_each_file(tmp_path):
-    srcs = [_photo(tmp_path / f"{i}.png", seed=i) for i in range(2)]
+    srcs = [photo(tmp_path / f"{i}.png", seed=i, size=(80, 60)) for i in range(2)]
     for jobs in (1, 2):  # in this process, and from a pool's workers through the stage pipe
         seen: list[tuple[str, str]] = []
         out = tmp_path / f"out{jobs}"
@@ -133,84 +116,3 @@ def test_a_batch_reports_the_stages_of_each_file(tmp_path):
     ]
 
 
-def test_running_files_show_their_stage_once_they_take_long():
-    now = [100.0]
-    r = Running(stage_after=2.0, clock=lambda: now[0])
-    r.start("/photos/big.tif")
-    r.stage("/photos/big.tif", "read")
-    assert r.describe() == "big.tif"  # a file that may be quick: no flicker of stages
-    now[0] += 2.5
-    assert r.describe() == "big.tif: read"
-    r.stage("/photos/big.tif", "lloyd")
-    r.start("/photos/small.jpg")
-    r.stage("/photos/small.jpg", "histogram")
-    assert r.describe() == "big.tif: lloyd, small.jpg"
-    r.stage("/photos/gone.png", "write")  # a late report of a file not running: ignored
-    for name in ("c.png", "d.png"):
-        r.start(f"/x/{name}")
-    assert r.describe() == "big.tif: lloyd, small.jpg, c.png ..."
-    assert r.finish("/photos/big.tif") and not r.finish("/photos/big.tif")
-    assert r.describe() == "small.jpg, c.png, d.png"
-
-
-@pytest.fixture
-def terminal(monkeypatch):
-    """The progress bar drawn on a fake terminal (a StringIO rich console that thinks it is one)."""
-    from rich.console import Console
-
-    class Screen(io.StringIO):
-        def close(self) -> None:  # the bar closes its stream when done; keep what was drawn
-            pass
-
-    buf = Screen()
-    monkeypatch.setattr(render, "_terminal_console", lambda: Console(file=buf, force_terminal=True, width=200))
-    return buf
-
-
-def test_the_bar_draws_the_file_and_its_stage(terminal):
-    with progress(1, True, stage_after=0) as (started, finished, staged):
-        started("/photos/big.tif")
-        staged("/photos/big.tif", "lloyd")  # drawn at once
-        finished("/photos/big.tif")
-    assert "big.tif: lloyd" in terminal.getvalue()
-    with progress(1, False) as (started, finished, staged):
-        assert staged is None  # disabled: nothing for the engine to report to
-
-
-def test_the_cli_shows_each_stage_of_a_file_on_a_terminal(tmp_path, monkeypatch, terminal):
-    """The real engine, in process, through the CLI: every stage's "<file>: <stage>" is drawn,
-    in order (with the threshold at 0; by default a file shows its stages after 2 s)."""
-    monkeypatch.setattr(climain, "_want_progress", lambda quiet, as_json: True)
-    monkeypatch.setattr(render, "STAGE_AFTER", 0.0)
-    src = _photo(tmp_path / "holiday.png")
-    r = CliRunner().invoke(app, ["compress", str(src), "-k", "8", "-o", str(tmp_path / "o")], prog_name="kmpress")
-    assert r.exit_code == 0, r.stderr
-    drawn = terminal.getvalue()
-    at = [drawn.find(f"holiday.png: {stage}") for stage in PLAIN]
-    assert all(i >= 0 for i in at), drawn[-2000:]
-    assert at == sorted(at)
-    assert (tmp_path / "o" / "holiday-k8.png").read_bytes() == _reference(src, tmp_path)
-
-
-def _reference(src: Path, tmp_path: Path) -> bytes:
-    compress(src, tmp_path / "ref.png", 8)
-    return (tmp_path / "ref.png").read_bytes()
-
-
-def test_the_cli_passes_its_stage_callback_to_the_batch(tmp_path, monkeypatch, terminal):
-    import kmpress.batch
-
-    monkeypatch.setattr(climain, "_want_progress", lambda quiet, as_json: True)
-    monkeypatch.setattr(render, "STAGE_AFTER", 0.0)
-    src = _photo(tmp_path / "pano.png")
-
-    def fake(plan, jobs=None, on_start=None, on_stage=None):
-        [it] = plan.items
-        on_start(str(it.src))
-        on_stage(str(it.src), "remap")
-        yield FileResult(str(it.src), str(it.dst), "skipped", "a test")
-
-    monkeypatch.setattr(kmpress.batch, "compress_many", fake)
-    r = CliRunner().invoke(app, ["compress", str(src), "-o", str(tmp_path / "o")], prog_name="kmpress")
-    assert r.exit_code == 0, r.stderr
-    assert "pano.png: remap" in terminal.getvalue()

@@ -15,19 +15,20 @@ only for what it uses (:mod:`._jit`). Determinism: work is split in fixed chunks
 points, each chunk writes its own partial results, the caller merges them in chunk order: the
 result is bitwise identical with 1 or 2 (or 64) threads.
 
-Modules, in pipeline order: :mod:`._histogram` (stage 1), :mod:`._colour` (stage 2),
+Modules, in pipeline order: :mod:`._histogram` (stage 1), :mod:`._color` (stage 2),
 :mod:`._nearest` and :mod:`._seeding` (stage 3), :mod:`._remap` (stage 5).
 """
 
 from __future__ import annotations
 
 from . import _histogram
-from ._colour import colors_to_lab, colors_to_lab64, delta_e_colours
-from ._histogram import DENSE_MIN_PIXELS, colour_index, histogram, remap_codes, unpack_codes
+from ._color import colors_to_lab, colors_to_lab64, delta_e_colors
+from ._histogram import DENSE_MIN_PIXELS, color_index, histogram, remap_codes, unpack_codes
 from ._jit import BLOCK, CHUNK, SERIAL_WORK
 from ._nearest import assign_accumulate, block_boxes, dist_to_assigned, nearest
 from ._remap import STATS_CHUNK, floyd_steinberg, gather, pixel_stats, smooth
 from ._seeding import pp_sample, pp_state, pp_trials, pp_update
+
 
 def warm_up_kernels(pixels: int, k: int) -> list:
     """The kernels (the variant of each twin) that a plain compression of ``pixels`` pixels at
@@ -50,7 +51,7 @@ def warm_up_kernels(pixels: int, k: int) -> list:
         assign_accumulate.pick(u * k),
         nearest.pick(u * k),
         remap_codes.pick(pixels) if dense else gather,
-        delta_e_colours,
+        delta_e_colors,
     ]
 
 
@@ -63,12 +64,12 @@ CONTRACT = (
     "STATS_CHUNK",
     "n_chunks",
     "histogram",
-    "colour_index",
+    "color_index",
     "unpack_codes",
     "remap_codes",
     "colors_to_lab",
     "colors_to_lab64",
-    "delta_e_colours",
+    "delta_e_colors",
     "block_boxes",
     "assign_accumulate",
     "nearest",
@@ -100,9 +101,9 @@ __all__ = [
     "assign_accumulate",
     "block_boxes",
     "colors_to_lab",
-    "colour_index",
+    "color_index",
     "colors_to_lab64",
-    "delta_e_colours",
+    "delta_e_colors",
     "dist_to_assigned",
     "floyd_steinberg",
     "gather",

@@ -179,7 +179,7 @@ def histogram(px: np.ndarray):
     return _radix_histogram(px, nch)
 
 
-def colour_index(px: np.ndarray, codes: np.ndarray) -> np.ndarray:
+def color_index(px: np.ndarray, codes: np.ndarray) -> np.ndarray:
     """(N,) int32 index in ``codes`` (sorted Morton codes of RGB colours) of every pixel's colour:
     the per-pixel inverse that :func:`histogram` spares, made when a remap needs it."""
     table = np.zeros(1 << 24, np.int32)

@@ -190,7 +190,10 @@ def assign_accumulate(X, w, weighted, C32, labels, sums_c, wsum_c, changed_c, bo
         changed_c[c] = changed
 
 
-@twins("void(f4[:, ::1], f4[:, ::1], i4[::1], UniTuple(f4[:, ::1], 2))", work=lambda X, C32, *rest: X.shape[1] * C32.shape[0])
+@twins(
+    "void(f4[:, ::1], f4[:, ::1], i4[::1], UniTuple(f4[:, ::1], 2))",
+    work=lambda X, C32, *rest: X.shape[1] * C32.shape[0],
+)
 def nearest(X, C32, labels, boxes):
     """Nearest-centroid labels only (the final remap onto the uint8 palette).
 

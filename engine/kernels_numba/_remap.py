@@ -101,7 +101,9 @@ def _receives(x, w, has_alpha, transparent, inverse, q):
     return not (has_alpha and transparent[inverse[q]])
 
 
-@kernel("void(f4[:, ::1], i4[::1], b1[::1], b1, f8[:, ::1], f8[::1], f8[::1], i8, i8, i8, u1[::1], i2[:, ::1], i4[::1], f8)")
+@kernel(
+    "void(f4[:, ::1], i4[::1], b1[::1], b1, f8[:, ::1], f8[::1], f8[::1], i8, i8, i8, u1[::1], i2[:, ::1], i4[::1], f8)"
+)
 def floyd_steinberg(Xt, inverse, transparent, has_alpha, entries, lo, hi, G, h, w, out, cand, ncand, strength):
     """Serpentine Floyd-Steinberg remap of every pixel onto the palette entries.
 
@@ -192,7 +194,7 @@ def pixel_stats(colors, inverse, idx, palette, lab_c, lab_p, sse_c, de_c):
     N = inverse.shape[0]
     C = colors.shape[1]
     for c in prange((N + STATS_CHUNK - 1) // STATS_CHUNK):
-        s = 0
+        s = np.int64(0)
         e = 0.0
         for p in range(c * STATS_CHUNK, min(N, (c + 1) * STATS_CHUNK)):
             u = inverse[p]

@@ -67,7 +67,10 @@ def _box_lower_bound(bmin, bmax, b, c):
     return lb
 
 
-@twins("Tuple((f4[:, ::1], f4[:, ::1], f4[::1], f8[::1]))(f4[:, ::1], f8[::1], b1, f4[::1], f8[::1])", work=lambda X, *rest: X.shape[1] * 8)
+@twins(
+    "Tuple((f4[:, ::1], f4[:, ::1], f4[::1], f8[::1]))(f4[:, ::1], f8[::1], b1, f4[::1], f8[::1])",
+    work=lambda X, *rest: X.shape[1] * 8,
+)
 def pp_state(X, w, weighted, closest, pot_c):
     """Per-block bookkeeping for k-means++ pruning, and the chunk potentials of ``closest``.
 
@@ -116,7 +119,10 @@ def pp_state(X, w, weighted, closest, pot_c):
     return bmin, bmax, bmaxcl, bpot
 
 
-@twins("void(f4[:, ::1], f8[::1], b1, f4[::1], f4[::1], f8[::1], Tuple((f4[:, ::1], f4[:, ::1], f4[::1], f8[::1])))", work=lambda X, *rest: X.shape[1] * 8)
+@twins(
+    "void(f4[:, ::1], f8[::1], b1, f4[::1], f4[::1], f8[::1], Tuple((f4[:, ::1], f4[:, ::1], f4[::1], f8[::1])))",
+    work=lambda X, *rest: X.shape[1] * 8,
+)
 def pp_update(X, w, weighted, c, closest, pot_c, state):
     """Fold one new centre into the closest squared distances and refresh the chunk potentials.
 

@@ -21,10 +21,9 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pytest
-from PIL import Image
 
+from helpers import DATA, gradient_photo, run
 from kmpress import compress_many  # the public export
 from kmpress.dask_batch import (
     DASK_INSTALL_HINT,
@@ -53,14 +52,7 @@ if str(Path(__file__).resolve().parent) not in sys.path:
 
 def photo(path: Path, size=(80, 60), seed=0) -> Path:
     """A small noisy gradient photo (many colours)."""
-    rng = np.random.default_rng(seed)
-    w, h = size
-    y, x = np.mgrid[0:h, 0:w]
-    base = np.stack([x * 255 // (w - 1), y * 255 // (h - 1), (x + y) * 127 // (w + h - 2)], axis=2)
-    img = np.clip(base + rng.normal(0, 12, base.shape), 0, 255).astype(np.uint8)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(img).save(path)
-    return path
+    return gradient_photo(path, size, seed)
 
 
 def temp_files(folder: Path) -> list[Path]:
@@ -127,7 +119,7 @@ def test_cluster_batch_is_byte_identical_to_local(dask_client, tmp_path):
 
 @needs_dask
 def test_plain_client_executor_works_unchanged(dask_client, tmp_path):
-    """What the issue promises: compress_many(executor=client.get_executor())."""
+    """The documented route: compress_many(executor=client.get_executor()), nothing else."""
     srcs = [photo(tmp_path / f"p{i}.png", seed=i) for i in range(3)]
     results = list(compress_many(srcs, tmp_path / "out", 4, executor=dask_client.get_executor(pure=False)))
     assert sorted(r.status for r in results) == ["ok"] * 3
@@ -183,7 +175,7 @@ def _threads_in_task(src, dst):
     import numba
 
     from kmpress.options import Options
-    from kmpress.pool import compress_file
+    from kmpress.workers import compress_file
 
     assert compress_file(src, dst, Options(k=4)).status == "ok"
     return worker_threads(), numba.get_num_threads()
@@ -295,29 +287,14 @@ def test_without_dask_the_error_says_how_to_install(monkeypatch, tmp_path):
 # --------------------------------------------------------------------------------------------
 
 
-def kmpress(*args, cwd=None):
-    """Run the CLI in this process (typer's CliRunner); stdout and stderr apart."""
-    from typer.testing import CliRunner
-
-    from kmpress.cli.main import app
-
-    old = os.getcwd()
-    if cwd is not None:
-        os.chdir(cwd)
-    try:
-        return CliRunner().invoke(app, [str(a) for a in args], prog_name="kmpress")
-    finally:
-        os.chdir(old)
-
-
 @needs_dask
 def test_cli_scheduler_batch_matches_local_and_exit_codes(dask_client, tmp_path):
     import json
 
     srcs = [photo(tmp_path / f"p{i}.png", seed=i) for i in range(3)]
-    local = kmpress("compress", *srcs, "-k", 5, "-o", tmp_path / "local", "--json")
+    local = run("compress", *srcs, "-k", 5, "-o", tmp_path / "local", "--json")
     assert local.exit_code == 0, local.stderr
-    r = kmpress("compress", *[s.name for s in srcs], "-k", 5, "-o", "dask", "--json", "--scheduler", dask_client.scheduler.address, cwd=tmp_path)
+    r = run("compress", *[s.name for s in srcs], "-k", 5, "-o", "dask", "--json", "--scheduler", dask_client.scheduler.address, cwd=tmp_path)
     assert r.exit_code == 0, r.stderr
     doc = json.loads(r.stdout)
     assert [f["status"] for f in doc["files"]] == ["ok"] * 3 and doc["exit_code"] == 0
@@ -326,7 +303,7 @@ def test_cli_scheduler_batch_matches_local_and_exit_codes(dask_client, tmp_path)
         assert (tmp_path / "dask" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
     # a bad file among good ones: the others are written, exit code 1, the file named with its reason
     (tmp_path / "bad.jpg").write_text("not an image")
-    r = kmpress("compress", srcs[0], tmp_path / "bad.jpg", "-o", tmp_path / "mixed", "--quiet", "--scheduler", dask_client.scheduler.address)
+    r = run("compress", srcs[0], tmp_path / "bad.jpg", "-o", tmp_path / "mixed", "--quiet", "--scheduler", dask_client.scheduler.address)
     assert r.exit_code == 1
     assert "bad.jpg" in r.stderr and "not an image" in r.stderr and "Traceback" not in r.stderr
     assert [p.name for p in (tmp_path / "mixed").iterdir()] == ["p0-k16.png"]
@@ -338,7 +315,7 @@ def test_cli_unreachable_scheduler_is_a_usage_error(tmp_path, monkeypatch):
 
     monkeypatch.setattr(dask_batch, "CONNECT_TIMEOUT", 1.0)  # default 10 s
     a = photo(tmp_path / "a.png")
-    r = kmpress("compress", a, "--scheduler", "tcp://127.0.0.1:9")
+    r = run("compress", a, "--scheduler", "tcp://127.0.0.1:9")
     assert r.exit_code == 2
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1 and "cannot connect to the Dask scheduler tcp://127.0.0.1:9" in lines[0], lines
@@ -348,7 +325,7 @@ def test_cli_unreachable_scheduler_is_a_usage_error(tmp_path, monkeypatch):
 def test_cli_without_dask_says_how_to_install(monkeypatch, tmp_path):
     a = photo(tmp_path / "a.png")
     monkeypatch.setitem(sys.modules, "distributed", None)
-    r = kmpress("compress", a, "--scheduler", "tcp://127.0.0.1:8786")
+    r = run("compress", a, "--scheduler", "tcp://127.0.0.1:8786")
     assert r.exit_code == 2
     assert r.stderr.strip().splitlines() == [f"kmpress: running on a Dask cluster needs Dask: {DASK_INSTALL_HINT}"]
     assert not (tmp_path / "a-k16.png").exists()
@@ -358,7 +335,6 @@ def test_cli_without_dask_says_how_to_install(monkeypatch, tmp_path):
 # a cluster of separate processes on loopback, and a scheduler lost mid-batch
 # --------------------------------------------------------------------------------------------
 
-DATA = Path(__file__).resolve().parent / "data"
 PHOTOS = ("astronaut", "chelsea", "coffee")
 
 
@@ -567,5 +543,5 @@ def test_scheduler_timeout_is_checked_by_the_options():
     for bad in (0, -1, "soon", float("nan")):
         with pytest.raises(InvalidParameterError, match="scheduler_timeout"):
             Options(scheduler_timeout=bad)
-    r = kmpress("compress", "a.png", "--scheduler", "tcp://127.0.0.1:9", "--scheduler-timeout", 0)
+    r = run("compress", "a.png", "--scheduler", "tcp://127.0.0.1:9", "--scheduler-timeout", 0)
     assert r.exit_code == 2 and "(--scheduler-timeout)" in r.stderr

@@ -25,9 +25,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from test_cli_subprocess import _processes_in
-
-DATA = Path(__file__).resolve().parent / "data"
+from helpers import DATA
+from test_command import _processes_in
 
 _DRIVER = r"""
 import os, signal, sys, threading, time

@@ -79,7 +79,7 @@ def colors_to_lab(colors, lut, m1, m2, scale, out):
 
 
 @kernel("void(u1[:, ::1], i8[::1], u1[:, ::1], i4[::1], f8[::1], f8[:, ::1], f8[:, ::1], f8[::1])", parallel=True)
-def delta_e_colours(colors, counts, palette, labels, lut, m1, m2, part):
+def delta_e_colors(colors, counts, palette, labels, lut, m1, m2, part):
     """Per chunk of :data:`CHUNK` colours (part OUT), the sum of ``counts x`` OKLab distance between each
     colour and its palette entry ``palette[labels]`` (plain units, alpha ignored)."""
     U = colors.shape[0]

@@ -22,9 +22,9 @@ import kmpress
 from kmpress import ImageReadError, ImageTooLargeError, KmpressError
 from kmpress.io import MAX_ICC_BYTES
 from kmpress.limits import over_cap
-from test_cli_subprocess import kmpress_command
+from helpers import DATA, kmpress_command, run
 
-WILD = Path(__file__).resolve().parent / "data" / "wild"
+WILD = DATA / "wild"
 CORPUS = sorted(p for p in WILD.rglob("*") if p.is_file())
 
 
@@ -43,8 +43,8 @@ def check_png(data: bytes) -> tuple[int, int, int, bool]:
     assert pos == len(data)
     kinds = [k for k, _ in chunks]
     assert kinds[0] == b"IHDR" and kinds[-1] == b"IEND" and kinds.count(b"PLTE") == 1
-    w, h, depth, colour, _, _, interlace = struct.unpack(">IIBBBBB", chunks[0][1])
-    assert colour == 3 and depth in (1, 2, 4, 8) and interlace == 0 and w > 0 and h > 0
+    w, h, depth, color, _, _, interlace = struct.unpack(">IIBBBBB", chunks[0][1])
+    assert color == 3 and depth in (1, 2, 4, 8) and interlace == 0 and w > 0 and h > 0
     plte = dict(chunks)[b"PLTE"]
     entries = len(plte) // 3
     assert len(plte) % 3 == 0 and 1 <= entries <= 1 << depth
@@ -141,7 +141,7 @@ def test_go_style_invalid_pngs(tmp_path):
      ("pngsuite/tbrn2c08.png", 453), ("pngsuite/tbbn2c16.png", 453), ("pngsuite/tbwn0g16.png", 453),
      ("pngsuite/tbbn0g04.png", 464)],
 )
-def test_colour_key_transparency_is_kept(name, key_pixels, tmp_path):
+def test_color_key_transparency_is_kept(name, key_pixels, tmp_path):
     a = kmpress.read_image(WILD / name)
     assert a.shape[2] == 4 and int((a[:, :, 3] == 0).sum()) == key_pixels and set(np.unique(a[:, :, 3])) == {0, 255}
     kmpress.compress(WILD / name, tmp_path / "o.png", 8)
@@ -173,12 +173,7 @@ def test_low_bit_depth_grey_key_is_scaled_like_the_samples(tmp_path, png):
 
 
 def test_info_reads_16_bit_grey_and_refuses_bombs_like_compress(tmp_path):
-    from typer.testing import CliRunner
-
-    from kmpress.cli.main import app
-
-    runner = CliRunner()
-    r = runner.invoke(app, ["info", str(WILD / "pngsuite" / "basn0g16.png"), "--json"])
+    r = run("info", WILD / "pngsuite" / "basn0g16.png", "--json")
     assert r.exit_code == 0, r.output
     facts = json.loads(r.stdout)
     assert facts["mode"].startswith("I;16") and facts["bit_depth"] == 16 and facts["colors_used"] is None
@@ -187,7 +182,7 @@ def test_info_reads_16_bit_grey_and_refuses_bombs_like_compress(tmp_path):
         src = WILD / "pillow" / bomb
         with pytest.raises(ImageTooLargeError) as refused:
             kmpress.compress(src, tmp_path / "o.png", 4)
-        r = runner.invoke(app, ["info", str(src)])
+        r = run("info", src)
         assert r.exit_code == 1 and r.stderr == f"kmpress: {refused.value}\n"  # the same one line
 
 
@@ -258,9 +253,6 @@ def test_a_multi_size_icon_gives_its_largest_picture_whatever_was_read_before(tm
 
 
 def test_a_huge_icc_profile_is_dropped_and_the_output_opens(tmp_path):
-    from kmpress.cli.main import app
-    from typer.testing import CliRunner
-
     icc = bytes(range(256)) * (5 * (1 << 20) // 256)  # 5 MiB, split by Pillow over APP2 markers
     src = tmp_path / "big-icc.jpg"
     Image.fromarray(_QUADRANTS).save(src, quality=90, icc_profile=icc)
@@ -272,9 +264,9 @@ def test_a_huge_icc_profile_is_dropped_and_the_output_opens(tmp_path):
     assert b"iCCP" not in data and check_png(data)
     with Image.open(tmp_path / "o.png") as im:
         im.load()
-    r = CliRunner().invoke(app, ["compress", str(src), "-o", str(tmp_path / "cli"), "-k", "4"])
+    r = run("compress", src, "-o", tmp_path / "cli", "-k", 4)
     assert r.exit_code == 0 and r.stderr == f"kmpress: {src}: warning: {rep.warnings[0]}\n"
-    r = CliRunner().invoke(app, ["info", str(tmp_path / "cli" / "big-icc-k4.png")])
+    r = run("info", tmp_path / "cli" / "big-icc-k4.png")
     assert r.exit_code == 0 and "ICC profile" in r.stdout
     # a profile within the limit still travels
     small = tmp_path / "small-icc.jpg"
@@ -317,12 +309,12 @@ def test_the_command_over_the_sample(tmp_path, jobs):
 # --------------------------------------------------------------------------------------------
 
 
-def _png_header_only(width: int, height: int, colour_type: int = 2) -> bytes:
+def _png_header_only(width: int, height: int, color_type: int = 2) -> bytes:
     """A PNG declaring ``width`` x ``height`` 8-bit pixels, with one scanline of data."""
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
-    ihdr = struct.pack(">IIBBBBB", width, height, 8, colour_type, 0, 0, 0)
-    row = b"\0" + b"\x80" * (width * (3 if colour_type == 2 else 1))
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0)
+    row = b"\0" + b"\x80" * (width * (3 if color_type == 2 else 1))
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(row)) + chunk(b"IEND", b"")
 
 
@@ -366,13 +358,13 @@ except ImageReadError as e:
 """
 
 
-@pytest.mark.parametrize("colour_type, mode_bytes", [(2, 4), (0, 1)])
-def test_running_out_of_memory_while_decoding_says_so_with_the_size(colour_type, mode_bytes, tmp_path):
+@pytest.mark.parametrize("color_type, mode_bytes", [(2, 4), (0, 1)])
+def test_running_out_of_memory_while_decoding_says_so_with_the_size(color_type, mode_bytes, tmp_path):
     # RGB is decoded into kmpress's own memory (4 bytes a pixel), grey by Pillow (1 byte): 3.6 GB
     # either way, in a process allowed half a gigabyte more than it has
-    side = 30_000 if colour_type == 2 else 60_000
+    side = 30_000 if color_type == 2 else 60_000
     src = tmp_path / "big.png"
-    src.write_bytes(_png_header_only(side, side, colour_type))
+    src.write_bytes(_png_header_only(side, side, color_type))
     r = subprocess.run([sys.executable, "-c", _OUT_OF_MEMORY, str(src)], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stderr == "", r.stderr
     need = side * side * mode_bytes

@@ -9,39 +9,20 @@ import shutil
 import signal
 import subprocess
 import sys
-import sysconfig
 import time
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-DATA = Path(__file__).resolve().parent / "data"
-
-
-def kmpress_command() -> list[str]:
-    """The console script installed with the package (``pip install .``)."""
-    for folder in (sysconfig.get_path("scripts"), os.path.dirname(sys.executable)):
-        exe = Path(folder) / ("kmpress.exe" if os.name == "nt" else "kmpress")
-        if exe.exists():
-            return [str(exe)]
-    found = shutil.which("kmpress")
-    if found:
-        return [found]
-    pytest.fail("the kmpress command is not installed: run `pip install .` (or `pip install -e .`) first")
-
-
-def run(*args, cwd, timeout=300):
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}  # the installed package, not the tree
-    return subprocess.run([*kmpress_command(), *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=env)
+from helpers import DATA, ROOT, crop_photo, kmpress_command, run_installed
 
 
 def test_installed_command_end_to_end(tmp_path):
     for name in ("chelsea", "coffee"):
         shutil.copy(DATA / f"{name}.png", tmp_path / f"{name}.png")
     (tmp_path / "notes.jpg").write_text("not a photo")
-    r = run("compress", "chelsea.png", "coffee.png", "notes.jpg", "-k", 8, "-o", "out", "--json", cwd=tmp_path)
+    r = run_installed("compress", "chelsea.png", "coffee.png", "notes.jpg", "-k", 8, "-o", "out", "--json", cwd=tmp_path)
     assert r.returncode == 1, r.stderr
     doc = json.loads(r.stdout)
     status = {Path(f["src"]).name: f["status"] for f in doc["files"]}
@@ -50,20 +31,32 @@ def test_installed_command_end_to_end(tmp_path):
         with Image.open(tmp_path / "out" / f"{name}-k8.png") as im, Image.open(tmp_path / f"{name}.png") as src:
             assert im.mode == "P" and im.size == src.size and len(im.getcolors()) <= 8
     # the human-readable run of the same batch: all skipped now, exit 0
-    r = run("compress", "chelsea.png", "coffee.png", "-k", 8, "-o", "out", cwd=tmp_path)
+    r = run_installed("compress", "chelsea.png", "coffee.png", "-k", 8, "-o", "out", cwd=tmp_path)
     assert r.returncode == 0 and "skipped 2" in r.stdout and r.stderr == ""
-    r = run("info", "out/coffee-k8.png", "--against", "coffee.png", cwd=tmp_path)
+    r = run_installed("info", "out/coffee-k8.png", "--against", "coffee.png", cwd=tmp_path)
     assert r.returncode == 0 and "PSNR" in r.stdout and "4 bits per index" in r.stdout
-    r = run("--help", cwd=tmp_path)
+    r = run_installed("--help", cwd=tmp_path)
     assert r.returncode == 0 and "Exit codes" in r.stdout
-    r = run("compress", "-k", 999, "coffee.png", cwd=tmp_path)
+    r = run_installed("compress", "-k", 999, "coffee.png", cwd=tmp_path)
     assert r.returncode == 2 and r.stderr.startswith("kmpress: ") and "Traceback" not in r.stderr
 
 
 def test_python_dash_m_cli(tmp_path):
     r = subprocess.run([sys.executable, "-m", "kmpress", "--help"], capture_output=True, text=True, timeout=60,
-                       cwd=Path(__file__).resolve().parents[1])
+                       cwd=ROOT)
     assert r.returncode == 0 and "compress" in r.stdout
+
+
+def test_real_process_exit_code_3_and_sweep(tmp_path):
+    """The installed command end to end: --strict's exit code, and a sweep's files."""
+    src = crop_photo(tmp_path / "cat.png")
+    p = run_installed("compress", src, "--quality", 60, "--max-colors", 4, "--strict", cwd=tmp_path)
+    assert p.returncode == 3, p.stderr
+    assert p.stderr.count("\n") == 1 and "60 dB not reached" in p.stderr
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["cat.png"]
+    p = run_installed("sweep", src, "--k", "2..4", "-o", "sw", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert {"cat-sweep.csv", "cat-contact.png"} <= {x.name for x in (tmp_path / "sw").iterdir()}
 
 
 def _batch(tmp_path: Path, n: int, jobs: int, env: dict | None = None) -> subprocess.Popen:

@@ -1,4 +1,4 @@
-"""The same results on every x86-64 CPU, checked on this one: the probe of ``tests/cpu_probe.py``
+"""The same results on every x86-64 CPU, checked on this one: the probe of ``tests/e2e/cpu_probe.py``
 (OKLab conversions, error figures, whole compressions on both backends) computed here, then again
 in a child process where NumPy runs without any of its run-time SIMD targets (no AVX2, FMA or
 AVX-512 code paths: ``NPY_DISABLE_CPU_FEATURES``), its OpenBLAS uses the kernels of a CPU without

@@ -7,9 +7,9 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from helpers import ROOT
+
 
 #: kernel-level tests that are small enough in plain Python (test_kernels.py shrinks its photo)
 SELECTION = [

@@ -3,8 +3,8 @@ error figures of both backends' kernels, and whole compressions (PNG SHA-256 and
 figure, timings aside) of two small photos at a few K, RGB and OKLab, plain, dithered, several
 starts with the rate-aware remap, on each backend.
 
-``tests/test_cpu_paths.py`` computes it in its own process and again in a child process running
-other CPU code paths (``python tests/cpu_probe.py`` prints it), and the two must be equal.
+``tests/e2e/test_cpu_paths.py`` computes it in its own process and again in a child process running
+other CPU code paths (``python tests/e2e/cpu_probe.py`` prints it), and the two must be equal.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-DATA = Path(__file__).resolve().parent / "data"
+DATA = Path(__file__).resolve().parents[1] / "data"
 PHOTOS = ("chelsea", "coffee")
 KS = (16, 64)
 MODES = {

@@ -1,0 +1,57 @@
+"""``kmpress demo``: the bundled photo at three K and the comparison sheet, and the options it
+forwards to the engine."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from PIL import Image
+
+from helpers import run
+
+
+def test_demo(tmp_path):
+    r = run("demo", "--out-dir", tmp_path / "d")
+    assert r.exit_code == 0, r.output
+    names = sorted(p.name for p in (tmp_path / "d").iterdir())
+    assert names == ["astronaut-k16.png", "astronaut-k4.png", "astronaut-k64.png", "comparison.png"]
+    assert "astronaut-k64.png" in r.stdout and "comparison" in r.stdout and "dB" in r.stdout
+    with Image.open(tmp_path / "d" / "comparison.png") as im:
+        assert im.width > 3 * im.height  # four square panels side by side, labels underneath
+    # run again: the demo replaces its own files
+    r = run("demo", "--out-dir", tmp_path / "d", "--json")
+    doc = json.loads(r.stdout)
+    assert r.exit_code == 0 and [f["k"] for f in doc["files"]] == [4, 16, 64]
+    assert all(f["status"] == "ok" for f in doc["files"]) and doc["comparison"].endswith("comparison.png")
+
+
+def test_demo_and_sweep_forward_their_options(tmp_path, monkeypatch):
+    import kmpress.report
+    from kmpress.options import Options
+
+    seen = {}
+
+    def fake_demo(out_dir, options=None, **kw):
+        seen["demo"] = (out_dir, options)
+        return [], None
+
+    def fake_sweep(src, out_dir, ks, options=None, on_row=None):
+        seen["sweep"] = (src, out_dir, ks, options)
+        raise KeyboardInterrupt  # the command stops here; its exit code is the interrupt's
+
+    monkeypatch.setattr(kmpress.report, "run_demo", fake_demo)
+    monkeypatch.setattr(kmpress.report, "write_sweep", fake_sweep)
+    r = run("demo", "-o", tmp_path / "d", "--seed", 2, "--space", "oklab", "--json")
+    assert r.exit_code == 0 and seen["demo"] == (tmp_path / "d", Options(seed=2, colorspace="oklab"))
+    r = run("sweep", tmp_path / "x.png", "-k", "2..4", "--tol", 0, "--dither")
+    assert r.exit_code == 130
+    assert seen["sweep"] == (tmp_path / "x.png", Path("kmpress-sweep"), [2, 3, 4], Options(tol=0, dither="floyd-steinberg"))
+
+
+def test_demo_takes_space_and_dither(tmp_path):
+    r = run("demo", "-o", tmp_path / "d", "--space", "oklab", "--dither", "--json")
+    assert r.exit_code == 0, r.stderr
+    files = json.loads(r.stdout)["files"]
+    assert len(files) == 3
+    assert all(f["colorspace"] == "oklab" and f["dither"] == "floyd-steinberg" for f in files)
