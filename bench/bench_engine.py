@@ -17,7 +17,8 @@ so a broken stage fails here even untimed.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
@@ -25,16 +26,20 @@ import pytest
 from bench import peers
 from bench.summary import KS, group_name
 from kmpress import DEFAULT_MAX_ITER, DEFAULT_TOL, compress, kernels_numba, kernels_numpy, write_png
+from kmpress.clustering import Lloyd, kmeans_plusplus, lloyd
 from kmpress.histogram import build_histogram
-from kmpress.clustering import kmeans_plusplus
-from kmpress.clustering import Lloyd, lloyd
 from kmpress.palette import nearest_in_space
 from kmpress.remap import gather_indices
 
 KERNELS = {"numba": kernels_numba, "numpy": kernels_numpy}
 BACKENDS = tuple(KERNELS)
 #: The Lloyd groups also time scikit-learn when it imports.
-LLOYD_IMPLS = BACKENDS + ("numpy-plain",) + (("sklearn",) if peers.HAVE_SKLEARN else ()) + (("sklearn-iter",) if peers.HAVE_SKLEARN_ITER else ())
+LLOYD_IMPLS = (
+    BACKENDS
+    + ("numpy-plain",)
+    + (("sklearn",) if peers.HAVE_SKLEARN else ())
+    + (("sklearn-iter",) if peers.HAVE_SKLEARN_ITER else ())
+)
 CONVERGE_IMPLS = BACKENDS + (("sklearn",) if peers.HAVE_SKLEARN else ())
 
 #: Fixed rounds for the bodies that take seconds at 24 MP (NumPy per-pixel iterations, the
@@ -100,7 +105,14 @@ def kernels_numba_threads() -> int:
 
 @pytest.mark.parametrize("impl", BACKENDS)
 def test_histogram(benchmark, inputs, impl):
-    hist = measure(benchmark, lambda: build_histogram(inputs.photo, KERNELS[impl]), stage="histogram", k=None, impl=impl, **_tag(inputs))
+    hist = measure(
+        benchmark,
+        lambda: build_histogram(inputs.photo, KERNELS[impl]),
+        stage="histogram",
+        k=None,
+        impl=impl,
+        **_tag(inputs),
+    )
     assert int(hist.counts.sum()) == inputs.n_pixels
     assert np.array_equal(hist.colors, inputs.hist.colors)
 
@@ -148,18 +160,25 @@ def _one_iteration(stage: str, X, w, weighted: bool, rows_fn, inputs, k: int, im
         return run.C
     weights = w if weighted else None
     if impl == "numpy-plain":
-        return measure(benchmark, lambda: peers.numpy_plain_iteration(X, weights, c0), stage=stage, k=k, impl=impl, **_tag(inputs))
+        return measure(
+            benchmark, lambda: peers.numpy_plain_iteration(X, weights, c0), stage=stage, k=k, impl=impl, **_tag(inputs)
+        )
     rows = rows_fn()
     if impl == "sklearn":
         km = measure(
             benchmark,
             lambda: peers.sklearn_fit(rows, weights, c0, max_iter=1, tol=0.0),
-            stage=stage, k=k, impl=impl, **_tag(inputs),
+            stage=stage,
+            k=k,
+            impl=impl,
+            **_tag(inputs),
         )
         assert km.n_iter_ == 1
         return km.cluster_centers_
     sw = peers.sklearn_weights(rows, weights)
-    return measure(benchmark, lambda: peers.sklearn_one_iteration(rows, sw, c0), stage=stage, k=k, impl=impl, **_tag(inputs))
+    return measure(
+        benchmark, lambda: peers.sklearn_one_iteration(rows, sw, c0), stage=stage, k=k, impl=impl, **_tag(inputs)
+    )
 
 
 @pytest.mark.parametrize("impl", LLOYD_IMPLS)
@@ -189,7 +208,9 @@ def test_lloyd_to_convergence(benchmark, inputs, k, impl):
         kern = KERNELS[impl]
 
         def run():
-            return lloyd(inputs.hist_X, inputs.hist_w, True, c0, DEFAULT_MAX_ITER, DEFAULT_TOL, kern, final_assign=False)
+            return lloyd(
+                inputs.hist_X, inputs.hist_w, True, c0, DEFAULT_MAX_ITER, DEFAULT_TOL, kern, final_assign=False
+            )
 
         benchmark.extra_info["n_iter"] = None
         r = measure(benchmark, run, stage="converge", k=k, impl=impl, **_tag(inputs))
@@ -201,7 +222,10 @@ def test_lloyd_to_convergence(benchmark, inputs, k, impl):
     km = measure(
         benchmark,
         lambda: peers.sklearn_fit(rows, inputs.hist_w, c0, max_iter=n_iter, tol=0.0),
-        stage="converge", k=k, impl=impl, **_tag(inputs),
+        stage="converge",
+        k=k,
+        impl=impl,
+        **_tag(inputs),
     )
     benchmark.extra_info["n_iter"] = int(km.n_iter_)
     assert 1 <= km.n_iter_ <= n_iter
@@ -230,8 +254,13 @@ def test_png_encode(benchmark, inputs, out_dir, k):
     q = inputs.quantized(k)
     dst = out_dir / f"encode-{k}.png"
     size = measure(
-        benchmark, lambda: write_png(dst, q.palette, q.indices), stage="png", k=k, impl="numba",
-        group_by_k=False, **_tag(inputs),
+        benchmark,
+        lambda: write_png(dst, q.palette, q.indices),
+        stage="png",
+        k=k,
+        impl="numba",
+        group_by_k=False,
+        **_tag(inputs),
     )
     benchmark.extra_info["bytes"] = size
     assert size == dst.stat().st_size > 0
@@ -242,6 +271,8 @@ def test_png_encode(benchmark, inputs, out_dir, k):
 def test_compress(benchmark, photo_path, inputs, out_dir, k, impl):
     """kmpress.compress of the JPEG to an indexed PNG: decode, histogram, seeding, Lloyd, remap, encode."""
     dst = out_dir / f"compress-{impl}-{k}.png"
-    rep = measure(benchmark, lambda: compress(photo_path, dst, k, backend=impl), stage="compress", k=k, impl=impl, **_tag(inputs))
+    rep = measure(
+        benchmark, lambda: compress(photo_path, dst, k, backend=impl), stage="compress", k=k, impl=impl, **_tag(inputs)
+    )
     benchmark.extra_info.update(n_iter=rep.n_iter, bytes=rep.output_bytes, psnr=rep.psnr, stages=rep.timings)
     assert rep.colors <= k and dst.stat().st_size == rep.output_bytes

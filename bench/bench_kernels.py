@@ -22,7 +22,7 @@ test checks its result, so a broken kernel fails here even untimed.
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 
 import numpy as np
 import pytest
@@ -70,7 +70,14 @@ def test_color_index(benchmark, inputs, impl):
     """Each pixel's index among the distinct colours, from the histogram's sorted codes."""
     kern = KERNELS[impl]
     px = inputs.photo.reshape(-1, 3)
-    idx = measure(benchmark, lambda: kern.color_index(px, inputs.hist.codes), stage="color-index", k=None, impl=impl, **_tag(inputs))
+    idx = measure(
+        benchmark,
+        lambda: kern.color_index(px, inputs.hist.codes),
+        stage="color-index",
+        k=None,
+        impl=impl,
+        **_tag(inputs),
+    )
     assert idx.dtype == np.int32 and idx.shape == (px.shape[0],)
     assert np.array_equal(inputs.hist.colors[idx], px)
     assert np.array_equal(idx, inputs.pixel_colors())
@@ -93,12 +100,12 @@ def test_remap_codes(benchmark, inputs, impl):
     assert np.array_equal(out, lab8[inputs.pixel_colors()])
 
 
-@lru_cache(maxsize=None)
+@cache
 def _auto_image(wh: tuple[int, int]) -> np.ndarray:
     return make_photo(wh)
 
 
-@lru_cache(maxsize=None)
+@cache
 def _auto_reference(wh: tuple[int, int]):
     return quantize(_auto_image(wh), K_AUTO, seed=0, backend="numba")
 
@@ -113,8 +120,14 @@ def test_auto_backend(benchmark, bench_size, monkeypatch, stage, impl):
     pixels = wh[0] * wh[1]
     assert backends.choose("auto", pixels, K_AUTO) == spec["backend"]  # the image is on its side
     q = measure(
-        benchmark, lambda: quantize(img, K_AUTO, seed=0, backend=impl), stage=stage, k=None, impl=impl,
-        rounds=ROUNDS.get((stage, impl)), pixels=pixels, auto_picks=spec["backend"],
+        benchmark,
+        lambda: quantize(img, K_AUTO, seed=0, backend=impl),
+        stage=stage,
+        k=None,
+        impl=impl,
+        rounds=ROUNDS.get((stage, impl)),
+        pixels=pixels,
+        auto_picks=spec["backend"],
     )
     ref = _auto_reference(wh)  # the backends give the same result
     assert np.array_equal(q.palette, ref.palette) and np.array_equal(q.indices, ref.indices)

@@ -108,8 +108,15 @@ def test_startup(benchmark, png64, tmp_path, what):
         out.mkdir()
         cmd = [sys.executable, "-c", API_RUN, str(png64), str(out / f"{png64.stem}-k{K}.png"), str(K), what]
     r = measure(
-        benchmark, lambda: _run(cmd, tmp_path), stage="startup", k=None, impl=what,
-        rounds=ROUNDS, warmup_rounds=1, command=COMMANDS[what], exe=" ".join(exe),
+        benchmark,
+        lambda: _run(cmd, tmp_path),
+        stage="startup",
+        k=None,
+        impl=what,
+        rounds=ROUNDS,
+        warmup_rounds=1,
+        command=COMMANDS[what],
+        exe=" ".join(exe),
     )
     if what == "help":
         assert "compress" in r.stdout and "Usage" in r.stdout
@@ -117,6 +124,6 @@ def test_startup(benchmark, png64, tmp_path, what):
         _check_png(out / f"{png64.stem}-k{K}.png")
     if what == "cli":  # once more, untimed: the command never imported numba
         script = exe[1:] if exe[0] == sys.executable else exe
-        r = _run([sys.executable, "-X", "importtime", *script, *cmd[len(exe):]], tmp_path)
+        r = _run([sys.executable, "-X", "importtime", *script, *cmd[len(exe) :]], tmp_path)
         imported = {line.split("|")[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
         assert "kmpress.cli.main" in imported and "numpy" in imported and "numba" not in imported

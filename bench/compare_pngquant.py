@@ -105,7 +105,8 @@ def run(photos: list[str], ks: list[int], configs: list[str], level: int) -> str
 
     have_pq = shutil.which("pngquant") is not None
     rows = [
-        "| photo | K | kmpress config | PSNR dB | ΔE OKLab | bytes | pngquant PSNR dB | pngquant ΔE | pngquant bytes | ΔPSNR dB | Δsize |",
+        "| photo | K | kmpress config | PSNR dB | ΔE OKLab | bytes "
+        "| pngquant PSNR dB | pngquant ΔE | pngquant bytes | ΔPSNR dB | Δsize |",
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     chosen = [c for c in CONFIGS if c[0] in configs]
@@ -136,7 +137,10 @@ def run(photos: list[str], ks: list[int], configs: list[str], level: int) -> str
         )
     else:
         v = subprocess.run(["pngquant", "--version"], capture_output=True, text=True).stdout.strip()
-        notes.append(f"pngquant {v}: `--speed 1 --nofs` for rows without dithering, `--speed 1` (its Floyd-Steinberg) for `+fs` rows.")
+        notes.append(
+            f"pngquant {v}: `--speed 1 --nofs` for rows without dithering, "
+            "`--speed 1` (its Floyd-Steinberg) for `+fs` rows."
+        )
     notes.append(f"kmpress: seed 0, zlib level {level}; `small` = `n_init=4, smooth=0.3`.")
     return "\n".join(rows) + "\n\n" + "\n".join(f"- {n}" for n in notes) + "\n"
 
@@ -146,7 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--photo", action="append", choices=PHOTOS, help="photo (repeatable; default all three)")
     ap.add_argument("--k", action="append", type=int, help="colours (repeatable; default 16, 64, 256)")
     ap.add_argument(
-        "--config", action="append", choices=[c[0] for c in CONFIGS], help="kmpress configuration (repeatable; default all)"
+        "--config",
+        action="append",
+        choices=[c[0] for c in CONFIGS],
+        help="kmpress configuration (repeatable; default all)",
     )
     ap.add_argument("--level", type=int, default=6, help="zlib level of our PNGs (default 6)")
     ap.add_argument("--out", type=Path, help="also write the markdown table to this file")
@@ -159,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.out:
         a.out.write_text(table)
     if a.write_results:
-        write_results(a.write_results, "pngquant", table, "bench.compare_pngquant", sys.argv[1:] if argv is None else argv)
+        write_results(
+            a.write_results, "pngquant", table, "bench.compare_pngquant", sys.argv[1:] if argv is None else argv
+        )
     return 0
 
 

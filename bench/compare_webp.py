@@ -45,15 +45,18 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(prog="python -m bench.compare_webp", description=__doc__.split("\n")[0])
     add_option(ap)
     a = ap.parse_args(argv)
-    rows = ["| photo | K | PNG bytes | WebP bytes | WebP / PNG | PNG encode | WebP encode |", "|---|---|---|---|---|---|---|"]
+    rows = [
+        "| photo | K | PNG bytes | WebP bytes | WebP / PNG | PNG encode | WebP encode |",
+        "|---|---|---|---|---|---|---|",
+    ]
     print("\n".join(rows), flush=True)
     for name in PHOTOS:
         with Image.open(ROOT / "tests" / "data" / f"{name}.png") as im:
             img = np.array(im.convert("RGB"))
         for k in (16, 64, 256):
             q = quantize(img, k, seed=0)
-            png, t_png = _best(lambda: encode_png(q.palette, q.indices, threads=1))
-            webp, t_webp = _best(lambda: encode_webp(q.palette, q.indices))
+            png, t_png = _best(lambda q=q: encode_png(q.palette, q.indices, threads=1))
+            webp, t_webp = _best(lambda q=q: encode_webp(q.palette, q.indices))
             with Image.open(BytesIO(webp)) as w:
                 assert np.array_equal(np.array(w.convert("RGB")), q.to_array()), "WebP is not lossless"
             rows.append(
@@ -62,7 +65,9 @@ def main(argv: list[str] | None = None) -> None:
             )
             print(rows[-1], flush=True)
     if a.write_results:
-        write_results(a.write_results, "webp", "\n".join(rows), "bench.compare_webp", sys.argv[1:] if argv is None else argv)
+        write_results(
+            a.write_results, "webp", "\n".join(rows), "bench.compare_webp", sys.argv[1:] if argv is None else argv
+        )
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ plain ``pytest`` then runs each benchmark body once, untimed, in a fraction of a
 
 from __future__ import annotations
 
-from functools import lru_cache
+from collections.abc import Callable
+from functools import wraps
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +22,7 @@ SEED = 0
 
 @pytest.fixture(scope="session")
 def bench_size(pytestconfig: pytest.Config) -> str:
-    """"full" or "small" with ``--benchmark`` (``--bench-size``), else "tiny"."""
+    """ "full" or "small" with ``--benchmark`` (``--bench-size``), else "tiny"."""
     # the same test as the root conftest's benchmark_mode (not imported: tests/ has a conftest too)
     if pytestconfig.getoption("kmpress_benchmark", False) or pytestconfig.getoption("benchmark_only", False):
         return pytestconfig.getoption("kmpress_bench_size")
@@ -57,6 +58,21 @@ def _size_of(path: Path) -> str:
     raise AssertionError(f"not a benchmark photo: {path}")
 
 
+def per_instance(method: Callable) -> Callable:
+    """Compute ``method(self, *args)`` once per instance and arguments; the values live on the
+    instance (a session's :class:`Inputs`), not in a cache that outlives it."""
+
+    @wraps(method)
+    def memo(self, *args):
+        values = self.__dict__.setdefault("_memo", {})
+        key = (method.__name__, *args)
+        if key not in values:
+            values[key] = method(self, *args)
+        return values[key]
+
+    return memo
+
+
 class Inputs:
     """Data derived from the photo, computed lazily once per session (with numba).
 
@@ -85,7 +101,7 @@ class Inputs:
     def n_pixels(self) -> int:
         return int(self.photo.shape[0] * self.photo.shape[1])
 
-    @lru_cache(maxsize=None)
+    @per_instance
     def c0(self, k: int) -> np.ndarray:
         """(k, 3) float64 starting centroids shared by every implementation: weighted k-means++
         on the histogram (numba, seed :data:`SEED`), as ``quantize`` computes them."""
@@ -94,17 +110,19 @@ class Inputs:
 
         return kmeans_plusplus(self.hist_X, self.hist_w, True, k, np.random.default_rng(SEED), kernels_numba)
 
-    @lru_cache(maxsize=None)
+    @per_instance
     def converged_iters(self, k: int) -> int:
         """Lloyd iterations numba needs from :meth:`c0` with the default tolerance (the iteration
         count given to scikit-learn in the to-convergence group)."""
         from kmpress import DEFAULT_MAX_ITER, DEFAULT_TOL, kernels_numba
         from kmpress.clustering import lloyd
 
-        r = lloyd(self.hist_X, self.hist_w, True, self.c0(k), DEFAULT_MAX_ITER, DEFAULT_TOL, kernels_numba, final_assign=False)
+        r = lloyd(
+            self.hist_X, self.hist_w, True, self.c0(k), DEFAULT_MAX_ITER, DEFAULT_TOL, kernels_numba, final_assign=False
+        )
         return max(1, r.n_iter)
 
-    @lru_cache(maxsize=None)
+    @per_instance
     def quantized(self, k: int):
         """kmpress.quantize of the photo at ``k`` (numba): the palette and indices the PNG encode
         and the remap work on."""
@@ -112,7 +130,7 @@ class Inputs:
 
         return quantize(self.photo, k, seed=SEED)
 
-    @lru_cache(maxsize=None)
+    @per_instance
     def centroids(self, k: int) -> np.ndarray:
         """(k, 3) float64 centroids after 3 Lloyd iterations from :meth:`c0` (numba): cluster
         means, not colours of the image, as the Lloyd loop's assignments see them."""
@@ -121,7 +139,7 @@ class Inputs:
 
         return lloyd(self.hist_X, self.hist_w, True, self.c0(k), 3, 0.0, kernels_numba, final_assign=False).centroids
 
-    @lru_cache(maxsize=None)
+    @per_instance
     def labels(self, k: int) -> np.ndarray:
         """(U,) int32 nearest of :meth:`centroids` for every distinct colour, by the numba kernel."""
         from kmpress import kernels_numba as kn
@@ -130,19 +148,19 @@ class Inputs:
         kn.nearest(self.hist_X, self.centroids(k).astype(np.float32), out, kn.block_boxes(self.hist_X))
         return out
 
-    @lru_cache(maxsize=1)
+    @per_instance
     def pixel_colors(self) -> np.ndarray:
         """(H*W,) int32 index into ``hist.colors`` of every pixel (numba's ``color_index``)."""
         from kmpress import kernels_numba
 
         return kernels_numba.color_index(self.photo.reshape(-1, 3), self.hist.codes)
 
-    @lru_cache(maxsize=1)
+    @per_instance
     def pixel_rows(self) -> np.ndarray:
         """(H*W, 3) float32: every pixel as scikit-learn wants it."""
         return np.ascontiguousarray(self.photo.reshape(-1, 3), dtype=np.float32)
 
-    @lru_cache(maxsize=1)
+    @per_instance
     def hist_rows(self) -> np.ndarray:
         """(U, 3) float32 distinct colours for scikit-learn."""
         return np.ascontiguousarray(self.hist_X.T)
@@ -171,14 +189,13 @@ def jit(tmp_path_factory: pytest.TempPathFactory) -> None:
     from bench import peers
     from bench.summary import KS
     from kmpress import kernels_numba, kernels_numpy, quantize, write_png
-    from kmpress.histogram import build_histogram
     from kmpress.clustering import lloyd
+    from kmpress.histogram import build_histogram
 
     # the twins whose parallel variant only large inputs reach (the suite's "full" photo), and
     # the table behind color_index: loaded here, so the first timed round does not
     for twin in (kernels_numba.nearest, kernels_numba.remap_codes):
-        twin.serial.dispatcher
-        twin.parallel.dispatcher
+        _ = twin.serial.dispatcher, twin.parallel.dispatcher  # reading the property loads each
     kernels_numba.color_index(np.zeros((1, 3), np.uint8), np.zeros(1, np.uint32))
     rng = np.random.default_rng(1)
     dense_min = int(getattr(kernels_numba, "DENSE_MIN_PIXELS", 1 << 19))

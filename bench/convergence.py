@@ -53,7 +53,13 @@ def main(argv: list[str] | None = None) -> None:
             )
             print(lines[-1], flush=True)
     if a.write_results:
-        write_results(a.write_results, "convergence", "\n".join(lines), "bench.convergence", sys.argv[1:] if argv is None else argv)
+        write_results(
+            a.write_results,
+            "convergence",
+            "\n".join(lines),
+            "bench.convergence",
+            sys.argv[1:] if argv is None else argv,
+        )
 
 
 if __name__ == "__main__":

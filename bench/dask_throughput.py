@@ -45,7 +45,10 @@ def main(argv: list[str] | None = None) -> None:
             shutil.copy(photo_file("full", "jpg"), files[-1])
         t_local, out_a = run(files, Path(d, "out"), jobs=2)
         t = time.perf_counter()
-        with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl, Client(cl) as c:
+        with (
+            LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None) as cl,
+            Client(cl) as c,
+        ):
             t_start = time.perf_counter() - t
             t_first, out_b = run(files, Path(d, "out"), executor=c.get_executor())
             t_warm, out_b2 = run(files, Path(d, "out"), executor=c.get_executor())
@@ -61,7 +64,10 @@ def main(argv: list[str] | None = None) -> None:
     ]
     print("\n".join(lines))
     if a.write_results:
-        write_results(a.write_results, "dask", "\n".join(lines), "bench.dask_throughput", sys.argv[1:] if argv is None else argv)
+        write_results(
+            a.write_results, "dask", "\n".join(lines), "bench.dask_throughput", sys.argv[1:] if argv is None else argv
+        )
+
 
 if __name__ == "__main__":
     main()

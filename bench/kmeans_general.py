@@ -70,12 +70,19 @@ def main(argv: list[str] | None = None) -> None:
             r = kmpress.kmeans(X, 8, init=init, max_iter=300, tol=0, backend=backend)
             true = float(((x - r.centroids[r.labels]) ** 2).sum())
             rows.append(
-                f"| {kind} | {backend} | {int((r.labels != lab64).sum())} | {np.abs(r.centroids - C64).max() / spread:.1e} "
+                f"| {kind} | {backend} | {int((r.labels != lab64).sum())} "
+                f"| {np.abs(r.centroids - C64).max() / spread:.1e} "
                 f"| {abs(r.inertia - true) / true:.1e} | {r.n_iter} ({it64}) |"
             )
             print(rows[-1], flush=True)
     if a.write_results:
-        write_results(a.write_results, "kmeans-general", "\n".join(rows), "bench.kmeans_general", sys.argv[1:] if argv is None else argv)
+        write_results(
+            a.write_results,
+            "kmeans-general",
+            "\n".join(rows),
+            "bench.kmeans_general",
+            sys.argv[1:] if argv is None else argv,
+        )
 
 
 if __name__ == "__main__":

@@ -21,9 +21,8 @@ from bench.results import add_option, write_results
 from kmpress import kernels_numba as kn
 from kmpress import kernels_numpy as kp
 from kmpress import quantize, read_image
+from kmpress.clustering import kmeans_plusplus, lloyd
 from kmpress.histogram import build_histogram
-from kmpress.clustering import kmeans_plusplus
-from kmpress.clustering import lloyd
 
 SMALL = Path(__file__).resolve().parent.parent / "tests" / "data" / "astronaut.png"
 
@@ -57,13 +56,13 @@ def main(argv: list[str] | None = None) -> None:
     }
     for k in ks:
         c0 = kmeans_plusplus(X, w, True, k, np.random.default_rng(0), kn)
-        t_pp = best(lambda: kmeans_plusplus(X, w, True, k, np.random.default_rng(0), kn))
-        t1 = best(lambda: lloyd(X, w, True, c0, 1, 0.0, kn, final_assign=False))
-        t11 = best(lambda: lloyd(X, w, True, c0, 11, 0.0, kn, final_assign=False))
-        t_px = best(lambda: lloyd(P, np.empty(0), False, c0, 1, 0.0, kn, final_assign=False))
-        t_np = best(lambda: lloyd(P, np.empty(0), False, c0, 1, 0.0, kp, final_assign=False), 1)
+        t_pp = best(lambda k=k: kmeans_plusplus(X, w, True, k, np.random.default_rng(0), kn))
+        t1 = best(lambda c0=c0: lloyd(X, w, True, c0, 1, 0.0, kn, final_assign=False))
+        t11 = best(lambda c0=c0: lloyd(X, w, True, c0, 11, 0.0, kn, final_assign=False))
+        t_px = best(lambda c0=c0: lloyd(P, np.empty(0), False, c0, 1, 0.0, kn, final_assign=False))
+        t_np = best(lambda c0=c0: lloyd(P, np.empty(0), False, c0, 1, 0.0, kp, final_assign=False), 1)
         q = quantize(big, k)
-        t_q = best(lambda: quantize(big, k), 2)
+        t_q = best(lambda k=k: quantize(big, k), 2)
         rows["seeding"] += f" {ms(t_pp)} |"
         rows["steady"] += f" {ms((t11 - t1) / 10)} |"
         rows["pixels"] += f" {ms(t_px)} / {ms(t_np)} |"
@@ -83,7 +82,9 @@ def main(argv: list[str] | None = None) -> None:
     ]
     print("\n".join(lines))
     if a.write_results:
-        write_results(a.write_results, "engine", "\n".join(lines), "bench.measure_engine", sys.argv[1:] if argv is None else argv)
+        write_results(
+            a.write_results, "engine", "\n".join(lines), "bench.measure_engine", sys.argv[1:] if argv is None else argv
+        )
 
 
 if __name__ == "__main__":

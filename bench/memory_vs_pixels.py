@@ -3,11 +3,15 @@
 
 Run from the repository root::
 
-    python -m bench.memory_vs_pixels                          # 4, 24, 100, 200 MP; PNG and JPEG; K=16 (+ K=256 at 100 MP)
+    # 4, 24, 100, 200 MP; PNG and JPEG; K=16 (+ K=256 at 100 MP)
+    python -m bench.memory_vs_pixels
     python -m bench.memory_vs_pixels --sizes 24,100 --formats png --runs 3
-    python -m bench.memory_vs_pixels --kmpress /other/venv/bin/kmpress     # another install (before/after)
-    python -m bench.memory_vs_pixels --timeline 100 --formats png          # where the peak is, per stage
-    python -m bench.memory_vs_pixels --write-results                       # also into docs/results.md ("memory", "memory-timeline")
+    # another install (before/after)
+    python -m bench.memory_vs_pixels --kmpress /other/venv/bin/kmpress
+    # where the peak is, per stage
+    python -m bench.memory_vs_pixels --timeline 100 --formats png
+    # also into docs/results.md ("memory", "memory-timeline")
+    python -m bench.memory_vs_pixels --write-results
 
 The photos are the bundled sample upscaled (Lanczos) to 3:2 frames of that many megapixels plus
 seeded Gaussian noise (sigma 2, as :mod:`bench.photos`), made strip by strip so the generator
@@ -148,7 +152,10 @@ def default_kmpress() -> str:
 
 def measure(kmpress: str, src: Path, k: int, runs: int, out_dir: Path) -> tuple[float, float]:
     """Median peak RSS (MB) and median wall seconds of ``runs`` runs."""
-    got = [run_time_v([kmpress, "compress", str(src), "-k", str(k), "-o", str(out_dir), "--force", "-q"]) for _ in range(runs)]
+    got = [
+        run_time_v([kmpress, "compress", str(src), "-k", str(k), "-o", str(out_dir), "--force", "-q"])
+        for _ in range(runs)
+    ]
     return statistics.median(r for r, _ in got), statistics.median(w for _, w in got)
 
 
@@ -160,7 +167,8 @@ def table(rows: list[dict]) -> str:
     for r in rows:
         ok = "" if r["rss"] <= r["goal"] else " (over)"
         lines.append(
-            f"| {r['mp']:g} | {r['format'].upper()} | {r['k']} | {r['decoded']:,.0f} | {r['rss']:,.0f}{ok} | {r['goal']:,.0f} | {r['wall']:.1f} |"
+            f"| {r['mp']:g} | {r['format'].upper()} | {r['k']} | {r['decoded']:,.0f} "
+            f"| {r['rss']:,.0f}{ok} | {r['goal']:,.0f} | {r['wall']:.1f} |"
         )
     return "\n".join(lines)
 
@@ -213,7 +221,7 @@ def timeline(src: str, k: int, dst: str, every: float = 0.005) -> list[dict]:
         stop.set()
         t.join()
     out = []
-    for (name, t0, rss), (_, t1, _) in zip(marks, marks[1:]):
+    for (name, t0, rss), (_, t1, _) in zip(marks, marks[1:], strict=False):
         out.append({"stage": name, "start_mb": rss / 1e6, "peak_mb": peak[name] / 1e6, "seconds": t1 - t0})
     return out
 
@@ -227,7 +235,9 @@ def _timeline_in_child(src: Path, k: int, out_dir: Path) -> list[dict]:
         "print(json.dumps(timeline(sys.argv[1], int(sys.argv[2]), sys.argv[3])))\n"
     )
     dst = out_dir / (src.stem + f"-k{k}.png")
-    p = subprocess.run([sys.executable, "-c", code, str(src), str(k), str(dst)], capture_output=True, text=True, cwd=ROOT)
+    p = subprocess.run(
+        [sys.executable, "-c", code, str(src), str(k), str(dst)], capture_output=True, text=True, cwd=ROOT
+    )
     if p.returncode != 0:
         raise RuntimeError(p.stderr[-1500:])
     return json.loads(p.stdout.strip().splitlines()[-1])
@@ -242,7 +252,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--kmpress", default=default_kmpress(), help="the kmpress command to measure")
     ap.add_argument("--cache", type=Path, default=CACHE, help="folder of the generated photos")
-    ap.add_argument("--timeline", type=float, default=None, metavar="MP", help="the per-stage memory of one size instead")
+    ap.add_argument(
+        "--timeline", type=float, default=None, metavar="MP", help="the per-stage memory of one size instead"
+    )
     add_option(ap)
     a = ap.parse_args(argv)
     given = sys.argv[1:] if argv is None else argv
@@ -253,7 +265,12 @@ def main(argv: list[str] | None = None) -> None:
         if a.timeline is not None:
             for fmt in formats:
                 src = photo(a.timeline, fmt, a.cache)
-                lines = [f"{src.name} (K={a.k}):", "", "| stage | RSS at start MB | peak MB | seconds |", "|---|---|---|---|"]
+                lines = [
+                    f"{src.name} (K={a.k}):",
+                    "",
+                    "| stage | RSS at start MB | peak MB | seconds |",
+                    "|---|---|---|---|",
+                ]
                 for r in _timeline_in_child(src, a.k, out_dir):
                     lines.append(f"| {r['stage']} | {r['start_mb']:,.0f} | {r['peak_mb']:,.0f} | {r['seconds']:.2f} |")
                 print("\n" + "\n".join(lines))
@@ -269,12 +286,28 @@ def main(argv: list[str] | None = None) -> None:
             w, h = frame(mp)
             decoded = w * h * 3 / 1e6
             rss, wall = measure(a.kmpress, src, k, a.runs, out_dir)
-            rows.append({"mp": mp, "format": fmt, "k": k, "decoded": decoded, "rss": rss, "goal": 2 * decoded + 100, "wall": wall})
+            rows.append(
+                {
+                    "mp": mp,
+                    "format": fmt,
+                    "k": k,
+                    "decoded": decoded,
+                    "rss": rss,
+                    "goal": 2 * decoded + 100,
+                    "wall": wall,
+                }
+            )
             print(f"{mp:g} MP {fmt} K={k}: {rss:,.0f} MB, {wall:.1f} s", file=sys.stderr, flush=True)
     print(f"\n{a.kmpress}, {datetime.date.today().isoformat()}, runs={a.runs}\n")
     print(table(rows))
     if a.write_results:
-        write_results(a.write_results, "memory", f"runs={a.runs}; MB = 10^6 bytes\n\n" + table(rows), "bench.memory_vs_pixels", given)
+        write_results(
+            a.write_results,
+            "memory",
+            f"runs={a.runs}; MB = 10^6 bytes\n\n" + table(rows),
+            "bench.memory_vs_pixels",
+            given,
+        )
 
 
 if __name__ == "__main__":

@@ -114,6 +114,11 @@ def write_results(page: Path, name: str, table: str, module: str, argv: list[str
 def add_option(ap: argparse.ArgumentParser) -> None:
     """``--write-results [PAGE]``: also write the table into PAGE's marked section."""
     ap.add_argument(
-        "--write-results", nargs="?", type=Path, const=PAGE, default=None, metavar="PAGE",
+        "--write-results",
+        nargs="?",
+        type=Path,
+        const=PAGE,
+        default=None,
+        metavar="PAGE",
         help=f"also write the table into PAGE's marked section (default page: {PAGE.relative_to(ROOT)})",
     )

@@ -88,7 +88,9 @@ def _parse_rss_kb(text: str) -> int | None:
     return int(lines[-1]) if lines and lines[-1].strip().isdigit() else None
 
 
-def run_once(cmd: list[str] | str, shell: bool = False, rss: bool = True, time_cmd: str = GNU_TIME) -> tuple[float, float]:
+def run_once(
+    cmd: list[str] | str, shell: bool = False, rss: bool = True, time_cmd: str = GNU_TIME
+) -> tuple[float, float]:
     """(wall seconds, peak RSS MB) of one command, which must succeed.
 
     With ``rss`` the command runs under GNU time (see the module's docstring: the figure is the
@@ -193,9 +195,18 @@ def measure(photos: list[Path], ks: list[int], runs: int, exe: list[str], tmp: P
             a, b = interleaved([kmpress_cmd(exe, src, k, ours_dir), pngquant_cmd(src, k, pq)], runs, rss=rss)
             ours = ours_dir / f"{src.stem}-k{k}.png"
             rows.append(
-                dict(photo=src.name, pixels=img.shape[0] * img.shape[1], k=k, ours=a, pq=b, ratio=a.wall / b.wall,
-                     psnr=_psnr(img, _decode(ours)), psnr_pq=_psnr(img, _decode(pq)),
-                     bytes=ours.stat().st_size, bytes_pq=pq.stat().st_size)
+                dict(
+                    photo=src.name,
+                    pixels=img.shape[0] * img.shape[1],
+                    k=k,
+                    ours=a,
+                    pq=b,
+                    ratio=a.wall / b.wall,
+                    psnr=_psnr(img, _decode(ours)),
+                    psnr_pq=_psnr(img, _decode(pq)),
+                    bytes=ours.stat().st_size,
+                    bytes_pq=pq.stat().st_size,
+                )
             )
             r = rows[-1]
             print(
@@ -225,13 +236,15 @@ def measure_batch(folder: Path, runs: int, exe: list[str], tmp: Path, k: int = 6
 
 def table(rows: list[dict], size_of: dict[str, str]) -> str:
     out = [
-        "| size | photo | K | kmpress s | pngquant s | ratio | kmpress MB | pngquant MB | PSNR kmpress / pngquant | bytes kmpress / pngquant |",
+        "| size | photo | K | kmpress s | pngquant s | ratio | kmpress MB | pngquant MB "
+        "| PSNR kmpress / pngquant | bytes kmpress / pngquant |",
         "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         out.append(
-            f"| {size_of[r['photo']]} | {r['photo']} | {r['k']} | {r['ours'].wall:.3f} | {r['pq'].wall:.3f} | **{r['ratio']:.2f}** "
-            f"| {_mb(r['ours'].rss_mb)} | {_mb(r['pq'].rss_mb)} | {r['psnr']:.2f} / {r['psnr_pq']:.2f} | {r['bytes']:,} / {r['bytes_pq']:,} |"
+            f"| {size_of[r['photo']]} | {r['photo']} | {r['k']} | {r['ours'].wall:.3f} | {r['pq'].wall:.3f} "
+            f"| **{r['ratio']:.2f}** | {_mb(r['ours'].rss_mb)} | {_mb(r['pq'].rss_mb)} "
+            f"| {r['psnr']:.2f} / {r['psnr_pq']:.2f} | {r['bytes']:,} / {r['bytes_pq']:,} |"
         )
     return "\n".join(out)
 
@@ -288,7 +301,11 @@ def main(argv: list[str] | None = None) -> int:
     text = [
         f"kmpress / pngquant {pq_version} `--nofs --speed 4`, whole process, median of {a.runs} interleaved runs "
         f"after a warm-up ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores); ratio below 1: kmpress faster; "
-        + (f"MB: peak RSS of the process (GNU time's %M); GNU time adds {overhead:.1f} ms to every time." if rss else "no RSS (no GNU time)."),
+        + (
+            f"MB: peak RSS of the process (GNU time's %M); GNU time adds {overhead:.1f} ms to every time."
+            if rss
+            else "no RSS (no GNU time)."
+        ),
         "",
         summary(rows, size_of),
         "",
@@ -307,7 +324,9 @@ def main(argv: list[str] | None = None) -> int:
     if a.out:
         a.out.write_text("\n".join(text) + "\n")
     if a.write_results:
-        write_results(a.write_results, "speed", "\n".join(text), "bench.speed_vs_pngquant", sys.argv[1:] if argv is None else argv)
+        write_results(
+            a.write_results, "speed", "\n".join(text), "bench.speed_vs_pngquant", sys.argv[1:] if argv is None else argv
+        )
     return 0
 
 

@@ -6,8 +6,8 @@ pytest-benchmark's session and the table logic can be tested without timing anyt
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Iterable
 
 #: Stage key -> group label. The number keeps pytest-benchmark's tables (sorted by group name) in
 #: pipeline order.
@@ -105,7 +105,10 @@ def speedup_lines(records: Iterable[Record]) -> list[str]:
             continue
         rows.append(
             ["numba on histogram vs numpy per pixel (1 iteration)", str(k), _fmt_time(numba_hist)]
-            + [_fmt_ratio(med.get(("iter-pixels", k, p)), numba_hist) if p in ("numpy", "numpy-plain") else "-" for p in present_peers]
+            + [
+                _fmt_ratio(med.get(("iter-pixels", k, p)), numba_hist) if p in ("numpy", "numpy-plain") else "-"
+                for p in present_peers
+            ]
         )
     widths = [max(len(header[i]), *(len(r[i]) for r in rows)) for i in range(len(header))]
 

@@ -59,6 +59,7 @@ FLAGS = {
     "scheduler_timeout": "--scheduler-timeout",
 }
 
+
 def _max_pixels(value: int | None):
     """--max-pixels to the option: not given is "auto", 0 is no limit."""
     return opt.DEFAULT_MAX_PIXELS if value is None else (None if value == 0 else value)

@@ -12,10 +12,10 @@ from __future__ import annotations
 import signal
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
-from typing import Annotated, Any
+from typing import IO, TYPE_CHECKING, Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -28,6 +28,9 @@ from kmpress.errors import (
     SchedulerLostError,
     TargetNotReachedError,
 )
+
+if TYPE_CHECKING:  # loaded when a command runs, not for --help
+    from kmpress.results import FileResult
 
 from .flags import (  # the flags' declarations and the exit codes
     EXIT_CODES_HELP,
@@ -245,6 +248,11 @@ def _batch_exit_code(totals: dict[str, Any], results: Sequence[Any] = ()) -> int
     return EXIT_FAILED
 
 
+def _binary(stream: Any) -> IO[bytes]:
+    """The binary layer of a standard stream (the stream itself when it has none, as a test's)."""
+    return getattr(stream, "buffer", stream)
+
+
 def _run_pipe(job: Any, options: Any, as_json: bool, quiet: bool, debug: bool) -> int:
     """Compress one image from standard input and/or to standard output; the exit code."""
     from kmpress import batch, pipes
@@ -256,7 +264,7 @@ def _run_pipe(job: Any, options: Any, as_json: bool, quiet: bool, debug: bool) -
             "--json cannot be used when the image goes to standard output (-o -, or - as the only input)"
         )
     pipes.check_terminals(job, sys.stdin, sys.stdout)
-    r = pipes.run_pipe(job, options, getattr(sys.stdin, "buffer", sys.stdin), getattr(sys.stdout, "buffer", sys.stdout))
+    r = pipes.run_pipe(job, options, _binary(sys.stdin), _binary(sys.stdout))
     if debug and r.detail:
         sys.stderr.write(r.detail)
     if job.to_stdout:  # nothing but the image on stdout (and so no --json)
@@ -334,6 +342,7 @@ def _app_options(
 # commands
 # --------------------------------------------------------------------------------------------
 
+
 def _dither(on: bool) -> str | None:
     return "floyd-steinberg" if on else None
 
@@ -404,7 +413,7 @@ def compress(
             doc[STDOUT_IS_IMAGE] = job.to_stdout
             raise typer.Exit(_run_pipe(job, options, as_json, quiet, debug))
 
-        run = batch.compress_many
+        run: Callable[..., Iterator[FileResult]] = batch.compress_many
         if scheduler is not None:
             # Dask only now (kmpress --help stays fast); missing -> one line and exit 2
             from kmpress import dask_batch
@@ -412,10 +421,12 @@ def compress(
             dask_batch.import_distributed()
             dask_batch.check_address(scheduler)  # a typo fails before the files are listed
 
-            def run(plan, on_stage=None, **kw):  # a cluster's workers report no stages
+            def run_dask(plan, on_stage=None, **kw):  # a cluster's workers report no stages
                 # Dask logs a lost scheduler as tracebacks; the batch's results say it in one line
                 with nullcontext() if debug else dask_batch.quiet_logs():
                     yield from dask_batch.compress_many_dask(plan, scheduler=scheduler, **kw)
+
+            run = run_dask
 
         plan = batch.plan_batch(paths, options, out_dir=out_dir, suffix=suffix, recursive=recursive, force=force)
         done = doc.setdefault("files", [])  # an interrupted run's document lists what finished

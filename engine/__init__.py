@@ -69,7 +69,7 @@ _EXPORTS = {
     "read_image": "io",
     "sample_path": "io",
     "sweep": "ksweep",
-    "write_png": "io",
+    "write_png": "writing",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
@@ -115,12 +115,13 @@ if TYPE_CHECKING:  # what type checkers and IDEs see; at run time the names load
         UnguardedMainError,
     )
     from .figures import Figures
-    from .io import load_image, read_image, sample_path, write_png
+    from .io import load_image, read_image, sample_path
     from .ksweep import SweepRow, sweep
     from .metrics import Bits, bit_accounting, psnr
     from .options import DEFAULT_K, DEFAULT_MAX_ITER, DEFAULT_MAX_PIXELS, DEFAULT_TOL, MAX_K, Options
     from .pipeline import Quantized
     from .quality import QualityResult, quantize_to_quality
     from .results import FileResult
+    from .writing import write_png
 
     __version__: str

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from io import BytesIO
 from pathlib import Path
-from typing import Any, BinaryIO, Unpack
+from typing import Any, BinaryIO, TypeGuard, Unpack
 
 import numpy as np
 from PIL import Image
@@ -23,7 +23,7 @@ from .clustering import initial_centroids, lloyd
 from .errors import ImageReadError, ImageWriteError, InvalidParameterError, TargetNotReachedError
 from .figures import Figures, HasFigures
 from .formats import encode
-from .io import LoadedImage, load_image, load_pil, reading, write_bytes, write_stream
+from .io import LoadedImage, load_image, load_pil, reading
 from .metadata import exif_for_output
 from .options import (
     BACKENDS,
@@ -31,7 +31,7 @@ from .options import (
     DEFAULT_TOL,
     FORMAT_EXTENSIONS,
     INITS,
-    OptionFields,
+    JobFields,
     Options,
     check_choice,
     check_int,
@@ -43,6 +43,7 @@ from .pipeline import Pipeline, Quantized
 from .points import frame_points, weight_exponent
 from .quality import search_quality
 from .stages import Stages
+from .writing import write_bytes, write_stream
 
 # --------------------------------------------------------------------------------------------
 # kmeans
@@ -100,8 +101,11 @@ def _as_weights(weights: Any, n: int) -> np.ndarray:
 
 
 def _as_init(init: Any, k: int, D: int, w: np.ndarray, weighted: bool, N: int) -> str | np.ndarray:
-    """"k-means++", "random" (checked to have k points of positive weight) or a (k, D) float64
-    copy of an array of starting centroids."""
+    """Return the checked ``init``: "k-means++", "random" or a copy of starting centroids.
+
+    "random" is checked to have k points of positive weight; an array becomes a (k, D) float64
+    copy.
+    """
     if isinstance(init, str):
         name = check_choice("init", init, INITS)
         if name == "random":
@@ -211,7 +215,7 @@ def kmeans(
 
 
 def quantize(
-    image: Any, k: int | None = None, *, options: Options | None = None, **kwargs: Unpack[OptionFields]
+    image: Any, k: int | None = None, *, options: Options | None = None, **kwargs: Unpack[JobFields]
 ) -> Quantized:
     """Reduce an image to at most ``k`` colours with k-means, or to the fewest colours that
     reach a quality target.
@@ -260,11 +264,12 @@ def _quantize(image: Any, opts: Options, stages: Stages | None = None, last: boo
     quality target), its stages timed by ``stages``; ``last`` as :meth:`Pipeline.finish`."""
     if opts.searches_k:
         return search_quality(image, opts, Stages() if stages is None else stages).quantized
+    assert opts.k is not None, "Options sets k whenever K is not searched for"
     pipe = Pipeline(image, opts, stages=stages)
     return pipe.finish(pipe.fit(opts.k, np.random.default_rng(opts.seed)), last=last)
 
 
-def _with_k(k: int | None, kwargs: dict[str, Any]) -> dict[str, Any]:
+def _with_k(k: int | None, kwargs: Mapping[str, Any]) -> Mapping[str, Any]:
     if k is not None:
         if "k" in kwargs:
             raise InvalidParameterError("k is given twice")
@@ -362,7 +367,7 @@ def _same_file(a: Path, b: Path) -> bool:
         return False
 
 
-def _is_path(x: Any) -> bool:
+def _is_path(x: object) -> TypeGuard[str | os.PathLike]:
     return isinstance(x, (str, os.PathLike))
 
 
@@ -376,6 +381,7 @@ def _name(x: Any, default: str) -> str:
 
 def _load_source(src: Any, opts: Options, label: str) -> tuple[LoadedImage, int | None]:
     """The image of ``src`` and its size in bytes (None for an in-memory image)."""
+
     def warm_up(w: int, h: int) -> None:  # numba's start-up overlaps the decoding
         if backends.choose(opts.backend, w * h, opts.largest_k) == "numba":
             backends.warm_up(w * h, opts.largest_k)
@@ -410,7 +416,7 @@ def compress(
     *,
     options: Options | None = None,
     on_stage: Callable[[str], None] | None = None,
-    **kwargs: Unpack[OptionFields],
+    **kwargs: Unpack[JobFields],
 ) -> CompressReport:
     """Read an image, quantize it to at most ``k`` colours, write an indexed PNG (or a lossless
     WebP) atomically.
@@ -448,7 +454,7 @@ def compress(
     opts = make_options(options, **_with_k(k, kwargs))
     t0 = time.perf_counter()
     src_name, dst_name = _name(src, "<stream>" if hasattr(src, "read") else "<image>"), _name(dst, "<stream>")
-    dst_p = Path(dst) if _is_path(dst) else None
+    dst_p, dst_stream = (Path(dst), None) if isinstance(dst, (str, os.PathLike)) else (None, dst)
     if dst_p is None and not hasattr(dst, "write"):
         raise InvalidParameterError(f"dst must be a path or a binary file object, not {describe(dst)}")
     if opts.skip_if_larger and not (_is_path(src) or hasattr(src, "read")):
@@ -474,7 +480,9 @@ def compress(
     icc, exif = (None, None) if opts.strip else (loaded.icc_profile, exif_for_output(loaded.exif))
     # from here the pipeline holds the only reference to the pixels (unless the caller gave an
     # array), so they are freed as soon as the indices are made, before the file is encoded
-    pixels, loaded.pixels = loaded.pixels, None
+    notes = list(loaded.notes)
+    pixels = loaded.pixels
+    del loaded
 
     try:
         q = _quantize(pixels, opts, stages, last=True)
@@ -492,11 +500,12 @@ def compress(
             compress_level=opts.compress_level,
             label=dst_name,
         )
-        written = not (opts.skip_if_larger and len(data) > input_bytes)
+        # skip_if_larger is refused above for an in-memory src, the one without input_bytes
+        written = not (opts.skip_if_larger and input_bytes is not None and len(data) > input_bytes)
         if written:
-            if dst_p is None:
-                write_stream(dst, data, dst_name)
-            else:
+            if dst_stream is not None:
+                write_stream(dst_stream, data, dst_name)
+            elif dst_p is not None:
                 write_bytes(dst_p, data)
 
     h, w = q.indices.shape
@@ -515,5 +524,5 @@ def compress(
         search=list(q.search),
         format=opts.format,
         written=written,
-        warnings=list(loaded.notes),
+        warnings=notes,
     )

@@ -27,8 +27,8 @@ from typing import Any, Literal, Unpack
 
 from .errors import ImageWriteError, InvalidParameterError, OutputCollisionError
 from .formats import readable_extensions
-from .options import JobFields, Options, make_options
 from .limits import usable_cores
+from .options import JobFields, Options, make_options
 from .pool import default_jobs, run_pool
 from .results import FileResult
 from .runs import BatchRun, run_here, run_on
@@ -65,7 +65,11 @@ def quality_label(target_psnr: float) -> str:
 
 
 def output_name(
-    src: str | os.PathLike, k: int | None, suffix: str | None = None, target_psnr: float | None = None, ext: str = ".png"
+    src: str | os.PathLike,
+    k: int | None,
+    suffix: str | None = None,
+    target_psnr: float | None = None,
+    ext: str = ".png",
 ) -> str:
     """File name of the output written for ``src``: ``<stem><suffix><ext>``, suffix ``-k<K>`` by
     default, ``-q<target>`` with a quality target (``k`` None: K is chosen per file), ``ext`` the
@@ -286,7 +290,9 @@ def plan_batch(
             if suffix is None:  # also outputs of earlier runs at another K, quality target or format
                 pattern = re.compile(r"^(.*)-(?:k\d{1,3}|q\d+(?:\.\d+)?)\.(?:png|webp)$", re.IGNORECASE)
                 stems = {(ident(f.parent), f.stem) for f in ok}
-                outputs_here |= {ident(f) for f in ok if (m := pattern.match(f.name)) and (ident(f.parent), m.group(1)) in stems}
+                outputs_here |= {
+                    ident(f) for f in ok if (m := pattern.match(f.name)) and (ident(f.parent), m.group(1)) in stems
+                }
             items = [it for it in found if it[1] is not None or ident(it[0]) not in outputs_here]
         else:
             items = [(p, reason, Path("."))]
@@ -299,10 +305,18 @@ def plan_batch(
 
     # 2. name the outputs; inputs sharing one output fail, each naming the others
     input_keys = {ident(f) for f, err, _ in inputs if err is None}
-    named = [(src, err, None if err else (out / rel if out is not None else src.parent) / output_name(src, k, suffix, target_psnr, ext))
-             for src, err, rel in inputs]
+    named = [
+        (
+            src,
+            err,
+            None
+            if err
+            else (out / rel if out is not None else src.parent) / output_name(src, k, suffix, target_psnr, ext),
+        )
+        for src, err, rel in inputs
+    ]
     writers: dict[str, list[Path]] = {}
-    for src, err, dst in named:
+    for src, _err, dst in named:
         if dst is not None:
             writers.setdefault(ident(dst), []).append(src)
     planned: list[PlannedFile] = []
@@ -315,7 +329,9 @@ def plan_batch(
         if others:
             planned.append(PlannedFile(src, dst, "error", _collision(others, dst), OutputCollisionError.__name__))
         elif dkey in input_keys or _same_existing(src, dst):
-            planned.append(PlannedFile(src, dst, "error", f"output {dst} would overwrite an input; use --suffix or --out-dir"))
+            planned.append(
+                PlannedFile(src, dst, "error", f"output {dst} would overwrite an input; use --suffix or --out-dir")
+            )
         elif dst.is_dir():
             planned.append(PlannedFile(src, dst, "error", f"output {dst} is a folder"))
         elif dst.exists() and not force:
@@ -345,7 +361,7 @@ def folder_labels(folders: list[Path]) -> dict[Path, Path]:
     parts = {f: Path(os.path.abspath(f)).parts[1:] for f in folders}
     depth = {f: 1 for f in folders}
     while True:
-        label = {f: Path(*parts[f][len(parts[f]) - min(depth[f], len(parts[f])):]) for f in folders}
+        label = {f: Path(*parts[f][len(parts[f]) - min(depth[f], len(parts[f])) :]) for f in folders}
         by_label: dict[Path, list[Path]] = {}
         for f, lab in label.items():
             by_label.setdefault(lab, []).append(f)
@@ -477,7 +493,9 @@ def run_plan(plan: BatchPlan, run: BatchRun) -> Generator[FileResult, None, None
         if it.action == "skip":
             yield FileResult(str(it.src), str(it.dst), "skipped", it.reason)
         elif it.action == "error":
-            yield FileResult(str(it.src), None if it.dst is None else str(it.dst), "error", it.reason, error_type=it.error_type)
+            yield FileResult(
+                str(it.src), None if it.dst is None else str(it.dst), "error", it.reason, error_type=it.error_type
+            )
 
     todo: list[PlannedFile] = []
     unwritable: dict[Path, str] = {}

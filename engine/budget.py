@@ -22,12 +22,13 @@ class _Queued(Protocol):
 
 
 class MemoryBudget:
-    """Admission by memory for a local pool: a file starts only when the memory it is estimated
-    to need (:func:`kmpress.limits.job_bytes` of its header) fits beside the files in flight,
-    within :data:`BUDGET_SHARE` of the memory available when the batch started. A file that does
-    not fit waits while smaller ones go ahead; alone, any file may start (its own size was judged
-    by the reading guard). So two huge photos on a machine short of memory run one after the
-    other, and the rest of the batch in parallel.
+    """Admission by memory for a local pool.
+
+    A file starts only when the memory it is estimated to need (:func:`kmpress.limits.job_bytes` of
+    its header) fits beside the files in flight, within :data:`BUDGET_SHARE` of the memory available
+    when the batch started. A file that does not fit waits while smaller ones go ahead; alone, any
+    file may start (its own size was judged by the reading guard). So two huge photos on a machine
+    short of memory run one after the other, and the rest of the batch in parallel.
 
     Parameters
     ----------

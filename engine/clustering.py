@@ -139,7 +139,6 @@ def initial_centroids(
 # --------------------------------------------------------------------------------------------
 
 
-
 @dataclass
 class LloydResult:
     """What the loop produced; see :class:`kmpress.KMeansResult` for the meaning of the fields."""
@@ -153,7 +152,7 @@ class LloydResult:
 
 
 def moments(X: np.ndarray, w: np.ndarray, weighted: bool, variance: bool = True) -> tuple[float, float]:
-    """The (weighted) sum of squared norms of the points, and the mean over channels of their
+    """Return the (weighted) sum of squared norms of the points, and the mean over channels of their
     (weighted) variance (0.0 unless ``variance``), in float64, chunk by chunk in a fixed order.
 
     Parameters
@@ -198,7 +197,9 @@ def moments(X: np.ndarray, w: np.ndarray, weighted: bool, variance: bool = True)
 class _Workspace:
     """Per-chunk partial sums, allocated once per fit and reused by every iteration."""
 
-    def __init__(self, kernels: ModuleType, X: np.ndarray, w: np.ndarray, weighted: bool, k: int, variance: bool) -> None:
+    def __init__(
+        self, kernels: ModuleType, X: np.ndarray, w: np.ndarray, weighted: bool, k: int, variance: bool
+    ) -> None:
         d, n = X.shape
         nc = kernels.n_chunks(n)
         # running per-chunk sums of the current labels (the kernels update them incrementally)
@@ -323,7 +324,13 @@ class Lloyd:
     """
 
     def __init__(
-        self, X: np.ndarray, w: np.ndarray, weighted: bool, init: np.ndarray, kernels: ModuleType, variance: bool = False
+        self,
+        X: np.ndarray,
+        w: np.ndarray,
+        weighted: bool,
+        init: np.ndarray,
+        kernels: ModuleType,
+        variance: bool = False,
     ) -> None:
         D, N = X.shape
         self.X, self.w, self.weighted, self.kernels = X, w, weighted, kernels

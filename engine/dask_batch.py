@@ -55,13 +55,15 @@ from typing import Any, Protocol, Unpack
 
 from .batch import BatchPlan, PlannedFile, as_plan, run_plan
 from .errors import DaskNotInstalledError, InvalidParameterError, SchedulerError, SchedulerLostError
-from .io import remove_stale_temp_files, stale_temp_files
 from .options import JobFields, Options
 from .results import FileResult
 from .runs import BatchRun
 from .spawn import refuse_in_starting_worker
-from .workers import StartListener, compress_file
-from .workers import dask_worker_threads as worker_threads
+from .workers import StartListener, compress_file, dask_worker_threads
+from .writing import remove_stale_temp_files, stale_temp_files
+
+#: numba's thread share of a task on a Dask worker (see the module); the workers' function
+worker_threads = dask_worker_threads
 
 #: What a user without the extra is told to run.
 DASK_INSTALL_HINT = 'pip install "kmpress[dask]"'
@@ -134,7 +136,11 @@ class DaskTask(Protocol):
     """What a Dask worker runs for one file (:func:`run_task`, or a test's replacement): a
     :class:`~kmpress.workers.Task` that also takes the client's working folder."""
 
-    def __call__(self, src: str, dst: str, options: Options, threads: int | None = None, cwd: str | None = None) -> FileResult: ...
+    def __call__(
+        self, src: str, dst: str, options: Options, threads: int | None = None, cwd: str | None = None
+    ) -> FileResult:
+        """Compress ``src`` to ``dst`` (paths relative to ``cwd``) and return the file's result."""
+        ...
 
 
 def run_task(src: str, dst: str, options: Options, threads: int | None = None, cwd: str | None = None) -> FileResult:
@@ -154,7 +160,8 @@ def run_task(src: str, dst: str, options: Options, threads: int | None = None, c
     """
     s = os.path.join(cwd, src) if cwd else src
     d = os.path.join(cwd, dst) if cwd else dst
-    result = compress_file(s, d, options, threads, on_stage=_refuse_write_when_orphaned)  # threads None: worker_threads()
+    # threads None: worker_threads()
+    result = compress_file(s, d, options, threads, on_stage=_refuse_write_when_orphaned)
     # an earlier attempt of this file may have died mid-write on another worker; ours is over
     _remove_temp_files(d)
     result.src, result.dst = src, dst
@@ -206,7 +213,9 @@ class _DaskTasks(Executor):
     never finish (a frozen scheduler), and cancelling one asks the scheduler, which would hang.
     """
 
-    def __init__(self, client: Any, cwd: str, task: DaskTask | None = None, scheduler_timeout: float | None = None) -> None:
+    def __init__(
+        self, client: Any, cwd: str, task: DaskTask | None = None, scheduler_timeout: float | None = None
+    ) -> None:
         self._client = client
         self._inner = client.get_executor(pure=False)
         self._cwd = cwd
@@ -217,17 +226,28 @@ class _DaskTasks(Executor):
         self._stop = threading.Event()
         self._watchdog: threading.Thread | None = None
         if scheduler_timeout is not None:
-            self._watchdog = threading.Thread(target=self._watch, args=(scheduler_timeout,), name="kmpress-scheduler-watch", daemon=True)
+            self._watchdog = threading.Thread(
+                target=self._watch, args=(scheduler_timeout,), name="kmpress-scheduler-watch", daemon=True
+            )
             self._watchdog.start()
 
     @property
     def address(self) -> str:
         return str(self._client.scheduler.address)
 
-    def batch_run(self, jobs: int | None = None, threads: int | None = None, on_start: StartListener | None = None) -> BatchRun:
+    def batch_run(
+        self, jobs: int | None = None, threads: int | None = None, on_start: StartListener | None = None
+    ) -> BatchRun:
         """How a batch runs here: the Dask task (:func:`run_task`, or the replacement given),
         with the client's working folder (relative paths are the client's)."""
-        return BatchRun(executor=self, jobs=jobs, threads=threads, task=self._task, task_kwargs={"cwd": self._cwd}, on_start=on_start)
+        return BatchRun(
+            executor=self,
+            jobs=jobs,
+            threads=threads,
+            task=self._task,
+            task_kwargs={"cwd": self._cwd},
+            on_start=on_start,
+        )
 
     def lost(self) -> str | None:
         """Why the scheduler is taken as lost (e.g. ``its connection closed``), or None."""
@@ -299,7 +319,11 @@ class _DaskTasks(Executor):
 
 @contextmanager
 def dask_executor(
-    scheduler: Any, *, timeout: float | None = None, task: DaskTask | None = None, scheduler_timeout: float | None = None
+    scheduler: Any,
+    *,
+    timeout: float | None = None,
+    task: DaskTask | None = None,
+    scheduler_timeout: float | None = None,
 ) -> Iterator[_DaskTasks]:
     """An executor for :func:`kmpress.batch.compress_many` on a Dask cluster.
 
@@ -402,7 +426,9 @@ def _signature(path: Any) -> tuple[int, int, int, int] | None:
     return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
 
 
-def _after_loss(files: list[PlannedFile], before: dict[str, tuple[int, int, int, int] | None], why: str) -> Iterator[FileResult]:
+def _after_loss(
+    files: list[PlannedFile], before: dict[str, tuple[int, int, int, int] | None], why: str
+) -> Iterator[FileResult]:
     """The results of the files whose results never came back, once the scheduler is lost:
     ``ok`` (without figures) when this batch wrote the output, else not done.
 
@@ -411,7 +437,9 @@ def _after_loss(files: list[PlannedFile], before: dict[str, tuple[int, int, int,
     """
     t0 = time.monotonic()
     while time.monotonic() - t0 < LOSS_SETTLE_MAX:
-        if time.monotonic() - t0 >= LOSS_SETTLE and not any(it.dst is not None and stale_temp_files(it.dst) for it in files):
+        if time.monotonic() - t0 >= LOSS_SETTLE and not any(
+            it.dst is not None and stale_temp_files(it.dst) for it in files
+        ):
             break
         time.sleep(0.05)
     for it in files:
@@ -475,7 +503,9 @@ def compress_many_dask(
     unreported = {str(it.src): it for it in plan.to_compress}
     held: list[FileResult] = []
     why = None
-    with dask_executor(scheduler, timeout=timeout, task=task, scheduler_timeout=plan.options.scheduler_timeout) as executor:
+    with dask_executor(
+        scheduler, timeout=timeout, task=task, scheduler_timeout=plan.options.scheduler_timeout
+    ) as executor:
         run = executor.batch_run(jobs, threads, on_start)
         results = run_plan(plan, run)
         try:

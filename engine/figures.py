@@ -82,9 +82,13 @@ class HasFigures:
     Each figure reads as the result's own attribute (``q.psnr``, ``report.bits``), read-only.
     """
 
-    figures: Figures
-
     if TYPE_CHECKING:  # the read-only properties the loop below sets, as type checkers see them
+        # a dataclass field in most results, a property in some: read-only either way
+        @property
+        def figures(self) -> Figures:
+            """The result's figures."""
+            ...
+
         k: int
         colors: int
         mse: float

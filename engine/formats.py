@@ -100,8 +100,10 @@ def readable_extensions() -> frozenset[str]:
 
 
 def sniff(head: bytes) -> str | None:
-    """"HEIF" or "AVIF" for the first bytes of an ISO-BMFF image file (by its ``ftyp`` brands),
-    else None."""
+    """Return "HEIF" or "AVIF" for the first bytes of an ISO-BMFF image file, else None.
+
+    The format is told by the file's ``ftyp`` brands.
+    """
     if len(head) < 12 or head[4:8] != b"ftyp":
         return None
     size = int.from_bytes(head[:4], "big")

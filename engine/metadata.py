@@ -28,7 +28,7 @@ def tiff_payload(raw: bytes | None) -> bytes | None:
         return None
     data = bytes(raw)
     if data.startswith(EXIF_PREFIX):
-        data = data[len(EXIF_PREFIX):]
+        data = data[len(EXIF_PREFIX) :]
     if data[:4] not in (b"II*\x00", b"MM\x00*") or len(data) < 8:
         return None
     return data

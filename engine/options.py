@@ -139,11 +139,9 @@ def check_target(value: Any) -> float:
 # --------------------------------------------------------------------------------------------
 
 
-class JobFields(TypedDict, total=False):
-    """The keyword arguments that :class:`Options` takes but ``k``: for ``**kwargs`` of the
-    public functions that take ``k`` as a parameter of their own."""
+class _CommonFields(TypedDict, total=False):
+    """The keyword arguments that :class:`Options` takes but ``k`` and ``target_psnr``."""
 
-    target_psnr: float | None
     max_colors: int
     strict: bool
     seed: int
@@ -163,6 +161,20 @@ class JobFields(TypedDict, total=False):
     strip: bool
     skip_if_larger: bool
     scheduler_timeout: float | None
+
+
+class JobFields(_CommonFields, total=False):
+    """The keyword arguments that :class:`Options` takes but ``k``: for ``**kwargs`` of the
+    public functions that take ``k`` as a parameter of their own."""
+
+    target_psnr: float | None
+
+
+class QualityFields(_CommonFields, total=False):
+    """The keyword arguments that :class:`Options` takes but ``target_psnr``: for ``**kwargs``
+    of the public functions that take the target as a parameter of their own."""
+
+    k: int | None
 
 
 class OptionFields(JobFields, total=False):

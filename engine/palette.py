@@ -54,7 +54,7 @@ def order_palette(palette: np.ndarray, method: str = "luma") -> np.ndarray:
 
     Notes
     -----
-    The PNG writer stores indices unfiltered (see :func:`kmpress.io.write_png`), and DEFLATE on
+    The PNG writer stores indices unfiltered (see :func:`kmpress.writing.write_png`), and DEFLATE on
     unfiltered data only sees byte equality, so the order does not change the file size at all;
     it matters only with PNG's prediction filters, which made these files larger in every
     configuration measured (bench/compare_pngquant.py, docs/results.md).

@@ -180,12 +180,20 @@ class Pipeline:
         self.kern = backends.load(self.backend)
         with self.stages("histogram"):
             self.hist = build_histogram(self.img, self.kern)
+        # the clustering points and their weights; None once finish(last=True) has let them go
+        self.X: np.ndarray | None
+        self.weights: np.ndarray | None
         if options.colorspace == "rgb":
             self.X = colors_to_space(self.hist.colors, options.colorspace, self.kern)
         else:
             with self.stages("colorspace"):
                 self.X = colors_to_space(self.hist.colors, options.colorspace, self.kern)
         self.weights = self.hist.counts.astype(np.float64)
+
+    def _points(self) -> tuple[np.ndarray, np.ndarray]:
+        """The clustering points ``X`` and their ``weights``, for a fit."""
+        assert self.X is not None and self.weights is not None, "nothing is fitted after finish(last=True)"
+        return self.X, self.weights
 
     @property
     def n_colors(self) -> int:
@@ -204,7 +212,8 @@ class Pipeline:
         tol : overrides the options' tolerance for this fit
         """
         o, stages = self.options, self.stages
-        hist, X, kern = self.hist, self.X, self.kern
+        hist, kern = self.hist, self.kern
+        X, weights = self._points()
         n_iter, converged, inertia = 0, True, 0.0
         lossless = hist.n_colors <= k
         if lossless:
@@ -216,16 +225,15 @@ class Pipeline:
             for g in spawn_seeds(rng, o.n_init):
                 with stages("init"):
                     if start is not None and 0 < start.shape[0] < k:
-                        C0 = kmeans_plusplus(X, self.weights, True, k, g, kern, start=start)
+                        C0 = kmeans_plusplus(X, weights, True, k, g, kern, start=start)
                     else:
-                        C0 = initial_centroids(o.init, X, self.weights, True, k, g, kern)
+                        C0 = initial_centroids(o.init, X, weights, True, k, g, kern)
                 with stages("lloyd"):
-                    r = lloyd(
-                        X, self.weights, True, C0, o.max_iter, o.tol if tol is None else tol, kern, final_assign=False
-                    )
+                    r = lloyd(X, weights, True, C0, o.max_iter, o.tol if tol is None else tol, kern, final_assign=False)
                 # the lowest final inertia wins; ties: the earliest start
                 if best is None or r.inertia < best.inertia:
                     best = r
+            assert best is not None, "n_init >= 1 starts"
             centroids, n_iter, converged, inertia = best.centroids, best.n_iter, best.converged, best.inertia
         with stages("remap"):
             palette, labels, entries = finish_palette(centroids, X, o.colorspace, kern, o.palette_order, srgb=lossless)
@@ -237,10 +245,11 @@ class Pipeline:
         if f.lossless:
             return f
         o = self.options
+        X, weights = self._points()
         with self.stages("lloyd"):
-            r = lloyd(self.X, self.weights, True, f.centroids, o.max_iter, o.tol, self.kern, final_assign=False)
+            r = lloyd(X, weights, True, f.centroids, o.max_iter, o.tol, self.kern, final_assign=False)
         with self.stages("remap"):
-            palette, labels, entries = finish_palette(r.centroids, self.X, o.colorspace, self.kern, o.palette_order)
+            palette, labels, entries = finish_palette(r.centroids, X, o.colorspace, self.kern, o.palette_order)
         return Fit(
             f.k, r.centroids, False, f.n_iter + r.n_iter, r.converged, float(r.inertia), palette, labels, entries
         )
@@ -262,6 +271,7 @@ class Pipeline:
             if plain:
                 f.delta_e = delta_e_histogram(hist.colors, hist.counts, f.palette, f.labels, kern)
             else:
+                assert inverse is not None, "made above for the remaps that are not plain"
                 f.sse, f.delta_e = pixel_errors(hist.colors, inverse, f.indices, f.palette, kern)
 
     def score(self, f: Fit) -> float:
@@ -307,6 +317,7 @@ class Pipeline:
         if last and f.indices is None and is_plain(self.options, f.lossless):
             self.X = self.weights = None
         self._remap(f)
+        assert f.indices is not None, "set by _remap"
         return Quantized(
             palette=f.palette,
             indices=f.indices,

@@ -13,6 +13,7 @@ Nothing here prints; the CLI says what went wrong.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -65,7 +66,7 @@ class PipeJob:
 
 
 def plan_pipe(
-    paths: list[str | os.PathLike],
+    paths: Sequence[str | os.PathLike],
     out_dir: str | os.PathLike | None,
     options: Options,
     *,
@@ -95,6 +96,7 @@ def plan_pipe(
         to_stdout = True
     if to_stdout:
         return PipeJob(src, None)
+    assert out_dir is not None, "standard input without an output folder goes to standard output"
     dst = Path(out_dir) / output_name(STDIN_STEM, options.k, suffix, options.target_psnr, options.extension)
     if dst.is_dir():
         raise InvalidParameterError(f"output {dst} is a folder")

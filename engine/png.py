@@ -1,6 +1,6 @@
 """PNG bytes: the indexed-PNG encoder (unfiltered rows, parallel DEFLATE) and a header reader.
 
-Writing a file (atomically) is :func:`kmpress.io.write_png`'s job; this module only makes and
+Writing a file (atomically) is :func:`kmpress.writing.write_png`'s job; this module only makes and
 reads bytes. The encoder makes the rows of each DEFLATE block from the indices as the block is
 compressed, a few blocks at a time: no whole-image copy of the scanlines (a 200 MP image's
 would be 200 MB, twice: the array and its bytes).

@@ -78,7 +78,9 @@ def column_sums(x: np.ndarray) -> np.ndarray:
     return np.add.accumulate(x, axis=1, out=x)[:, -1] + 0.0  # (+ 0.0: an empty sum is +0, as NumPy's)
 
 
-def centre(a: np.ndarray, w: np.ndarray, weighted: bool, out: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+def centre(
+    a: np.ndarray, w: np.ndarray, weighted: bool, out: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(D,) float64 shift to subtract from (N, D) points ``a``, and (D,) float64 largest
     magnitude of each coordinate of the shifted points.
 

@@ -21,13 +21,13 @@ from typing import Any
 
 from . import interrupts
 from .budget import MemoryBudget
-from .io import remove_stale_temp_files
 from .limits import usable_cores
 from .options import Options
 from .results import FileResult
 from .runs import BatchRun, Planned, Window, failed, run_here
 from .spawn import not_started_warning
 from .workers import StageListener, StagePipe, StartListener, Task, compress_file, init_worker
+from .writing import remove_stale_temp_files
 
 #: Default number of worker processes for a local batch on this kind of machine, chosen by
 #: measurement (see docs/speed.md, "Batches"): one worker per core, each running numba
@@ -77,7 +77,9 @@ def run_local_pool(
 
     The same as :func:`run_pool`, the settings given one by one.
     """
-    yield from run_pool(files, options, BatchRun(jobs=jobs, threads=threads, task=task, on_start=on_start, on_stage=on_stage))
+    yield from run_pool(
+        files, options, BatchRun(jobs=jobs, threads=threads, task=task, on_start=on_start, on_stage=on_stage)
+    )
 
 
 def run_pool(files: Iterable[Planned], options: Options, run: BatchRun) -> Iterator[FileResult]:

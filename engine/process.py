@@ -25,7 +25,7 @@ from types import FrameType
 from typing import Literal
 
 from . import backends, interrupts, notes
-from .io import remove_stale_temp_files
+from .writing import remove_stale_temp_files
 
 Role = Literal["main", "worker"]
 
@@ -35,16 +35,21 @@ _CURRENT_DST: str | None = None
 
 @contextmanager
 def kmpress_process(role: Role) -> Iterator[None]:
-    """Within: this process runs only kmpress, as the CLI's process (``"main"``) or a pool's
-    worker (``"worker"``); see the module for the three switches. The signal handlers in
-    place before come back on exit (a worker's set-up lasts as long as the process)."""
+    """Within: this process runs only kmpress, as the CLI's process or a pool's worker.
+
+    ``role`` is ``"main"`` or ``"worker"``; see the module for the three switches. The signal
+    handlers in place before come back on exit (a worker's set-up lasts as long as the process).
+    """
     backends.own_process()
     notes.capture_native_messages()
     if role == "main":
         with interrupts.handling_signals():
             yield
         return
-    saved = {signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN), signal.SIGTERM: signal.signal(signal.SIGTERM, _on_sigterm)}
+    saved = {
+        signal.SIGINT: signal.signal(signal.SIGINT, signal.SIG_IGN),
+        signal.SIGTERM: signal.signal(signal.SIGTERM, _on_sigterm),
+    }
     try:
         yield
     finally:
@@ -60,8 +65,10 @@ def _on_sigterm(signum: int, frame: FrameType | None) -> None:  # pragma: no cov
 
 @contextmanager
 def writing(dst: str) -> Iterator[None]:
-    """Within: ``dst`` is the output this process is making, whose temporary file a worker's
-    SIGTERM removes before the process exits."""
+    """Within: ``dst`` is the output this process is making.
+
+    A worker's SIGTERM removes its temporary file before the process exits.
+    """
     global _CURRENT_DST
     _CURRENT_DST = dst
     try:

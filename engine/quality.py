@@ -35,7 +35,7 @@ import numpy as np
 from .errors import InvalidParameterError, TargetNotReachedError
 from .figures import Figures, HasFigures
 from .fixedmath import exp2, log2
-from .options import OptionFields, Options, check_number, make_options
+from .options import Options, QualityFields, check_number, make_options
 from .pipeline import Pipeline, Quantized
 from .stages import Stages
 
@@ -85,6 +85,7 @@ class QualityResult(HasFigures):
 
     @property
     def figures(self) -> Figures:
+        """The chosen result's figures (``quantized.figures``)."""
         return self.quantized.figures
 
 
@@ -144,6 +145,7 @@ def search_pipeline(
             if pred > 2 * kmax:
                 step = kmax  # clamped below
         lo, k = k, min(step * k, kmax)
+
     # narrow the bracket (lo fails, hi reaches) in rounds: guess where the line crosses the
     # target, probe the guess's neighbour on the far side (the answer is usually next to a good
     # guess), and bisect once when the round has not halved the bracket (the line can mislead on
@@ -185,7 +187,7 @@ def quantize_to_quality(
     options: Options | None = None,
     search_tol: float | None = None,
     on_stage: Callable[[str], None] | None = None,
-    **kwargs: Unpack[OptionFields],
+    **kwargs: Unpack[QualityFields],
 ) -> QualityResult:
     """The smallest K (1..``max_colors``) whose quantized image reaches ``target_psnr``.
 
@@ -219,9 +221,10 @@ def quantize_to_quality(
     TargetNotReachedError
         ``strict`` and the target is out of reach.
     """
+    changes: dict[str, Any] = dict(kwargs)
     if target_psnr is not None:
-        kwargs = {**kwargs, "target_psnr": target_psnr}
-    opts = make_options(options, **kwargs)
+        changes["target_psnr"] = target_psnr
+    opts = make_options(options, **changes)
     if not opts.searches_k:
         raise InvalidParameterError("target_psnr is required (a PSNR in dB)")
     if search_tol is not None:
@@ -234,6 +237,7 @@ def search_quality(image: Any, opts: Options, stages: Stages, search_tol: float 
     told by ``stages``."""
     t0 = time.perf_counter()
     target, max_colors = opts.target_psnr, opts.max_colors
+    assert target is not None, "search_quality takes options with a target"
     pipe = Pipeline(image, opts, stages=stages)
     if search_tol is None:
         search_tol = opts.tol * SEARCH_TOL_FACTOR

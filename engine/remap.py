@@ -34,7 +34,7 @@ def is_plain(options: Options, lossless: bool) -> bool:
 
 def remap(
     hist: Histogram,
-    X: np.ndarray,
+    X: np.ndarray | None,
     labels: np.ndarray,
     entries: np.ndarray,
     image: np.ndarray,
@@ -47,7 +47,8 @@ def remap(
 
     Parameters
     ----------
-    hist : the image's histogram; X : (C, U) float32 its colours in the clustering space
+    hist : the image's histogram; X : (C, U) float32 its colours in the clustering space (None
+        if plain: the plain remap does not use them)
     labels : (U,) int32 nearest entry of each colour; entries : (P, C) float32 the palette in
         the clustering space
     image : (H, W, C) uint8, the image the histogram is of
@@ -59,6 +60,7 @@ def remap(
     if is_plain(options, lossless):
         return gather_indices(hist, labels, image, kernels)
     assert inverse is not None, "the remaps that are not plain need each pixel's colour index"
+    assert X is not None, "the remaps that are not plain need the clustering points"
     if options.smooth > 0:
         return smooth_remap(X, hist.counts, inverse, labels, entries, shape, options.smooth, kernels)
     alpha = hist.colors[:, 3] if hist.colors.shape[1] == 4 else None

@@ -19,13 +19,14 @@ from PIL import Image, ImageDraw, ImageFont
 
 from .batch import compress_many
 from .errors import ImageReadError, ImageWriteError, InvalidParameterError, PlotUnavailableError
-from .io import atomic_write, decoding, load_image, open_image, read_image, reading, sample_path
+from .io import decoding, load_image, open_image, read_image, reading, sample_path
 from .ksweep import SweepRow, sweep
 from .metrics import mse, psnr_from_mse
 from .notes import gathering_notes
 from .options import DEFAULT_MAX_PIXELS, OptionFields, Options, make_options
 from .png import png_header
 from .results import FileResult
+from .writing import atomic_write
 
 #: What to tell a user without matplotlib.
 PLOT_HINT = 'the sweep plot needs matplotlib: pip install "kmpress[plot]"'
@@ -149,8 +150,8 @@ def comparison_sheet(panels: list[tuple[str | os.PathLike, str]], dst: str | os.
     tiles = []
     for path, label in panels:
         try:
-            with Image.open(path) as im:
-                im = im.convert("RGB")
+            with Image.open(path) as opened:
+                im = opened.convert("RGB")
                 w = max(1, round(im.width * height / im.height))
                 tiles.append((im.resize((w, height), Image.Resampling.LANCZOS), label))
         except (OSError, ValueError) as e:
@@ -202,6 +203,7 @@ def run_demo(
         return results, None
     panels: list[tuple[str | os.PathLike, str]] = [(src, "original")]
     for r in results:
+        assert r.dst is not None, "an ok result of a batch into a folder names its output"
         p = r.report.psnr
         quality = "lossless" if math.isinf(p) else f"PSNR {p:.1f} dB"
         panels.append((r.dst, f"K={r.report.k}  {quality}"))
@@ -282,22 +284,22 @@ def contact_sheet(rows: list[SweepRow], dst: str | os.PathLike, *, columns: int 
 
     The rows must carry thumbnails (:func:`sweep` with ``thumbnail=``).
     """
-    tiles = [r for r in rows if r.thumbnail is not None]
+    tiles = [(r, r.thumbnail) for r in rows if r.thumbnail is not None]
     if not tiles:
         raise InvalidParameterError("no thumbnails to draw: run the sweep with thumbnail=")
     n = len(tiles)
     cols = columns or min(n, max(1, math.ceil(math.sqrt(n * 1.5))))
     rws = math.ceil(n / cols)
-    tw = max(r.thumbnail.shape[1] for r in tiles)
-    th = max(r.thumbnail.shape[0] for r in tiles)
+    tw = max(thumb.shape[1] for _, thumb in tiles)
+    th = max(thumb.shape[0] for _, thumb in tiles)
     gap, label_h = 6, 22
     sheet = Image.new("RGB", (cols * (tw + gap) + gap, rws * (th + label_h + gap) + gap), "white")
     draw = ImageDraw.Draw(sheet)
     font = _font(15)
-    for i, r in enumerate(tiles):
+    for i, (r, thumb) in enumerate(tiles):
         x = gap + (i % cols) * (tw + gap)
         y = gap + (i // cols) * (th + label_h + gap)
-        im = Image.fromarray(r.thumbnail)
+        im = Image.fromarray(thumb)
         if im.mode == "RGBA":
             bg = Image.new("RGBA", im.size, "white")
             im = Image.alpha_composite(bg, im)
@@ -403,6 +405,7 @@ def image_palette(path: str | os.PathLike) -> np.ndarray:
     with reading(p):
         with Image.open(p) as im:
             if im.mode in ("P", "PA"):
+                assert im.palette is not None, "Pillow gives a P or PA image its palette"
                 pal = np.frombuffer(im.palette.tobytes(), np.uint8)
                 mode = im.palette.mode
                 ch = 4 if mode == "RGBA" else 3

@@ -1,5 +1,6 @@
-"""What happened to one input of a batch: :class:`FileResult`, and :func:`run_one`, which turns
-the compression of one file into its result.
+"""What happened to one input of a batch: :class:`FileResult`, and :func:`run_one`.
+
+:func:`run_one` turns the compression of one file into its result.
 
 A result is plain, picklable data: it crosses process boundaries (a pool's workers, a Dask
 cluster) and is what every way of running a batch yields, one per input. Nothing here prints.
@@ -68,8 +69,11 @@ class FileResult:
 
 
 def report_result(src: str, dst: str, rep: CompressReport, seconds: float) -> FileResult:
-    """The :class:`FileResult` of a finished :func:`kmpress.compress`: ``ok``, or ``skipped``
-    with both sizes when ``skip_if_larger`` left the output unwritten."""
+    """Return the :class:`FileResult` of a finished :func:`kmpress.compress`.
+
+    Its status is ``ok``, or ``skipped`` with both sizes when ``skip_if_larger`` left the output
+    unwritten.
+    """
     if rep.written:
         return FileResult(src, dst, "ok", None, rep, seconds)
     why = (
@@ -80,9 +84,11 @@ def report_result(src: str, dst: str, rep: CompressReport, seconds: float) -> Fi
 
 
 def run_one(src: str, dst: str, work: Callable[[], CompressReport]) -> FileResult:
-    """``work()``, the compression of one input, as its :class:`FileResult` (timed): its report,
-    or what it raised as that file's one-line error. Never raises for a file's failure; Ctrl-C
-    propagates."""
+    """Run ``work()``, the compression of one input, and return it as its :class:`FileResult`.
+
+    The result is timed and holds its report, or what it raised as that file's one-line error.
+    Never raises for a file's failure; Ctrl-C propagates.
+    """
     t0 = time.perf_counter()
     try:
         return report_result(src, dst, work(), time.perf_counter() - t0)

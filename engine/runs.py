@@ -1,7 +1,8 @@
-"""How a batch's files run: a run's settings (:class:`BatchRun`), and running the files in this
-process (:func:`run_here`) or on a caller's :class:`concurrent.futures.Executor`
-(:func:`run_on`). A local process pool is :mod:`kmpress.pool`'s; which of the three a batch uses
-is :func:`kmpress.batch.run_plan`'s choice.
+"""How a batch's files run: a run's settings, and running the files here or on an executor.
+
+:class:`BatchRun` holds the settings; the files run in this process (:func:`run_here`) or on a
+caller's :class:`concurrent.futures.Executor` (:func:`run_on`). A local process pool is
+:mod:`kmpress.pool`'s; which of the three a batch uses is :func:`kmpress.batch.run_plan`'s choice.
 
 Nothing here prints.
 """
@@ -26,10 +27,14 @@ class Planned(Protocol):
     """A file to compress (a :class:`kmpress.batch.PlannedFile`): its input and its output."""
 
     @property
-    def src(self) -> Path: ...
+    def src(self) -> Path:
+        """The input file."""
+        ...
 
     @property
-    def dst(self) -> Path | None: ...
+    def dst(self) -> Path | None:
+        """The output file (None: standard output)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -80,8 +85,9 @@ class BatchRun:
 
 
 class Window:
-    """Files of a batch handed to an executor, at most ``limit`` in flight (None: all), each
-    admitted by ``budget`` when one is given.
+    """Files of a batch handed to an executor, at most ``limit`` in flight (None: all).
+
+    Each file is admitted by ``budget`` when one is given.
 
     ``queue`` holds the files not yet submitted, ``inflight`` each submitted file's future.
     """
@@ -106,16 +112,20 @@ class Window:
         self.budget = budget
 
     def fill(self) -> None:
-        """Submit queued files until ``limit`` are in flight. A file the executor refuses (its
-        ``submit`` raises: a broken or shut-down pool) stays in ``queue`` and the error
-        propagates, so that the caller still owes that file its result."""
+        """Submit queued files until ``limit`` are in flight.
+
+        A file the executor refuses (its ``submit`` raises: a broken or shut-down pool) stays in ``queue`` and the error
+        propagates, so that the caller still owes that file its result.
+        """
         queue, budget = self.queue, self.budget
         while queue and (self.limit is None or len(self.inflight) < self.limit):
             i = 0 if budget is None else budget.pick(queue, len(self.inflight))
             if i is None:
                 break
             it = queue[i]
-            fut = self.executor.submit(self.run.task, str(it.src), str(it.dst), self.options, self.threads, **self.run.task_kwargs)
+            fut = self.executor.submit(
+                self.run.task, str(it.src), str(it.dst), self.options, self.threads, **self.run.task_kwargs
+            )
             del queue[i]
             if budget is not None:
                 budget.start(str(it.src))
@@ -123,13 +133,15 @@ class Window:
             self.run.started(str(it.src))
 
     def wait(self) -> set[Future[FileResult]]:
-        """Wait until at least one file in flight is done; the done futures (still in flight
-        until :meth:`finish`)."""
+        """Wait until at least one file in flight is done; return the done futures.
+
+        They stay in flight until :meth:`finish`.
+        """
         done, _ = wait(list(self.inflight), return_when=FIRST_COMPLETED)
         return done
 
     def finish(self, fut: Future[FileResult]) -> Planned:
-        """The file of a done future, no longer in flight (its memory back in the budget)."""
+        """Return the file of a done future, no longer in flight (its memory back in the budget)."""
         it = self.inflight.pop(fut)
         if self.budget is not None:
             self.budget.end(str(it.src))
@@ -137,7 +149,7 @@ class Window:
 
 
 def failed(it: Planned, e: Exception) -> FileResult:
-    """The result of a file whose future raised ``e`` (e.g. a result that could not be sent back)."""
+    """Return the result of a file whose future raised ``e`` (e.g. a result that could not be sent back)."""
     return FileResult(str(it.src), str(it.dst), "error", f"worker failed: {type(e).__name__}: {e}")
 
 
@@ -149,12 +161,17 @@ def run_here(files: Iterable[Planned], options: Options, run: BatchRun) -> Itera
         if run.on_stage is None:
             yield run.task(src, dst, options, run.threads, **run.task_kwargs)
         else:
-            yield run.task(src, dst, options, run.threads, on_stage=functools.partial(run.on_stage, src), **run.task_kwargs)
+            yield run.task(
+                src, dst, options, run.threads, on_stage=functools.partial(run.on_stage, src), **run.task_kwargs
+            )
 
 
 def run_on(executor: Executor, files: Iterable[Planned], options: Options, run: BatchRun) -> Iterator[FileResult]:
-    """Run on a caller's executor, ``run.jobs`` files in flight (None: all), ``run.threads``
-    passed to each task; a failed future (e.g. a killed worker) is that file's error."""
+    """Run on a caller's executor, ``run.jobs`` files in flight (None: all).
+
+    ``run.threads`` is passed to each task; a failed future (e.g. a killed worker) is that file's
+    error.
+    """
     window = Window(executor, files, options, run, run.jobs, run.threads)
 
     def refill() -> Iterator[FileResult]:

@@ -1,5 +1,7 @@
-"""The worker side of a batch: the task one file runs as (:func:`compress_file`), a local pool's
-worker initializer, and the pipe that carries the workers' stages back to the parent.
+"""The worker side of a batch: a file's task, a pool's worker initializer, the stage pipe.
+
+The task one file runs as is :func:`compress_file`; the pipe carries the workers' stages back to
+the parent.
 
 Only paths and the job's :class:`~kmpress.options.Options` travel to a worker, never pixel
 arrays, and every result comes back as a plain picklable :class:`~kmpress.results.FileResult`.
@@ -43,9 +45,14 @@ _STAGES: Connection | None = None
 _WORKER = ExitStack()
 
 
-def init_worker(threads: int | None, stages: Connection | None = None, started: Any = None) -> None:  # pragma: no cover - runs in worker processes
-    """A local pool's worker initializer: set the process up for kmpress (as a worker), with
-    ``threads`` numba threads; send stages to ``stages``; then set ``started.value`` to 1."""
+def init_worker(
+    threads: int | None, stages: Connection | None = None, started: Any = None
+) -> None:  # pragma: no cover - runs in worker processes
+    """Set a local pool's worker process up for kmpress (as a worker).
+
+    It gets ``threads`` numba threads and sends stages to ``stages``; ``started.value`` is set to
+    1 last.
+    """
     global _STAGES
     _WORKER.enter_context(kmpress_process("worker"))
     backends.set_threads(threads)
@@ -55,8 +62,9 @@ def init_worker(threads: int | None, stages: Connection | None = None, started: 
 
 
 class StagePipe:
-    """Stages of the files running in a local pool's workers, back to the parent: each worker
-    writes ``src NUL stage`` messages on one pipe, a thread of the parent reads them and calls
+    """Stages of the files running in a local pool's workers, back to the parent.
+
+    Each worker writes ``src NUL stage`` messages on one pipe, a thread of the parent reads them and calls
     ``on_stage(src, stage)``.
 
     Cheap and safe with many writers: a message is one ``write`` of under ``PIPE_BUF`` bytes,
@@ -117,8 +125,10 @@ def _send_stage(src: str, stage: str) -> None:
 
 
 def dask_worker_threads() -> int | None:
-    """numba threads for a task on a Dask worker (None when not on one): the task's share of
-    the worker's threads (see :mod:`kmpress.dask_batch`)."""
+    """Return numba threads for a task on a Dask worker (None when not on one).
+
+    That is the task's share of the worker's threads (see :mod:`kmpress.dask_batch`).
+    """
     dist = sys.modules.get("distributed")  # a Dask worker has imported it; nobody else needs to
     if dist is None:
         return None

@@ -65,8 +65,9 @@ def kmpress_command() -> list[str]:
 def run_installed(*args, cwd, timeout=300) -> subprocess.CompletedProcess:
     """The installed ``kmpress`` command in a child process (the installed package, not the tree)."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    return subprocess.run([*kmpress_command(), *map(str, args)], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=env)
+    return subprocess.run(
+        [*kmpress_command(), *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env
+    )
 
 
 def leftovers(folder: Path) -> list[Path]:

@@ -217,7 +217,9 @@ def reference_histogram(pixels: np.ndarray) -> tuple[dict[tuple, int], list[tupl
     return counts, colors
 
 
-def reference_kmeans_plusplus(X: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generator, trials: int | None = None) -> np.ndarray:
+def reference_kmeans_plusplus(
+    X: np.ndarray, w: np.ndarray, k: int, rng: np.random.Generator, trials: int | None = None
+) -> np.ndarray:
     """Greedy weighted k-means++ in float64, drawing from ``rng`` exactly as the engine documents.
 
     The first centre is drawn with probability proportional to the weight (``u = rng.random()``,
@@ -348,7 +350,7 @@ def reference_delta_e(a: np.ndarray, b: np.ndarray) -> float:
     pb = np.asarray(b).reshape(-1, np.asarray(b).shape[-1])
     cache: dict[tuple, list[float]] = {}
     total = 0.0
-    for x, y in zip(pa, pb):
+    for x, y in zip(pa, pb, strict=True):
         lx = cache.setdefault(tuple(x[:3]), lab(x))
         ly = cache.setdefault(tuple(y[:3]), lab(y))
         total += sum((lx[i] - ly[i]) ** 2 for i in range(3)) ** 0.5

@@ -8,12 +8,11 @@ import math
 
 import numpy as np
 import pytest
+from helpers import small_jpeg
 
 import kmpress
 from kmpress import InvalidParameterError, KmpressError
 from kmpress.metrics import bit_accounting, png_bit_depth
-
-from helpers import small_jpeg
 
 
 def _points(n=50, d=3, seed=0):
@@ -146,7 +145,7 @@ def test_kmeans_accepts_any_numeric_dtype_and_never_modifies(backend, dtype):
     init = points[:5].astype(np.float64) + 0.5
     copies = points.copy(), weights.copy(), init.copy()
     r = kmpress.kmeans(points, 5, weights=weights, init=init, backend=backend)
-    for a, b in zip((points, weights, init), copies):
+    for a, b in zip((points, weights, init), copies, strict=True):
         assert a.dtype == b.dtype
         np.testing.assert_array_equal(a, b)
     ref = kmpress.kmeans(points.astype(np.float64), 5, weights=weights.astype(np.float64), init=init, backend=backend)
@@ -335,7 +334,7 @@ def test_k256(photos, backend):
 def test_more_k_is_never_worse(photos):
     img = np.ascontiguousarray(photos["astronaut"][::4, ::4])
     psnrs = [kmpress.quantize(img, k).psnr for k in (2, 4, 8, 16, 32, 64)]
-    assert all(b > a for a, b in zip(psnrs, psnrs[1:])), psnrs
+    assert all(b > a for a, b in zip(psnrs, psnrs[1:], strict=False)), psnrs
 
 
 def test_rgba_is_clustered_in_4d(photos):

@@ -5,7 +5,6 @@ depend on the thread count of numba or of the BLAS library."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -15,10 +14,10 @@ import textwrap
 
 import numpy as np
 import pytest
+from reference import reference_lloyd
 
 import kmpress
 from kmpress.points import centre
-from reference import reference_lloyd
 
 BACKENDS = ["numba", "numpy"]
 N = 6000
@@ -59,7 +58,9 @@ def _assert_nearest(x: np.ndarray, C: np.ndarray, labels: np.ndarray) -> None:
     err = np.spacing(np.abs(x - x.mean(axis=0)).astype(np.float32)).astype(np.float64).max(axis=1) * np.sqrt(3)
     slack = 2 * (2 * np.sqrt(chosen) * err + err * err) + 1e-12 * best
     bad = np.flatnonzero(chosen - best > slack)
-    assert bad.size == 0, f"{bad.size} of {len(x)} labels are not the nearest centroid (worst excess {(chosen - best).max():.3g})"
+    assert bad.size == 0, (
+        f"{bad.size} of {len(x)} labels are not the nearest centroid (worst excess {(chosen - best).max():.3g})"
+    )
 
 
 def _inertia64(x: np.ndarray, C: np.ndarray, labels: np.ndarray, w: np.ndarray | None = None) -> float:
@@ -141,8 +142,13 @@ def test_thread_counts_of_numba_and_blas_change_no_bit(tmp_path):
     script.write_text(_THREADS_SCRIPT)
     results = {}
     for numba_threads, blas_threads in ((1, 1), (2, 2), (2, 1), (1, 2)):
-        env = dict(os.environ, NUMBA_NUM_THREADS=str(numba_threads), OPENBLAS_NUM_THREADS=str(blas_threads),
-                   OMP_NUM_THREADS=str(blas_threads), MKL_NUM_THREADS=str(blas_threads))
+        env = dict(
+            os.environ,
+            NUMBA_NUM_THREADS=str(numba_threads),
+            OPENBLAS_NUM_THREADS=str(blas_threads),
+            OMP_NUM_THREADS=str(blas_threads),
+            MKL_NUM_THREADS=str(blas_threads),
+        )
         p = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=600)
         assert p.returncode == 0, p.stderr
         results[numba_threads, blas_threads] = json.loads(p.stdout.strip().splitlines()[-1])
@@ -168,12 +174,22 @@ def _three_blobs(n: int = 100) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _same_partition(labels: np.ndarray, truth: np.ndarray) -> bool:
-    pairs = set(zip(labels.tolist(), truth.tolist()))
+    pairs = set(zip(labels.tolist(), truth.tolist(), strict=True))
     return len(pairs) == len(set(truth.tolist())) == len({a for a, _ in pairs})
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
-@pytest.mark.parametrize("scale, dtype", [(1e20, np.float64), (1e-25, np.float64), (1e37, np.float64), (3e37, np.float32), (1e150, np.float64), (1e-300, np.float64)])
+@pytest.mark.parametrize(
+    "scale, dtype",
+    [
+        (1e20, np.float64),
+        (1e-25, np.float64),
+        (1e37, np.float64),
+        (3e37, np.float32),
+        (1e150, np.float64),
+        (1e-300, np.float64),
+    ],
+)
 def test_blobs_of_any_magnitude_are_found(scale, dtype, backend):
     # beyond ~1e19 float32's squared distances overflow, below ~1e-19 they vanish
     x, truth = _three_blobs()
@@ -183,7 +199,9 @@ def test_blobs_of_any_magnitude_are_found(scale, dtype, backend):
     assert _same_partition(r.labels, truth)
     assert np.all(np.isfinite(r.centroids)) and r.converged
     # in the caller's units: centroids as the unscaled ones times the scale, inertia times its square
-    np.testing.assert_allclose(r.centroids, ref.centroids[_perm(ref.labels, r.labels)] * scale, rtol=1e-6, atol=1e-6 * scale)
+    np.testing.assert_allclose(
+        r.centroids, ref.centroids[_perm(ref.labels, r.labels)] * scale, rtol=1e-6, atol=1e-6 * scale
+    )
     assert r.inertia == pytest.approx(_inertia64(X.astype(np.float64), r.centroids, r.labels), rel=1e-9)
     if scale > 1e-150:  # (1e-300 squared is below float64's range: 0)
         assert r.inertia == pytest.approx(ref.inertia * scale * scale, rel=1e-4)
@@ -234,7 +252,9 @@ def test_weights_whose_sum_overflows_are_clustered(backend):
     np.testing.assert_allclose(r.centroids, ref.centroids, rtol=1e-12, atol=1e-15)
     assert r.inertia == pytest.approx(ref.inertia * 1e306, rel=1e-9)
     assert (r.n_iter, r.converged) == (ref.n_iter, ref.converged)
-    assert not np.array_equal(r.centroids, kmpress.kmeans(x, 3, weights=w, seed=0, max_iter=0, backend=backend).centroids)
+    assert not np.array_equal(
+        r.centroids, kmpress.kmeans(x, 3, weights=w, seed=0, max_iter=0, backend=backend).centroids
+    )
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

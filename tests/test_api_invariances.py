@@ -12,9 +12,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from reference import reference_lloyd
 
 import kmpress
-from reference import reference_lloyd
 
 ROOT = Path(__file__).resolve().parent.parent
 BACKENDS = ["numba", "numpy"]
@@ -150,7 +150,9 @@ def test_thread_count_gives_identical_results(photo_paths, tmp_path):
     script.write_text(_THREAD_SCRIPT)
     results = {}
     for n in (1, 2):
-        env = dict(os.environ, NUMBA_NUM_THREADS=str(n), PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+        env = dict(
+            os.environ, NUMBA_NUM_THREADS=str(n), PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")
+        )
         out = tmp_path / f"out{n}.png"
         p = subprocess.run(
             [sys.executable, str(script), str(photo_paths["astronaut"]), str(out)],

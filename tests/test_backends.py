@@ -8,8 +8,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from kmpress import backends
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,7 +23,8 @@ def test_the_numpy_backend_never_imports_numba():
     code = (
         "import sys, numpy as np, kmpress\n"
         "img = np.random.default_rng(0).integers(0, 256, (40, 50, 3), dtype=np.uint8)\n"
-        "for kw in ({}, {'colorspace': 'oklab'}, {'dither': 'floyd-steinberg'}, {'smooth': 0.3}, {'target_psnr': 20}):\n"
+        "for kw in ({}, {'colorspace': 'oklab'}, {'dither': 'floyd-steinberg'}, {'smooth': 0.3},\n"
+        "           {'target_psnr': 20}):\n"
         "    kmpress.quantize(img, backend='numpy', **kw)\n"
         "kmpress.kmeans(img.reshape(-1, 3), 4, backend='numpy')\n"
         "print('numba' in sys.modules)"
@@ -34,7 +33,10 @@ def test_the_numpy_backend_never_imports_numba():
 
 
 def test_import_kmpress_is_light():
-    code = "import sys, kmpress, kmpress.options, kmpress.errors; print(sorted(m for m in ('numpy', 'numba', 'PIL') if m in sys.modules))"
+    code = (
+        "import sys, kmpress, kmpress.options, kmpress.errors; "
+        "print(sorted(m for m in ('numpy', 'numba', 'PIL') if m in sys.modules))"
+    )
     assert _run(code) == "[]"
 
 

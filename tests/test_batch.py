@@ -3,16 +3,16 @@ pool and on any executor. Small images only (CI time)."""
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
-import os
 from pathlib import Path
 
 import pytest
-from PIL import Image
-
 from helpers import gradient_photo as photo
 from helpers import no_temp_files, small_jpeg
+from PIL import Image
+
 import kmpress
 from kmpress import InvalidParameterError, KmpressError, Options
 from kmpress.batch import BatchPlan, compress_many, image_extensions, output_name, plan_batch, summarize
@@ -92,13 +92,26 @@ def test_a_collision_fails_only_the_inputs_involved(tmp_path):
 def test_folders_are_mirrored_under_out_dir(tmp_path):
     # a camera's card: the same names in several folders, and a.jpg beside a.png
     dcim = tmp_path / "DCIM"
-    for i, rel in enumerate(["100CANON/IMG_0001.JPG", "101CANON/IMG_0001.JPG", "IMG_0001.JPG", "101CANON/deep/IMG_0001.JPG",
-                             "101CANON/a.jpg", "101CANON/a.png"]):
+    for i, rel in enumerate(
+        [
+            "100CANON/IMG_0001.JPG",
+            "101CANON/IMG_0001.JPG",
+            "IMG_0001.JPG",
+            "101CANON/deep/IMG_0001.JPG",
+            "101CANON/a.jpg",
+            "101CANON/a.png",
+        ]
+    ):
         photo(dcim / rel, size=(24, 16), seed=i, fmt="JPEG" if rel.lower().endswith("jpg") else "PNG")
     out = tmp_path / "small"
     results = {str(Path(r.src).relative_to(dcim)): r for r in compress_many([dcim], out, 4, recursive=True, jobs=1)}
     written = sorted(str(p.relative_to(out)) for p in out.rglob("*.png"))
-    assert written == ["100CANON/IMG_0001-k4.png", "101CANON/IMG_0001-k4.png", "101CANON/deep/IMG_0001-k4.png", "IMG_0001-k4.png"]
+    assert written == [
+        "100CANON/IMG_0001-k4.png",
+        "101CANON/IMG_0001-k4.png",
+        "101CANON/deep/IMG_0001-k4.png",
+        "IMG_0001-k4.png",
+    ]
     for rel in ("100CANON/IMG_0001.JPG", "101CANON/IMG_0001.JPG", "IMG_0001.JPG", "101CANON/deep/IMG_0001.JPG"):
         assert results[rel].status == "ok" and Path(results[rel].dst).relative_to(out).parent == Path(rel).parent
     for mine, theirs in (("101CANON/a.jpg", "a.png"), ("101CANON/a.png", "a.jpg")):
@@ -124,19 +137,32 @@ def test_several_folders_each_get_a_sub_folder_of_their_name(tmp_path):
     results = list(compress_many([summer, autumn, loose], out, 4, recursive=True, jobs=1))
     assert len(results) == 9 and all(r.status == "ok" for r in results)
     written = sorted(str(p.relative_to(out)) for p in out.rglob("*.png"))
-    assert written == ["2023-autumn/DSC_0000-k4.png", "2023-autumn/DSC_0001-k4.png", "2023-autumn/DSC_0002-k4.png",
-                       "2023-autumn/sub/DSC_0000-k4.png",
-                       "2023-summer/DSC_0000-k4.png", "2023-summer/DSC_0001-k4.png", "2023-summer/DSC_0002-k4.png",
-                       "2023-summer/sub/DSC_0000-k4.png", "loose-k4.png"]
+    assert written == [
+        "2023-autumn/DSC_0000-k4.png",
+        "2023-autumn/DSC_0001-k4.png",
+        "2023-autumn/DSC_0002-k4.png",
+        "2023-autumn/sub/DSC_0000-k4.png",
+        "2023-summer/DSC_0000-k4.png",
+        "2023-summer/DSC_0001-k4.png",
+        "2023-summer/DSC_0002-k4.png",
+        "2023-summer/sub/DSC_0000-k4.png",
+        "loose-k4.png",
+    ]
     for r in results:  # each result names its own paths
         src, dst = Path(r.src), Path(r.dst)
         if src != loose:
             assert dst.relative_to(out).parts[0] == src.relative_to(lib).parts[0]
     # one folder, however often it is named: its contents directly under out_dir
-    plan = plan_batch([summer, str(summer) + "/", tmp_path / "photos" / ".." / "photos" / "2023-summer"],
-                      Options(k=4), out_dir=tmp_path / "one")
+    plan = plan_batch(
+        [summer, str(summer) + "/", tmp_path / "photos" / ".." / "photos" / "2023-summer"],
+        Options(k=4),
+        out_dir=tmp_path / "one",
+    )
     assert [str(it.dst.relative_to(tmp_path / "one")) for it in plan.items] == [
-        "DSC_0000-k4.png", "DSC_0001-k4.png", "DSC_0002-k4.png"]
+        "DSC_0000-k4.png",
+        "DSC_0001-k4.png",
+        "DSC_0002-k4.png",
+    ]
     # without out_dir nothing changes: beside each input
     assert all(it.dst.parent == it.src.parent for it in plan_batch([summer, autumn], Options(k=4)).items)
 
@@ -149,15 +175,23 @@ def test_folders_of_the_same_name_are_told_apart_by_their_parents(tmp_path, monk
         photo(tmp_path / parent / "photos" / "IMG_1.jpg", size=(24, 16), fmt="JPEG")
     photo(tmp_path / "misc" / "IMG_1.jpg", size=(24, 16), fmt="JPEG")
     plan = plan_batch(["a/photos", "b/photos", "photos", "misc"], Options(k=4), out_dir="sel")
-    assert [str(it.dst) for it in plan.items] == ["sel/a/photos/IMG_1-k4.png", "sel/b/photos/IMG_1-k4.png",
-                                                  f"sel/{tmp_path.name}/photos/IMG_1-k4.png", "sel/misc/IMG_1-k4.png"]
+    assert [str(it.dst) for it in plan.items] == [
+        "sel/a/photos/IMG_1-k4.png",
+        "sel/b/photos/IMG_1-k4.png",
+        f"sel/{tmp_path.name}/photos/IMG_1-k4.png",
+        "sel/misc/IMG_1-k4.png",
+    ]
     assert all(it.action == "compress" for it in plan.items)
     # the labels: distinct for distinct folders, the shortest tail of the path that is
     deep = [Path("x/y/photos"), Path("z/y/photos"), Path("y/photos"), Path("/"), Path("photos")]
     labels = folder_labels(deep)
-    assert labels == {Path("x/y/photos"): Path("x/y/photos"), Path("z/y/photos"): Path("z/y/photos"),
-                      Path("y/photos"): Path(f"{tmp_path.name}/y/photos"), Path("/"): Path("."),
-                      Path("photos"): Path(f"{tmp_path.name}/photos")}
+    assert labels == {
+        Path("x/y/photos"): Path("x/y/photos"),
+        Path("z/y/photos"): Path("z/y/photos"),
+        Path("y/photos"): Path(f"{tmp_path.name}/y/photos"),
+        Path("/"): Path("."),
+        Path("photos"): Path(f"{tmp_path.name}/photos"),
+    }
     assert len(set(labels.values())) == len(deep)
 
 
@@ -203,7 +237,9 @@ def test_symbolic_link_loops_and_broken_links_are_failed_inputs(tmp_path):
     (d / "sub" / "up").symlink_to(d)  # a folder link back up: never followed
     photo(d / "sub" / "deep.png", seed=1)
     for recursive in (False, True):
-        plan = plan_batch([tmp_path / "fa", d / "loop.jpg", d], Options(k=4), recursive=recursive, out_dir=tmp_path / "o")
+        plan = plan_batch(
+            [tmp_path / "fa", d / "loop.jpg", d], Options(k=4), recursive=recursive, out_dir=tmp_path / "o"
+        )
         by = {it.src.name: it for it in plan.items}
         assert by["fa"].action == by["loop.jpg"].action == by["broken.png"].action == "error"
         assert "symbolic link loop" in by["fa"].reason and "symbolic link loop" in by["loop.jpg"].reason
@@ -212,7 +248,12 @@ def test_symbolic_link_loops_and_broken_links_are_failed_inputs(tmp_path):
         assert ("deep.png" in by) is recursive and len(plan.items) == 4 + recursive
     results = list(compress_many([tmp_path / "fa", d / "loop.jpg", d], tmp_path / "o", 4, recursive=True, jobs=1))
     assert sorted((Path(r.src).name, r.status) for r in results) == [
-        ("broken.png", "error"), ("deep.png", "ok"), ("fa", "error"), ("good.png", "ok"), ("loop.jpg", "error")]
+        ("broken.png", "error"),
+        ("deep.png", "ok"),
+        ("fa", "error"),
+        ("good.png", "ok"),
+        ("loop.jpg", "error"),
+    ]
     assert good.exists() and (tmp_path / "o" / "sub" / "deep-k4.png").exists()
     # the single-file API names the loop too
     with pytest.raises(KmpressError, match="symbolic link loop"):

@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # A stand-in suite: two benchmarks (numba, numpy) of one stage and an ordinary test. Every call of
 # a body appends its implementation's name to calls.txt, so the run count can be read back.
-DUMMY = '''
+DUMMY = """
 import pathlib
 import time
 
@@ -43,7 +43,7 @@ def test_bench(benchmark, impl):
         time.sleep(0.001 if impl == "numba" else 0.004)
 
     benchmark(body)
-'''
+"""
 
 
 def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
@@ -51,8 +51,19 @@ def _run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     (tmp_path / "pytest.ini").write_text("[pytest]\n")
     (tmp_path / "test_dummy.py").write_text(DUMMY)
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    cmd = [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-c", str(tmp_path / "pytest.ini"),
-           "--rootdir", str(tmp_path), str(tmp_path), *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "no:cacheprovider",
+        "-c",
+        str(tmp_path / "pytest.ini"),
+        "--rootdir",
+        str(tmp_path),
+        str(tmp_path),
+        *args,
+    ]
     return subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120)
 
 
@@ -147,7 +158,9 @@ def test_speedup_lines_empty_without_records():
     assert speedup_lines([]) == []
 
 
-@pytest.mark.parametrize("numba, peer, text", [(1.0, 2.5, "2.50x"), (1.0, 25.0, "25.0x"), (0.01, 3.0, "300x"), (1.0, None, "-")])
+@pytest.mark.parametrize(
+    "numba, peer, text", [(1.0, 2.5, "2.50x"), (1.0, 25.0, "25.0x"), (0.01, 3.0, "300x"), (1.0, None, "-")]
+)
 def test_speedup_formatting(numba, peer, text):
     recs = [Record("seeding", 64, "numba", numba)]
     if peer is not None:

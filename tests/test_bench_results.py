@@ -33,7 +33,7 @@ def test_replace_touches_only_its_section():
     new = replace_section(PAGE, "a", "| x |\n|---|\n| 1 |\n")
     assert "old a" not in new and "| 1 |" in new
     assert "old b" in new
-    outside = lambda t: t.replace(t[t.index("<!-- results:a -->"):t.index("<!-- /results:a -->")], "")  # noqa: E731
+    outside = lambda t: t.replace(t[t.index("<!-- results:a -->") : t.index("<!-- /results:a -->")], "")  # noqa: E731
     assert outside(new) == outside(PAGE)  # everything outside section a is byte for byte the same
 
 
@@ -96,7 +96,17 @@ def test_write_results_leaves_the_page_alone_when_the_section_is_missing(tmp_pat
 def test_every_section_a_script_writes_is_on_the_page():
     """Each script's section name appears once, opened and closed, in docs/results.md."""
     text = (ROOT / "docs" / "results.md").read_text()
-    for name in ("pngquant", "webp", "kmeans-general", "engine", "speed", "memory", "memory-timeline", "dask", "convergence"):
+    for name in (
+        "pngquant",
+        "webp",
+        "kmeans-general",
+        "engine",
+        "speed",
+        "memory",
+        "memory-timeline",
+        "dask",
+        "convergence",
+    ):
         start, end = markers(name)
         assert text.count(start) == 1 and text.count(end) == 1, name
         script_names = "".join(p.read_text() for p in (ROOT / "bench").glob("*.py"))

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from reference import reference_kmeans_plusplus, reference_lloyd
 
 import kmpress
 from kmpress.clustering import kmeans_plusplus
-from reference import reference_kmeans_plusplus, reference_lloyd
 
 BACKENDS = ["numba", "numpy"]
 

@@ -6,11 +6,17 @@ import math
 
 import numpy as np
 import pytest
+from reference import delta_e
 
 import kmpress
-from kmpress.colorspace import LAB_SCALE, colors_to_space, oklab_of_colors, oklab_to_srgb, palette_to_space, srgb_to_oklab
-
-from reference import delta_e
+from kmpress.colorspace import (
+    LAB_SCALE,
+    colors_to_space,
+    oklab_of_colors,
+    oklab_to_srgb,
+    palette_to_space,
+    srgb_to_oklab,
+)
 
 # An independent path, all float64 NumPy: sRGB -> linear -> CIE XYZ (IEC 61966-2-1 matrix, D65)
 # -> OKLab with the XYZ form of Ottosson's M1. The engine folds sRGB->XYZ into its M1, so the two
@@ -88,7 +94,9 @@ def test_known_srgb_red():
 
 def test_kernels_match_the_float64_formulas_for_every_grey_and_random_colors(kern):
     rng = np.random.default_rng(3)
-    cols = np.vstack([np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, 1), rng.integers(0, 256, (5000, 3), dtype=np.uint8)])
+    cols = np.vstack(
+        [np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, 1), rng.integers(0, 256, (5000, 3), dtype=np.uint8)]
+    )
     ref = srgb_to_oklab(cols)
     np.testing.assert_allclose(oklab_of_colors(cols, kern), ref, atol=1e-12)
     planar = colors_to_space(cols, "oklab", kern)
@@ -118,7 +126,14 @@ def test_round_trip_every_8bit_value_per_channel():
     # every 8-bit value of every channel (plus a random sample) comes back exactly after rounding
     rng = np.random.default_rng(1)
     v = np.arange(256)
-    cols = np.vstack([np.stack([v, v * 0, v * 0], 1), np.stack([v * 0, v, v * 0], 1), np.stack([v * 0, v * 0, v], 1), rng.integers(0, 256, (20000, 3))])
+    cols = np.vstack(
+        [
+            np.stack([v, v * 0, v * 0], 1),
+            np.stack([v * 0, v, v * 0], 1),
+            np.stack([v * 0, v * 0, v], 1),
+            rng.integers(0, 256, (20000, 3)),
+        ]
+    )
     back = np.rint(oklab_to_srgb(srgb_to_oklab(cols))).astype(np.int64)
     np.testing.assert_array_equal(back, cols)
 

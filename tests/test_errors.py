@@ -13,7 +13,11 @@ import kmpress
 from kmpress import errors
 
 ENGINE = Path(kmpress.__file__).resolve().parent
-CLASSES = [c for _, c in inspect.getmembers(errors, inspect.isclass) if issubclass(c, Exception) and c.__module__ == errors.__name__]
+CLASSES = [
+    c
+    for _, c in inspect.getmembers(errors, inspect.isclass)
+    if issubclass(c, Exception) and c.__module__ == errors.__name__
+]
 
 
 def test_every_exception_is_a_kmpress_error():

@@ -10,9 +10,9 @@ from dataclasses import FrozenInstanceError, fields
 
 import numpy as np
 import pytest
+from helpers import gradient_photo
 
 import kmpress
-from helpers import gradient_photo
 from kmpress.figures import NAMES, Figures
 from kmpress.metrics import bit_accounting
 
@@ -22,8 +22,22 @@ FIGURE_KEYS = {"k", "colors", "mse", "psnr", "delta_e", "bits", "bit_depth", "n_
 #: A compressed file's JSON object: its own keys and the figures' (FileResult adds status, message,
 #: seconds and drops src/dst, see tests/cli/test_compress.py).
 REPORT_KEYS = FIGURE_KEYS | {
-    "src", "dst", "width", "height", "pixels", "input_bytes", "output_bytes", "file_ratio", "colorspace", "dither",
-    "target_psnr", "target_reached", "search", "format", "written", "warnings",
+    "src",
+    "dst",
+    "width",
+    "height",
+    "pixels",
+    "input_bytes",
+    "output_bytes",
+    "file_ratio",
+    "colorspace",
+    "dither",
+    "target_psnr",
+    "target_reached",
+    "search",
+    "format",
+    "written",
+    "warnings",
 }
 
 
@@ -37,7 +51,16 @@ def _five_colors(shape=(30, 40)) -> np.ndarray:
 
 def test_the_record_names_each_figure_once():
     assert set(NAMES) == FIGURE_KEYS
-    f = Figures(k=16, colors=5, mse=0.0, psnr=math.inf, delta_e=math.nan, bits=bit_accounting(2, 3, 3, 5), n_iter=0, converged=True)
+    f = Figures(
+        k=16,
+        colors=5,
+        mse=0.0,
+        psnr=math.inf,
+        delta_e=math.nan,
+        bits=bit_accounting(2, 3, 3, 5),
+        n_iter=0,
+        converged=True,
+    )
     assert f.bit_depth == 4  # derived from the entries stored, not from K
     d = f.as_dict()
     assert set(d) == FIGURE_KEYS

@@ -27,14 +27,21 @@ def _cbrt_inputs() -> np.ndarray:
     lin = LINEAR_LUT[rng.integers(0, 256, (4000, 3))]
     lms = (lin @ M1.T).ravel()
     return np.concatenate(
-        [lms, rng.random(3000), np.exp(rng.uniform(-700, 700, 3000)), rng.random(300) * 1e-310, -rng.random(1000), [1.0, 8.0, 27.0, 0.125]]
+        [
+            lms,
+            rng.random(3000),
+            np.exp(rng.uniform(-700, 700, 3000)),
+            rng.random(300) * 1e-310,
+            -rng.random(1000),
+            [1.0, 8.0, 27.0, 0.125],
+        ]
     )
 
 
 def test_cbrt_is_correctly_rounded():
     x = _cbrt_inputs()
     y = fixedmath.cbrt(x)
-    bad = [(a, b) for a, b in zip(x.tolist(), y.tolist()) if not _correctly_rounded_cbrt(a, b)]
+    bad = [(a, b) for a, b in zip(x.tolist(), y.tolist(), strict=True) if not _correctly_rounded_cbrt(a, b)]
     assert not bad, bad[:5]
     np.testing.assert_array_equal(fixedmath.cbrt(np.array([1.0, 8.0, -27.0, 0.125])), [1.0, 2.0, -3.0, 0.5])
 
@@ -58,7 +65,7 @@ def test_numba_cube_root_is_fixedmath_bit_for_bit():
 def test_cube_is_the_exact_cube_rounded_once():
     x = np.random.default_rng(1).uniform(-2.0, 2.0, 5000)
     y = fixedmath.cube(x)
-    assert all(float(Fraction(a) ** 3) == b for a, b in zip(x.tolist(), y.tolist()))
+    assert all(float(Fraction(a) ** 3) == b for a, b in zip(x.tolist(), y.tolist(), strict=True))
 
 
 def test_pow_5_12_within_two_ulps():
@@ -125,4 +132,6 @@ def test_srgb_to_oklab_refuses_values_that_are_not_8_bit_codes():
         srgb_to_oklab(np.array([0.5, 1.0, 2.0]))
     with pytest.raises(ValueError, match="8-bit"):
         srgb_to_oklab(np.array([0, 256, 3]))
-    np.testing.assert_array_equal(srgb_to_oklab(np.array([1.0, 2.0, 3.0])), srgb_to_oklab(np.array([1, 2, 3], np.uint8)))
+    np.testing.assert_array_equal(
+        srgb_to_oklab(np.array([1.0, 2.0, 3.0])), srgb_to_oklab(np.array([1, 2, 3], np.uint8))
+    )

@@ -12,15 +12,20 @@ from io import BytesIO
 
 import numpy as np
 import pytest
+from helpers import DATA, ROOT, run
 from PIL import Image, features
 
 import kmpress
 from kmpress import formats
 from kmpress.batch import plan_batch
-from kmpress.errors import HeifUnavailableError, ImageReadError, ImageWriteError, InvalidParameterError, MissingExtraError
+from kmpress.errors import (
+    HeifUnavailableError,
+    ImageReadError,
+    ImageWriteError,
+    InvalidParameterError,
+    MissingExtraError,
+)
 from kmpress.options import Options
-
-from helpers import DATA, ROOT, run
 
 
 def crop(name="chelsea", box=(120, 60, 280, 160)) -> Image.Image:
@@ -174,8 +179,14 @@ main()
 
 def _without_heif(*args, cwd, input=None):
     env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-    return subprocess.run([sys.executable, "-c", _NO_HEIF, *map(str, args)], cwd=cwd, input=input,
-                          capture_output=True, timeout=300, env=env)
+    return subprocess.run(
+        [sys.executable, "-c", _NO_HEIF, *map(str, args)],
+        cwd=cwd,
+        input=input,
+        capture_output=True,
+        timeout=300,
+        env=env,
+    )
 
 
 def test_heic_without_the_extra_gets_a_hint_not_not_an_image(tmp_path):

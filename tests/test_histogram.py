@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from helpers import planar
+from reference import reference_histogram
 
 import kmpress
 from kmpress import kernels_numba, kernels_numpy
-from kmpress.histogram import build_histogram
 from kmpress.clustering import kmeans_plusplus
-from helpers import planar
-from reference import reference_histogram
+from kmpress.histogram import build_histogram
 
 
 def _check(px: np.ndarray, hist, kernels=kernels_numpy) -> None:
@@ -178,7 +178,9 @@ def test_quantize_equals_per_pixel_kmeans(photos, k):
     seed = 5
     q = kmpress.quantize(img, k, seed=seed)
     hist = build_histogram(img, kernels_numba)
-    c0 = kmeans_plusplus(planar(hist), hist.counts.astype(np.float64), True, k, np.random.default_rng(seed), kernels_numba)
+    c0 = kmeans_plusplus(
+        planar(hist), hist.counts.astype(np.float64), True, k, np.random.default_rng(seed), kernels_numba
+    )
     full = kmpress.kmeans(px, k, init=c0)
     assert full.n_iter == q.n_iter
     expected = {tuple(r) for r in np.clip(np.rint(full.centroids), 0, 255).astype(np.uint8)}
@@ -197,6 +199,6 @@ def test_histogram_equals_the_counting_oracle(kern, channels):
     img = rng.integers(0, 6, (23, 31, channels), dtype=np.uint8) * 51  # few colours, many repeats
     h = build_histogram(img, kern)
     counts, colors = reference_histogram(img.reshape(-1, channels))
-    got = {tuple(int(v) for v in c): int(n) for c, n in zip(h.colors, h.counts)}
+    got = {tuple(int(v) for v in c): int(n) for c, n in zip(h.colors, h.counts, strict=True)}
     assert got == counts
     assert [tuple(int(v) for v in h.colors[i]) for i in h.pixel_colors(img, kern)] == colors

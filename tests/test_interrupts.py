@@ -13,15 +13,21 @@ import sys
 import textwrap
 
 import pytest
+from test_pool import _run_in_callback
 
 from kmpress import interrupts
-from test_pool import _run_in_callback
 
 
 def _python(code: str, cwd, timeout: float = 120) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if k != "PYTHONFAULTHANDLER"}
-    return subprocess.run([sys.executable, "-X", "faulthandler", "-c", textwrap.dedent(code)], capture_output=True,
-                          text=True, timeout=timeout, cwd=cwd, env=env)
+    return subprocess.run(
+        [sys.executable, "-X", "faulthandler", "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+        env=env,
+    )
 
 
 def test_a_signal_in_a_deferred_section_is_raised_as_it_ends():
@@ -146,12 +152,22 @@ def test_interrupt_inside_a_c_callback_is_raised_once_it_returned(tmp_path):
     # control: in a callback of no known library the interrupt is raised at once (as Python's
     # own Ctrl-C is) and the callback's caller swallows it, the very hazard of raising there;
     # the signal still is not lost: the next check raises it
-    r = _run_in_callback(tmp_path, "", "SIGINT", "with interrupts.handling_signals():\n    cb()\n    interrupts.check()",
-                         fake="elsewhere.py")
+    r = _run_in_callback(
+        tmp_path,
+        "",
+        "SIGINT",
+        "with interrupts.handling_signals():\n    cb()\n    interrupts.check()",
+        fake="elsewhere.py",
+    )
     assert "Exception ignored" in r.stderr and r.stdout.strip() == "interrupted after the callback True"
     # and the handlers in place before come back
-    r = _run_in_callback(tmp_path, "before = signal.getsignal(signal.SIGTERM)\nwith interrupts.handling_signals():\n    pass\n"
-                         "assert signal.getsignal(signal.SIGTERM) is before", "SIGINT", "pass")
+    r = _run_in_callback(
+        tmp_path,
+        "before = signal.getsignal(signal.SIGTERM)\nwith interrupts.handling_signals():\n    pass\n"
+        "assert signal.getsignal(signal.SIGTERM) is before",
+        "SIGINT",
+        "pass",
+    )
     assert r.returncode == 0, r.stderr
 
 

@@ -261,7 +261,7 @@ def test_mode_p(tmp_path, png, transparent):
 
 
 def test_mode_1(tmp_path, png):
-    bits = (_gradient()[:, :, 0] > 100)
+    bits = _gradient()[:, :, 0] > 100
     src = tmp_path / "one.png"
     Image.fromarray(bits).save(src)
     with Image.open(src) as im:

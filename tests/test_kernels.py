@@ -19,13 +19,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import planar
 
 from kmpress import kernels_numba as kn
 from kmpress import kernels_numpy as kp
 from kmpress.clustering import kmeans_plusplus
 from kmpress.histogram import build_histogram
-
-from helpers import planar
 
 EMPTY = np.empty(0, np.float64)
 #: the kernels run as plain Python (tests/e2e/test_nojit.py): small data only
@@ -147,10 +146,15 @@ def test_numpy_labels_equal_numba_on_near_ties(k, d, offset):
     out = {}
     for mod in (kn, kp):
         nc = mod.n_chunks(N)
-        labels, sums_c, wsum_c, changed_c = np.full(N, -1, np.int32), np.zeros((nc, k, d)), np.zeros((nc, k)), np.empty(nc, np.int64)
+        labels, sums_c, wsum_c, changed_c = (
+            np.full(N, -1, np.int32),
+            np.zeros((nc, k, d)),
+            np.zeros((nc, k)),
+            np.empty(nc, np.int64),
+        )
         mod.assign_accumulate(X, EMPTY, False, C32, labels, sums_c, wsum_c, changed_c, mod.block_boxes(X))
         out[mod.NAME] = labels, wsum_c, changed_c
-    for a, b in zip(out["numba"], out["numpy"]):
+    for a, b in zip(out["numba"], out["numpy"], strict=True):
         assert np.array_equal(a, b)
     if k >= 16:
         # not vacuous: the plain product's argmin disagrees with numba on some of these points,
@@ -179,14 +183,14 @@ def test_incremental_sums_equal_fresh_sums(photo_hist):
     for mod in (kn, kp):
         nc = mod.n_chunks(N)
         state[mod.NAME] = (np.full(N, -1, np.int32), np.zeros((nc, K, 3)), np.zeros((nc, K)), np.empty(nc, np.int64))
-    for step in range(5):
+    for _step in range(5):
         C32 = rng.integers(0, 256, (K, 3)).astype(np.float32)
         sums = {}
         for mod in (kn, kp):
             labels, sums_c, wsum_c, changed_c = state[mod.NAME]
             mod.assign_accumulate(X, w, True, C32, labels, sums_c, wsum_c, changed_c, mod.block_boxes(X))
             sums[mod.NAME] = (labels.copy(), sums_c.sum(0), wsum_c.sum(0), int(changed_c.sum()))
-        for a, b in zip(sums["numba"], sums["numpy"]):
+        for a, b in zip(sums["numba"], sums["numpy"], strict=True):
             assert np.array_equal(a, b)
 
 
@@ -228,7 +232,6 @@ def test_histogram_morton_order_is_compact(photo_hist):
     assert np.median((bmax - bmin).max(axis=1)) < 64
 
 
-
 # --------------------------------------------------------------------------------------------
 # the contract itself
 # --------------------------------------------------------------------------------------------
@@ -262,12 +265,14 @@ def test_serial_and_parallel_twins_give_identical_results(photo_hist):
         lab = np.empty(X.shape[1], np.int32)
         (kn.nearest.serial if variant is kn.assign_accumulate.serial else kn.nearest.parallel)(X, C32, lab, boxes)
         outs.append((*b, lab))
-    for a, b in zip(*outs):
+    for a, b in zip(*outs, strict=True):
         assert np.array_equal(a, b)
     closest = np.full(X.shape[1], np.finfo(np.float32).max, np.float32)
     pots = []
-    for state_k, update_k, trials_k in ((kn.pp_state.serial, kn.pp_update.serial, kn.pp_trials.serial),
-                                        (kn.pp_state.parallel, kn.pp_update.parallel, kn.pp_trials.parallel)):
+    for state_k, update_k, trials_k in (
+        (kn.pp_state.serial, kn.pp_update.serial, kn.pp_trials.serial),
+        (kn.pp_state.parallel, kn.pp_update.parallel, kn.pp_trials.parallel),
+    ):
         cl = closest.copy()
         pot_c = np.empty(kn.n_chunks(X.shape[1]))
         state = state_k(X, w, True, cl, pot_c)
@@ -275,7 +280,7 @@ def test_serial_and_parallel_twins_give_identical_results(photo_hist):
         pot_tc = np.empty((kn.n_chunks(X.shape[1]), 3))
         trials_k(X, w, True, cl, np.ascontiguousarray(C32[1:4]), pot_tc, state)
         pots.append((cl, pot_c, pot_tc))
-    for a, b in zip(*pots):
+    for a, b in zip(*pots, strict=True):
         assert np.array_equal(a, b)
 
 
@@ -303,9 +308,10 @@ def test_kernels_compile_on_first_use_only():
         "from kmpress.kernels_numba import _jit\n"
         "import kmpress.kernels_numba._histogram, kmpress.kernels_numba._nearest, kmpress.kernels_numba._seeding\n"
         "import kmpress.kernels_numba._remap, kmpress.kernels_numba._color, sys\n"
-        "ks = [v for m in list(sys.modules.values()) if getattr(m, '__name__', '').startswith('kmpress.kernels_numba.')\n"
-        "      for v in vars(m).values() if isinstance(v, _jit.Kernel)]\n"
-        "ks += [t for m in list(sys.modules.values()) if getattr(m, '__name__', '').startswith('kmpress.kernels_numba.')\n"
+        "mods = [m for m in list(sys.modules.values())\n"
+        "        if getattr(m, '__name__', '').startswith('kmpress.kernels_numba.')]\n"
+        "ks = [v for m in mods for v in vars(m).values() if isinstance(v, _jit.Kernel)]\n"
+        "ks += [t for m in mods\n"
         "       for v in vars(m).values() if isinstance(v, _jit.Twin) for t in (v.serial, v.parallel)]\n"
         "before = sum(k._dispatcher is not None for k in ks)\n"
         "out = np.empty(3, np.uint8)\n"
@@ -343,7 +349,9 @@ def test_error_figures_equal_numba_bit_for_bit():
     for kern in (kn, kp):
         nc = (N + kern.STATS_CHUNK - 1) // kern.STATS_CHUNK
         sse_c, de_c = np.empty(nc, np.int64), np.empty(nc, np.float64)
-        kern.pixel_stats(colors, inverse, idx, palette, oklab_of_colors(colors, kern), oklab_of_colors(palette, kern), sse_c, de_c)
+        kern.pixel_stats(
+            colors, inverse, idx, palette, oklab_of_colors(colors, kern), oklab_of_colors(palette, kern), sse_c, de_c
+        )
         stats.append((sse_c, de_c))
     np.testing.assert_array_equal(stats[0][0], stats[1][0])
     np.testing.assert_array_equal(stats[0][1], stats[1][1])

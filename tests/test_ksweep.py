@@ -40,7 +40,7 @@ def test_sweep_rows(crop):
     q = kmpress.quantize(crop, 2, seed=5)
     assert rows[0].psnr == q.psnr and rows[0].colors == q.k
     assert rows[0].bytes == len(encode_png(q.palette, q.indices))
-    for a, b in zip(rows, rows[1:]):
+    for a, b in zip(rows, rows[1:], strict=False):
         # warm-started: the k-means cost never goes up from one K to the next
         assert b.inertia <= a.inertia * (1 + 1e-9)
         # PSNR after rounding and remapping: monotone up to a little

@@ -44,8 +44,12 @@ def _sibling_imports(path: Path, tree: ast.AST) -> list[tuple[str, ast.AST]]:
 
 
 def test_wheel_has_one_top_level_package(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", str(ROOT), "-w", str(tmp_path)],
-                       capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", str(ROOT), "-w", str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert r.returncode == 0, r.stderr[-2000:]
     [wheel] = tmp_path.glob("kmpress-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
@@ -72,9 +76,11 @@ def test_imports_run_one_way():
         tree = ast.parse(path.read_text())
         top_level = [n for n in tree.body if isinstance(n, ast.ImportFrom)]
         graph[mod] = {m for m, node in _sibling_imports(path, tree) if node in top_level}
+
     # a package depends on its submodules (importing it imports them): merge kmpress.kernels_numba.*
     def node(m):
         return "kmpress.kernels_numba" if m.startswith("kmpress.kernels_numba") else m
+
     merged: dict[str, set[str]] = {}
     for m, deps in graph.items():
         merged.setdefault(node(m), set()).update(node(d) for d in deps if node(d) != node(m))
@@ -116,7 +122,13 @@ def test_the_numpy_backend_and_the_stages_never_import_numba():
         text = path.read_text()
         tree = ast.parse(text)
         for n in ast.walk(tree):
-            names = [a.name for a in n.names] if isinstance(n, ast.Import) else [n.module or ""] if isinstance(n, ast.ImportFrom) else []
+            names = (
+                [a.name for a in n.names]
+                if isinstance(n, ast.Import)
+                else [n.module or ""]
+                if isinstance(n, ast.ImportFrom)
+                else []
+            )
             assert not any(x.split(".")[0] == "numba" for x in names), path.name
 
 

@@ -77,7 +77,9 @@ def test_real_photo_sizes_pass_by_default(mp):
     # a camera JPEG is at least ~1 bit per pixel; a 24 GB machine has the memory
     w = int((mp * 1e6 * 1.5) ** 0.5)
     h = int(mp * 1e6 / w)
-    assert limits.size_refusal(w, h, 3, w * h // 8, "auto") is None or limits.available_memory() < limits.job_bytes(w * h)
+    assert limits.size_refusal(w, h, 3, w * h // 8, "auto") is None or limits.available_memory() < limits.job_bytes(
+        w * h
+    )
 
 
 def test_a_flat_large_png_is_not_a_bomb(tmp_path):

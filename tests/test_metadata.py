@@ -9,13 +9,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import DATA, run
 from PIL import ExifTags, Image, ImageCms
 
 import kmpress
 from kmpress import metadata
-
-from helpers import DATA, run
-
 
 DATE = "2024:05:01 10:11:12"
 GPS = {1: "N", 2: (52.0, 22.0, 7.5), 3: "E", 4: (4.0, 53.0, 30.0)}

@@ -7,11 +7,11 @@ import math
 
 import numpy as np
 import pytest
+from reference import delta_e, reference_delta_e
 
 import kmpress
 from kmpress.histogram import build_histogram
 from kmpress.metrics import bit_accounting, delta_e_histogram, mse, pixel_errors, png_bit_depth, psnr, psnr_from_mse
-from reference import delta_e, reference_delta_e
 
 
 def _crop(photos, name, h, w):

@@ -98,6 +98,8 @@ def test_make_options_is_the_edge():
 
 
 def test_importing_the_options_loads_nothing_heavy():
-    code = "import sys, kmpress.options; print(sorted(m for m in ('numpy', 'numba', 'PIL', 'typer') if m in sys.modules))"
+    code = (
+        "import sys, kmpress.options; print(sorted(m for m in ('numpy', 'numba', 'PIL', 'typer') if m in sys.modules))"
+    )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert r.stdout.strip() == "[]"

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from reference import reference_nearest
 
 import kmpress
 from kmpress.palette import nearest_in_space, order_palette
-from reference import reference_nearest
 
 
 def _crop(photos, name="astronaut"):
@@ -25,7 +25,7 @@ def test_palette_order_only_permutes_indices(photos, space, k):
     assert a.colors == b.colors
     assert sorted(map(tuple, a.palette)) == sorted(map(tuple, b.palette))
     # ... and the indices map through one permutation: the picture and every figure are equal
-    perm = {int(i): int(j) for i, j in zip(a.indices.ravel(), b.indices.ravel())}
+    perm = {int(i): int(j) for i, j in zip(a.indices.ravel(), b.indices.ravel(), strict=True)}
     assert len(perm) == a.colors and len(set(perm.values())) == a.colors
     for i, j in perm.items():
         assert tuple(a.palette[i]) == tuple(b.palette[j])

@@ -12,15 +12,14 @@ from io import BytesIO
 from pathlib import Path
 
 import pytest
+from helpers import DATA, run
 from PIL import Image
 
 import kmpress
 from kmpress import pipes
 from kmpress.errors import ImageWriteError, InvalidParameterError
-from kmpress.io import write_stream
 from kmpress.options import Options
-
-from helpers import DATA, run
+from kmpress.writing import write_stream
 
 
 @pytest.fixture(scope="module")
@@ -171,7 +170,12 @@ def test_a_real_pipe(tmp_path, jpeg):
     with Image.open(tmp_path / "a.png") as im:
         assert im.mode == "P" and im.size == (192, 128) and len(im.getcolors()) <= 16
     # an empty pipe: exit 1, one line, an empty output
-    r = subprocess.run(["sh", "-c", f"'{_kmpress()}' compress - < /dev/null > b.png"], cwd=tmp_path,
-                       capture_output=True, timeout=300, env=env)
+    r = subprocess.run(
+        ["sh", "-c", f"'{_kmpress()}' compress - < /dev/null > b.png"],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=300,
+        env=env,
+    )
     assert r.returncode == 1 and r.stderr.decode() == "kmpress: <stdin>: empty input: no image data\n"
     assert (tmp_path / "b.png").read_bytes() == b""

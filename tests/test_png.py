@@ -9,13 +9,12 @@ import zlib
 
 import numpy as np
 import pytest
+from helpers import zlib_stream
 from PIL import Image
 
 import kmpress
 import kmpress.png
 from kmpress.png import encode_png, png_header
-
-from helpers import zlib_stream
 
 
 @pytest.mark.parametrize("k", [1, 2, 3, 4, 5, 16, 17, 256])
@@ -89,7 +88,9 @@ def test_png_header(tmp_path):
     p.write_bytes(encode_png(pal, np.zeros((5, 7), np.uint8)))
     assert png_header(p) == {"width": 7, "height": 5, "bit_depth": 2, "color_type": 3, "palette_size": 3}
     Image.fromarray(np.zeros((2, 2, 3), np.uint8)).save(tmp_path / "rgb.png")
-    assert png_header(tmp_path / "rgb.png")["color_type"] == 2 and "palette_size" not in png_header(tmp_path / "rgb.png")
+    assert png_header(tmp_path / "rgb.png")["color_type"] == 2 and "palette_size" not in png_header(
+        tmp_path / "rgb.png"
+    )
     (tmp_path / "x.jpg").write_bytes(b"\xff\xd8\xff")
     assert png_header(tmp_path / "x.jpg") is None
 

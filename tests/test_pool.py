@@ -8,16 +8,16 @@ import sys
 from pathlib import Path
 
 import pytest
-from PIL import Image
-
 from helpers import gradient_photo as photo
 from helpers import no_temp_files
+from PIL import Image
+
 from kmpress import Options
 from kmpress.batch import compress_many, plan_batch
-from kmpress.io import stale_temp_files, temp_path
 from kmpress.pool import run_local_pool
 from kmpress.results import FileResult
 from kmpress.workers import compress_file
+from kmpress.writing import stale_temp_files, temp_path
 
 # spawned workers import this module by name to find _crash_on_marker
 if str(Path(__file__).resolve().parent) not in sys.path:
@@ -127,6 +127,8 @@ def test_memory_budget_estimates_from_headers(tmp_path):
     b = MemoryBudget(total=1 << 40)
     assert b.need(str(a)) == limits.job_bytes(300 * 200, 4)
     assert b.need(str(tmp_path / "bad.png")) == limits.RUNTIME_BYTES
+
+
 # --------------------------------------------------------------------------------------------
 # signals inside C callbacks: numba's compiler calls back into Python from C (llvmlite's object
 # cache); an exception raised by a signal handler there is printed as "Exception ignored on
@@ -153,7 +155,9 @@ print("callback returned without the interrupt")
 """
 
 
-def _run_in_callback(tmp_path, setup, sig, run, fake=f"{os.sep}site-packages{os.sep}llvmlite{os.sep}binding{os.sep}x.py"):
+def _run_in_callback(
+    tmp_path, setup, sig, run, fake=f"{os.sep}site-packages{os.sep}llvmlite{os.sep}binding{os.sep}x.py"
+):
     import subprocess
     import textwrap
 
@@ -163,8 +167,11 @@ def _run_in_callback(tmp_path, setup, sig, run, fake=f"{os.sep}site-packages{os.
 
 def test_worker_sigterm_inside_a_c_callback_exits_cleanly(tmp_path):
     dst = tmp_path / "out.png"
-    setup = (f"import kmpress.io as kio\nprocess._CURRENT_DST = {str(dst)!r}\nkio.temp_path(kio.Path({str(dst)!r})).write_bytes(b'partial')\n"
-             "signal.signal(signal.SIGTERM, process._on_sigterm)")
+    setup = (
+        "import kmpress.writing as kw\nfrom pathlib import Path\n"
+        f"process._CURRENT_DST = {str(dst)!r}\nkw.temp_path(Path({str(dst)!r})).write_bytes(b'partial')\n"
+        "signal.signal(signal.SIGTERM, process._on_sigterm)"
+    )
     r = _run_in_callback(tmp_path, setup, "SIGTERM", "cb()")
     assert r.returncode == 128 + 15, (r.stdout, r.stderr)
     assert r.stderr == "" and r.stdout == ""  # nothing "ignored", no traceback
@@ -201,7 +208,7 @@ def test_batch_refused_in_a_worker_that_is_starting(tmp_path, monkeypatch):
 
     src = photo(tmp_path / "a.png")
     monkeypatch.setattr(multiprocessing.process.current_process(), "_inheriting", True, raising=False)
-    with pytest.raises(UnguardedMainError, match="__name__ == \"__main__\""):
+    with pytest.raises(UnguardedMainError, match='__name__ == "__main__"'):
         next(compress_many([src], tmp_path / "out", 4))
     assert not (tmp_path / "out").exists()
 
@@ -232,11 +239,18 @@ def test_script_with_and_without_the_main_guard(tmp_path, guarded):
         body = body[0] + 'if __name__ == "__main__":\n' + "".join("    " + line for line in body[1:])
     (tmp_path / "script.py").write_text(body)
     env = {k: v for k, v in os.environ.items() if k != "PYTHONWARNINGS"}
-    r = subprocess.run([sys.executable, "script.py"], cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env)
+    r = subprocess.run(
+        [sys.executable, "script.py"], cwd=tmp_path, capture_output=True, text=True, timeout=600, env=env
+    )
     assert r.returncode == 0, r.stderr
     lines = r.stdout.splitlines()
     assert lines[-1] == "results: 4"
-    assert sorted(line.split()[0] for line in lines[:-1]) == ["a.png", "photos/p0.png", "photos/p1.png", "photos/p2.png"]
+    assert sorted(line.split()[0] for line in lines[:-1]) == [
+        "a.png",
+        "photos/p0.png",
+        "photos/p1.png",
+        "photos/p2.png",
+    ]
     assert all(line.split()[1] == "ok" for line in lines[:-1]), r.stdout
     assert sorted(p.name for p in (tmp_path / "small").iterdir()) == ["a-k4.png", "p0-k4.png", "p1-k4.png", "p2-k4.png"]
     if guarded:
@@ -244,7 +258,7 @@ def test_script_with_and_without_the_main_guard(tmp_path, guarded):
     else:
         assert "memory" not in r.stderr
         assert "RuntimeWarning: kmpress: the batch's worker processes exited while starting" in r.stderr
-        assert 'outside \'if __name__ == "__main__":\', start it under that guard' in r.stderr
+        assert "outside 'if __name__ == \"__main__\":', start it under that guard" in r.stderr
         assert "UnguardedMainError" in r.stderr
 
 

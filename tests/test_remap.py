@@ -3,7 +3,6 @@ backends, against the naive oracle of tests/reference.py."""
 
 from __future__ import annotations
 
-import hashlib
 import os
 import subprocess
 import sys
@@ -11,14 +10,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from reference import delta_e
 
 import kmpress
 from kmpress import kernels_numpy
 from kmpress.colorspace import colors_to_space, palette_to_space
 from kmpress.histogram import build_histogram
 from kmpress.remap import floyd_steinberg, smooth_remap
-
-from reference import delta_e
 
 ROOT = Path(__file__).resolve().parent.parent
 FS = "floyd-steinberg"
@@ -74,11 +72,15 @@ def test_dither_preserves_local_mean_color_on_a_gradient():
     assert np.abs(fs.to_array().mean((0, 1)) - img.mean((0, 1))).max() < 1.0
 
 
-def _fs_direct(img: np.ndarray, entries_u8: np.ndarray, space: str = "rgb", kern=kernels_numpy, strength=0.75) -> np.ndarray:
+def _fs_direct(
+    img: np.ndarray, entries_u8: np.ndarray, space: str = "rgb", kern=kernels_numpy, strength=0.75
+) -> np.ndarray:
     hist = build_histogram(np.ascontiguousarray(img), kern)
     X = colors_to_space(hist.colors, space, kern)
     alpha = hist.colors[:, 3] if img.shape[2] == 4 else None
-    return floyd_steinberg(X, hist.pixel_colors(img, kern), alpha, palette_to_space(entries_u8, space, kern), img.shape[:2], strength, kern)
+    return floyd_steinberg(
+        X, hist.pixel_colors(img, kern), alpha, palette_to_space(entries_u8, space, kern), img.shape[:2], strength, kern
+    )
 
 
 def test_no_diffusion_into_or_out_of_transparent_pixels(photos, kern):
@@ -178,7 +180,16 @@ def test_smooth_trades_a_little_error_for_a_smaller_file(photos, tmp_path):
         assert sm.indices[y, x] in nb
 
 
-@pytest.mark.parametrize("kw,msg", [(dict(dither="fs"), "dither"), (dict(dither=True), "dither"), (dict(smooth=-1), "smooth"), (dict(smooth="a"), "smooth"), (dict(smooth=0.2, dither=FS), "smooth and dither")])
+@pytest.mark.parametrize(
+    "kw,msg",
+    [
+        (dict(dither="fs"), "dither"),
+        (dict(dither=True), "dither"),
+        (dict(smooth=-1), "smooth"),
+        (dict(smooth="a"), "smooth"),
+        (dict(smooth=0.2, dither=FS), "smooth and dither"),
+    ],
+)
 def test_bad_remap_options_are_refused(kw, msg):
     with pytest.raises(kmpress.InvalidParameterError, match=msg):
         kmpress.quantize(np.zeros((4, 4, 3), np.uint8), 2, **kw)

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import gradient_photo as photo
+from helpers import no_temp_files
 from PIL import Image
 
 import kmpress
-from helpers import gradient_photo as photo
-from helpers import no_temp_files
 from kmpress import KmpressError
 from kmpress.batch import compress_many
 from kmpress.errors import ImageReadError
@@ -70,7 +70,11 @@ def test_comparison_sheet(tmp_path):
 def test_demo_writes_each_k_and_the_sheet(tmp_path):
     results, sheet = run_demo(tmp_path / "d", ks=(2, 8), options=kmpress.Options(seed=3))
     assert [r.report.k for r in results] == [2, 8] and all(r.status == "ok" for r in results)
-    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == ["astronaut-k2.png", "astronaut-k8.png", "comparison.png"]
+    assert sorted(p.name for p in (tmp_path / "d").iterdir()) == [
+        "astronaut-k2.png",
+        "astronaut-k8.png",
+        "comparison.png",
+    ]
     assert sheet == tmp_path / "d" / "comparison.png"
     again, _ = run_demo(tmp_path / "d", ks=(2,), options=kmpress.Options(seed=3))  # its own folder: replaced
     assert again[0].status == "ok"

@@ -5,12 +5,10 @@ CLI's progress bar that draws them, "photo.png: lloyd", is tested in tests/cli/t
 from __future__ import annotations
 
 import pytest
+from helpers import photo
 
 from kmpress import compress, compress_many
 from kmpress.stages import STAGES, Stages
-
-from helpers import photo
-
 
 #: The stages of a compression in RGB (OKLab adds "colorspace" after "histogram").
 PLAIN = [s for s in STAGES if s != "colorspace"]
@@ -31,7 +29,7 @@ def test_compress_reports_its_stages_in_order_and_the_file_is_the_same(tmp_path,
     # every stage the report times, in the report's order, each announced as it begins
     assert list(dict.fromkeys(seen)) == [s for s in rep.timings if s != "total"]
     assert seen[0] == "read" and seen[1] == "histogram" and seen[-2:] == ["delta_e", "write"]
-    assert all(a != b for a, b in zip(seen, seen[1:]))  # one call per stage entered
+    assert all(a != b for a, b in zip(seen, seen[1:], strict=False))  # one call per stage entered
     if options.get("n_init", 1) > 1:
         assert seen.count("init") == 3 and seen.count("lloyd") == 3
     elif options["k"] == 256:  # at most 256 colours: no clustering, the colours themselves
@@ -107,12 +105,12 @@ def test_a_batch_reports_the_stages_of_each_file(tmp_path):
     for jobs in (1, 2):  # in this process, and from a pool's workers through the stage pipe
         seen: list[tuple[str, str]] = []
         out = tmp_path / f"out{jobs}"
-        results = list(compress_many(srcs, out, 8, jobs=jobs, on_stage=lambda src, stage: seen.append((src, stage))))
+        results = list(
+            compress_many(srcs, out, 8, jobs=jobs, on_stage=lambda src, stage, seen=seen: seen.append((src, stage)))
+        )
         assert [r.status for r in results] == ["ok", "ok"]
         for s in srcs:
             assert [st for src, st in seen if src == str(s)] == PLAIN, jobs
     assert [p.read_bytes() for p in sorted((tmp_path / "out1").iterdir())] == [
         p.read_bytes() for p in sorted((tmp_path / "out2").iterdir())
     ]
-
-

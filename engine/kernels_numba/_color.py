@@ -66,7 +66,7 @@ def _lab_of(lut, r, g, b, m1, m2, out3):
 
 @kernel("void(u1[:, ::1], f8[::1], f8[:, ::1], f8[:, ::1], f8, f4[:, ::1])", parallel=True)
 def colors_to_lab(colors, lut, m1, m2, scale, out):
-    """colors (U, C) uint8 -> out (C, U) float32, OUT: OKLab x ``scale``, alpha copied."""
+    """Colors (U, C) uint8 -> out (C, U) float32, OUT: OKLab x ``scale``, alpha copied."""
     U, C = colors.shape
     for c in prange((U + CHUNK - 1) // CHUNK):
         lab = np.empty(3, np.float64)
@@ -80,8 +80,11 @@ def colors_to_lab(colors, lut, m1, m2, scale, out):
 
 @kernel("void(u1[:, ::1], i8[::1], u1[:, ::1], i4[::1], f8[::1], f8[:, ::1], f8[:, ::1], f8[::1])", parallel=True)
 def delta_e_colors(colors, counts, palette, labels, lut, m1, m2, part):
-    """Per chunk of :data:`CHUNK` colours (part OUT), the sum of ``counts x`` OKLab distance between each
-    colour and its palette entry ``palette[labels]`` (plain units, alpha ignored)."""
+    """Sum ``counts x`` OKLab distance per chunk of :data:`CHUNK` colours (part OUT).
+
+    The distance is between each colour and its palette entry ``palette[labels]`` (plain units,
+    alpha ignored).
+    """
     U = colors.shape[0]
     nc = (U + CHUNK - 1) // CHUNK
     K = palette.shape[0]
@@ -107,7 +110,7 @@ def delta_e_colors(colors, counts, palette, labels, lut, m1, m2, part):
 
 @kernel("void(u1[:, ::1], f8[::1], f8[:, ::1], f8[:, ::1], f8[:, ::1])", parallel=True)
 def colors_to_lab64(colors, lut, m1, m2, out):
-    """colors (U, C) uint8 -> out (U, 3) float64, OUT: plain OKLab, alpha ignored."""
+    """Colors (U, C) uint8 -> out (U, 3) float64, OUT: plain OKLab, alpha ignored."""
     U = colors.shape[0]
     for c in prange((U + CHUNK - 1) // CHUNK):
         t = np.empty(3, np.float64)

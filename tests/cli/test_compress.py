@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import big_png, crop_photo, leftovers, photo, run, small_jpeg
 from PIL import Image
 
 import kmpress.cli.main as climain
@@ -21,8 +22,6 @@ from kmpress.errors import InvalidParameterError
 from kmpress.options import Options
 from kmpress.results import FileResult
 from kmpress.stages import STAGES
-
-from helpers import big_png, crop_photo, leftovers, photo, run, small_jpeg
 
 #: The stages of a compression in RGB (OKLab adds "colorspace" after "histogram").
 PLAIN = [s for s in STAGES if s != "colorspace"]
@@ -57,7 +56,9 @@ def test_compress_forwards_one_options_object(tmp_path, monkeypatch, args, expec
     assert r.exit_code == 0, r.stderr
     [(plan, kw)] = calls
     assert plan.options == Options(**expected)
-    assert set(kw) == {"jobs", "on_start", "on_stage"} and kw["jobs"] == 2 and kw["on_stage"] is None  # no terminal: no stages
+    assert (
+        set(kw) == {"jobs", "on_start", "on_stage"} and kw["jobs"] == 2 and kw["on_stage"] is None
+    )  # no terminal: no stages
     assert [it.dst.parent for it in plan.items] == [tmp_path / "o"]
 
 
@@ -86,8 +87,21 @@ def test_compress_writes_beside_input_and_prints_table(tmp_path):
 
 def test_compress_out_dir_suffix_and_options(tmp_path):
     a = photo(tmp_path / "in" / "a.png", seed=1)
-    r = run("compress", a, "-o", tmp_path / "new" / "dir", "--suffix", "_{k}c", "--colors", 3,
-            "--max-iter", 2, "--tol", 0, "--quiet")
+    r = run(
+        "compress",
+        a,
+        "-o",
+        tmp_path / "new" / "dir",
+        "--suffix",
+        "_{k}c",
+        "--colors",
+        3,
+        "--max-iter",
+        2,
+        "--tol",
+        0,
+        "--quiet",
+    )
     assert r.exit_code == 0, r.output
     assert r.stdout == ""  # --quiet: nothing on stdout when all is well
     assert (tmp_path / "new" / "dir" / "a_3c.png").exists()
@@ -103,8 +117,24 @@ def test_compress_json_document(tmp_path):
     assert doc["command"] == "compress" and doc["k"] == 8 and doc["exit_code"] == 1
     files = {Path(f["src"]).name: f for f in doc["files"]}
     assert files["a.png"]["status"] == "ok"
-    for key in ("dst", "width", "height", "pixels", "k", "colors", "input_bytes", "output_bytes", "file_ratio",
-                "bits", "bit_depth", "psnr", "n_iter", "converged", "seconds", "timings"):
+    for key in (
+        "dst",
+        "width",
+        "height",
+        "pixels",
+        "k",
+        "colors",
+        "input_bytes",
+        "output_bytes",
+        "file_ratio",
+        "bits",
+        "bit_depth",
+        "psnr",
+        "n_iter",
+        "converged",
+        "seconds",
+        "timings",
+    ):
         assert key in files["a.png"], key
     assert files["b.png"]["status"] == "skipped" and "exists" in files["b.png"]["message"]
     assert files["gone.png"]["status"] == "error" and "no such file" in files["gone.png"]["message"]
@@ -123,8 +153,11 @@ def test_two_folders_into_one_out_dir(tmp_path):
     assert r.exit_code == 0, r.output
     doc = json.loads(r.stdout)
     pairs = sorted((f["src"], f["dst"], f["status"]) for f in doc["files"])
-    assert pairs == sorted((f"photos/{s}/DSC_000{i}.jpg", f"sel/{s}/DSC_000{i}-k4.png", "ok")
-                           for s in ("2023-summer", "2023-autumn") for i in range(3))
+    assert pairs == sorted(
+        (f"photos/{s}/DSC_000{i}.jpg", f"sel/{s}/DSC_000{i}-k4.png", "ok")
+        for s in ("2023-summer", "2023-autumn")
+        for i in range(3)
+    )
     assert all((tmp_path / dst).exists() for _, dst, _ in pairs)
     r = run(*args, "-o", "sel2", cwd=tmp_path)
     assert r.exit_code == 0, r.output
@@ -218,16 +251,26 @@ def test_a_collision_fails_only_its_inputs_exit_1(tmp_path):
 
 def test_a_photo_library_in_one_command(tmp_path):
     lib = tmp_path / "Pictures"
-    for i, rel in enumerate(["DCIM/100CANON/IMG_0001.JPG", "DCIM/101CANON/IMG_0001.JPG", "trip/a.jpg", "trip/a.png", "b.png"]):
+    for i, rel in enumerate(
+        ["DCIM/100CANON/IMG_0001.JPG", "DCIM/101CANON/IMG_0001.JPG", "trip/a.jpg", "trip/a.png", "b.png"]
+    ):
         photo(lib / rel, seed=i)
     r = run("compress", lib, "-r", "-o", tmp_path / "small", "-k", 4, "--json")
     assert r.exit_code == 1
     doc = json.loads(r.stdout)
     status = {str(Path(f["src"]).relative_to(lib)): f["status"] for f in doc["files"]}
-    assert status == {"DCIM/100CANON/IMG_0001.JPG": "ok", "DCIM/101CANON/IMG_0001.JPG": "ok", "trip/a.jpg": "error",
-                      "trip/a.png": "error", "b.png": "ok"}
+    assert status == {
+        "DCIM/100CANON/IMG_0001.JPG": "ok",
+        "DCIM/101CANON/IMG_0001.JPG": "ok",
+        "trip/a.jpg": "error",
+        "trip/a.png": "error",
+        "b.png": "ok",
+    }
     assert sorted(str(p.relative_to(tmp_path / "small")) for p in (tmp_path / "small").rglob("*.png")) == [
-        "DCIM/100CANON/IMG_0001-k4.png", "DCIM/101CANON/IMG_0001-k4.png", "b-k4.png"]
+        "DCIM/100CANON/IMG_0001-k4.png",
+        "DCIM/101CANON/IMG_0001-k4.png",
+        "b-k4.png",
+    ]
 
 
 def test_input_is_never_overwritten(tmp_path):
@@ -327,7 +370,9 @@ def test_space_and_dither_reach_the_engine(tmp_path):
         assert np.array_equal(np.array(im), q.indices)
     r = run("compress", src, "-k", 8, "--no-dither", "--json", "--suffix", "-b")
     assert r.exit_code == 0
-    assert json.loads(r.stdout)["files"][0]["psnr"] == pytest.approx(kmpress.quantize(kmpress.read_image(src), 8, dither=None).psnr)
+    assert json.loads(r.stdout)["files"][0]["psnr"] == pytest.approx(
+        kmpress.quantize(kmpress.read_image(src), 8, dither=None).psnr
+    )
 
 
 def test_batch_carries_the_options_to_workers(tmp_path):

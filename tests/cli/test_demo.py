@@ -6,9 +6,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from PIL import Image
-
 from helpers import run
+from PIL import Image
 
 
 def test_demo(tmp_path):
@@ -46,7 +45,12 @@ def test_demo_and_sweep_forward_their_options(tmp_path, monkeypatch):
     assert r.exit_code == 0 and seen["demo"] == (tmp_path / "d", Options(seed=2, colorspace="oklab"))
     r = run("sweep", tmp_path / "x.png", "-k", "2..4", "--tol", 0, "--dither")
     assert r.exit_code == 130
-    assert seen["sweep"] == (tmp_path / "x.png", Path("kmpress-sweep"), [2, 3, 4], Options(tol=0, dither="floyd-steinberg"))
+    assert seen["sweep"] == (
+        tmp_path / "x.png",
+        Path("kmpress-sweep"),
+        [2, 3, 4],
+        Options(tol=0, dither="floyd-steinberg"),
+    )
 
 
 def test_demo_takes_space_and_dither(tmp_path):

@@ -10,11 +10,10 @@ import sys
 from importlib.metadata import version
 
 import pytest
+from helpers import ROOT, photo, run
 
 import kmpress
 import kmpress.cli.main as climain
-
-from helpers import ROOT, photo, run
 
 
 def test_version_is_the_package_metadata():
@@ -44,7 +43,9 @@ def test_help_documents_format_strip_skip_if_larger_and_exit_code_98():
 
 
 def test_python_dash_m_kmpress_version():
-    out = subprocess.run([sys.executable, "-m", "kmpress", "--version"], capture_output=True, text=True, cwd=ROOT, timeout=120)
+    out = subprocess.run(
+        [sys.executable, "-m", "kmpress", "--version"], capture_output=True, text=True, cwd=ROOT, timeout=120
+    )
     assert out.returncode == 0 and out.stdout == f"kmpress {version('kmpress')}\n"
 
 
@@ -55,8 +56,22 @@ def test_help_lists_commands_and_exit_codes():
         assert word in r.stdout
     r = run("compress", "--help")
     assert r.exit_code == 0
-    for opt in ("--colors", "--out-dir", "--suffix", "--force", "--jobs", "--seed", "--max-iter", "--tol",
-                "--json", "--quiet", "--recursive", "--debug", "--max-pixels", "Exit codes"):
+    for opt in (
+        "--colors",
+        "--out-dir",
+        "--suffix",
+        "--force",
+        "--jobs",
+        "--seed",
+        "--max-iter",
+        "--tol",
+        "--json",
+        "--quiet",
+        "--recursive",
+        "--debug",
+        "--max-pixels",
+        "Exit codes",
+    ):
         assert opt in r.stdout, opt
 
 
@@ -64,8 +79,7 @@ def test_help_does_not_import_the_engine():
     import subprocess
 
     code = "import sys, kmpress.cli.main; print(sorted(m for m in ('numba', 'numpy', 'PIL') if m in sys.modules))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         cwd=ROOT)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert out.stdout.strip() == "[]"
 
 
@@ -74,8 +88,16 @@ def test_help_shows_the_defaults_of_the_options_object():
 
     o = Options()
     text = " ".join(run("compress", "--help").stdout.split())
-    for shown in (f"[default: {o.max_iter}]", f"[default: {o.tol}]", f"[default: {o.max_pixels}:", f"[default: {o.k}]",
-                  f"[default: {o.colorspace}]", f"[default: {o.n_init}]", f"[default: {o.max_colors}]", "[default: no-dither]"):
+    for shown in (
+        f"[default: {o.max_iter}]",
+        f"[default: {o.tol}]",
+        f"[default: {o.max_pixels}:",
+        f"[default: {o.k}]",
+        f"[default: {o.colorspace}]",
+        f"[default: {o.n_init}]",
+        f"[default: {o.max_colors}]",
+        "[default: no-dither]",
+    ):
         assert shown in text, shown
 
 

@@ -110,7 +110,10 @@ def cpu_paths() -> dict:
         from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
     except ImportError:  # NumPy 1.x
         from numpy.core._multiarray_umath import __cpu_dispatch__, __cpu_features__
-    return {"numpy_dispatch_on": [f for f in __cpu_dispatch__ if __cpu_features__.get(f)], "numba_cpu_name": numba.config.CPU_NAME}
+    return {
+        "numpy_dispatch_on": [f for f in __cpu_dispatch__ if __cpu_features__.get(f)],
+        "numba_cpu_name": numba.config.CPU_NAME,
+    }
 
 
 if __name__ == "__main__":

@@ -13,16 +13,17 @@ import time
 from pathlib import Path
 
 import pytest
-from PIL import Image
-
 from helpers import DATA, ROOT, crop_photo, kmpress_command, run_installed
+from PIL import Image
 
 
 def test_installed_command_end_to_end(tmp_path):
     for name in ("chelsea", "coffee"):
         shutil.copy(DATA / f"{name}.png", tmp_path / f"{name}.png")
     (tmp_path / "notes.jpg").write_text("not a photo")
-    r = run_installed("compress", "chelsea.png", "coffee.png", "notes.jpg", "-k", 8, "-o", "out", "--json", cwd=tmp_path)
+    r = run_installed(
+        "compress", "chelsea.png", "coffee.png", "notes.jpg", "-k", 8, "-o", "out", "--json", cwd=tmp_path
+    )
     assert r.returncode == 1, r.stderr
     doc = json.loads(r.stdout)
     status = {Path(f["src"]).name: f["status"] for f in doc["files"]}
@@ -42,8 +43,9 @@ def test_installed_command_end_to_end(tmp_path):
 
 
 def test_python_dash_m_cli(tmp_path):
-    r = subprocess.run([sys.executable, "-m", "kmpress", "--help"], capture_output=True, text=True, timeout=60,
-                       cwd=ROOT)
+    r = subprocess.run(
+        [sys.executable, "-m", "kmpress", "--help"], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
     assert r.returncode == 0 and "compress" in r.stdout
 
 
@@ -63,8 +65,14 @@ def _batch(tmp_path: Path, n: int, jobs: int, env: dict | None = None) -> subpro
     for i in range(n):
         shutil.copy(DATA / "astronaut.png", tmp_path / f"p{i:02d}.png")
     env = {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, **(env or {})}
-    return subprocess.Popen([*kmpress_command(), "compress", ".", "-o", "out", "-k", "32", "--jobs", str(jobs)],
-                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [*kmpress_command(), "compress", ".", "-o", "out", "-k", "32", "--jobs", str(jobs)],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def _wait_for(proc: subprocess.Popen, ready, what: str) -> None:

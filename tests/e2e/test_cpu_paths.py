@@ -38,15 +38,19 @@ def _diff(a: dict, b: dict, path: str = "") -> list[str]:
 def test_same_bytes_and_figures_under_other_cpu_code_paths(tmp_path):
     here = cpu_probe.probe()
     # both backends agree, in this process
-    for name, figures in here["kernels"].items():
+    for figures in here["kernels"].values():
         assert figures == here["kernels"]["numba"], _diff(figures, here["kernels"]["numba"])[:5]
     for case, by_backend in _without_backend(here["compressions"]).items():
         assert by_backend["numpy"] == by_backend["numba"], (case, _diff(by_backend["numpy"], by_backend["numba"])[:5])
 
     disabled = cpu_probe.cpu_paths()["numpy_dispatch_on"]
-    env = dict(os.environ, NUMBA_CPU_NAME="generic", NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"), OPENBLAS_CORETYPE="Nehalem")
+    env = dict(
+        os.environ, NUMBA_CPU_NAME="generic", NUMBA_CACHE_DIR=str(tmp_path / "numba-cache"), OPENBLAS_CORETYPE="Nehalem"
+    )
     env["NPY_DISABLE_CPU_FEATURES"] = " ".join([os.environ.get("NPY_DISABLE_CPU_FEATURES", ""), *disabled]).strip()
-    r = subprocess.run([sys.executable, str(TESTS / "cpu_probe.py")], env=env, capture_output=True, text=True, timeout=600)
+    r = subprocess.run(
+        [sys.executable, str(TESTS / "cpu_probe.py")], env=env, capture_output=True, text=True, timeout=600
+    )
     assert r.returncode == 0, r.stderr[-3000:]
     child = json.loads(r.stdout)
     # the child really ran other code paths

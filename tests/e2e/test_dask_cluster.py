@@ -22,8 +22,8 @@ import time
 from pathlib import Path
 
 import pytest
-
 from helpers import DATA, gradient_photo, run
+
 from kmpress import compress_many  # the public export
 from kmpress.dask_batch import (
     DASK_INSTALL_HINT,
@@ -59,15 +59,27 @@ def temp_files(folder: Path) -> list[Path]:
     return [p for p in folder.rglob("*") if p.name.endswith(".tmp")]
 
 
+def settled(client, folder: Path, timeout: float = 30.0) -> Path:
+    """``folder`` once the cluster has no task left (Dask may run a task a second time on another
+    worker when one dies; that copy writes the same bytes through its own temporary file), so
+    what is on disk is final."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not any(client.processing().values()):
+            break
+        time.sleep(0.1)
+    while temp_files(folder) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return folder
+
+
 def _local_cluster(**config):
     import dask
     from distributed import Client, LocalCluster
 
     # the scheduler of a LocalCluster lives in this process and reads the config when it starts
     with dask.config.set(config):
-        cluster = LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
-        )
+        cluster = LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0")
     client = Client(cluster, set_as_default=False)
     return cluster, client
 
@@ -196,7 +208,7 @@ def test_each_task_uses_its_workers_threads(dask_client, tmp_path):
 
 def _die_mid_write(dst: str) -> None:
     """Leave a half-written temporary file of ``dst``, then kill this worker process."""
-    from kmpress.io import temp_path
+    from kmpress.writing import temp_path
 
     temp_path(Path(dst)).write_bytes(b"\x89PNG half")
     os._exit(70)
@@ -242,7 +254,11 @@ def test_file_that_kills_every_worker_is_reported(fragile_client, tmp_path):
     assert by["always.png"].status == "error" and "died" in by["always.png"].message
     assert "\n" not in by["always.png"].message
     assert all(by[f"ok{i}.png"].status == "ok" for i in range(3))
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["ok0-k5.png", "ok1-k5.png", "ok2-k5.png"]
+    assert sorted(p.name for p in settled(fragile_client, tmp_path / "out").iterdir()) == [
+        "ok0-k5.png",
+        "ok1-k5.png",
+        "ok2-k5.png",
+    ]
     assert not temp_files(tmp_path)
     fragile_client.wait_for_workers(2, timeout=30)  # the nannies restart the dead workers
 
@@ -294,7 +310,18 @@ def test_cli_scheduler_batch_matches_local_and_exit_codes(dask_client, tmp_path)
     srcs = [photo(tmp_path / f"p{i}.png", seed=i) for i in range(3)]
     local = run("compress", *srcs, "-k", 5, "-o", tmp_path / "local", "--json")
     assert local.exit_code == 0, local.stderr
-    r = run("compress", *[s.name for s in srcs], "-k", 5, "-o", "dask", "--json", "--scheduler", dask_client.scheduler.address, cwd=tmp_path)
+    r = run(
+        "compress",
+        *[s.name for s in srcs],
+        "-k",
+        5,
+        "-o",
+        "dask",
+        "--json",
+        "--scheduler",
+        dask_client.scheduler.address,
+        cwd=tmp_path,
+    )
     assert r.exit_code == 0, r.stderr
     doc = json.loads(r.stdout)
     assert [f["status"] for f in doc["files"]] == ["ok"] * 3 and doc["exit_code"] == 0
@@ -303,7 +330,16 @@ def test_cli_scheduler_batch_matches_local_and_exit_codes(dask_client, tmp_path)
         assert (tmp_path / "dask" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
     # a bad file among good ones: the others are written, exit code 1, the file named with its reason
     (tmp_path / "bad.jpg").write_text("not an image")
-    r = run("compress", srcs[0], tmp_path / "bad.jpg", "-o", tmp_path / "mixed", "--quiet", "--scheduler", dask_client.scheduler.address)
+    r = run(
+        "compress",
+        srcs[0],
+        tmp_path / "bad.jpg",
+        "-o",
+        tmp_path / "mixed",
+        "--quiet",
+        "--scheduler",
+        dask_client.scheduler.address,
+    )
     assert r.exit_code == 1
     assert "bad.jpg" in r.stderr and "not an image" in r.stderr and "Traceback" not in r.stderr
     assert [p.name for p in (tmp_path / "mixed").iterdir()] == ["p0-k16.png"]
@@ -353,9 +389,20 @@ class ProcessCluster:
         self.folder = folder
         self.address = f"tcp://127.0.0.1:{_free_port()}"
         self.procs: list[subprocess.Popen] = []
-        self.scheduler = self._start("scheduler", "distributed.cli.dask_scheduler", "--port", self.address.rsplit(":", 1)[1])
+        self.scheduler = self._start(
+            "scheduler", "distributed.cli.dask_scheduler", "--port", self.address.rsplit(":", 1)[1]
+        )
         self.workers = [
-            self._start(f"worker{i}", "distributed.cli.dask_worker", self.address, "--nthreads", "1", "--no-nanny", "--local-directory", str(folder))
+            self._start(
+                f"worker{i}",
+                "distributed.cli.dask_worker",
+                self.address,
+                "--nthreads",
+                "1",
+                "--no-nanny",
+                "--local-directory",
+                str(folder),
+            )
             for i in range(2)
         ]
 
@@ -363,7 +410,10 @@ class ProcessCluster:
         with open(self.folder / f"{name}.log", "wb") as log:
             p = subprocess.Popen(
                 [sys.executable, "-m", module, "--host", "127.0.0.1", "--no-dashboard", *args],
-                stdout=log, stderr=subprocess.STDOUT, cwd=self.folder, start_new_session=True,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.folder,
+                start_new_session=True,
             )
         self.procs.append(p)
         return p
@@ -437,14 +487,20 @@ def kmpress_process(*args, cwd, cluster: ProcessCluster | None = None) -> subpro
     ``cluster``, if any, whatever the test's outcome)."""
     p = subprocess.Popen(
         [sys.executable, "-m", "kmpress", *map(str, args)],
-        cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     if cluster is not None:
         cluster.procs.insert(0, p)
     return p
 
 
-def signal_scheduler_mid_batch(cluster: ProcessCluster, proc: subprocess.Popen, out: Path, sig: int, after: int = 3) -> None:
+def signal_scheduler_mid_batch(
+    cluster: ProcessCluster, proc: subprocess.Popen, out: Path, sig: int, after: int = 3
+) -> None:
     """Send ``sig`` to the scheduler once ``after`` outputs exist (the batch is running)."""
     deadline = time.monotonic() + 120
     while len(list(out.glob("*.png"))) < after:
@@ -457,7 +513,18 @@ def signal_scheduler_mid_batch(cluster: ProcessCluster, proc: subprocess.Popen, 
 @needs_dask
 def test_scheduler_killed_mid_batch_is_one_line_and_written_files_are_reported(process_cluster, tmp_path):
     photos = many_photos(tmp_path / "many")
-    proc = kmpress_process("compress", photos, "-o", "out", "-k", 4, "--scheduler", process_cluster.address, cwd=tmp_path, cluster=process_cluster)
+    proc = kmpress_process(
+        "compress",
+        photos,
+        "-o",
+        "out",
+        "-k",
+        4,
+        "--scheduler",
+        process_cluster.address,
+        cwd=tmp_path,
+        cluster=process_cluster,
+    )
     signal_scheduler_mid_batch(process_cluster, proc, tmp_path / "out", signal.SIGKILL)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 75, stderr
@@ -482,7 +549,19 @@ def test_scheduler_killed_mid_batch_is_one_line_and_written_files_are_reported(p
 @needs_dask
 def test_scheduler_terminated_mid_batch_in_json(process_cluster, tmp_path):
     photos = many_photos(tmp_path / "many")
-    proc = kmpress_process("compress", photos, "-o", "out", "-k", 4, "--json", "--scheduler", process_cluster.address, cwd=tmp_path, cluster=process_cluster)
+    proc = kmpress_process(
+        "compress",
+        photos,
+        "-o",
+        "out",
+        "-k",
+        4,
+        "--json",
+        "--scheduler",
+        process_cluster.address,
+        cwd=tmp_path,
+        cluster=process_cluster,
+    )
     signal_scheduler_mid_batch(process_cluster, proc, tmp_path / "out", signal.SIGTERM)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 75, stderr
@@ -492,7 +571,10 @@ def test_scheduler_terminated_mid_batch_in_json(process_cluster, tmp_path):
     assert stderr.strip().splitlines() == [f"kmpress: {doc['error']}"]
     ok = [f for f in doc["files"] if f["status"] == "ok"]
     not_done = [f for f in doc["files"] if f["status"] != "ok"]
-    assert not_done and all(f["error_type"] == "SchedulerLostError" and f["message"].startswith("not done: the Dask scheduler") for f in not_done)
+    assert not_done and all(
+        f["error_type"] == "SchedulerLostError" and f["message"].startswith("not done: the Dask scheduler")
+        for f in not_done
+    )
     assert doc["summary"]["not_done"] == len(not_done) and doc["summary"]["ok"] == len(ok)
     process_cluster.wait_workers_gone()
     on_disk = {p.name for p in (tmp_path / "out").glob("*.png")}
@@ -506,7 +588,18 @@ def test_frozen_scheduler_is_given_up_after_scheduler_timeout(process_cluster, t
     looks the same). Without --scheduler-timeout the batch would wait for as long as it lasts."""
     photos = many_photos(tmp_path / "many")
     proc = kmpress_process(
-        "compress", photos, "-o", "out", "-k", 4, "--scheduler", process_cluster.address, "--scheduler-timeout", 2, cwd=tmp_path, cluster=process_cluster
+        "compress",
+        photos,
+        "-o",
+        "out",
+        "-k",
+        4,
+        "--scheduler",
+        process_cluster.address,
+        "--scheduler-timeout",
+        2,
+        cwd=tmp_path,
+        cluster=process_cluster,
     )
     signal_scheduler_mid_batch(process_cluster, proc, tmp_path / "out", signal.SIGSTOP)
     try:
@@ -531,7 +624,9 @@ def test_malformed_scheduler_address_is_one_line_and_exits_at_once(tmp_path, add
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 2
     msg = f"not a Dask scheduler address: '{address}'"
-    assert stderr.strip().splitlines()[0].startswith(f"kmpress: {msg}") and len(stderr.strip().splitlines()) == 1, stderr
+    assert stderr.strip().splitlines()[0].startswith(f"kmpress: {msg}") and len(stderr.strip().splitlines()) == 1, (
+        stderr
+    )
     assert json.loads(stdout)["error"].startswith(msg)
     assert not (tmp_path / "a-k16.png").exists()
 

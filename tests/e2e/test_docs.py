@@ -1,8 +1,9 @@
 """Every code block of the README and of docs/ runs as written.
 
 Each block runs in a fresh temporary folder holding the example files the pages name (``photo.jpg``
-and ``photo.png`` are the bundled sample at half size; ``photos/``, ``~/Pictures/2024-trip/``, ``a.jpg``, ``scan.tif``... are small
-crops of it, the JPEGs in folders with a camera's EXIF), with ``HOME`` pointing into that folder:
+and ``photo.png`` are the bundled sample at half size; ``photos/``, ``~/Pictures/2024-trip/``,
+``a.jpg``, ``scan.tif``... are small crops of it, the JPEGs in folders with a camera's EXIF), with
+``HOME`` pointing into that folder:
 
 - ```` ```python ```` blocks run as scripts in a fresh interpreter; they must exit with 0 and print
   text only (no image bytes on standard output), and may not leave ``compress_many(...)``, a lazy
@@ -31,10 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from PIL import Image
-
 from helpers import ROOT
-
+from PIL import Image
 
 PAGES = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
@@ -113,9 +112,14 @@ def make_world(root: Path) -> dict[str, str]:
         return sample.crop((x, y, x + 192, y + 128)).resize(size, Image.Resampling.LANCZOS)
 
     files = {
-        "a.jpg": 0, "scan.tif": 1, "pano.tif": 2,
-        "photos/beach.jpg": 3, "photos/city.png": 4, "photos/2023/snow.jpg": 5,
-        "home/Pictures/2024-trip/beach.jpg": 6, "home/Pictures/2024-trip/city.jpg": 7,
+        "a.jpg": 0,
+        "scan.tif": 1,
+        "pano.tif": 2,
+        "photos/beach.jpg": 3,
+        "photos/city.png": 4,
+        "photos/2023/snow.jpg": 5,
+        "home/Pictures/2024-trip/beach.jpg": 6,
+        "home/Pictures/2024-trip/city.jpg": 7,
         "home/Pictures/2024-trip/day2/harbour.jpg": 9,
     }
     exif = Image.Exif()  # what a camera writes: make, model, date (kept unless --strip)
@@ -196,7 +200,8 @@ def _unconsumed_generators(code: str) -> list[int]:
     return [
         n.lineno
         for n in ast.walk(ast.parse(code))
-        if isinstance(n, ast.Expr) and isinstance(n.value, ast.Call)
+        if isinstance(n, ast.Expr)
+        and isinstance(n.value, ast.Call)
         and getattr(n.value.func, "id", getattr(n.value.func, "attr", None)) == "compress_many"
     ]
 
@@ -219,15 +224,21 @@ def run_block(block: Block, where: Path) -> None:
         except UnicodeDecodeError:
             raise AssertionError(f"{block.id}: binary data (an image?) printed on standard output") from None
         return
-    assert block.lang in SHELL, f"{block.id}: ```{block.lang} blocks cannot run: mark it <!-- norun: reason --> or use ```text"
+    assert block.lang in SHELL, (
+        f"{block.id}: ```{block.lang} blocks cannot run: mark it <!-- norun: reason --> or use ```text"
+    )
     cmds = commands_of(block)
     for c in cmds:
         p = subprocess.run(["bash", "-c", c.line], cwd=where, env=env, capture_output=True, timeout=600)
         shown = (p.stdout + p.stderr).decode(errors="replace")
-        assert p.returncode == c.exit_code, f"{block.id}: `{c.line}` exited with {p.returncode}, not {c.exit_code}:\n{shown[-3000:]}"
+        assert p.returncode == c.exit_code, (
+            f"{block.id}: `{c.line}` exited with {p.returncode}, not {c.exit_code}:\n{shown[-3000:]}"
+        )
         flat = " ".join(shown.split())  # tables pad their columns: compare words, not spaces
         for want in c.output:
-            assert " ".join(want.split()) in flat, f"{block.id}: `{c.line}` did not print {want!r}; it printed:\n{shown[-3000:]}"
+            assert " ".join(want.split()) in flat, (
+                f"{block.id}: `{c.line}` did not print {want!r}; it printed:\n{shown[-3000:]}"
+            )
 
 
 @pytest.mark.parametrize("block", all_blocks(), ids=lambda b: b.id)
@@ -249,7 +260,10 @@ def _one(md: str) -> Block:
     "md, why",
     [
         ("```python\nprint(points)\n```\n", "NameError"),
-        ("```python\nfrom kmpress import compress_many\ncompress_many(['photos/'], 'small', 16)\n```\n", "lazy generator"),
+        (
+            "```python\nfrom kmpress import compress_many\ncompress_many(['photos/'], 'small', 16)\n```\n",
+            "lazy generator",
+        ),
         ("```python\nimport sys\nsys.stdout.buffer.write(open('photo.png', 'rb').read())\n```\n", "binary data"),
         ("```console\n$ kmpress compress no-such.jpg\n```\n", "exited with 2, not 0"),
         ("```console\n$ kmpress compress photo.jpg -k 300\n```\n", "exited with 2, not 0"),
@@ -273,7 +287,7 @@ def test_marked_and_inert_blocks_are_not_run(tmp_path):
 
 
 def test_pip_steps_are_left_out_and_the_rest_runs():
-    assert _runnable_part('python -m pip install . && kmpress demo') == "kmpress demo"
+    assert _runnable_part("python -m pip install . && kmpress demo") == "kmpress demo"
     assert _runnable_part('pip install "kmpress[dask]"   # on every machine') is None
     b = _one("```console\n$ kmpress compress bomb.png -q   # exit code 1\nkmpress: bomb.png: refused\n```\n")
     [c] = commands_of(b)

@@ -10,7 +10,6 @@ import sys
 
 from helpers import ROOT
 
-
 #: kernel-level tests that are small enough in plain Python (test_kernels.py shrinks its photo)
 SELECTION = [
     "tests/test_kernels.py",

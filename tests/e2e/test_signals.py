@@ -23,9 +23,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import Image
-
 from helpers import DATA
+from PIL import Image
 from test_command import _processes_in
 
 _DRIVER = r"""
@@ -64,8 +63,14 @@ run()
 """
 
 #: (stage, signal) per mode: every stage of one file, and a spread for the batches.
-ONE_FILE = [("read", "SIGINT"), ("histogram", "SIGTERM"), ("init", "SIGINT"), ("lloyd", "SIGTERM"),
-            ("remap", "SIGINT"), ("write", "SIGTERM")]
+ONE_FILE = [
+    ("read", "SIGINT"),
+    ("histogram", "SIGTERM"),
+    ("init", "SIGINT"),
+    ("lloyd", "SIGTERM"),
+    ("remap", "SIGINT"),
+    ("write", "SIGTERM"),
+]
 BATCH_1 = [("init", "SIGINT"), ("write", "SIGTERM")]
 BATCH_2 = [("read", "SIGTERM"), ("lloyd", "SIGINT")]
 
@@ -93,7 +98,9 @@ def photo(tmp_path_factory) -> Path:
 SIZE = (1024, 576)
 
 
-def _start(folder: Path, photo: Path, stage: str, sig: str, n_files: int, jobs: int | None, env: dict | None = None) -> subprocess.Popen:
+def _start(
+    folder: Path, photo: Path, stage: str, sig: str, n_files: int, jobs: int | None, env: dict | None = None
+) -> subprocess.Popen:
     folder.mkdir()
     names = []
     for i in range(n_files):
@@ -101,8 +108,14 @@ def _start(folder: Path, photo: Path, stage: str, sig: str, n_files: int, jobs: 
         names.append(f"p{i}.png")
     args = [*names, "-k", "32", "-o", "out"] + ([] if jobs is None else ["--jobs", str(jobs)])
     env = {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "PYTHONFAULTHANDLER": "1", **(env or {})}
-    return subprocess.Popen([sys.executable, "-c", _DRIVER, stage, sig, "compress", *args], cwd=folder,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(
+        [sys.executable, "-c", _DRIVER, stage, sig, "compress", *args],
+        cwd=folder,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
 
 
 def _assert_stopped(folder: Path, proc: subprocess.Popen, stage: str, sig: str) -> None:
@@ -121,14 +134,18 @@ def _assert_stopped(folder: Path, proc: subprocess.Popen, stage: str, sig: str) 
 def _run_all(tmp_path: Path, photo: Path, cases, n_files: int, jobs: int | None, env: dict | None = None) -> None:
     # the runs go side by side: the same checks, in a fraction of the time
     procs = [(tmp_path / f"{stage}-{sig}", stage, sig) for stage, sig in cases]
-    started = [(folder, _start(folder, photo, stage, sig, n_files, jobs, env), stage, sig) for folder, stage, sig in procs]
+    started = [
+        (folder, _start(folder, photo, stage, sig, n_files, jobs, env), stage, sig) for folder, stage, sig in procs
+    ]
     for folder, proc, stage, sig in started:
         _assert_stopped(folder, proc, stage, sig)
 
 
 @pytest.mark.parametrize("mode", ["one file", "--jobs 1", "--jobs 2"])
 def test_a_signal_at_every_stage_stops_cleanly(tmp_path, photo, cpu_hog, mode):
-    cases, n_files, jobs = {"one file": (ONE_FILE, 1, None), "--jobs 1": (BATCH_1, 3, 1), "--jobs 2": (BATCH_2, 4, 2)}[mode]
+    cases, n_files, jobs = {"one file": (ONE_FILE, 1, None), "--jobs 1": (BATCH_1, 3, 1), "--jobs 2": (BATCH_2, 4, 2)}[
+        mode
+    ]
     _run_all(tmp_path, photo, cases, n_files, jobs)
 
 

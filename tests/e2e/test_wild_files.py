@@ -16,13 +16,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import DATA, kmpress_command, run
 from PIL import Image
 
 import kmpress
 from kmpress import ImageReadError, ImageTooLargeError, KmpressError
 from kmpress.io import MAX_ICC_BYTES
 from kmpress.limits import over_cap
-from helpers import DATA, kmpress_command, run
 
 WILD = DATA / "wild"
 CORPUS = sorted(p for p in WILD.rglob("*") if p.is_file())
@@ -85,8 +85,14 @@ EXPECTED_ERRORS = {
     "pillow/unimplemented_pixel_format.dds": (ImageReadError, "Pillow cannot decode: Unimplemented pixel format 0"),
     "pillow/unimplemented_pfflags.dds": (ImageReadError, "Pillow cannot decode: Unknown pixel format flags 8"),
     "pillow/unimplemented_dxgi_format.dds": (ImageReadError, "Pillow cannot decode: Unimplemented DXGI format 93"),
-    "pillow/decompression_bomb.gif": (ImageTooLargeError, "over the 1,073,741,824 kmpress accepts by default (--max-pixels N"),
-    "pillow/decompression_bomb.ico": (ImageTooLargeError, "over the 1,073,741,824 kmpress accepts by default (--max-pixels N"),
+    "pillow/decompression_bomb.gif": (
+        ImageTooLargeError,
+        "over the 1,073,741,824 kmpress accepts by default (--max-pixels N",
+    ),
+    "pillow/decompression_bomb.ico": (
+        ImageTooLargeError,
+        "over the 1,073,741,824 kmpress accepts by default (--max-pixels N",
+    ),
     "pillow/zero_width.gif": (ImageReadError, "not an image"),
     "pngsuite/xs1n0g01.png": (ImageReadError, "not an image"),
     "pngsuite/xcrn0g04.png": (ImageReadError, "not an image"),
@@ -137,9 +143,16 @@ def test_go_style_invalid_pngs(tmp_path):
 
 @pytest.mark.parametrize(
     "name, key_pixels",
-    [("pillow/rgb_trns.png", 876), ("pillow/l_trns.png", 559), ("pillow/i_trns.png", 559), ("pillow/1_trns.png", 1994),
-     ("pngsuite/tbrn2c08.png", 453), ("pngsuite/tbbn2c16.png", 453), ("pngsuite/tbwn0g16.png", 453),
-     ("pngsuite/tbbn0g04.png", 464)],
+    [
+        ("pillow/rgb_trns.png", 876),
+        ("pillow/l_trns.png", 559),
+        ("pillow/i_trns.png", 559),
+        ("pillow/1_trns.png", 1994),
+        ("pngsuite/tbrn2c08.png", 453),
+        ("pngsuite/tbbn2c16.png", 453),
+        ("pngsuite/tbwn0g16.png", 453),
+        ("pngsuite/tbbn0g04.png", 464),
+    ],
 )
 def test_color_key_transparency_is_kept(name, key_pixels, tmp_path):
     a = kmpress.read_image(WILD / name)
@@ -191,10 +204,20 @@ def test_info_reads_16_bit_grey_and_refuses_bombs_like_compress(tmp_path):
 # --------------------------------------------------------------------------------------------
 
 _QUADRANTS = np.zeros((40, 64, 3), np.uint8)
-_QUADRANTS[:20, :32], _QUADRANTS[:20, 32:], _QUADRANTS[20:, :32], _QUADRANTS[20:, 32:] = (255, 0, 0), (0, 255, 0), (0, 0, 255), 255
+_QUADRANTS[:20, :32], _QUADRANTS[:20, 32:], _QUADRANTS[20:, :32], _QUADRANTS[20:, 32:] = (
+    (255, 0, 0),
+    (0, 255, 0),
+    (0, 0, 255),
+    255,
+)
 _SHOWN = {  # EXIF / TIFF Orientation -> what a viewer shows of the stored pixels
-    1: lambda a: a, 2: lambda a: a[:, ::-1], 3: lambda a: a[::-1, ::-1], 4: lambda a: a[::-1],
-    5: lambda a: a.transpose(1, 0, 2), 6: lambda a: np.rot90(a, -1), 7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),
+    1: lambda a: a,
+    2: lambda a: a[:, ::-1],
+    3: lambda a: a[::-1, ::-1],
+    4: lambda a: a[::-1],
+    5: lambda a: a.transpose(1, 0, 2),
+    6: lambda a: np.rot90(a, -1),
+    7: lambda a: a[::-1, ::-1].transpose(1, 0, 2),
     8: lambda a: np.rot90(a, 1),
 }
 
@@ -238,12 +261,13 @@ def test_a_multi_size_icon_gives_its_largest_picture_whatever_was_read_before(tm
     np.testing.assert_array_equal(a, big)
     # in a fresh process, after a TGA: Pillow 12+ then tries its TGA plugin first, which takes
     # such an icon for a TGA ("cannot load this image"); the verdict must not depend on that
-    code = (
-        "import sys, kmpress; kmpress.read_image(sys.argv[1]); "
-        "a = kmpress.read_image(sys.argv[2]); print(a.shape)"
+    code = "import sys, kmpress; kmpress.read_image(sys.argv[1]); a = kmpress.read_image(sys.argv[2]); print(a.shape)"
+    r = subprocess.run(
+        [sys.executable, "-c", code, str(WILD / "pillow" / "200x32_p_bl_raw_origin.tga"), str(tmp_path / "app.ico")],
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
-    r = subprocess.run([sys.executable, "-c", code, str(WILD / "pillow" / "200x32_p_bl_raw_origin.tga"), str(tmp_path / "app.ico")],
-                       capture_output=True, text=True, timeout=120)
     assert r.returncode == 0 and r.stdout.strip() == "(256, 256, 4)", r.stderr
 
 
@@ -271,7 +295,9 @@ def test_a_huge_icc_profile_is_dropped_and_the_output_opens(tmp_path):
     # a profile within the limit still travels
     small = tmp_path / "small-icc.jpg"
     Image.fromarray(_QUADRANTS).save(small, quality=90, icc_profile=icc[: MAX_ICC_BYTES // 2])
-    assert kmpress.compress(small, tmp_path / "s.png", 4).warnings == [] and b"iCCP" in (tmp_path / "s.png").read_bytes()
+    assert (
+        kmpress.compress(small, tmp_path / "s.png", 4).warnings == [] and b"iCCP" in (tmp_path / "s.png").read_bytes()
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -282,8 +308,13 @@ def test_a_huge_icc_profile_is_dropped_and_the_output_opens(tmp_path):
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_the_command_over_the_sample(tmp_path, jobs):
     env = {k: v for k, v in __import__("os").environ.items() if k != "PYTHONPATH"}
-    r = subprocess.run([*kmpress_command(), "compress", str(WILD), "-r", "-o", str(tmp_path / "out"), "-k", "4", "--jobs", str(jobs)],
-                       capture_output=True, text=True, timeout=600, env=env)
+    r = subprocess.run(
+        [*kmpress_command(), "compress", str(WILD), "-r", "-o", str(tmp_path / "out"), "-k", "4", "--jobs", str(jobs)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     assert r.returncode == 1  # some inputs are broken on purpose; the others are written
     assert "Traceback" not in r.stderr and "internal error" not in r.stderr
     lines = r.stderr.splitlines()
@@ -298,8 +329,13 @@ def test_the_command_over_the_sample(tmp_path, jobs):
     for p in written:
         check_png(p.read_bytes())
     assert {p.parent.name for p in written} == {"pngsuite", "pillow"}  # the tree is mirrored
-    r = subprocess.run([*kmpress_command(), "compress", str(WILD), "-r", "-o", str(tmp_path / "out"), "--json", "-k", "4"],
-                       capture_output=True, text=True, timeout=600, env=env)
+    r = subprocess.run(
+        [*kmpress_command(), "compress", str(WILD), "-r", "-o", str(tmp_path / "out"), "--json", "-k", "4"],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+    )
     doc = json.loads(r.stdout)
     assert doc["exit_code"] == r.returncode == 1 and doc["summary"]["skipped"] == len(written)
 
@@ -311,8 +347,10 @@ def test_the_command_over_the_sample(tmp_path, jobs):
 
 def _png_header_only(width: int, height: int, color_type: int = 2) -> bytes:
     """A PNG declaring ``width`` x ``height`` 8-bit pixels, with one scanline of data."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, 0)
     row = b"\0" + b"\x80" * (width * (3 if color_type == 2 else 1))
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(row)) + chunk(b"IEND", b"")
