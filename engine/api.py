@@ -201,7 +201,7 @@ def kmeans(
     frame, X = frame_points(a, w, weighted, ew)
     if not isinstance(start, str):
         start = frame.to_frame(start)
-    kern = backends.load(backends.choose(backend, N, k))
+    kern = backends.load(backends.choose(backend, N, k, colors=N))
     C0 = initial_centroids(start, X, w, weighted, k, rng, kern)
     r = lloyd(X, w, weighted, C0, max_iter, tol, kern, final_assign=True)
     history = frame.inertia_back([*r.inertia_history[:-1], frame.inertia(a, w, weighted, r.centroids, r.labels)], w)

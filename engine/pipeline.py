@@ -180,6 +180,10 @@ class Pipeline:
         self.kern = backends.load(self.backend)
         with self.stages("histogram"):
             self.hist = build_histogram(self.img, self.kern)
+        if options.backend == "auto" and self.backend == "numpy":
+            # the clustering's work is known now: the histogram's colours x K
+            if backends.choose("auto", h * w, k, colors=self.hist.n_colors) == "numba":
+                self.backend, self.kern = "numba", backends.load("numba")
         # the clustering points and their weights; None once finish(last=True) has let them go
         self.X: np.ndarray | None
         self.weights: np.ndarray | None
