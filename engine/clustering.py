@@ -19,6 +19,7 @@ count, which would change the last bits with it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from types import ModuleType
 from typing import cast
@@ -351,6 +352,12 @@ class Lloyd:
         self.history.append(inertia)
         return changed, sums, wsum
 
+    def relabel(self) -> None:
+        """Assign every point to its nearest current centroid, labels only: no sums, and NaN
+        for the pass's inertia in :attr:`history`, for a caller that measures it itself."""
+        self.kernels.nearest(self.X, self.C.astype(np.float32), self.labels, self.ws.boxes)
+        self.history.append(math.nan)
+
     def step(self) -> tuple[bool, float]:
         """One iteration: assign, then move every centroid to the mean of its points.
 
@@ -384,6 +391,7 @@ def lloyd(
     tol: float,
     kernels: ModuleType,
     final_assign: bool = True,
+    final_inertia: bool = True,
 ) -> LloydResult:
     """Run Lloyd's algorithm from ``init``.
 
@@ -397,6 +405,8 @@ def lloyd(
     final_assign : when False, skip the last assignment pass if the loop stopped on a centroid
         shift (the caller remaps onto a rounded palette anyway); labels are then those of the
         previous centroids
+    final_inertia : when False, that last assignment gives the labels alone, and the result's
+        inertia (the last of its history) is NaN: for a caller that measures it itself
     """
     run = Lloyd(X, w, weighted, init, kernels, variance=tol > 0)
     threshold = tol * run.ws.mean_var if tol > 0 else 0.0
@@ -407,5 +417,8 @@ def lloyd(
             converged = True
             break
     if not stable and (final_assign or not run.history):
-        run.assign()
+        if final_inertia:
+            run.assign()
+        else:
+            run.relabel()
     return LloydResult(run.C, run.labels, run.history[-1], run.n_iter, converged, run.history)
