@@ -136,5 +136,26 @@ def test_setup_costs_script_times_every_step():
 
     a = np.random.default_rng(3).integers(0, 256, (5000, 3)).astype(np.float64)
     m = measure(a, 4, 1)
-    assert set(m) == {"frame + planar", "moments", "norm bounds", "inertia", "iteration", "plain iteration"}
+    assert set(m) == {
+        "frame + planar",
+        "moments",
+        "norm bounds",
+        "inertia",
+        "kmeans max_iter=1",
+        "iteration",
+        "plain iteration",
+        "numba iteration",
+    }
     assert all(t >= 0.0 for t in m.values())
+
+
+def test_numpy_baseline_script_reports_both_calls_and_the_yardstick(capsys):
+    import json
+
+    from bench.numpy_baseline import main
+
+    main(["numpy", "4", "--plain", "--size", "tiny"])
+    out = json.loads(capsys.readouterr().out)
+    assert out["backend"] == "numpy" and out["k"] == 4
+    assert all(out[key] >= 0.0 for key in ("1", "2", "plain"))
+    assert out["inertia2"] <= out["inertia1"]  # a Lloyd update never raises the cost
