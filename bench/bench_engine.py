@@ -1,5 +1,9 @@
-"""The benchmark suite: every stage of the engine, numba against the NumPy baseline (and
+"""The benchmark suite: every stage of the engine, numba against the NumPy backend (and
 scikit-learn when it is installed), at K = 16, 64 and 256.
+
+The Lloyd iterations also time ``numpy-plain`` (:func:`bench.peers.numpy_plain_iteration`: per
+8192-point chunk one float32 matrix product for the distances, ``argmin``, ``np.bincount``), the
+yardstick of the NumPy backend, which must stay within 1.2x of it while giving numba's labels.
 
 Run ``pytest --benchmark`` (24 MP) or ``pytest --benchmark --bench-size small`` (2 MP); plain
 ``pytest`` runs each body once on a tiny image. One pytest-benchmark table per stage and K.
@@ -31,7 +35,10 @@ KERNELS = {"numba": kernels_numba, "numpy": kernels_numpy}
 BACKENDS = tuple(KERNELS)
 #: The Lloyd groups also time scikit-learn when it imports.
 LLOYD_IMPLS = (
-    BACKENDS + (("sklearn",) if peers.HAVE_SKLEARN else ()) + (("sklearn-iter",) if peers.HAVE_SKLEARN_ITER else ())
+    BACKENDS
+    + ("numpy-plain",)
+    + (("sklearn",) if peers.HAVE_SKLEARN else ())
+    + (("sklearn-iter",) if peers.HAVE_SKLEARN_ITER else ())
 )
 CONVERGE_IMPLS = BACKENDS + (("sklearn",) if peers.HAVE_SKLEARN else ())
 
@@ -41,7 +48,8 @@ CONVERGE_IMPLS = BACKENDS + (("sklearn",) if peers.HAVE_SKLEARN else ())
 ROUNDS = {
     ("histogram", "numpy"): 3,
     ("seeding", "numpy"): 1,
-    ("iter-pixels", "numpy"): 2,
+    ("iter-pixels", "numpy"): 3,
+    ("iter-pixels", "numpy-plain"): 3,
     ("iter-pixels", "sklearn"): 1,  # each fit spends seconds checking and copying 24 MP first
     ("iter-pixels", "sklearn-iter"): 3,
     ("converge", "numba"): 3,
@@ -150,8 +158,12 @@ def _one_iteration(stage: str, X, w, weighted: bool, rows_fn, inputs, k: int, im
         run = measure(benchmark, iteration, setup=after_first, stage=stage, k=k, impl=impl, **_tag(inputs))
         assert run.n_iter == 2 and len(run.history) == 2
         return run.C
-    rows = rows_fn()
     weights = w if weighted else None
+    if impl == "numpy-plain":
+        return measure(
+            benchmark, lambda: peers.numpy_plain_iteration(X, weights, c0), stage=stage, k=k, impl=impl, **_tag(inputs)
+        )
+    rows = rows_fn()
     if impl == "sklearn":
         km = measure(
             benchmark,

@@ -29,8 +29,15 @@ STAGES = {
 }
 
 #: Implementations compared with numba, in the order of the table's columns ("auto": the
-#: backend kmpress picks itself, in the 8a/8b groups).
-PEERS = ("numpy", "sklearn", "sklearn-iter", "auto")
+#: backend kmpress picks itself, in the 8a/8b groups; "numpy-plain": the plain NumPy Lloyd
+#: iteration, bench.peers.numpy_plain_iteration, the NumPy backend's yardstick).
+PEERS = ("numpy", "numpy-plain", "sklearn", "sklearn-iter", "auto")
+
+#: One line under the table: what the NumPy figures are, so a reader can reproduce them.
+BASELINE_NOTE = (
+    "numpy = kmpress backend='numpy' (labels exactly numba's); numpy-plain = per 8192-point chunk "
+    "x @ (-2 C^T) + ||c||^2 in float32, argmin, np.bincount sums (bench/peers.py)"
+)
 
 KS = (16, 64, 256)
 
@@ -94,13 +101,15 @@ def speedup_lines(records: Iterable[Record]) -> list[str]:
             rows.append([STAGES[stage], "-" if k is None else str(k), _fmt_time(numba), *cells])
     for k in KS:
         numba_hist = med.get(("iter-hist", k, "numba"))
-        numpy_px = med.get(("iter-pixels", k, "numpy"))
-        if numba_hist is not None and numpy_px is not None:
-            cell = _fmt_ratio(numpy_px, numba_hist)
-            rows.append(
-                ["numba on histogram vs numpy per pixel (1 iteration)", str(k), _fmt_time(numba_hist)]
-                + [cell if p == "numpy" else "-" for p in present_peers]
-            )
+        if numba_hist is None or not any(("iter-pixels", k, p) in med for p in ("numpy", "numpy-plain")):
+            continue
+        rows.append(
+            ["numba on histogram vs numpy per pixel (1 iteration)", str(k), _fmt_time(numba_hist)]
+            + [
+                _fmt_ratio(med.get(("iter-pixels", k, p)), numba_hist) if p in ("numpy", "numpy-plain") else "-"
+                for p in present_peers
+            ]
+        )
     widths = [max(len(header[i]), *(len(r[i]) for r in rows)) for i in range(len(header))]
 
     def line(cells: list[str]) -> str:
@@ -108,4 +117,6 @@ def speedup_lines(records: Iterable[Record]) -> list[str]:
 
     out = [line(header), line(["-" * w for w in widths])]
     out += [line(r) for r in rows]
+    if any(p in present_peers for p in ("numpy", "numpy-plain")):
+        out.append(BASELINE_NOTE)
     return out

@@ -40,8 +40,9 @@ from .options import (
     make_options,
 )
 from .pipeline import Pipeline, Quantized
-from .points import make_frame, weight_exponent
+from .points import frame_points, weight_exponent
 from .quality import search_quality
+from .remap import is_plain
 from .stages import Stages
 from .writing import write_bytes, write_stream
 
@@ -198,13 +199,13 @@ def kmeans(
     if ew:
         w = np.ldexp(w, ew)
     start = _as_init(init, k, D, w, weighted, N)
-    frame = make_frame(a, w, weighted, ew)
-    X = frame.planar(a)
+    frame, X = frame_points(a, w, weighted, ew)
     if not isinstance(start, str):
         start = frame.to_frame(start)
-    kern = backends.load(backends.choose(backend, N, k))
+    kern = backends.load(backends.choose(backend, N, k, colors=N))
     C0 = initial_centroids(start, X, w, weighted, k, rng, kern)
-    r = lloyd(X, w, weighted, C0, max_iter, tol, kern, final_assign=True)
+    # the last inertia is measured on the original points below: the last pass needs only labels
+    r = lloyd(X, w, weighted, C0, max_iter, tol, kern, final_assign=True, final_inertia=False)
     history = frame.inertia_back([*r.inertia_history[:-1], frame.inertia(a, w, weighted, r.centroids, r.labels)], w)
     centroids = frame.from_frame(r.centroids)
     return KMeansResult(centroids, r.labels, history[-1], r.n_iter, r.converged, history)
@@ -386,7 +387,7 @@ def _load_source(src: Any, opts: Options, label: str) -> tuple[LoadedImage, int 
     """The image of ``src`` and its size in bytes (None for an in-memory image)."""
 
     def warm_up(w: int, h: int) -> None:  # numba's start-up overlaps the decoding
-        if backends.choose(opts.backend, w * h, opts.largest_k) == "numba":
+        if backends.choose(opts.backend, w * h, opts.largest_k, per_pixel=not is_plain(opts, False)) == "numba":
             backends.warm_up(w * h, opts.largest_k)
 
     if _is_path(src):

@@ -19,19 +19,60 @@ from .interrupts import deferred
 _threads: int | None = None
 _skip_blas_probe = False
 
-#: "auto" runs numpy when pixels x colours is at most this: numba's start-up (importing it and
-#: loading its first cached kernel, about 0.35 s here) costs more than such work in NumPy.
-#: Measured with bench/speed_vs_pngquant.py (docs/speed.md).
-AUTO_NUMPY_WORK = 1 << 20
+#: "auto" runs numpy when the clustering's work, distinct colours x K, is at most this: numba's
+#: start-up (importing it and loading its cached kernels, about 0.5 s of CPU here) costs more than
+#: such work in NumPy. Measured with bench/auto_pick.py (docs/speed.md).
+AUTO_NUMPY_WORK = 1 << 22
+#: The same when numba is already imported in the process (a batch, a second job): only the
+#: kernels are left to load.
+AUTO_NUMPY_WORK_LOADED = 1 << 20
+#: "auto" runs numba without looking at the colours when the image has more pixels than this:
+#: numba's histogram and remap alone then save more than its start-up costs.
+AUTO_NUMBA_PIXELS = 1 << 21
+#: "auto" runs numba when the remap works pixel by pixel (error diffusion, the rate-aware remap)
+#: on more pixels than this: NumPy's twin of the diffusion is a sequential Python loop (about
+#: 10 us a pixel against numba's 0.1), so past some 32 k pixels numba's start-up pays for itself
+#: (astronaut crops, K=16: 0.18 s NumPy / 0.28 s numba at 128x128, 0.74 / 0.30 s at 256x256).
+AUTO_NUMPY_PIXEL_WORK = 1 << 15
 
 
-def choose(name: str, pixels: int, k: int) -> str:
-    """The backend that runs a job: ``name`` itself, or for "auto" numpy when ``pixels * k`` is
-    small (see :data:`AUTO_NUMPY_WORK`) and numba otherwise. The backends give the same results,
-    so the choice changes only the speed."""
+def choose(
+    name: str,
+    pixels: int,
+    k: int,
+    colors: int | None = None,
+    numba_loaded: bool | None = None,
+    per_pixel: bool = False,
+) -> str:
+    """The backend that runs a job: ``name`` itself, or for "auto" the faster one for its work.
+
+    "auto" picks in two steps. Before the histogram (``colors`` None): numba when ``pixels`` is
+    over :data:`AUTO_NUMBA_PIXELS`, else numpy, which builds the histogram (cheap at that size).
+    Then, with the distinct colours known: numpy when ``colors * k`` is at most
+    :data:`AUTO_NUMPY_WORK` (:data:`AUTO_NUMPY_WORK_LOADED` when numba is already imported),
+    else numba. The pick is a function of these numbers alone, and the backends give the same
+    results bit for bit, so it changes only the speed.
+
+    Parameters
+    ----------
+    name : "auto", "numba" or "numpy" (already checked)
+    pixels : the image's pixels (points, for :func:`kmpress.kmeans`)
+    k : the largest K the job fits
+    colors : the image's distinct colours once its histogram is built (points for kmeans)
+    numba_loaded : whether numba is already imported in the process (default: looked up)
+    per_pixel : the remap works pixel by pixel (dithering, ``smooth``): numba when ``pixels``
+        is over :data:`AUTO_NUMPY_PIXEL_WORK`, whatever the colours
+    """
     if name != "auto":
         return name
-    return "numpy" if pixels * k <= AUTO_NUMPY_WORK else "numba"
+    if per_pixel and pixels > AUTO_NUMPY_PIXEL_WORK:
+        return "numba"
+    if colors is None:
+        return "numba" if pixels > AUTO_NUMBA_PIXELS else "numpy"
+    if numba_loaded is None:
+        numba_loaded = "numba" in sys.modules
+    limit = AUTO_NUMPY_WORK_LOADED if numba_loaded else AUTO_NUMPY_WORK
+    return "numpy" if colors * k <= limit else "numba"
 
 
 def load(name: str) -> ModuleType:

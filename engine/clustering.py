@@ -19,6 +19,7 @@ count, which would change the last bits with it.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from types import ModuleType
 from typing import cast
@@ -151,28 +152,55 @@ class LloydResult:
     inertia_history: list[float]
 
 
-def mean_variance(X: np.ndarray, w: np.ndarray, weighted: bool) -> float:
-    """Mean over channels of the (weighted) variance of the points, in float64, chunk by chunk."""
+def moments(X: np.ndarray, w: np.ndarray, weighted: bool, variance: bool = True) -> tuple[float, float]:
+    """Return the (weighted) sum of squared norms of the points, and the mean over channels of their
+    (weighted) variance (0.0 unless ``variance``), in float64, chunk by chunk in a fixed order.
+
+    Parameters
+    ----------
+    X : (D, N) float32, planar points
+    w : (N,) float64 weights (used only when ``weighted``)
+
+    Returns
+    -------
+    (sum_i w_i ||x_i||^2, mean_d sum_i w_i (x_di - mean_d)^2 / sum_i w_i)
+
+    Each chunk of 2^20 points is converted to float64 once, into one buffer, for both sums of
+    the first pass (its squares and the means); the variance takes a second pass.
+    """
     D, N = X.shape
     step = 1 << 20
+    buf = np.empty(D * min(N, step))
     total_w = float(w.sum()) if weighted else float(N)
     mean = np.zeros(D)
+    sum_sq = 0.0
     for s in range(0, N, step):
-        xb = X[:, s : s + step].astype(np.float64)
-        mean += np.einsum("dn,n->d", xb, w[s : s + step]) if weighted else xb.sum(axis=1)
+        n = min(N - s, step)
+        xb = buf[: D * n].reshape(D, n)
+        np.copyto(xb, X[:, s : s + n])
+        mean += np.einsum("dn,n->d", xb, w[s : s + n]) if weighted else xb.sum(axis=1)
+        sq = np.einsum("dn,dn->n", xb, xb)
+        sum_sq += float(np.einsum("n,n->", sq, w[s : s + n])) if weighted else float(sq.sum())
+    if not variance:
+        return sum_sq, 0.0
     mean /= total_w
     var = np.zeros(D)
     for s in range(0, N, step):
-        xb = X[:, s : s + step].astype(np.float64) - mean[:, None]
+        n = min(N - s, step)
+        xb = buf[: D * n].reshape(D, n)
+        np.copyto(xb, X[:, s : s + n])
+        xb -= mean[:, None]
         xb *= xb
-        var += np.einsum("dn,n->d", xb, w[s : s + step]) if weighted else xb.sum(axis=1)
-    return float(var.mean() / total_w)
+        var += np.einsum("dn,n->d", xb, w[s : s + n]) if weighted else xb.sum(axis=1)
+    return sum_sq, float(var.mean() / total_w)
 
 
 class _Workspace:
     """Per-chunk partial sums, allocated once per fit and reused by every iteration."""
 
-    def __init__(self, kernels: ModuleType, X: np.ndarray, w: np.ndarray, weighted: bool, k: int) -> None:
+    def __init__(
+        self, kernels: ModuleType, X: np.ndarray, w: np.ndarray, weighted: bool, k: int, variance: bool
+    ) -> None:
         d, n = X.shape
         nc = kernels.n_chunks(n)
         # running per-chunk sums of the current labels (the kernels update them incrementally)
@@ -181,7 +209,8 @@ class _Workspace:
         self.chunk = kernels.CHUNK
         self.changed_c = np.empty(nc, np.int64)
         self.boxes = kernels.block_boxes(X)
-        self.sum_sq = _weighted_sum_of_squares(X, w, weighted)
+        # sum_sq gives every pass's inertia; mean_var the stopping threshold's scale
+        self.sum_sq, self.mean_var = moments(X, w, weighted, variance)
 
     def run(self, kernels, X, w, weighted, C, labels):
         """One assignment pass against ``C``: (inertia, labels changed, sums (K, D), weights (K,))."""
@@ -195,17 +224,6 @@ class _Workspace:
         # clipped at 0 against the rounding of the difference
         inertia = self.sum_sq - 2.0 * float(np.einsum("kd,kd->", C, sums)) + float(np.einsum("k,kd,kd->", wsum, C, C))
         return max(inertia, 0.0), int(self.changed_c.sum()), sums, wsum
-
-
-def _weighted_sum_of_squares(X: np.ndarray, w: np.ndarray, weighted: bool) -> float:
-    D, N = X.shape
-    step = 1 << 20
-    total = 0.0
-    for s in range(0, N, step):
-        xb = X[:, s : s + step].astype(np.float64)
-        sq = np.einsum("dn,dn->n", xb, xb)
-        total += float(np.einsum("n,n->", sq, w[s : s + step])) if weighted else float(sq.sum())
-    return total
 
 
 def _settle_sums(ws, X, w, weighted, labels, clusters, sums, wsum) -> None:
@@ -296,6 +314,7 @@ class Lloyd:
     w : (N,) float64 weights (used only when ``weighted``)
     init : (K, D) float64 starting centroids (not modified)
     kernels : the backend module
+    variance : whether to compute ``ws.mean_var``, the points' mean variance (see :func:`moments`)
 
     Attributes
     ----------
@@ -305,10 +324,18 @@ class Lloyd:
     n_iter : centroid updates made
     """
 
-    def __init__(self, X: np.ndarray, w: np.ndarray, weighted: bool, init: np.ndarray, kernels: ModuleType) -> None:
+    def __init__(
+        self,
+        X: np.ndarray,
+        w: np.ndarray,
+        weighted: bool,
+        init: np.ndarray,
+        kernels: ModuleType,
+        variance: bool = False,
+    ) -> None:
         D, N = X.shape
         self.X, self.w, self.weighted, self.kernels = X, w, weighted, kernels
-        self.ws = _Workspace(kernels, X, w, weighted, init.shape[0])
+        self.ws = _Workspace(kernels, X, w, weighted, init.shape[0], variance)
         self.C = np.array(init, dtype=np.float64, order="C", copy=True)
         self.labels = np.full(N, -1, np.int32)
         # a cluster is empty when no point of positive weight has its label: its weight is then 0.
@@ -324,6 +351,12 @@ class Lloyd:
         inertia, changed, sums, wsum = self.ws.run(self.kernels, self.X, self.w, self.weighted, self.C, self.labels)
         self.history.append(inertia)
         return changed, sums, wsum
+
+    def relabel(self) -> None:
+        """Assign every point to its nearest current centroid, labels only: no sums, and NaN
+        for the pass's inertia in :attr:`history`, for a caller that measures it itself."""
+        self.kernels.nearest(self.X, self.C.astype(np.float32), self.labels, self.ws.boxes)
+        self.history.append(math.nan)
 
     def step(self) -> tuple[bool, float]:
         """One iteration: assign, then move every centroid to the mean of its points.
@@ -358,6 +391,7 @@ def lloyd(
     tol: float,
     kernels: ModuleType,
     final_assign: bool = True,
+    final_inertia: bool = True,
 ) -> LloydResult:
     """Run Lloyd's algorithm from ``init``.
 
@@ -371,9 +405,11 @@ def lloyd(
     final_assign : when False, skip the last assignment pass if the loop stopped on a centroid
         shift (the caller remaps onto a rounded palette anyway); labels are then those of the
         previous centroids
+    final_inertia : when False, that last assignment gives the labels alone, and the result's
+        inertia (the last of its history) is NaN: for a caller that measures it itself
     """
-    run = Lloyd(X, w, weighted, init, kernels)
-    threshold = tol * mean_variance(X, w, weighted) if tol > 0 else 0.0
+    run = Lloyd(X, w, weighted, init, kernels, variance=tol > 0)
+    threshold = tol * run.ws.mean_var if tol > 0 else 0.0
     converged = stable = False
     for _ in range(max_iter):
         stable, shift = run.step()
@@ -381,5 +417,8 @@ def lloyd(
             converged = True
             break
     if not stable and (final_assign or not run.history):
-        run.assign()
+        if final_inertia:
+            run.assign()
+        else:
+            run.relabel()
     return LloydResult(run.C, run.labels, run.history[-1], run.n_iter, converged, run.history)

@@ -179,7 +179,7 @@ class Pipeline:
         self.img = as_image(image)
         h, w, _ = self.img.shape
         k = k_hint or options.largest_k
-        self.backend = backends.choose(options.backend, h * w, k)
+        self.backend = backends.choose(options.backend, h * w, k, per_pixel=not is_plain(options, False))
         self.kern = backends.load(self.backend)
         #: the edges map, the pixels' colour indices and the colours in OKLab x 255, kept for
         #: the adaptive dither (None otherwise, and the OKLab colours until first needed)
@@ -191,6 +191,13 @@ class Pipeline:
         self.weights: np.ndarray | None
         with self.stages("histogram"):
             self.hist = build_histogram(self.img, self.kern)
+            if options.backend == "auto" and self.backend == "numpy":
+                # the work is known now: the histogram's colours x K, and the pixels when the
+                # remap works pixel by pixel (error diffusion, the rate-aware remap)
+                plain = is_plain(options, self.hist.n_colors <= k)
+                pick = backends.choose("auto", h * w, k, colors=self.hist.n_colors, per_pixel=not plain)
+                if pick == "numba":
+                    self.backend, self.kern = "numba", backends.load("numba")
             if options.dither == "adaptive":
                 # the colours weighted by how flat their pixels' surroundings are (see
                 # kmpress.contrast): the palette goes where banding would show

@@ -61,34 +61,82 @@ def weight_exponent(w: np.ndarray) -> int:
     return scale_exponent(float(w.max()))
 
 
-def centre(a: np.ndarray, w: np.ndarray, weighted: bool) -> tuple[np.ndarray, np.ndarray]:
+def columns(a: np.ndarray, s: int) -> np.ndarray:
+    """(D, n) float64 C-contiguous copy of rows ``s : s + STEP`` of (N, D) points ``a``.
+
+    Reductions run along these rows: NumPy reduces an (n, D) array over its first axis D values
+    at a time, many times slower than along a contiguous row."""
+    return np.array(a[s : s + STEP].T, dtype=np.float64, order="C")
+
+
+def column_sums(x: np.ndarray) -> np.ndarray:
+    """(D,) float64 sums of the rows of (D, n) float64 ``x`` (overwritten), bit for bit
+    ``x.T.sum(axis=0)``: that sum over the first axis of an (n, D) array adds the values one
+    after another from the first, for D >= 2, and pairwise (as along a row) for D = 1."""
+    if x.shape[0] == 1:
+        return x.sum(axis=1)
+    return np.add.accumulate(x, axis=1, out=x)[:, -1] + 0.0  # (+ 0.0: an empty sum is +0, as NumPy's)
+
+
+def centre(
+    a: np.ndarray, w: np.ndarray, weighted: bool, out: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """(D,) float64 shift to subtract from (N, D) points ``a``, and (D,) float64 largest
     magnitude of each coordinate of the shifted points.
 
     The shift is, per coordinate, the weighted mean (rounded to an integer for integer points,
     whose centred values stay integers, exact in float32 up to 2^24) where centring gains float32
     precision (see :data:`CENTRE_GAIN`), else 0. Float points beyond 2^64 are summed in units of
-    a power of two near their largest magnitude, so that no sum overflows."""
+    a power of two near their largest magnitude, so that no sum overflows.
+
+    One pass over the points gives each coordinate's smallest and largest value and its sum;
+    the largest distance from the mean follows from the two extremes, as rounding is monotonic
+    (``x - mean`` rounded never decreases as ``x`` grows). Sums are those of the (N, D) array
+    chunk by chunk (:func:`column_sums`). ``out``, when given, (D, N) float32, receives the
+    points as they are (the kernels' points when neither shifted nor scaled)."""
     N, D = a.shape
-    top = np.zeros(D)
+    hi = np.full(D, -np.inf)
+    lo = np.full(D, np.inf)
+    total = np.zeros(D)
     for s in range(0, N, STEP):
-        top = np.maximum(top, np.abs(a[s : s + STEP].astype(np.float64)).max(axis=0))
+        x = columns(a, s)
+        if out is not None:
+            with np.errstate(over="ignore"):  # beyond float32: then scaled, and written again
+                out[:, s : s + STEP] = x
+        np.maximum(hi, x.max(axis=1), out=hi)
+        np.minimum(lo, x.min(axis=1), out=lo)
+        if weighted:
+            x *= w[s : s + STEP]
+        total += column_sums(x)
+    top = np.maximum(np.abs(hi), np.abs(lo))
     # summing N values of up to 2^1023 (times weights up to 2^32) could overflow: in units of 2^e
     # (exact, as any power of two), only for such values, so that the rest keep their bits
     e = -math.frexp(float(top.max()))[1] if a.dtype.kind == "f" and top.max() > 2.0**64 else 0
-    total = np.zeros(D)
-    for s in range(0, N, STEP):
-        x = np.ldexp(a[s : s + STEP].astype(np.float64), e)
-        total += (x * w[s : s + STEP, None]).sum(axis=0) if weighted else x.sum(axis=0)
+    if e:
+        total = np.zeros(D)
+        for s in range(0, N, STEP):
+            x = np.ldexp(columns(a, s), e)
+            if weighted:
+                x *= w[s : s + STEP]
+            total += column_sums(x)
     mean = total / (float(w.sum()) if weighted else float(N))
     if a.dtype.kind in "iu":
         mean = np.round(mean)
-    spread = np.zeros(D)
-    for s in range(0, N, STEP):
-        spread = np.maximum(spread, np.abs(np.ldexp(a[s : s + STEP].astype(np.float64), e) - mean).max(axis=0))
+    spread = np.maximum(np.maximum(np.ldexp(hi, e) - mean, mean - np.ldexp(lo, e)), 0.0)
     centred = np.ldexp(top, e) > CENTRE_GAIN * spread
     # a centred coordinate's spread is under top / 16: back in the caller's units it cannot overflow
     return np.where(centred, np.ldexp(mean, -e), 0.0), np.where(centred, np.ldexp(spread, -e), top)
+
+
+def squared_norms(d: np.ndarray) -> np.ndarray:
+    """(n,) float64 squared norms of the columns of (D, n) float64 ``d`` (overwritten), bit for
+    bit ``np.einsum("nd,nd->n", d.T, d.T)``, whose two-lane loop adds the even coordinates'
+    squares and the odd ones' apart, then the two (its order for D < 8; tested)."""
+    D = d.shape[0]
+    d *= d
+    for j in range(2, D):
+        d[j % 2] += d[j]
+    return d[0] if D == 1 else d[0] + d[1]
 
 
 @dataclass(frozen=True)
@@ -108,12 +156,18 @@ class Frame:
     ew: int
     top: float
 
-    def planar(self, a: np.ndarray) -> np.ndarray:
-        """(D, N) float32 C-contiguous points of (N, D) ``a`` (in float64, rounded once)."""
+    def planar(self, a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+        """(D, N) float32 C-contiguous points of (N, D) ``a`` (in float64, rounded once), in
+        ``out`` when given."""
         N, D = a.shape
-        X = np.empty((D, N), np.float32)
+        X = np.empty((D, N), np.float32) if out is None else out
         for s in range(0, N, STEP):
-            X[:, s : s + STEP] = np.ldexp(a[s : s + STEP].astype(np.float64) - self.shift, self.e).T
+            x = columns(a, s)
+            if np.any(self.shift):
+                x -= self.shift[:, None]
+            if self.e:
+                np.ldexp(x, self.e, out=x)
+            X[:, s : s + STEP] = x
         return X
 
     def to_frame(self, c: np.ndarray) -> np.ndarray:
@@ -130,11 +184,21 @@ class Frame:
 
     def inertia(self, a: np.ndarray, w: np.ndarray, weighted: bool, C: np.ndarray, labels: np.ndarray) -> float:
         """sum_i w_i ||x_i - C[labels_i]||^2 of the original points ``a`` in float64, in this
-        frame (``C`` and ``w`` too), chunk by chunk in a fixed order, without BLAS."""
+        frame (``C`` and ``w`` too), chunk by chunk in a fixed order, without BLAS; each point's
+        squared distance summed as ``np.einsum("nd,nd->n")`` sums it (:func:`squared_norms`)."""
+        N, D = a.shape
+        Ct = np.ascontiguousarray(C.T)
         total = 0.0
-        for s in range(0, a.shape[0], STEP):
-            d = np.ldexp(a[s : s + STEP].astype(np.float64) - self.shift, self.e) - C[labels[s : s + STEP]]
-            sq = np.einsum("nd,nd->n", d, d)
+        for s in range(0, N, STEP):
+            d = columns(a, s)
+            lab = labels[s : s + STEP]
+            if np.any(self.shift):
+                d -= self.shift[:, None]
+            if self.e:
+                np.ldexp(d, self.e, out=d)
+            for j in range(D):
+                d[j] -= Ct[j][lab]
+            sq = squared_norms(d) if D < 8 else np.einsum("nd,nd->n", *[np.ascontiguousarray(d.T)] * 2)
             total += float((sq * w[s : s + STEP]).sum() if weighted else sq.sum())
         return total
 
@@ -153,15 +217,16 @@ class Frame:
             ) from None
 
 
-def make_frame(a: np.ndarray, w: np.ndarray, weighted: bool, ew: int) -> Frame:
-    """The :class:`Frame` of (N, D) points ``a`` with weights ``w`` (already scaled by 2^ew).
+def make_frame(a: np.ndarray, w: np.ndarray, weighted: bool, ew: int, out: np.ndarray | None = None) -> Frame:
+    """The :class:`Frame` of (N, D) points ``a`` with weights ``w`` (already scaled by 2^ew);
+    ``out``, when given, (D, N) float32, receives the points as they are (see :func:`centre`).
 
     Raises
     ------
     InvalidParameterError
         Coordinates that vary within ranges more than 2^COORD_RANGE apart.
     """
-    shift, mags = centre(a, w, weighted)
+    shift, mags = centre(a, w, weighted, out)
     top = float(mags.max())
     thin = np.flatnonzero((mags > 0) & (mags < math.ldexp(top, -COORD_RANGE)))
     if thin.size:
@@ -171,3 +236,14 @@ def make_frame(a: np.ndarray, w: np.ndarray, weighted: bool, ew: int) -> Frame:
             f"within {top:.3g} (more than 2^{COORD_RANGE} = {2.0**COORD_RANGE:.1e} apart); scale the coordinates first"
         )
     return Frame(shift, scale_exponent(top), ew, top)
+
+
+def frame_points(a: np.ndarray, w: np.ndarray, weighted: bool, ew: int) -> tuple[Frame, np.ndarray]:
+    """The :class:`Frame` of (N, D) points ``a`` (see :func:`make_frame`) and the (D, N) float32
+    C-contiguous points in it: made while the frame is measured when they need neither a shift
+    nor a scale, as points near the origin (every colour) do."""
+    X = np.empty(a.shape[::-1], np.float32)
+    frame = make_frame(a, w, weighted, ew, X)
+    if np.any(frame.shift) or frame.e:
+        frame.planar(a, X)
+    return frame, X

@@ -117,3 +117,73 @@ def test_numba_cache_dir_fallback(monkeypatch, tmp_path):
     monkeypatch.setattr(backends, "_writable", lambda p: False)
     backends.prepare_numba_cache()
     assert os.environ["NUMBA_CACHE_DIR"] == str(tmp_path)
+
+
+def test_a_forced_backend_is_kept_whatever_the_work():
+    for name in ("numba", "numpy"):
+        for colors in (None, 1, 10**8):
+            assert backends.choose(name, 10**8, 256, colors) == name
+            assert backends.choose(name, 1, 1, colors) == name
+
+
+def test_auto_first_step_sends_only_large_images_straight_to_numba():
+    cut = backends.AUTO_NUMBA_PIXELS
+    for k in (1, 16, 256):
+        assert backends.choose("auto", cut, k) == "numpy"  # builds the histogram, then picks again
+        assert backends.choose("auto", cut + 1, k) == "numba"
+
+
+def test_auto_counts_distinct_colors_times_k_not_pixels():
+    # a 135 k-pixel photo of 84 k colours at K=16: NumPy's work, though pixels x K is over 2^21
+    assert backends.choose("auto", 135_000, 16, colors=84_000, numba_loaded=False) == "numpy"
+    # the same pixels with every colour distinct at K=64: numba's
+    assert backends.choose("auto", 135_000, 64, colors=135_000, numba_loaded=False) == "numba"
+    for loaded, limit in ((False, backends.AUTO_NUMPY_WORK), (True, backends.AUTO_NUMPY_WORK_LOADED)):
+        for k in (1, 2, 16, 256):
+            at = limit // k
+            assert backends.choose("auto", 10**6, k, colors=at, numba_loaded=loaded) == "numpy"
+            assert backends.choose("auto", 10**6, k, colors=at + 1, numba_loaded=loaded) == "numba"
+
+
+def test_auto_pays_less_for_numba_once_it_is_imported():
+    assert backends.AUTO_NUMPY_WORK_LOADED < backends.AUTO_NUMPY_WORK
+    colors = backends.AUTO_NUMPY_WORK // 16
+    assert backends.choose("auto", 10**6, 16, colors=colors, numba_loaded=False) == "numpy"
+    assert backends.choose("auto", 10**6, 16, colors=colors, numba_loaded=True) == "numba"
+    # looked up when not said
+    expected = "numba" if "numba" in sys.modules else "numpy"
+    assert backends.choose("auto", 10**6, 16, colors=colors) == expected
+
+
+def test_auto_small_image_of_few_colors_never_imports_numba():
+    # 136 k pixels x K=16 is over 2^21, but the histogram holds 512 colours: NumPy does it all
+    code = (
+        "import sys, numpy as np, kmpress\n"
+        "rng = np.random.default_rng(0)\n"
+        "img = (rng.integers(0, 8, (340, 400, 3)) * 32).astype(np.uint8)\n"
+        "kmpress.quantize(img, 16)\n"
+        "kmpress.kmeans(img.reshape(-1, 3)[:4000], 16)\n"
+        "print('numba' in sys.modules)"
+    )
+    assert _run(code) == "False"
+
+
+def test_auto_picks_again_after_the_histogram(monkeypatch):
+    import numpy as np
+
+    from kmpress import quantize
+
+    rng = np.random.default_rng(1)
+    many = rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)  # some 120 k colours: x 64 is numba's
+    few = (many // 64 * 64).astype(np.uint8)  # 64 colours
+    load = backends.load
+    for img, k, picks in ((many, 64, ["numpy", "numba"]), (few, 16, ["numpy"])):
+        loaded: list[str] = []
+        monkeypatch.setattr(backends, "load", lambda name, seen=loaded: (seen.append(name), load(name))[1])
+        q = quantize(img, k, seed=3, max_iter=3)
+        monkeypatch.setattr(backends, "load", load)
+        assert loaded == picks
+        # the pick changes only the speed
+        for name in ("numpy", "numba"):
+            r = quantize(img, k, seed=3, max_iter=3, backend=name)
+            assert np.array_equal(q.palette, r.palette) and np.array_equal(q.indices, r.indices)

@@ -138,6 +138,22 @@ def test_speedup_lines_ratios_and_columns():
     assert len(header) >= 5
 
 
+def test_speedup_lines_show_the_plain_numpy_yardstick_beside_the_backend():
+    recs = [
+        Record("iter-pixels", 64, "numba", 0.1),
+        Record("iter-pixels", 64, "numpy", 0.6),
+        Record("iter-pixels", 64, "numpy-plain", 0.5),
+        Record("iter-hist", 64, "numba", 0.01),
+    ]
+    lines = speedup_lines(recs)
+    assert lines[0].split()[-4:] == ["vs", "numpy", "vs", "numpy-plain"]
+    row = next(line for line in lines if line.startswith("3-lloyd-iter-pixels"))
+    assert row.split()[-2:] == ["6.00x", "5.00x"]
+    cross = next(line for line in lines if line.startswith("numba on histogram"))
+    assert cross.split()[-2:] == ["60.0x", "50.0x"]
+    assert "numpy-plain = per 8192-point chunk" in lines[-1]
+
+
 def test_speedup_lines_empty_without_records():
     assert speedup_lines([]) == []
 

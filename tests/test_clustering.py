@@ -246,3 +246,21 @@ def test_kmeans_plus_plus_equals_the_oracle(kern, k, seed):
     got = kmeans_plusplus(np.ascontiguousarray(P.T), w, True, k, np.random.default_rng(seed), kern)
     ref, _ = reference_kmeans_plusplus(P, w, k, np.random.default_rng(seed))
     np.testing.assert_array_equal(got, ref)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("max_iter,tol", [(0, 0.0), (1, 0.0), (3, 0.0), (50, 1e-4)])
+def test_a_last_pass_of_labels_only_gives_the_same_fit(make_blobs, backend, max_iter, tol):
+    from kmpress import backends
+    from kmpress.clustering import lloyd
+
+    kern = backends.load(backend)
+    pts, w, C0 = make_blobs(5, 3000, 3, 6)
+    X = np.ascontiguousarray(pts.T)
+    full = lloyd(X, w, True, C0, max_iter, tol, kern, final_assign=True)
+    lean = lloyd(X, w, True, C0, max_iter, tol, kern, final_assign=True, final_inertia=False)
+    assert np.array_equal(full.labels, lean.labels) and np.array_equal(full.centroids, lean.centroids)
+    assert (full.n_iter, full.converged) == (lean.n_iter, lean.converged)
+    assert full.inertia_history[:-1] == lean.inertia_history[:-1]
+    stopped_on_a_shift = len(full.inertia_history) == full.n_iter + 1
+    assert np.isnan(lean.inertia) if stopped_on_a_shift else lean.inertia == full.inertia

@@ -26,6 +26,7 @@ from kmpress import kernels_numpy as kp
 from kmpress.clustering import kmeans_plusplus
 from kmpress.histogram import build_histogram
 
+EMPTY = np.empty(0, np.float64)
 #: the kernels run as plain Python (tests/e2e/test_nojit.py): small data only
 NO_JIT = os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0")
 ROOT = Path(__file__).resolve().parent.parent
@@ -114,6 +115,60 @@ def test_assign_accumulate_matches_numpy(photo_hist, weighted):
     assert np.array_equal(out["numba"][1], out["numpy"][1])
     assert np.array_equal(out["numba"][2], out["numpy"][2])
     assert out["numba"][3] == out["numpy"][3] == N
+
+
+def _near_tie_points(k, d, n, offset):
+    """(d, n) float32 points on or within a hair of the bisector of two centroids, and (k, d)
+    float32 centroids: k - 2 random ones, then the two tied ones, the farther-from-index-0 first."""
+    rng = np.random.default_rng(k * 10 + d)
+    C = rng.uniform(0, 255, (k, d)).astype(np.float32) + np.float32(offset)
+    pairs = rng.integers(0, k, (n, 2))
+    mid = ((C[pairs[:, 0]].astype(np.float64) + C[pairs[:, 1]]) / 2).astype(np.float32)
+    # half the points exactly on a midpoint (integer centroids below make them exact ties),
+    # the others a few float32 steps off it
+    hair = rng.normal(0, 1e-4 * (1 + abs(offset)), mid.shape).astype(np.float32)
+    hair[: n // 2] = 0
+    return np.ascontiguousarray((mid + hair).T), C
+
+
+@pytest.mark.parametrize("k", [1, 2, 16, 64, 65, 256])
+@pytest.mark.parametrize("d", [3, 4])
+@pytest.mark.parametrize("offset", [0.0, 3000.5])
+def test_numpy_labels_equal_numba_on_near_ties(k, d, offset):
+    # the NumPy search ranks centroids by a matrix product, whose rounding differs from the numba
+    # kernels' direct (x - c)^2: points close to a tie are decided again with numba's arithmetic
+    X, C32 = _near_tie_points(k, d, 30_001, offset)  # several slabs and chunks, a ragged end
+    N = X.shape[1]
+    ref, got = np.empty(N, np.int32), np.empty(N, np.int32)
+    kn.nearest(X, C32, ref, kn.block_boxes(X))
+    kp.nearest(X, C32, got, kp.block_boxes(X))
+    assert np.array_equal(ref, got)
+    out = {}
+    for mod in (kn, kp):
+        nc = mod.n_chunks(N)
+        labels, sums_c, wsum_c, changed_c = (
+            np.full(N, -1, np.int32),
+            np.zeros((nc, k, d)),
+            np.zeros((nc, k)),
+            np.empty(nc, np.int64),
+        )
+        mod.assign_accumulate(X, EMPTY, False, C32, labels, sums_c, wsum_c, changed_c, mod.block_boxes(X))
+        out[mod.NAME] = labels, wsum_c, changed_c
+    for a, b in zip(out["numba"], out["numpy"], strict=True):
+        assert np.array_equal(a, b)
+    if k >= 16:
+        # not vacuous: the plain product's argmin disagrees with numba on some of these points,
+        # and exact ties (integer centroids, points on a midpoint) go to the lower index
+        plain = (X.T @ (-2 * C32.T) + (C32 * C32).sum(1)).argmin(axis=1)
+        assert np.count_nonzero(plain != ref) > 0
+        Ci = np.round(C32).astype(np.float32)
+        Xi = np.ascontiguousarray(((Ci[:, None, :] + Ci[None, :, :]) / 2).reshape(-1, d).T)
+        d2 = ((Xi.T[:, None, :].astype(np.float64) - Ci[None]) ** 2).sum(-1)
+        assert np.count_nonzero((d2 == d2.min(axis=1, keepdims=True)).sum(axis=1) > 1) > k
+        a, b = np.empty(Xi.shape[1], np.int32), np.empty(Xi.shape[1], np.int32)
+        kn.nearest(Xi, Ci, a, kn.block_boxes(Xi))
+        kp.nearest(Xi, Ci, b, kp.block_boxes(Xi))
+        assert np.array_equal(a, b)
 
 
 def test_incremental_sums_equal_fresh_sums(photo_hist):

@@ -62,12 +62,12 @@ def test_real_process_exit_code_3_and_sweep(tmp_path):
     assert {"cat-sweep.csv", "cat-contact.png"} <= {x.name for x in (tmp_path / "sw").iterdir()}
 
 
-def _batch(tmp_path: Path, n: int, jobs: int, env: dict | None = None) -> subprocess.Popen:
+def _batch(tmp_path: Path, n: int, jobs: int, env: dict | None = None, k: int = 32) -> subprocess.Popen:
     for i in range(n):
         shutil.copy(DATA / "astronaut.png", tmp_path / f"p{i:02d}.png")
     env = {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, **(env or {})}
     return subprocess.Popen(
-        [*kmpress_command(), "compress", ".", "-o", "out", "-k", "32", "--jobs", str(jobs)],
+        [*kmpress_command(), "compress", ".", "-o", "out", "-k", str(k), "--jobs", str(jobs)],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -123,7 +123,8 @@ def test_sigint_while_numba_compiles_from_an_empty_cache(tmp_path, jobs):
     left. Interrupted after a few kernels, so this costs seconds, not a whole compilation."""
     cache = tmp_path / "numba-cache"
     cache.mkdir()
-    proc = _batch(tmp_path, 8, jobs, {"NUMBA_CACHE_DIR": str(cache)})
+    # K=64: the photo's 113 k colours x 64 are numba's work (backend "auto"), so numba compiles
+    proc = _batch(tmp_path, 8, jobs, {"NUMBA_CACHE_DIR": str(cache)}, k=64)
     _wait_for(proc, lambda: len(list(cache.rglob("*.nbi"))) >= 3, "the kernels compiled")
     assert not _some_output(tmp_path)()  # still compiling
     proc.send_signal(signal.SIGINT)

@@ -1,0 +1,106 @@
+"""What ``backend="auto"`` picks against what each backend costs, by the clustering's work.
+
+Run from the repository root::
+
+    python -m bench.auto_pick                  # photos of bench/photos.py at 0.135 and 0.7 MP
+    python -m bench.auto_pick --write-results  # also into docs/results.md, section "auto-pick"
+
+For photos with all their colours and posterized (fewer distinct colours), at K = 16, 64 and
+256: the CPU seconds (``time.process_time``, medians) of ``kmpress.quantize`` on the NumPy
+backend and on numba with its kernels loaded, numba's start-up in a fresh process (importing it
+and loading the kernels of a run, paid once per process), and which backend ``auto`` runs, in a
+fresh process and once numba is imported. NumPy is the faster pick where its time is below
+numba's plus the start-up. Set ``OPENBLAS_NUM_THREADS=1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import subprocess
+import sys
+import time
+
+import numpy as np
+
+STARTUP = (
+    "import time\n"
+    "t0 = time.process_time()\n"
+    "from kmpress import backends\n"
+    "backends.own_process()\n"
+    "for kernel in backends.load('numba').warm_up_kernels(135_000, 16):\n"
+    "    kernel.dispatcher\n"
+    "print(time.process_time() - t0)\n"
+)
+
+
+def numba_startup(rounds: int) -> float:
+    """Median CPU seconds of numba's import and kernel loads in a fresh process."""
+    run = [sys.executable, "-c", STARTUP]
+    return statistics.median(
+        float(subprocess.run(run, capture_output=True, text=True, check=True).stdout) for _ in range(rounds)
+    )
+
+
+def cpu(f, rounds: int) -> float:
+    """Median CPU seconds of ``f()``."""
+    times = []
+    for _ in range(rounds):
+        t0 = time.process_time()
+        f()
+        times.append(time.process_time() - t0)
+    return statistics.median(times)
+
+
+def main(argv: list[str] | None = None) -> None:
+    from bench.photos import make_photo
+    from bench.results import add_option, write_results
+    from kmpress import backends, quantize
+
+    ap = argparse.ArgumentParser(prog="python -m bench.auto_pick", description=__doc__.split("\n")[0])
+    ap.add_argument("--rounds", type=int, default=3, help="rounds of every measurement (default 3)")
+    add_option(ap)
+    a = ap.parse_args(argv)
+    start = numba_startup(a.rounds)
+    rows = [
+        f"CPU seconds, medians of {a.rounds}; numba's start-up in a fresh process: {start:.2f} s",
+        "",
+        "| pixels | colours | K | colours x K | NumPy | numba (loaded) | numba + start-up | faster | auto | "
+        "auto, numba imported |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for wh in ((450, 300), (1000, 700)):
+        photo = make_photo(wh)
+        for step in (1, 8, 32):  # posterized: fewer distinct colours
+            img = (photo // step * step).astype(np.uint8)
+            pixels = wh[0] * wh[1]
+            colors = int(np.unique(img.reshape(-1, 3), axis=0).shape[0])
+            for k in (16, 64, 256):
+                t_np = cpu(lambda img=img, k=k: quantize(img, k, backend="numpy"), a.rounds)
+                quantize(img, k, backend="numba")  # its kernels loaded
+                t_nb = cpu(lambda img=img, k=k: quantize(img, k, backend="numba"), a.rounds)
+                faster = "numpy" if t_np < t_nb + start else "numba"
+
+                def pick(loaded: bool, pixels: int = pixels, k: int = k, colors: int = colors) -> str:
+                    first = backends.choose("auto", pixels, k)
+                    return first if first == "numba" else backends.choose("auto", pixels, k, colors, loaded)
+
+                rows.append(
+                    f"| {pixels:,} | {colors:,} | {k} | {colors * k / 2**20:.2f} M | {t_np:.3f} | {t_nb:.3f} "
+                    f"| {t_nb + start:.3f} | {faster} | {pick(False)} | {pick(True)} |"
+                )
+                print(rows[-1], flush=True)
+    rows += [
+        "",
+        f"auto: numba for images over {backends.AUTO_NUMBA_PIXELS:,} pixels; else numpy when colours x K "
+        f"<= {backends.AUTO_NUMPY_WORK / 2**20:g} M ({backends.AUTO_NUMPY_WORK_LOADED / 2**20:g} M once numba "
+        "is imported). M = 2^20.",
+    ]
+    table = "\n".join(rows)
+    print(table)
+    if a.write_results:
+        write_results(a.write_results, "auto-pick", table, "bench.auto_pick", argv)
+
+
+if __name__ == "__main__":
+    main()

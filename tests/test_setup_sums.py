@@ -1,0 +1,161 @@
+"""The set-up sums around the Lloyd iterations (the frame's centring and planar points, the
+inertia in the caller's units, the points' moments) are computed along planar rows and equal,
+bit for bit, the plain reductions over (N, D) arrays they stand for."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from kmpress import clustering, points
+from kmpress.points import STEP, centre, frame_points, make_frame, squared_norms
+
+
+def plain_centre(a, w, weighted):
+    """The shift and magnitudes, reduced over the first axis of (n, D) chunks."""
+    N, D = a.shape
+    top = np.zeros(D)
+    for s in range(0, N, STEP):
+        top = np.maximum(top, np.abs(a[s : s + STEP].astype(np.float64)).max(axis=0))
+    e = -math.frexp(float(top.max()))[1] if a.dtype.kind == "f" and top.max() > 2.0**64 else 0
+    total = np.zeros(D)
+    for s in range(0, N, STEP):
+        x = np.ldexp(a[s : s + STEP].astype(np.float64), e)
+        total += (x * w[s : s + STEP, None]).sum(axis=0) if weighted else x.sum(axis=0)
+    mean = total / (float(w.sum()) if weighted else float(N))
+    if a.dtype.kind in "iu":
+        mean = np.round(mean)
+    spread = np.zeros(D)
+    for s in range(0, N, STEP):
+        spread = np.maximum(spread, np.abs(np.ldexp(a[s : s + STEP].astype(np.float64), e) - mean).max(axis=0))
+    centred = np.ldexp(top, e) > points.CENTRE_GAIN * spread
+    return np.where(centred, np.ldexp(mean, -e), 0.0), np.where(centred, np.ldexp(spread, -e), top)
+
+
+def plain_planar(f, a):
+    X = np.empty(a.shape[::-1], np.float32)
+    for s in range(0, a.shape[0], STEP):
+        X[:, s : s + STEP] = np.ldexp(a[s : s + STEP].astype(np.float64) - f.shift, f.e).T
+    return X
+
+
+def plain_inertia(f, a, w, weighted, C, labels):
+    total = 0.0
+    for s in range(0, a.shape[0], STEP):
+        d = np.ldexp(a[s : s + STEP].astype(np.float64) - f.shift, f.e) - C[labels[s : s + STEP]]
+        sq = np.einsum("nd,nd->n", d, d)
+        total += float((sq * w[s : s + STEP]).sum() if weighted else sq.sum())
+    return total
+
+
+def plain_moments(X, w, weighted):
+    D, N = X.shape
+    step = 1 << 20
+    total_w = float(w.sum()) if weighted else float(N)
+    mean, var, sum_sq = np.zeros(D), np.zeros(D), 0.0
+    for s in range(0, N, step):
+        xb = X[:, s : s + step].astype(np.float64)
+        mean += np.einsum("dn,n->d", xb, w[s : s + step]) if weighted else xb.sum(axis=1)
+        sq = np.einsum("dn,dn->n", xb, xb)
+        sum_sq += float(np.einsum("n,n->", sq, w[s : s + step])) if weighted else float(sq.sum())
+    mean /= total_w
+    for s in range(0, N, step):
+        xb = X[:, s : s + step].astype(np.float64) - mean[:, None]
+        xb *= xb
+        var += np.einsum("dn,n->d", xb, w[s : s + step]) if weighted else xb.sum(axis=1)
+    return sum_sq, float(var.mean() / total_w)
+
+
+def dataset(kind, n, d, rng):
+    x = rng.normal(size=(n, d)) * 10.0 ** rng.integers(-3, 4, d)
+    return {
+        "origin": lambda: x,
+        "offset": lambda: x + 1e6,
+        "huge": lambda: x * 1e300,
+        "tiny": lambda: x * 1e-300,
+        "int64": lambda: (3e7 + x * 100).astype(np.int64),
+        "uint8": lambda: rng.integers(0, 256, (n, d)).astype(np.uint8),
+        "float32": lambda: x.astype(np.float32) + 1000,
+        "signed zeros": lambda: np.where(rng.random((n, d)) < 0.5, -0.0, 0.0),
+    }[kind]()
+
+
+KINDS = ("origin", "offset", "huge", "tiny", "int64", "uint8", "float32", "signed zeros")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("d", [1, 2, 3, 4, 7, 8, 9])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_centre_and_inertia_equal_the_plain_reductions(kind, d, weighted):
+    rng = np.random.default_rng(d * 31 + len(kind))
+    n = STEP + 12345  # two chunks, the second partial
+    a = dataset(kind, n, d, rng)
+    w = rng.random(n) * 7 if weighted else np.empty(0)
+    shift, mags = centre(a, w, weighted)
+    s0, m0 = plain_centre(a, w, weighted)
+    assert shift.tobytes() == s0.tobytes() and mags.tobytes() == m0.tobytes()
+    f = make_frame(a, w, weighted, 0)
+    assert f.planar(a).tobytes() == plain_planar(f, a).tobytes()
+    C = rng.normal(size=(5, d)) * max(f.top * 2.0**f.e, 1.0)
+    labels = rng.integers(0, 5, n).astype(np.int32)
+    assert f.inertia(a, w, weighted, C, labels) == plain_inertia(f, a, w, weighted, C, labels)
+
+
+@pytest.mark.parametrize("kind", ["origin", "offset", "huge", "int64", "uint8"])
+def test_frame_points_equal_frame_then_planar(kind):
+    rng = np.random.default_rng(7)
+    a = dataset(kind, 5000, 3, rng)
+    w = np.empty(0)
+    f, X = frame_points(a, w, False, 0)
+    g = make_frame(a, w, False, 0)
+    assert (f.shift.tobytes(), f.e, f.top) == (g.shift.tobytes(), g.e, g.top)
+    assert X.flags.c_contiguous and X.tobytes() == plain_planar(g, a).tobytes()
+
+
+@pytest.mark.parametrize("d", range(1, 8))
+def test_squared_norms_equal_einsum(d):
+    x = np.random.default_rng(d).normal(size=(d, 4099)) * 1e3
+    want = np.einsum("nd,nd->n", np.ascontiguousarray(x.T), np.ascontiguousarray(x.T))
+    assert squared_norms(x.copy()).tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("n", [1, 1000, (1 << 20) + 777])
+def test_moments_equal_the_plain_sums(weighted, n):
+    rng = np.random.default_rng(n)
+    X = (rng.normal(size=(3, n)) * [[1.0], [50.0], [1e4]] + 3.0).astype(np.float32)
+    w = rng.random(n) * 5 if weighted else np.empty(0)
+    assert clustering.moments(X, w, weighted) == plain_moments(X, w, weighted)
+    assert clustering.moments(X, w, weighted, variance=False) == (plain_moments(X, w, weighted)[0], 0.0)
+
+
+def test_setup_costs_script_times_every_step():
+    from bench.setup_costs import measure
+
+    a = np.random.default_rng(3).integers(0, 256, (5000, 3)).astype(np.float64)
+    m = measure(a, 4, 1)
+    assert set(m) == {
+        "frame + planar",
+        "moments",
+        "norm bounds",
+        "inertia",
+        "kmeans max_iter=1",
+        "iteration",
+        "plain iteration",
+        "numba iteration",
+    }
+    assert all(t >= 0.0 for t in m.values())
+
+
+def test_numpy_baseline_script_reports_both_calls_and_the_yardstick(capsys):
+    import json
+
+    from bench.numpy_baseline import main
+
+    main(["numpy", "4", "--plain", "--size", "tiny"])
+    out = json.loads(capsys.readouterr().out)
+    assert out["backend"] == "numpy" and out["k"] == 4
+    assert all(out[key] >= 0.0 for key in ("1", "2", "plain"))
+    assert out["inertia2"] <= out["inertia1"]  # a Lloyd update never raises the cost
