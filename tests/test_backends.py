@@ -156,16 +156,35 @@ def test_auto_pays_less_for_numba_once_it_is_imported():
 
 
 def test_auto_small_image_of_few_colors_never_imports_numba():
-    # 136 k pixels x K=16 is over 2^21, but the histogram holds 512 colours: NumPy does it all
+    # 136 k pixels x K=16 is over 2^21, but the histogram holds 512 colours: without a per-pixel
+    # remap NumPy does it all
     code = (
         "import sys, numpy as np, kmpress\n"
         "rng = np.random.default_rng(0)\n"
         "img = (rng.integers(0, 8, (340, 400, 3)) * 32).astype(np.uint8)\n"
-        "kmpress.quantize(img, 16)\n"
+        "kmpress.quantize(img, 16, dither=None)\n"
+        "kmpress.quantize(img[:100, :100], 16)\n"
         "kmpress.kmeans(img.reshape(-1, 3)[:4000], 16)\n"
         "print('numba' in sys.modules)"
     )
     assert _run(code) == "False"
+
+
+def test_auto_sends_a_per_pixel_remap_over_its_limit_to_numba():
+    # NumPy's error diffusion is a Python loop: past AUTO_NUMPY_PIXEL_WORK pixels numba pays
+    cut = backends.AUTO_NUMPY_PIXEL_WORK
+    for colors in (None, 1, 512):
+        assert backends.choose("auto", cut, 16, colors, numba_loaded=False, per_pixel=True) == "numpy"
+        assert backends.choose("auto", cut + 1, 16, colors, numba_loaded=False, per_pixel=True) == "numba"
+        assert backends.choose("auto", cut + 1, 16, colors, numba_loaded=False, per_pixel=False) == "numpy"
+    code = (
+        "import sys, numpy as np, kmpress\n"
+        "rng = np.random.default_rng(0)\n"
+        "img = (rng.integers(0, 8, (340, 400, 3)) * 32).astype(np.uint8)\n"
+        "q = kmpress.quantize(img, 16)\n"
+        "print('numba' in sys.modules)"
+    )
+    assert _run(code) == "True"
 
 
 def test_auto_picks_again_after_the_histogram(monkeypatch):
@@ -180,10 +199,10 @@ def test_auto_picks_again_after_the_histogram(monkeypatch):
     for img, k, picks in ((many, 64, ["numpy", "numba"]), (few, 16, ["numpy"])):
         loaded: list[str] = []
         monkeypatch.setattr(backends, "load", lambda name, seen=loaded: (seen.append(name), load(name))[1])
-        q = quantize(img, k, seed=3, max_iter=3)
+        q = quantize(img, k, seed=3, max_iter=3, dither=None)
         monkeypatch.setattr(backends, "load", load)
         assert loaded == picks
         # the pick changes only the speed
         for name in ("numpy", "numba"):
-            r = quantize(img, k, seed=3, max_iter=3, backend=name)
+            r = quantize(img, k, seed=3, max_iter=3, dither=None, backend=name)
             assert np.array_equal(q.palette, r.palette) and np.array_equal(q.indices, r.indices)
