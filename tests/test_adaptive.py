@@ -145,6 +145,18 @@ def test_adaptive_dither_equals_the_oracle(photos, kern, maxerr, alpha):
     assert len(np.unique(got)) > 1
 
 
+def test_adaptive_dither_with_a_full_palette_over_noise_equals_the_oracle(kern):
+    # 256 entries spread over the colour cube and full-strength diffusion over noise: thousands
+    # of the candidate grid's cells are listed, more candidates than its first store holds
+    rng = np.random.default_rng(5)
+    img = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    palette = rng.integers(0, 256, (256, 3), dtype=np.uint8)
+    level = np.full(img.shape[:2], 255, np.uint8)
+    got, space_img, entries = _adaptive_direct(img, palette, level, 1e9, kern)
+    np.testing.assert_array_equal(got, reference_adaptive_dither(space_img, entries, level, 1e9))
+    assert len(np.unique(got)) > 200
+
+
 def test_dead_zone_leaves_exact_colours_alone(kern):
     # every pixel is a palette entry: no error to carry, the remap is exact, whatever the level
     palette = np.array([[0, 0, 0], [250, 20, 20], [20, 250, 20], [255, 255, 255]], np.uint8)

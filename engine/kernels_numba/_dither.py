@@ -16,7 +16,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._jit import kernel
-from ._remap import _cell_candidates, _nearest, _receives
+from ._remap import _nearest, _receives
 
 #: The image, read only (a decoded image may be a read-only view).
 IMG = "Array(uint8, 3, 'C', readonly=True)"
@@ -161,18 +161,69 @@ def dither_map(idx, edges, h, w, out):
                 last = px
 
 
+#: Cells per axis of the opaque path's candidate grid above 64 entries: finer than
+#: Floyd-Steinberg's 32 (about 5 candidates a cell at K = 256 instead of 10); its lists are
+#: stored one after another, so only the cells hit take memory. At 64 entries and below the finer
+#: grid gains nothing and its larger index misses the cache more often: 32 there.
+FINE_GRID = 64
+
+
 @njit(cache=True)
-def _adaptive_opaque3(
-    Xt, inverse, entries, lo, hi, step, inv_step, G, h, w, out, cand, ncand, level, dead, maxerr, s_cap, e_cap
-):
+def _list_cell(entries, lo, step, G, cell, pool, at):
+    # _cell_candidates of a 3-channel grid into pool[at:], in index order; returns how many
+    K = entries.shape[0]
+    b0 = np.empty(3, np.float64)
+    b1 = np.empty(3, np.float64)
+    rem = cell
+    for j in range(2, -1, -1):
+        cj = rem % G
+        rem //= G
+        b0[j] = lo[j] + cj * step[j] - 1e-3 * step[j]
+        b1[j] = lo[j] + (cj + 1) * step[j] + 1e-3 * step[j]
+    ub = np.inf
+    for k in range(K):
+        far = 0.0
+        for j in range(3):
+            e = entries[k, j]
+            t = max(e - b0[j], b1[j] - e)
+            far += t * t
+        ub = min(ub, far)
+    ub = ub * (1.0 + 1e-9) + 1e-9
+    n = 0
+    for k in range(K):
+        near = 0.0
+        for j in range(3):
+            e = entries[k, j]
+            t = max(0.0, b0[j] - e, e - b1[j])
+            near += t * t
+        if near <= ub:
+            pool[at + n] = k
+            n += 1
+    return n
+
+
+@njit(cache=True)
+def _adaptive_opaque3(Xt, inverse, entries, lo, hi, h, w, out, level, dead, maxerr, s_cap, e_cap):
     # adaptive_dither of an opaque three-channel image, the same operations in the same order
     # written out on scalars: the loops over a channel count known only at run time kept every
     # value in memory and ran 3-4x slower. The error rows are planar (x, channel) in one vector,
     # with a margin pixel on either side that takes the shares falling outside the row (never
     # read), so no neighbour needs a test: every pixel of an opaque image receives.
+    K = entries.shape[0]
+    G = FINE_GRID if K > 64 else 32
+    step = np.empty(3, np.float64)
+    for j in range(3):
+        step[j] = max(hi[j] - lo[j], 1e-6) / G
+    is0 = G / max(hi[0] - lo[0], 1e-6)
+    is1 = G / max(hi[1] - lo[1], 1e-6)
+    is2 = G / max(hi[2] - lo[2], 1e-6)
     lo0, lo1, lo2 = lo[0], lo[1], lo[2]
     hi0, hi1, hi2 = hi[0], hi[1], hi[2]
-    is0, is1, is2 = inv_step[0], inv_step[1], inv_step[2]
+    # each cell's candidates: pool[start[cell] : start[cell] + count[cell]], listed on first use
+    start = np.full(G * G * G, -1, np.int32)
+    count = np.zeros(G * G * G, np.int32)
+    pool = np.empty(max(1 << 15, 2 * K), np.int16)
+    used = 0
     cur = np.zeros(3 * (w + 2), np.float64)
     nxt = np.zeros(3 * (w + 2), np.float64)
     for y in range(h):
@@ -204,12 +255,19 @@ def _adaptive_opaque3(
             c1 = min(G - 1, max(0, int((v1 - lo1) * is1)))
             c2 = min(G - 1, max(0, int((v2 - lo2) * is2)))
             cell = (c0 * G + c1) * G + c2
-            if ncand[cell] < 0:
-                _cell_candidates(entries, lo, step, G, 3, cell, cand, ncand)
+            if start[cell] < 0:
+                if used + K > pool.shape[0]:
+                    grown = np.empty(2 * pool.shape[0], np.int16)
+                    grown[:used] = pool[:used]
+                    pool = grown
+                start[cell] = used
+                count[cell] = _list_cell(entries, lo, step, G, cell, pool, used)
+                used += count[cell]
             k = 0
             bd = np.inf
-            for c in range(ncand[cell]):
-                kc = cand[cell, c]
+            a = start[cell]
+            for c in range(a, a + count[cell]):
+                kc = pool[c]
                 t = v0 - entries[kc, 0]
                 dd = 0.0 + t * t
                 t = v1 - entries[kc, 1]
@@ -277,9 +335,7 @@ def adaptive_dither(
         step[j] = span / G
         inv_step[j] = G / span
     if D == 3 and not has_alpha:
-        _adaptive_opaque3(
-            Xt, inverse, entries, lo, hi, step, inv_step, G, h, w, out, cand, ncand, level, dead, maxerr, s_cap, e_cap
-        )
+        _adaptive_opaque3(Xt, inverse, entries, lo, hi, h, w, out, level, dead, maxerr, s_cap, e_cap)
         return
     cur = np.zeros((w + 2, D), np.float64)
     nxt = np.zeros((w + 2, D), np.float64)

@@ -172,7 +172,9 @@ def _band_sums(x1, x2, y0, n, H, taps, sums):
     pad = np.zeros((5, W + 8), np.float32)
     hb = np.zeros((5, n, W), np.float32)
     vb = np.empty((5, W), np.float32)
-    st = np.empty((3, W), np.float64)
+    st0 = np.empty(W, np.float64)
+    st1 = np.empty(W, np.float64)
+    st2 = np.empty(W, np.float64)
     for c in range(3):
         for i in range(n):
             y = y0 + i
@@ -208,20 +210,20 @@ def _band_sums(x1, x2, y0, n, H, taps, sums):
                 e1 = abs(x1[c, i, x] - mu1)
                 e2 = abs(x2[c, i, x] - mu2)
                 d1 = (1.0 + np.float64(e2)) / (1.0 + np.float64(e1)) - 1.0
-                st[0, x] = d
-                st[1, x] = d1 if d1 > 0.0 else 0.0
-                st[2, x] = -d1 if -d1 > 0.0 else 0.0
+                st0[x] = d
+                st1[x] = d1 if d1 > 0.0 else 0.0
+                st2[x] = -d1 if -d1 > 0.0 else 0.0
             s0 = s1 = s2 = s3 = s4 = s5 = 0.0
             for x in range(W):
-                d = st[0, x]
+                d = st0[x]
                 s0 += d
                 d2 = d * d
                 s1 += d2 * d2
-                d = st[1, x]
+                d = st1[x]
                 s2 += d
                 d2 = d * d
                 s3 += d2 * d2
-                d = st[2, x]
+                d = st2[x]
                 s4 += d
                 d2 = d * d
                 s5 += d2 * d2
