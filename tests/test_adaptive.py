@@ -145,16 +145,29 @@ def test_adaptive_dither_equals_the_oracle(photos, kern, maxerr, alpha):
     assert len(np.unique(got)) > 1
 
 
-def test_adaptive_dither_with_a_full_palette_over_noise_equals_the_oracle(kern):
-    # 256 entries spread over the colour cube and full-strength diffusion over noise: thousands
-    # of the candidate grid's cells are listed, more candidates than its first store holds
+def test_opaque_rgb_path_equals_the_general_one_over_a_full_palette():
+    # numba runs an opaque RGB image through a path of its own (scalars, a finer candidate grid
+    # whose lists grow as cells are hit); the general path (taken when alpha is possible) is the
+    # oracle's equal above. 256 entries over the colour cube and full-strength diffusion over
+    # noise: tens of thousands of cells listed, more candidates than the lists' first store holds
+    kern = backends.load("numba")
     rng = np.random.default_rng(5)
-    img = rng.integers(0, 256, (96, 128, 3), dtype=np.uint8)
+    img = rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)
     palette = rng.integers(0, 256, (256, 3), dtype=np.uint8)
-    level = np.full(img.shape[:2], 255, np.uint8)
-    got, space_img, entries = _adaptive_direct(img, palette, level, 1e9, kern)
-    np.testing.assert_array_equal(got, reference_adaptive_dither(space_img, entries, level, 1e9))
-    assert len(np.unique(got)) > 200
+    hist = build_histogram(img, kern)
+    lab = colors_to_space(hist.colors, "oklab", kern)
+    entries = palette_to_space(palette, "oklab", kern).astype(np.float64)
+    level = np.full(256 * 256, 255, np.uint8)
+    level[: 256 * 40] = rng.integers(0, 256, 256 * 40, dtype=np.uint8)
+    got = []
+    for has_alpha in (False, True):
+        out = np.empty(256 * 256, np.uint8)
+        args = list(_diffusion_args(lab, hist.pixel_colors(img, kern), None, entries, 256, 256, out))
+        args[2], args[3] = np.zeros(hist.n_colors, np.bool_), has_alpha  # nothing transparent
+        kern.adaptive_dither(*args, level, DEAD_ZONE, 60.0, 0.8, 0.75)
+        got.append(out)
+    np.testing.assert_array_equal(got[0], got[1])
+    assert len(np.unique(got[0])) > 200
 
 
 def test_dead_zone_leaves_exact_colours_alone(kern):
