@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 import types
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from numba import njit
 
@@ -34,6 +34,9 @@ BLOCK = 256
 #: Below this many units of work (pixel-centroid pairs) a kernel runs in the calling thread.
 SERIAL_WORK = 1 << 22
 
+#: numba's error models: "python" tests every divisor for zero (ZeroDivisionError), "numpy" does not.
+ErrorModel = Literal["python", "numpy"]
+
 # one compilation (or cache load) per kernel even when a warm-up thread and the caller ask at once
 _LOCK = threading.Lock()
 
@@ -41,7 +44,7 @@ _LOCK = threading.Lock()
 class Kernel:
     """A numba kernel compiled with an explicit signature at its first call (see the module)."""
 
-    def __init__(self, py_func: Callable, sig: str, parallel: bool = False, error_model: str = "python") -> None:
+    def __init__(self, py_func: Callable, sig: str, parallel: bool = False, error_model: ErrorModel = "python") -> None:
         self.py_func = py_func
         self.sig = sig
         self.parallel = parallel
@@ -79,7 +82,7 @@ class Kernel:
         return f"<kmpress kernel {self.__qualname__} {self.sig}{' parallel' if self.parallel else ''}>"
 
 
-def kernel(sig: str, parallel: bool = False, error_model: str = "python") -> Callable[[Callable], Kernel]:
+def kernel(sig: str, parallel: bool = False, error_model: ErrorModel = "python") -> Callable[[Callable], Kernel]:
     """Decorator: a :class:`Kernel` with signature ``sig``.
 
     ``error_model="numpy"`` drops the zero test numba puts before every float division (to raise

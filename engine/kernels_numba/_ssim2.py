@@ -206,7 +206,7 @@ def _band_sums(x1, x2, y0, n, H, taps, sums):
                 num_s = _F2 * (vb[4, x] - mu1 * mu2) + _C2
                 den_s = (vb[2, x] - mu1 * mu1) + (vb[3, x] - mu2 * mu2) + _C2
                 d = 1.0 - np.float64((num_m * num_s) / den_s)
-                d = d if d > 0.0 else 0.0
+                d = d if d > 0.0 else np.float64(0.0)
                 e1 = abs(x1[c, i, x] - mu1)
                 e2 = abs(x2[c, i, x] - mu2)
                 d1 = (1.0 + np.float64(e2)) / (1.0 + np.float64(e1)) - 1.0
