@@ -11,8 +11,10 @@ Run from the repository root::
 Sizes: ``64px`` (a 64x64 PNG), ``0.3mp`` (the test photos in tests/data), ``4mp`` and ``24mp``
 (the bundled sample upscaled to 2560x1600 and 6000x4000 plus noise, see bench/photos.py; give
 folders of real photos with ``--photos SIZE=DIR``). For each photo and K it times
-``kmpress compress PHOTO -k K -o DIR --force -q`` against ``pngquant --nofs --speed 4 K``
-(pngquant's default speed, no dithering), reports both medians, the ratio kmpress / pngquant
+``kmpress compress PHOTO -k K -o DIR --force -q`` against ``pngquant --speed 4 K``: each tool's
+default, both dithering (kmpress its adaptive error diffusion, pngquant its own; speed 4 is
+pngquant's default). ``--no-dither`` times the undithered pair instead, ``kmpress ... --no-dither``
+against ``pngquant --nofs --speed 4 K``. It reports both medians, the ratio kmpress / pngquant
 (below 1: kmpress faster), peak RSS, and the PSNR and size of both outputs. ``--batch DIR``
 adds a folder at K = 64: ``kmpress compress DIR -k 64`` against pngquant two files at a time
 (``xargs -P 2 -n 1``).
@@ -177,22 +179,42 @@ def photos_of(size: str, given: dict[str, Path], cache: Path) -> list[Path]:
     return [path]
 
 
-def kmpress_cmd(exe: list[str], src: Path, k: int, out: Path) -> list[str]:
-    return [*exe, "compress", str(src), "-k", str(k), "-o", str(out), "--force", "-q"]
+def kmpress_cmd(exe: list[str], src: Path, k: int, out: Path, dither: bool = True) -> list[str]:
+    return [
+        *exe,
+        "compress",
+        str(src),
+        "-k",
+        str(k),
+        "-o",
+        str(out),
+        "--force",
+        "-q",
+        *([] if dither else ["--no-dither"]),
+    ]
 
 
-def pngquant_cmd(src: Path, k: int, dst: Path) -> list[str]:
-    return ["pngquant", "--nofs", "--speed", "4", "--force", "--output", str(dst), str(k), str(src)]
+def pngquant_flags(dither: bool = True) -> list[str]:
+    """pngquant's options: its default speed (4), with its dithering or without (``--nofs``)."""
+    return [*([] if dither else ["--nofs"]), "--speed", "4"]
 
 
-def measure(photos: list[Path], ks: list[int], runs: int, exe: list[str], tmp: Path, rss: bool = True) -> list[dict]:
+def pngquant_cmd(src: Path, k: int, dst: Path, dither: bool = True) -> list[str]:
+    return ["pngquant", *pngquant_flags(dither), "--force", "--output", str(dst), str(k), str(src)]
+
+
+def measure(
+    photos: list[Path], ks: list[int], runs: int, exe: list[str], tmp: Path, rss: bool = True, dither: bool = True
+) -> list[dict]:
     rows = []
     for src in photos:
         img = _decode(src)
         for k in ks:
             ours_dir = tmp / f"k{k}"
             pq = tmp / f"pq-{src.stem}-{k}.png"
-            a, b = interleaved([kmpress_cmd(exe, src, k, ours_dir), pngquant_cmd(src, k, pq)], runs, rss=rss)
+            a, b = interleaved(
+                [kmpress_cmd(exe, src, k, ours_dir, dither), pngquant_cmd(src, k, pq, dither)], runs, rss=rss
+            )
             ours = ours_dir / f"{src.stem}-k{k}.png"
             rows.append(
                 dict(
@@ -219,7 +241,9 @@ def measure(photos: list[Path], ks: list[int], runs: int, exe: list[str], tmp: P
     return rows
 
 
-def measure_batch(folder: Path, runs: int, exe: list[str], tmp: Path, k: int = 64, rss: bool = True) -> dict:
+def measure_batch(
+    folder: Path, runs: int, exe: list[str], tmp: Path, k: int = 64, rss: bool = True, dither: bool = True
+) -> dict:
     """kmpress on the folder against pngquant two files at a time; the peak RSS of each is that
     of its largest single process (see the module's docstring)."""
     srcs = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".png")
@@ -227,9 +251,10 @@ def measure_batch(folder: Path, runs: int, exe: list[str], tmp: Path, k: int = 6
     copy.mkdir()
     for p in srcs:
         shutil.copy(p, copy / p.name)
-    ours = [*exe, "compress", str(folder), "-k", str(k), "-o", str(tmp / "batch-ours"), "--force", "-q"]
+    ours = kmpress_cmd(exe, folder, k, tmp / "batch-ours", dither)
     listing = " ".join(str(copy / p.name) for p in srcs)
-    pq = ["sh", "-c", f"printf '%s\\n' {listing} | xargs -P 2 -n 1 pngquant --nofs --speed 4 --force --ext .pq.png {k}"]
+    flags = " ".join(pngquant_flags(dither))
+    pq = ["sh", "-c", f"printf '%s\\n' {listing} | xargs -P 2 -n 1 pngquant {flags} --force --ext .pq.png {k}"]
     a, b = interleaved([ours, pq], runs, rss=rss)
     return dict(files=len(srcs), k=k, ours=a, pq=b, ratio=a.wall / b.wall)
 
@@ -272,6 +297,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--batch", type=Path, help="a folder of ~4 MP PNGs for the batch comparison at K = 64")
     ap.add_argument("--kmpress", default=None, help="the kmpress command (default: the one beside this Python)")
     ap.add_argument("--out", type=Path, help="also write the markdown tables to this file")
+    ap.add_argument(
+        "--no-dither",
+        action="store_true",
+        help="time kmpress --no-dither against pngquant --nofs (default: both dither)",
+    )
     add_option(ap)
     a = ap.parse_args(argv)
     if shutil.which("pngquant") is None:
@@ -295,12 +325,15 @@ def main(argv: list[str] | None = None) -> int:
             photos = photos_of(size, given, cache)
             for p in photos:
                 size_of[p.name] = size
-            rows += measure(photos, a.k or [16, 64, 256], a.runs, exe, tmp, rss)
-        batch = measure_batch(a.batch, a.runs, exe, tmp, rss=rss) if a.batch else None
+            rows += measure(photos, a.k or [16, 64, 256], a.runs, exe, tmp, rss, not a.no_dither)
+        batch = measure_batch(a.batch, a.runs, exe, tmp, rss=rss, dither=not a.no_dither) if a.batch else None
     pq_version = subprocess.run(["pngquant", "--version"], capture_output=True, text=True).stdout.strip()
+    ours_flags = " --no-dither" if a.no_dither else ""
     text = [
-        f"kmpress / pngquant {pq_version} `--nofs --speed 4`, whole process, median of {a.runs} interleaved runs "
-        f"after a warm-up ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores); ratio below 1: kmpress faster; "
+        f"kmpress{ours_flags} / pngquant {pq_version} `{' '.join(pngquant_flags(not a.no_dither))}`, "
+        f"whole process, median of {a.runs} interleaved runs "
+        f"after a warm-up ({time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores, load average "
+        f"{os.getloadavg()[0]:.1f} at the end); ratio below 1: kmpress faster; "
         + (
             f"MB: peak RSS of the process (GNU time's %M); GNU time adds {overhead:.1f} ms to every time."
             if rss

@@ -145,6 +145,31 @@ def test_adaptive_dither_equals_the_oracle(photos, kern, maxerr, alpha):
     assert len(np.unique(got)) > 1
 
 
+def test_opaque_rgb_path_equals_the_general_one_over_a_full_palette():
+    # numba runs an opaque RGB image through a path of its own (scalars, a finer candidate grid
+    # whose lists grow as cells are hit); the general path (taken when alpha is possible) is the
+    # oracle's equal above. 256 entries over the colour cube and full-strength diffusion over
+    # noise: tens of thousands of cells listed, more candidates than the lists' first store holds
+    kern = backends.load("numba")
+    rng = np.random.default_rng(5)
+    img = rng.integers(0, 256, (256, 256, 3), dtype=np.uint8)
+    palette = rng.integers(0, 256, (256, 3), dtype=np.uint8)
+    hist = build_histogram(img, kern)
+    lab = colors_to_space(hist.colors, "oklab", kern)
+    entries = palette_to_space(palette, "oklab", kern).astype(np.float64)
+    level = np.full(256 * 256, 255, np.uint8)
+    level[: 256 * 40] = rng.integers(0, 256, 256 * 40, dtype=np.uint8)
+    got = []
+    for has_alpha in (False, True):
+        out = np.empty(256 * 256, np.uint8)
+        args = list(_diffusion_args(lab, hist.pixel_colors(img, kern), None, entries, 256, 256, out))
+        args[2], args[3] = np.zeros(hist.n_colors, np.bool_), has_alpha  # nothing transparent
+        kern.adaptive_dither(*args, level, DEAD_ZONE, 60.0, 0.8, 0.75)
+        got.append(out)
+    np.testing.assert_array_equal(got[0], got[1])
+    assert len(np.unique(got[0])) > 200
+
+
 def test_dead_zone_leaves_exact_colours_alone(kern):
     # every pixel is a palette entry: no error to carry, the remap is exact, whatever the level
     palette = np.array([[0, 0, 0], [250, 20, 20], [20, 250, 20], [255, 255, 255]], np.uint8)

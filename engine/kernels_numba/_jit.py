@@ -19,7 +19,7 @@ from __future__ import annotations
 import threading
 import types
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from numba import njit
 
@@ -34,6 +34,9 @@ BLOCK = 256
 #: Below this many units of work (pixel-centroid pairs) a kernel runs in the calling thread.
 SERIAL_WORK = 1 << 22
 
+#: numba's error models: "python" tests every divisor for zero (ZeroDivisionError), "numpy" does not.
+ErrorModel = Literal["python", "numpy"]
+
 # one compilation (or cache load) per kernel even when a warm-up thread and the caller ask at once
 _LOCK = threading.Lock()
 
@@ -41,10 +44,11 @@ _LOCK = threading.Lock()
 class Kernel:
     """A numba kernel compiled with an explicit signature at its first call (see the module)."""
 
-    def __init__(self, py_func: Callable, sig: str, parallel: bool = False) -> None:
+    def __init__(self, py_func: Callable, sig: str, parallel: bool = False, error_model: ErrorModel = "python") -> None:
         self.py_func = py_func
         self.sig = sig
         self.parallel = parallel
+        self.error_model = error_model
         self.__name__ = py_func.__name__
         self.__qualname__ = py_func.__qualname__
         self.__doc__ = py_func.__doc__
@@ -60,7 +64,9 @@ class Kernel:
                     # kernels, the PNG encoder) while it runs; it touches no Python object.
                     # Deferred: the compiler and the cache loader are called back from C
                     with deferred():
-                        self._dispatcher = njit(self.sig, cache=True, parallel=self.parallel, nogil=True)(self.py_func)
+                        self._dispatcher = njit(
+                            self.sig, cache=True, parallel=self.parallel, nogil=True, error_model=self.error_model
+                        )(self.py_func)
         return self._dispatcher
 
     def __call__(self, *args: Any) -> Any:
@@ -76,9 +82,14 @@ class Kernel:
         return f"<kmpress kernel {self.__qualname__} {self.sig}{' parallel' if self.parallel else ''}>"
 
 
-def kernel(sig: str, parallel: bool = False) -> Callable[[Callable], Kernel]:
-    """Decorator: a :class:`Kernel` with signature ``sig``."""
-    return lambda f: Kernel(f, sig, parallel)
+def kernel(sig: str, parallel: bool = False, error_model: ErrorModel = "python") -> Callable[[Callable], Kernel]:
+    """Decorator: a :class:`Kernel` with signature ``sig``.
+
+    ``error_model="numpy"`` drops the zero test numba puts before every float division (to raise
+    ZeroDivisionError), which keeps LLVM from vectorizing a loop that divides; for kernels whose
+    divisors are never zero, where the quotients are the same.
+    """
+    return lambda f: Kernel(f, sig, parallel, error_model)
 
 
 class Twin:

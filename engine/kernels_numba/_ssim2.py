@@ -77,13 +77,14 @@ def ssim2_half(lin, out):
 
 @njit(inline="always")
 def _cbrt(x):
-    # kmpress.fixedmath.cbrt_unit for one value, the same operations in the same order
+    # kmpress.fixedmath.cbrt_unit for one value, the same operations in the same order; the
+    # range reduction by selects, not branches, so a row's roots run in SIMD lanes
     m = x
     s = 1.0
     for _ in range(3):
-        if m < 0.125:
-            m = m * 8.0
-            s = s * 0.5
+        low = m < 0.125
+        m = m * 8.0 if low else m
+        s = s * 0.5 if low else s
     y = CBRT_UNIT_G0 + (CBRT_UNIT_G1 + CBRT_UNIT_G2 * m) * m
     for _ in range(3):
         y = y - (y * y * y - m) / (3.0 * (y * y))
@@ -91,43 +92,53 @@ def _cbrt(x):
 
 
 @njit(inline="always")
-def _xyb(r, g, b, opsin, cbias, i, x, dst):
-    # one pixel of linear light (float32) -> XYB made positive, float32, into dst[:, i, x]
-    m0 = ((opsin[0, 0] * r + opsin[0, 1] * g) + opsin[0, 2] * b) + opsin[0, 3]
-    m1 = ((opsin[1, 0] * r + opsin[1, 1] * g) + opsin[1, 2] * b) + opsin[1, 3]
-    m2 = ((opsin[2, 0] * r + opsin[2, 1] * g) + opsin[2, 2] * b) + opsin[2, 3]
-    lc = _cbrt(max(m0, 0.0)) - cbias
-    mc = _cbrt(max(m1, 0.0)) - cbias
-    sc = _cbrt(max(m2, 0.0)) - cbias
-    yv = 0.5 * (lc + mc)
-    dst[0, i, x] = np.float32((0.5 * (lc - mc)) * 14.0 + 0.42)
-    dst[1, i, x] = np.float32(yv + 0.01)
-    dst[2, i, x] = np.float32((sc - yv) + 0.55)
+def _xyb_row(r, g, b, opsin, cbias, d0, d1, d2):
+    # a row of linear light r, g, b (W,) float32 or float64 -> XYB made positive, d0, d1, d2 (W,)
+    # float32 OUT; the arithmetic in float64. One plain loop over contiguous rows (max(v, 0) as a
+    # select: the same value for the positive sums here) so that LLVM vectorizes it
+    o00, o01, o02, o03 = opsin[0, 0], opsin[0, 1], opsin[0, 2], opsin[0, 3]
+    o10, o11, o12, o13 = opsin[1, 0], opsin[1, 1], opsin[1, 2], opsin[1, 3]
+    o20, o21, o22, o23 = opsin[2, 0], opsin[2, 1], opsin[2, 2], opsin[2, 3]
+    for x in range(d0.shape[0]):
+        rx = np.float64(r[x])
+        gx = np.float64(g[x])
+        bx = np.float64(b[x])
+        m0 = ((o00 * rx + o01 * gx) + o02 * bx) + o03
+        m1 = ((o10 * rx + o11 * gx) + o12 * bx) + o13
+        m2 = ((o20 * rx + o21 * gx) + o22 * bx) + o23
+        lc = _cbrt(m0 if m0 > 0.0 else 0.0) - cbias
+        mc = _cbrt(m1 if m1 > 0.0 else 0.0) - cbias
+        sc = _cbrt(m2 if m2 > 0.0 else 0.0) - cbias
+        yv = 0.5 * (lc + mc)
+        d0[x] = np.float32((0.5 * (lc - mc)) * 14.0 + 0.42)
+        d1[x] = np.float32(yv + 0.01)
+        d2[x] = np.float32((sc - yv) + 0.55)
 
 
 @njit(inline="always")
-def _band_xyb_u8(img, lut32, opsin, cbias, y0, n, dst):
+def _band_xyb_u8(img, lut32, opsin, cbias, y0, n, dst, rgb):
+    # rgb: (3, W) float32 scratch, a row's linear light (gathered apart: the table lookups do
+    # not vectorize, the conversion does)
     H, W, _ = img.shape
     for i in range(n):
         y = y0 + i
         if y < 0 or y >= H:
             continue
         for x in range(W):
-            r = np.float64(lut32[img[y, x, 0]])
-            g = np.float64(lut32[img[y, x, 1]])
-            b = np.float64(lut32[img[y, x, 2]])
-            _xyb(r, g, b, opsin, cbias, i, x, dst)
+            rgb[0, x] = lut32[img[y, x, 0]]
+            rgb[1, x] = lut32[img[y, x, 1]]
+            rgb[2, x] = lut32[img[y, x, 2]]
+        _xyb_row(rgb[0], rgb[1], rgb[2], opsin, cbias, dst[0, i], dst[1, i], dst[2, i])
 
 
 @njit(inline="always")
 def _band_xyb_f4(lin, opsin, cbias, y0, n, dst):
-    H, W = lin.shape[1], lin.shape[2]
+    H = lin.shape[1]
     for i in range(n):
         y = y0 + i
         if y < 0 or y >= H:
             continue
-        for x in range(W):
-            _xyb(np.float64(lin[0, y, x]), np.float64(lin[1, y, x]), np.float64(lin[2, y, x]), opsin, cbias, i, x, dst)
+        _xyb_row(lin[0, y], lin[1, y], lin[2, y], opsin, cbias, dst[0, i], dst[1, i], dst[2, i])
 
 
 @njit(inline="always")
@@ -161,7 +172,9 @@ def _band_sums(x1, x2, y0, n, H, taps, sums):
     pad = np.zeros((5, W + 8), np.float32)
     hb = np.zeros((5, n, W), np.float32)
     vb = np.empty((5, W), np.float32)
-    st = np.empty((3, W), np.float64)
+    st0 = np.empty(W, np.float64)
+    st1 = np.empty(W, np.float64)
+    st2 = np.empty(W, np.float64)
     for c in range(3):
         for i in range(n):
             y = y0 + i
@@ -192,24 +205,25 @@ def _band_sums(x1, x2, y0, n, H, taps, sums):
                 num_m = _F1 - dm * dm
                 num_s = _F2 * (vb[4, x] - mu1 * mu2) + _C2
                 den_s = (vb[2, x] - mu1 * mu1) + (vb[3, x] - mu2 * mu2) + _C2
-                d = max(1.0 - np.float64((num_m * num_s) / den_s), 0.0)
+                d = 1.0 - np.float64((num_m * num_s) / den_s)
+                d = d if d > 0.0 else np.float64(0.0)
                 e1 = abs(x1[c, i, x] - mu1)
                 e2 = abs(x2[c, i, x] - mu2)
                 d1 = (1.0 + np.float64(e2)) / (1.0 + np.float64(e1)) - 1.0
-                st[0, x] = d
-                st[1, x] = max(d1, 0.0)
-                st[2, x] = max(-d1, 0.0)
+                st0[x] = d
+                st1[x] = d1 if d1 > 0.0 else 0.0
+                st2[x] = -d1 if -d1 > 0.0 else 0.0
             s0 = s1 = s2 = s3 = s4 = s5 = 0.0
             for x in range(W):
-                d = st[0, x]
+                d = st0[x]
                 s0 += d
                 d2 = d * d
                 s1 += d2 * d2
-                d = st[1, x]
+                d = st1[x]
                 s2 += d
                 d2 = d * d
                 s3 += d2 * d2
-                d = st[2, x]
+                d = st2[x]
                 s4 += d
                 d2 = d * d
                 s5 += d2 * d2
@@ -221,7 +235,7 @@ def _band_sums(x1, x2, y0, n, H, taps, sums):
             sums[c, y, 5] = s5
 
 
-@kernel(f"void({IMG}, {IMG}, f4[::1], f8[:, ::1], f8, f4[::1], f8[:, :, ::1])", parallel=True)
+@kernel(f"void({IMG}, {IMG}, f4[::1], f8[:, ::1], f8, f4[::1], f8[:, :, ::1])", parallel=True, error_model="numpy")
 def ssim2_rows_u8(img1, img2, lut32, opsin, cbias, taps, sums):
     """Sum the rows of scale 0 straight from the pixels.
 
@@ -234,12 +248,15 @@ def ssim2_rows_u8(img1, img2, lut32, opsin, cbias, taps, sums):
         n = min(BAND, H - bi * BAND) + 2 * RADIUS
         x1 = np.zeros((3, n, W), np.float32)
         x2 = np.zeros((3, n, W), np.float32)
-        _band_xyb_u8(img1, lut32, opsin, cbias, y0, n, x1)
-        _band_xyb_u8(img2, lut32, opsin, cbias, y0, n, x2)
+        rgb = np.empty((3, W), np.float32)
+        _band_xyb_u8(img1, lut32, opsin, cbias, y0, n, x1, rgb)
+        _band_xyb_u8(img2, lut32, opsin, cbias, y0, n, x2, rgb)
         _band_sums(x1, x2, y0, n, H, taps, sums)
 
 
-@kernel("void(f4[:, :, ::1], f4[:, :, ::1], f8[:, ::1], f8, f4[::1], f8[:, :, ::1])", parallel=True)
+@kernel(
+    "void(f4[:, :, ::1], f4[:, :, ::1], f8[:, ::1], f8, f4[::1], f8[:, :, ::1])", parallel=True, error_model="numpy"
+)
 def ssim2_rows(lin1, lin2, opsin, cbias, taps, sums):
     """Sum the SSIM, artefact and detail-lost maps of each row.
 
