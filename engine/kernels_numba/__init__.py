@@ -16,43 +16,55 @@ points, each chunk writes its own partial results, the caller merges them in chu
 result is bitwise identical with 1 or 2 (or 64) threads.
 
 Modules, in pipeline order: :mod:`._histogram` (stage 1), :mod:`._color` (stage 2),
-:mod:`._nearest` and :mod:`._seeding` (stage 3), :mod:`._remap` (stage 5).
+:mod:`._nearest` and :mod:`._seeding` (stage 3), :mod:`._remap` (stage 5); :mod:`._compile`
+compiles kernels ahead, in several processes (a first run, ``kmpress warm``).
 """
 
 from __future__ import annotations
 
-from . import _histogram
+from collections.abc import Sequence
+
+from . import _histogram, _remap
 from ._color import colors_to_lab, colors_to_lab64, delta_e_colors
 from ._histogram import DENSE_MIN_PIXELS, color_index, histogram, remap_codes, unpack_codes
+from ._compile import all_kernels
 from ._jit import BLOCK, CHUNK, SERIAL_WORK
 from ._nearest import assign_accumulate, block_boxes, dist_to_assigned, nearest
 from ._remap import STATS_CHUNK, floyd_steinberg, gather, pixel_stats, smooth
 from ._seeding import pp_sample, pp_state, pp_trials, pp_update
 
 
-def warm_up_kernels(pixels: int, k: int) -> list:
-    """The kernels (the variant of each twin) that a plain compression of ``pixels`` pixels at
-    ``k`` colours will call, in the order it calls them, for :func:`kmpress.backends.warm_up` to
-    load ahead of the first call. The twins' variants are chosen for the usual share of distinct
-    colours in a photo (a third of the pixels); a wrong guess only loads one more kernel later."""
+def warm_up_kernels(
+    pixels: int, ks: int | Sequence[int], colorspace: str = "rgb", dither: bool = False, smooth: bool = False
+) -> list:
+    """The kernels (the variant of each twin) that a compression of ``pixels`` pixels at each K
+    of ``ks`` will call, in the order it first calls them, for :func:`kmpress.backends.warm_up`
+    to compile or load ahead of the first call. ``colorspace``, ``dither`` and ``smooth`` are the
+    job's options (a clustering space other than RGB, an error-diffusion remap, a smoothed one).
+    The twins' variants are chosen for the usual share of distinct colours in a photo (a third of
+    the pixels); a wrong guess only loads (or compiles) one more kernel later."""
     import math
 
+    ks = [ks] if isinstance(ks, int) else list(ks)
     u = max(4096, pixels // 3)
-    trials = 2 + int(math.log(max(k, 1)))
     dense = pixels >= DENSE_MIN_PIXELS
-    return [
+    out: list = [
         *((_histogram._dense_count, _histogram._dense_extract) if dense else (_histogram._radix_histogram,)),
         unpack_codes,
-        block_boxes,
-        pp_state.pick(u * 8),
-        pp_update.pick(u * 8),
-        pp_sample,
-        pp_trials.pick(u * trials),
-        assign_accumulate.pick(u * k),
-        nearest.pick(u * k),
-        remap_codes.pick(pixels) if dense else gather,
-        delta_e_colors,
     ]
+    if colorspace != "rgb":
+        out.append(colors_to_lab)
+    out += [block_boxes, pp_state.pick(u * 8), pp_update.pick(u * 8), pp_sample]
+    for k in ks:
+        trials = 2 + int(math.log(max(k, 1)))
+        out += [pp_trials.pick(u * trials), assign_accumulate.pick(u * k), nearest.pick(u * k)]
+    if dither or smooth:
+        out += [_histogram._dense_inverse] if dense else []
+        out += [dist_to_assigned, _remap.smooth] if smooth else [floyd_steinberg]
+    else:
+        out.append(remap_codes.pick(pixels) if dense else gather)
+    out.append(delta_e_colors)
+    return list(dict.fromkeys(out))  # each once, in order
 
 
 NAME = "numba"
@@ -98,6 +110,7 @@ __all__ = [
     "NAME",
     "SERIAL_WORK",
     "STATS_CHUNK",
+    "all_kernels",
     "assign_accumulate",
     "block_boxes",
     "colors_to_lab",
