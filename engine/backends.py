@@ -158,14 +158,13 @@ def compile_ahead(kernels: Sequence[Any], processes: int | None = None) -> list:
     done. With one process, or where the cache cannot be written (a read-only install: a worker's
     kernel could not reach this process), nothing is compiled ahead: each compiles here at its first
     call, as before, and is told just the same."""
-    from .kernels_numba import _compile
-
+    kn = load("numba")
     missing = [k for k in kernels if not k.pending and not k.cached()]
     if not missing:
         return []
     _tell(missing)
     n = min(len(missing), processes or compile_processes())
-    if n < 2 or not _compile.cache_writable(missing[0]):
+    if n < 2 or not kn.cache_writable(missing[0]):
         return []
     command = [sys.executable, "-c", "from kmpress.backends import serve_compiles; serve_compiles()"]
 
@@ -173,7 +172,7 @@ def compile_ahead(kernels: Sequence[Any], processes: int | None = None) -> list:
         if ok:
             _tell(done=True)
 
-    failed = _compile.compile_in_processes(missing, n, command, on_done=done)
+    failed = kn.compile_in_processes(missing, n, command, on_done=done)
     return [k for k in missing if k not in failed]
 
 
@@ -186,10 +185,7 @@ def serve_compiles() -> None:
     # worker's input, which ends it once its kernel is compiled
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     own_process()
-    load("numba")
-    from .kernels_numba import _compile
-
-    _compile.serve()
+    load("numba").serve_compiles()
 
 
 def warm(processes: int | None = None) -> dict[str, Any]:
@@ -205,13 +201,12 @@ def warm(processes: int | None = None) -> dict[str, Any]:
     """
     import time
 
-    from .kernels_numba import _compile
-
     t0 = time.perf_counter()
-    kernels = load("numba").all_kernels()
+    kn = load("numba")
+    kernels = kn.all_kernels()
     missing = [k for k in kernels if not k.cached()]
     n = min(len(missing), processes or compile_processes())
-    writable = _compile.cache_writable(kernels[0])
+    writable = kn.cache_writable(kernels[0])
     ahead = compile_ahead(missing, n)
     with deferred():
         for k in kernels:

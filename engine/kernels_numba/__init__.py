@@ -26,8 +26,9 @@ from collections.abc import Sequence
 
 from . import _histogram, _remap
 from ._color import colors_to_lab, colors_to_lab64, delta_e_colors
+from ._compile import all_kernels, cache_writable, compile_in_processes
+from ._compile import serve as serve_compiles
 from ._histogram import DENSE_MIN_PIXELS, color_index, histogram, remap_codes, unpack_codes
-from ._compile import all_kernels
 from ._jit import BLOCK, CHUNK, SERIAL_WORK
 from ._nearest import assign_accumulate, block_boxes, dist_to_assigned, nearest
 from ._remap import STATS_CHUNK, floyd_steinberg, gather, pixel_stats, smooth
@@ -111,6 +112,9 @@ __all__ = [
     "SERIAL_WORK",
     "STATS_CHUNK",
     "all_kernels",
+    "cache_writable",
+    "compile_in_processes",
+    "serve_compiles",
     "assign_accumulate",
     "block_boxes",
     "colors_to_lab",

@@ -34,7 +34,7 @@ def all_kernels() -> list[Kernel]:
 
 
 def find(key: str) -> Kernel:
-    """The kernel registered as ``key`` ("module:qualname"), its module imported if needed."""
+    """Return the kernel registered as ``key`` ("module:qualname"), its module imported first."""
     module = key.split(":", 1)[0]
     if not module.startswith((__package__ or "kmpress.kernels_numba") + "."):
         raise KeyError(key)
@@ -43,9 +43,11 @@ def find(key: str) -> Kernel:
 
 
 def cache_writable(kernel: Kernel) -> bool:
-    """Whether numba can save compiled kernels where it caches ``kernel`` (as numba checks it:
-    the folder can be made and a file created in it). Kernels compiled in another process help
-    only then."""
+    """Tell whether numba can save compiled kernels where it caches ``kernel``.
+
+    As numba checks it: the folder can be made and a file created in it. Kernels compiled in
+    another process help only then.
+    """
     where = kernel.cache_dir()
     if where is None:
         return False
@@ -63,12 +65,19 @@ def compile_in_processes(
     command: Sequence[str],
     on_done: Callable[[Kernel, bool], None] | None = None,
 ) -> list[Kernel]:
-    """Compile ``kernels`` into numba's cache in ``processes`` worker processes running
-    ``command`` (which calls :func:`serve`), each taking the next kernel as it finishes one (the
-    order given is the order started: put first what is needed first). Each kernel is marked
-    (:meth:`Kernel.expect`) so that a call in this process waits for it, and is released as its
-    worker answers, calling ``on_done(kernel, ok)``. Returns once all are done: the kernels that
-    failed (a worker that died; they compile here at their first call, as without workers)."""
+    """Compile ``kernels`` into numba's cache in ``processes`` worker processes at once.
+
+    Each worker runs ``command`` (which calls :func:`serve`) and takes the next kernel as it
+    finishes one: the order given is the order started, so put first what is needed first. Each
+    kernel is marked (:meth:`Kernel.expect`) so that a call in this process waits for it, and is
+    released as its worker answers, calling ``on_done(kernel, ok)``.
+
+    Returns
+    -------
+    list of Kernel
+        Once all are done, those that failed (a worker died): they compile here at their first
+        call, as without workers.
+    """
     events = {k.key: k.expect() for k in kernels}
     todo: queue.SimpleQueue[Kernel] = queue.SimpleQueue()
     for k in kernels:
@@ -147,8 +156,11 @@ def _stop(proc: subprocess.Popen | None) -> None:
 
 
 def serve(stdin=None, stdout=None) -> None:
-    """A worker's loop: read a kernel's key per line, compile it (or load it) into the cache, and
-    answer ``ok KEY`` or ``error KEY``; stop at the end of the input."""
+    """Run a worker's loop until the end of its input.
+
+    Reads a kernel's key per line, compiles it (or loads it) into the cache, and answers
+    ``ok KEY`` or ``error KEY``.
+    """
     stdin = sys.stdin if stdin is None else stdin
     stdout = sys.stdout if stdout is None else stdout
     for line in stdin:

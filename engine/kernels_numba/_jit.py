@@ -69,7 +69,7 @@ class Kernel:
         REGISTRY[self.key] = self
 
     def _numba(self) -> Any:
-        """numba's dispatcher for the function, not compiled yet (made once, under the lock)."""
+        """Return numba's dispatcher for the function, not compiled yet (made once, under the lock)."""
         if self._lazy is None:
             # nogil: a kernel leaves the GIL to other threads (a warm-up loading the next
             # kernels, the PNG encoder) while it runs; it touches no Python object
