@@ -84,7 +84,9 @@ class Kernel:
         with _LOCK:
             if self._dispatcher is not None:
                 return True
-            return self._in_cache(self._numba())
+            d = self._numba()
+            # NUMBA_DISABLE_JIT: the Python function, nothing to compile
+            return not hasattr(d, "compile") or self._in_cache(d)
 
     def cache_dir(self) -> str | None:
         """The folder numba caches this kernel in (None when it cannot say)."""
@@ -119,6 +121,9 @@ class Kernel:
                     # Deferred: the compiler and the cache loader are called back from C
                     with deferred():
                         d = self._numba()
+                        if not hasattr(d, "compile"):  # NUMBA_DISABLE_JIT: the Python function
+                            self._dispatcher = d
+                            return d
                         listen = on_compile
                         if listen is not None and not self._in_cache(d):
                             compiling = True
