@@ -53,6 +53,7 @@ def load(name: str) -> ModuleType:
         from .kernels_numba import _jit
 
         _jit.on_compile = _compiling_here
+        _jit.before_first_load = _wait_for_plans
         if _threads is not None:
             _apply_threads(_threads)
     return kernels_numba
@@ -71,16 +72,43 @@ def warm_up(
 
     def work() -> None:
         try:
-            kernels = load("numba").warm_up_kernels(pixels, ks, colorspace, dither, smooth)
-            compile_ahead(kernels)
+            try:
+                kernels = load("numba").warm_up_kernels(pixels, ks, colorspace, dither, smooth)
+                compile_ahead(kernels)
+            finally:
+                _planned(-1)
             for kernel in kernels:
                 _ = kernel.dispatcher  # reading the attribute loads the kernel
         except BaseException:  # the caller meets the same problem itself, and reports it
             pass
 
+    _planned(+1)  # until the kernels to compile ahead are chosen, a kernel's first call waits
     t = threading.Thread(target=work, name="kmpress-numba-warm-up", daemon=True)
-    t.start()
+    try:
+        t.start()
+    except BaseException:
+        _planned(-1)
+        raise
     return t
+
+
+_planning = 0  # warm-ups still choosing what to compile ahead
+_plan_done = threading.Condition()
+
+
+def _planned(change: int) -> None:
+    global _planning
+    with _plan_done:
+        _planning += change
+        _plan_done.notify_all()
+
+
+def _wait_for_plans() -> None:
+    """The hook of ``kernels_numba._jit`` before a kernel's first load: wait for the warm-ups
+    choosing what to compile ahead, so that a kernel they compile elsewhere is not also compiled
+    here (a first run then says at once how many kernels it compiles)."""
+    with _plan_done:
+        _plan_done.wait_for(lambda: _planning == 0, timeout=60)
 
 
 # ------------------------------------------------------------------------------------------

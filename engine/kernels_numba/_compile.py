@@ -11,6 +11,7 @@ imports every one), so a new kernel module needs no list to be updated.
 
 from __future__ import annotations
 
+import atexit
 import importlib
 import os
 import pkgutil
@@ -23,6 +24,20 @@ from collections.abc import Callable, Sequence
 
 from . import _jit
 from ._jit import Kernel
+
+# the workers running: stopped at once when this process exits (an interrupted first run leaves
+# none behind compiling a kernel nobody waits for)
+_live: set[subprocess.Popen] = set()
+
+
+@atexit.register
+def _kill_live() -> None:
+    for proc in list(_live):
+        try:
+            proc.kill()
+            proc.wait(5)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
 
 
 def all_kernels() -> list[Kernel]:
@@ -106,6 +121,7 @@ def compile_in_processes(
                 text=True,
                 bufsize=1,
             )
+            _live.add(proc)
         except OSError:
             proc = None
         assert proc is None or (proc.stdin is not None and proc.stdout is not None)
@@ -146,6 +162,7 @@ def compile_in_processes(
 def _stop(proc: subprocess.Popen | None) -> None:
     if proc is None:
         return
+    _live.discard(proc)
     try:
         if proc.stdin is not None:
             proc.stdin.close()  # end of its input: it exits
@@ -161,6 +178,7 @@ def serve(stdin=None, stdout=None) -> None:
     Reads a kernel's key per line, compiles it (or loads it) into the cache, and answers
     ``ok KEY`` or ``error KEY``.
     """
+    _die_with_parent()
     stdin = sys.stdin if stdin is None else stdin
     stdout = sys.stdout if stdout is None else stdout
     for line in stdin:
@@ -174,3 +192,18 @@ def serve(stdin=None, stdout=None) -> None:
             answer = f"error {key} {type(e).__name__}"
         stdout.write(answer + "\n")
         stdout.flush()
+
+
+def _die_with_parent() -> None:
+    """Have Linux kill this worker when the thread that started it ends (its process killed)."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+        import signal
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        pr_set_pdeathsig = 1
+        libc.prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass

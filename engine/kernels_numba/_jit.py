@@ -50,6 +50,9 @@ REGISTRY: dict[str, Kernel] = {}
 #: (it is not in numba's cache), then ``on_compile(kernel, True)`` once it is; None: nobody
 #: listens. Set by :mod:`kmpress.backends`.
 on_compile: Callable[[Kernel, bool], None] | None = None
+#: Called before a kernel is first compiled or loaded in this process, to wait while another
+#: thread is still choosing what to compile ahead; None: nothing to wait for.
+before_first_load: Callable[[], None] | None = None
 
 
 class Kernel:
@@ -112,6 +115,9 @@ class Kernel:
     def dispatcher(self) -> Any:
         """The compiled numba dispatcher (compiled, or loaded from the cache, now if not yet)."""
         if self._dispatcher is None:
+            wait = before_first_load
+            if wait is not None:
+                wait()
             pending = self._pending
             if pending is not None:
                 pending.wait()

@@ -18,6 +18,11 @@ pytestmark = pytest.mark.needs_jit
 NOTICE = re.compile(r"^kmpress: compiling (\d+) numba kernels? \(first run only; cached in (.+)\) \.\.\.$")
 
 
+def _photo(tmp_path):
+    # large enough for the numba backend at K = 16 (the smallest jobs run in NumPy)
+    return crop_photo(tmp_path / "cat.png", box=(0, 0, 450, 300))
+
+
 def _env(cache: object) -> dict[str, str]:
     return {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "NUMBA_CACHE_DIR": str(cache)}
 
@@ -29,9 +34,9 @@ def _run(*args, cwd, cache) -> subprocess.CompletedProcess:
 
 
 def test_first_run_says_it_compiles_once_and_warm_compiles_the_rest(tmp_path):
-    src = crop_photo(tmp_path / "cat.png")
+    src = _photo(tmp_path)
     cache = tmp_path / "cache"
-    r = _run("compress", src, "-k", 8, "-o", "out", cwd=tmp_path, cache=cache)
+    r = _run("compress", src, "-k", 16, "-o", "out", cwd=tmp_path, cache=cache)
     assert r.returncode == 0, r.stderr
     lines = r.stderr.splitlines()
     assert len(lines) == 1, r.stderr  # one line, not a progress display, when not a terminal
@@ -41,7 +46,7 @@ def test_first_run_says_it_compiles_once_and_warm_compiles_the_rest(tmp_path):
     first = int(m.group(1))
 
     # the same run again: everything loads from the cache, nothing is said
-    r = _run("compress", src, "-k", 8, "-o", "out", "--force", cwd=tmp_path, cache=cache)
+    r = _run("compress", src, "-k", 16, "-o", "out", "--force", cwd=tmp_path, cache=cache)
     assert r.returncode == 0 and r.stderr == "", r.stderr
 
     # warm: the kernels the run did not need, then nothing left to do
@@ -63,13 +68,13 @@ def test_first_run_says_it_compiles_once_and_warm_compiles_the_rest(tmp_path):
 
 
 def test_a_cache_that_cannot_be_written_still_works_and_a_terminal_shows_progress(tmp_path):
-    src = crop_photo(tmp_path / "cat.png")
+    src = _photo(tmp_path)
     (tmp_path / "a-file").write_text("numba cannot make a folder under a file, not even as root")
     cache = tmp_path / "a-file" / "cache"
     parent, child = pty.openpty()
     try:
         p = subprocess.Popen(
-            [*kmpress_command(), "compress", str(src), "-k", "8", "-o", "out", "--json"],
+            [*kmpress_command(), "compress", str(src), "-k", "16", "-o", "out", "--json"],
             cwd=tmp_path,
             stdout=subprocess.PIPE,
             stderr=child,
@@ -96,4 +101,4 @@ def test_a_cache_that_cannot_be_written_still_works_and_a_terminal_shows_progres
     done, total = map(int, counts[-1])
     assert done == total >= 5  # progress up to the last kernel, rewritten in place
     assert "\r" in text and len(counts) > 1
-    assert (tmp_path / "out" / "cat-k8.png").exists()
+    assert (tmp_path / "out" / "cat-k16.png").exists()
