@@ -259,6 +259,18 @@ QuietOpt = Annotated[
     bool, typer.Option("-q", "--quiet", help="No progress bar and no table; failures still go to stderr.")
 ]
 
+# The flags of warm.
+ProcessesOpt = Annotated[
+    int | None,
+    typer.Option(
+        "-p",
+        "--processes",
+        min=1,
+        help="Kernels compiled at once, each in its own process.  [default: one per core]",
+        show_default=False,
+    ),
+]
+
 # The flags of demo, info and sweep.
 DemoOutDirOpt = Annotated[Path, typer.Option("-o", "--out-dir", help="Folder for the demo's files.")]
 InfoFileArg = Annotated[

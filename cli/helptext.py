@@ -166,3 +166,16 @@ SWEEP = CommandHelp(
     ),
     exit_notes={EXIT_FAILED: "FILE cannot be read, or an output cannot be written", EXIT_OK: "done"},
 )
+
+
+WARM = CommandHelp(
+    summary="Compile every numba kernel now (Docker images, CI).",
+    text="Compile every numba kernel now, several at once, into numba's cache (NUMBA_CACHE_DIR chooses the "
+    "folder), and say where it is: for a Docker image or a CI machine, whose first run then only loads them. "
+    "Kernels already cached for this CPU and numba are only loaded.",
+    examples=(
+        ("kmpress warm", "compile what is missing, one process per core"),
+        ("NUMBA_CACHE_DIR=/opt/kmpress-cache kmpress warm -p 4", "into that folder, in 4 processes"),
+    ),
+    exit_notes={EXIT_FAILED: "a kernel could not be compiled", EXIT_OK: "every kernel is compiled or cached"},
+)

@@ -1,4 +1,4 @@
-"""The ``kmpress`` typer app: ``compress``, ``demo``, ``sweep`` and ``info``.
+"""The ``kmpress`` typer app: ``compress``, ``demo``, ``sweep``, ``info`` and ``warm``.
 
 Each command declares its flags (defaults from :mod:`kmpress.options`), builds one
 :class:`~kmpress.options.Options`, calls the engine, and hands the results to :mod:`.render`.
@@ -58,6 +58,7 @@ from .flags import (  # the flags' declarations and the exit codes
     OutDirOpt,
     PaletteOpt,
     PathsArg,
+    ProcessesOpt,
     QualityOpt,
     QuietOpt,
     RecursiveOpt,
@@ -133,15 +134,16 @@ PROGRESS = "_progress"
 
 
 @contextmanager
-def _errors(debug: bool, command: str, as_json: bool = False, owns_process: bool = False):
+def _errors(debug: bool, command: str, as_json: bool = False, owns_process: bool = False, notice: bool = True):
     """Turn what escapes a command into one line on stderr (and the JSON document) and an exit code.
 
     InvalidParameterError (a bad option value) -> 2; TargetNotReachedError -> 3; any other
     KmpressError and an OSError on a user path -> 1; Ctrl-C -> 130, SIGTERM -> 143; anything else
     is a bug: one line as well, and the traceback with ``--debug``. ``owns_process``: the command
-    runs kmpress's work in this process (see :func:`_kmpress_process`). Yields a dict the command
-    may fill with what an error's JSON document should carry (e.g. the files done so far); its
-    key ``STDOUT_IS_IMAGE`` set says standard output holds an image: no document goes there then;
+    runs kmpress's work in this process (see :func:`_kmpress_process`) and, with ``notice``, says
+    on stderr when numba kernels compile (a first run). Yields a dict the command may fill with
+    what an error's JSON document should carry (e.g. the files done so far); its key
+    ``STDOUT_IS_IMAGE`` set says standard output holds an image: no document goes there then;
     its key ``PROGRESS`` says how far a batch got, for the line an interruption prints.
     """
     doc: dict[str, Any] = {}
@@ -150,8 +152,10 @@ def _errors(debug: bool, command: str, as_json: bool = False, owns_process: bool
         shown = {k: v for k, v in doc.items() if k not in (STDOUT_IS_IMAGE, PROGRESS)}
         return exit_with(message, code, command, as_json and not doc.get(STDOUT_IS_IMAGE), shown)
 
+    from .render import compile_notice  # rich itself loads only when something is drawn
+
     try:
-        with _kmpress_process() if owns_process else nullcontext():
+        with _kmpress_process() if owns_process else nullcontext(), compile_notice(notice and owns_process):
             yield doc
     except (typer.Exit, typer.Abort):
         raise
@@ -277,7 +281,7 @@ def compress(
         raise exit_with(
             "no input given (try: kmpress compress PHOTO.jpg, or kmpress --help)", EXIT_USAGE, "compress", as_json
         )
-    with _errors(debug, "compress", as_json, owns_process=True) as doc:
+    with _errors(debug, "compress", as_json, owns_process=True, notice=not quiet) as doc:
         options = opt.Options(
             k=colors,
             target_psnr=quality,
@@ -364,11 +368,7 @@ def demo(
         from kmpress import batch, report
 
         if not as_json:
-            print(
-                "compressing the sample at K = 4, 16, 64 (the very first run compiles the kernels, ~20 s) ...",
-                file=sys.stderr,
-                flush=True,
-            )
+            print("compressing the sample at K = 4, 16, 64 ...", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
         results, sheet = report.run_demo(out_dir, options=options)
         totals = batch.summarize(results, time.perf_counter() - t0)
@@ -463,6 +463,21 @@ def sweep_cmd(
             from .render import error_line
 
             error_line(files.plot_error)
+
+
+@app.command(**helptext.WARM.command())
+def warm(processes: ProcessesOpt = None, as_json: JsonOpt = False, debug: DebugOpt = False) -> None:
+    """Compile every numba kernel now, several at once (see :data:`helptext.WARM`)."""
+    with _errors(debug, "warm", as_json, owns_process=True):
+        from kmpress import backends
+
+        facts = backends.warm(processes)
+        if as_json:
+            print_json({"command": "warm", **facts, "exit_code": EXIT_OK})
+        else:
+            from .render import print_warm
+
+            print_warm(facts)
 
 
 def main() -> None:

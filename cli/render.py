@@ -10,9 +10,9 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from kmpress.errors import SchedulerLostError
 
@@ -454,11 +454,23 @@ class Running:
         now = self.clock()
         with self._lock:
             files = list(self._files.items())
+        note = CompileNotice.live_note
+        if note:  # what stops the files for now
+            return note
         parts = []
         for path, (t0, stage) in files[:SHOWN_FILES]:
             name = self.names.get(path) or os.path.basename(path)
             parts.append(f"{name}: {stage}" if stage is not None and now - t0 >= self.stage_after else name)
         return ", ".join(parts) + (" ..." if len(files) > SHOWN_FILES else "")
+
+
+@contextmanager
+def _bar_gone():
+    try:
+        yield
+    finally:
+        CompileNotice.bar_live = False
+        CompileNotice.live_note = ""
 
 
 @contextmanager
@@ -477,7 +489,8 @@ def progress(total: int, enabled: bool, stage_after: float | None = None, names:
         return
     running = Running(STAGE_AFTER if stage_after is None else stage_after, names=names)
     bar = _progress_bar("compressing", running.describe)
-    with _closing(bar), bar:
+    CompileNotice.bar_live = True
+    with _closing(bar), bar, _bar_gone():
         task = bar.add_task("", total=total)
 
         def finished(path: str) -> None:
@@ -490,6 +503,97 @@ def progress(total: int, enabled: bool, stage_after: float | None = None, names:
             bar.refresh()
 
         yield running.start, finished, staged
+
+
+class CompileNotice:
+    """Says on stderr that numba kernels compile, as :func:`kmpress.backends.on_compile` tells:
+    on a terminal, a line rewritten as each kernel is done (inside the progress bar while one
+    shows); elsewhere, one line. Writes on its own duplicate of the stderr descriptor, which the
+    engine may hold for a while to gather what an image decoder prints; called from any thread."""
+
+    #: What a live progress bar shows instead of its files while kernels compile ("" when none).
+    live_note = ""
+    #: Whether a progress bar is showing (set by :func:`progress`).
+    bar_live = False
+
+    def __init__(self) -> None:
+        try:
+            sys.stderr.flush()
+            self.stream: IO[str] = os.fdopen(os.dup(sys.stderr.fileno()), "w", buffering=1)
+        except (AttributeError, OSError, ValueError):  # no real descriptor (e.g. captured in tests)
+            self.stream = sys.stderr
+        self.tty = self.stream.isatty()
+        self.said = False
+        self.lock = threading.Lock()
+
+    def __call__(self, status: Any) -> None:
+        where = f"; cached in {status.cache_dir}" if status.cache_dir else ""
+        with self.lock:
+            if not self.tty:
+                if not self.said:  # one line: the count known when compiling starts
+                    self.said = True
+                    self._write(
+                        f"kmpress: compiling {status.total} numba kernel{'s' if status.total != 1 else ''} "
+                        f"(first run only{where}) ...\n"
+                    )
+                return
+            text = f"compiling numba kernels (first run only{where}): {status.done}/{status.total}"
+            finished = status.done >= status.total
+            if CompileNotice.bar_live:
+                CompileNotice.live_note = "" if finished else text
+                return
+            self._write(f"\r{text}" + ("\n" if finished else ""))
+            self.said = True
+
+    def _write(self, text: str) -> None:
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except (OSError, ValueError):  # a closed stderr: the notice is not worth failing for
+            pass
+
+    def close(self) -> None:
+        CompileNotice.live_note = ""
+        if self.stream is not sys.stderr:
+            try:
+                self.stream.close()
+            except OSError:
+                pass
+
+
+@contextmanager
+def compile_notice(on: bool) -> Iterator[None]:
+    """While the command runs, numba kernels that compile (a first run) are said on stderr."""
+    if not on:
+        yield
+        return
+    from kmpress import backends
+
+    notice = CompileNotice()
+    backends.on_compile(notice)
+    try:
+        yield
+    finally:
+        backends.on_compile(None)
+        notice.close()
+
+
+def print_warm(facts: dict[str, Any]) -> None:
+    """What ``kmpress warm`` did, and where the cache is."""
+    out = stdout_console()
+    n, compiled = facts["kernels"], facts["compiled"]
+    if compiled:
+        how = f"in {facts['processes']} processes" if facts["processes"] else "in this process"
+        out.print(f"compiled {compiled} of {n} numba kernels {how} in {facts['seconds']:.1f} s", markup=False)
+    else:
+        out.print(f"all {n} numba kernels were already compiled (loaded in {facts['seconds']:.1f} s)", markup=False)
+    out.print(f"cache: {facts['cache_dir']}", markup=False)
+    if not facts["cache_writable"]:
+        out.print(
+            "the cache folder cannot be written: nothing was saved, every run compiles again "
+            "(set NUMBA_CACHE_DIR to a writable folder)",
+            markup=False,
+        )
 
 
 def print_info(info: dict[str, Any]) -> None:

@@ -383,12 +383,17 @@ def _name(x: Any, default: str) -> str:
     return name if isinstance(name, str) and name else default
 
 
+def warm_up_hints(opts: Options) -> dict[str, Any]:
+    """What of a job's options decides which kernels it calls (see :func:`backends.warm_up`)."""
+    return {"colorspace": opts.colorspace, "dither": opts.dither, "smooth": opts.smooth > 0}
+
+
 def _load_source(src: Any, opts: Options, label: str) -> tuple[LoadedImage, int | None]:
     """The image of ``src`` and its size in bytes (None for an in-memory image)."""
 
     def warm_up(w: int, h: int) -> None:  # numba's start-up overlaps the decoding
         if backends.choose(opts.backend, w * h, opts.largest_k, per_pixel=not is_plain(opts, False)) == "numba":
-            backends.warm_up(w * h, opts.largest_k)
+            backends.warm_up(w * h, opts.largest_k, **warm_up_hints(opts))
 
     if _is_path(src):
         p = Path(src)

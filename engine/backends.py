@@ -11,8 +11,11 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from .interrupts import deferred
 
@@ -88,29 +91,203 @@ def load(name: str) -> ModuleType:
             if _skip_blas_probe:
                 _import_numba_without_blas_probe()
         from . import kernels_numba
+        from .kernels_numba import _jit
 
+        _jit.on_compile = _compiling_here
+        _jit.before_first_load = _wait_for_plans
         if _threads is not None:
             _apply_threads(_threads)
     return kernels_numba
 
 
-def warm_up(pixels: int, k: int) -> threading.Thread:
-    """Load numba and the kernels a compression of ``pixels`` pixels at ``k`` colours needs, in a
-    background thread (returned, started).
+def warm_up(
+    pixels: int, ks: int | Sequence[int], colorspace: str = "rgb", dither: str | None = None, smooth: bool = False
+) -> threading.Thread:
+    """Load numba and the kernels a compression of ``pixels`` pixels at each K of ``ks`` needs
+    (with these options: see ``kmpress.kernels_numba.warm_up_kernels``), in a background thread
+    (returned, started).
 
     For a run that will use numba: its start-up then overlaps the decoding of the image, which
-    releases the GIL. The kernels are loaded from numba's cache (compiled on a first run)."""
+    releases the GIL. The kernels are loaded from numba's cache; those not in it are compiled
+    first, in several processes at once (:func:`compile_ahead`), and a call of one waits for it."""
 
     def work() -> None:
         try:
-            for kernel in load("numba").warm_up_kernels(pixels, k):
+            try:
+                kernels = load("numba").warm_up_kernels(pixels, ks, colorspace, dither, smooth)
+                compile_ahead(kernels)
+            finally:
+                _planned(-1)
+            for kernel in kernels:
                 _ = kernel.dispatcher  # reading the attribute loads the kernel
         except BaseException:  # the caller meets the same problem itself, and reports it
             pass
 
+    _planned(+1)  # until the kernels to compile ahead are chosen, a kernel's first call waits
     t = threading.Thread(target=work, name="kmpress-numba-warm-up", daemon=True)
-    t.start()
+    try:
+        t.start()
+    except BaseException:
+        _planned(-1)
+        raise
     return t
+
+
+_planning = 0  # warm-ups still choosing what to compile ahead
+_plan_done = threading.Condition()
+
+
+def _planned(change: int) -> None:
+    global _planning
+    with _plan_done:
+        _planning += change
+        _plan_done.notify_all()
+
+
+def _wait_for_plans() -> None:
+    """The hook of ``kernels_numba._jit`` before a kernel's first load: wait for the warm-ups
+    choosing what to compile ahead, so that a kernel they compile elsewhere is not also compiled
+    here (a first run then says at once how many kernels it compiles)."""
+    with _plan_done:
+        _plan_done.wait_for(lambda: _planning == 0, timeout=60)
+
+
+# ------------------------------------------------------------------------------------------
+# compiling: ahead of the first call, in several processes, and told to a listener
+# ------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Compiling:
+    """What a process's compilation of kernels has come to, as told to :func:`on_compile`'s
+    listener: ``done`` of ``total`` kernels compiled (``total`` grows when a kernel that was not
+    foreseen turns out to be missing from the cache), saved in ``cache_dir`` (None if unknown)."""
+
+    done: int
+    total: int
+    cache_dir: str | None
+
+
+_compile_lock = threading.Lock()
+_counted: set[str] = set()  # the kernels counted in the total
+_done = 0
+_listener: Callable[[Compiling], None] | None = None
+_cache_dir: str | None = None
+
+
+def on_compile(listener: Callable[[Compiling], None] | None) -> None:
+    """Have ``listener`` told, from any thread, each time this process starts compiling kernels
+    (``done`` 0, or more when some were done before) and as each is done, until the listener is
+    replaced (None: nobody). Never called when every kernel loads from numba's cache: so a first
+    run can say that it compiles, with progress, and a later run says nothing."""
+    global _listener
+    _listener = listener
+
+
+def _tell(kernels: Sequence[Any] = (), done: bool = False) -> None:
+    """Count ``kernels`` in the total (once each) or one more done, and tell the listener."""
+    global _done, _cache_dir
+    with _compile_lock:
+        new = [k for k in kernels if k.key not in _counted]
+        if kernels and not new:
+            return
+        _counted.update(k.key for k in new)
+        if _cache_dir is None and new:
+            _cache_dir = new[0].cache_dir()
+        if done:
+            _done += 1
+        status = Compiling(_done, len(_counted), _cache_dir)
+        listener = _listener
+    if listener is not None:
+        listener(status)
+
+
+def _compiling_here(kernel: Any, finished: bool) -> None:
+    """The hook of ``kernels_numba._jit``: ``kernel`` compiles in this process (then is done)."""
+    if finished:
+        _tell(done=True)
+    else:
+        _tell([kernel])
+
+
+def compile_processes() -> int:
+    """How many processes compile kernels at once: the CPUs this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def compile_ahead(kernels: Sequence[Any], processes: int | None = None) -> list:
+    """Compile the ``kernels`` (numba's, from ``load("numba")``) not in numba's cache, in up to
+    ``processes`` worker processes at once (default :func:`compile_processes`), into the cache,
+    and return them. Those another thread already has compiled elsewhere are left to it.
+
+    The listener of :func:`on_compile` is told the number to compile first, then each as it is
+    done. With one process, or where the cache cannot be written (a read-only install: a worker's
+    kernel could not reach this process), nothing is compiled ahead: each compiles here at its first
+    call, as before, and is told just the same."""
+    kn = load("numba")
+    missing = [k for k in kernels if not k.pending and not k.cached()]
+    if not missing:
+        return []
+    _tell(missing)
+    n = min(len(missing), processes or compile_processes())
+    if n < 2 or not kn.cache_writable(missing[0]):
+        return []
+    command = [sys.executable, "-c", "from kmpress.backends import serve_compiles; serve_compiles()"]
+
+    def done(kernel: Any, ok: bool) -> None:
+        if ok:
+            _tell(done=True)
+
+    failed = kn.compile_in_processes(missing, n, command, on_done=done)
+    return [k for k in missing if k not in failed]
+
+
+def serve_compiles() -> None:
+    """A compiling worker of :func:`compile_ahead`: compiles the kernels named on its standard
+    input, one a line, into numba's cache, answering each on its standard output."""
+    import signal
+
+    # Ctrl-C goes to the whole terminal's process group: the caller handles it and closes this
+    # worker's input, which ends it once its kernel is compiled
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    own_process()
+    load("numba").serve_compiles()
+
+
+def warm(processes: int | None = None) -> dict[str, Any]:
+    """Compile every kernel not in numba's cache now, in up to ``processes`` processes at once,
+    then load them all: what ``kmpress warm`` does, for a machine image or a CI cache.
+
+    Returns
+    -------
+    dict with ``kernels`` (how many the package has), ``compiled`` (how many were not in the
+    cache), ``processes`` (the worker processes used; 0: compiled in this process),
+    ``cache_dir`` (where numba keeps them), ``cache_writable`` (False: nothing could be saved,
+    a later run compiles again) and ``seconds``.
+    """
+    import time
+
+    t0 = time.perf_counter()
+    kn = load("numba")
+    kernels = kn.all_kernels()
+    missing = [k for k in kernels if not k.cached()]
+    n = min(len(missing), processes or compile_processes())
+    writable = kn.cache_writable(kernels[0])
+    ahead = compile_ahead(missing, n)
+    with deferred():
+        for k in kernels:
+            _ = k.dispatcher  # loads it (compiles here what no worker could)
+    return {
+        "kernels": len(kernels),
+        "compiled": len(missing),
+        "processes": n if ahead else 0,
+        "cache_dir": kernels[0].cache_dir(),
+        "cache_writable": writable,
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 def set_threads(threads: int | None) -> None:

@@ -18,6 +18,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from . import backends
+from .api import warm_up_hints
 from .batch import compress_many
 from .errors import ImageReadError, ImageWriteError, InvalidParameterError, PlotUnavailableError
 from .io import decoding, load_image, open_image, read_image, reading, sample_path
@@ -205,6 +206,13 @@ def run_demo(
     src = sample_path()
     out = Path(out_dir)
     results: list[FileResult] = []
+    ks = list(ks)
+    with Image.open(src) as im:  # reads the header only
+        pixels = im.size[0] * im.size[1]
+    # the kernels of every K at once: on a first run they compile together, in several processes
+    compiled = [k for k in ks if backends.choose(base.backend, pixels, k) == "numba"]
+    if compiled:
+        backends.warm_up(pixels, compiled, **warm_up_hints(base))
     for k in ks:
         # one small file per K: compress_many runs it in this process, no pool start-up
         results.extend(

@@ -171,3 +171,14 @@ def snapshot(folder: Path) -> dict[str, bytes]:
 def snap():
     """The :func:`snapshot` function: compare before/after a failing call."""
     return snapshot
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _kernels_compiled():
+    """Every numba kernel compiled (several at once) before the first test, in another process
+    (this one keeps numba unloaded until a test loads it): no test sees a first run's compile
+    notice but those that ask for an empty cache (``tests/e2e/test_first_run.py``)."""
+    import subprocess
+
+    code = "from kmpress import backends; backends.warm()"
+    subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=1800, check=False)

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from kmpress import backends
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -206,3 +208,45 @@ def test_auto_picks_again_after_the_histogram(monkeypatch):
         for name in ("numpy", "numba"):
             r = quantize(img, k, seed=3, max_iter=3, dither=None, backend=name)
             assert np.array_equal(q.palette, r.palette) and np.array_equal(q.indices, r.indices)
+
+
+@pytest.mark.needs_jit
+def test_every_kernel_is_registered_and_nothing_is_told_when_all_load_from_the_cache():
+    kn = backends.load("numba")
+    kernels = kn.all_kernels()
+    twins = [kn.nearest, kn.assign_accumulate, kn.pp_state, kn.pp_update, kn.pp_trials, kn.remap_codes]
+    for t in twins:
+        assert t.serial in kernels and t.parallel in kernels
+    for name in ("colors_to_lab", "delta_e_colors", "floyd_steinberg", "smooth", "gather", "pixel_stats"):
+        assert getattr(kn, name) in kernels
+    told = []
+    backends.on_compile(told.append)
+    try:
+        # the test session compiled them all first (conftest.py)
+        assert all(k.cached() for k in kernels)
+        assert backends.compile_ahead(kernels) == []
+        for k in kernels:
+            _ = k.dispatcher
+    finally:
+        backends.on_compile(None)
+    assert told == []
+
+
+@pytest.mark.needs_jit
+def test_where_nothing_can_be_saved_no_kernel_is_compiled_in_another_process(monkeypatch):
+    kn = backends.load("numba")
+    kernels = kn.warm_up_kernels(1 << 20, [4, 64], "oklab", dither="floyd-steinberg")
+    monkeypatch.setattr(backends, "_counted", set())
+    monkeypatch.setattr(backends, "_done", 0)
+    monkeypatch.setattr(type(kernels[0]), "cached", lambda self: False)
+    monkeypatch.setattr(kn, "cache_writable", lambda kernel: False)
+    monkeypatch.setattr(kn, "compile_in_processes", lambda *a, **k: pytest.fail("a worker's kernel cannot be saved"))
+    told = []
+    backends.on_compile(told.append)
+    try:
+        assert backends.compile_ahead(kernels, processes=2) == []
+    finally:
+        backends.on_compile(None)
+    # told once, with every kernel: they compile here, each at its first call
+    assert [(s.done, s.total) for s in told] == [(0, len(kernels))]
+    assert kn.colors_to_lab in kernels and kn.floyd_steinberg in kernels and kn.gather not in kernels

@@ -18,13 +18,18 @@ result is bitwise identical with 1 or 2 (or 64) threads.
 Modules, in pipeline order: :mod:`._histogram` (stage 1), :mod:`._color` (stage 2),
 :mod:`._nearest` and :mod:`._seeding` (stage 3), :mod:`._remap` (stage 5), :mod:`._dither` (the
 adaptive dither's maps, stages 1 and 5, and its error diffusion), then the perceptual score's
-:mod:`._ssim2`.
+:mod:`._ssim2`; :mod:`._compile` compiles kernels ahead, in several processes (a first run,
+``kmpress warm``).
 """
 
 from __future__ import annotations
 
-from . import _histogram
+from collections.abc import Sequence
+
+from . import _histogram, _remap
 from ._color import colors_to_lab, colors_to_lab64, delta_e_colors
+from ._compile import all_kernels, cache_writable, compile_in_processes
+from ._compile import serve as serve_compiles
 from ._dither import adaptive_dither, color_weights, contrast_maps, dither_map
 from ._histogram import DENSE_MIN_PIXELS, color_index, histogram, remap_codes, unpack_codes
 from ._jit import BLOCK, CHUNK, SERIAL_WORK
@@ -34,29 +39,43 @@ from ._seeding import pp_sample, pp_state, pp_trials, pp_update
 from ._ssim2 import ssim2_half, ssim2_half_u8, ssim2_rows, ssim2_rows_u8
 
 
-def warm_up_kernels(pixels: int, k: int) -> list:
-    """The kernels (the variant of each twin) that a plain compression of ``pixels`` pixels at
-    ``k`` colours will call, in the order it calls them, for :func:`kmpress.backends.warm_up` to
-    load ahead of the first call. The twins' variants are chosen for the usual share of distinct
-    colours in a photo (a third of the pixels); a wrong guess only loads one more kernel later."""
+def warm_up_kernels(
+    pixels: int, ks: int | Sequence[int], colorspace: str = "rgb", dither: str | None = None, smooth: bool = False
+) -> list:
+    """The kernels (the variant of each twin) that a compression of ``pixels`` pixels at each K
+    of ``ks`` will call, in the order it first calls them, for :func:`kmpress.backends.warm_up`
+    to compile or load ahead of the first call. ``colorspace``, ``dither`` and ``smooth`` are the
+    job's options (a clustering space other than RGB, the error diffusion's method or None, a
+    smoothed remap); every job ends with its perceptual score.
+    The twins' variants are chosen for the usual share of distinct colours in a photo (a third of
+    the pixels); a wrong guess only loads (or compiles) one more kernel later."""
     import math
 
+    ks = [ks] if isinstance(ks, int) else list(ks)
     u = max(4096, pixels // 3)
-    trials = 2 + int(math.log(max(k, 1)))
     dense = pixels >= DENSE_MIN_PIXELS
-    return [
+    out: list = [
         *((_histogram._dense_count, _histogram._dense_extract) if dense else (_histogram._radix_histogram,)),
         unpack_codes,
-        block_boxes,
-        pp_state.pick(u * 8),
-        pp_update.pick(u * 8),
-        pp_sample,
-        pp_trials.pick(u * trials),
-        assign_accumulate.pick(u * k),
-        nearest.pick(u * k),
-        remap_codes.pick(pixels) if dense else gather,
-        delta_e_colors,
     ]
+    if dither == "adaptive" and not smooth:
+        out += [contrast_maps, *((_histogram._dense_inverse,) if dense else ()), color_weights]
+    if colorspace != "rgb":
+        out.append(colors_to_lab)
+    out += [block_boxes, pp_state.pick(u * 8), pp_update.pick(u * 8), pp_sample]
+    for k in ks:
+        trials = 2 + int(math.log(max(k, 1)))
+        out += [pp_trials.pick(u * trials), assign_accumulate.pick(u * k), nearest.pick(u * k)]
+    if smooth:
+        out += [*((_histogram._dense_inverse,) if dense else ()), dist_to_assigned, _remap.smooth]
+    elif dither == "adaptive":
+        out += [colors_to_lab, dist_to_assigned, gather, dither_map, adaptive_dither]
+    elif dither is not None:
+        out += [*((_histogram._dense_inverse,) if dense else ()), floyd_steinberg]
+    else:
+        out.append(remap_codes.pick(pixels) if dense else gather)
+    out += [delta_e_colors, ssim2_rows_u8, ssim2_half_u8, ssim2_half, ssim2_rows]
+    return list(dict.fromkeys(out))  # each once, in order
 
 
 NAME = "numba"
@@ -114,6 +133,10 @@ __all__ = [
     "NAME",
     "SERIAL_WORK",
     "STATS_CHUNK",
+    "all_kernels",
+    "cache_writable",
+    "compile_in_processes",
+    "serve_compiles",
     "assign_accumulate",
     "block_boxes",
     "colors_to_lab",

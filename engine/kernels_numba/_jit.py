@@ -4,6 +4,12 @@
   (``"void(f4[:, ::1], i4[::1])"``): a call with another dtype or layout raises ``TypeError``
   instead of silently compiling a second specialisation. Compilation (or loading from numba's
   cache) happens at the first call, not at import, so a run pays only for the kernels it uses.
+- Every kernel is registered (:data:`REGISTRY`) under its module and qualified name, so that
+  whatever compiles ahead (``kmpress warm``, a first run: :mod:`._compile`) finds every kernel,
+  also those of modules added later. :meth:`Kernel.cached` tells, without compiling or loading,
+  whether numba's cache holds the kernel for this CPU and numba; a kernel compiled in another
+  process (:meth:`Kernel.expect`) is waited for, then loaded from the cache. A kernel that is not
+  in the cache tells :data:`on_compile` before it compiles: a first run says so.
 - :func:`twins` makes a serial and a parallel entry point from one function, and
   :class:`Twin` picks one by the size of the work (:data:`SERIAL_WORK`): below it, starting the
   thread pool costs more than the work, and on a busy machine a parallel region waits for every
@@ -38,7 +44,18 @@ SERIAL_WORK = 1 << 22
 ErrorModel = Literal["python", "numpy"]
 
 # one compilation (or cache load) per kernel even when a warm-up thread and the caller ask at once
-_LOCK = threading.Lock()
+_LOCK = threading.RLock()  # re-entered by a listener asking where the cache is
+
+#: Every kernel made so far, by :attr:`Kernel.key` ("module:qualname"), in the order defined.
+REGISTRY: dict[str, Kernel] = {}
+
+#: Called as ``on_compile(kernel, False)`` when a kernel is about to be compiled in this process
+#: (it is not in numba's cache), then ``on_compile(kernel, True)`` once it is; None: nobody
+#: listens. Set by :mod:`kmpress.backends`.
+on_compile: Callable[[Kernel, bool], None] | None = None
+#: Called before a kernel is first compiled or loaded in this process, to wait while another
+#: thread is still choosing what to compile ahead; None: nothing to wait for.
+before_first_load: Callable[[], None] | None = None
 
 
 class Kernel:
@@ -52,22 +69,95 @@ class Kernel:
         self.__name__ = py_func.__name__
         self.__qualname__ = py_func.__qualname__
         self.__doc__ = py_func.__doc__
+        self.key = f"{py_func.__module__}:{py_func.__qualname__}"
         self._dispatcher: Any = None
+        self._lazy: Any = None
+        self._pending: threading.Event | None = None
+        REGISTRY[self.key] = self
+
+    def _numba(self) -> Any:
+        """Return numba's dispatcher for the function, not compiled yet (made once, under the lock)."""
+        if self._lazy is None:
+            # nogil: a kernel leaves the GIL to other threads (a warm-up loading the next
+            # kernels, the PNG encoder) while it runs; it touches no Python object
+            self._lazy = njit(cache=True, parallel=self.parallel, nogil=True, error_model=self.error_model)(
+                self.py_func
+            )
+        return self._lazy
+
+    def cached(self) -> bool:
+        """Whether numba's cache holds this kernel for this CPU, numba and source (read from the
+        cache's index: nothing is compiled or loaded). The index is keyed on the signature, the
+        CPU's name and features, numba's version and the bytecode; an entry for another CPU or
+        numba is not this one."""
+        with _LOCK:
+            if self._dispatcher is not None:
+                return True
+            d = self._numba()
+            # NUMBA_DISABLE_JIT: the Python function, nothing to compile
+            return not hasattr(d, "compile") or self._in_cache(d)
+
+    def cache_dir(self) -> str | None:
+        """The folder numba caches this kernel in (None when it cannot say)."""
+        try:
+            with _LOCK:
+                return str(self._numba()._cache.cache_path)
+        except Exception:
+            return None
+
+    def expect(self) -> threading.Event:
+        """Mark the kernel as being compiled in another process: a call waits for the event
+        returned (to be set when that process is done, or has failed), then loads the kernel
+        from the cache (or compiles it here if it is still not there)."""
+        self._pending = threading.Event()
+        return self._pending
+
+    @property
+    def pending(self) -> bool:
+        """Whether another process is compiling the kernel for this one (see :meth:`expect`)."""
+        return self._pending is not None and not self._pending.is_set()
 
     @property
     def dispatcher(self) -> Any:
         """The compiled numba dispatcher (compiled, or loaded from the cache, now if not yet)."""
         if self._dispatcher is None:
+            wait = before_first_load
+            if wait is not None:
+                wait()
+            pending = self._pending
+            if pending is not None:
+                pending.wait()
+            compiling = False
             with _LOCK:
                 if self._dispatcher is None:
-                    # nogil: a kernel leaves the GIL to other threads (a warm-up loading the next
-                    # kernels, the PNG encoder) while it runs; it touches no Python object.
                     # Deferred: the compiler and the cache loader are called back from C
                     with deferred():
-                        self._dispatcher = njit(
-                            self.sig, cache=True, parallel=self.parallel, nogil=True, error_model=self.error_model
-                        )(self.py_func)
+                        d = self._numba()
+                        if not hasattr(d, "compile"):  # NUMBA_DISABLE_JIT: the Python function
+                            self._dispatcher = d
+                            return d
+                        listen = on_compile
+                        if listen is not None and not self._in_cache(d):
+                            compiling = True
+                            listen(self, False)
+                        try:
+                            d.compile(self.sig)
+                            # as an explicit signature does: another dtype raises TypeError
+                            d.disable_compile()
+                        finally:
+                            if compiling and listen is not None:
+                                listen(self, True)
+                        self._dispatcher = d
         return self._dispatcher
+
+    def _in_cache(self, d: Any) -> bool:
+        # numba's cache index: {(signature, (triple, cpu name, cpu features), bytecode hashes):
+        # data file}, only when its numba version and source stamp match (numba.core.caching)
+        try:
+            cache = d._cache
+            return cache._index_key(self.sig, d.targetctx.codegen()) in cache._cache_file._load_index()
+        except Exception:  # numba's private API changed: "not cached" only means a notice too many
+            return False
 
     def __call__(self, *args: Any) -> Any:
         d = self._dispatcher
