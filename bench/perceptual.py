@@ -408,7 +408,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kmpress-args", default="", help="extra kmpress flags, e.g. '--space oklab --dither'")
     ap.add_argument("--no-equal-bytes", action="store_true", help="skip the search for kmpress's K at pngquant's bytes")
     ap.add_argument("--jobs", type=int, default=2, help="processes (default 2)")
-    ap.add_argument("--cache", type=Path, default=None, help="folder of the cache (default OUT/cache); runs may share one")
+    ap.add_argument("--cache", type=Path, default=None, help="cache folder (default OUT/cache); runs may share one")
     ap.add_argument(
         "--no-cache",
         action="store_true",
