@@ -37,6 +37,8 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import hashlib
+import json
 import os
 import platform
 import re
@@ -151,15 +153,34 @@ def blurred_de2000(a: np.ndarray, b: np.ndarray, sigma: float = 1.5) -> float:
     return float(np.mean(ciede2000(srgb_to_cielab(gaussian_blur(a, sigma)), srgb_to_cielab(gaussian_blur(b, sigma)))))
 
 
-def measure(ref: Path, dist: Path) -> dict:
+def digest(path: Path) -> str:
+    """The first 20 hex digits of a file's SHA-256 (the cache keys' part for one file)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()[:20]
+
+
+def measure(ref: Path, dist: Path, cache: Path | None = None) -> dict:
+    """The measures of ``dist`` against ``ref``; with ``cache``, kept in (and read back from)
+    ``cache/m-<ref digest>-<dist digest>.json``, so a file already measured (pngquant's, or a
+    kmpress file that did not change) is not measured again."""
+    hit = None
+    if cache is not None:
+        hit = cache / f"m-{digest(ref)}-{digest(dist)}.json"
+        if hit.exists():
+            return json.loads(hit.read_text())
     a, b = decode(ref), decode(dist)
-    return dict(
+    out = dict(
         bytes=dist.stat().st_size,
         psnr=psnr(a, b),
         ssim2=ssimulacra2(ref, dist),
         butt3=butteraugli3(ref, dist),
         de=blurred_de2000(a, b),
     )
+    if hit is not None:
+        hit.parent.mkdir(parents=True, exist_ok=True)
+        tmp = hit.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(out))
+        tmp.replace(hit)
+    return out
 
 
 # --------------------------------------------------------------------------------------------
@@ -167,9 +188,23 @@ def measure(ref: Path, dist: Path) -> dict:
 # --------------------------------------------------------------------------------------------
 
 
-def run_pngquant(src: Path, k: int, dst: Path, speed1: bool) -> None:
+def run_pngquant(src: Path, k: int, dst: Path, speed1: bool, cache: Path | None = None) -> None:
+    """pngquant's file for ``src`` at ``k``; with ``cache``, kept as
+    ``cache/pq-<photo digest>-<speed>-k<k>-<pngquant version>.png`` and copied from there."""
+    kept = None
+    if cache is not None:
+        version = re.sub(r"[^0-9A-Za-z.]+", "_", _version(["pngquant", "--version"]))
+        kept = cache / f"pq-{digest(src)}-{'s1' if speed1 else 'default'}-k{k}-{version}.png"
+        if kept.exists():
+            shutil.copyfile(kept, dst)
+            return
     cmd = ["pngquant", str(k)] + (["--speed", "1"] if speed1 else []) + ["--force", "--output", str(dst), str(src)]
     subprocess.run(cmd, check=True, capture_output=True)
+    if kept is not None:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        tmp = kept.with_suffix(f".{os.getpid()}.tmp")
+        shutil.copyfile(dst, tmp)
+        tmp.replace(kept)
 
 
 def run_kmpress(src: Path, k: int, dst: Path, exe: str | None, args: list[str]) -> None:
@@ -208,25 +243,30 @@ def api_options(args: list[str]) -> dict:
 
 
 def one(job: tuple) -> tuple:
-    """Make and measure one file: job = (tool, src, k, dst, exe, args)."""
-    tool, src, k, dst, exe, args = job
+    """Make and measure one file: job = (tool, src, k, dst, exe, args, cache)."""
+    tool, src, k, dst, exe, args, cache = job
     if tool == "pq":
-        run_pngquant(src, k, dst, speed1=False)
+        run_pngquant(src, k, dst, speed1=False, cache=cache)
     elif tool == "pq1":
-        run_pngquant(src, k, dst, speed1=True)
+        run_pngquant(src, k, dst, speed1=True, cache=cache)
     else:
         run_kmpress(src, k, dst, exe, args)
-    return (tool, src.stem, k), measure(src, dst)
+    return (tool, src.stem, k), measure(src, dst, cache)
 
 
-def equal_bytes(src: Path, k: int, budget: int, out: Path, exe: str | None, args: list[str]) -> tuple[int, dict]:
+def equal_bytes(
+    src: Path, k: int, budget: int, out: Path, exe: str | None, args: list[str], cache: Path | None = None
+) -> tuple[int, dict]:
     """The largest kmpress K' whose file fits in ``budget`` bytes, and its measures (bisection;
-    K' = 2 when even that is larger)."""
+    K' = 2 when even that is larger). Every K' tried is made afresh: a file left in ``out`` by
+    an earlier run may come from another kmpress."""
+    made: set[int] = set()
 
     def size(kk: int) -> int:
         dst = out / f"{src.stem}-eq{k}-k{kk}.png"
-        if not dst.exists():
+        if kk not in made:
             run_kmpress(src, kk, dst, exe, args)
+            made.add(kk)
         return dst.stat().st_size
 
     lo, hi = 2, 256
@@ -238,7 +278,7 @@ def equal_bytes(src: Path, k: int, budget: int, out: Path, exe: str | None, args
             lo = mid
         else:
             hi = mid
-    return lo, measure(src, out / f"{src.stem}-eq{k}-k{lo}.png")
+    return lo, measure(src, out / f"{src.stem}-eq{k}-k{lo}.png", cache)
 
 
 # --------------------------------------------------------------------------------------------
@@ -368,6 +408,13 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--kmpress-args", default="", help="extra kmpress flags, e.g. '--space oklab --dither'")
     ap.add_argument("--no-equal-bytes", action="store_true", help="skip the search for kmpress's K at pngquant's bytes")
     ap.add_argument("--jobs", type=int, default=2, help="processes (default 2)")
+    ap.add_argument("--cache", type=Path, default=None, help="cache folder (default OUT/cache); runs may share one")
+    ap.add_argument(
+        "--no-cache",
+        action="store_true",
+        help="measure everything afresh (by default pngquant's files and every file's measures are kept in OUT/cache, "
+        "keyed by the photo's and the file's SHA-256, K and pngquant's version)",
+    )
     a = ap.parse_args(argv)
     missing = [t for t in TOOLS if shutil.which(t) is None]
     if missing:
@@ -388,8 +435,9 @@ def main(argv: list[str] | None = None) -> int:
     ks = [int(k) for k in a.ks.split(",")]
     args = shlex.split(a.kmpress_args)
     a.out.mkdir(parents=True, exist_ok=True)
+    cache = None if a.no_cache else (a.cache or a.out / "cache")
     jobs = [
-        (t, src, k, a.out / f"{src.stem}-{t}-k{k}.png", a.kmpress, args)
+        (t, src, k, a.out / f"{src.stem}-{t}-k{k}.png", a.kmpress, args, cache)
         for src in photos
         for k in ks
         for t in ("pq", "pq1", "km")
@@ -398,7 +446,7 @@ def main(argv: list[str] | None = None) -> int:
         R = dict(ex.map(one, jobs))
         E = {}
         if not a.no_equal_bytes:
-            eq = [(src, k, R["pq", src.stem, k]["bytes"], a.out, a.kmpress, args) for src in photos for k in ks]
+            eq = [(src, k, R["pq", src.stem, k]["bytes"], a.out, a.kmpress, args, cache) for src in photos for k in ks]
             E = {(src.stem, k): r for (src, k, *_), r in zip(eq, ex.map(_equal_bytes_job, eq), strict=True)}
     names = [p.stem for p in photos]
     command = "python -m bench.perceptual " + " ".join(
