@@ -152,7 +152,7 @@ def _errors(debug: bool, command: str, as_json: bool = False, owns_process: bool
         shown = {k: v for k, v in doc.items() if k not in (STDOUT_IS_IMAGE, PROGRESS)}
         return exit_with(message, code, command, as_json and not doc.get(STDOUT_IS_IMAGE), shown)
 
-    from .render import compile_notice  # rich itself loads only when something is drawn
+    from .progress import compile_notice  # rich itself loads only when something is drawn
 
     try:
         with _kmpress_process() if owns_process else nullcontext(), compile_notice(notice and owns_process):
@@ -328,7 +328,8 @@ def compress(
             raise nothing_found(plan, paths, recursive, as_json, doc)
         t0 = time.perf_counter()
         results = []
-        from .render import progress, row_names
+        from .progress import progress
+        from .render import row_names
 
         srcs = [str(it.src) for it in plan.items]
         names = dict(zip(srcs, row_names(srcs, [p for p in paths if p.is_dir()]), strict=True))
@@ -449,7 +450,7 @@ def sweep_cmd(
                 file=sys.stderr,
                 flush=True,
             )
-        from .render import sweep_progress
+        from .progress import sweep_progress
 
         with sweep_progress(len(values), _want_progress(False, as_json)) as on_row:
             files = report.write_sweep(file, out_dir, values, options=options, on_row=on_row)

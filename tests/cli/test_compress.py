@@ -18,7 +18,7 @@ import kmpress.cli.main as climain
 import kmpress.cli.render as render
 from kmpress import compress
 from kmpress.cli.flags import EXIT_LARGER
-from kmpress.cli.render import Running, progress
+from kmpress.cli.progress import Running, progress
 from kmpress.errors import InvalidParameterError
 from kmpress.options import Options
 from kmpress.results import FileResult

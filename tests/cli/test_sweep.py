@@ -55,7 +55,7 @@ def test_sweep_bad_input(tmp_path):
 def test_sweep_progress_bar_callbacks():
     from types import SimpleNamespace
 
-    from kmpress.cli.render import sweep_progress
+    from kmpress.cli.progress import sweep_progress
 
     seen = []
     with sweep_progress(2, True) as on_row:  # drawn on stderr (captured), transient
