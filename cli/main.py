@@ -61,6 +61,7 @@ from .flags import (  # the flags' declarations and the exit codes
     OutDirOpt,
     PaletteOpt,
     PathsArg,
+    PsnrOpt,
     QualityOpt,
     QuietOpt,
     RecursiveOpt,
@@ -146,7 +147,7 @@ def _fail(
 def _message(e: KmpressError) -> str:
     """The error's line, with the flags it is about when it is about options."""
     text = str(e)
-    flags = [FLAGS[f] for f in getattr(e, "fields", ()) if f in FLAGS]
+    flags = list(dict.fromkeys(FLAGS[f] for f in getattr(e, "fields", ()) if f in FLAGS))
     return f"{text} ({', '.join(flags)})" if flags else text
 
 
@@ -272,12 +273,10 @@ def _run_pipe(job: Any, options: Any, as_json: bool, quiet: bool, debug: bool) -
         if r.status == "error" or (r.status == "skipped" and not quiet):
             error_line(f"{r.src}: {r.message}")
         return _batch_exit_code(batch.summarize([r], r.seconds), [r])
-    return _report_compress([r], [r.as_dict()], r.seconds, options.k, options.target_psnr, as_json, quiet)
+    return _report_compress([r], [r.as_dict()], r.seconds, options, as_json, quiet)
 
 
-def _report_compress(
-    results: list, files: list[dict], seconds: float, k: Any, target_psnr: Any, as_json: bool, quiet: bool
-) -> int:
+def _report_compress(results: list, files: list[dict], seconds: float, options: Any, as_json: bool, quiet: bool) -> int:
     """Print what a compress run did (its JSON document, or the summary table) and return its
     exit code; ``files`` are the document's entries (the results', and any input not found)."""
     from kmpress import batch
@@ -290,18 +289,9 @@ def _report_compress(
     if lost is not None:
         totals["not_done"] = sum(1 for r in results if r.error_type == _NOT_DONE)
     if as_json:
-        error = {} if lost is None else {"error": lost}
-        _print_json(
-            {
-                "command": "compress",
-                "k": k,
-                "target_psnr": target_psnr,
-                "files": files,
-                "summary": totals,
-                **error,
-                "exit_code": code,
-            }
-        )
+        targets = {f: getattr(options, f) for f in ("target_quality", "min_quality", "target_psnr")}
+        doc = {"command": "compress", "k": options.k, **targets, "files": files, "summary": totals}
+        _print_json({**doc, **({} if lost is None else {"error": lost}), "exit_code": code})
     else:
         print_summary(results, totals, quiet=quiet)
     if lost is not None:
@@ -356,6 +346,7 @@ def compress(
     paths: PathsArg = None,
     colors: ColorsOpt = None,
     quality: QualityOpt = None,
+    psnr: PsnrOpt = None,
     max_colors: MaxColorsOpt = opt.default("max_colors"),
     strict: StrictOpt = opt.default("strict"),
     space: SpaceOpt = opt.default("colorspace"),
@@ -381,7 +372,7 @@ def compress(
     quiet: QuietOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Compress images to palette PNGs named <stem>-k<K>.png (<stem>-q<PSNR>.png with --quality).
+    """Compress images to palette PNGs named <stem>-k<K>.png (<stem>-q<Q>.png with --quality).
 
     Existing outputs are skipped unless --force; an input is never overwritten. With -o, the files
     found in a folder's sub-folders go to the same sub-folders under it; inputs that would still
@@ -393,9 +384,12 @@ def compress(
             "no input given (try: kmpress compress PHOTO.jpg, or kmpress --help)", EXIT_USAGE, "compress", as_json
         )
     with _errors(debug, "compress", as_json, owns_process=True) as doc:
+        low, target = (None, None) if quality is None else opt.parse_quality(quality)
         options = opt.Options(
             k=colors,
-            target_psnr=quality,
+            target_quality=target,
+            min_quality=low,
+            target_psnr=psnr,
             max_colors=max_colors,
             strict=strict,
             seed=seed,
@@ -453,7 +447,7 @@ def compress(
                 finished(r.src)
                 if debug and r.detail:
                     sys.stderr.write(r.detail)
-        code = _report_compress(results, done, time.perf_counter() - t0, plan.k, plan.target_psnr, as_json, quiet)
+        code = _report_compress(results, done, time.perf_counter() - t0, plan.options, as_json, quiet)
     raise typer.Exit(code)
 
 
