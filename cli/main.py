@@ -461,10 +461,11 @@ def demo(
     as_json: JsonOpt = False,
     debug: DebugOpt = False,
 ) -> None:
-    """Compress the bundled sample photo at K = 4, 16 and 64 and write a side-by-side comparison.
+    """Compress the bundled sample photo at K = 4, 16 and 64 and a gradient at K = 8 with and without dithering.
 
     Writes <out-dir>/astronaut-k4.png, -k16.png, -k64.png and comparison.png (original and each K,
-    labelled with K and PSNR), then prints the table.
+    labelled with K and PSNR), sky.png, sky-k8-dither.png, sky-k8-nodither.png and dithering.png
+    (banding against dithering), then prints the table.
     """
     with _errors(debug, "demo", as_json, owns_process=True):
         options = opt.Options(seed=seed, colorspace=space, dither=_dither(dither, no_dither))
@@ -478,14 +479,16 @@ def demo(
             )
         t0 = time.perf_counter()
         results, sheet = report.run_demo(out_dir, options=options)
-        totals = batch.summarize(results, time.perf_counter() - t0)
+        sky, banding = report.run_gradient_demo(out_dir, options=options)
+        totals = batch.summarize(results + sky, time.perf_counter() - t0)
         code = _batch_exit_code(totals)
         if as_json:
             _print_json(
                 {
                     "command": "demo",
-                    "files": [r.as_dict() for r in results],
+                    "files": [r.as_dict() for r in results + sky],
                     "comparison": None if sheet is None else str(sheet),
+                    "dithering": None if banding is None else str(banding),
                     "summary": totals,
                     "exit_code": code,
                 }
@@ -493,11 +496,11 @@ def demo(
         else:
             from .render import print_summary, stdout_console
 
-            print_summary(
-                results, totals, quiet=False, title="kmpress demo: the bundled sample at K = 4, 16, 64", by_output=True
-            )
-            if sheet is not None:
-                stdout_console().print(f"side-by-side comparison: {sheet}", markup=False)
+            title = "kmpress demo: the bundled sample at K = 4, 16, 64; a gradient at K = 8"
+            print_summary(results + sky, totals, quiet=False, title=title, by_output=True)
+            for what, path in (("side-by-side comparison", sheet), ("dithering on a gradient", banding)):
+                if path is not None:
+                    stdout_console().print(f"{what}: {path}", markup=False)
     raise typer.Exit(code)
 
 
