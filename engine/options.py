@@ -153,18 +153,20 @@ def parse_quality(text: str) -> tuple[float | None, float]:
     InvalidParameterError
         Not one of these forms, a number outside 0-100, or MIN above MAX.
     """
-    t = text.strip() if isinstance(text, str) else ""
-    lo, sep, hi = t.partition("-")
+    parts = text.split("-") if isinstance(text, str) else []
     try:
-        if not sep:
-            return None, check_quality("target_quality", float(t))
-        target = check_quality("target_quality", float(hi)) if hi.strip() else 100.0
-        low = check_quality("min_quality", float(lo)) if lo.strip() else None
+        numbers = [float(x) if x.strip() else None for x in parts] if len(parts) <= 2 else []
     except ValueError:
+        numbers = []
+    if not numbers or all(x is None for x in numbers):
         raise InvalidParameterError(
             f"quality must be N or MIN-MAX (SSIMULACRA 2 scores, 0-100), not {describe(text)}",
             fields=("target_quality",),
-        ) from None
+        )
+    if len(numbers) == 1:
+        return None, check_quality("target_quality", numbers[0])
+    target = 100.0 if numbers[1] is None else check_quality("target_quality", numbers[1])
+    low = None if numbers[0] is None else check_quality("min_quality", numbers[0])
     if low is not None and low > target:
         raise InvalidParameterError(
             f"the minimum quality {low:g} is above the target {target:g}", fields=("min_quality", "target_quality")

@@ -44,6 +44,7 @@ REPORT_KEYS = FIGURE_KEYS | {
     "file_ratio",
     "colorspace",
     "dither",
+    "target_quality",
     "target_psnr",
     "target_reached",
     "search",
