@@ -154,8 +154,10 @@ def test_ctrl_c_exits_130(tmp_path, monkeypatch):
 
 def test_help_documents_the_options_and_exit_code_3():
     r = run("compress", "--help")
-    for opt in ("--quality", "--max-colors", "--strict", "--space", "--dither", "--no-dither", "3: with --strict"):
+    text = " ".join(r.stdout.split())
+    for opt in ("--quality", "--psnr", "--max-colors", "--strict", "--space", "--dither", "--no-dither"):
         assert opt in r.stdout, opt
+    assert "3: a --quality or --psnr target out of reach" in text and "below the MIN of --quality MIN-MAX" in text
     r = run("sweep", "--help")
     assert r.exit_code == 0
     for opt in ("--k", "--step", "--out-dir", "kmpress[plot]", "--space", "--dither"):
