@@ -31,7 +31,9 @@ EXIT_TERMINATED = 143
 #: The flag of each engine option, to name it in error messages.
 FLAGS = {
     "k": "-k/--colors",
-    "target_psnr": "--quality",
+    "target_quality": "--quality",
+    "min_quality": "--quality",
+    "target_psnr": "--psnr",
     "max_colors": "--max-colors",
     "strict": "--strict",
     "seed": "--seed",
@@ -146,22 +148,34 @@ SmoothOpt = Annotated[
     ),
 ]
 QualityOpt = Annotated[
-    float | None,
+    str | None,
     typer.Option(
         "--quality",
-        help="Target PSNR in dB instead of -k: the smallest K (up to --max-colors) reaching it. Outputs are named "
-        "<stem>-q<PSNR>.png.",
-        metavar="PSNR_DB",
+        help="Perceptual target instead of -k: a SSIMULACRA 2 score 0-100 (~90 visually lossless, 70 high, 50 "
+        "medium). The smallest file reaching MAX is written (K up to --max-colors, and dithering or none); one "
+        "below MIN is not written (exit code 3), as pngquant's --quality MIN-MAX. Outputs are named "
+        "<stem>-q<MAX>.png (<stem>-q<MIN>-<MAX>.png).",
+        metavar="MAX|MIN-MAX",
         show_default=False,
     ),
 ]
-MaxColorsOpt = Annotated[int, typer.Option("--max-colors", help="Largest K --quality may use, 1-256.")]
+PsnrOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--psnr",
+        help="PSNR target in dB instead of -k: the smallest K (up to --max-colors) reaching it. Outputs are named "
+        "<stem>-psnr<DB>.png.",
+        metavar="DB",
+        show_default=False,
+    ),
+]
+MaxColorsOpt = Annotated[int, typer.Option("--max-colors", help="Largest K --quality or --psnr may use, 1-256.")]
 StrictOpt = Annotated[
     bool,
     typer.Option(
         "--strict",
-        help="With --quality: fail (exit code 3, nothing written) when --max-colors colours cannot reach the "
-        "target, instead of writing the --max-colors result.",
+        help="With --quality N or --psnr: fail (exit code 3, nothing written) when --max-colors colours cannot "
+        "reach the target, instead of writing the --max-colors result (--quality N --strict is --quality N-N).",
     ),
 ]
 MaxIterOpt = Annotated[int, typer.Option("--max-iter", help="Most k-means iterations per image.")]
@@ -183,7 +197,7 @@ ColorsOpt = Annotated[
     typer.Option(
         "-k",
         "--colors",
-        help=f"Colours in the palette, 1-256 (not with --quality).  [default: {opt.DEFAULT_K}]",
+        help=f"Colours in the palette, 1-256 (not with --quality or --psnr).  [default: {opt.DEFAULT_K}]",
         show_default=False,
     ),
 ]
@@ -223,8 +237,8 @@ SuffixOpt = Annotated[
     str | None,
     typer.Option(
         "--suffix",
-        help="Text added to the file stem; {k} becomes K, {q} the --quality target.  "
-        "[default: -k{k}; -q{q} with --quality]",
+        help="Text added to the file stem; {k} becomes K, {q} the --quality (or --psnr) target.  "
+        "[default: -k{k}; -q{q} with --quality; -psnr{q} with --psnr]",
         show_default=False,
     ),
 ]

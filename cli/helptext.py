@@ -42,7 +42,7 @@ EXIT_MEANINGS: dict[int, str] = {
     EXIT_OK: "done (skipped files included)",
     EXIT_FAILED: "one or more inputs failed (the others are still written)",
     EXIT_USAGE: "usage error (bad option, no input given or found)",
-    EXIT_TARGET: "--strict: a --quality target out of reach (that file is not written)",
+    EXIT_TARGET: "a --quality MIN or a --strict target out of reach (that file is not written)",
     EXIT_SCHEDULER_LOST: "--scheduler: the Dask scheduler was lost (run the command again)",
     EXIT_LARGER: "--skip-if-larger: nothing written, every output would be larger",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",
@@ -112,7 +112,8 @@ APP = CommandHelp(
 
 COMPRESS = CommandHelp(
     summary="Compress photos to K-colour palette PNGs (or WebP).",
-    text="Compress images to palette PNGs named <stem>-k<K>.png (<stem>-q<PSNR>.png with --quality).\n\n"
+    text="Compress images to palette PNGs named <stem>-k<K>.png (<stem>-q<Q>.png with --quality, "
+    "<stem>-psnr<DB>.png with --psnr).\n\n"
     "Existing outputs are skipped unless --force; an input is never overwritten. With -o, the files found in a "
     "folder's sub-folders go to the same sub-folders under it; inputs that would still write the same output "
     "(a.jpg beside a.png) fail, the others are done. Writes are atomic: an interrupted run leaves no partial "
@@ -121,7 +122,8 @@ COMPRESS = CommandHelp(
         ("kmpress compress photo.jpg", "-> photo-k16.png beside it"),
         ("kmpress compress ~/Pictures/2024-trip -r -o small", "sub-folders too, mirrored under small/"),
         ("kmpress compress photos/ -k 64 --format webp", "64 colours, lossless WebP"),
-        ("kmpress compress photo.jpg --quality 35", "the fewest colours reaching 35 dB"),
+        ("kmpress compress photo.jpg --quality 70", "the smallest file scoring SSIMULACRA 2 70"),
+        ("kmpress compress photo.jpg --quality 60-80", "aim at 80; write nothing below 60"),
         ("cat photo.jpg | kmpress compress - > small.png", "standard input to standard output"),
     ),
     exit_codes=(EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_TARGET, EXIT_LARGER, EXIT_SCHEDULER_LOST)
@@ -130,9 +132,11 @@ COMPRESS = CommandHelp(
 
 DEMO = CommandHelp(
     summary="Compress the bundled sample at K = 4, 16, 64.",
-    text="Compress the bundled sample photo at K = 4, 16 and 64 and write a side-by-side comparison.\n\n"
+    text="Compress the bundled sample photo at K = 4, 16 and 64 and a gradient at K = 8 with and without "
+    "dithering.\n\n"
     "Writes <out-dir>/astronaut-k4.png, -k16.png, -k64.png and comparison.png (original and each K, labelled "
-    "with K and PSNR), then prints the table.",
+    "with K and PSNR), sky.png, sky-k8-dither.png, sky-k8-nodither.png and dithering.png (banding against "
+    "dithering), then prints the table.",
     examples=(
         ("kmpress demo", "-> kmpress-demo/"),
         ("kmpress demo -o /tmp/d --space oklab", "cluster in OKLab instead"),

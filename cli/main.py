@@ -59,6 +59,7 @@ from .flags import (  # the flags' declarations and the exit codes
     PaletteOpt,
     PathsArg,
     ProcessesOpt,
+    PsnrOpt,
     QualityOpt,
     QuietOpt,
     RecursiveOpt,
@@ -251,6 +252,7 @@ def compress(
     paths: PathsArg = None,
     colors: ColorsOpt = None,
     quality: QualityOpt = None,
+    psnr: PsnrOpt = None,
     max_colors: MaxColorsOpt = opt.default("max_colors"),
     strict: StrictOpt = opt.default("strict"),
     space: SpaceOpt = opt.default("colorspace"),
@@ -282,9 +284,12 @@ def compress(
             "no input given (try: kmpress compress PHOTO.jpg, or kmpress --help)", EXIT_USAGE, "compress", as_json
         )
     with _errors(debug, "compress", as_json, owns_process=True, notice=not quiet) as doc:
+        low, target = (None, None) if quality is None else opt.parse_quality(quality)
         options = opt.Options(
             k=colors,
-            target_psnr=quality,
+            target_quality=target,
+            min_quality=low,
+            target_psnr=psnr,
             max_colors=max_colors,
             strict=strict,
             seed=seed,
@@ -349,7 +354,7 @@ def compress(
         order = {src: i for i, src in enumerate(srcs)}  # the table and the document in input order
         results.sort(key=lambda r: order.get(r.src, len(order)))
         done = [r.as_dict() for r in results]
-        code = report_compress(results, done, time.perf_counter() - t0, plan.k, plan.target_psnr, as_json, quiet, names)
+        code = report_compress(results, done, time.perf_counter() - t0, plan.options, as_json, quiet, names)
     raise typer.Exit(code)
 
 
@@ -372,14 +377,16 @@ def demo(
             print("compressing the sample at K = 4, 16, 64 ...", file=sys.stderr, flush=True)
         t0 = time.perf_counter()
         results, sheet = report.run_demo(out_dir, options=options)
-        totals = batch.summarize(results, time.perf_counter() - t0)
+        sky, banding = report.run_gradient_demo(out_dir, options=options)
+        totals = batch.summarize(results + sky, time.perf_counter() - t0)
         code = batch_exit_code(totals)
         if as_json:
             print_json(
                 {
                     "command": "demo",
-                    "files": [r.as_dict() for r in results],
+                    "files": [r.as_dict() for r in results + sky],
                     "comparison": None if sheet is None else str(sheet),
+                    "dithering": None if banding is None else str(banding),
                     "summary": totals,
                     "exit_code": code,
                 }
@@ -387,11 +394,11 @@ def demo(
         else:
             from .render import print_summary, stdout_console
 
-            print_summary(
-                results, totals, quiet=False, title="kmpress demo: the bundled sample at K = 4, 16, 64", by_output=True
-            )
-            if sheet is not None:
-                stdout_console().print(f"side-by-side comparison: {sheet}", markup=False)
+            title = "kmpress demo: the bundled sample at K = 4, 16, 64; a gradient at K = 8"
+            print_summary(results + sky, totals, quiet=False, title=title, by_output=True)
+            for what, path in (("side-by-side comparison", sheet), ("dithering on a gradient", banding)):
+                if path is not None:
+                    stdout_console().print(f"{what}: {path}", markup=False)
     raise typer.Exit(code)
 
 

@@ -91,15 +91,14 @@ def run_pipe(job: Any, options: Any, as_json: bool, quiet: bool, debug: bool) ->
         if r.status == "error" or (r.status == "skipped" and not quiet):
             error_line(f"{r.src}: {flag_text(r.message or '', r.fields)}")
         return batch_exit_code(batch.summarize([r], r.seconds), [r])
-    return report_compress([r], [r.as_dict()], r.seconds, options.k, options.target_psnr, as_json, quiet)
+    return report_compress([r], [r.as_dict()], r.seconds, options, as_json, quiet)
 
 
 def report_compress(
     results: list,
     files: list[dict],
     seconds: float,
-    k: Any,
-    target_psnr: Any,
+    options: Any,
     as_json: bool,
     quiet: bool,
     names: dict[str, str] | None = None,
@@ -123,8 +122,8 @@ def report_compress(
         print_json(
             {
                 "command": "compress",
-                "k": k,
-                "target_psnr": target_psnr,
+                "k": options.k,
+                **{f: getattr(options, f) for f in ("target_quality", "min_quality", "target_psnr")},
                 "files": files,
                 "summary": totals,
                 **error,

@@ -11,7 +11,7 @@ The public API::
   atomically, with a :class:`CompressReport`
 - :func:`compress_many` - many files at once, yielding a :class:`FileResult` per file as each
   finishes, on a local process pool or any :class:`concurrent.futures.Executor`
-- :func:`quantize_to_quality` - the smallest K whose result reaches a PSNR target
+- :func:`quantize_to_quality` - the smallest file reaching a SSIMULACRA 2 target, or K reaching a PSNR
 - :func:`sweep` - one image at many K in one warm-started pass (the elbow study)
 - :class:`Options` - every setting of a job, checked once (the keyword arguments of the above)
 - :class:`Figures` - the figures every result carries (K asked for, colours stored, MSE, PSNR, ...)

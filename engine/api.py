@@ -227,7 +227,7 @@ def quantize(
     image : (H, W, 3) or (H, W, 4) uint8 array_like
         RGB or RGBA (clustered in 4-D, so transparency is kept). Never modified.
     k : int, 1 <= k <= 256, optional
-        Colours of the palette (default 16); not with ``target_psnr``.
+        Colours of the palette (default 16); not with a quality target.
     options : Options, optional
         Every setting at once (see :class:`kmpress.Options`); keyword arguments override its
         fields.
@@ -240,10 +240,13 @@ def quantize(
         the lowest cost wins), ``palette_order``, ``smooth`` (rate-aware remap: a pixel may take
         its left or upper neighbour's entry when that costs at most ``smooth`` x the mean squared
         error more; 0.3 gives files 2-4 % smaller for under 0.05 dB, see docs/quality.md), and
-        ``target_psnr`` / ``max_colors`` / ``strict`` (a quality target in dB instead of ``k``:
-        the smallest K reaching it, found by a warm-started search,
-        :func:`kmpress.quality.quantize_to_quality`, which also returns the search's details;
-        the result's ``target_psnr``, ``target_reached`` and ``search`` fields are set).
+        ``target_quality`` / ``min_quality`` / ``max_colors`` / ``strict`` (a SSIMULACRA 2
+        target, 0-100, instead of ``k``: the smallest file reaching it, K and, with the default
+        dither, dithering or none chosen; below ``min_quality`` the result is refused) or
+        ``target_psnr`` (a PSNR target in dB: the smallest K reaching it), found by a
+        warm-started search, :func:`kmpress.quality.quantize_to_quality`, which also returns
+        the search's details; the result's ``target_quality`` or ``target_psnr``,
+        ``target_reached`` and ``search`` fields are set).
 
     Returns
     -------
@@ -257,7 +260,8 @@ def quantize(
     InvalidParameterError
         A bad image or option.
     TargetNotReachedError
-        With ``target_psnr`` and ``strict``, when ``max_colors`` colours stay below the target.
+        With a target and ``strict``, when ``max_colors`` colours stay below the target; with
+        ``min_quality``, when the result stays below it.
     """
     opts = make_options(options, **_with_k(k, kwargs))
     return _quantize(image, opts)
@@ -303,10 +307,12 @@ class CompressReport(HasFigures):
         (``report.psnr``)
     colorspace : "rgb" or "oklab"
     dither : "adaptive", "floyd-steinberg" or None
-    target_psnr : float or None; the quality target when K was searched for
-    target_reached : bool or None; False when ``max_colors`` colours could not reach it
+    target_psnr : float or None; the PSNR target when K was searched for
+    target_reached : bool or None; False when ``max_colors`` colours could not reach the target
     search : list of kmpress.quality.Trial; the K values the search fitted
     format : "png" or "webp"; the output's format
+    target_quality : float or None; the SSIMULACRA 2 target when the file was searched for
+        (``dither`` and ``k`` are then the search's choice)
     written : bool; False when ``skip_if_larger`` kept an output larger than its input unwritten
     warnings : list of str; what reading the file warned about (see
         :attr:`kmpress.io.LoadedImage.notes`), one line each
@@ -327,6 +333,7 @@ class CompressReport(HasFigures):
     format: str = "png"
     written: bool = True
     warnings: list[str] = field(default_factory=list)
+    target_quality: float | None = None
 
     @property
     def pixels(self) -> int:
@@ -352,6 +359,7 @@ class CompressReport(HasFigures):
             **self.figures.as_dict(),
             "colorspace": self.colorspace,
             "dither": self.dither,
+            "target_quality": self.target_quality,
             "target_psnr": self.target_psnr,
             "target_reached": self.target_reached,
             "search": [t.as_dict() for t in self.search],
@@ -439,7 +447,7 @@ def compress(
     dst : path of the file to write, replaced atomically if it exists, never the input itself;
         or a binary file object (e.g. ``sys.stdout.buffer``), which gets the whole file in one
         write once it is complete
-    k : int, 1 <= k <= 256, optional; colours (default 16), not with ``target_psnr``
+    k : int, 1 <= k <= 256, optional; colours (default 16), not with a quality target
     options, **kwargs : as for :func:`quantize`, plus the output fields ``format`` ("png" or
         "webp"; a ``dst`` ending in the other format's extension is refused), ``strip`` (write
         no ICC profile and no EXIF; by default both are kept, the EXIF orientation reset to 1),
@@ -447,8 +455,9 @@ def compress(
         the report then has ``written=False`` and the size it would have had; not for an
         in-memory ``src``), ``compress_level`` (zlib level 0-9) and ``max_pixels`` (refuse
         larger images before decoding: the decompression-bomb guard; default "auto", see
-        :mod:`kmpress.limits`; None for none). With ``target_psnr`` and ``strict``, a target
-        out of reach raises :class:`TargetNotReachedError` naming ``src`` and nothing is written.
+        :mod:`kmpress.limits`; None for none). With a quality target and ``strict``, a target
+        out of reach (or a result below ``min_quality``) raises :class:`TargetNotReachedError`
+        naming ``src`` and nothing is written.
     on_stage : callable(stage), optional
         Told when each stage begins (:data:`kmpress.stages.STAGES`, in that order; a quality
         target runs ``init`` to ``remap`` for each candidate K), by the name its time has in the
@@ -528,6 +537,7 @@ def compress(
         figures=replace(q.figures, timings={**stages.times, "total": time.perf_counter() - t0}),
         colorspace=q.colorspace,
         dither=q.dither,
+        target_quality=q.target_quality,
         target_psnr=q.target_psnr,
         target_reached=q.target_reached,
         search=list(q.search),

@@ -37,8 +37,11 @@ from .workers import StageListener, StartListener
 
 #: Default output suffix; ``{k}`` is replaced by the number of colours.
 DEFAULT_SUFFIX = "-k{k}"
-#: Default output suffix with a quality target; ``{q}`` is replaced by the target in dB.
+#: Default output suffix with a perceptual target; ``{q}`` is replaced by the target (``70``,
+#: ``60-80``).
 DEFAULT_QUALITY_SUFFIX = "-q{q}"
+#: Default output suffix with a PSNR target; ``{q}`` is replaced by the target in dB.
+DEFAULT_PSNR_SUFFIX = "-psnr{q}"
 
 
 # --------------------------------------------------------------------------------------------
@@ -59,26 +62,30 @@ def image_extensions() -> frozenset[str]:
     return _EXTENSIONS
 
 
-def quality_label(target_psnr: float) -> str:
-    """The target as it appears in file names: ``40``, ``37.5``."""
-    return f"{float(target_psnr):g}"
+def quality_label(target: float | str) -> str:
+    """The target as it appears in file names: ``40``, ``37.5``, ``60-80`` (text as it is)."""
+    return target if isinstance(target, str) else f"{float(target):g}"
 
 
 def output_name(
     src: str | os.PathLike,
     k: int | None,
     suffix: str | None = None,
-    target_psnr: float | None = None,
+    target: float | str | None = None,
     ext: str = ".png",
+    *,
+    psnr: bool = False,
 ) -> str:
     """File name of the output written for ``src``: ``<stem><suffix><ext>``, suffix ``-k<K>`` by
-    default, ``-q<target>`` with a quality target (``k`` None: K is chosen per file), ``ext`` the
-    output format's (``.png``, ``.webp``).
+    default, ``-q<target>`` with a perceptual target and ``-psnr<target>`` with a PSNR one
+    (``psnr=True``; ``k`` None: K is chosen per file), ``ext`` the output format's (``.png``,
+    ``.webp``).
 
-    ``{k}`` in ``suffix`` is replaced by ``k``, ``{q}`` by the quality target.
+    ``{k}`` in ``suffix`` is replaced by ``k``, ``{q}`` by the quality target
+    (:attr:`kmpress.options.Options.quality_tag`).
     """
     if suffix is None:
-        sfx = DEFAULT_SUFFIX if target_psnr is None else DEFAULT_QUALITY_SUFFIX
+        sfx = DEFAULT_SUFFIX if target is None else DEFAULT_PSNR_SUFFIX if psnr else DEFAULT_QUALITY_SUFFIX
     else:
         sfx = suffix
     if not isinstance(sfx, str):
@@ -87,12 +94,12 @@ def output_name(
         raise InvalidParameterError(f"suffix must not contain a path separator: {suffix!r}")
     if "{k}" in sfx and k is None:
         raise InvalidParameterError("suffix cannot use {k} with a quality target (K is chosen per file); use {q}")
-    if "{q}" in sfx and target_psnr is None:
+    if "{q}" in sfx and target is None:
         raise InvalidParameterError("suffix uses {q} but no quality target is given")
     if k is not None:
         sfx = sfx.replace("{k}", str(k))
-    if target_psnr is not None:
-        sfx = sfx.replace("{q}", quality_label(target_psnr))
+    if target is not None:
+        sfx = sfx.replace("{q}", quality_label(target))
     return f"{Path(src).stem}{sfx}{ext}"
 
 
@@ -137,8 +144,13 @@ class BatchPlan:
 
     @property
     def target_psnr(self) -> float | None:
-        """The quality target (dB) instead of K, or None."""
+        """The PSNR target (dB) instead of K, or None."""
         return self.options.target_psnr
+
+    @property
+    def target_quality(self) -> float | None:
+        """The perceptual target (SSIMULACRA 2) instead of K, or None."""
+        return self.options.target_quality
 
     @property
     def to_compress(self) -> list[PlannedFile]:
@@ -256,8 +268,9 @@ def plan_batch(
         ``out_dir`` is a file.
     """
     opts = make_options(options)
-    k, target_psnr, ext = opts.k, opts.target_psnr, opts.extension
-    output_name("x", k, suffix, target_psnr)  # validates the suffix once
+    k, tag, ext = opts.k, opts.quality_tag, opts.extension
+    psnr = opts.target_psnr is not None
+    output_name("x", k, suffix, tag, psnr=psnr)  # validates the suffix once
     out = Path(out_dir) if out_dir is not None else None
     if out is not None and out.exists() and not out.is_dir():
         raise ImageWriteError("output folder is a file", str(out))
@@ -286,9 +299,12 @@ def plan_batch(
             # a folder re-run must not compress its own outputs: drop "<stem><suffix>.<ext>" files
             # whose source "<stem>.*" is in the same folder
             ok = [f for f, err, _ in found if err is None]
-            outputs_here = {ident(f.with_name(output_name(f, k, suffix, target_psnr, ext))) for f in ok}
+            outputs_here = {ident(f.with_name(output_name(f, k, suffix, tag, ext, psnr=psnr))) for f in ok}
             if suffix is None:  # also outputs of earlier runs at another K, quality target or format
-                pattern = re.compile(r"^(.*)-(?:k\d{1,3}|q\d+(?:\.\d+)?)\.(?:png|webp)$", re.IGNORECASE)
+                pattern = re.compile(
+                    r"^(.*)-(?:k\d{1,3}|q\d+(?:\.\d+)?(?:-\d+(?:\.\d+)?)?|psnr\d+(?:\.\d+)?)\.(?:png|webp)$",
+                    re.IGNORECASE,
+                )
                 stems = {(ident(f.parent), f.stem) for f in ok}
                 outputs_here |= {
                     ident(f) for f in ok if (m := pattern.match(f.name)) and (ident(f.parent), m.group(1)) in stems
@@ -311,7 +327,7 @@ def plan_batch(
             err,
             None
             if err
-            else (out / rel if out is not None else src.parent) / output_name(src, k, suffix, target_psnr, ext),
+            else (out / rel if out is not None else src.parent) / output_name(src, k, suffix, tag, ext, psnr=psnr),
         )
         for src, err, rel in inputs
     ]

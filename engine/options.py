@@ -20,7 +20,7 @@ from .errors import InvalidParameterError
 
 #: Most palette entries a PNG can hold.
 MAX_K = 256
-#: Colours when neither ``k`` nor ``target_psnr`` is given.
+#: Colours when neither ``k`` nor a quality target is given.
 DEFAULT_K = 16
 #: Default relative tolerance on the centroid shift (see :func:`kmpress.kmeans`). Chosen by
 #: measurement: see docs/how-it-works.md ("Convergence") and bench/convergence.py.
@@ -137,6 +137,48 @@ def check_target(value: Any) -> float:
         ) from None
 
 
+def check_quality(name: str, value: Any) -> float:
+    """A perceptual target: a SSIMULACRA 2 score from 0 to 100."""
+    return check_number(name, value, 0.0, hi=100.0)
+
+
+def parse_quality(text: str) -> tuple[float | None, float]:
+    """``--quality``'s text as (minimum or None, target), in pngquant's forms.
+
+    ``N`` (target N, no minimum), ``MIN-MAX`` (aim at MAX; below MIN the result is refused),
+    ``MIN-`` (aim at 100) and ``-MAX`` (no minimum). Each number is a SSIMULACRA 2 score, 0-100.
+
+    Raises
+    ------
+    InvalidParameterError
+        Not one of these forms, a number outside 0-100, or MIN above MAX.
+    """
+    parts = text.split("-") if isinstance(text, str) else []
+    try:
+        numbers = [float(x) if x.strip() else None for x in parts] if len(parts) <= 2 else []
+    except ValueError:
+        numbers = []
+    if not numbers or all(x is None for x in numbers):
+        raise InvalidParameterError(
+            f"quality must be N or MIN-MAX (SSIMULACRA 2 scores, 0-100), not {describe(text)}",
+            fields=("target_quality",),
+        )
+    if len(numbers) == 1:
+        return None, check_quality("target_quality", numbers[0])
+    target = 100.0 if numbers[1] is None else check_quality("target_quality", numbers[1])
+    low = None if numbers[0] is None else check_quality("min_quality", numbers[0])
+    if low is not None and low > target:
+        raise InvalidParameterError(
+            f"the minimum quality {low:g} is above the target {target:g}", fields=("min_quality", "target_quality")
+        )
+    return low, target
+
+
+def quality_text(target: float, minimum: float | None = None) -> str:
+    """A perceptual target as ``--quality`` spells it (and output names show it): ``70``, ``60-80``."""
+    return f"{target:g}" if minimum is None else f"{minimum:g}-{target:g}"
+
+
 # --------------------------------------------------------------------------------------------
 # the options object
 # --------------------------------------------------------------------------------------------
@@ -145,6 +187,8 @@ def check_target(value: Any) -> float:
 class _CommonFields(TypedDict, total=False):
     """The keyword arguments that :class:`Options` takes but ``k`` and ``target_psnr``."""
 
+    target_quality: float | None
+    min_quality: float | None
     max_colors: int
     strict: bool
     seed: int
@@ -193,12 +237,19 @@ class Options:
 
     Colours
         k : int 1..256, or None; colours of the palette. None means :data:`DEFAULT_K`, unless
-            ``target_psnr`` is given (then K is searched for and ``k`` must be None).
-        target_psnr : float > 0 or None; a quality target in dB instead of ``k``: the smallest K
-            (1..``max_colors``) whose result reaches it (see :mod:`kmpress.quality`).
-        max_colors : int 1..256; the largest K the search may use (only with ``target_psnr``).
-        strict : bool; with ``target_psnr``, fail (TargetNotReachedError) instead of returning
-            the ``max_colors`` result when the target is out of reach.
+            a quality target is given (then K is searched for and ``k`` must be None).
+        target_quality : float 0..100 or None; a perceptual target instead of ``k``: the
+            smallest file (K, and with the default dither also no dithering) whose SSIMULACRA 2
+            score reaches it (see :mod:`kmpress.quality`).
+        min_quality : float 0..``target_quality`` or None; with ``target_quality``: a result
+            below this score is refused (TargetNotReachedError, nothing written), as pngquant's
+            ``--quality MIN-MAX``; between it and the target the ``max_colors`` result is kept.
+        target_psnr : float > 0 or None; a PSNR target in dB instead of ``k``: the smallest K
+            (1..``max_colors``) whose result reaches it. Not with ``target_quality``.
+        max_colors : int 1..256; the largest K the search may use (only with a target).
+        strict : bool; with a target, fail (TargetNotReachedError) instead of returning the
+            ``max_colors`` result when the target is out of reach: the minimum is the target
+            (so not with ``min_quality``).
 
     Clustering
         seed : int >= 0; seeds the initialisation (same seed, same result at any thread count).
@@ -245,6 +296,8 @@ class Options:
     """
 
     k: int | None = None
+    target_quality: float | None = None
+    min_quality: float | None = None
     target_psnr: float | None = None
     max_colors: int = MAX_K
     strict: bool = False
@@ -270,18 +323,42 @@ class Options:
         def put(name: str, value: Any) -> None:
             object.__setattr__(self, name, value)
 
+        if self.target_quality is not None:
+            put("target_quality", check_quality("target_quality", self.target_quality))
+            if self.target_psnr is not None:
+                raise InvalidParameterError(
+                    "give either target_quality or target_psnr, not both", fields=("target_quality", "target_psnr")
+                )
+        if self.min_quality is not None:
+            if self.target_quality is None:
+                raise InvalidParameterError(
+                    "min_quality goes with target_quality", fields=("min_quality", "target_quality")
+                )
+            put("min_quality", check_quality("min_quality", self.min_quality))
+            if self.min_quality > self.target_quality:
+                raise InvalidParameterError(
+                    f"min_quality {self.min_quality:g} is above target_quality {self.target_quality:g}",
+                    fields=("min_quality", "target_quality"),
+                )
         if self.target_psnr is not None:
             put("target_psnr", check_target(self.target_psnr))
+        if self.searches_k:
             if self.k is not None:
-                raise InvalidParameterError("give either k or target_psnr, not both", fields=("k", "target_psnr"))
+                name = "target_psnr" if self.target_psnr is not None else "target_quality"
+                raise InvalidParameterError(f"give either k or {name}, not both", fields=("k", name))
         else:
             put("k", DEFAULT_K if self.k is None else check_int("k", self.k, 1, MAX_K))
         put("max_colors", check_int("max_colors", self.max_colors, 1, MAX_K))
         put("strict", check_bool("strict", self.strict))
-        if self.target_psnr is None and (self.strict or self.max_colors != MAX_K):
+        if not self.searches_k and (self.strict or self.max_colors != MAX_K):
             raise InvalidParameterError(
-                "max_colors and strict go with target_psnr (a quality target)",
-                fields=("max_colors", "strict", "target_psnr"),
+                "max_colors and strict go with a quality target (target_quality or target_psnr)",
+                fields=("max_colors", "strict", "target_quality", "target_psnr"),
+            )
+        if self.strict and self.min_quality is not None:
+            raise InvalidParameterError(
+                "give strict or min_quality, not both (strict makes the target the minimum)",
+                fields=("strict", "min_quality"),
             )
         put("seed", check_int("seed", self.seed, 0))
         put("max_iter", check_int("max_iter", self.max_iter, 0))
@@ -310,8 +387,23 @@ class Options:
 
     @property
     def searches_k(self) -> bool:
-        """K is chosen by the quality search (``target_psnr`` given), not fixed."""
-        return self.target_psnr is not None
+        """K is chosen by the quality search (``target_quality`` or ``target_psnr`` given), not fixed."""
+        return self.target_quality is not None or self.target_psnr is not None
+
+    @property
+    def quality_floor(self) -> float | None:
+        """The score below which a perceptual search's result is refused: ``min_quality``, the
+        target itself with ``strict``, else None."""
+        if self.target_quality is None:
+            return None
+        return self.target_quality if self.strict else self.min_quality
+
+    @property
+    def quality_tag(self) -> str | None:
+        """The target as output names show it (``{q}``): ``70``, ``60-80`` or the PSNR ``38.5``."""
+        if self.target_quality is not None:
+            return quality_text(self.target_quality, self.min_quality)
+        return None if self.target_psnr is None else f"{self.target_psnr:g}"
 
     @property
     def largest_k(self) -> int:
@@ -325,13 +417,19 @@ class Options:
         return FORMAT_EXTENSIONS[self.format]
 
     def replace(self, **changes: Any) -> Options:
-        """A copy with some fields changed, checked again. Giving ``target_psnr`` without ``k``
-        drops the fixed K (a target replaces it)."""
+        """A copy with some fields changed, checked again. Giving a target (``target_quality``
+        or ``target_psnr``) without ``k`` drops the fixed K and the other target (a target
+        replaces them)."""
         unknown = set(changes) - FIELD_NAMES
         if unknown:
             raise InvalidParameterError(f"unknown option {sorted(unknown)[0]!r}", fields=tuple(sorted(unknown)))
-        if changes.get("target_psnr") is not None and "k" not in changes:
-            changes["k"] = None
+        for name, other in (("target_psnr", "target_quality"), ("target_quality", "target_psnr")):
+            if changes.get(name) is not None:
+                changes.setdefault("k", None)
+                if other not in changes:
+                    changes[other] = None
+                    if other == "target_quality":
+                        changes.setdefault("min_quality", None)
         return dataclasses.replace(self, **changes)
 
     def as_dict(self) -> dict[str, Any]:

@@ -77,8 +77,10 @@ class Quantized(HasFigures):
     n_colors_in : int; distinct colours of the input
     colorspace : "rgb" or "oklab"; the space the palette was clustered and matched in
     dither : "adaptive", "floyd-steinberg" or None
-    target_psnr : float or None; the quality target (dB) when K was searched for (``target_psnr=``)
-    target_reached : bool or None; whether the result reaches ``target_psnr`` (False: even
+    target_quality : float or None; the perceptual target (SSIMULACRA 2) when the file was
+        searched for (``target_quality=``); ``dither`` is then the remap the search chose
+    target_psnr : float or None; the PSNR target (dB) when K was searched for (``target_psnr=``)
+    target_reached : bool or None; whether the result reaches its target (False: even
         ``max_colors`` colours do not, and this is the ``max_colors`` result)
     search : list of kmpress.quality.Trial; the K values fitted by the search, in order
     """
@@ -92,6 +94,7 @@ class Quantized(HasFigures):
     target_psnr: float | None = None
     target_reached: bool | None = None
     search: list = field(default_factory=list, repr=False)
+    target_quality: float | None = None
 
     def to_array(self) -> np.ndarray:
         """The reconstructed image, (H, W, C) uint8: exactly what the PNG decodes to."""
@@ -171,10 +174,23 @@ class Pipeline:
     stages : Stages, optional
         The job's stage recorder (:class:`kmpress.stages.Stages`): every step runs in its stage,
         which times it and tells the recorder's listener. Default: a recorder of its own.
+    like : Pipeline, optional
+        A pipeline of the same image and clustering options (another remap): its histogram,
+        clustering points, backend and stage recorder are shared, not made again.
     """
 
-    def __init__(self, image: Any, options: Options, k_hint: int | None = None, stages: Stages | None = None) -> None:
+    def __init__(
+        self,
+        image: Any,
+        options: Options,
+        k_hint: int | None = None,
+        stages: Stages | None = None,
+        like: Pipeline | None = None,
+    ) -> None:
         self.options = options
+        if like is not None:
+            self._share(like)
+            return
         self.stages = Stages() if stages is None else stages
         self.img = as_image(image)
         h, w, _ = self.img.shape
@@ -212,6 +228,21 @@ class Pipeline:
                 self.X = colors_to_space(self.hist.colors, options.colorspace, self.kern)
         if self.edges is None:
             self.weights = self.hist.counts.astype(np.float64)
+
+    def _share(self, like: Pipeline) -> None:
+        """Take ``like``'s image, histogram, points and backend; the weights and maps are those
+        of this pipeline's remap (the contrast maps are only shared between adaptive ones)."""
+        o = self.options
+        assert like.X is not None, "a pipeline finished with last=True cannot be shared"
+        assert o.colorspace == like.options.colorspace, "shared points are of one colour space"
+        self.stages, self.img, self.backend, self.kern = like.stages, like.img, like.backend, like.kern
+        self.hist, self.X, self.lab = like.hist, like.X, like.lab
+        self.inverse = like.inverse
+        if o.dither == "adaptive":
+            assert like.edges is not None, "the contrast maps come from an adaptive pipeline"
+            self.edges, self.weights = like.edges, like.weights
+        else:
+            self.edges, self.weights = None, self.hist.counts.astype(np.float64)
 
     def _points(self) -> tuple[np.ndarray, np.ndarray]:
         """The clustering points ``X`` and their ``weights``, for a fit."""
@@ -324,6 +355,15 @@ class Pipeline:
                 self._remap(f)
         f.score = psnr_from_mse(f.sse / (h * w * c))
         return f.score
+
+    def ssim2(self, f: Fit) -> float:
+        """SSIMULACRA 2 score of what :meth:`finish` returns for ``f`` (remaps its pixels if not
+        done yet); NaN for an image under 8 pixels a side."""
+        if f.indices is None or f.ssim2 is None:
+            f.indices = None
+            self._remap(f)
+        assert f.ssim2 is not None, "set by _remap"
+        return f.ssim2
 
     def figures(self, f: Fit, timings: dict[str, float]) -> Figures:
         """The :class:`~kmpress.figures.Figures` of a scored (or finished) fit: the one place

@@ -97,7 +97,9 @@ def plan_pipe(
     if to_stdout:
         return PipeJob(src, None)
     assert out_dir is not None, "standard input without an output folder goes to standard output"
-    dst = Path(out_dir) / output_name(STDIN_STEM, options.k, suffix, options.target_psnr, options.extension)
+    dst = Path(out_dir) / output_name(
+        STDIN_STEM, options.k, suffix, options.quality_tag, options.extension, psnr=options.target_psnr is not None
+    )
     if dst.is_dir():
         raise InvalidParameterError(f"output {dst} is a folder")
     if dst.exists() and not force:

@@ -25,7 +25,7 @@ from .io import decoding, load_image, open_image, read_image, reading, sample_pa
 from .ksweep import SweepRow, sweep
 from .metrics import mse, psnr_from_mse
 from .notes import gathering_notes
-from .options import DEFAULT_MAX_PIXELS, OptionFields, Options, make_options
+from .options import DEFAULT_DITHER, DEFAULT_MAX_PIXELS, OptionFields, Options, make_options
 from .perceptual import ssimulacra2
 from .png import png_header
 from .results import FileResult
@@ -215,9 +215,7 @@ def run_demo(
         backends.warm_up(pixels, compiled, **warm_up_hints(base))
     for k in ks:
         # one small file per K: compress_many runs it in this process, no pool start-up
-        results.extend(
-            compress_many([src], out, options=base.replace(k=k, target_psnr=None), force=True, on_start=on_start)
-        )
+        results.extend(compress_many([src], out, options=base.replace(k=k), force=True, on_start=on_start))
     if any(r.status != "ok" for r in results):
         return results, None
     panels: list[tuple[str | os.PathLike, str]] = [(src, "original")]
@@ -227,6 +225,63 @@ def run_demo(
         quality = "lossless" if math.isinf(p) else f"PSNR {p:.1f} dB"
         panels.append((r.dst, f"K={r.report.k}  {quality}"))
     return results, comparison_sheet(panels, out / "comparison.png")
+
+
+#: Colours of the gradient demo: few enough that an undithered sky shows its bands.
+GRADIENT_K = 8
+#: (width, height) of the gradient demo's synthetic sky.
+GRADIENT_SIZE = (384, 256)
+
+
+def sky_gradient(width: int = GRADIENT_SIZE[0], height: int = GRADIENT_SIZE[1]) -> np.ndarray:
+    """A smooth synthetic sky, (height, width, 3) uint8: deep blue at the top easing into a warm
+    horizon (quadratically), a little lighter to the right. Integer arithmetic only: the same
+    bytes on every machine.
+    """
+    top = np.array([24, 60, 140], np.int64)
+    horizon = np.array([250, 186, 128], np.int64)
+    y = np.arange(height, dtype=np.int64)[:, None, None]
+    x = np.arange(width, dtype=np.int64)[None, :, None]
+    den = max(height - 1, 1) ** 2
+    sky = top + ((horizon - top) * y * y + den // 2) // den
+    sky = sky + (24 * x + max(width - 1, 1) // 2) // max(width - 1, 1)
+    return np.clip(sky, 0, 255).astype(np.uint8)
+
+
+def run_gradient_demo(
+    out_dir: str | os.PathLike,
+    k: int = GRADIENT_K,
+    *,
+    options: Options | None = None,
+    on_start: Callable[[str], None] | None = None,
+) -> tuple[list[FileResult], Path | None]:
+    """What dithering does to a gradient: :func:`sky_gradient` at ``k`` colours, dithered and not.
+
+    Writes ``sky.png`` (the gradient, lossless), ``sky-k<K>-dither.png`` (the options' dither,
+    the default adaptive one when they have none), ``sky-k<K>-nodither.png`` and
+    ``dithering.png``: the three side by side, labelled with the SSIMULACRA 2 score and bytes.
+
+    Returns
+    -------
+    (results: the dithered one, then the undithered one; the sheet's path, None when one failed)
+    """
+    base = make_options(options)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    src = atomic_write(out / "sky.png", lambda tmp: Image.fromarray(sky_gradient()).save(tmp, format="PNG"))
+    dither = base.dither or DEFAULT_DITHER
+    results: list[FileResult] = []
+    for d, suffix in ((dither, "-k{k}-dither"), (None, "-k{k}-nodither")):
+        opts = base.replace(k=k, dither=d, smooth=0.0)
+        results.extend(compress_many([src], out, options=opts, suffix=suffix, force=True, on_start=on_start))
+    if any(r.status != "ok" for r in results):
+        return results, None
+    panels: list[tuple[str | os.PathLike, str]] = [(src, "gradient")]
+    for r in results:
+        assert r.dst is not None, "an ok result of a batch into a folder names its output"
+        how = f"{r.report.dither} dither" if r.report.dither else "no dither"
+        panels.append((r.dst, f"K={k} {how}  SSIM2 {r.report.ssimulacra2:.0f}  {r.report.output_bytes / 1000:.1f} kB"))
+    return results, comparison_sheet(panels, out / "dithering.png", height=GRADIENT_SIZE[1])
 
 
 # --------------------------------------------------------------------------------------------

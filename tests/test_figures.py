@@ -44,6 +44,7 @@ REPORT_KEYS = FIGURE_KEYS | {
     "file_ratio",
     "colorspace",
     "dither",
+    "target_quality",
     "target_psnr",
     "target_reached",
     "search",
@@ -123,7 +124,7 @@ def test_the_json_of_each_result_holds_the_figures_flat(tmp_path, photos):
     assert set(d) == REPORT_KEYS
     assert {k: d[k] for k in FIGURE_KEYS} == rep.figures.as_dict()
     assert list(d["timings"])[-1] == "total" and "read" in d["timings"] and "write" in d["timings"]
-    assert d["search"] and all(set(t) == FIGURE_KEYS | {"start_k", "seconds"} for t in d["search"])
+    assert d["search"] and all(set(t) == FIGURE_KEYS | {"start_k", "seconds", "dither"} for t in d["search"])
     assert d["k"] in [t["k"] for t in d["search"]]  # the K chosen is one the search fitted
     json.dumps(d, allow_nan=False)
     [row] = kmpress.sweep(img, [4])

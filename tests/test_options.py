@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from kmpress.errors import InvalidParameterError
-from kmpress.options import DEFAULT_K, MAX_K, Options, default, make_options
+from kmpress.options import DEFAULT_K, MAX_K, Options, default, make_options, parse_quality
 
 
 def test_defaults():
@@ -41,8 +41,17 @@ def test_frozen_picklable_comparable():
         (dict(k=8, target_psnr=30), ("k", "target_psnr")),
         (dict(target_psnr=0), ("target_psnr",)),
         (dict(target_psnr=float("inf")), ("target_psnr",)),
-        (dict(max_colors=64), ("max_colors", "strict", "target_psnr")),
-        (dict(strict=True), ("max_colors", "strict", "target_psnr")),
+        (dict(max_colors=64), ("max_colors", "strict", "target_quality", "target_psnr")),
+        (dict(strict=True), ("max_colors", "strict", "target_quality", "target_psnr")),
+        (dict(k=8, target_quality=70), ("k", "target_quality")),
+        (dict(target_quality=70, target_psnr=30), ("target_quality", "target_psnr")),
+        (dict(target_quality=100.5), ("target_quality",)),
+        (dict(target_quality=-1), ("target_quality",)),
+        (dict(target_quality=float("nan")), ("target_quality",)),
+        (dict(min_quality=50), ("min_quality", "target_quality")),
+        (dict(target_quality=70, min_quality=80), ("min_quality", "target_quality")),
+        (dict(target_quality=70, min_quality=-1), ("min_quality",)),
+        (dict(target_quality=70, min_quality=50, strict=True), ("strict", "min_quality")),
         (dict(target_psnr=30, strict="yes"), ("strict",)),
         (dict(seed=-1), ("seed",)),
         (dict(max_iter=-1), ("max_iter",)),
@@ -79,6 +88,37 @@ def test_k_and_target_rules():
     assert t.replace(target_psnr=None, max_colors=256, strict=False).k == DEFAULT_K
     with pytest.raises(InvalidParameterError):
         t.replace(k=8)
+    # one target replaces the other (and its minimum)
+    q = Options(target_quality=80, min_quality=60, max_colors=64)
+    assert q.searches_k and q.k is None and q.quality_floor == 60 and q.quality_tag == "60-80"
+    assert q.replace(target_psnr=30) == Options(target_psnr=30, max_colors=64)
+    assert t.replace(target_quality=70).target_psnr is None
+    assert Options(target_quality=70, strict=True).quality_floor == 70
+    assert Options(target_quality=70).quality_floor is None and Options(target_quality=70).quality_tag == "70"
+    assert Options(target_psnr=37.5).quality_tag == "37.5" and Options(target_psnr=37.5).quality_floor is None
+
+
+@pytest.mark.parametrize(
+    "text, parsed",
+    [
+        ("70", (None, 70.0)),
+        (" 65.5 ", (None, 65.5)),
+        ("60-80", (60.0, 80.0)),
+        ("60-", (60.0, 100.0)),
+        ("-80", (None, 80.0)),
+        ("0-100", (0.0, 100.0)),
+        ("70-70", (70.0, 70.0)),
+    ],
+)
+def test_parse_quality_takes_pngquants_forms(text, parsed):
+    assert parse_quality(text) == parsed
+
+
+@pytest.mark.parametrize("text", ["", "high", "80-60", "101", "50-101", "1-2-3", "--5", "nan"])
+def test_parse_quality_refuses(text):
+    with pytest.raises(InvalidParameterError) as info:
+        parse_quality(text)
+    assert "target_quality" in info.value.fields or "min_quality" in info.value.fields
 
 
 def test_numpy_scalars_are_accepted_and_normalised():

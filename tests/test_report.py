@@ -29,6 +29,8 @@ from kmpress.report import (
     image_palette,
     palette_swatch,
     run_demo,
+    run_gradient_demo,
+    sky_gradient,
     swatch_image,
     write_sweep,
 )
@@ -78,6 +80,41 @@ def test_demo_writes_each_k_and_the_sheet(tmp_path):
     assert sheet == tmp_path / "d" / "comparison.png"
     again, _ = run_demo(tmp_path / "d", ks=(2,), options=kmpress.Options(seed=3))  # its own folder: replaced
     assert again[0].status == "ok"
+
+
+def test_sky_gradient_is_smooth_and_fixed():
+    import hashlib
+
+    sky = sky_gradient()
+    assert sky.shape == (256, 384, 3) and sky.dtype == np.uint8
+    d = np.diff(sky.astype(int), axis=0)
+    assert (d[..., 0] >= 0).all() and (np.abs(d) <= 3).all()  # warms towards the horizon, no step
+    assert (np.diff(sky.astype(int), axis=1) >= 0).all()  # a little lighter to the right
+    assert len(np.unique(sky.reshape(-1, 3), axis=0)) > 1000  # far more shades than K = 8
+    assert hashlib.sha256(sky.tobytes()).hexdigest()[:16] == SKY_DIGEST
+
+
+#: The gradient's bytes, made with integer arithmetic: the same on every machine.
+SKY_DIGEST = "6c501c84cbe772bc"
+
+
+def test_gradient_demo_shows_banding_against_dithering(tmp_path):
+    results, sheet = run_gradient_demo(tmp_path / "d", k=6, options=kmpress.Options(seed=1))
+    assert [r.status for r in results] == ["ok", "ok"]
+    dithered, plain = (r.report for r in results)
+    assert (dithered.k, dithered.dither, plain.k, plain.dither) == (6, "adaptive", 6, None)
+    assert Path(results[0].dst).name == "sky-k6-dither.png" and Path(results[1].dst).name == "sky-k6-nodither.png"
+    # the bands: the undithered file is smaller and scores far lower
+    assert plain.output_bytes < dithered.output_bytes and plain.ssimulacra2 < dithered.ssimulacra2 - 20
+    assert sheet == tmp_path / "d" / "dithering.png"
+    with Image.open(sheet) as im:
+        assert im.width > 3 * im.height
+    with Image.open(tmp_path / "d" / "sky.png") as im:
+        assert np.array_equal(np.asarray(im), sky_gradient())
+    # the demo's files are the same bytes every run
+    first = {p.name: p.read_bytes() for p in (tmp_path / "d").iterdir()}
+    run_gradient_demo(tmp_path / "d", k=6, options=kmpress.Options(seed=1))
+    assert {p.name: p.read_bytes() for p in (tmp_path / "d").iterdir()} == first
 
 
 def test_write_sweep_files(tmp_path, photo_paths):

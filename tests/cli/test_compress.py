@@ -1,6 +1,6 @@
 """``kmpress compress`` through typer's CliRunner: the options it forwards to the engine (one
 options object), the table and the ``--json`` document, exit codes, one-line messages, batches of
-folders, the quality options (``--quality``, ``--max-colors``, ``--strict``), ``--space``,
+folders, the quality options (``--quality``, ``--psnr``, ``--max-colors``, ``--strict``), ``--space``,
 ``--dither``, ``--starts``, ``--smooth``, ``--format``, ``--strip`` and ``--skip-if-larger``."""
 
 from __future__ import annotations
@@ -38,7 +38,11 @@ PLAIN = [s for s in STAGES if s != "colorspace"]
     [
         ([], dict()),
         (["-k", 64, "--seed", 3, "--max-iter", 50, "--tol", 1e-4], dict(k=64, seed=3, max_iter=50, tol=1e-4)),
-        (["--quality", 35, "--max-colors", 64, "--strict"], dict(target_psnr=35, max_colors=64, strict=True)),
+        (["--psnr", 35, "--max-colors", 64, "--strict"], dict(target_psnr=35, max_colors=64, strict=True)),
+        (["--quality", 70, "--max-colors", 64, "--strict"], dict(target_quality=70, max_colors=64, strict=True)),
+        (["--quality", "60-80"], dict(target_quality=80, min_quality=60)),
+        (["--quality=-80"], dict(target_quality=80)),
+        (["--quality", "60-"], dict(target_quality=100, min_quality=60)),
         (["--space", "oklab", "--dither", "floyd-steinberg"], dict(colorspace="oklab", dither="floyd-steinberg")),
         (["--dither", "adaptive"], dict()),
         (["--no-dither"], dict(dither=None)),
@@ -298,54 +302,19 @@ def test_over_the_pixel_limit_and_unwritable_out_dir(tmp_path):
 # --------------------------------------------------------------------------------------------
 
 
-def test_compress_quality(tmp_path):
-    src = crop_photo(tmp_path / "cat.png")
-    r = run("compress", src, "--quality", 31, "--json")
-    assert r.exit_code == 0, r.stderr
-    doc = json.loads(r.stdout)
-    assert doc["target_psnr"] == 31 and doc["k"] is None
-    (f,) = doc["files"]
-    assert f["status"] == "ok" and f["dst"] == str(tmp_path / "cat-q31.png")
-    assert f["psnr"] >= 31 and f["target_reached"] is True and f["target_psnr"] == 31
-    assert 2 <= f["k"] <= 64
-    with Image.open(f["dst"]) as im:
-        assert im.mode == "P" and len(im.getcolors()) <= f["k"]
-    # the table names the chosen K
-    r = run("compress", src, "--quality", 31, "--force")
-    assert r.exit_code == 0 and "cat.png" in r.stdout
-
-
-def test_compress_quality_unreachable(tmp_path):
-    src = crop_photo(tmp_path / "cat.png")
-    r = run("compress", src, "--quality", 60, "--max-colors", 8, "--json")
-    assert r.exit_code == 0, r.stderr
-    (f,) = json.loads(r.stdout)["files"]
-    assert f["status"] == "ok" and f["k"] == 8 and f["target_reached"] is False
-    assert (tmp_path / "cat-q60.png").exists()
-    r = run("compress", src, "--quality", 60, "--max-colors", 8, "--force")
-    assert r.exit_code == 0 and "8!" in r.stdout and "--strict" in r.stdout
-    (tmp_path / "cat-q60.png").unlink()
-    r = run("compress", src, "--quality", 60, "--max-colors", 8, "--strict")
-    assert r.exit_code == 3
-    assert "60 dB not reached" in r.stderr and "cat.png" in r.stderr
-    assert not (tmp_path / "cat-q60.png").exists()
-    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
-
-
-def test_strict_miss_and_a_broken_file_exit_1(tmp_path):
-    src = crop_photo(tmp_path / "cat.png")
-    (tmp_path / "bad.png").write_text("not an image")
-    r = run("compress", src, tmp_path / "bad.png", "--quality", 60, "--max-colors", 4, "--strict")
-    assert r.exit_code == 1
-
-
 @pytest.mark.parametrize(
     "args, message",
     [
         (["-k", "8", "--quality", "30"], "give either -k/--colors or --quality, not both"),
-        (["--max-colors", "8"], "--max-colors and --strict go with --quality"),
-        (["--strict"], "--max-colors and --strict go with --quality"),
-        (["--quality", "-3"], "--quality"),
+        (["-k", "8", "--psnr", "30"], "give either -k/--colors or --psnr, not both"),
+        (["--quality", "70", "--psnr", "30"], "--psnr"),
+        (["--max-colors", "8"], "--max-colors"),
+        (["--strict"], "--strict"),
+        (["--psnr", "-3"], "--psnr"),
+        (["--quality", "101"], "--quality must be a finite number in [0, 100]"),
+        (["--quality", "high"], "must be N or MIN-MAX"),
+        (["--quality", "80-60"], "the minimum quality 80 is above the target 60"),
+        (["--quality", "60-80", "--strict"], "--strict"),
         (["--quality", "30", "--max-colors", "300"], "--max-colors"),
         (["--space", "hsv"], "--space"),
         (["--quality", "30", "--suffix", "-k{k}"], "{k}"),
@@ -380,10 +349,10 @@ def test_space_and_dither_reach_the_engine(tmp_path):
 def test_batch_carries_the_options_to_workers(tmp_path):
     a = crop_photo(tmp_path / "a.png")
     b = crop_photo(tmp_path / "b.png", name="coffee")
-    r = run("compress", a, b, "--quality", 30, "--max-colors", 40, "--space", "oklab", "--jobs", 2, "--json")
+    r = run("compress", a, b, "--psnr", 30, "--max-colors", 40, "--space", "oklab", "--jobs", 2, "--json")
     assert r.exit_code == 0, r.stderr
     files = json.loads(r.stdout)["files"]
-    assert [Path(f["dst"]).name for f in sorted(files, key=lambda f: f["src"])] == ["a-q30.png", "b-q30.png"]
+    assert [Path(f["dst"]).name for f in sorted(files, key=lambda f: f["src"])] == ["a-psnr30.png", "b-psnr30.png"]
     for f in files:
         assert f["target_psnr"] == 30 and f["psnr"] >= 30 and f["k"] <= 40 and f["colorspace"] == "oklab"
 

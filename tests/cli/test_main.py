@@ -154,7 +154,16 @@ def test_ctrl_c_exits_130(tmp_path, monkeypatch):
 
 def test_help_documents_the_options_and_exit_code_3():
     r = run("compress", "--help")
-    for opt in ("--quality", "--max-colors", "--strict", "--space", "--dither", "--no-dither", "3  --strict"):
+    for opt in (
+        "--quality",
+        "--psnr",
+        "--max-colors",
+        "--strict",
+        "--space",
+        "--dither",
+        "--no-dither",
+        "3  a --quality MIN",
+    ):
         assert opt in r.stdout, opt
     r = run("sweep", "--help")
     assert r.exit_code == 0

@@ -53,7 +53,7 @@ def test_python_dash_m_cli(tmp_path):
 def test_real_process_exit_code_3_and_sweep(tmp_path):
     """The installed command end to end: --strict's exit code, and a sweep's files."""
     src = crop_photo(tmp_path / "cat.png")
-    p = run_installed("compress", src, "--quality", 60, "--max-colors", 4, "--strict", cwd=tmp_path)
+    p = run_installed("compress", src, "--psnr", 60, "--max-colors", 4, "--strict", cwd=tmp_path)
     assert p.returncode == 3, p.stderr
     assert p.stderr.count("\n") == 1 and "60 dB not reached" in p.stderr
     assert sorted(x.name for x in tmp_path.iterdir()) == ["cat.png"]
