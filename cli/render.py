@@ -307,9 +307,10 @@ def print_summary(
                 out.print("* stopped at --max-iter before converging")
             missed = [r for r in results if r.status == "ok" and getattr(r.report, "target_reached", None) is False]
             if missed:
+                flag = "--psnr" if getattr(missed[0].report, "target_quality", None) is None else "--quality"
                 out.print(
-                    f"! {len(missed)} file(s) could not reach the --quality target within --max-colors; "
-                    "written at --max-colors (use --strict to fail instead)",
+                    f"! {len(missed)} file(s) could not reach the {flag} target within --max-colors; "
+                    "written at --max-colors (a --quality MIN-MAX, or --strict, writes none below it)",
                     markup=False,
                 )
         larger = larger_line(results)
