@@ -255,8 +255,11 @@ def run_on_server(argv: list[str]) -> int | None:
                 "env": dict(os.environ),
                 "streams": _stream_facts(),
             }
-            send_message(sock, doc, [0, 1, 2])
+            send_message(sock, doc)
             answer, _ = recv_message(sock)
+            if answer.get("accepted"):
+                # the streams only now: a server that never answers must not hold them open
+                send_message(sock, {"streams": True}, [0, 1, 2])
         except (OSError, ValueError):
             answer = {}
         if not answer.get("accepted"):

@@ -141,6 +141,7 @@ class Server:
         self.busy: set[int] = set()
         self.spare: int | None = None
         self.pid = os.getpid()
+        self.connections = 0  # taken by spares so far
         self.lock_fd = -1
 
     def run(self, announce: bool = True) -> int:
@@ -208,6 +209,7 @@ class Server:
                 for line in lines:
                     pid = int(line)
                     self.busy.add(pid)
+                    self.connections += 1
                     if pid == self.spare:
                         self.spare = None
                     last = now
@@ -299,7 +301,7 @@ def _serve_connection(conn: socket.socket, server: Server) -> int:
         return 1
     conn.settimeout(client.ANSWER_SECONDS)
     try:
-        doc, fds = client.recv_message(conn, with_fds=True)
+        doc, _ = client.recv_message(conn)
     except (OSError, ValueError):
         return 1
     op = doc.get("op")
@@ -311,7 +313,7 @@ def _serve_connection(conn: socket.socket, server: Server) -> int:
         os.kill(os.getppid(), signal.SIGTERM)
         return 0
     reason = None
-    if op != "run" or len(fds) != 3:
+    if op != "run":
         reason = "not a command"
     elif doc.get("fingerprint") != server.fingerprint:
         reason = "another kmpress, Python, or start-up environment"
@@ -323,11 +325,15 @@ def _serve_connection(conn: socket.socket, server: Server) -> int:
         except (OSError, KeyError, TypeError):
             reason = "cannot enter the working folder"
     if reason is not None:
-        for fd in fds:
-            os.close(fd)
         client.send_message(conn, {"accepted": False, "reason": reason})
         return 1
     client.send_message(conn, {"accepted": True, "pid": os.getpid()})
+    try:
+        _, fds = client.recv_message(conn, with_fds=True)
+    except (OSError, ValueError):
+        return 1
+    if len(fds) != 3:
+        return 1
     return _run_command(conn, doc, fds)
 
 
@@ -342,6 +348,7 @@ def status_doc(server: Server) -> dict:
         "uptime_seconds": round(time.time() - server.started, 1),
         "idle_timeout_seconds": server.idle_seconds,
         "fingerprint": server.fingerprint,
+        "connections": server.connections + 1,  # this one included
     }
 
 
