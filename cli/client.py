@@ -49,8 +49,11 @@ def enabled() -> bool:
 
 
 def server_dir() -> str:
-    """The per-user folder of the servers' sockets: ``$XDG_RUNTIME_DIR/kmpress`` when that
-    variable names a folder of this user, else ``kmpress-UID`` in the temporary folder."""
+    """Return the per-user folder of the servers' sockets.
+
+    ``$XDG_RUNTIME_DIR/kmpress`` when that variable names a folder of this user, else
+    ``kmpress-UID`` in the temporary folder.
+    """
     base = os.environ.get("XDG_RUNTIME_DIR", "")
     if base and os.path.isabs(base):
         try:
@@ -65,8 +68,11 @@ def server_dir() -> str:
 
 
 def is_private(folder: str) -> bool:
-    """Whether ``folder`` is a real folder (not a symbolic link) owned by this user that no one
-    else may enter or change (no group or other permission bits)."""
+    """Tell whether ``folder`` is private to this user.
+
+    That is: a real folder (not a symbolic link) owned by this user, that no one else may enter
+    or change (no group or other permission bits).
+    """
     try:
         st = os.lstat(folder)
     except OSError:
@@ -82,14 +88,17 @@ def _package_dirs() -> list[str]:
 
 
 def socket_path() -> str:
-    """This installation's socket: one server per kmpress package folder and Python."""
+    """Return this installation's socket: one server per kmpress package folder and Python."""
     key = zlib.crc32(f"{os.path.realpath(_package_dirs()[0])}\0{sys.executable}".encode())
     return os.path.join(server_dir(), f"server-{key:08x}.sock")
 
 
 def _installed_version() -> str:
-    """kmpress's version from its ``.dist-info`` folder's name (importlib.metadata would cost
-    ~40 ms, a tenth of what the server saves), with the folder's time of change."""
+    """Return kmpress's version and its ``.dist-info`` folder's time of change.
+
+    Read from the folder's name: importlib.metadata would cost ~40 ms, a tenth of what the
+    server saves.
+    """
     for entry in sys.path:
         try:
             with os.scandir(entry or ".") as it:
@@ -102,7 +111,7 @@ def _installed_version() -> str:
 
 
 def fingerprint() -> str:
-    """The handshake: what a server must share with this process to run its command the same way.
+    """Return the handshake: what a server must share with this process to run its commands.
 
     kmpress's version, its sources (each file's name, size and time of change, so a reinstall
     or an edit changes it), Python and the files of the dependencies it imports, and the
@@ -160,7 +169,7 @@ def _recv_exactly(sock: socket.socket, n: int) -> bytes:
 
 
 def recv_message(sock: socket.socket, with_fds: bool = False) -> tuple[dict, list[int]]:
-    """The next message and the file descriptors that came with it (with ``with_fds``)."""
+    """Receive the next message and the file descriptors that came with it (with ``with_fds``)."""
     fds: list[int] = []
     if with_fds:
         head, fds, _, _ = socket.recv_fds(sock, 4, 3)
@@ -180,8 +189,10 @@ def recv_message(sock: socket.socket, with_fds: bool = False) -> tuple[dict, lis
 
 
 def connect(path: str | None = None, timeout: float = ANSWER_SECONDS) -> socket.socket | None:
-    """A connection to this installation's server, or None when there is none to trust: the
-    socket must be this user's, in a private folder (:func:`is_private`)."""
+    """Connect to this installation's server; None when there is none to trust.
+
+    The socket must be this user's, in a private folder (:func:`is_private`).
+    """
     path = path or socket_path()
     if not is_private(os.path.dirname(path)):
         return None
@@ -202,7 +213,7 @@ def connect(path: str | None = None, timeout: float = ANSWER_SECONDS) -> socket.
 
 
 def request(op: str, path: str | None = None, timeout: float = ANSWER_SECONDS) -> dict | None:
-    """A control request (``status``, ``stop``) and the server's answer; None when none answers."""
+    """Send a control request (``status``, ``stop``); the server's answer, None when none answers."""
     sock = connect(path, timeout)
     if sock is None:
         return None
@@ -215,13 +226,15 @@ def request(op: str, path: str | None = None, timeout: float = ANSWER_SECONDS) -
 
 
 def _stream_facts() -> list[list]:
-    """(encoding, errors) of stdin, stdout and stderr, so the server's streams match these."""
+    """Return (encoding, errors) of stdin, stdout and stderr, for the server's streams to match."""
     return [[getattr(s, "encoding", None), getattr(s, "errors", None)] for s in (sys.stdin, sys.stdout, sys.stderr)]
 
 
 def run_on_server(argv: list[str]) -> int | None:
-    """Run ``kmpress ARGV`` on this user's server and return its exit code, or None when it must
-    run here (no server, a server of another kmpress, no answer in time, or the user said no).
+    """Run ``kmpress ARGV`` on this user's server and return its exit code.
+
+    None when it must run here instead: no server, a server of another kmpress, no answer in
+    time, or the user said no.
 
     Once the server has accepted the command, Ctrl-C, SIGTERM and SIGHUP here are passed on to
     it, so it stops the way it would in this process (exit 130 or 143, no partial file).
@@ -285,7 +298,7 @@ def _umask() -> int:
 
 
 def _wait_for_exit(sock: socket.socket) -> int:
-    """The command's exit code, once the server tells it (signals are passed on meanwhile)."""
+    """Wait for the command's exit code (signals are passed on meanwhile)."""
     sock.settimeout(None)
     while True:
         try:

@@ -49,14 +49,18 @@ START_SECONDS = 600
 
 
 def serve_command(
-    detach: Annotated[bool, typer.Option("--detach", "-d", help="Run in the background; return once it answers.")] = False,
+    detach: Annotated[
+        bool, typer.Option("--detach", "-d", help="Run in the background; return once it answers.")
+    ] = False,
     stop_it: Annotated[bool, typer.Option("--stop", help="Stop this installation's server.")] = False,
     show_status: Annotated[
         bool, typer.Option("--status", help="Show whether a server runs (exit 0) or not (exit 1).")
     ] = False,
     idle_timeout: Annotated[
         float,
-        typer.Option("--idle-timeout", metavar="SECONDS", min=0, help="Exit after this long without a command (0: never)."),
+        typer.Option(
+            "--idle-timeout", metavar="SECONDS", min=0, help="Exit after this long without a command (0: never)."
+        ),
     ] = DEFAULT_IDLE_SECONDS,
     as_json: Annotated[bool, typer.Option("--json", help="With --status: one JSON document on stdout.")] = False,
 ) -> None:
@@ -95,8 +99,10 @@ def private_dir(folder: str) -> str:
 
 
 def warm() -> None:
-    """Import what a command needs and load numba's serial kernels, without starting a thread
-    (see the module): the work every command would otherwise pay before its first pixel."""
+    """Import what a command needs and load numba's serial kernels, without starting a thread.
+
+    That is the work every command would otherwise pay before its first pixel (see the module).
+    """
     from kmpress import backends
 
     backends.own_process()  # as the command's own process does: numba skips its BLAS probe
@@ -145,6 +151,7 @@ class Server:
         self.lock_fd = -1
 
     def run(self, announce: bool = True) -> int:
+        """Serve until stopped or idle; the exit code."""
         folder = private_dir(os.path.dirname(self.path))
         if len(os.fsencode(self.path)) >= 104:
             raise ServerError(f"{self.path}: path too long for a Unix socket (set XDG_RUNTIME_DIR or TMPDIR)")
@@ -282,8 +289,10 @@ def _spare(listener: socket.socket, notify_w: int, server: Server) -> int:
 
 
 def _exit_with_parent(signum: int) -> None:
-    """Have ``signum`` sent to this process when its parent dies (Linux's PR_SET_PDEATHSIG), so
-    a spare never outlives a server killed outright."""
+    """Have ``signum`` sent to this process when its parent dies (Linux's PR_SET_PDEATHSIG).
+
+    A spare then never outlives a server killed outright.
+    """
     with contextlib.suppress(Exception):
         import ctypes
 
@@ -291,7 +300,7 @@ def _exit_with_parent(signum: int) -> None:
 
 
 def peer_uid(conn: socket.socket) -> int:
-    """The user id of the process at the other end of a Unix socket (SO_PEERCRED)."""
+    """Return the user id of the process at the other end of a Unix socket (SO_PEERCRED)."""
     creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
     return struct.unpack("3i", creds)[1]
 
@@ -338,7 +347,7 @@ def _serve_connection(conn: socket.socket, server: Server) -> int:
 
 
 def status_doc(server: Server) -> dict:
-    """What ``kmpress serve --status`` shows."""
+    """Return what ``kmpress serve --status`` shows."""
     import kmpress
 
     return {
@@ -363,11 +372,16 @@ def _adopt_streams(fds: list[int], facts: list) -> None:
     def text(fd: int, mode: str, enc: str | None, errors: str | None, line: bool) -> io.TextIOWrapper:
         raw = io.FileIO(fd, mode, closefd=False)
         buf = io.BufferedReader(raw) if mode == "rb" else io.BufferedWriter(raw)
-        return io.TextIOWrapper(buf, encoding=enc or "utf-8", errors=errors or "strict", line_buffering=line)  # type: ignore[arg-type]
+        return io.TextIOWrapper(buf, encoding=enc or "utf-8", errors=errors or "strict", line_buffering=line)
 
-    sys.stdin = sys.__stdin__ = text(0, "rb", in_enc, in_err, False)
-    sys.stdout = sys.__stdout__ = text(1, "wb", out_enc, out_err, os.isatty(1))
-    sys.stderr = sys.__stderr__ = text(2, "wb", err_enc, err_err or "backslashreplace", True)
+    streams = {
+        "stdin": text(0, "rb", in_enc, in_err, False),
+        "stdout": text(1, "wb", out_enc, out_err, os.isatty(1)),  # line-buffered on a terminal, as Python's
+        "stderr": text(2, "wb", err_enc, err_err or "backslashreplace", True),
+    }
+    for name, stream in streams.items():
+        setattr(sys, name, stream)
+        setattr(sys, f"__{name}__", stream)
 
 
 def _run_command(conn: socket.socket, doc: dict, fds: list[int]) -> int:

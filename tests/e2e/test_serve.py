@@ -95,7 +95,9 @@ def _untimed(doc):
         return {k: _untimed(v) for k, v in doc.items() if k != "timings" and "seconds" not in k}
     if isinstance(doc, list):  # a batch lists its files as they finish
         items = [_untimed(v) for v in doc]
-        return sorted(items, key=lambda v: v["src"]) if all(isinstance(v, dict) and "src" in v for v in items) else items
+        return (
+            sorted(items, key=lambda v: v["src"]) if all(isinstance(v, dict) and "src" in v for v in items) else items
+        )
     return doc
 
 
@@ -111,7 +113,11 @@ def _same_run(a: subprocess.CompletedProcess, b: subprocess.CompletedProcess) ->
 def _files(folder: Path) -> dict[str, bytes]:
     """Every file's bytes, but the sweep's table and plot, which hold times."""
     timed = ("-sweep.csv", "-sweep.png")
-    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file() and not p.name.endswith(timed)}
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in folder.rglob("*")
+        if p.is_file() and not p.name.endswith(timed)
+    }
 
 
 COMMANDS = [
@@ -285,7 +291,9 @@ def _batch(tmp_path: Path, env: dict, n: int = 24) -> subprocess.Popen:
     )
 
 
-@pytest.mark.parametrize(("signum", "code", "word"), [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")])
+@pytest.mark.parametrize(
+    ("signum", "code", "word"), [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")]
+)
 def test_a_signal_to_the_client_stops_its_command_cleanly(warm, tmp_path, signum, code, word):
     before = warm.connections()
     proc = _batch(tmp_path, warm.env)
@@ -358,7 +366,18 @@ def test_installed_command_suite_through_a_server(warm):
     """tests/e2e/test_command.py, every command of it sent to the server."""
     before = warm.connections()
     r = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-x", "-p", "no:randomly", "-p", "no:cacheprovider", "tests/e2e/test_command.py"],
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-x",
+            "-p",
+            "no:randomly",
+            "-p",
+            "no:cacheprovider",
+            "tests/e2e/test_command.py",
+        ],
         cwd=ROOT,
         env=warm.env,
         capture_output=True,
