@@ -307,7 +307,7 @@ def running_server(exe: list[str]) -> Iterator[dict]:
     runtime = Path(tempfile.mkdtemp(prefix="kmb", dir="/tmp"))  # short: a socket path has ~100 bytes
     env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime)}
     env.pop("KMPRESS_SERVER", None)
-    proc = subprocess.Popen([*exe, "serve", "--idle-timeout", "0"], env=env, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([*exe, "serve", "--idle-timeout", "600"], env=env, stderr=subprocess.PIPE, text=True)
     try:
         assert proc.stderr is not None
         line = proc.stderr.readline()  # "kmpress server ready ..." once it is warm

@@ -32,9 +32,10 @@ import zlib
 ANSWER_SECONDS = 2.0
 #: Set to 0 (or off, no, false) to never use a server.
 ENV_SWITCH = "KMPRESS_SERVER"
-#: Variables read when numba, NumPy or Python start: a server started under other values would
-#: not run the command the way this process would, so they are part of the handshake.
-STARTUP_VARIABLES = ("NUMBA_", "PYTHON", "OMP_", "KMP_", "GOMP_", "MKL_", "OPENBLAS_", "TBB_", "LD_")
+#: Variables read when numba, NumPy or Python start (the locale too: Python's file encoding): a
+#: server started under other values would not run the command the way this process would, so
+#: they are part of the handshake.
+STARTUP_VARIABLES = ("NUMBA_", "PYTHON", "OMP_", "KMP_", "GOMP_", "MKL_", "OPENBLAS_", "TBB_", "LD_", "LC_", "LANG")
 #: The modules whose installed files the handshake covers, besides kmpress's own sources.
 DEPENDENCIES = ("numpy", "numba", "llvmlite", "PIL", "typer", "click", "rich")
 #: Longest message accepted from the other side.
