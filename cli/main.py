@@ -82,6 +82,7 @@ from .flags import (  # the flags' declarations and the exit codes
     _max_pixels,
     dither_option,
 )
+from .server import serve_command
 
 #: click's usage-error base class, as this typer ships it (typer 0.2x vendors click).
 _CLICK_ERROR: Any = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
@@ -575,6 +576,9 @@ def sweep_cmd(
             from .render import error_line
 
             error_line(files.plot_error)
+
+
+app.command(name="serve")(serve_command)  # kmpress serve: cli/server.py
 
 
 def main() -> None:

@@ -23,11 +23,11 @@ adaptive dither's maps, stages 1 and 5, and its error diffusion), then the perce
 
 from __future__ import annotations
 
-from . import _histogram
+from . import _color, _histogram, _nearest, _remap, _seeding
 from ._color import colors_to_lab, colors_to_lab64, delta_e_colors
 from ._dither import adaptive_dither, color_weights, contrast_maps, dither_map
 from ._histogram import DENSE_MIN_PIXELS, color_index, histogram, remap_codes, unpack_codes
-from ._jit import BLOCK, CHUNK, SERIAL_WORK
+from ._jit import BLOCK, CHUNK, SERIAL_WORK, Kernel, Twin
 from ._nearest import assign_accumulate, block_boxes, dist_to_assigned, nearest
 from ._remap import STATS_CHUNK, floyd_steinberg, gather, pixel_stats, smooth
 from ._seeding import pp_sample, pp_state, pp_trials, pp_update
@@ -57,6 +57,20 @@ def warm_up_kernels(pixels: int, k: int) -> list:
         remap_codes.pick(pixels) if dense else gather,
         delta_e_colors,
     ]
+
+
+def kernels(parallel: bool) -> list:
+    """Every kernel of this backend that runs serially (``parallel`` false: each twin's serial
+    variant and the plain kernels) or every parallel variant, for a process that loads them ahead
+    of its work (``kmpress serve``). Reading a kernel's ``dispatcher`` loads it; loading a
+    parallel one starts numba's threading layer, which a process must not have before it forks."""
+    found: dict[int, Kernel] = {}
+    for mod in (_histogram, _color, _nearest, _seeding, _remap):
+        for v in vars(mod).values():
+            for k in (v.serial, v.parallel) if isinstance(v, Twin) else (v,):
+                if isinstance(k, Kernel) and k.parallel == parallel:
+                    found.setdefault(id(k), k)
+    return list(found.values())
 
 
 NAME = "numba"
