@@ -23,7 +23,7 @@ adaptive dither's maps, stages 1 and 5, and its error diffusion), then the perce
 
 from __future__ import annotations
 
-from . import _color, _histogram, _nearest, _remap, _seeding
+from . import _color, _dither, _histogram, _nearest, _remap, _seeding, _ssim2
 from ._color import colors_to_lab, colors_to_lab64, delta_e_colors
 from ._dither import adaptive_dither, color_weights, contrast_maps, dither_map
 from ._histogram import DENSE_MIN_PIXELS, color_index, histogram, remap_codes, unpack_codes
@@ -65,7 +65,7 @@ def kernels(parallel: bool) -> list:
     of its work (``kmpress serve``). Reading a kernel's ``dispatcher`` loads it; loading a
     parallel one starts numba's threading layer, which a process must not have before it forks."""
     found: dict[int, Kernel] = {}
-    for mod in (_histogram, _color, _nearest, _seeding, _remap):
+    for mod in (_histogram, _color, _nearest, _seeding, _remap, _dither, _ssim2):
         for v in vars(mod).values():
             for k in (v.serial, v.parallel) if isinstance(v, Twin) else (v,):
                 if isinstance(k, Kernel) and k.parallel == parallel:
