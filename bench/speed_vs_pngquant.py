@@ -5,6 +5,7 @@ Run from the repository root::
 
     python -m bench.speed_vs_pngquant                      # every size, K = 16, 64, 256
     python -m bench.speed_vs_pngquant --size 4mp --k 64 --runs 7
+    python -m bench.speed_vs_pngquant --mode process       # without the kmpress serve column
     python -m bench.speed_vs_pngquant --photos 4mp=~/photos/4mp --batch ~/photos/batch20
     python -m bench.speed_vs_pngquant --write-results      # also into docs/results.md, section "speed"
 
@@ -15,7 +16,9 @@ folders of real photos with ``--photos SIZE=DIR``). For each photo and K it time
 default, both dithering (kmpress its adaptive error diffusion, pngquant its own; speed 4 is
 pngquant's default). ``--no-dither`` times the undithered pair instead, ``kmpress ... --no-dither``
 against ``pngquant --nofs --speed 4 K``. It reports both medians, the ratio kmpress / pngquant
-(below 1: kmpress faster), peak RSS, and the PSNR and size of both outputs. ``--batch DIR``
+(below 1: kmpress faster), peak RSS, and the PSNR and size of both outputs. ``--mode both``
+(the default) also times the same kmpress command through a warm ``kmpress serve`` started for
+the run, interleaved with the others (kmpress in its own process runs with ``KMPRESS_SERVER=0``). ``--batch DIR``
 adds a folder at K = 64: ``kmpress compress DIR -k 64`` against pngquant two files at a time
 (``xargs -P 2 -n 1``).
 
@@ -50,6 +53,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -91,7 +96,7 @@ def _parse_rss_kb(text: str) -> int | None:
 
 
 def run_once(
-    cmd: list[str] | str, shell: bool = False, rss: bool = True, time_cmd: str = GNU_TIME
+    cmd: list[str] | str, shell: bool = False, rss: bool = True, time_cmd: str = GNU_TIME, env: dict | None = None
 ) -> tuple[float, float]:
     """(wall seconds, peak RSS MB) of one command, which must succeed.
 
@@ -105,7 +110,7 @@ def run_once(
         if rss:
             argv = [time_cmd, "-f", "%M", "-o", str(out), *argv]
         t = time.perf_counter()
-        p = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        p = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
         wall = time.perf_counter() - t
         if p.returncode != 0:
             raise RuntimeError(f"{cmd} failed ({p.returncode}): {p.stderr.decode(errors='replace')[-500:]}")
@@ -124,14 +129,18 @@ def wrapper_ms(runs: int = 21, time_cmd: str = GNU_TIME) -> float:
     return max(0.0, (median_wall(True) - median_wall(False)) * 1e3)
 
 
-def interleaved(cmds: list, runs: int, shell: bool = False, rss: bool = True) -> list[Timing]:
-    """Warm up each command once, then ``runs`` rounds of every command in turn."""
-    for c in cmds:
-        run_once(c, shell, rss)
+def interleaved(
+    cmds: list, runs: int, shell: bool = False, rss: bool = True, envs: list[dict | None] | None = None
+) -> list[Timing]:
+    """Warm up each command once, then ``runs`` rounds of every command in turn; ``envs``: the
+    environment of each (default: this process's)."""
+    envs = envs or [None] * len(cmds)
+    for c, e in zip(cmds, envs, strict=True):
+        run_once(c, shell, rss, env=e)
     got: list[list[tuple[float, float]]] = [[] for _ in cmds]
     for _ in range(runs):
         for i, c in enumerate(cmds):
-            got[i].append(run_once(c, shell, rss))
+            got[i].append(run_once(c, shell, rss, env=envs[i]))
     out = []
     for g in got:
         walls = [w for w, _ in g]
@@ -204,18 +213,34 @@ def pngquant_cmd(src: Path, k: int, dst: Path, dither: bool = True) -> list[str]
 
 
 def measure(
-    photos: list[Path], ks: list[int], runs: int, exe: list[str], tmp: Path, rss: bool = True, dither: bool = True
+    photos: list[Path],
+    ks: list[int],
+    runs: int,
+    exe: list[str],
+    tmp: Path,
+    rss: bool = True,
+    dither: bool = True,
+    served: dict | None = None,
 ) -> list[dict]:
+    """Each photo at each K: kmpress in its own process (``KMPRESS_SERVER=0``), and with
+    ``served`` (the environment that reaches a running ``kmpress serve``) kmpress through the
+    server too, interleaved with pngquant."""
     rows = []
+    alone = {**os.environ, "KMPRESS_SERVER": "0"}
     for src in photos:
         img = _decode(src)
         for k in ks:
             ours_dir = tmp / f"k{k}"
             pq = tmp / f"pq-{src.stem}-{k}.png"
-            a, b = interleaved(
-                [kmpress_cmd(exe, src, k, ours_dir, dither), pngquant_cmd(src, k, pq, dither)], runs, rss=rss
-            )
+            cmds = [kmpress_cmd(exe, src, k, ours_dir, dither), pngquant_cmd(src, k, pq, dither)]
+            envs: list[dict | None] = [alone, None]
+            if served is not None:
+                cmds.append(kmpress_cmd(exe, src, k, tmp / f"s{k}", dither))
+                envs.append(served)
+            a, b, *c = interleaved(cmds, runs, rss=rss, envs=envs)
             ours = ours_dir / f"{src.stem}-k{k}.png"
+            if served is not None:
+                assert (tmp / f"s{k}" / ours.name).read_bytes() == ours.read_bytes(), "the server wrote other bytes"
             rows.append(
                 dict(
                     photo=src.name,
@@ -228,11 +253,15 @@ def measure(
                     psnr_pq=_psnr(img, _decode(pq)),
                     bytes=ours.stat().st_size,
                     bytes_pq=pq.stat().st_size,
+                    served=c[0] if c else None,
+                    ratio_served=c[0].wall / b.wall if c else math.nan,
                 )
             )
             r = rows[-1]
+            via = f"served {c[0].wall:6.3f} s ({r['ratio_served']:.2f}) | " if c else ""
             print(
-                f"{r['photo']:>22} K={k:<3} kmpress {a.wall:6.3f} s {_mb(a.rss_mb):>4} MB | pngquant {b.wall:6.3f} s "
+                f"{r['photo']:>22} K={k:<3} kmpress {a.wall:6.3f} s {_mb(a.rss_mb):>4} MB | "
+                f"{via}pngquant {b.wall:6.3f} s "
                 f"{_mb(b.rss_mb):>4} MB | ratio {r['ratio']:.2f} | PSNR {r['psnr']:.2f} vs {r['psnr_pq']:.2f} | "
                 f"bytes {r['bytes']:,} vs {r['bytes_pq']:,}",
                 file=sys.stderr,
@@ -260,32 +289,57 @@ def measure_batch(
 
 
 def table(rows: list[dict], size_of: dict[str, str]) -> str:
+    served = any(r.get("served") for r in rows)
+    extra = ("| served s | ratio served ", "|---|---") if served else ("", "")
     out = [
-        "| size | photo | K | kmpress s | pngquant s | ratio | kmpress MB | pngquant MB "
+        f"| size | photo | K | kmpress s | pngquant s | ratio {extra[0]}| kmpress MB | pngquant MB "
         "| PSNR kmpress / pngquant | bytes kmpress / pngquant |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"|---|---|---|---|---|---{extra[1]}|---|---|---|---|",
     ]
     for r in rows:
+        via = f"| {r['served'].wall:.3f} | **{r['ratio_served']:.2f}** " if served else ""
         out.append(
             f"| {size_of[r['photo']]} | {r['photo']} | {r['k']} | {r['ours'].wall:.3f} | {r['pq'].wall:.3f} "
-            f"| **{r['ratio']:.2f}** | {_mb(r['ours'].rss_mb)} | {_mb(r['pq'].rss_mb)} "
+            f"| **{r['ratio']:.2f}** {via}| {_mb(r['ours'].rss_mb)} | {_mb(r['pq'].rss_mb)} "
             f"| {r['psnr']:.2f} / {r['psnr_pq']:.2f} | {r['bytes']:,} / {r['bytes_pq']:,} |"
         )
     return "\n".join(out)
 
 
 def summary(rows: list[dict], size_of: dict[str, str]) -> str:
-    """The short table: the range of the ratio per size and K."""
+    """The short table: the range of the ratio per size and K (and with a server, of both modes)."""
     ks = sorted({r["k"] for r in rows})
-    out = ["| photo size | " + " | ".join(f"K = {k}" for k in ks) + " |", "|---|" + "---|" * len(ks)]
+    modes = [("ratio", "own process")] + ([("ratio_served", "served")] if any(r.get("served") for r in rows) else [])
+    out = ["| photo size | mode | " + " | ".join(f"K = {k}" for k in ks) + " |", "|---|---|" + "---|" * len(ks)]
     for size in SIZES:
-        cells = []
-        for k in ks:
-            rs = [r["ratio"] for r in rows if r["k"] == k and size_of[r["photo"]] == size]
-            cells.append("" if not rs else (f"{min(rs):.2f}" if len(rs) == 1 else f"{min(rs):.2f}-{max(rs):.2f}"))
-        if any(cells):
-            out.append(f"| {size} | " + " | ".join(cells) + " |")
+        for key, mode in modes:
+            cells = []
+            for k in ks:
+                rs = [r[key] for r in rows if r["k"] == k and size_of[r["photo"]] == size]
+                cells.append("" if not rs else (f"{min(rs):.2f}" if len(rs) == 1 else f"{min(rs):.2f}-{max(rs):.2f}"))
+            if any(cells):
+                out.append(f"| {size} | {mode} | " + " | ".join(cells) + " |")
     return "\n".join(out)
+
+
+@contextmanager
+def running_server(exe: list[str]) -> Iterator[dict]:
+    """A ``kmpress serve`` in a private folder of its own for the time of the block: the
+    environment in which the kmpress command reaches it."""
+    runtime = Path(tempfile.mkdtemp(prefix="kmb", dir="/tmp"))  # short: a socket path has ~100 bytes
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime)}
+    env.pop("KMPRESS_SERVER", None)
+    proc = subprocess.Popen([*exe, "serve", "--idle-timeout", "600"], env=env, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()  # "kmpress server ready ..." once it is warm
+        if "ready" not in line:
+            raise RuntimeError(f"kmpress serve did not start: {line}{proc.stderr.read()}")
+        yield env
+    finally:
+        proc.terminate()
+        proc.wait(60)
+        shutil.rmtree(runtime, ignore_errors=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -301,6 +355,12 @@ def main(argv: list[str] | None = None) -> int:
         "--no-dither",
         action="store_true",
         help="time kmpress --no-dither against pngquant --nofs (default: both dither)",
+    )
+    ap.add_argument(
+        "--mode",
+        choices=("process", "both"),
+        default="both",
+        help="kmpress in its own process only, or also through a warm `kmpress serve` (default both)",
     )
     add_option(ap)
     a = ap.parse_args(argv)
@@ -319,13 +379,13 @@ def main(argv: list[str] | None = None) -> int:
     cache = ROOT / ".bench-cache"
     cache.mkdir(exist_ok=True)
     rows, size_of = [], {}
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, running_server(exe) if a.mode == "both" else nullcontext() as served:
         tmp = Path(tmp)
         for size in a.size or SIZES:
             photos = photos_of(size, given, cache)
             for p in photos:
                 size_of[p.name] = size
-            rows += measure(photos, a.k or [16, 64, 256], a.runs, exe, tmp, rss, not a.no_dither)
+            rows += measure(photos, a.k or [16, 64, 256], a.runs, exe, tmp, rss, not a.no_dither, served)
         batch = measure_batch(a.batch, a.runs, exe, tmp, rss=rss, dither=not a.no_dither) if a.batch else None
     pq_version = subprocess.run(["pngquant", "--version"], capture_output=True, text=True).stdout.strip()
     ours_flags = " --no-dither" if a.no_dither else ""
@@ -338,6 +398,12 @@ def main(argv: list[str] | None = None) -> int:
             f"MB: peak RSS of the process (GNU time's %M); GNU time adds {overhead:.1f} ms to every time."
             if rss
             else "no RSS (no GNU time)."
+        )
+        + (
+            " served: the same command through a warm `kmpress serve` (the client's time; its MB, not in the "
+            "table, are the client's only)."
+            if a.mode == "both"
+            else ""
         ),
         "",
         summary(rows, size_of),

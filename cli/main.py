@@ -83,6 +83,7 @@ from .flags import (  # the flags' declarations and the exit codes
 )
 from .inputs import nothing_found, stdin_file
 from .outcome import batch_exit_code, exit_with, flag_message, print_json, report_compress, run_pipe
+from .server import serve_command
 
 #: click's usage-error base class, as this typer ships it (typer 0.2x vendors click).
 _CLICK_ERROR: Any = next(c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException")
@@ -486,6 +487,9 @@ def warm(processes: ProcessesOpt = None, as_json: JsonOpt = False, debug: DebugO
             from .render import print_warm
 
             print_warm(facts)
+
+
+app.command(name="serve")(serve_command)  # kmpress serve: cli/server.py
 
 
 def main() -> None:

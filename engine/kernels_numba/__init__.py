@@ -78,6 +78,14 @@ def warm_up_kernels(
     return list(dict.fromkeys(out))  # each once, in order
 
 
+def kernels(parallel: bool) -> list:
+    """Every kernel of this backend that runs serially (``parallel`` false: each twin's serial
+    variant and the plain kernels) or every parallel variant, for a process that loads them ahead
+    of its work (``kmpress serve``). Reading a kernel's ``dispatcher`` loads it; loading a
+    parallel one starts numba's threading layer, which a process must not have before it forks."""
+    return [k for k in all_kernels() if k.parallel == parallel]
+
+
 NAME = "numba"
 
 #: What every backend module provides (the same names in :mod:`kmpress.kernels_numpy`).
