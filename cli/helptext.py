@@ -42,7 +42,7 @@ EXIT_MEANINGS: dict[int, str] = {
     EXIT_OK: "done (skipped files included)",
     EXIT_FAILED: "one or more inputs failed (the others are still written)",
     EXIT_USAGE: "usage error (bad option, no input given or found)",
-    EXIT_TARGET: "a --quality MIN or a --strict target out of reach (that file is not written)",
+    EXIT_TARGET: "a --quality MIN or --strict target out of reach (file not written)",
     EXIT_SCHEDULER_LOST: "--scheduler: the Dask scheduler was lost (run the command again)",
     EXIT_LARGER: "--skip-if-larger: nothing written, every output would be larger",
     EXIT_INTERRUPTED: "interrupted (Ctrl-C)",

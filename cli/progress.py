@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
-from .render import _terminal_console
+from . import render
 
 
 def _progress_bar(verb: str, describe: Callable[[], str] | None = None):
@@ -47,7 +47,7 @@ def _progress_bar(verb: str, describe: Callable[[], str] | None = None):
         TextColumn("ETA"),
         TimeRemainingColumn(),
         TextColumn("{task.description}") if describe is None else Described(describe),
-        console=_terminal_console(),
+        console=render._terminal_console(),
         transient=True,
     )
 

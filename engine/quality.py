@@ -415,7 +415,9 @@ def unreached_message(res: QualityResult, floor: float | None = None) -> str:
     """
     q = res.quantized
     fixes = [f"{_REMEDY[f]} {f}" for f in unreached_remedies(res)]
-    how = fixes[0] if len(fixes) == 1 else f"{', '.join(fixes[:-1])} or {fixes[-1]}"
+    how = fixes[0] if len(fixes) == 1 else f"{fixes[0]} or {fixes[1]}" if len(fixes) == 2 else ""
+    if len(fixes) > 2:
+        how = f"{', '.join(fixes[:-1])}, or {fixes[-1]}"
     if res.target_quality is None:
         return f"PSNR target {res.target:g} dB not reached: {res.max_colors} colours give {q.psnr:.2f} dB ({how})"
     got = f"{res.max_colors} colours give SSIMULACRA 2 {q.figures.ssimulacra2:.1f}"

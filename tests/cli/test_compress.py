@@ -15,6 +15,7 @@ from helpers import big_png, crop_photo, leftovers, photo, run, small_jpeg
 from PIL import Image
 
 import kmpress.cli.main as climain
+import kmpress.cli.progress as progress_module
 import kmpress.cli.render as render
 from kmpress import compress
 from kmpress.cli.flags import EXIT_LARGER
@@ -500,7 +501,7 @@ def test_the_cli_shows_each_stage_of_a_file_on_a_terminal(tmp_path, monkeypatch,
     """The real engine, in process, through the CLI: every stage's "<file>: <stage>" is drawn,
     in order (with the threshold at 0; by default a file shows its stages after 2 s)."""
     monkeypatch.setattr(climain, "_want_progress", lambda quiet, as_json: True)
-    monkeypatch.setattr(render, "STAGE_AFTER", 0.0)
+    monkeypatch.setattr(progress_module, "STAGE_AFTER", 0.0)
     src = photo(tmp_path / "holiday.png", size=(80, 60))
     r = run("compress", src, "-k", 8, "-o", tmp_path / "o")
     assert r.exit_code == 0, r.stderr
@@ -520,7 +521,7 @@ def test_the_cli_passes_its_stage_callback_to_the_batch(tmp_path, monkeypatch, t
     import kmpress.batch
 
     monkeypatch.setattr(climain, "_want_progress", lambda quiet, as_json: True)
-    monkeypatch.setattr(render, "STAGE_AFTER", 0.0)
+    monkeypatch.setattr(progress_module, "STAGE_AFTER", 0.0)
     src = photo(tmp_path / "pano.png", size=(80, 60))
 
     def fake(plan, jobs=None, on_start=None, on_stage=None):

@@ -127,11 +127,11 @@ def test_row_names_are_paths_below_the_folder_given():
 
 def test_a_strict_miss_at_256_colours_does_not_say_raise_max_colors(tmp_path):
     src = crop_photo(tmp_path / "cat.png")
-    r = run("compress", src, "--quality", 80, "--strict")
+    r = run("compress", src, "--psnr", 80, "--strict")
     assert r.exit_code == 3
-    assert "--max-colors" not in r.stderr and "lower --quality, or drop --strict" in r.stderr
-    r = run("compress", src, "--quality", 80, "--strict", "--max-colors", 8)
-    assert r.exit_code == 3 and "raise --max-colors, lower --quality, or drop --strict" in r.stderr
+    assert "--max-colors" not in r.stderr and "lower --psnr or drop --strict" in r.stderr
+    r = run("compress", src, "--psnr", 80, "--strict", "--max-colors", 8)
+    assert r.exit_code == 3 and "raise --max-colors, lower --psnr, or drop --strict" in r.stderr
     assert "max_colors" not in r.stderr and "target_psnr" not in r.stderr
 
 

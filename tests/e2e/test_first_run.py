@@ -64,7 +64,20 @@ def test_first_run_says_it_compiles_once_and_warm_compiles_the_rest(tmp_path):
     # a demo and a dithered, OKLab, quality-searched compression: all cached now, nothing said
     r = _run("demo", "-o", "demo", cwd=tmp_path, cache=cache)
     assert r.returncode == 0 and "compiling" not in r.stderr, r.stderr
-    r = _run("compress", src, "--quality", 30, "--space", "oklab", "--dither", "-o", "q", cwd=tmp_path, cache=cache)
+    r = _run(
+        "compress",
+        src,
+        "--quality",
+        30,
+        "--space",
+        "oklab",
+        "--dither",
+        "floyd-steinberg",
+        "-o",
+        "q",
+        cwd=tmp_path,
+        cache=cache,
+    )
     assert r.returncode == 0 and r.stderr == "", r.stderr
 
 
