@@ -489,7 +489,7 @@ def warm(processes: ProcessesOpt = None, as_json: JsonOpt = False, debug: DebugO
             print_warm(facts)
 
 
-app.command(name="serve")(serve_command)  # kmpress serve: cli/server.py
+app.command(name="serve", **helptext.SERVE.command())(serve_command)  # kmpress serve: cli/server.py
 
 
 def main() -> None:

@@ -184,6 +184,8 @@ def test_help_documents_the_options_and_exit_code_3():
         ("demo", ["0", "1", "2", "130", "143"], "kmpress demo"),
         ("info", ["0", "1", "2", "130", "143"], "kmpress info photo-k16.png --against photo.jpg"),
         ("sweep", ["0", "1", "2", "130", "143"], "kmpress sweep photo.jpg -k 4,16,64"),
+        ("warm", ["0", "1", "2", "130", "143"], "kmpress warm"),
+        ("serve", ["0", "1", "2", "130", "143"], "kmpress serve --detach"),
     ],
 )
 def test_each_command_help_has_its_synopsis_examples_and_only_its_exit_codes(command, codes, example, monkeypatch):
