@@ -23,7 +23,7 @@ adaptive dither's maps, stages 1 and 5, and its error diffusion), then the perce
 
 from __future__ import annotations
 
-from . import _color, _dither, _histogram, _nearest, _remap, _seeding, _ssim2
+from . import _histogram
 from ._color import colors_to_lab, colors_to_lab64, delta_e_colors
 from ._dither import adaptive_dither, color_weights, contrast_maps, dither_map
 from ._histogram import DENSE_MIN_PIXELS, color_index, histogram, remap_codes, unpack_codes
@@ -63,9 +63,14 @@ def kernels(parallel: bool) -> list:
     """Every kernel of this backend that runs serially (``parallel`` false: each twin's serial
     variant and the plain kernels) or every parallel variant, for a process that loads them ahead
     of its work (``kmpress serve``). Reading a kernel's ``dispatcher`` loads it; loading a
-    parallel one starts numba's threading layer, which a process must not have before it forks."""
+    parallel one starts numba's threading layer, which a process must not have before it forks.
+    Every module of this package is searched, so a new one's kernels are never left out."""
+    import importlib
+    import pkgutil
+
     found: dict[int, Kernel] = {}
-    for mod in (_histogram, _color, _nearest, _seeding, _remap, _dither, _ssim2):
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        mod = importlib.import_module(f"{__name__}.{info.name}")
         for v in vars(mod).values():
             for k in (v.serial, v.parallel) if isinstance(v, Twin) else (v,):
                 if isinstance(k, Kernel) and k.parallel == parallel:
