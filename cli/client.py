@@ -245,19 +245,27 @@ def run_on_server(argv: list[str]) -> int | None:
     sock = connect()
     if sock is None:
         return None
-    pending: list[int] = []  # signals received before the server accepted the command
+    received: list[int] = []  # every signal received; passed on once the server accepted
     accepted = False
 
-    def forward(signum, frame):
-        if not accepted:
-            pending.append(signum)
-            return
+    def send(signum: int) -> None:
         try:
             send_message(sock, {"signal": int(signum)})
         except OSError:
             pass
 
-    saved = {s: signal.signal(s, forward) for s in FORWARDED}
+    def forward(signum, frame):
+        received.append(signum)
+        if accepted:
+            send(signum)
+
+    # kmpress handles Ctrl-C and SIGTERM even when they were ignored at start (kmpress.cli.run);
+    # a SIGHUP ignored here (nohup) must stay ignored
+    saved = {
+        s: signal.signal(s, forward)
+        for s in FORWARDED
+        if s in (signal.SIGINT, signal.SIGTERM) or signal.getsignal(s) is not signal.SIG_IGN
+    }
     try:
         try:
             doc = {
@@ -277,19 +285,30 @@ def run_on_server(argv: list[str]) -> int | None:
         except (OSError, ValueError):
             answer = {}
         if not answer.get("accepted"):
-            if pending:  # stopped before anything ran: as kmpress.cli.run says it
-                word = "terminated" if pending[-1] == signal.SIGTERM else "interrupted"
+            if received:  # stopped before anything ran: as kmpress.cli.run says it
+                _hang_up_if(received)
+                word = "terminated" if received[-1] == signal.SIGTERM else "interrupted"
                 sys.stderr.write(f"kmpress: {word}\n")
-                return 128 + pending[-1]
+                return 128 + received[-1]
             return None
         accepted = True
-        for signum in pending:
-            forward(signum, None)
-        return _wait_for_exit(sock)
+        for signum in list(received):
+            send(signum)
+        return _wait_for_exit(sock, received)
     finally:
         for s, h in saved.items():
             signal.signal(s, h)
         sock.close()
+
+
+def _hang_up_if(received: list[int]) -> None:
+    """End this process by SIGHUP's default action if one is among ``received``.
+
+    kmpress's own process, which leaves SIGHUP alone, would have ended so.
+    """
+    if signal.SIGHUP in received:
+        signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGHUP)
 
 
 def _umask() -> int:
@@ -298,13 +317,18 @@ def _umask() -> int:
     return mask
 
 
-def _wait_for_exit(sock: socket.socket) -> int:
-    """Wait for the command's exit code (signals are passed on meanwhile)."""
+def _wait_for_exit(sock: socket.socket, received: list[int]) -> int:
+    """Wait for the command's exit code; the signals received meanwhile go to ``received``.
+
+    A command ended by a hangup passed on (SIGHUP's default action: no exit code comes) ends
+    this process the same way.
+    """
     sock.settimeout(None)
     while True:
         try:
             doc, _ = recv_message(sock)
         except (OSError, ValueError):
+            _hang_up_if(received)
             sys.stderr.write("kmpress: the server's process for this command ended before it finished\n")
             return 1
         if "exit" in doc:

@@ -276,16 +276,30 @@ def _spare(listener: socket.socket, notify_w: int, server: Server) -> int:
 
     from kmpress import api, backends
 
+    # a client already waiting is served at once: the command loads what it needs itself, and
+    # sooner than its own process would (a burst of commands would otherwise wait on each
+    # spare's warm-up, past the client's patience: client.ANSWER_SECONDS)
     for kernel in backends.load("numba").kernels(parallel=True):
+        if _client_waiting(listener):
+            break
         _ = kernel.dispatcher
-    _small_run(np, api, "numba")
+    else:
+        if not _client_waiting(listener):
+            _small_run(np, api, "numba")
     conn, _ = listener.accept()
     claimed = True
     os.write(notify_w, f"{os.getpid()}\n".encode())
     os.close(notify_w)
     listener.close()
     with conn:
-        return _serve_connection(conn, server)
+        try:
+            return _serve_connection(conn, server)
+        except OSError:  # a client that gave up before its command started (it runs it itself)
+            return 1
+
+
+def _client_waiting(listener: socket.socket) -> bool:
+    return bool(select.select([listener], [], [], 0)[0])
 
 
 def _exit_with_parent(signum: int) -> None:
@@ -391,6 +405,9 @@ def _run_command(conn: socket.socket, doc: dict, fds: list[int]) -> int:
     os.environ.clear()
     os.environ.update(doc["env"])
     sys.argv = ["kmpress", *doc["argv"]]
+    # the server ignores SIGHUP; the command's own process would not (a forwarded hangup ends it
+    # as it would have ended there: the client then ends the same way)
+    signal.signal(signal.SIGHUP, signal.SIG_DFL)
     finished = threading.Event()
 
     def watch() -> None:  # the client's signals, and its going away

@@ -79,15 +79,18 @@ def handling_signals() -> Iterator[None]:
     """Within: SIGINT and SIGTERM raise KeyboardInterrupt in the main thread (see the module:
     never inside numba's or llvmlite's code, never lost), also when the process started with
     SIGINT ignored (a background job of a shell script); the previous handlers come back on exit.
-    Nested uses keep the outermost's handlers and the signal it recorded. Outside the main
-    thread, nothing changes (only it may handle signals). See :func:`received`."""
+    Nested uses keep the outermost's handlers and the signal it recorded, but put the handlers
+    back when something replaced them meanwhile (a server's loop, a forked process that reset
+    them: it inherits the outer uses but not their handlers). Outside the main thread, nothing
+    changes (only it may handle signals). See :func:`received`."""
     global _received, _installs
     if not _in_main_thread():
         yield
         return
     saved = None
-    if _installs == 0:
-        _received = None
+    if _installs == 0 or any(signal.getsignal(s) is not _on_signal for s in SIGNALS):
+        if _installs == 0:
+            _received = None
         saved = {s: signal.signal(s, _on_signal) for s in SIGNALS}
     _installs += 1
     try:

@@ -192,8 +192,13 @@ def _pool_round(
 
 def _stop_pool(pool: ProcessPoolExecutor, dsts: list[Path], grace: float = 5.0) -> None:
     procs = dict(getattr(pool, "_processes", None) or {})
-    for fut in list(getattr(pool, "_pending_work_items", {}).values()):
-        fut.future.cancel()
+    # the files not yet handed to a worker are cancelled by the pool's own thread (a future
+    # cancelled from here could be failed by that thread as it finds the workers gone: Python
+    # 3.11 then prints an InvalidStateError traceback); no more work is handed out after this
+    try:
+        pool.shutdown(wait=False, cancel_futures=True)
+    except Exception:  # pragma: no cover - a broken pool may complain; nothing is left to do
+        pass
     for p in procs.values():
         try:
             p.terminate()  # SIGTERM: the worker removes its temporary file and exits
@@ -210,7 +215,3 @@ def _stop_pool(pool: ProcessPoolExecutor, dsts: list[Path], grace: float = 5.0) 
             pass
     for dst in dsts:
         remove_stale_temp_files(dst, pids=list(procs))
-    try:
-        pool.shutdown(wait=False, cancel_futures=True)
-    except Exception:  # pragma: no cover - a broken pool may complain; nothing is left to do
-        pass

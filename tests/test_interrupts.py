@@ -60,6 +60,39 @@ def test_a_nested_handling_keeps_the_signal_received():
         interrupts.check()
 
 
+def test_a_nested_handling_puts_back_handlers_replaced_meanwhile(tmp_path):
+    # kmpress serve: the server's process replaces the handlers inside the command's handling,
+    # and a forked child resets them, yet inherits the outer handling; the command run there
+    # must still turn Ctrl-C and SIGTERM into a KeyboardInterrupt (not die of the default action)
+    code = """
+        import os, signal, sys
+        from kmpress import interrupts
+        with interrupts.handling_signals():
+            signal.signal(signal.SIGINT, lambda *a: None)
+            pid = os.fork()
+            if pid == 0:
+                for s in (signal.SIGINT, signal.SIGTERM):
+                    signal.signal(s, signal.SIG_DFL)
+                codes = []
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    try:
+                        with interrupts.handling_signals():
+                            os.kill(os.getpid(), sig)
+                            for _ in range(10**6):
+                                pass
+                    except KeyboardInterrupt:
+                        codes.append(128 + interrupts.received())
+                    codes.append(signal.getsignal(signal.SIGINT) is signal.SIG_DFL)
+                print(codes, flush=True)
+                os._exit(0)
+            _, status = os.waitpid(pid, 0)
+            print(os.waitstatus_to_exitcode(status))
+    """
+    r = _python(code, tmp_path)
+    assert r.stdout.split("\n")[:2] == ["[130, True, 143, True]", "0"], r.stderr
+    assert r.returncode == 0, r.stderr
+
+
 def test_an_interrupt_a_finalizer_swallowed_is_raised_again(monkeypatch):
     # an exception raised in __del__ (run by the garbage collector anywhere) is only printed
     # ("Exception ignored in"): the signal behind it still stops the work at the next check

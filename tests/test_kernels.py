@@ -355,3 +355,31 @@ def test_error_figures_equal_numba_bit_for_bit():
         stats.append((sse_c, de_c))
     np.testing.assert_array_equal(stats[0][0], stats[1][0])
     np.testing.assert_array_equal(stats[0][1], stats[1][1])
+
+
+def test_the_servers_kernel_lists_cover_every_kernel_of_every_module():
+    # kmpress serve loads kernels(False) and kernels(True) ahead of its commands: every Kernel of
+    # every module file of the package (each twin's two variants included) is in one of them,
+    # each once, in the list of its own kind
+    import importlib
+
+    from kmpress.kernels_numba import Kernel, Twin
+
+    folder = Path(kn.__file__).parent
+    modules = sorted(p.stem for p in folder.glob("*.py") if p.stem != "__init__")
+    assert {"_dither", "_ssim2", "_remap"} <= set(modules)
+    every: dict[int, Kernel] = {}
+    for name in ["__init__", *modules]:
+        mod = kn if name == "__init__" else importlib.import_module(f"kmpress.kernels_numba.{name}")
+        for v in vars(mod).values():
+            for k in (v.serial, v.parallel) if isinstance(v, Twin) else (v,):
+                if isinstance(k, Kernel):
+                    every[id(k)] = k
+    serial, parallel = kn.kernels(False), kn.kernels(True)
+    assert all(not k.parallel for k in serial) and all(k.parallel for k in parallel)
+    listed = [id(k) for k in serial + parallel]
+    assert len(listed) == len(set(listed))
+    missing = sorted(f"{k.py_func.__module__}.{k.__name__}" for i, k in every.items() if i not in set(listed))
+    assert missing == []
+    assert {k.py_func.__module__.rsplit(".", 1)[1] for k in every.values()} <= set(modules)
+    assert {"adaptive_dither", "ssim2_rows"} <= {k.__name__ for k in serial + parallel}

@@ -285,3 +285,29 @@ def test_ctrl_c_inside_a_compiled_kernel_is_an_interrupt(monkeypatch, tmp_path):
     monkeypatch.setattr(kmpress.workers, "compress", broken)
     r = compress_file(str(tmp_path / "a.png"), str(tmp_path / "b.png"), Options(k=8))
     assert r.status == "error" and "SystemError: a real bug" in r.message
+
+
+def test_stopping_a_pool_with_files_waiting_prints_nothing(monkeypatch):
+    # files submitted but not yet handed to a worker are dropped without the pool's own thread
+    # tripping over them as it finds its workers gone (Python 3.11 printed an InvalidStateError
+    # traceback on the terminal when they had been cancelled from outside meanwhile)
+    import threading
+    import time
+
+    from kmpress.pool import _new_pool, _stop_pool
+
+    errors: list = []
+    monkeypatch.setattr(threading, "excepthook", errors.append)
+    pool, started = _new_pool(1, 1)
+    futures = [pool.submit(time.sleep, 60) for _ in range(6)]  # 2 go to the worker's queue, 4 wait
+    deadline = time.monotonic() + 240
+    while not started.value and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert started.value and futures[0].running() and not futures[-1].running()
+    manager = pool._executor_manager_thread
+    _stop_pool(pool, [])
+    assert manager is not None
+    manager.join(120)
+    assert not manager.is_alive()
+    assert [e.exc_value for e in errors] == []
+    assert all(f.done() for f in futures)

@@ -82,7 +82,9 @@ def kernels(parallel: bool) -> list:
     """Every kernel of this backend that runs serially (``parallel`` false: each twin's serial
     variant and the plain kernels) or every parallel variant, for a process that loads them ahead
     of its work (``kmpress serve``). Reading a kernel's ``dispatcher`` loads it; loading a
-    parallel one starts numba's threading layer, which a process must not have before it forks."""
+    parallel one starts numba's threading layer, which a process must not have before it forks.
+    Every module of this package is searched (:func:`all_kernels`), so a new one's kernels are
+    never left out."""
     return [k for k in all_kernels() if k.parallel == parallel]
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 from helpers import DATA, ROOT, crop_photo, kmpress_command
-from test_command import _assert_stopped_cleanly, _some_output
+from test_command import _assert_stopped_cleanly, _processes_in, _some_output
 
 from kmpress.cli import client, server
 
@@ -291,20 +291,60 @@ def _batch(tmp_path: Path, env: dict, n: int = 24) -> subprocess.Popen:
     )
 
 
+def _client_only(pid: int) -> bool:
+    """Whether process ``pid`` is a kmpress command that only passes its work on to a server (the
+    client imports the standard library alone; a command run in its own process has NumPy)."""
+    return not any("/numpy/" in line for line in Path(f"/proc/{pid}/maps").read_text().splitlines())
+
+
+def _batch_in_swing(tmp_path: Path, env: dict) -> subprocess.Popen:
+    proc = _batch(tmp_path, env)
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None and not _some_output(tmp_path)():
+        time.sleep(0.02)
+    assert proc.poll() is None, "the batch ended before it could be interrupted"
+    assert _client_only(proc.pid), "the batch runs in the client's own process, not on the server"
+    return proc
+
+
 @pytest.mark.parametrize(
     ("signum", "code", "word"), [(signal.SIGINT, 130, "interrupted"), (signal.SIGTERM, 143, "terminated")]
 )
 def test_a_signal_to_the_client_stops_its_command_cleanly(warm, tmp_path, signum, code, word):
     before = warm.connections()
-    proc = _batch(tmp_path, warm.env)
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline and proc.poll() is None and not _some_output(tmp_path)():
-        time.sleep(0.02)
-    assert proc.poll() is None, "the batch ended before it could be interrupted"
+    proc = _batch_in_swing(tmp_path, warm.env)
     proc.send_signal(signum)
     # exit code, one line, no partial file, and no process left (the server's for it included)
     _assert_stopped_cleanly(tmp_path, proc, code, word, 24)
     assert warm.connections() == before + 2
+
+
+def test_a_hangup_ends_the_command_as_it_ends_its_own_process(warm, tmp_path):
+    # kmpress leaves SIGHUP to its default action: the process ends at once, by that signal
+    proc = _batch_in_swing(tmp_path, warm.env)
+    proc.send_signal(signal.SIGHUP)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == -signal.SIGHUP and stderr == ""
+    assert _processes_in(tmp_path) == []  # the server's process for it is gone too
+
+
+def test_a_hangup_ignored_by_the_client_is_ignored_by_its_command(warm, tmp_path):
+    # nohup: SIGHUP ignored from the start stays ignored, on the server too
+    for i in range(4):
+        shutil.copy(DATA / "astronaut.png", tmp_path / f"p{i:02d}.png")
+    nohup = "import os, signal, sys; signal.signal(signal.SIGHUP, signal.SIG_IGN); os.execv(sys.argv[1], sys.argv[1:])"
+    cmd = [*kmpress_command(), "compress", ".", "-o", "out", "-k", "32", "--jobs", "1"]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", nohup, *cmd], cwd=tmp_path, env=warm.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline and proc.poll() is None and not _some_output(tmp_path)():
+        time.sleep(0.02)
+    assert proc.poll() is None and _client_only(proc.pid)
+    proc.send_signal(signal.SIGHUP)
+    _, stderr = proc.communicate(timeout=300)
+    assert proc.returncode == 0, stderr
+    assert len(list((tmp_path / "out").iterdir())) == 4
 
 
 def test_concurrent_clients(warm, tmp_path):
