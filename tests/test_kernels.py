@@ -363,7 +363,7 @@ def test_the_servers_kernel_lists_cover_every_kernel_of_every_module():
     # each once, in the list of its own kind
     import importlib
 
-    from kmpress.kernels_numba import Kernel, Twin
+    from kmpress.kernels_numba._jit import Kernel, Twin
 
     folder = Path(kn.__file__).parent
     modules = sorted(p.stem for p in folder.glob("*.py") if p.stem != "__init__")
