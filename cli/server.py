@@ -40,6 +40,8 @@ from typing import Annotated, Any
 
 import typer
 
+from kmpress.errors import ServerError
+
 from . import client
 
 #: Seconds without a command after which the server exits, by default.
@@ -76,10 +78,6 @@ def serve_command(
     if show_status:
         raise typer.Exit(status(as_json))
     raise typer.Exit(start(idle_timeout, detach))
-
-
-class ServerError(Exception):
-    """The server cannot start (a folder that is not private, a path too long)."""
 
 
 # --------------------------------------------------------------------------------------------

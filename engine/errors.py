@@ -125,6 +125,10 @@ class ImageWriteError(KmpressError):
     """An output could not be written (folder missing or read-only, disk full, would overwrite input)."""
 
 
+class ServerError(KmpressError):
+    """``kmpress serve`` cannot start (its folder is not private to the user, a path too long)."""
+
+
 class TargetNotReachedError(KmpressError):
     """The quality target cannot be reached with the allowed number of colours (``strict``).
 

@@ -239,7 +239,10 @@ def test_a_server_of_another_start_up_environment_is_not_used(warm, tmp_path):
 
 def test_changed_sources_retire_the_server(tmp_path):
     s = Server()
-    source = ROOT / "cli" / "render.py"
+    import kmpress.cli
+
+    # the installed copy, which the server fingerprints (the repository's when installed editable)
+    source = Path(kmpress.cli.__file__).parent / "render.py"
     st = source.stat()
     try:
         os.utime(source, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000_000))  # as a reinstall would
