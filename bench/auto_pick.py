@@ -4,6 +4,7 @@ Run from the repository root::
 
     python -m bench.auto_pick                  # photos of bench/photos.py at 0.135 and 0.7 MP
     python -m bench.auto_pick --write-results  # also into docs/results.md, section "auto-pick"
+    python -m bench.auto_pick --per-pixel      # the dithered default, whole processes, small photos
 
 For photos with all their colours and posterized (fewer distinct colours), at K = 16, 64 and
 256: the CPU seconds (``time.process_time``, medians) of ``kmpress.quantize`` on the NumPy
@@ -11,6 +12,11 @@ backend and on numba with its kernels loaded, numba's start-up in a fresh proces
 and loading the kernels of a run, paid once per process), and which backend ``auto`` runs, in a
 fresh process and once numba is imported. NumPy is the faster pick where its time is below
 numba's plus the start-up. Set ``OPENBLAS_NUM_THREADS=1``.
+
+``--per-pixel`` weighs the remap instead: the default (adaptive dithering) on small photos (32x32
+to 256x256), each a whole process (``kmpress.compress`` of a PNG, start-up included) per backend,
+interleaved, wall-time medians after a warm-up; NumPy's diffusion is a Python loop whose cost
+grows with pixels x K, numba's is its start-up. Section "auto-pick-per-pixel".
 """
 
 from __future__ import annotations
@@ -42,6 +48,63 @@ def numba_startup(rounds: int) -> float:
     )
 
 
+PER_PIXEL_RUN = (
+    "import io, kmpress, kmpress.backends\n"
+    "kmpress.backends.own_process()\n"
+    "kmpress.compress({path!r}, io.BytesIO(), k={k}, backend={backend!r})\n"
+)
+
+
+def per_pixel_rows(rounds: int) -> list[str]:
+    """Rows of the per-pixel table: whole-process wall seconds of each backend, and auto's pick."""
+    import os
+    import tempfile
+
+    from PIL import Image
+
+    from bench.photos import make_photo
+    from kmpress import backends
+
+    rows = [
+        f"Wall seconds of a whole process, medians of {rounds} after a warm-up, interleaved; the default "
+        "remap (adaptive dithering)",
+        "",
+        "| pixels | K | pixels x (K + 24) | NumPy | numba | faster | auto |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    env = {**os.environ, "KMPRESS_SERVER": "0"}
+    with tempfile.TemporaryDirectory() as tmp:
+        for side in (32, 64, 128, 181, 256):
+            path = os.path.join(tmp, f"photo-{side}.png")
+            Image.fromarray(make_photo((side, side))).save(path)
+            for k in (16, 64, 256):
+                times: dict[str, list[float]] = {"numpy": [], "numba": []}
+                for r in range(rounds + 1):
+                    for backend, seen in times.items():
+                        code = PER_PIXEL_RUN.format(path=path, k=k, backend=backend)
+                        t0 = time.perf_counter()
+                        subprocess.run([sys.executable, "-c", code], env=env, check=True)
+                        if r:  # the first round warms the caches
+                            seen.append(time.perf_counter() - t0)
+                t_np, t_nb = (statistics.median(times[b]) for b in ("numpy", "numba"))
+                pixels = side * side
+                pick = backends.choose("auto", pixels, k, None, False, per_pixel=True, numba_warm=False)
+                if pick == "numpy":
+                    pick = backends.choose("auto", pixels, k, pixels, False, per_pixel=True, numba_warm=False)
+                work = pixels * (k + backends.PIXEL_OVERHEAD)
+                rows.append(
+                    f"| {pixels:,} | {k} | {work / 2**20:.2f} M | {t_np:.3f} | {t_nb:.3f} "
+                    f"| {'numpy' if t_np < t_nb else 'numba'} | {pick} |"
+                )
+                print(rows[-1], flush=True)
+    rows += [
+        "",
+        f"auto: numba when pixels x (K + {backends.PIXEL_OVERHEAD}) > {backends.AUTO_NUMPY_PIXEL_WORK / 2**20:g} M "
+        f"(M = 2^20), for a remap that works pixel by pixel; load average {os.getloadavg()[0]:.1f} at the end.",
+    ]
+    return rows
+
+
 def cpu(f, rounds: int) -> float:
     """Median CPU seconds of ``f()``."""
     times = []
@@ -59,8 +122,15 @@ def main(argv: list[str] | None = None) -> None:
 
     ap = argparse.ArgumentParser(prog="python -m bench.auto_pick", description=__doc__.split("\n")[0])
     ap.add_argument("--rounds", type=int, default=3, help="rounds of every measurement (default 3)")
+    ap.add_argument("--per-pixel", action="store_true", help="the dithered default's remap on small photos")
     add_option(ap)
     a = ap.parse_args(argv)
+    if a.per_pixel:
+        table = "\n".join(per_pixel_rows(a.rounds))
+        print(table)
+        if a.write_results:
+            write_results(a.write_results, "auto-pick-per-pixel", table, "bench.auto_pick", argv)
+        return
     start = numba_startup(a.rounds)
     rows = [
         f"CPU seconds, medians of {a.rounds}; numba's start-up in a fresh process: {start:.2f} s",
@@ -76,14 +146,16 @@ def main(argv: list[str] | None = None) -> None:
             pixels = wh[0] * wh[1]
             colors = int(np.unique(img.reshape(-1, 3), axis=0).shape[0])
             for k in (16, 64, 256):
-                t_np = cpu(lambda img=img, k=k: quantize(img, k, backend="numpy"), a.rounds)
-                quantize(img, k, backend="numba")  # its kernels loaded
-                t_nb = cpu(lambda img=img, k=k: quantize(img, k, backend="numba"), a.rounds)
+                t_np = cpu(lambda img=img, k=k: quantize(img, k, backend="numpy", dither=None), a.rounds)
+                quantize(img, k, backend="numba", dither=None)  # its kernels loaded
+                t_nb = cpu(lambda img=img, k=k: quantize(img, k, backend="numba", dither=None), a.rounds)
                 faster = "numpy" if t_np < t_nb + start else "numba"
 
                 def pick(loaded: bool, pixels: int = pixels, k: int = k, colors: int = colors) -> str:
-                    first = backends.choose("auto", pixels, k)
-                    return first if first == "numba" else backends.choose("auto", pixels, k, colors, loaded)
+                    first = backends.choose("auto", pixels, k, numba_warm=False)
+                    if first == "numba":
+                        return first
+                    return backends.choose("auto", pixels, k, colors, loaded, numba_warm=False)
 
                 rows.append(
                     f"| {pixels:,} | {colors:,} | {k} | {colors * k / 2**20:.2f} M | {t_np:.3f} | {t_nb:.3f} "

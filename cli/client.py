@@ -36,6 +36,10 @@ ENV_SWITCH = "KMPRESS_SERVER"
 #: server started under other values would not run the command the way this process would, so
 #: they are part of the handshake.
 STARTUP_VARIABLES = ("NUMBA_", "PYTHON", "OMP_", "KMP_", "GOMP_", "MKL_", "OPENBLAS_", "TBB_", "LD_", "LC_", "LANG")
+#: Start-up variables a kmpress process sets itself when the user has not
+#: (``kmpress.backends.OPENMP_DEFAULTS``, repeated here: this module imports nothing of kmpress's):
+#: unset and set to these values, they mean the same to the handshake.
+SET_BY_KMPRESS = {"GOMP_SPINCOUNT": "10000"}
 #: The modules whose installed files the handshake covers, besides kmpress's own sources.
 DEPENDENCIES = ("numpy", "numba", "llvmlite", "PIL", "typer", "click", "rich")
 #: Longest message accepted from the other side.
@@ -137,7 +141,8 @@ def fingerprint() -> str:
             parts.append(f"{name}:{origin}:{os.stat(origin).st_mtime_ns if origin else ''}")
         except (ImportError, ValueError, OSError):
             parts.append(f"{name}:absent")
-    parts += sorted(f"{k}={v}" for k, v in os.environ.items() if k.startswith(STARTUP_VARIABLES))
+    env = {**SET_BY_KMPRESS, **os.environ}
+    parts += sorted(f"{k}={v}" for k, v in env.items() if k.startswith(STARTUP_VARIABLES))
     text = "\n".join(parts).encode("utf-8", "surrogateescape")
     return f"{zlib.crc32(text):08x}{zlib.adler32(text):08x}{len(text):x}"
 

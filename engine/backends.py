@@ -33,10 +33,24 @@ AUTO_NUMPY_WORK_LOADED = 1 << 20
 #: numba's histogram and remap alone then save more than its start-up costs.
 AUTO_NUMBA_PIXELS = 1 << 21
 #: "auto" runs numba when the remap works pixel by pixel (error diffusion, the rate-aware remap)
-#: on more pixels than this: NumPy's twin of the diffusion is a sequential Python loop (about
-#: 10 us a pixel against numba's 0.1), so past some 32 k pixels numba's start-up pays for itself
-#: (astronaut crops, K=16: 0.18 s NumPy / 0.28 s numba at 128x128, 0.74 / 0.30 s at 256x256).
-AUTO_NUMPY_PIXEL_WORK = 1 << 15
+#: and its work, pixels x (K + 24), is over this: NumPy's twin of the diffusion is a sequential
+#: Python loop that searches the whole palette for each pixel, about 6 us + 0.25 us x K a pixel
+#: against numba's 0.02, so past some 2 M units numba's start-up pays for itself (astronaut crops,
+#: whole processes, wall and CPU time alike: 64x64 at K=256 and 181x181 at K=16 run faster on
+#: NumPy, 128x128 at K=256 twice as fast on numba; bench/auto_pick.py --per-pixel).
+AUTO_NUMPY_PIXEL_WORK = 1 << 21
+#: What one pixel of a per-pixel remap costs NumPy besides its palette search, in palette entries.
+PIXEL_OVERHEAD = 24
+
+
+def numba_is_warm() -> bool:
+    """Whether numba's serial kernels are all loaded in this process already (a warm ``kmpress
+    serve``): then numba has no start-up left to pay and runs every job faster than NumPy."""
+    jit = sys.modules.get("kmpress.kernels_numba._jit")
+    if jit is None:
+        return False
+    kernels = [k for k in jit.REGISTRY.values() if not k.parallel]
+    return bool(kernels) and all(k.loaded for k in kernels)
 
 
 def choose(
@@ -46,12 +60,14 @@ def choose(
     colors: int | None = None,
     numba_loaded: bool | None = None,
     per_pixel: bool = False,
+    numba_warm: bool | None = None,
 ) -> str:
     """The backend that runs a job: ``name`` itself, or for "auto" the faster one for its work.
 
-    "auto" picks in two steps. Before the histogram (``colors`` None): numba when ``pixels`` is
-    over :data:`AUTO_NUMBA_PIXELS`, else numpy, which builds the histogram (cheap at that size).
-    Then, with the distinct colours known: numpy when ``colors * k`` is at most
+    "auto" runs numba in a process where its kernels are loaded already (a warm server, a second
+    job), else picks in two steps. Before the histogram (``colors`` None): numba when ``pixels``
+    is over :data:`AUTO_NUMBA_PIXELS`, else numpy, which builds the histogram (cheap at that
+    size). Then, with the distinct colours known: numpy when ``colors * k`` is at most
     :data:`AUTO_NUMPY_WORK` (:data:`AUTO_NUMPY_WORK_LOADED` when numba is already imported),
     else numba. The pick is a function of these numbers alone, and the backends give the same
     results bit for bit, so it changes only the speed.
@@ -63,12 +79,18 @@ def choose(
     k : the largest K the job fits
     colors : the image's distinct colours once its histogram is built (points for kmeans)
     numba_loaded : whether numba is already imported in the process (default: looked up)
-    per_pixel : the remap works pixel by pixel (dithering, ``smooth``): numba when ``pixels``
-        is over :data:`AUTO_NUMPY_PIXEL_WORK`, whatever the colours
+    per_pixel : the remap works pixel by pixel (dithering, ``smooth``): numba when ``pixels x
+        (k + PIXEL_OVERHEAD)`` is over :data:`AUTO_NUMPY_PIXEL_WORK`, whatever the colours
+    numba_warm : whether numba's kernels are loaded already (default: :func:`numba_is_warm`): then
+        numba, whatever the work
     """
     if name != "auto":
         return name
-    if per_pixel and pixels > AUTO_NUMPY_PIXEL_WORK:
+    if numba_warm is None:
+        numba_warm = numba_is_warm()
+    if numba_warm:
+        return "numba"
+    if per_pixel and pixels * (k + PIXEL_OVERHEAD) > AUTO_NUMPY_PIXEL_WORK:
         return "numba"
     if colors is None:
         return "numba" if pixels > AUTO_NUMBA_PIXELS else "numpy"
@@ -309,9 +331,19 @@ def _apply_threads(threads: int) -> None:
         numba.set_num_threads(max(1, min(threads, numba.config.NUMBA_NUM_THREADS)))  # type: ignore[attr-defined]
 
 
+#: Set in a process of kmpress's own (:func:`own_process`) unless the user set them: how long an
+#: idle OpenMP thread (numba's usual threading layer, GNU OpenMP) spins before it sleeps. GNU's
+#: default spins some 300 000 rounds, which on a busy machine (more runnable processes than
+#: cores) keeps a thread on a core the next parallel region needs: a 0.1 MP photo then took 4x
+#: longer on 2 threads than on 1. With 10 000 rounds two threads are never slower than one under
+#: load, and as fast as before on an idle machine (docs/speed.md, "Busy machines").
+OPENMP_DEFAULTS = {"GOMP_SPINCOUNT": "10000"}
+
+
 def own_process() -> None:
     """Declare that this process runs only kmpress (the CLI and its workers): numba's BLAS probe
-    is skipped when numba loads.
+    is skipped when numba loads, and OpenMP's threads spin less (:data:`OPENMP_DEFAULTS`, set in
+    the environment unless the user set them, before numba's threading layer loads).
 
     Loading the first compiled kernel makes numba import its NumPy support, which probes for BLAS
     by importing ``scipy.linalg`` (0.2-0.4 s where SciPy is installed). kmpress's kernels use no
@@ -321,6 +353,8 @@ def own_process() -> None:
     """
     global _skip_blas_probe
     _skip_blas_probe = True
+    for name, value in OPENMP_DEFAULTS.items():
+        os.environ.setdefault(name, value)
     if "numba" in sys.modules:
         _import_numba_without_blas_probe()
 

@@ -3,6 +3,7 @@ thread count set before it loads."""
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -15,8 +16,8 @@ from kmpress import backends
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _run(code: str) -> str:
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT)
+def _run(code: str, env: dict[str, str] | None = None) -> str:
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=ROOT, env=env)
     assert r.returncode == 0, r.stderr[-2000:]
     return r.stdout.strip()
 
@@ -71,6 +72,39 @@ PROBE = (
     "backends.load('numba').gather(np.arange(2, dtype=np.uint8), np.zeros(2, np.int32), out)\n"
     "print(seen[:1])"
 )
+
+
+def test_own_process_makes_openmp_threads_spin_less_unless_the_user_said():
+    code = (
+        "import os, sys\n"
+        "from kmpress import backends\n"
+        "backends.own_process()\n"
+        "import numpy as np\n"
+        "out = np.empty(2, np.uint8)\n"
+        "backends.load('numba').gather(np.arange(2, dtype=np.uint8), np.zeros(2, np.int32), out)\n"
+        "print(os.environ.get('GOMP_SPINCOUNT'))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
+    assert _run(code, env=env) == backends.OPENMP_DEFAULTS["GOMP_SPINCOUNT"]
+    assert _run(code, env={**env, "GOMP_SPINCOUNT": "7"}) == "7"
+    # a library user's process is left alone
+    assert _run(code.replace("backends.own_process()\n", ""), env=env) == "None"
+
+
+def test_the_handshake_counts_openmp_defaults_as_unset():
+    from kmpress.cli import client
+
+    assert client.SET_BY_KMPRESS == backends.OPENMP_DEFAULTS
+    env = {k: v for k, v in os.environ.items() if k != "GOMP_SPINCOUNT"}
+    prints = []
+    for extra in ({}, backends.OPENMP_DEFAULTS, {"GOMP_SPINCOUNT": "7"}):
+        with pytest.MonkeyPatch.context() as mp:
+            for k in os.environ:
+                mp.delenv(k)
+            for k, v in {**env, **extra}.items():
+                mp.setenv(k, v)
+            prints.append(client.fingerprint())
+    assert prints[0] == prints[1] != prints[2]
 
 
 def test_own_process_skips_the_blas_probe():
@@ -131,30 +165,31 @@ def test_a_forced_backend_is_kept_whatever_the_work():
 def test_auto_first_step_sends_only_large_images_straight_to_numba():
     cut = backends.AUTO_NUMBA_PIXELS
     for k in (1, 16, 256):
-        assert backends.choose("auto", cut, k) == "numpy"  # builds the histogram, then picks again
-        assert backends.choose("auto", cut + 1, k) == "numba"
+        # builds the histogram, then picks again
+        assert backends.choose("auto", cut, k, numba_warm=False) == "numpy"
+        assert backends.choose("auto", cut + 1, k, numba_warm=False) == "numba"
 
 
 def test_auto_counts_distinct_colors_times_k_not_pixels():
     # a 135 k-pixel photo of 84 k colours at K=16: NumPy's work, though pixels x K is over 2^21
-    assert backends.choose("auto", 135_000, 16, colors=84_000, numba_loaded=False) == "numpy"
+    assert backends.choose("auto", 135_000, 16, colors=84_000, numba_loaded=False, numba_warm=False) == "numpy"
     # the same pixels with every colour distinct at K=64: numba's
-    assert backends.choose("auto", 135_000, 64, colors=135_000, numba_loaded=False) == "numba"
+    assert backends.choose("auto", 135_000, 64, colors=135_000, numba_loaded=False, numba_warm=False) == "numba"
     for loaded, limit in ((False, backends.AUTO_NUMPY_WORK), (True, backends.AUTO_NUMPY_WORK_LOADED)):
         for k in (1, 2, 16, 256):
             at = limit // k
-            assert backends.choose("auto", 10**6, k, colors=at, numba_loaded=loaded) == "numpy"
-            assert backends.choose("auto", 10**6, k, colors=at + 1, numba_loaded=loaded) == "numba"
+            assert backends.choose("auto", 10**6, k, colors=at, numba_loaded=loaded, numba_warm=False) == "numpy"
+            assert backends.choose("auto", 10**6, k, colors=at + 1, numba_loaded=loaded, numba_warm=False) == "numba"
 
 
 def test_auto_pays_less_for_numba_once_it_is_imported():
     assert backends.AUTO_NUMPY_WORK_LOADED < backends.AUTO_NUMPY_WORK
     colors = backends.AUTO_NUMPY_WORK // 16
-    assert backends.choose("auto", 10**6, 16, colors=colors, numba_loaded=False) == "numpy"
-    assert backends.choose("auto", 10**6, 16, colors=colors, numba_loaded=True) == "numba"
+    assert backends.choose("auto", 10**6, 16, colors=colors, numba_loaded=False, numba_warm=False) == "numpy"
+    assert backends.choose("auto", 10**6, 16, colors=colors, numba_loaded=True, numba_warm=False) == "numba"
     # looked up when not said
     expected = "numba" if "numba" in sys.modules else "numpy"
-    assert backends.choose("auto", 10**6, 16, colors=colors) == expected
+    assert backends.choose("auto", 10**6, 16, colors=colors, numba_warm=False) == expected
 
 
 def test_auto_small_image_of_few_colors_never_imports_numba():
@@ -173,12 +208,22 @@ def test_auto_small_image_of_few_colors_never_imports_numba():
 
 
 def test_auto_sends_a_per_pixel_remap_over_its_limit_to_numba():
-    # NumPy's error diffusion is a Python loop: past AUTO_NUMPY_PIXEL_WORK pixels numba pays
-    cut = backends.AUTO_NUMPY_PIXEL_WORK
-    for colors in (None, 1, 512):
-        assert backends.choose("auto", cut, 16, colors, numba_loaded=False, per_pixel=True) == "numpy"
-        assert backends.choose("auto", cut + 1, 16, colors, numba_loaded=False, per_pixel=True) == "numba"
-        assert backends.choose("auto", cut + 1, 16, colors, numba_loaded=False, per_pixel=False) == "numpy"
+    # NumPy's error diffusion is a Python loop searching the whole palette for every pixel: its
+    # work is pixels x (K + PIXEL_OVERHEAD), past AUTO_NUMPY_PIXEL_WORK numba's start-up pays
+    cut, extra = backends.AUTO_NUMPY_PIXEL_WORK, backends.PIXEL_OVERHEAD
+    for k in (1, 16, 64, 256):
+        at = cut // (k + extra)
+        for colors in (None, 1, 512):
+            pick = functools.partial(backends.choose, "auto", k=k, colors=colors, numba_loaded=False, numba_warm=False)
+            assert pick(at, per_pixel=True) == "numpy"
+            assert pick(at + 1, per_pixel=True) == "numba"
+            assert pick(at + 1, per_pixel=False) == "numpy"
+    # a 64x64 image: NumPy at K=16, numba at K=256 only when the image is 128x128
+    assert backends.choose("auto", 64 * 64, 256, 4096, numba_loaded=False, per_pixel=True, numba_warm=False) == "numpy"
+    assert (
+        backends.choose("auto", 128 * 128, 256, 4096, numba_loaded=False, per_pixel=True, numba_warm=False) == "numba"
+    )
+    assert backends.choose("auto", 128 * 128, 16, 4096, numba_loaded=False, per_pixel=True, numba_warm=False) == "numpy"
     code = (
         "import sys, numpy as np, kmpress\n"
         "rng = np.random.default_rng(0)\n"
@@ -187,6 +232,31 @@ def test_auto_sends_a_per_pixel_remap_over_its_limit_to_numba():
         "print('numba' in sys.modules)"
     )
     assert _run(code) == "True"
+
+
+def test_auto_runs_numba_whatever_the_work_once_its_kernels_are_loaded():
+    for k in (1, 16, 256):
+        for per_pixel in (False, True):
+            assert backends.choose("auto", 1, k, 1, numba_loaded=True, per_pixel=per_pixel, numba_warm=True) == "numba"
+            assert (
+                backends.choose("auto", 1, k, None, numba_loaded=True, per_pixel=per_pixel, numba_warm=True) == "numba"
+            )
+    # a forced backend stays what it is
+    assert backends.choose("numpy", 1, 16, 1, numba_warm=True) == "numpy"
+
+
+def test_numba_is_warm_only_once_every_serial_kernel_is_loaded():
+    code = (
+        "import sys, numpy as np, kmpress\n"
+        "from kmpress import backends\n"
+        "img = np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)\n"
+        "kmpress.quantize(img, 16)\n"
+        "before = backends.numba_is_warm()\n"
+        "for k in backends.load('numba').kernels(parallel=False):\n"
+        "    k.dispatcher\n"
+        "print(before, 'numba' in sys.modules, backends.numba_is_warm(), backends.choose('auto', 1600, 16, 1600))"
+    )
+    assert _run(code) == "False True True numba"
 
 
 def test_auto_picks_again_after_the_histogram(monkeypatch):
@@ -198,6 +268,7 @@ def test_auto_picks_again_after_the_histogram(monkeypatch):
     many = rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)  # some 120 k colours: x 64 is numba's
     few = (many // 64 * 64).astype(np.uint8)  # 64 colours
     load = backends.load
+    monkeypatch.setattr(backends, "numba_is_warm", lambda: False)  # other tests may have loaded every kernel
     for img, k, picks in ((many, 64, ["numpy", "numba"]), (few, 16, ["numpy"])):
         loaded: list[str] = []
         monkeypatch.setattr(backends, "load", lambda name, seen=loaded: (seen.append(name), load(name))[1])

@@ -113,6 +113,11 @@ class Kernel:
         return self._pending
 
     @property
+    def loaded(self) -> bool:
+        """Whether the kernel is compiled or loaded in this process already (calls cost nothing more)."""
+        return self._dispatcher is not None
+
+    @property
     def pending(self) -> bool:
         """Whether another process is compiling the kernel for this one (see :meth:`expect`)."""
         return self._pending is not None and not self._pending.is_set()
