@@ -206,7 +206,7 @@ def kmeans(
     C0 = initial_centroids(start, X, w, weighted, k, rng, kern)
     # the last inertia is measured on the original points below: the last pass needs only labels
     r = lloyd(X, w, weighted, C0, max_iter, tol, kern, final_assign=True, final_inertia=False)
-    history = frame.inertia_back([*r.inertia_history[:-1], frame.inertia(a, w, weighted, r.centroids, r.labels)], w)
+    history = frame.inertia_back([*r.inertia_history[:-1], frame.inertia(a, w, weighted, r.centroids, r.labels, X)], w)
     centroids = frame.from_frame(r.centroids)
     return KMeansResult(centroids, r.labels, history[-1], r.n_iter, r.converged, history)
 
