@@ -462,7 +462,12 @@ def lloyd(
     """
     run = Lloyd(X, w, weighted, init, kernels)
     converged = stable = False
+    # a search state that can keep bounds (the NumPy backend's) keeps those of every pass, for
+    # a last assignment of labels alone
+    bounds = final_assign and not final_inertia and hasattr(run.ws.boxes, "keep_bounds")
     for _ in range(max_iter):
+        if bounds:
+            run.ws.boxes.keep_bounds = True
         stable, shift = run.step()
         if stable or run.small_shift(shift, tol):
             converged = True

@@ -226,15 +226,18 @@ class Frame:
         for s in range(0, N, STEP):
             lab = labels[s : s + STEP]
             if planar is not None:
-                d = planar[:, s : s + STEP].astype(np.float64)
+                # float32 - float64: each value widened exactly, then the same subtraction
+                d = np.empty((D, lab.shape[0]))
+                for j in range(D):
+                    np.subtract(planar[j, s : s + STEP], Ct[j].take(lab), out=d[j])
             else:
                 d = columns(a, s)
                 if np.any(self.shift):
                     d -= self.shift[:, None]
                 if self.e:
                     np.ldexp(d, self.e, out=d)
-            for j in range(D):
-                d[j] -= Ct[j][lab]
+                for j in range(D):
+                    d[j] -= Ct[j].take(lab)
             sq = squared_norms(d) if D < 8 else np.einsum("nd,nd->n", *[np.ascontiguousarray(d.T)] * 2)
             total += float((sq * w[s : s + STEP]).sum() if weighted else sq.sum())
         return total

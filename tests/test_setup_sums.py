@@ -170,7 +170,9 @@ def test_setup_costs_script_times_every_step():
     assert set(m) == {
         "frame + planar",
         "moments",
+        "variance",
         "norm bounds",
+        "last labels",
         "inertia",
         "kmeans max_iter=1",
         "iteration",
