@@ -61,12 +61,18 @@ def weight_exponent(w: np.ndarray) -> int:
     return scale_exponent(float(w.max()))
 
 
-def columns(a: np.ndarray, s: int) -> np.ndarray:
-    """(D, n) float64 C-contiguous copy of rows ``s : s + STEP`` of (N, D) points ``a``.
+def columns(a: np.ndarray, s: int, buf: np.ndarray | None = None) -> np.ndarray:
+    """(D, n) float64 C-contiguous copy of rows ``s : s + STEP`` of (N, D) points ``a``, in
+    ``buf`` (D, STEP) float64 when given (one buffer for every chunk of a pass: a fresh array
+    of that size per chunk costs its page faults every time).
 
     Reductions run along these rows: NumPy reduces an (n, D) array over its first axis D values
     at a time, many times slower than along a contiguous row."""
-    return np.array(a[s : s + STEP].T, dtype=np.float64, order="C")
+    if buf is None:
+        return np.array(a[s : s + STEP].T, dtype=np.float64, order="C")
+    x = buf[:, : min(STEP, a.shape[0] - s)]
+    np.copyto(x, a[s : s + STEP].T, casting="unsafe")
+    return x
 
 
 def column_sums(x: np.ndarray) -> np.ndarray:
@@ -108,8 +114,9 @@ def _centre(
     hi = np.full(D, -np.inf)
     lo = np.full(D, np.inf)
     total = np.zeros(D)
+    buf = np.empty((D, min(N, STEP)))
     for s in range(0, N, STEP):
-        x = columns(a, s)
+        x = columns(a, s, buf)
         if out is not None:
             with np.errstate(over="ignore"):  # beyond float32: then scaled, and written again
                 out[:, s : s + STEP] = x
@@ -126,7 +133,8 @@ def _centre(
     if e:
         total = np.zeros(D)
         for s in range(0, N, STEP):
-            x = np.ldexp(columns(a, s), e)
+            x = columns(a, s, buf)
+            np.ldexp(x, e, out=x)
             if weighted:
                 x *= w[s : s + STEP]
             total += column_sums(x)
@@ -147,7 +155,9 @@ def squared_norms(d: np.ndarray) -> np.ndarray:
     d *= d
     for j in range(2, D):
         d[j % 2] += d[j]
-    return d[0] if D == 1 else d[0] + d[1]
+    if D > 1:
+        d[0] += d[1]
+    return d[0]
 
 
 @dataclass(frozen=True)
@@ -181,8 +191,9 @@ class Frame:
         """Write :meth:`planar`'s points into ``X``; return whether float32 held them exactly."""
         N, D = a.shape
         exact = True
+        buf = np.empty((D, min(N, STEP)))
         for s in range(0, N, STEP):
-            x = columns(a, s)
+            x = columns(a, s, buf)
             if np.any(self.shift):
                 x -= self.shift[:, None]
             if self.e:
@@ -223,15 +234,16 @@ class Frame:
         Ct = np.ascontiguousarray(C.T)
         planar = X if self.exact else None
         total = 0.0
+        buf = np.empty((D, min(N, STEP)))
         for s in range(0, N, STEP):
             lab = labels[s : s + STEP]
             if planar is not None:
                 # float32 - float64: each value widened exactly, then the same subtraction
-                d = np.empty((D, lab.shape[0]))
+                d = buf[:, : lab.shape[0]]
                 for j in range(D):
                     np.subtract(planar[j, s : s + STEP], Ct[j].take(lab), out=d[j])
             else:
-                d = columns(a, s)
+                d = columns(a, s, buf)
                 if np.any(self.shift):
                     d -= self.shift[:, None]
                 if self.e:
