@@ -82,7 +82,9 @@ def _as_points(points: Any) -> np.ndarray:
         raise InvalidParameterError("points is empty")
     if a.dtype.kind not in "iuf":
         raise InvalidParameterError(f"points must be integers or floats, not {a.dtype}")
-    if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+    # the extremes are finite exactly when every value is (NaN propagates through min and max),
+    # without an (N, D) array of flags
+    if a.dtype.kind == "f" and not (np.isfinite(a.min()) and np.isfinite(a.max())):
         raise InvalidParameterError("points contain NaN or infinity")
     return a
 
