@@ -82,7 +82,9 @@ def _as_points(points: Any) -> np.ndarray:
         raise InvalidParameterError("points is empty")
     if a.dtype.kind not in "iuf":
         raise InvalidParameterError(f"points must be integers or floats, not {a.dtype}")
-    if a.dtype.kind == "f" and not np.all(np.isfinite(a)):
+    # the extremes are finite exactly when every value is (NaN propagates through min and max),
+    # without an (N, D) array of flags
+    if a.dtype.kind == "f" and not (np.isfinite(a.min()) and np.isfinite(a.max())):
         raise InvalidParameterError("points contain NaN or infinity")
     return a
 
@@ -206,7 +208,7 @@ def kmeans(
     C0 = initial_centroids(start, X, w, weighted, k, rng, kern)
     # the last inertia is measured on the original points below: the last pass needs only labels
     r = lloyd(X, w, weighted, C0, max_iter, tol, kern, final_assign=True, final_inertia=False)
-    history = frame.inertia_back([*r.inertia_history[:-1], frame.inertia(a, w, weighted, r.centroids, r.labels)], w)
+    history = frame.inertia_back([*r.inertia_history[:-1], frame.inertia(a, w, weighted, r.centroids, r.labels, X)], w)
     centroids = frame.from_frame(r.centroids)
     return KMeansResult(centroids, r.labels, history[-1], r.n_iter, r.converged, history)
 

@@ -166,10 +166,22 @@ def moments(X: np.ndarray, w: np.ndarray, weighted: bool, variance: bool = True)
     (sum_i w_i ||x_i||^2, mean_d sum_i w_i (x_di - mean_d)^2 / sum_i w_i)
 
     Each chunk of 2^20 points is converted to float64 once, into one buffer, for both sums of
-    the first pass (its squares and the means); the variance takes a second pass.
+    the first pass (its squares and the means); the variance takes a second pass
+    (:func:`mean_variance`).
     """
+    sum_sq, mean, total_w = first_moments(X, w, weighted)
+    return sum_sq, mean_variance(X, w, weighted, mean, total_w) if variance else 0.0
+
+
+#: Points per chunk of :func:`first_moments` and :func:`mean_variance`.
+MOMENT_STEP = 1 << 20
+
+
+def first_moments(X: np.ndarray, w: np.ndarray, weighted: bool) -> tuple[float, np.ndarray, float]:
+    """Return the first pass of :func:`moments`: ``sum_i w_i ||x_i||^2``, the (D,) float64
+    (weighted) mean of the points and the sum of the weights (N when unweighted)."""
     D, N = X.shape
-    step = 1 << 20
+    step = MOMENT_STEP
     buf = np.empty(D * min(N, step))
     total_w = float(w.sum()) if weighted else float(N)
     mean = np.zeros(D)
@@ -181,9 +193,17 @@ def moments(X: np.ndarray, w: np.ndarray, weighted: bool, variance: bool = True)
         mean += np.einsum("dn,n->d", xb, w[s : s + n]) if weighted else xb.sum(axis=1)
         sq = np.einsum("dn,dn->n", xb, xb)
         sum_sq += float(np.einsum("n,n->", sq, w[s : s + n])) if weighted else float(sq.sum())
-    if not variance:
-        return sum_sq, 0.0
     mean /= total_w
+    return sum_sq, mean, total_w
+
+
+def mean_variance(X: np.ndarray, w: np.ndarray, weighted: bool, mean: np.ndarray, total_w: float) -> float:
+    """Return the second pass of :func:`moments`: the mean over channels of the (weighted)
+    variance of (D, N) float32 points about their (D,) float64 ``mean`` (of
+    :func:`first_moments`, as ``total_w``)."""
+    D, N = X.shape
+    step = MOMENT_STEP
+    buf = np.empty(D * min(N, step))
     var = np.zeros(D)
     for s in range(0, N, step):
         n = min(N - s, step)
@@ -192,15 +212,29 @@ def moments(X: np.ndarray, w: np.ndarray, weighted: bool, variance: bool = True)
         xb -= mean[:, None]
         xb *= xb
         var += np.einsum("dn,n->d", xb, w[s : s + n]) if weighted else xb.sum(axis=1)
-    return sum_sq, float(var.mean() / total_w)
+    return float(var.mean() / total_w)
+
+
+def variance_bounds(sum_sq: float, mean: np.ndarray, total_w: float) -> tuple[float, float]:
+    """Return bounds ``lo <= mean_variance(...) <= hi`` from the first moments alone.
+
+    ``sum_i w_i ||x_i - m||^2 = sum_i w_i ||x_i||^2 - W ||m||^2`` for the mean ``m``: both
+    sides are formed in float64 from sums of at most 2^40 terms, each within a relative
+    2^-30 of its exact value together with the mean's own rounding (``W ||m||^2 <=
+    sum w ||x||^2``), so a margin of 2^-20 ``sum_sq`` holds both with room to spare. Only a
+    variance that is small against ``||m||^2`` leaves the bounds wide apart.
+    """
+    D = mean.shape[0]
+    scale = D * total_w
+    mid = (sum_sq - total_w * float(np.dot(mean, mean))) / scale
+    margin = math.ldexp(sum_sq, -20) / scale
+    return mid - margin, mid + margin
 
 
 class _Workspace:
     """Per-chunk partial sums, allocated once per fit and reused by every iteration."""
 
-    def __init__(
-        self, kernels: ModuleType, X: np.ndarray, w: np.ndarray, weighted: bool, k: int, variance: bool
-    ) -> None:
+    def __init__(self, kernels: ModuleType, X: np.ndarray, w: np.ndarray, weighted: bool, k: int) -> None:
         d, n = X.shape
         nc = kernels.n_chunks(n)
         # running per-chunk sums of the current labels (the kernels update them incrementally)
@@ -209,8 +243,10 @@ class _Workspace:
         self.chunk = kernels.CHUNK
         self.changed_c = np.empty(nc, np.int64)
         self.boxes = kernels.block_boxes(X)
-        # sum_sq gives every pass's inertia; mean_var the stopping threshold's scale
-        self.sum_sq, self.mean_var = moments(X, w, weighted, variance)
+        # sum_sq gives every pass's inertia; the mean, the stopping threshold's scale (the
+        # variance), measured only when a comparison needs it (see Lloyd.small_shift)
+        self.sum_sq, self.mean, self.total_w = first_moments(X, w, weighted)
+        self.mean_var: float | None = None
 
     def run(self, kernels, X, w, weighted, C, labels):
         """One assignment pass against ``C``: (inertia, labels changed, sums (K, D), weights (K,))."""
@@ -314,7 +350,6 @@ class Lloyd:
     w : (N,) float64 weights (used only when ``weighted``)
     init : (K, D) float64 starting centroids (not modified)
     kernels : the backend module
-    variance : whether to compute ``ws.mean_var``, the points' mean variance (see :func:`moments`)
 
     Attributes
     ----------
@@ -331,11 +366,10 @@ class Lloyd:
         weighted: bool,
         init: np.ndarray,
         kernels: ModuleType,
-        variance: bool = False,
     ) -> None:
         D, N = X.shape
         self.X, self.w, self.weighted, self.kernels = X, w, weighted, kernels
-        self.ws = _Workspace(kernels, X, w, weighted, init.shape[0], variance)
+        self.ws = _Workspace(kernels, X, w, weighted, init.shape[0])
         self.C = np.array(init, dtype=np.float64, order="C", copy=True)
         self.labels = np.full(N, -1, np.int32)
         # a cluster is empty when no point of positive weight has its label: its weight is then 0.
@@ -357,6 +391,24 @@ class Lloyd:
         for the pass's inertia in :attr:`history`, for a caller that measures it itself."""
         self.kernels.nearest(self.X, self.C.astype(np.float32), self.labels, self.ws.boxes)
         self.history.append(math.nan)
+
+    def small_shift(self, shift: float, tol: float) -> bool:
+        """Whether a sum of squared centroid shifts is at most ``tol`` times the points' mean
+        variance (the loop's stopping test, :func:`moments`). The variance takes a pass over the
+        points: it is measured only when its bounds from the first moments
+        (:func:`variance_bounds`) leave the answer open, and then kept."""
+        if tol <= 0.0:
+            return shift <= 0.0
+        ws = self.ws
+        if ws.mean_var is None:
+            lo, hi = variance_bounds(ws.sum_sq, ws.mean, ws.total_w)
+            # rounding is monotonic: tol * hi (rounded) bounds tol * mean_var (rounded), as lo
+            if shift > tol * hi:
+                return False
+            if shift <= tol * lo:
+                return True
+            ws.mean_var = mean_variance(self.X, self.w, self.weighted, ws.mean, ws.total_w)
+        return shift <= tol * ws.mean_var
 
     def step(self) -> tuple[bool, float]:
         """One iteration: assign, then move every centroid to the mean of its points.
@@ -408,12 +460,16 @@ def lloyd(
     final_inertia : when False, that last assignment gives the labels alone, and the result's
         inertia (the last of its history) is NaN: for a caller that measures it itself
     """
-    run = Lloyd(X, w, weighted, init, kernels, variance=tol > 0)
-    threshold = tol * run.ws.mean_var if tol > 0 else 0.0
+    run = Lloyd(X, w, weighted, init, kernels)
     converged = stable = False
+    # a search state that can keep bounds (the NumPy backend's) keeps those of every pass, for
+    # a last assignment of labels alone
+    bounds = final_assign and not final_inertia and hasattr(run.ws.boxes, "keep_bounds")
     for _ in range(max_iter):
+        if bounds:
+            run.ws.boxes.keep_bounds = True
         stable, shift = run.step()
-        if stable or shift <= threshold:
+        if stable or run.small_shift(shift, tol):
             converged = True
             break
     if not stable and (final_assign or not run.history):

@@ -25,7 +25,7 @@ units. All sums are chunk sums in a fixed order without BLAS: the same bits at a
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -61,12 +61,18 @@ def weight_exponent(w: np.ndarray) -> int:
     return scale_exponent(float(w.max()))
 
 
-def columns(a: np.ndarray, s: int) -> np.ndarray:
-    """(D, n) float64 C-contiguous copy of rows ``s : s + STEP`` of (N, D) points ``a``.
+def columns(a: np.ndarray, s: int, buf: np.ndarray | None = None) -> np.ndarray:
+    """(D, n) float64 C-contiguous copy of rows ``s : s + STEP`` of (N, D) points ``a``, in
+    ``buf`` (D, STEP) float64 when given (one buffer for every chunk of a pass: a fresh array
+    of that size per chunk costs its page faults every time).
 
     Reductions run along these rows: NumPy reduces an (n, D) array over its first axis D values
     at a time, many times slower than along a contiguous row."""
-    return np.array(a[s : s + STEP].T, dtype=np.float64, order="C")
+    if buf is None:
+        return np.array(a[s : s + STEP].T, dtype=np.float64, order="C")
+    x = buf[:, : min(STEP, a.shape[0] - s)]
+    np.copyto(x, a[s : s + STEP].T, casting="unsafe")
+    return x
 
 
 def column_sums(x: np.ndarray) -> np.ndarray:
@@ -81,7 +87,7 @@ def column_sums(x: np.ndarray) -> np.ndarray:
 def centre(
     a: np.ndarray, w: np.ndarray, weighted: bool, out: np.ndarray | None = None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(D,) float64 shift to subtract from (N, D) points ``a``, and (D,) float64 largest
+    """Return the (D,) float64 shift to subtract from (N, D) points ``a``, and (D,) float64 largest
     magnitude of each coordinate of the shifted points.
 
     The shift is, per coordinate, the weighted mean (rounded to an integer for integer points,
@@ -94,15 +100,27 @@ def centre(
     (``x - mean`` rounded never decreases as ``x`` grows). Sums are those of the (N, D) array
     chunk by chunk (:func:`column_sums`). ``out``, when given, (D, N) float32, receives the
     points as they are (the kernels' points when neither shifted nor scaled)."""
+    shift, mags, _ = _centre(a, w, weighted, out)
+    return shift, mags
+
+
+def _centre(
+    a: np.ndarray, w: np.ndarray, weighted: bool, out: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, bool]:
+    """:func:`centre`, and whether ``out`` (when given) holds the points exactly (float32 loses
+    none of their float64 bits)."""
     N, D = a.shape
+    exact = out is not None
     hi = np.full(D, -np.inf)
     lo = np.full(D, np.inf)
     total = np.zeros(D)
+    buf = np.empty((D, min(N, STEP)))
     for s in range(0, N, STEP):
-        x = columns(a, s)
+        x = columns(a, s, buf)
         if out is not None:
             with np.errstate(over="ignore"):  # beyond float32: then scaled, and written again
                 out[:, s : s + STEP] = x
+            exact = exact and bool(np.array_equal(out[:, s : s + STEP], x))
         np.maximum(hi, x.max(axis=1), out=hi)
         np.minimum(lo, x.min(axis=1), out=lo)
         if weighted:
@@ -115,7 +133,8 @@ def centre(
     if e:
         total = np.zeros(D)
         for s in range(0, N, STEP):
-            x = np.ldexp(columns(a, s), e)
+            x = columns(a, s, buf)
+            np.ldexp(x, e, out=x)
             if weighted:
                 x *= w[s : s + STEP]
             total += column_sums(x)
@@ -125,7 +144,7 @@ def centre(
     spread = np.maximum(np.maximum(np.ldexp(hi, e) - mean, mean - np.ldexp(lo, e)), 0.0)
     centred = np.ldexp(top, e) > CENTRE_GAIN * spread
     # a centred coordinate's spread is under top / 16: back in the caller's units it cannot overflow
-    return np.where(centred, np.ldexp(mean, -e), 0.0), np.where(centred, np.ldexp(spread, -e), top)
+    return np.where(centred, np.ldexp(mean, -e), 0.0), np.where(centred, np.ldexp(spread, -e), top), exact
 
 
 def squared_norms(d: np.ndarray) -> np.ndarray:
@@ -136,7 +155,9 @@ def squared_norms(d: np.ndarray) -> np.ndarray:
     d *= d
     for j in range(2, D):
         d[j % 2] += d[j]
-    return d[0] if D == 1 else d[0] + d[1]
+    if D > 1:
+        d[0] += d[1]
+    return d[0]
 
 
 @dataclass(frozen=True)
@@ -149,26 +170,37 @@ class Frame:
     e : int; exponent of the points' scale (0: as given)
     ew : int; exponent of the weights' scale (0: as given)
     top : float; largest magnitude of a shifted coordinate, in the caller's units
+    exact : bool; whether the (D, N) float32 points made with it (:func:`frame_points`) hold
+        the float64 points of this frame exactly: then :meth:`inertia` reads them instead
     """
 
     shift: np.ndarray
     e: int
     ew: int
     top: float
+    exact: bool = False
 
     def planar(self, a: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
         """(D, N) float32 C-contiguous points of (N, D) ``a`` (in float64, rounded once), in
         ``out`` when given."""
+        X = np.empty(a.shape[::-1], np.float32) if out is None else out
+        self._planar(a, X)
+        return X
+
+    def _planar(self, a: np.ndarray, X: np.ndarray) -> bool:
+        """Write :meth:`planar`'s points into ``X``; return whether float32 held them exactly."""
         N, D = a.shape
-        X = np.empty((D, N), np.float32) if out is None else out
+        exact = True
+        buf = np.empty((D, min(N, STEP)))
         for s in range(0, N, STEP):
-            x = columns(a, s)
+            x = columns(a, s, buf)
             if np.any(self.shift):
                 x -= self.shift[:, None]
             if self.e:
                 np.ldexp(x, self.e, out=x)
             X[:, s : s + STEP] = x
-        return X
+            exact = exact and bool(np.array_equal(X[:, s : s + STEP], x))
+        return exact
 
     def to_frame(self, c: np.ndarray) -> np.ndarray:
         """(k, D) float64 centroids given in the caller's units, in this frame; refused when
@@ -182,22 +214,42 @@ class Frame:
         """(k, D) float64 centroids of this frame in the caller's units."""
         return np.ldexp(C, -self.e) + self.shift
 
-    def inertia(self, a: np.ndarray, w: np.ndarray, weighted: bool, C: np.ndarray, labels: np.ndarray) -> float:
+    def inertia(
+        self,
+        a: np.ndarray,
+        w: np.ndarray,
+        weighted: bool,
+        C: np.ndarray,
+        labels: np.ndarray,
+        X: np.ndarray | None = None,
+    ) -> float:
         """sum_i w_i ||x_i - C[labels_i]||^2 of the original points ``a`` in float64, in this
         frame (``C`` and ``w`` too), chunk by chunk in a fixed order, without BLAS; each point's
-        squared distance summed as ``np.einsum("nd,nd->n")`` sums it (:func:`squared_norms`)."""
+        squared distance summed as ``np.einsum("nd,nd->n")`` sums it (:func:`squared_norms`).
+
+        ``X``: the (D, N) float32 points of :func:`frame_points`; when this frame is
+        :attr:`exact` they are read instead of ``a`` (the same float64 values: the same sum,
+        without transposing ``a`` again)."""
         N, D = a.shape
         Ct = np.ascontiguousarray(C.T)
+        planar = X if self.exact else None
         total = 0.0
+        buf = np.empty((D, min(N, STEP)))
         for s in range(0, N, STEP):
-            d = columns(a, s)
             lab = labels[s : s + STEP]
-            if np.any(self.shift):
-                d -= self.shift[:, None]
-            if self.e:
-                np.ldexp(d, self.e, out=d)
-            for j in range(D):
-                d[j] -= Ct[j][lab]
+            if planar is not None:
+                # float32 - float64: each value widened exactly, then the same subtraction
+                d = buf[:, : lab.shape[0]]
+                for j in range(D):
+                    np.subtract(planar[j, s : s + STEP], Ct[j].take(lab), out=d[j])
+            else:
+                d = columns(a, s, buf)
+                if np.any(self.shift):
+                    d -= self.shift[:, None]
+                if self.e:
+                    np.ldexp(d, self.e, out=d)
+                for j in range(D):
+                    d[j] -= Ct[j].take(lab)
             sq = squared_norms(d) if D < 8 else np.einsum("nd,nd->n", *[np.ascontiguousarray(d.T)] * 2)
             total += float((sq * w[s : s + STEP]).sum() if weighted else sq.sum())
         return total
@@ -226,7 +278,7 @@ def make_frame(a: np.ndarray, w: np.ndarray, weighted: bool, ew: int, out: np.nd
     InvalidParameterError
         Coordinates that vary within ranges more than 2^COORD_RANGE apart.
     """
-    shift, mags = centre(a, w, weighted, out)
+    shift, mags, exact = _centre(a, w, weighted, out)
     top = float(mags.max())
     thin = np.flatnonzero((mags > 0) & (mags < math.ldexp(top, -COORD_RANGE)))
     if thin.size:
@@ -235,7 +287,9 @@ def make_frame(a: np.ndarray, w: np.ndarray, weighted: bool, ew: int, out: np.nd
             f"points span too wide a range for float32: coordinate {j} varies within {mags[j]:.3g}, coordinate {i} "
             f"within {top:.3g} (more than 2^{COORD_RANGE} = {2.0**COORD_RANGE:.1e} apart); scale the coordinates first"
         )
-    return Frame(shift, scale_exponent(top), ew, top)
+    e = scale_exponent(top)
+    # out holds the frame's points only when they are neither shifted nor scaled
+    return Frame(shift, e, ew, top, exact and not (np.any(shift) or e))
 
 
 def frame_points(a: np.ndarray, w: np.ndarray, weighted: bool, ew: int) -> tuple[Frame, np.ndarray]:
@@ -245,5 +299,5 @@ def frame_points(a: np.ndarray, w: np.ndarray, weighted: bool, ew: int) -> tuple
     X = np.empty(a.shape[::-1], np.float32)
     frame = make_frame(a, w, weighted, ew, X)
     if np.any(frame.shift) or frame.e:
-        frame.planar(a, X)
+        frame = replace(frame, exact=frame._planar(a, X))
     return frame, X

@@ -100,7 +100,12 @@ def test_centre_and_inertia_equal_the_plain_reductions(kind, d, weighted):
     assert f.planar(a).tobytes() == plain_planar(f, a).tobytes()
     C = rng.normal(size=(5, d)) * max(f.top * 2.0**f.e, 1.0)
     labels = rng.integers(0, 5, n).astype(np.int32)
-    assert f.inertia(a, w, weighted, C, labels) == plain_inertia(f, a, w, weighted, C, labels)
+    want = plain_inertia(f, a, w, weighted, C, labels)
+    assert f.inertia(a, w, weighted, C, labels) == want
+    # from the float32 points when they hold the frame's points exactly, else from a: the same sum
+    g, X = frame_points(a, w, weighted, 0)
+    assert g.exact == bool(np.array_equal(X.astype(np.float64), np.ldexp(a.astype(np.float64) - f.shift, f.e).T))
+    assert g.inertia(a, w, weighted, C, labels, X) == want
 
 
 @pytest.mark.parametrize("kind", ["origin", "offset", "huge", "int64", "uint8"])
@@ -112,6 +117,32 @@ def test_frame_points_equal_frame_then_planar(kind):
     g = make_frame(a, w, False, 0)
     assert (f.shift.tobytes(), f.e, f.top) == (g.shift.tobytes(), g.e, g.top)
     assert X.flags.c_contiguous and X.tobytes() == plain_planar(g, a).tobytes()
+
+
+@pytest.mark.parametrize(
+    ("kind", "exact"),
+    [("uint8", True), ("int64", True), ("signed zeros", True), ("origin", False), ("offset", False), ("huge", False)],
+)
+def test_frame_points_say_whether_float32_holds_them(kind, exact):
+    rng = np.random.default_rng(11)
+    a = dataset(kind, 3000, 3, rng)
+    f, X = frame_points(a, np.empty(0), False, 0)
+    assert f.exact is exact
+    if exact:
+        assert np.array_equal(X.T.astype(np.float64), np.ldexp(a.astype(np.float64) - f.shift, f.e))
+
+
+def test_inertia_reads_the_float32_points_only_when_they_are_exact():
+    # one point off float32's grid: the frame is not exact, and the inertia keeps its float64 bits
+    a = np.random.default_rng(5).integers(0, 256, (5000, 3)).astype(np.float64)
+    a[1234, 1] += 2.0**-30
+    f, X = frame_points(a, np.empty(0), False, 0)
+    assert not f.exact
+    C = np.array([[10.0, 20.0, 30.0], [200.0, 100.0, 50.0]])
+    labels = (np.arange(5000) % 2).astype(np.int32)
+    want = plain_inertia(f, a, np.empty(0), False, C, labels)
+    assert f.inertia(a, np.empty(0), False, C, labels, X) == want
+    assert want != plain_inertia(f, X.T.astype(np.float64), np.empty(0), False, C, labels)
 
 
 @pytest.mark.parametrize("d", range(1, 8))
@@ -139,7 +170,9 @@ def test_setup_costs_script_times_every_step():
     assert set(m) == {
         "frame + planar",
         "moments",
+        "variance",
         "norm bounds",
+        "last labels",
         "inertia",
         "kmeans max_iter=1",
         "iteration",
@@ -159,3 +192,80 @@ def test_numpy_baseline_script_reports_both_calls_and_the_yardstick(capsys):
     assert out["backend"] == "numpy" and out["k"] == 4
     assert all(out[key] >= 0.0 for key in ("1", "2", "plain"))
     assert out["inertia2"] <= out["inertia1"]  # a Lloyd update never raises the cost
+
+
+def moment_sets():
+    rng = np.random.default_rng(17)
+    n = 3000
+    base = rng.normal(size=(3, n))
+    yield "colours", rng.integers(0, 256, (3, n)).astype(np.float32), np.empty(0), False
+    yield "weighted", (base * 40 + 100).astype(np.float32), rng.random(n) * 9, True
+    yield "4-D", (rng.normal(size=(4, n)) * [[1.0], [1e3], [1e-2], [5.0]]).astype(np.float32), np.empty(0), False
+    # a variance 1e-9 of the squared mean: the bounds cannot decide, the pass is taken
+    yield "off the origin", (1e4 + base * 0.3).astype(np.float32), np.empty(0), False
+    yield "one point", np.array([[1.0], [2.0], [3.0]], np.float32), np.empty(0), False
+    yield "all equal", np.full((3, 50), 7.0, np.float32), rng.random(50), True
+    yield "zero weights", (base * 3).astype(np.float32), np.where(rng.random(n) < 0.5, 0.0, rng.random(n)), True
+
+
+@pytest.mark.parametrize(("name", "X", "w", "weighted"), list(moment_sets()), ids=[m[0] for m in moment_sets()])
+def test_variance_bounds_hold_the_measured_variance(name, X, w, weighted):
+    sum_sq, mean, total_w = clustering.first_moments(X, w, weighted)
+    var = clustering.moments(X, w, weighted)[1]
+    lo, hi = clustering.variance_bounds(sum_sq, mean, total_w)
+    assert lo <= var <= hi
+    assert (sum_sq, var) == plain_moments(X, w, weighted)
+
+
+@pytest.mark.parametrize(("name", "X", "w", "weighted"), list(moment_sets()), ids=[m[0] for m in moment_sets()])
+@pytest.mark.parametrize("tol", [0.0, 1e-4, 1e-2, 0.5])
+def test_the_stopping_test_decides_as_with_the_measured_variance(name, X, w, weighted, tol):
+    from kmpress import kernels_numpy
+
+    var = plain_moments(X, w, weighted)[1]
+    t = tol * var
+    shifts = [0.0, t, np.nextafter(t, np.inf), np.nextafter(t, -np.inf), t * (1 + 2**-21), t * (1 - 2**-21), 2 * t]
+    for shift in shifts:
+        run = clustering.Lloyd(X, w, weighted, X[:, :1].T.astype(np.float64), kernels_numpy)
+        assert run.small_shift(float(shift), tol) == (shift <= t), shift
+
+
+def plain_lloyd(X, w, weighted, init, max_iter, tol, kern):
+    """The loop with the variance measured up front, as a plain threshold."""
+    run = clustering.Lloyd(X, w, weighted, init, kern)
+    threshold = tol * plain_moments(X, w, weighted)[1] if tol > 0 else 0.0
+    converged = stable = False
+    for _ in range(max_iter):
+        stable, shift = run.step()
+        if stable or shift <= threshold:
+            converged = True
+            break
+    if not stable:
+        run.assign()
+    return run, converged
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_lloyd_stops_where_the_measured_variance_stops_it(backend):
+    from kmpress import backends
+
+    kern = backends.load(backend)
+    rng = np.random.default_rng(4)
+    X = rng.integers(0, 256, (3, 4000)).astype(np.float32)
+    w = rng.random(4000) * 3
+    init = X[:, :8].T.astype(np.float64)
+    var = plain_moments(X, w, True)[1]
+    # tolerances that put the threshold on the shift of one of the first updates, to the bit
+    probe = clustering.Lloyd(X, w, True, init, kern)
+    tols = [0.0, 1e-4]
+    for _ in range(6):
+        stable, shift = probe.step()
+        if stable:
+            break
+        tols += [shift / var, np.nextafter(shift / var, 0.0), np.nextafter(shift / var, 1.0)]
+    for tol in tols:
+        r = clustering.lloyd(X, w, True, init, 50, tol, kern)
+        p, converged = plain_lloyd(X, w, True, init, 50, tol, kern)
+        assert (r.n_iter, r.converged) == (p.n_iter, converged)
+        assert (r.labels.tobytes(), r.centroids.tobytes()) == (p.labels.tobytes(), p.C.tobytes())
+        assert r.inertia_history == p.history

@@ -23,13 +23,14 @@ from ._dither import adaptive_dither as adaptive_dither
 from ._dither import color_weights as color_weights
 from ._dither import contrast_maps as contrast_maps
 from ._dither import dither_map as dither_map
+from ._search import CHUNK as CHUNK
+from ._search import Workspace as Workspace
+from ._search import nearest_from_bounds
 from ._ssim2 import ssim2_half as ssim2_half
 from ._ssim2 import ssim2_half_u8 as ssim2_half_u8
 from ._ssim2 import ssim2_rows as ssim2_rows
 from ._ssim2 import ssim2_rows_u8 as ssim2_rows_u8
 
-#: Points per chunk of the partial sums, as the numba kernels (so the seeding's sums match theirs).
-CHUNK = 8192
 #: Pixels per chunk of :func:`pixel_stats` (as the numba kernel).
 STATS_CHUNK = 1 << 16
 NAME = "numpy"
@@ -81,177 +82,6 @@ def unpack_codes(codes, nch):
     return out
 
 
-#: Most entries of one slab's float32 distance matrix, (K, slab) up to :data:`COLUMNS_MAX_K`,
-#: else (slab, K): it stays in the cache between the matrix product and the reductions that read
-#: it, which is worth up to 2x at K = 256 over slabs of a whole chunk (measured; and no N x K
-#: matrix of the whole input is ever built).
-SLAB_ENTRIES = {True: 1 << 16, False: 1 << 18}
-#: Points per block of the norm bounds (:func:`block_boxes`): slabs are whole blocks.
-NORM_BLOCK = 256
-#: Up to this K the search runs on the transposed (K, slab) matrix, whose reductions over K run
-#: along whole rows (see :meth:`Workspace._search_columns`); above it, ``argmin`` along rows wins.
-COLUMNS_MAX_K = 64
-#: A nearest centroid is decided again exactly when another one is within this fraction of
-#: ``reach^2`` (reach = the slab's largest point norm + the largest centroid norm). The matrix
-#: product's value of ``||c||^2 - 2 x.c`` errs by at most (2D + 1) 2^-24 reach^2, the numba
-#: kernels' direct ``sum (x - c)^2`` by (D + 2) 2^-24 reach^2; both ends of a gap, D <= 4: 30
-#: 2^-24 reach^2, and 2^-18 leaves room for the float32 rounding of the test itself.
-TIE_MARGIN = 2.0**-18
-
-
-def _exact_labels(xb: np.ndarray, C32: np.ndarray) -> np.ndarray:
-    """The numba search's arithmetic on a few points (n, D): float32 ``(x - c)^2`` summed over
-    the channels in order, the first minimum winning."""
-    t = xb[:, 0, None] - C32[None, :, 0]
-    d = t * t
-    for j in range(1, xb.shape[1]):
-        t = xb[:, j, None] - C32[None, :, j]
-        d = d + t * t
-    return d.argmin(axis=1)
-
-
-class Workspace:
-    """The NumPy nearest-centroid search of one set of points (:func:`block_boxes`).
-
-    Made once per fit: a bound on the norms of every :data:`NORM_BLOCK` points (from the
-    per-channel extremes, exact in float32), and, per K, the buffers of one slab, reused by
-    every iteration.
-
-    Distances come from one float32 matrix product per slab (``||c||^2 - 2 x.c``, as
-    scikit-learn computes them, the ``||c||^2`` term folded into the product by a row of ones
-    under the points); where another centroid's value is within :data:`TIE_MARGIN` of the
-    best's, the point is decided again with the numba kernels' arithmetic
-    (:func:`_exact_labels`). So the labels equal the numba backend's, whatever the BLAS and its
-    thread count, and stay right far from the origin (points are then simply decided exactly).
-    """
-
-    def __init__(self, X: np.ndarray) -> None:
-        D, N = X.shape
-        nb = (N + NORM_BLOCK - 1) // NORM_BLOCK
-        full = N // NORM_BLOCK
-        big = np.zeros((nb, D), np.float64)
-        if full:
-            v = X[:, : full * NORM_BLOCK].reshape(D, full, NORM_BLOCK)
-            big[:full] = np.maximum(v.max(axis=2), -v.min(axis=2)).T
-        if full < nb:
-            big[full] = np.maximum(X[:, full * NORM_BLOCK :].max(axis=1), -X[:, full * NORM_BLOCK :].min(axis=1))
-        #: (n_blocks,) float64: no point of the block is farther than this from the origin
-        self.block_norm = np.sqrt(np.einsum("bd,bd->b", big, big))
-        self.D, self.N = D, N
-        self._k = -1
-
-    def _prepare(self, K: int) -> None:
-        if self._k == K:
-            return
-        D, N = self.D, self.N
-        self.columns = K <= COLUMNS_MAX_K
-        n = min(CHUNK, max(NORM_BLOCK, SLAB_ENTRIES[self.columns] // K // NORM_BLOCK * NORM_BLOCK))
-        self.slab = n
-        nbs = n // NORM_BLOCK
-        ns = (N + n - 1) // n
-        pad = np.zeros(ns * nbs)
-        pad[: self.block_norm.size] = self.block_norm
-        self.slab_norm = pad.reshape(ns, nbs).max(axis=1)
-        self.xa = np.ones((D + 1, n), np.float32)  # the points of a slab, over a row of ones
-        if self.columns:
-            self.g = np.empty((K, n), np.float32)
-            self.low = np.empty(n, np.float32)
-            self.near = np.empty((K, n), np.bool_)
-            self.nearf = np.empty((K, n), np.float32)
-            self.count_label = np.empty((2, n), np.float32)
-        else:
-            self.g = np.empty((n, K), np.float32)
-            self.flat = np.arange(n) * K
-            self.second = np.empty(n, np.intp)
-            self.idx = np.empty(n, np.intp)
-            self.gb = np.empty(n, np.float32)
-            self.gap = np.empty(n, np.float32)
-        self.lab = np.empty(CHUNK, np.intp)
-        self.moved = np.empty(CHUNK, np.bool_)
-        self._k = K
-
-    def centroids(self, C32: np.ndarray) -> None:
-        """Set the centroids (K, D) float32 that :meth:`search` finds the nearest of."""
-        D = C32.shape[1]
-        K = C32.shape[0]
-        self._prepare(K)
-        M = np.empty((K, D + 1), np.float32)
-        M[:, :D] = -2.0 * C32
-        M[:, D] = np.einsum("kd,kd->k", C32, C32)
-        C64 = C32.astype(np.float64)
-        self.M, self.C32 = M, C32
-        self.cmax = float(np.sqrt(np.einsum("kd,kd->k", C64, C64).max()))
-
-    def search(self, X: np.ndarray, s: int, e: int) -> np.ndarray:
-        """Labels (e - s,) intp of points ``s:e`` (at most a chunk, starting on a slab), a view
-        of a buffer of the workspace."""
-        D = X.shape[0]
-        M, C32, cmax = self.M, self.C32, self.cmax
-        K = C32.shape[0]
-        out = self.lab[: e - s]
-        n = self.slab
-        for a in range(s, e, n):
-            b = min(e, a + n)
-            xa = self.xa[:, : b - a]
-            xa[:D] = X[:, a:b]
-            reach = float(self.slab_norm[a // n]) + cmax
-            thr = np.float32(reach * reach * TIE_MARGIN)
-            lab = out[a - s : b - s]
-            if self.columns:
-                unsure = self._search_columns(M, xa, thr, lab, K)
-            else:
-                unsure = self._search_rows(M, xa, thr, lab, K)
-            if unsure.size:
-                lab[unsure] = _exact_labels(X[:, a + unsure].T, C32)
-        return out
-
-    def _search_columns(self, M, xa, thr, lab, K):
-        # (K, n): the minimum over K is an elementwise minimum of whole rows; the centroids
-        # within thr of it are counted, and for the points with exactly one, its index is read
-        # by a product with (1, k) (exact: small integers in float32)
-        n = xa.shape[1]
-        g = self.g[:, :n]
-        np.matmul(M, xa, out=g)
-        low = self.low[:n]
-        np.minimum.reduce(g, axis=0, out=low)
-        low += thr
-        near = self.near[:, :n]
-        np.less_equal(g, low, out=near)
-        nearf = self.nearf[:, :n]
-        np.copyto(nearf, near)
-        cl = self.count_label[:, :n]
-        np.matmul(_count_label_rows(K), nearf, out=cl)
-        np.copyto(lab, cl[1], casting="unsafe")
-        return np.flatnonzero(cl[0] != 1.0)
-
-    def _search_rows(self, M, xa, thr, lab, K):
-        # (n, K): argmin along rows, then the runner-up's gap to the best
-        n = xa.shape[1]
-        g = self.g[:n]
-        np.matmul(xa.T, M.T, out=g)
-        np.argmin(g, axis=1, out=lab)
-        gf = g.reshape(-1)
-        idx = self.idx[:n]
-        np.add(self.flat[:n], lab, out=idx)
-        gb = np.take(gf, idx, out=self.gb[:n])
-        gf[idx] = np.inf
-        second = self.second[:n]
-        np.argmin(g, axis=1, out=second)
-        np.add(self.flat[:n], second, out=idx)
-        gap = np.take(gf, idx, out=self.gap[:n])
-        gap -= gb
-        return np.flatnonzero(gap <= thr)
-
-
-_COUNT_LABEL: dict[int, np.ndarray] = {}
-
-
-def _count_label_rows(K: int) -> np.ndarray:
-    if K not in _COUNT_LABEL:
-        _COUNT_LABEL[K] = np.stack([np.ones(K, np.float32), np.arange(K, dtype=np.float32)])
-    return _COUNT_LABEL[K]
-
-
 def block_boxes(X) -> Workspace:
     """The NumPy backend's search state for ``X`` (no pruning boxes): a :class:`Workspace`,
     made once per fit and passed to every :func:`assign_accumulate` and :func:`nearest`."""
@@ -266,6 +96,10 @@ def assign_accumulate(X, w, weighted, C32, labels, sums_c, wsum_c, changed_c, bo
     D, N = X.shape
     K = C32.shape[0]
     ws.centroids(C32)
+    # bounds cost next to nothing in the (n, K) search, which finds the runner-up anyway
+    keep = ws.keep_bounds and not ws.columns
+    ws.keep_bounds = False
+    ws.record(keep)
     for c in range(n_chunks(N)):
         s, e = c * CHUNK, min(N, (c + 1) * CHUNK)
         lab = ws.search(X, s, e)
@@ -283,12 +117,18 @@ def assign_accumulate(X, w, weighted, C32, labels, sums_c, wsum_c, changed_c, bo
             wsum_c[c] = np.bincount(lab, minlength=K)
             for j in range(D):
                 sums_c[c, :, j] = np.bincount(lab, weights=X[j, s:e], minlength=K)
+    if keep:
+        ws.kept()
 
 
 def nearest(X, C32, labels, boxes=None):
     """See :func:`kmpress.kernels_numba.nearest` (``boxes`` as in :func:`assign_accumulate`)."""
     ws = boxes if isinstance(boxes, Workspace) else Workspace(X)
     N = X.shape[1]
+    if ws.bounds is not None and ws.bounds[0].shape == C32.shape and nearest_from_bounds(ws, X, C32, labels):
+        ws.bounds = None
+        return
+    ws.bounds = None
     ws.centroids(C32)
     for s in range(0, N, CHUNK):
         e = min(N, s + CHUNK)
