@@ -191,3 +191,21 @@ def test_the_last_pass_uses_the_bounds_when_they_are_worth_it(monkeypatch):
     # the last assignment with its sums (final_inertia) is a full pass
     clustering.lloyd(X, EMPTY, False, init, 3, 0.0, kp, final_assign=True, final_inertia=True)
     assert not used
+
+
+@pytest.mark.parametrize("k", [16, 48, 65, 100, 256])
+def test_every_slab_of_a_chunk_is_searched_with_a_bound_on_its_own_points(k):
+    # norms growing along the points: a slab that straddles two slabs counted from the first
+    # point must take its bound from the blocks it covers, not from where it starts
+    n = 3 * kp.CHUNK + 700
+    X = np.ascontiguousarray(np.linspace(1, 1e4, n, dtype=np.float32)[None, :].repeat(3, axis=0))
+    ws = kp.block_boxes(X)
+    ws.centroids(np.zeros((k, 3), np.float32))
+    norms = np.sqrt((X.astype(np.float64) ** 2).sum(axis=0))
+    for s in range(0, n, kp.CHUNK):
+        e = min(n, s + kp.CHUNK)
+        for a in range(s, e, ws.slab):
+            b = min(e, a + ws.slab)
+            assert ws.norm_bound(a, b) >= norms[a:b].max()
+    C = np.ascontiguousarray(X[:, :: max(1, n // k)].T[:k])
+    full_labels(X, C)  # numba's and NumPy's labels agree

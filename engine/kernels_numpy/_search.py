@@ -87,15 +87,10 @@ class Workspace:
     def _prepare(self, K: int) -> None:
         if self._k == K:
             return
-        D, N = self.D, self.N
+        D = self.D
         self.columns = K <= COLUMNS_MAX_K
         n = min(CHUNK, max(NORM_BLOCK, SLAB_ENTRIES[self.columns] // K // NORM_BLOCK * NORM_BLOCK))
         self.slab = n
-        nbs = n // NORM_BLOCK
-        ns = (N + n - 1) // n
-        pad = np.zeros(ns * nbs)
-        pad[: self.block_norm.size] = self.block_norm
-        self.slab_norm = pad.reshape(ns, nbs).max(axis=1)
         self.xa = np.ones((D + 1, n), np.float32)  # the points of a slab, over a row of ones
         if self.columns:
             self.g = np.empty((K, n), np.float32)
@@ -138,6 +133,14 @@ class Workspace:
             self._runner = np.empty(self.N, np.float32)
             self._found = np.empty(self.N, np.int32)
 
+    def norm_bound(self, a: int, b: int) -> float:
+        """Return a bound on the norms of points ``a:b`` (``a`` on a block of :data:`NORM_BLOCK`).
+
+        From the blocks the range covers, wherever it starts: a chunk's slabs need not line up
+        with slabs counted from the first point (CHUNK is not always a multiple of the slab).
+        """
+        return float(self.block_norm[a // NORM_BLOCK : -(-b // NORM_BLOCK)].max(initial=0.0))
+
     def kept(self) -> None:
         """Close the pass started by :meth:`record`: its bounds become :attr:`bounds`."""
         if self._keeping and self._runner is not None:
@@ -158,7 +161,7 @@ class Workspace:
             b = min(e, a + n)
             xa = self.xa[:, : b - a]
             xa[:D] = X[:, a:b]
-            reach = float(self.slab_norm[a // n]) + cmax
+            reach = self.norm_bound(a, b) + cmax
             thr = np.float32(reach * reach * TIE_MARGIN)
             lab = out[a - s : b - s]
             runner = self._runner[a:b] if self._keeping and self._runner is not None else None
