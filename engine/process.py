@@ -43,6 +43,7 @@ def kmpress_process(role: Role) -> Iterator[None]:
     backends.own_process()
     notes.capture_native_messages()
     if role == "main":
+        backends.compile_behind()
         with interrupts.handling_signals():
             yield
         return
