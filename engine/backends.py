@@ -80,6 +80,7 @@ def choose(
 
 def load(name: str) -> ModuleType:
     """The kernel module of backend ``name`` ("numba" or "numpy", already checked)."""
+    global _tier
     if name == "numpy":
         from . import kernels_numpy
 
@@ -90,13 +91,13 @@ def load(name: str) -> ModuleType:
             prepare_numba_cache()
             if _skip_blas_probe:
                 _import_numba_without_blas_probe()
-        if _tier is None and "kmpress.kernels_numba" not in sys.modules:
+        first = _tier is None and "kmpress.kernels_numba" not in sys.modules
+        if first:
             from . import prebuilt
 
             _choose_tier(prebuilt)
-            first = True
-        else:
-            first = False
+        elif _tier is None:  # the kernels were imported directly: numba's own settings
+            _tier = "native"
         from . import kernels_numba
         from .kernels_numba import _jit
 
