@@ -1,7 +1,9 @@
 """The backend pick, and numba's set-up in a process: done once, and only when numba is needed.
 
 ``load("numpy")`` never imports numba. ``load("numba")`` imports it on first use, after making
-sure its compiled kernels can be cached (see :func:`prepare_numba_cache`) and applying what the
+sure its compiled kernels can be cached (see :func:`prepare_numba_cache`), choosing the cache the
+kernels load from (numba's own for this CPU, or the prebuilt portable one shipped with the package
+while numba's own lacks kernels: :func:`tier`, :mod:`kmpress.prebuilt`) and applying what the
 process asked for beforehand (:func:`set_threads`, :func:`own_process`), so that a run whose work
 never reaches numba never pays for it.
 """
