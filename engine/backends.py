@@ -357,13 +357,15 @@ def _apply_threads(threads: int) -> None:
 
 def own_process() -> None:
     """Declare that this process runs only kmpress (the CLI and its workers): numba's BLAS probe
-    is skipped when numba loads.
+    is skipped when numba loads, and a first run may load the prebuilt kernels (numba is then set
+    to their CPU for the whole process: see :func:`tier`).
 
     Loading the first compiled kernel makes numba import its NumPy support, which probes for BLAS
     by importing ``scipy.linalg`` (0.2-0.4 s where SciPy is installed). kmpress's kernels use no
     BLAS, so SciPy's BLAS module is hidden during that one import and put back at once (SciPy
     itself stays importable). Other numba code in the same process would then find no BLAS for
-    ``np.dot``, which is why library users never get this.
+    ``np.dot``, and would be compiled for the prebuilt kernels' CPU into their cache, which is
+    why library users never get this.
     """
     global _skip_blas_probe
     _skip_blas_probe = True
@@ -460,14 +462,17 @@ def tier() -> dict[str, Any]:
 def _choose_tier(prebuilt: ModuleType) -> None:
     """Choose the cache the kernels load from, before numba's code generator exists.
 
-    The portable tier when numba's own cache does not hold every kernel for this CPU, the package
-    ships an archive for this numba, Python and platform, this CPU runs its code, and the user has
-    not chosen numba's CPU (NUMBA_CPU_NAME, NUMBA_CPU_FEATURES): the archive is unpacked (once)
-    and numba is pointed at it and at the archive's CPU. Else, or when anything fails (a cache
-    that cannot be written), the native tier: numba's own cache, compiling what it lacks.
+    In a process that runs only kmpress (:func:`own_process`), the portable tier when numba's own
+    cache does not hold every kernel for this CPU, the package ships an archive for this numba,
+    Python and platform, this CPU runs its code, and the user has not chosen numba's CPU
+    (NUMBA_CPU_NAME, NUMBA_CPU_FEATURES): the archive is unpacked (once) and numba is pointed at
+    it and at the archive's CPU. Else, or when anything fails (a cache that cannot be written),
+    the native tier: numba's own cache, compiling what it lacks.
     """
     global _tier
     _tier = "native"
+    if not _skip_blas_probe:  # a library's caller: its own numba code is left as numba sets it
+        return
     try:
         root = _portable_root(prebuilt, _host())
     except Exception:  # the native tier works everywhere: never fail for want of the other

@@ -38,10 +38,11 @@ PORTABLE_FEATURES = (
     *("cx16", "popcnt", "sahf", "sse3", "sse4.1", "sse4.2", "ssse3"),
     *("avx", "avx2", "bmi", "bmi2", "f16c", "fma", "lzcnt", "movbe", "xsave"),
 )
+#: The kernels' sources, whose sha256 numba's index files record: their folder as imported (not
+#: resolved: numba names its cache folder after the absolute path of the modules' own ``__file__``).
+SOURCES = Path(os.path.abspath(os.path.dirname(__file__)), "kernels_numba")
 #: Where the archives are, in the installed package.
-ARCHIVES = Path(__file__).resolve().parent / "kernels_numba" / "prebuilt"
-#: The kernels' sources, whose sha256 numba's index files record.
-SOURCES = Path(__file__).resolve().parent / "kernels_numba"
+ARCHIVES = SOURCES / "prebuilt"
 #: The archive member that describes it (see :func:`read_manifest`).
 MANIFEST = "manifest.json"
 #: The sub-folder of a cache folder that holds the unpacked archives.

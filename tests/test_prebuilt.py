@@ -135,3 +135,47 @@ def _members(archive: Path) -> list[str]:
 
     with zipfile.ZipFile(archive) as z:
         return z.namelist()
+
+
+def test_every_shipped_archive_matches_the_sources():
+    # the archives of other Pythons too (their bytecode hashes are checked under their own Python)
+    here = {e["key"]: e for e in prebuild.entries()}
+    archives = sorted(prebuilt.ARCHIVES.glob("numba-*.zip"))
+    assert prebuilt.archive_path(_host({})["numba"]) in archives
+    for archive in archives:
+        doc = prebuilt.read_manifest(archive)
+        assert doc is not None, archive.name
+        assert archive.name == f"numba-{doc['numba']}-{doc['python']}-{prebuilt.PORTABLE_CPU}.zip"
+        got = {k["key"]: k for k in doc["kernels"]}
+        rebuild = f"{archive.name} is stale: rebuild it with {prebuild.COMMAND} (under {doc['python']})"
+        assert set(got) == set(here), rebuild
+        for key, want in here.items():
+            have = got[key]
+            fields = ("source", "stamp", "sig")
+            assert [have[f] for f in fields] == [want[f] for f in fields], rebuild
+            assert have["index"].rsplit(".py", 1)[0] == want["index"].rsplit(".py", 1)[0], rebuild
+
+
+def test_a_package_reached_through_a_symlink_loads_its_prebuilt_kernels(tmp_path):
+    # numba names its cache folder after the modules' path as imported, not the resolved one
+    import os
+    import subprocess
+    import sys
+
+    import kmpress
+
+    (tmp_path / "path").mkdir()
+    (tmp_path / "path" / "kmpress").symlink_to(Path(kmpress.__file__).parent, target_is_directory=True)
+    code = (
+        "from kmpress import backends; backends.own_process(); kn = backends.load('numba'); "
+        "ks = kn.all_kernels(); print(backends.tier()['tier'], sum(k.cached() for k in ks), len(ks))"
+    )
+    drop = ("NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES", "PYTHONPATH")
+    env = {k: v for k, v in os.environ.items() if k not in drop}
+    env.update(PYTHONPATH=str(tmp_path / "path"), NUMBA_CACHE_DIR=str(tmp_path / "cache"))
+    r = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-2000:]
+    tier, cached, kernels = r.stdout.split()
+    host = _host({})
+    if prebuilt.runs_here(host["features"]):
+        assert tier == "portable" and cached == kernels, r.stdout

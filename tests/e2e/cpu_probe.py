@@ -127,4 +127,7 @@ def cpu_paths() -> dict:
 
 
 if __name__ == "__main__":
+    from kmpress import backends
+
+    backends.own_process()  # as the kmpress command: the prebuilt kernels load into an empty cache
     print(json.dumps({"probe": probe(), "paths": cpu_paths()}, sort_keys=True))
