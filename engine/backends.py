@@ -296,7 +296,8 @@ def warm(processes: int | None = None) -> dict[str, Any]:
     runs load from), ``portable_dir`` and ``archive``.
 
     This is numba's own cache for this CPU (the native tier), also when this process already
-    runs the portable one (a library's caller): its kernels are then compiled in worker processes.
+    runs on the prebuilt kernels (it ran kmpress's work first): this CPU's are then compiled in
+    worker processes.
     """
     import time
 
