@@ -30,7 +30,7 @@ import pytest
 from bench.bench_engine import BACKENDS, KERNELS, _tag, measure
 from bench.photos import make_photo
 from bench.summary import KS
-from kmpress import backends, quantize
+from kmpress import autopick, backends, quantize
 
 #: K of the remap and auto groups (the default; a table lookup's cost does not depend on K).
 K_AUTO = 16
@@ -135,7 +135,7 @@ def test_auto_backend(benchmark, bench_size, monkeypatch, stage, impl):
     pixels = wh[0] * wh[1]
     # the pick of a fresh process: this session may have loaded every kernel, and auto then
     # always runs numba
-    monkeypatch.setattr(backends, "numba_is_warm", lambda: False)
+    monkeypatch.setattr(autopick, "numba_is_warm", lambda: False)
     pick = _auto_pick(img)
     if wh == spec["timed"]:
         assert pick == spec["backend"]  # the image is on its side

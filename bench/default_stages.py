@@ -53,7 +53,9 @@ def main(argv: list[str] | None = None) -> None:
     img = np.ascontiguousarray(read_image(a.photo)[..., :3] if a.photo else make_photo((2560, 1600)))
     h, w, _ = img.shape
     mp = h * w / 1e6
+    backends.own_process()  # as the kmpress command: the kernels load from the cache it would use
     kern = backends.load("numba")
+    print(f"kernels: {backends.tier()['tier']} ({'this CPU' if backends.tier()['tier'] == 'native' else 'prebuilt'})")
     hist = build_histogram(img, kern)
     inverse = hist.pixel_colors(img, kern)
     lab = colors_to_space(hist.colors, "oklab", kern)

@@ -1,9 +1,12 @@
 """A first run against a warm cache: ``kmpress demo`` and ``kmpress compress`` of a 4 MP photo,
-each from an empty numba cache (``NUMBA_CACHE_DIR`` a new folder) and then again with that folder
-filled, interleaved, ``--rounds`` times; prints the medians as rows of the table in docs/speed.md,
-with the load average (the machine may be shared).
+each from an empty numba cache (``NUMBA_CACHE_DIR`` a new folder: the prebuilt portable kernels
+load, where this CPU runs them) and with a cache that ``kmpress warm`` filled with this CPU's own
+kernels (the native tier), interleaved, ``--rounds`` times; ``--compiling`` adds the first run that
+compiles them (``NUMBA_CPU_NAME`` set to this CPU's name: the prebuilt kernels are not used).
+Prints the medians as rows of the table in docs/speed.md, with the load average (the machine may
+be shared) and the tier each first run loaded.
 
-    python bench/first_run.py --rounds 3
+    python bench/first_run.py --rounds 3 [--compiling]
 """
 
 from __future__ import annotations
@@ -46,41 +49,65 @@ def kmpress() -> list[str]:
     return [found]
 
 
-def timed(args: list[str], cache: str, cwd: str) -> float:
-    """Seconds one run takes with numba's cache in ``cache`` (a failure stops the script)."""
-    env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+def timed(args: list[str], cache: str, cwd: str, extra: dict[str, str] | None = None) -> tuple[float, str]:
+    """Seconds one run takes with numba's cache in ``cache``, and its stderr (a failure stops the script)."""
+    drop = ("NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES")
+    env = {**{k: v for k, v in os.environ.items() if k not in drop}, "NUMBA_CACHE_DIR": cache, **(extra or {})}
     t = time.perf_counter()
     r = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - t
     if r.returncode != 0:
         sys.exit(f"{' '.join(args)} failed ({r.returncode}): {r.stderr.strip()}")
-    return seconds
+    return seconds, r.stderr
+
+
+def tier_of(cache: str) -> str:
+    """Which tier a first run in ``cache`` loaded: "portable" when it unpacked the prebuilt kernels."""
+    return "portable" if (Path(cache) / "kmpress-portable").is_dir() else "native"
 
 
 def main() -> None:
     """Measure and print the table's rows."""
+    import llvmlite.binding as ll
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--compiling", action="store_true", help="also the first run that compiles (no prebuilt kernels)")
     opts = ap.parse_args()
     photo = photo_4mp()
     commands = {
         "`kmpress demo`": [*kmpress(), "demo", "-o", "demo"],
         "`kmpress compress` 4 MP JPEG": [*kmpress(), "compress", str(photo), "-o", "out", "--force"],
     }
-    times: dict[str, tuple[list[float], list[float]]] = {name: ([], []) for name in commands}
+    kinds = ["first", "warm", *(["compiling"] if opts.compiling else [])]
+    times: dict[str, dict[str, list[float]]] = {name: {k: [] for k in kinds} for name in commands}
+    tiers: set[str] = set()
     loads = []
     with tempfile.TemporaryDirectory() as work:
+        warm_cache = tempfile.mkdtemp(dir=work)
+        timed([*kmpress(), "warm"], warm_cache, work)  # this CPU's own kernels, all of them
         for i in range(opts.rounds):
             for name, args in commands.items():
-                cache = tempfile.mkdtemp(dir=work)
                 loads.append(os.getloadavg()[0])
-                times[name][0].append(timed(args, cache, work))
-                times[name][1].append(timed(args, cache, work))
+                cache = tempfile.mkdtemp(dir=work)
+                seconds, err = timed(args, cache, work)
+                times[name]["first"].append(seconds)
+                tiers.add(tier_of(cache) + (" (compiled in the foreground)" if "compiling" in err else ""))
                 shutil.rmtree(cache)
-                print(f"round {i + 1}: {name}: {times[name][0][-1]:.1f} s, then {times[name][1][-1]:.1f} s", flush=True)
+                times[name]["warm"].append(timed(args, warm_cache, work)[0])
+                if opts.compiling:
+                    cache = tempfile.mkdtemp(dir=work)
+                    host = {"NUMBA_CPU_NAME": ll.get_host_cpu_name()}
+                    times[name]["compiling"].append(timed(args, cache, work, host)[0])
+                    shutil.rmtree(cache)
+                row = ", ".join(f"{k} {v[-1]:.1f} s" for k, v in times[name].items())
+                print(f"round {i + 1}: {name}: {row}", flush=True)
     load = f"{min(loads):.1f}–{max(loads):.1f}"
-    for name, (cold, warm) in times.items():
-        print(f"| {name} | {statistics.median(cold):.1f} s | {statistics.median(warm):.1f} s | {load} |")
+    print(f"first runs loaded: {', '.join(sorted(tiers))}")
+    print(f"| command | {' | '.join(kinds)} | load average |")
+    for name, by_kind in times.items():
+        cells = " | ".join(f"{statistics.median(by_kind[k]):.1f} s" for k in kinds)
+        print(f"| {name} | {cells} | {load} |")
 
 
 if __name__ == "__main__":

@@ -176,7 +176,9 @@ WARM = CommandHelp(
     summary="Compile every numba kernel now (Docker images, CI).",
     text="Compile every numba kernel now, several at once, into numba's cache (NUMBA_CACHE_DIR chooses the "
     "folder), and say where it is: for a Docker image or a CI machine, whose first run then only loads them. "
-    "Kernels already cached for this CPU and numba are only loaded.",
+    "Kernels already cached for this CPU and numba are only loaded. Until then, runs load the prebuilt kernels "
+    "shipped with the package (compiled for any x86-64-v3 CPU, a little slower) and compile this CPU's behind "
+    "their work.",
     examples=(
         ("kmpress warm", "compile what is missing, one process per core"),
         ("NUMBA_CACHE_DIR=/opt/kmpress-cache kmpress warm -p 4", "into that folder, in 4 processes"),

@@ -372,6 +372,13 @@ def print_warm(facts: dict[str, Any]) -> None:
     else:
         out.print(f"all {n} numba kernels were already compiled (loaded in {facts['seconds']:.1f} s)", markup=False)
     out.print(f"cache: {facts['cache_dir']}", markup=False)
+    if facts.get("tier") == "portable":
+        out.print("runs load the prebuilt kernels until this cache holds every one", markup=False)
+    else:
+        out.print("runs load this cache (compiled for this CPU)", markup=False)
+    if facts.get("archive"):
+        where = f", unpacked in {facts['portable_dir']}" if facts.get("portable_dir") else ""
+        out.print(f"prebuilt kernels (any x86-64-v3 CPU): {facts['archive']}{where}", markup=False)
     if not facts["cache_writable"]:
         out.print(
             "the cache folder cannot be written: nothing was saved, every run compiles again "

@@ -1,9 +1,12 @@
-"""The backend pick, and numba's set-up in a process: done once, and only when numba is needed.
+"""numba's set-up in a process, done once and only when numba is needed; the backend pick.
 
 ``load("numpy")`` never imports numba. ``load("numba")`` imports it on first use, after making
-sure its compiled kernels can be cached (see :func:`prepare_numba_cache`) and applying what the
+sure its compiled kernels can be cached (see :func:`prepare_numba_cache`), choosing the cache the
+kernels load from (numba's own for this CPU, or the prebuilt portable one shipped with the package
+while numba's own lacks kernels: :func:`tier`, :mod:`kmpress.prebuilt`) and applying what the
 process asked for beforehand (:func:`set_threads`, :func:`own_process`), so that a run whose work
-never reaches numba never pays for it.
+never reaches numba never pays for it. The backend ``"auto"`` picks is :mod:`kmpress.autopick`'s
+:func:`choose`, also found here.
 """
 
 from __future__ import annotations
@@ -14,104 +17,44 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
+from types import ModuleType, SimpleNamespace
 from typing import Any
 
+from .autopick import (  # noqa: F401 - the backend pick, kmpress.backends.choose as before
+    AUTO_NUMBA_PIXELS,
+    AUTO_NUMPY_PIXEL_WORK,
+    AUTO_NUMPY_WORK,
+    AUTO_NUMPY_WORK_LOADED,
+    PIXEL_OVERHEAD,
+    choose,
+    numba_is_warm,
+)
 from .interrupts import deferred
 
 _threads: int | None = None
 _skip_blas_probe = False
 
-#: "auto" runs numpy when the clustering's work, distinct colours x K, is at most this: numba's
-#: start-up (importing it and loading its cached kernels, about 0.5 s of CPU here) costs more than
-#: such work in NumPy. Measured with bench/auto_pick.py (docs/speed.md).
-AUTO_NUMPY_WORK = 1 << 22
-#: The same when numba is already imported in the process (a batch, a second job): only the
-#: kernels are left to load.
-AUTO_NUMPY_WORK_LOADED = 1 << 20
-#: "auto" runs numba without looking at the colours when the image has more pixels than this:
-#: numba's histogram and remap alone then save more than its start-up costs.
-AUTO_NUMBA_PIXELS = 1 << 21
-#: "auto" runs numba when the remap works pixel by pixel (error diffusion, the rate-aware remap)
-#: and its work, pixels x (K + 24), is over this: NumPy's twin of the diffusion is a sequential
-#: Python loop that searches the whole palette for each pixel, about 6 us + 0.25 us x K a pixel
-#: against numba's 0.02, so past some 2 M units numba's start-up pays for itself (astronaut crops,
-#: whole processes, wall and CPU time alike: 64x64 at K=256 and 181x181 at K=16 run faster on
-#: NumPy, 128x128 at K=256 twice as fast on numba; bench/auto_pick.py --per-pixel).
-AUTO_NUMPY_PIXEL_WORK = 1 << 21
-#: What one pixel of a per-pixel remap costs NumPy besides its palette search, in palette entries.
-PIXEL_OVERHEAD = 24
-
-
-def numba_is_warm() -> bool:
-    """Whether numba's serial kernels are all loaded in this process already (a warm ``kmpress
-    serve``): then numba has no start-up left to pay and runs every job faster than NumPy."""
-    jit = sys.modules.get("kmpress.kernels_numba._jit")
-    if jit is None:
-        return False
-    kernels = [k for k in jit.REGISTRY.values() if not k.parallel]
-    return bool(kernels) and all(k.loaded for k in kernels)
-
-
-def choose(
-    name: str,
-    pixels: int,
-    k: int,
-    colors: int | None = None,
-    numba_loaded: bool | None = None,
-    per_pixel: bool = False,
-    numba_warm: bool | None = None,
-) -> str:
-    """The backend that runs a job: ``name`` itself, or for "auto" the faster one for its work.
-
-    "auto" runs numba in a process where its kernels are loaded already (a warm server, a second
-    job), else picks in two steps. Before the histogram (``colors`` None): numba when ``pixels``
-    is over :data:`AUTO_NUMBA_PIXELS`, else numpy, which builds the histogram (cheap at that
-    size). Then, with the distinct colours known: numpy when ``colors * k`` is at most
-    :data:`AUTO_NUMPY_WORK` (:data:`AUTO_NUMPY_WORK_LOADED` when numba is already imported),
-    else numba. The pick is a function of these numbers alone, and the backends give the same
-    results bit for bit, so it changes only the speed.
-
-    Parameters
-    ----------
-    name : "auto", "numba" or "numpy" (already checked)
-    pixels : the image's pixels (points, for :func:`kmpress.kmeans`)
-    k : the largest K the job fits
-    colors : the image's distinct colours once its histogram is built (points for kmeans)
-    numba_loaded : whether numba is already imported in the process (default: looked up)
-    per_pixel : the remap works pixel by pixel (dithering, ``smooth``): numba when ``pixels x
-        (k + PIXEL_OVERHEAD)`` is over :data:`AUTO_NUMPY_PIXEL_WORK`, whatever the colours
-    numba_warm : whether numba's kernels are loaded already (default: :func:`numba_is_warm`): then
-        numba, whatever the work
-    """
-    if name != "auto":
-        return name
-    if numba_warm is None:
-        numba_warm = numba_is_warm()
-    if numba_warm:
-        return "numba"
-    if per_pixel and pixels * (k + PIXEL_OVERHEAD) > AUTO_NUMPY_PIXEL_WORK:
-        return "numba"
-    if colors is None:
-        return "numba" if pixels > AUTO_NUMBA_PIXELS else "numpy"
-    if numba_loaded is None:
-        numba_loaded = "numba" in sys.modules
-    limit = AUTO_NUMPY_WORK_LOADED if numba_loaded else AUTO_NUMPY_WORK
-    return "numpy" if colors * k <= limit else "numba"
-
 
 def load(name: str) -> ModuleType:
     """The kernel module of backend ``name`` ("numba" or "numpy", already checked)."""
+    global _tier
     if name == "numpy":
         from . import kernels_numpy
 
         return kernels_numpy
     # deferred: numba's import and thread set-up run llvmlite's code, which C calls back
-    with deferred():
+    with deferred(), _loading:  # one thread sets numba up; another (a warm-up) waits for it
         if "numba" not in sys.modules:
             prepare_numba_cache()
             if _skip_blas_probe:
                 _import_numba_without_blas_probe()
+        first = _tier is None and "kmpress.kernels_numba" not in sys.modules
+        if first:
+            from . import prebuilt
+
+            _choose_tier(prebuilt)
+        elif _tier is None:  # the kernels were imported directly: numba's own settings
+            _tier = "native"
         from . import kernels_numba
         from .kernels_numba import _jit
 
@@ -119,7 +62,12 @@ def load(name: str) -> ModuleType:
         _jit.before_first_load = _wait_for_plans
         if _threads is not None:
             _apply_threads(_threads)
+        if first and _tier == "portable" and _behind:
+            _compile_native_behind(kernels_numba)
     return kernels_numba
+
+
+_loading = threading.RLock()
 
 
 def warm_up(
@@ -257,7 +205,8 @@ def compile_ahead(kernels: Sequence[Any], processes: int | None = None) -> list:
     n = min(len(missing), processes or compile_processes())
     if n < 2 or not kn.cache_writable(missing[0]):
         return []
-    command = [sys.executable, "-c", "from kmpress.backends import serve_compiles; serve_compiles()"]
+    call = f"serve_compiles({_tier!r})"  # the workers fill the cache this process loads from
+    command = [sys.executable, "-c", f"from kmpress.backends import serve_compiles; {call}"]
 
     def done(kernel: Any, ok: bool) -> None:
         if ok:
@@ -267,14 +216,24 @@ def compile_ahead(kernels: Sequence[Any], processes: int | None = None) -> list:
     return [k for k in missing if k not in failed]
 
 
-def serve_compiles() -> None:
+def serve_compiles(tier: str | None = None, background: bool = False) -> None:
     """A compiling worker of :func:`compile_ahead`: compiles the kernels named on its standard
-    input, one a line, into numba's cache, answering each on its standard output."""
+    input, one a line, into numba's cache, answering each on its standard output.
+
+    ``tier`` ("native" or "portable") is the cache to fill, the caller's (None: chosen as in any
+    process); ``background``: at the lowest priority, behind the caller's own work."""
     import signal
 
+    global _tier_wanted
     # Ctrl-C goes to the whole terminal's process group: the caller handles it and closes this
     # worker's input, which ends it once its kernel is compiled
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if background and hasattr(os, "nice"):
+        try:
+            os.nice(19)
+        except OSError:
+            pass
+    _tier_wanted = tier
     own_process()
     load("numba").serve_compiles()
 
@@ -288,27 +247,48 @@ def warm(processes: int | None = None) -> dict[str, Any]:
     dict with ``kernels`` (how many the package has), ``compiled`` (how many were not in the
     cache), ``processes`` (the worker processes used; 0: compiled in this process),
     ``cache_dir`` (where numba keeps them), ``cache_writable`` (False: nothing could be saved,
-    a later run compiles again) and ``seconds``.
+    a later run compiles again), ``seconds``, and from :func:`tier`: ``tier`` (the cache later
+    runs load from), ``portable_dir`` and ``archive``.
+
+    This is numba's own cache for this CPU (the native tier), also when this process already
+    runs on the prebuilt kernels (it ran kmpress's work first): this CPU's are then compiled in
+    worker processes.
     """
     import time
 
+    global _tier_wanted
     t0 = time.perf_counter()
+    if "kmpress.kernels_numba" not in sys.modules:
+        _tier_wanted = "native"
     kn = load("numba")
     kernels = kn.all_kernels()
-    missing = [k for k in kernels if not k.cached()]
-    n = min(len(missing), processes or compile_processes())
-    writable = kn.cache_writable(kernels[0])
-    ahead = compile_ahead(missing, n)
-    with deferred():
-        for k in kernels:
-            _ = k.dispatcher  # loads it (compiles here what no worker could)
+    if _tier == "portable":
+        missing_keys = set(_facts.get("native_missing", ()))
+        missing = [k for k in kernels if k.key in missing_keys]
+        n = min(len(missing), processes or compile_processes())
+        failed = kn.compile_in_processes(missing, max(n, 1), _native_command(False), expect=False) if missing else []
+        facts = {"processes": max(n, 1) if missing else 0, "cache_dir": _facts.get("native_dir")}
+        writable = not failed
+        done_tier = "portable" if failed else "native"
+    else:
+        missing = [k for k in kernels if not k.cached()]
+        n = min(len(missing), processes or compile_processes())
+        writable = kn.cache_writable(kernels[0])
+        ahead = compile_ahead(missing, n)
+        with deferred():
+            for k in kernels:
+                _ = k.dispatcher  # loads it (compiles here what no worker could)
+        facts = {"processes": n if ahead else 0, "cache_dir": kernels[0].cache_dir()}
+        done_tier = "native"
     return {
         "kernels": len(kernels),
         "compiled": len(missing),
-        "processes": n if ahead else 0,
-        "cache_dir": kernels[0].cache_dir(),
+        **facts,
         "cache_writable": writable,
         "seconds": time.perf_counter() - t0,
+        "tier": done_tier,
+        "portable_dir": _facts.get("portable_dir"),
+        "archive": _facts.get("archive"),
     }
 
 
@@ -342,14 +322,16 @@ OPENMP_DEFAULTS = {"GOMP_SPINCOUNT": "10000"}
 
 def own_process() -> None:
     """Declare that this process runs only kmpress (the CLI and its workers): numba's BLAS probe
-    is skipped when numba loads, and OpenMP's threads spin less (:data:`OPENMP_DEFAULTS`, set in
-    the environment unless the user set them, before numba's threading layer loads).
+    is skipped when numba loads, OpenMP's threads spin less (:data:`OPENMP_DEFAULTS`, set in the
+    environment unless the user set them), and a first run may load the prebuilt kernels (numba
+    is then set to their CPU for the whole process: see :func:`tier`).
 
     Loading the first compiled kernel makes numba import its NumPy support, which probes for BLAS
     by importing ``scipy.linalg`` (0.2-0.4 s where SciPy is installed). kmpress's kernels use no
     BLAS, so SciPy's BLAS module is hidden during that one import and put back at once (SciPy
     itself stays importable). Other numba code in the same process would then find no BLAS for
-    ``np.dot``, which is why library users never get this.
+    ``np.dot``, and would be compiled for the prebuilt kernels' CPU into their cache, which is
+    why library users never get this.
     """
     global _skip_blas_probe
     _skip_blas_probe = True
@@ -405,3 +387,160 @@ def _creatable(folder: Path) -> bool:
         if p.exists():
             return _writable(p)
     return False
+
+
+# ------------------------------------------------------------------------------------------
+# the cache a process loads its kernels from: numba's own, or the prebuilt portable one
+# ------------------------------------------------------------------------------------------
+
+#: The cache this process loads its kernels from, chosen as numba loads (:func:`_choose_tier`):
+#: "native" (numba's own, compiled for this CPU) or "portable" (the prebuilt archive, unpacked).
+_tier: str | None = None
+_tier_wanted: str | None = None  # imposed: "native" by kmpress warm, either by a compiling worker
+_behind = False  # the CLI's own process: the portable tier compiles the native one behind it
+_facts: dict[str, Any] = {}  # what the choice found (see tier())
+
+
+def compile_behind() -> None:
+    """Declare that this process is the CLI's: when it runs the portable tier, the kernels numba's
+    own cache lacks are compiled for this CPU behind the command, for the runs after it."""
+    global _behind
+    _behind = True
+
+
+def tier() -> dict[str, Any]:
+    """Which cache the kernels load from in this process, and where each cache lives.
+
+    Returns
+    -------
+    dict with ``tier`` ("native", "portable", or None before numba loads), ``native_dir`` (numba's
+    own cache folder of the kernels), ``native_missing`` (the kernels it lacks for this CPU),
+    ``portable_dir`` (the unpacked prebuilt cache, None when not used) and ``archive`` (the
+    prebuilt archive for this numba and Python, None when the package has none).
+    """
+    return {
+        "tier": _tier,
+        "native_dir": _facts.get("native_dir"),
+        "native_missing": len(_facts.get("native_missing", ())),
+        "portable_dir": _facts.get("portable_dir"),
+        "archive": _facts.get("archive"),
+    }
+
+
+def _choose_tier(prebuilt: ModuleType) -> None:
+    """Choose the cache the kernels load from, before numba's code generator exists.
+
+    In a process that runs only kmpress (:func:`own_process`), the portable tier when numba's own
+    cache does not hold every kernel for this CPU, the package ships an archive for this numba,
+    Python and platform, this CPU runs its code, and the user has not chosen numba's CPU
+    (NUMBA_CPU_NAME, NUMBA_CPU_FEATURES): the archive is unpacked (once) and numba is pointed at
+    it and at the archive's CPU. Else, or when anything fails (a cache that cannot be written),
+    the native tier: numba's own cache, compiling what it lacks.
+    """
+    global _tier
+    _tier = "native"
+    if not _skip_blas_probe:  # a library's caller: its own numba code is left as numba sets it
+        return
+    try:
+        root = _portable_root(prebuilt, _host())
+    except Exception:  # the native tier works everywhere: never fail for want of the other
+        root = None
+    if root is not None:
+        from numba.core import config as numba_config
+
+        config: Any = numba_config  # its settings are made at run time: no static attributes
+        config.CPU_NAME, config.CPU_FEATURES, config.CACHE_DIR = prebuilt.PORTABLE_CPU, "", str(root)
+        _tier = "portable"
+
+
+def _host() -> dict[str, Any]:
+    """What the choice of tier reads of numba, llvmlite and this CPU (nothing is compiled)."""
+    import llvmlite.binding as ll
+    import numba
+    from numba.core import caching, codegen
+    from numba.core import config as numba_config
+    from numba.core.registry import cpu_target
+
+    config: Any = numba_config
+
+    return {
+        "numba": numba.__version__,
+        "triple": ll.get_process_triple(),
+        "cpu_name": ll.get_host_cpu_name(),
+        "cpu_features": codegen.get_host_cpu_features(),  # as numba's index keys spell them
+        "features": dict(ll.get_host_cpu_features()),
+        # the user's choice of CPU or cache locators; or the code generator already made
+        "leave": bool(
+            config.CPU_NAME is not None
+            or config.CPU_FEATURES is not None
+            or config.CACHE_LOCATOR_CLASSES
+            or config.DISABLE_JIT
+            or not config.ENABLE_AVX
+            or "_toplevel_target_context" in vars(cpu_target)
+        ),
+        "cache_dir": config.CACHE_DIR or None,
+        "folder_of": lambda source: _numba_cache_folder(caching, source),
+        "subpath_of": caching._CacheLocator.get_suitable_cache_subpath,
+    }
+
+
+def _portable_root(prebuilt: ModuleType, host: dict[str, Any]) -> Any:
+    """The cache folder of the portable tier, or None for the native tier (see :func:`_choose_tier`)."""
+    if host["leave"]:
+        return None
+    archive = prebuilt.archive_path(host["numba"])
+    manifest = prebuilt.read_manifest(archive)
+    wanted = {"numba": host["numba"], "python": prebuilt.python_tag(), "triple": host["triple"]}
+    if manifest is None or any(manifest.get(k) != v for k, v in wanted.items()) or not manifest["kernels"]:
+        return None
+    source = str(prebuilt.SOURCES / manifest["kernels"][0]["source"])
+    native = host["folder_of"](source)
+    magic = (host["triple"], host["cpu_name"], host["cpu_features"])
+    _facts.update(archive=str(archive), native_dir=native, native_missing=prebuilt.missing(native, manifest, magic))
+    if _tier_wanted == "native" or not (_facts["native_missing"] or _tier_wanted == "portable"):
+        return None
+    if not prebuilt.runs_here(host["features"]):
+        return None
+    root = prebuilt.cache_root(host["cache_dir"], native)
+    subpath = host["subpath_of"](source)
+    base = prebuilt.unpack(archive, manifest, root, subpath) if root is not None else None
+    if base is None:
+        return None
+    folder = base / subpath
+    if prebuilt.missing(folder, manifest, (host["triple"], prebuilt.PORTABLE_CPU, "")):
+        return None  # an archive older than the sources: their kernels would compile in the foreground
+    _facts["portable_dir"] = str(folder)
+    return base
+
+
+def _numba_cache_folder(caching: ModuleType, source: str) -> str | None:
+    """The folder numba caches the kernels of module file ``source`` in (its locators, in order)."""
+    stand_in = SimpleNamespace(__code__=SimpleNamespace(co_firstlineno=0))  # a locator reads the line only
+    for cls in caching.CacheImpl._locator_classes:
+        locator = cls.from_function(stand_in, source)
+        if locator is not None:
+            return str(locator.get_cache_path())
+    return None
+
+
+def _native_command(background: bool) -> list[str]:
+    call = f"serve_compiles('native', background={background})"
+    return [sys.executable, "-c", f"from kmpress.backends import serve_compiles; {call}"]
+
+
+def _compile_native_behind(kn: ModuleType) -> None:
+    """Compile the kernels numba's own cache lacks, for this CPU, in worker processes at the lowest
+    priority, behind this process's work (which loads the portable tier); they stop when this
+    process exits, and a later run goes on with what is still missing."""
+    missing = set(_facts.get("native_missing", ()))
+    kernels = [k for k in kn.all_kernels() if k.key in missing]
+    if not kernels:
+        return
+
+    def work() -> None:
+        try:
+            kn.compile_in_processes(kernels, compile_processes(), _native_command(True), expect=False)
+        except BaseException:  # for later runs only: this one never depends on it
+            pass
+
+    threading.Thread(target=work, name="kmpress-native-compile", daemon=True).start()

@@ -3,7 +3,9 @@
 Such a process flips three process-wide switches that a library must leave alone in its
 callers' processes, all in :func:`kmpress_process`:
 
-1. numba, when it loads, skips its BLAS probe (:func:`kmpress.backends.own_process`);
+1. numba, when it loads, skips its BLAS probe (:func:`kmpress.backends.own_process`); in the main
+   process, a run on the prebuilt portable kernels compiles this CPU's own behind its work, at the
+   lowest priority (:func:`kmpress.backends.compile_behind`);
 2. what Pillow's C libraries print while decoding becomes that file's notes
    (:func:`kmpress.notes.capture_native_messages`);
 3. signals. In the main process (``role="main"``), Ctrl-C and SIGTERM become a KeyboardInterrupt,
@@ -43,6 +45,7 @@ def kmpress_process(role: Role) -> Iterator[None]:
     backends.own_process()
     notes.capture_native_messages()
     if role == "main":
+        backends.compile_behind()
         with interrupts.handling_signals():
             yield
         return

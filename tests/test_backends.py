@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from kmpress import backends
+from kmpress import autopick, backends
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -268,7 +268,7 @@ def test_auto_picks_again_after_the_histogram(monkeypatch):
     many = rng.integers(0, 256, (300, 400, 3), dtype=np.uint8)  # some 120 k colours: x 64 is numba's
     few = (many // 64 * 64).astype(np.uint8)  # 64 colours
     load = backends.load
-    monkeypatch.setattr(backends, "numba_is_warm", lambda: False)  # other tests may have loaded every kernel
+    monkeypatch.setattr(autopick, "numba_is_warm", lambda: False)  # other tests may have loaded every kernel
     for img, k, picks in ((many, 64, ["numpy", "numba"]), (few, 16, ["numpy"])):
         loaded: list[str] = []
         monkeypatch.setattr(backends, "load", lambda name, seen=loaded: (seen.append(name), load(name))[1])

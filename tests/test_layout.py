@@ -58,6 +58,8 @@ def test_wheel_has_one_top_level_package(tmp_path):
     top = zipfile.ZipFile(wheel).read(next(n for n in names if n.endswith("top_level.txt"))).decode().split()
     assert top == ["kmpress"]
     assert "kmpress/data/astronaut.jpg" in names
+    # the prebuilt portable kernels (package data of kmpress.kernels_numba)
+    assert [n for n in names if n.startswith("kmpress/kernels_numba/prebuilt/numba-") and n.endswith(".zip")]
     # the PEP 561 marker: type checkers read the annotations of the installed package
     assert "kmpress/py.typed" in names
     record = zipfile.ZipFile(wheel).read(f"kmpress-{version}.dist-info/RECORD").decode()

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import tempfile
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 from . import _jit
 from ._jit import Kernel
@@ -79,13 +79,17 @@ def compile_in_processes(
     processes: int,
     command: Sequence[str],
     on_done: Callable[[Kernel, bool], None] | None = None,
+    env: Mapping[str, str] | None = None,
+    expect: bool = True,
 ) -> list[Kernel]:
     """Compile ``kernels`` into numba's cache in ``processes`` worker processes at once.
 
-    Each worker runs ``command`` (which calls :func:`serve`) and takes the next kernel as it
-    finishes one: the order given is the order started, so put first what is needed first. Each
-    kernel is marked (:meth:`Kernel.expect`) so that a call in this process waits for it, and is
-    released as its worker answers, calling ``on_done(kernel, ok)``.
+    Each worker runs ``command`` (which calls :func:`serve`; in the environment ``env``, default
+    this process's) and takes the next kernel as it finishes one: the order given is the order
+    started, so put first what is needed first. With ``expect``, each kernel is marked
+    (:meth:`Kernel.expect`) so that a call in this process waits for it; as its worker answers,
+    ``on_done(kernel, ok)`` is called. Without, the workers fill a cache this process does not
+    load from (another CPU's: see :mod:`kmpress.prebuilt`).
 
     Returns
     -------
@@ -93,7 +97,7 @@ def compile_in_processes(
         Once all are done, those that failed (a worker died): they compile here at their first
         call, as without workers.
     """
-    events = {k.key: k.expect() for k in kernels}
+    events = {k.key: k.expect() if expect else threading.Event() for k in kernels}
     todo: queue.SimpleQueue[Kernel] = queue.SimpleQueue()
     for k in kernels:
         todo.put(k)
@@ -120,6 +124,7 @@ def compile_in_processes(
                 stderr=subprocess.DEVNULL,
                 text=True,
                 bufsize=1,
+                env=None if env is None else dict(env),
             )
             _live.add(proc)
         except OSError:

@@ -3,8 +3,8 @@ error figures of both backends' kernels, and whole compressions (PNG SHA-256 and
 figure, timings aside) of two small photos at a few K, RGB and OKLab, the adaptive default, plain, dithered, several
 starts with the rate-aware remap, on each backend.
 
-``tests/e2e/test_cpu_paths.py`` computes it in its own process and again in a child process running
-other CPU code paths (``python tests/e2e/cpu_probe.py`` prints it), and the two must be equal.
+``tests/e2e/test_cpu_paths.py`` computes it in its own process and again in child processes running
+other CPU code paths (``python tests/e2e/cpu_probe.py`` prints it), and they must be equal.
 """
 
 from __future__ import annotations
@@ -109,8 +109,11 @@ def probe() -> dict:
 
 
 def cpu_paths() -> dict:
-    """The code paths this process runs: NumPy's SIMD features switched on, numba's target CPU."""
+    """The code paths this process runs: NumPy's SIMD features switched on, numba's target CPU and
+    the cache its kernels loaded from (this CPU's own, "native", or the prebuilt "portable" one)."""
     import numba
+
+    from kmpress import backends
 
     try:
         from numpy._core._multiarray_umath import __cpu_dispatch__, __cpu_features__
@@ -119,8 +122,12 @@ def cpu_paths() -> dict:
     return {
         "numpy_dispatch_on": [f for f in __cpu_dispatch__ if __cpu_features__.get(f)],
         "numba_cpu_name": numba.config.CPU_NAME,
+        "numba_tier": backends.tier()["tier"],
     }
 
 
 if __name__ == "__main__":
+    from kmpress import backends
+
+    backends.own_process()  # as the kmpress command: the prebuilt kernels load into an empty cache
     print(json.dumps({"probe": probe(), "paths": cpu_paths()}, sort_keys=True))

@@ -1,6 +1,9 @@
-"""A first run, from an empty numba cache, as the user sees it: it says that it compiles (one line
-when stderr is not a terminal, progress on a terminal), a second run says nothing, ``kmpress warm``
-compiles every kernel and names the cache folder, and a cache folder that cannot be made still
+"""A first run, from an empty numba cache, as the user sees it. On an x86-64-v3 CPU it loads the
+prebuilt portable kernels shipped with the package: nothing is compiled in the foreground, nothing
+is said, and the outputs are the bytes of numba's own (native) kernels. Where the prebuilt kernels
+are not used (here: NUMBA_CPU_NAME set by the user) it says that it compiles (one line when stderr
+is not a terminal, progress on a terminal); a second run says nothing, ``kmpress warm`` compiles
+every kernel for this CPU and names the cache folder, and a cache folder that cannot be made still
 works."""
 
 from __future__ import annotations
@@ -11,11 +14,16 @@ import pty
 import re
 import subprocess
 
+import llvmlite.binding as ll
+import numba
 import pytest
 from helpers import crop_photo, kmpress_command
 
+from kmpress import prebuilt
+
 pytestmark = pytest.mark.needs_jit
 
+HOST_CPU = ll.get_host_cpu_name()
 NOTICE = re.compile(r"^kmpress: compiling (\d+) numba kernels? \(first run only; cached in (.+)\) \.\.\.$")
 
 
@@ -24,20 +32,40 @@ def _photo(tmp_path):
     return crop_photo(tmp_path / "cat.png", box=(0, 0, 450, 300))
 
 
-def _env(cache: object) -> dict[str, str]:
-    return {**{k: v for k, v in os.environ.items() if k != "PYTHONPATH"}, "NUMBA_CACHE_DIR": str(cache)}
+def _env(cache: object, native: bool = False) -> dict[str, str]:
+    drop = ("PYTHONPATH", "NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES")
+    env = {**{k: v for k, v in os.environ.items() if k not in drop}, "NUMBA_CACHE_DIR": str(cache)}
+    if native:  # the user names numba's CPU (this one's, as numba would): the prebuilt kernels are not used
+        env["NUMBA_CPU_NAME"] = HOST_CPU
+    return env
 
 
-def _run(*args, cwd, cache) -> subprocess.CompletedProcess:
+def _run(*args, cwd, cache, native=False) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [*kmpress_command(), *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=900, env=_env(cache)
+        [*kmpress_command(), *map(str, args)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env=_env(cache, native),
     )
 
 
-def test_first_run_says_it_compiles_once_and_warm_compiles_the_rest(tmp_path):
+def _portable_here() -> bool:
+    """Whether a first run here loads the prebuilt kernels: this CPU runs them and the package has
+    them for this numba and Python (the archive's own test checks that it does)."""
+    return prebuilt.runs_here(ll.get_host_cpu_features()) and prebuilt.archive_path(numba.__version__).exists()
+
+
+def _table(stdout: str) -> list[list[str]]:
+    """The demo's table rows without their last column (the seconds)."""
+    return [line.split()[:-1] for line in stdout.splitlines() if ".png " in line]
+
+
+def test_first_run_says_it_compiles_once_and_warm_compiles_the_rest(tmp_path, snap):
     src = _photo(tmp_path)
     cache = tmp_path / "cache"
-    r = _run("compress", src, "-k", 16, "-o", "out", cwd=tmp_path, cache=cache)
+    r = _run("compress", src, "-k", 16, "-o", "out", cwd=tmp_path, cache=cache, native=True)
     assert r.returncode == 0, r.stderr
     lines = r.stderr.splitlines()
     assert len(lines) == 1, r.stderr  # one line, not a progress display, when not a terminal
@@ -47,23 +75,37 @@ def test_first_run_says_it_compiles_once_and_warm_compiles_the_rest(tmp_path):
     first = int(m.group(1))
 
     # the same run again: everything loads from the cache, nothing is said
-    r = _run("compress", src, "-k", 16, "-o", "out", "--force", cwd=tmp_path, cache=cache)
+    r = _run("compress", src, "-k", 16, "-o", "out", "--force", cwd=tmp_path, cache=cache, native=True)
     assert r.returncode == 0 and r.stderr == "", r.stderr
 
-    # warm: the kernels the run did not need, then nothing left to do
+    # the demo, the user's CPU not named: numba's own cache lacks kernels, so the prebuilt ones
+    # load (unpacked into the same cache folder) and nothing is compiled or said
+    r = _run("demo", "-o", "portable", cwd=tmp_path, cache=cache)
+    assert r.returncode == 0, r.stderr
+    portable = _portable_here()
+    if portable:
+        assert "compiling" not in r.stderr, r.stderr
+        assert list((cache / prebuilt.FOLDER).glob("*/*/*.nbi"))
+    demo_table = _table(r.stdout)
+
+    # warm: this CPU's own kernels, those the runs did not need, then nothing left to do
     r = _run("warm", "--json", cwd=tmp_path, cache=cache)
     assert r.returncode == 0, r.stderr
     doc = json.loads(r.stdout)
     assert doc["kernels"] > doc["compiled"] > 0 and doc["compiled"] <= doc["kernels"] - first
-    assert doc["cache_dir"] == m.group(2) and doc["cache_writable"] is True
+    assert doc["cache_dir"] == m.group(2) and doc["cache_writable"] is True and doc["tier"] == "native"
+    assert doc["archive"] is None or doc["archive"].endswith(prebuilt.archive_path(numba.__version__).name)
     r = _run("warm", cwd=tmp_path, cache=cache)
     assert r.returncode == 0 and r.stderr == "", r.stderr
     assert f"all {doc['kernels']} numba kernels were already compiled" in r.stdout
-    assert f"cache: {m.group(2)}" in r.stdout
+    assert f"cache: {m.group(2)}" in r.stdout and "runs load this cache" in r.stdout
 
-    # a demo and a dithered, OKLab, quality-searched compression: all cached now, nothing said
+    # a demo and a dithered, OKLab, quality-searched compression: this CPU's kernels, all cached
+    # now, nothing said; the demo's files and figures are those of the prebuilt kernels
     r = _run("demo", "-o", "demo", cwd=tmp_path, cache=cache)
     assert r.returncode == 0 and "compiling" not in r.stderr, r.stderr
+    assert _table(r.stdout) == demo_table and len(demo_table) >= 5
+    assert snap(tmp_path / "demo") == snap(tmp_path / "portable")
     r = _run(
         "compress",
         src,
@@ -90,7 +132,7 @@ def test_a_terminal_shows_progress_and_a_cache_folder_that_cannot_be_made_still_
             cwd=tmp_path,
             stdout=subprocess.PIPE,
             stderr=child,
-            env=_env(tmp_path / "cache"),
+            env=_env(tmp_path / "cache", native=True),
         )
         os.close(child)
         out = b""
