@@ -55,6 +55,17 @@ PER_PIXEL_RUN = (
 )
 
 
+def fresh_pick(pixels: int, k: int, colors: int, loaded: bool, per_pixel: bool = False) -> str:
+    """What ``auto`` runs in a process whose numba kernels are not loaded: its first pick, then,
+    for numpy, its pick once the histogram has counted ``colors``."""
+    from kmpress import backends
+
+    first = backends.choose("auto", pixels, k, None, loaded, per_pixel=per_pixel, numba_warm=False)
+    if first == "numba":
+        return first
+    return backends.choose("auto", pixels, k, colors, loaded, per_pixel=per_pixel, numba_warm=False)
+
+
 def per_pixel_rows(rounds: int) -> list[str]:
     """Rows of the per-pixel table: whole-process wall seconds of each backend, and auto's pick."""
     import os
@@ -88,9 +99,7 @@ def per_pixel_rows(rounds: int) -> list[str]:
                             seen.append(time.perf_counter() - t0)
                 t_np, t_nb = (statistics.median(times[b]) for b in ("numpy", "numba"))
                 pixels = side * side
-                pick = backends.choose("auto", pixels, k, None, False, per_pixel=True, numba_warm=False)
-                if pick == "numpy":
-                    pick = backends.choose("auto", pixels, k, pixels, False, per_pixel=True, numba_warm=False)
+                pick = fresh_pick(pixels, k, pixels, False, per_pixel=True)
                 work = pixels * (k + backends.PIXEL_OVERHEAD)
                 rows.append(
                     f"| {pixels:,} | {k} | {work / 2**20:.2f} M | {t_np:.3f} | {t_nb:.3f} "
@@ -151,15 +160,10 @@ def main(argv: list[str] | None = None) -> None:
                 t_nb = cpu(lambda img=img, k=k: quantize(img, k, backend="numba", dither=None), a.rounds)
                 faster = "numpy" if t_np < t_nb + start else "numba"
 
-                def pick(loaded: bool, pixels: int = pixels, k: int = k, colors: int = colors) -> str:
-                    first = backends.choose("auto", pixels, k, numba_warm=False)
-                    if first == "numba":
-                        return first
-                    return backends.choose("auto", pixels, k, colors, loaded, numba_warm=False)
-
                 rows.append(
                     f"| {pixels:,} | {colors:,} | {k} | {colors * k / 2**20:.2f} M | {t_np:.3f} | {t_nb:.3f} "
-                    f"| {t_nb + start:.3f} | {faster} | {pick(False)} | {pick(True)} |"
+                    f"| {t_nb + start:.3f} | {faster} | {fresh_pick(pixels, k, colors, False)} "
+                    f"| {fresh_pick(pixels, k, colors, True)} |"
                 )
                 print(rows[-1], flush=True)
     rows += [
