@@ -270,7 +270,13 @@ SchedulerTimeoutOpt = Annotated[
     ),
 ]
 QuietOpt = Annotated[
-    bool, typer.Option("-q", "--quiet", help="No progress bar and no table; failures still go to stderr.")
+    bool,
+    typer.Option(
+        "-q",
+        "--quiet",
+        help="No progress bar and no table (nor the per-pixel figures only they would show); "
+        "failures still go to stderr.",
+    ),
 ]
 
 # The flags of warm.

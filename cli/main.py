@@ -304,6 +304,9 @@ def compress(
             format=out_format,
             strip=strip,
             skip_if_larger=skip_if_larger,
+            # quiet without --json shows no figures: the ones that cost a pass over the pixels are
+            # left out (the files are the same)
+            measure=as_json or not quiet,
             scheduler_timeout=scheduler_timeout,
         )
         from kmpress import batch, pipes

@@ -27,15 +27,17 @@ class Figures:
     ----------
     k : int; colours asked for (for a quality target: the K chosen, or fitted by a trial)
     colors : int; palette entries stored (<= k: fewer when the image has fewer colours)
-    mse : float; mean squared error per channel against the input
-    psnr : float; dB, ``inf`` when lossless
+    mse : float; mean squared error per channel against the input; NaN when not measured
+        (``measure=False`` with a dithered remap)
+    psnr : float; dB, ``inf`` when lossless; NaN when ``mse`` is
     delta_e : float; mean OKLab distance (plain OKLab units, L from 0 to 1) between each input
         pixel's colour and its output colour, alpha ignored; 0 when lossless; NaN when not
-        measured (a candidate of a quality search scored on the histogram)
+        measured (a candidate of a quality search scored on the histogram, ``measure=False``
+        with a dithered remap)
     ssimulacra2 : float; SSIMULACRA 2 score of the output against the input
         (:func:`kmpress.perceptual.ssimulacra2`: 100 identical, ~90 visually lossless, ~70 high,
         ~50 medium quality), alpha ignored; NaN when not measured (a candidate of a quality
-        search scored on the histogram, an image under 8 pixels a side)
+        search scored on the histogram, ``measure=False``, an image under 8 pixels a side)
     bits : Bits; raw vs indexed bit accounting of ``colors`` entries
     n_iter : int; Lloyd iterations run (0 when the image has at most k colours)
     converged : bool; False when ``max_iter`` stopped Lloyd first

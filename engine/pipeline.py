@@ -308,8 +308,10 @@ class Pipeline:
             f.k, r.centroids, False, f.n_iter + r.n_iter, r.converged, float(r.inertia), palette, labels, entries
         )
 
-    def _remap(self, f: Fit) -> None:
-        """Pixel indices, exact squared error and mean delta E of a fit (kept on it)."""
+    def _remap(self, f: Fit, measure: bool = True) -> None:
+        """Pixel indices of a fit, and (``measure``) its exact squared error, mean delta E and
+        SSIMULACRA 2 score (kept on it). Without ``measure`` only the figures the histogram
+        gives at no cost are kept (those of the plain remap)."""
         if f.indices is not None:
             return
         hist, kern = self.hist, self.kern
@@ -336,13 +338,16 @@ class Pipeline:
             )
             if plain and f.sse is None:
                 f.sse = squared_error_sum(hist.colors, hist.counts, f.palette, f.labels)
+        if not measure and not plain:
+            return
         with self.stages("delta_e"):
             if plain:
                 f.delta_e = delta_e_histogram(hist.colors, hist.counts, f.palette, f.labels, kern)
             else:
                 assert inverse is not None, "made above for the remaps that are not plain"
                 f.sse, f.delta_e = pixel_errors(hist.colors, inverse, f.indices, f.palette, kern)
-            f.ssim2 = ssimulacra2(self.img, f.palette[f.indices], kern)
+            if measure:
+                f.ssim2 = ssimulacra2(self.img, f.palette[f.indices], kern)
 
     def score(self, f: Fit) -> float:
         """PSNR (dB) of what :meth:`finish` returns for ``f``: on the histogram for the plain
@@ -373,12 +378,12 @@ class Pipeline:
         timings : dict of stage -> seconds; the stage times the figures report
         """
         h, w, c = self.img.shape
-        mse = f.sse / (h * w * c)
+        mse = math.nan if f.sse is None else f.sse / (h * w * c)
         return Figures(
             k=f.k,
             colors=f.colors,
             mse=mse,
-            psnr=psnr_from_mse(mse),
+            psnr=math.nan if f.sse is None else psnr_from_mse(mse),
             delta_e=math.nan if f.delta_e is None else f.delta_e,
             bits=bit_accounting(h, w, c, f.colors),
             n_iter=f.n_iter,
@@ -397,7 +402,7 @@ class Pipeline:
         """
         if last and f.indices is None and is_plain(self.options, f.lossless):
             self.X = self.weights = None
-        self._remap(f)
+        self._remap(f, measure=self.options.measure)
         assert f.indices is not None, "set by _remap"
         return Quantized(
             palette=f.palette,

@@ -153,3 +153,35 @@ def test_result_types_declare_no_figure_of_their_own():
     for cls in (Quantized, CompressReport, SweepRow, Trial, QualityResult):
         own = {f.name for f in fields(cls)}
         assert not own & set(NAMES), (cls.__name__, own & set(NAMES))
+
+
+@pytest.mark.parametrize("dither", ["adaptive", "floyd-steinberg", None])
+def test_measure_off_leaves_out_only_the_per_pixel_figures(tmp_path, photos, dither):
+    """``measure=False`` writes the same file and keeps every figure the histogram gives for free;
+    the per-pixel ones are NaN (null in the JSON), and their stage is not run."""
+    img = np.ascontiguousarray(photos["chelsea"][:96, :128])
+    on = kmpress.compress(img, tmp_path / "on.png", 16, dither=dither)
+    off = kmpress.compress(img, tmp_path / "off.png", 16, dither=dither, measure=False)
+    assert (tmp_path / "on.png").read_bytes() == (tmp_path / "off.png").read_bytes()
+    assert math.isfinite(on.ssimulacra2) and math.isnan(off.ssimulacra2)
+    assert "delta_e" in on.timings and "delta_e" not in off.timings or dither is None
+    for name in ("mse", "psnr", "delta_e"):
+        if dither is None:  # measured on the histogram: kept
+            assert getattr(off, name) == getattr(on, name), name
+        else:
+            assert math.isfinite(getattr(on, name)) and math.isnan(getattr(off, name)), name
+    assert (off.k, off.colors, off.n_iter, off.bits) == (on.k, on.colors, on.n_iter, on.bits)
+    d = off.as_dict()
+    assert d["ssimulacra2"] is None and (d["psnr"] is None) == (dither is not None)
+    json.dumps(d, allow_nan=False)
+
+
+def test_a_quality_target_measures_its_result_without_measure(photos):
+    img = np.ascontiguousarray(photos["chelsea"][:96, :128])
+    found = kmpress.quantize_to_quality(img, target_quality=60, measure=False)
+    assert found.ssimulacra2 >= 60 and math.isfinite(found.psnr)
+
+
+def test_measure_must_be_a_bool():
+    with pytest.raises(kmpress.InvalidParameterError, match="measure must be True or False"):
+        kmpress.Options(measure="no")

@@ -50,6 +50,8 @@ PLAIN = [s for s in STAGES if s != "colorspace"]
         (["--starts", 4, "--smooth", 0.3], dict(n_init=4, smooth=0.3)),
         (["--max-pixels", 0], dict(max_pixels=None)),
         (["--max-pixels", 1000], dict(max_pixels=1000)),
+        (["-q"], dict(measure=False)),  # no table: its per-pixel figures are not measured
+        (["-q", "--json"], dict()),
     ],
 )
 def test_compress_forwards_one_options_object(tmp_path, monkeypatch, args, expected):
@@ -112,6 +114,16 @@ def test_compress_out_dir_suffix_and_options(tmp_path):
     assert r.exit_code == 0, r.output
     assert r.stdout == ""  # --quiet: nothing on stdout when all is well
     assert (tmp_path / "new" / "dir" / "a_3c.png").exists()
+
+
+def test_quiet_writes_the_same_file_and_json_keeps_every_figure(tmp_path):
+    a = photo(tmp_path / "a.png", seed=4)
+    assert run("compress", a, "-k", 8, "-o", tmp_path / "loud").exit_code == 0
+    assert run("compress", a, "-k", 8, "-o", tmp_path / "quiet", "-q").exit_code == 0
+    assert (tmp_path / "loud" / "a-k8.png").read_bytes() == (tmp_path / "quiet" / "a-k8.png").read_bytes()
+    r = run("compress", a, "-k", 8, "-o", tmp_path / "json", "-q", "--json")
+    [f] = json.loads(r.stdout)["files"]
+    assert all(isinstance(f[name], float) for name in ("ssimulacra2", "psnr", "delta_e"))  # measured: not null
 
 
 def test_compress_json_document(tmp_path):
