@@ -19,8 +19,11 @@ module adds what a Dask cluster needs on top of that:
   :func:`quiet_logs` (no Dask log lines, for a command line tool).
 
 Faults: when a worker dies mid-task (killed, out of memory, segfault), the scheduler gives its
-tasks to other workers (Dask's ``distributed.scheduler.allowed-failures``, 3 by default); a file
-whose every attempt killed its worker comes back as an ``error`` result with a reason. Writes are
+tasks to other workers (Dask's ``distributed.scheduler.allowed-failures``, 3 by default). Dask
+blames every file the dying worker held, so files queued or running beside a file that kills
+workers can end in ``KilledWorker`` with it: each file that does runs once more, alone on the
+cluster as far as this batch goes, once the others are done (:func:`_workers_died`), and only a
+file whose workers die then too comes back as an ``error`` result with a reason. Writes are
 atomic (temporary file + rename), so no partial output is ever visible, and the temporary file
 a killed attempt leaves behind is removed by the next attempt or, failing that, by the client.
 
@@ -204,6 +207,17 @@ def check_address(address: str) -> str:
     return address
 
 
+def _workers_died(e: BaseException) -> bool:
+    """Whether a file's future failed because every worker that held it died (``KilledWorker``).
+
+    Dask counts every file a dying worker holds as a suspect, not only the one that killed it:
+    files queued or running beside a killing file reach ``allowed-failures`` with it. Such a
+    file is run again alone (:attr:`kmpress.runs.BatchRun.rerun_alone`), so that it fails only
+    when workers die with nothing else beside it.
+    """
+    return isinstance(e, import_distributed().KilledWorker)
+
+
 class _DaskTasks(Executor):
     """An executor on a Dask client that notices the loss of the scheduler, and how a batch runs
     on it (:meth:`batch_run`: :func:`run_task`, or a replacement, with the client's working folder).
@@ -239,7 +253,8 @@ class _DaskTasks(Executor):
         self, jobs: int | None = None, threads: int | None = None, on_start: StartListener | None = None
     ) -> BatchRun:
         """How a batch runs here: the Dask task (:func:`run_task`, or the replacement given),
-        with the client's working folder (relative paths are the client's)."""
+        with the client's working folder (relative paths are the client's); a file whose
+        workers all died runs once more alone (:func:`_workers_died`)."""
         return BatchRun(
             executor=self,
             jobs=jobs,
@@ -247,6 +262,7 @@ class _DaskTasks(Executor):
             task=self._task,
             task_kwargs={"cwd": self._cwd},
             on_start=on_start,
+            rerun_alone=_workers_died,
         )
 
     def lost(self) -> str | None:

@@ -10,7 +10,7 @@ Nothing here prints.
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -56,6 +56,10 @@ class BatchRun:
         process, or from a local pool's workers)
     memory : int or None; bytes a local pool's :class:`~kmpress.budget.MemoryBudget` starts
         from (None: the memory available when each pool starts)
+    rerun_alone : callable(exception) -> bool, or None; on an executor, a file whose future
+        failed with an exception this accepts (a Dask ``KilledWorker``: its workers died, maybe
+        because of a file beside it) runs once more, alone, after the others; that attempt's
+        outcome is the file's result
 
     Raises
     ------
@@ -71,6 +75,7 @@ class BatchRun:
     on_start: StartListener | None = None
     on_stage: StageListener | None = None
     memory: int | None = None
+    rerun_alone: Callable[[BaseException], bool] | None = None
 
     def __post_init__(self) -> None:
         if self.jobs is not None:
@@ -170,9 +175,13 @@ def run_on(executor: Executor, files: Iterable[Planned], options: Options, run: 
     """Run on a caller's executor, ``run.jobs`` files in flight (None: all).
 
     ``run.threads`` is passed to each task; a failed future (e.g. a killed worker) is that file's
-    error.
+    error, except one that ``run.rerun_alone`` accepts: once every other file is done, each such
+    file runs again with nothing else of the batch in flight, one after the other, and that
+    attempt's outcome (whatever it is) is its result. So a file is failed for worker deaths only
+    when they happen with it alone, and each file still yields exactly one result.
     """
     window = Window(executor, files, options, run, run.jobs, run.threads)
+    suspects: list[Planned] = []
 
     def refill() -> Iterator[FileResult]:
         try:
@@ -182,7 +191,7 @@ def run_on(executor: Executor, files: Iterable[Planned], options: Options, run: 
             yield from (FileResult(str(it.src), str(it.dst), "error", why) for it in window.queue)
             window.queue.clear()
 
-    try:
+    def drain(rerun: bool) -> Iterator[FileResult]:
         yield from refill()
         while window.inflight:
             done = window.wait()
@@ -192,8 +201,17 @@ def run_on(executor: Executor, files: Iterable[Planned], options: Options, run: 
                 try:
                     yield fut.result()
                 except Exception as e:
-                    yield failed(it, e)
+                    if rerun and run.rerun_alone is not None and run.rerun_alone(e):
+                        suspects.append(it)
+                    else:
+                        yield failed(it, e)
             yield from refill()
+
+    try:
+        yield from drain(rerun=True)
+        if suspects:
+            window.queue, window.limit = suspects, 1
+            yield from drain(rerun=False)
     finally:
         for fut in window.inflight:
             fut.cancel()

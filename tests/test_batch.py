@@ -4,7 +4,9 @@ pool and on any executor. Small images only (CI time)."""
 from __future__ import annotations
 
 import os
-from concurrent.futures import ProcessPoolExecutor
+import threading
+import time
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
 
@@ -15,7 +17,9 @@ from PIL import Image
 
 import kmpress
 from kmpress import InvalidParameterError, KmpressError, Options
-from kmpress.batch import BatchPlan, compress_many, image_extensions, output_name, plan_batch, summarize
+from kmpress.batch import BatchPlan, compress_many, image_extensions, output_name, plan_batch, run_plan, summarize
+from kmpress.results import FileResult
+from kmpress.runs import BatchRun
 
 # --------------------------------------------------------------------------------------------
 # planning
@@ -351,6 +355,61 @@ def test_any_executor_and_on_start(tmp_path):
     assert sorted(r.status for r in results) == ["ok"] * 3
     assert sorted(started) == sorted(map(str, srcs))
     assert all(r.report.k == 4 and r.report.colors <= 4 for r in results)
+
+
+class _Died(Exception):
+    """Stands for a dead worker (Dask's ``KilledWorker``) in :func:`_dying_task`."""
+
+
+class _DyingTask:
+    """A batch task that compresses nothing: ``bad*`` files fail with :class:`_Died` on every
+    attempt, ``near*`` files on their first attempt only (they were beside ``bad`` when its
+    worker died); each attempt records the file and how many files were running at its start."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.running = 0
+        self.attempts: list[tuple[str, int]] = []
+
+    def __call__(self, src, dst, options, threads=None):
+        name = Path(src).name
+        with self.lock:
+            self.running += 1
+            first = all(n != name for n, _ in self.attempts)
+            self.attempts.append((name, self.running))
+        try:
+            time.sleep(0.05)  # long enough for the others to be in flight beside it
+            if name.startswith("bad") or (name.startswith("near") and first):
+                raise _Died(name)
+            return FileResult(src, dst, "ok")
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+def test_files_whose_workers_died_run_again_alone_and_yield_one_result_each(tmp_path):
+    names = ["bad.png", "near0.png", "ok0.png", "near1.png", "ok1.png"]
+    for n in names:
+        (tmp_path / n).write_bytes(b"")
+    plan = plan_batch([tmp_path / n for n in names], Options(k=4), out_dir=tmp_path / "out")
+    task = _DyingTask()
+    with ThreadPoolExecutor(len(names)) as ex:
+        run = BatchRun(executor=ex, task=task, rerun_alone=lambda e: isinstance(e, _Died))
+        results = list(run_plan(plan, run))
+    assert sorted(Path(r.src).name for r in results) == sorted(names)  # one result each
+    by = {Path(r.src).name: r for r in results}
+    assert by["bad.png"].status == "error" and "_Died" in by["bad.png"].message
+    assert all(by[n].status == "ok" for n in names if n != "bad.png")
+    assert max(k for _, k in task.attempts[: len(names)]) > 1  # the first round ran side by side
+    again = task.attempts[len(names) :]
+    assert sorted(n for n, _ in again) == ["bad.png", "near0.png", "near1.png"]  # each once more
+    assert all(k == 1 for _, k in again)  # alone
+    # the outcome of the first round is final when nothing is run again
+    task = _DyingTask()
+    with ThreadPoolExecutor(len(names)) as ex:
+        results = list(run_plan(plan, BatchRun(executor=ex, task=task)))
+    failed = sorted(Path(r.src).name for r in results if r.status == "error")
+    assert failed == ["bad.png", "near0.png", "near1.png"] and len(task.attempts) == len(names)
 
 
 def test_options_are_checked_before_any_work(tmp_path):

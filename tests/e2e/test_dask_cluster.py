@@ -98,13 +98,19 @@ def dask_client():
 
 @pytest.fixture(scope="module")
 def fragile_client():
-    """A cluster whose workers the tests kill. One task per worker at a time (worker-saturation
-    1.0), so a dying worker holds only the file that kills it; a file is given up after its
-    second dead worker (allowed-failures 1) to keep the test short."""
+    """A cluster whose workers the tests kill. Each file goes to a worker as soon as it is
+    submitted (worker-saturation inf: no queue on the scheduler) and stays there (no work
+    stealing), so a dying worker also holds the files queued behind the one it runs, in an order
+    set by their priority (the first submitted first); Dask gives a file up after its second dead
+    worker (allowed-failures 1), to keep the tests short."""
     if not HAVE_DASK:
         pytest.skip("dask.distributed not installed")
     cluster, client = _local_cluster(
-        **{"distributed.scheduler.allowed-failures": 1, "distributed.scheduler.worker-saturation": 1.0}
+        **{
+            "distributed.scheduler.allowed-failures": 1,
+            "distributed.scheduler.worker-saturation": float("inf"),
+            "distributed.scheduler.work-stealing": False,
+        }
     )
     try:
         yield client
@@ -232,6 +238,30 @@ def _crashing_task(src, dst, options, threads=None, cwd=None):
     return run_task(src, dst, options, threads, cwd)
 
 
+def _files_queued_beside_this_task() -> int:
+    """How many other tasks this task's Dask worker holds, waiting for its thread."""
+    from distributed import get_worker
+
+    return sum(1 for ts in list(get_worker().state.tasks.values()) if ts.state in ("ready", "constrained"))
+
+
+def _crowded_killer(src, dst, options, threads=None, cwd=None):
+    """run_task, except that ``crowd*`` files kill their worker on every attempt, each time once
+    another file is queued on that worker (or after 1.5 s alone there), after leaving a partial
+    temporary file, and ``slow*`` files take 0.5 s more. Each death leaves a marker
+    ``crowd*.death.PID`` holding how many files were queued beside it."""
+    name = Path(src).name
+    if name.startswith("crowd"):
+        deadline = time.monotonic() + 1.5
+        while (queued := _files_queued_beside_this_task()) == 0 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        (Path(dst).parent.parent / f"{name}.death.{os.getpid()}").write_text(str(queued))
+        _die_mid_write(dst)
+    if name.startswith("slow"):
+        time.sleep(0.5)
+    return run_task(src, dst, options, threads, cwd)
+
+
 @needs_dask
 def test_dead_worker_loses_no_file(fragile_client, tmp_path):
     srcs = [photo(tmp_path / "in" / f"ok{i}.png", seed=i) for i in range(4)]
@@ -261,6 +291,29 @@ def test_file_that_kills_every_worker_is_reported(fragile_client, tmp_path):
     ]
     assert not temp_files(tmp_path)
     fragile_client.wait_for_workers(2, timeout=30)  # the nannies restart the dead workers
+
+
+@needs_dask
+def test_innocent_files_queued_on_dying_workers_get_their_true_result(fragile_client, tmp_path):
+    """The killing file runs first and kills each worker only once other files are queued there:
+    those are on every worker it kills (Dask counts them as suspects too), yet each is compressed
+    and reported ok, and the killing file is reported failed, once."""
+    srcs = [photo(tmp_path / "in" / "crowd.png", seed=7)]
+    srcs += [photo(tmp_path / "in" / f"slow{i}.png", seed=i) for i in range(3)]
+    local = {Path(r.dst).name: Path(r.dst).read_bytes() for r in compress_many(srcs[1:], tmp_path / "local", 5, jobs=1)}
+    results = list(compress_many_dask(srcs, tmp_path / "out", 5, scheduler=fragile_client, task=_crowded_killer))
+    deaths = sorted(int(p.read_text()) for p in tmp_path.glob("crowd.png.death.*"))
+    assert sum(1 for n in deaths if n > 0) >= 2, deaths  # innocent files were queued on dying workers
+    assert sorted(Path(r.src).name for r in results) == sorted(p.name for p in srcs)  # each input once
+    by = {Path(r.src).name: r for r in results}
+    assert by["crowd.png"].status == "error" and "died" in by["crowd.png"].message, by["crowd.png"]
+    assert "\n" not in by["crowd.png"].message
+    assert {n: r.status for n, r in by.items() if n != "crowd.png"} == {f"slow{i}.png": "ok" for i in range(3)}
+    assert all(r.report is not None for n, r in by.items() if n != "crowd.png")
+    out = settled(fragile_client, tmp_path / "out")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == local  # and no output of the killing file
+    assert not temp_files(tmp_path)
+    fragile_client.wait_for_workers(2, timeout=60)  # the nannies restart the dead workers
 
 
 # --------------------------------------------------------------------------------------------
