@@ -21,7 +21,9 @@ pixels, so a pixel in texture counts less than one in a flat area (down to 80/25
 spends more of the palette on the smooth areas, where a missing shade shows as a band. (On 14
 photos, the sum of ``noise^2``, a stronger weighting, scored the same at K = 64 and 256 and lower
 at K = 16: SSIMULACRA 2 38.4 against 39.8, butteraugli 5.12 against 4.74; no weighting 39.0 and
-4.75.)
+4.75.) The palette is then fitted once more with each colour's weight raised by its error under
+the first palette (:func:`feedback_weights`), so that small areas of a colour no entry is near
+get one.
 """
 
 from __future__ import annotations
@@ -91,3 +93,42 @@ def color_weights(noise: np.ndarray, inverse: np.ndarray, n_colors: int, kernels
     out = np.zeros(n_colors, np.float64)
     kernels.color_weights(np.ascontiguousarray(inverse, dtype=np.int32), noise.reshape(-1), out)
     return out
+
+
+#: Squared RGB distance (summed over the channels) from its nearest centroid at which a colour's
+#: weight is raised by sqrt(2) for the palette's second fit (see :func:`feedback_weights`).
+FEEDBACK_ERROR = 300.0
+#: Most Lloyd iterations of the second fit: it starts from the first fit's centroids, and on 14
+#: photos at K = 16 scored as well capped at 30 as run to the tolerance (some 100 more iterations).
+FEEDBACK_MAX_ITER = 30
+#: Largest K given a second fit: at K = 256 it changed the scores by under 0.1 (SSIMULACRA 2) and
+#: 0.01 (butteraugli) on the same photos, where at K = 16 and 64 it gained 2.8 and 0.9 points.
+FEEDBACK_MAX_K = 64
+
+
+def feedback_weights(X: np.ndarray, w: np.ndarray, C: np.ndarray, kernels: ModuleType) -> np.ndarray:
+    """Return the weights of the palette's second fit: ``w * sqrt(1 + e / FEEDBACK_ERROR)``.
+
+    ``e`` is each colour's squared distance to its nearest centroid of the first fit. A colour the
+    first palette serves badly, often a small saturated or bright area (a red leaf, a white
+    highlight) outweighed by large smooth ones, then pulls an entry towards it, as
+    libimagequant's feedback loop does between its median cuts. Scaled in RGB units: the weights
+    barely change where every colour is near an entry (K = 256: errors of some tens).
+
+    Parameters
+    ----------
+    X : (3, N) float32, the colours (RGB, 0..255), planar
+    w : (N,) float64, the first fit's weights
+    C : (K, 3) float64, the first fit's centroids
+    kernels : the backend's kernels (labels and distances are the same on both)
+
+    Returns
+    -------
+    (N,) float64
+    """
+    N = X.shape[1]
+    labels = np.empty(N, np.int32)
+    kernels.nearest(X, np.ascontiguousarray(C, dtype=np.float32), labels, kernels.block_boxes(X))
+    e = np.empty(N, np.float64)
+    kernels.dist_to_assigned(X, np.ascontiguousarray(C), labels, e)
+    return w * np.sqrt(1.0 + e / FEEDBACK_ERROR)

@@ -20,7 +20,7 @@ from PIL import Image
 from . import backends
 from .clustering import initial_centroids, kmeans_plusplus, lloyd, spawn_seeds
 from .colorspace import colors_to_space
-from .contrast import color_weights, contrast_maps
+from .contrast import FEEDBACK_MAX_ITER, FEEDBACK_MAX_K, color_weights, contrast_maps, feedback_weights
 from .errors import InvalidParameterError
 from .figures import Figures, HasFigures
 from .histogram import build_histogram
@@ -125,7 +125,9 @@ class Fit:
     centroids : (k', D) float64 in the clustering space (k' = k, or the image's own colours)
     lossless : bool; the image has at most k colours (centroids are then those colours, sRGB)
     n_iter, converged, inertia : from Lloyd (0, True, 0.0 when lossless); inertia is the k-means
-        cost at Lloyd's last assignment pass, in the clustering space
+        cost at Lloyd's last assignment pass, in the clustering space, with the weights of its
+        last run (the error-raised ones after the adaptive default's second fit); ``n_iter``
+        counts both fits' iterations
     palette : (P, C) uint8; labels : (U,) int32 entry of each distinct colour;
     entries : (P, C) float32, the palette in the clustering space
     score : float; PSNR once :meth:`Pipeline.score` has run
@@ -289,6 +291,9 @@ class Pipeline:
                     best = r
             assert best is not None, "n_init >= 1 starts"
             centroids, n_iter, converged, inertia = best.centroids, best.n_iter, best.converged, best.inertia
+            if self.feedback(k):
+                centroids, more, converged, inertia = self._refit(centroids, o.tol if tol is None else tol)
+                n_iter += more
         with stages("remap"):
             palette, labels, entries = finish_palette(centroids, X, o.colorspace, kern, o.palette_order, srgb=lossless)
         return Fit(k, centroids, lossless, n_iter, converged, float(inertia), palette, labels, entries)
@@ -302,11 +307,29 @@ class Pipeline:
         X, weights = self._points()
         with self.stages("lloyd"):
             r = lloyd(X, weights, True, f.centroids, o.max_iter, o.tol, self.kern, final_assign=False)
+        centroids, n_iter, converged, inertia = r.centroids, r.n_iter, r.converged, r.inertia
+        if self.feedback(f.k):
+            centroids, more, converged, inertia = self._refit(centroids, o.tol)
+            n_iter += more
         with self.stages("remap"):
-            palette, labels, entries = finish_palette(r.centroids, X, o.colorspace, self.kern, o.palette_order)
-        return Fit(
-            f.k, r.centroids, False, f.n_iter + r.n_iter, r.converged, float(r.inertia), palette, labels, entries
-        )
+            palette, labels, entries = finish_palette(centroids, X, o.colorspace, self.kern, o.palette_order)
+        return Fit(f.k, centroids, False, f.n_iter + n_iter, converged, float(inertia), palette, labels, entries)
+
+    def feedback(self, k: int) -> bool:
+        """Whether a fit of ``k`` colours is followed by a second one with error-raised weights
+        (the adaptive default in RGB, up to :data:`~kmpress.contrast.FEEDBACK_MAX_K` colours:
+        :func:`kmpress.contrast.feedback_weights`)."""
+        return self.options.dither == "adaptive" and self.options.colorspace == "rgb" and k <= FEEDBACK_MAX_K
+
+    def _refit(self, C: np.ndarray, tol: float) -> tuple[np.ndarray, int, bool, float]:
+        """Lloyd again from centroids ``C`` with each colour's weight raised by its error under
+        them: (centroids, iterations, converged, inertia under the raised weights)."""
+        o = self.options
+        X, weights = self._points()
+        with self.stages("lloyd"):
+            raised = feedback_weights(X, weights, C, self.kern)
+            r = lloyd(X, raised, True, C, min(o.max_iter, FEEDBACK_MAX_ITER), tol, self.kern, final_assign=False)
+        return r.centroids, r.n_iter, r.converged, r.inertia
 
     def _remap(self, f: Fit, measure: bool = True) -> None:
         """Pixel indices of a fit, and (``measure``) its exact squared error, mean delta E and
