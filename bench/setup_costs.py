@@ -31,7 +31,7 @@ def measure(a: np.ndarray, k: int, rounds: int) -> dict[str, float]:
     from kmpress import backends, clustering, kernels_numpy, kmeans, points
 
     w = np.empty(0)
-    frame, X = points.frame_points(a, w, False, 0)
+    frame, X, _ = points.frame_points(a, w, False, 0)
     # seeded on every 97th point: k-means++ over every pixel in NumPy would take minutes
     C0 = kmeans(a[::97], k, backend="numpy", max_iter=0, seed=0).centroids
     run = clustering.Lloyd(X, w, False, C0, kernels_numpy)

@@ -103,7 +103,7 @@ def test_centre_and_inertia_equal_the_plain_reductions(kind, d, weighted):
     want = plain_inertia(f, a, w, weighted, C, labels)
     assert f.inertia(a, w, weighted, C, labels) == want
     # from the float32 points when they hold the frame's points exactly, else from a: the same sum
-    g, X = frame_points(a, w, weighted, 0)
+    g, X, _ = frame_points(a, w, weighted, 0)
     assert g.exact == bool(np.array_equal(X.astype(np.float64), np.ldexp(a.astype(np.float64) - f.shift, f.e).T))
     assert g.inertia(a, w, weighted, C, labels, X) == want
 
@@ -113,7 +113,7 @@ def test_frame_points_equal_frame_then_planar(kind):
     rng = np.random.default_rng(7)
     a = dataset(kind, 5000, 3, rng)
     w = np.empty(0)
-    f, X = frame_points(a, w, False, 0)
+    f, X, _ = frame_points(a, w, False, 0)
     g = make_frame(a, w, False, 0)
     assert (f.shift.tobytes(), f.e, f.top) == (g.shift.tobytes(), g.e, g.top)
     assert X.flags.c_contiguous and X.tobytes() == plain_planar(g, a).tobytes()
@@ -126,7 +126,7 @@ def test_frame_points_equal_frame_then_planar(kind):
 def test_frame_points_say_whether_float32_holds_them(kind, exact):
     rng = np.random.default_rng(11)
     a = dataset(kind, 3000, 3, rng)
-    f, X = frame_points(a, np.empty(0), False, 0)
+    f, X, _ = frame_points(a, np.empty(0), False, 0)
     assert f.exact is exact
     if exact:
         assert np.array_equal(X.T.astype(np.float64), np.ldexp(a.astype(np.float64) - f.shift, f.e))
@@ -136,7 +136,7 @@ def test_inertia_reads_the_float32_points_only_when_they_are_exact():
     # one point off float32's grid: the frame is not exact, and the inertia keeps its float64 bits
     a = np.random.default_rng(5).integers(0, 256, (5000, 3)).astype(np.float64)
     a[1234, 1] += 2.0**-30
-    f, X = frame_points(a, np.empty(0), False, 0)
+    f, X, _ = frame_points(a, np.empty(0), False, 0)
     assert not f.exact
     C = np.array([[10.0, 20.0, 30.0], [200.0, 100.0, 50.0]])
     labels = (np.arange(5000) % 2).astype(np.int32)
