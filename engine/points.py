@@ -167,13 +167,19 @@ class _Sums:
             lo[:, full] = x[:, full * BLOCK :].min(axis=1)
         return hi.max(axis=1), lo.min(axis=1)
 
-    def piece(self, x: np.ndarray, s: int, rows: np.ndarray | None = None) -> None:
+    def piece(self, x: np.ndarray, s: int, rows: np.ndarray | None = None, top: float = math.inf) -> None:
         """Take the moments' sums of ``x`` (D, m) float64, points ``s : s + m`` (``s`` on a piece;
-        ``rows``: ``x.sum(axis=1)`` when known)."""
+        ``rows``: ``x.sum(axis=1)`` when known, and then ``x`` holds integers up to ``top`` in
+        magnitude)."""
         if self.moments:
             i = s // PIECE
+            D, m = x.shape
             self.rows[i] = x.sum(axis=1) if rows is None else rows
-            self.sq[i] = np.einsum("dn,dn->n", x, x, out=self._sq[: x.shape[1]]).sum()
+            if rows is not None and m * D * top * top <= EXACT_SUM:
+                # integer squares whose every sum is exact: any order gives the pairwise sum's bits
+                self.sq[i] = np.einsum("dn,dn->", x, x)
+            else:
+                self.sq[i] = np.einsum("dn,dn->n", x, x, out=self._sq[:m]).sum()
 
     def result(self, X: np.ndarray) -> PointSums:
         """The :class:`PointSums` of the (D, N) float32 points ``X`` whose values were taken."""
@@ -284,7 +290,10 @@ def _centre(
                 whole = False
             if sums is not None:
                 with np.errstate(over="ignore", invalid="ignore"):  # values beyond float32: summed again
-                    sums.piece(y, s, rows if y is x and not weighted else None)
+                    if y is x and not weighted:
+                        sums.piece(x, s, rows, top)
+                    else:
+                        sums.piece(y, s)
         if D == 1 and not whole:
             # one coordinate: the chunk's sum is pairwise, not in order
             carry = column_sums(np.multiply(columns(a, c), w[c : c + STEP]) if weighted else columns(a, c))

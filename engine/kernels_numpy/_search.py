@@ -87,6 +87,7 @@ class Workspace:
         self.bounds: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._keeping = False
         self._runner: np.ndarray | None = None
+        self._found: np.ndarray | None = None
 
     def _prepare(self, K: int) -> None:
         if self._k == K:
@@ -135,7 +136,10 @@ class Workspace:
         self._keeping = on
         if on and self._runner is None:
             self._runner = np.empty(self.N, np.float32)
-            self._found = np.empty(self.N, np.int32)
+        # the labels in the narrowest integers that hold them: a fresh array costs its page faults
+        found = np.uint8 if self._k <= 1 << 8 else np.uint16 if self._k <= 1 << 16 else np.int32
+        if on and (self._found is None or self._found.dtype != found):
+            self._found = np.empty(self.N, found)
 
     def norm_bound(self, a: int, b: int) -> float:
         """Return a bound on the norms of points ``a:b`` (``a`` on a block of :data:`NORM_BLOCK`).
@@ -147,7 +151,7 @@ class Workspace:
 
     def kept(self) -> None:
         """Close the pass started by :meth:`record`: its bounds become :attr:`bounds`."""
-        if self._keeping and self._runner is not None:
+        if self._keeping and self._runner is not None and self._found is not None:
             self.bounds = (self.C32.copy(), self._found, self._runner)
         self._keeping = False
 
@@ -182,7 +186,8 @@ class Workspace:
                 runner -= 2 * thr
                 # decided exactly: no runner-up known, the next search looks at every centroid
                 runner[unsure] = -np.inf
-                self._found[a:b] = lab
+                if self._found is not None:
+                    self._found[a:b] = lab
         return out
 
     def _search_columns(self, M, xa, thr, lab, K, runner=None):
