@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from kmpress import clustering, points
-from kmpress.points import STEP, centre, frame_points, make_frame, squared_norms
+from kmpress.points import PIECE, STEP, centre, frame_points, make_frame, pairwise, squared_norms
 
 
 def plain_centre(a, w, weighted):
@@ -79,20 +79,46 @@ def dataset(kind, n, d, rng):
         "uint8": lambda: rng.integers(0, 256, (n, d)).astype(np.uint8),
         "float32": lambda: x.astype(np.float32) + 1000,
         "signed zeros": lambda: np.where(rng.random((n, d)) < 0.5, -0.0, 0.0),
+        # integers as floats: summed along rows, exactly; then too large for that, or one not an integer
+        "integers": lambda: rng.integers(-300, 300, (n, d)).astype(np.float64),
+        "big integers": lambda: rng.integers(-(2**45), 2**45, (n, d)).astype(np.float64),
+        "one fraction": lambda: with_fraction(rng.integers(0, 256, (n, d)).astype(np.float64)),
     }[kind]()
 
 
-KINDS = ("origin", "offset", "huge", "tiny", "int64", "uint8", "float32", "signed zeros")
+def with_fraction(a):
+    a[3 * PIECE + 5, 0] += 0.5  # within the first chunk, after whole pieces of integers
+    return a
+
+
+def weights_of(kind, n, rng):
+    return {"none": np.empty(0), "float": rng.random(n) * 7, "counts": rng.integers(0, 9, n).astype(np.float64)}[kind]
+
+
+KINDS = (
+    "origin",
+    "offset",
+    "huge",
+    "tiny",
+    "int64",
+    "uint8",
+    "float32",
+    "signed zeros",
+    "integers",
+    "big integers",
+    "one fraction",
+)
 
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("d", [1, 2, 3, 4, 7, 8, 9])
-@pytest.mark.parametrize("weighted", [False, True])
-def test_centre_and_inertia_equal_the_plain_reductions(kind, d, weighted):
+@pytest.mark.parametrize("wkind", ["none", "float", "counts"])
+def test_centre_and_inertia_equal_the_plain_reductions(kind, d, wkind):
     rng = np.random.default_rng(d * 31 + len(kind))
     n = STEP + 12345  # two chunks, the second partial
     a = dataset(kind, n, d, rng)
-    w = rng.random(n) * 7 if weighted else np.empty(0)
+    weighted = wkind != "none"
+    w = weights_of(wkind, n, rng)
     shift, mags = centre(a, w, weighted)
     s0, m0 = plain_centre(a, w, weighted)
     assert shift.tobytes() == s0.tobytes() and mags.tobytes() == m0.tobytes()
@@ -150,6 +176,52 @@ def test_squared_norms_equal_einsum(d):
     x = np.random.default_rng(d).normal(size=(d, 4099)) * 1e3
     want = np.einsum("nd,nd->n", np.ascontiguousarray(x.T), np.ascontiguousarray(x.T))
     assert squared_norms(x.copy()).tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 129, PIECE, PIECE + 1, STEP - 9, STEP, 3 * STEP + 777, (1 << 20) - 8])
+def test_pairwise_pieces_sum_as_numpy_sums_a_row(n):
+    rng = np.random.default_rng(n)
+    x = rng.normal(size=(2, n)) * 10.0 ** rng.integers(-8, 9, (2, n))
+    assert pairwise(0, n, lambda s, m: x[0, s : s + m].sum()) == x[0].sum()
+    got = pairwise(0, n, lambda s, m: x[:, s : s + m].sum(axis=1))
+    assert got.tobytes() == x.sum(axis=1).tobytes()
+
+
+SUM_KINDS = ("uint8", "integers", "one fraction", "origin", "offset", "huge", "int64", "float32", "signed zeros")
+
+
+@pytest.mark.parametrize("kind", SUM_KINDS)
+@pytest.mark.parametrize("d", [3, 4])
+@pytest.mark.parametrize("wkind", ["none", "float", "counts"])
+def test_frame_points_measure_the_moments_and_norm_bounds_of_their_points(kind, d, wkind):
+    from kmpress import kernels_numpy
+
+    rng = np.random.default_rng(d * 7 + len(kind))
+    n = clustering.MOMENT_STEP + STEP + 12345 if kind in ("uint8", "origin") else 3 * PIECE + 1000
+    a = dataset(kind, n, d, rng)
+    weighted = wkind != "none"
+    w = weights_of(wkind, n, rng)
+    f, X, sums = frame_points(a, w, weighted, 0)
+    if weighted:
+        assert sums.first is None
+    else:
+        assert sums.first is not None
+        sum_sq, mean, total_w = sums.first
+        want = clustering.first_moments(X, w, weighted)
+        assert (sum_sq, mean.tobytes(), total_w) == (want[0], want[1].tobytes(), want[2])
+    got = kernels_numpy.block_boxes(X, sums.reach).block_norm
+    assert got.tobytes() == kernels_numpy.block_boxes(X).block_norm.tobytes()
+
+
+def test_the_frame_pass_refuses_points_that_are_not_finite():
+    from kmpress.errors import InvalidParameterError
+
+    a = np.random.default_rng(2).integers(0, 256, (3 * PIECE, 3)).astype(np.float64)
+    for bad in (np.nan, np.inf, -np.inf):
+        b = a.copy()
+        b[2 * PIECE + 7, 1] = bad
+        with pytest.raises(InvalidParameterError, match="NaN or infinity"):
+            frame_points(b, np.empty(0), False, 0)
 
 
 @pytest.mark.parametrize("weighted", [False, True])
