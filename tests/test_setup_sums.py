@@ -81,7 +81,12 @@ def dataset(kind, n, d, rng):
         "signed zeros": lambda: np.where(rng.random((n, d)) < 0.5, -0.0, 0.0),
         # integers as floats: summed along rows, exactly; then too large for that, or one not an integer
         "integers": lambda: rng.integers(-300, 300, (n, d)).astype(np.float64),
-        "big integers": lambda: rng.integers(-(2**45), 2**45, (n, d)).astype(np.float64),
+        # far from the origin, centred: their sums reach 2^52 (times the weights', too) and run in order
+        "big integers": lambda: 2.0**50 + rng.integers(0, 2**20, (n, d)),
+        "2^37 integers": lambda: 1.5 * 2.0**37 + rng.integers(0, 2**20, (n, d)),
+        # not float32's (beyond 2^24), or float32's with squares whose sums reach 2^52
+        "wide integers": lambda: rng.integers(-(2**30), 2**30, (n, d)).astype(np.float64),
+        "float32 integers": lambda: rng.integers(-(2**24), 2**24, (n, d)).astype(np.float64),
         "one fraction": lambda: with_fraction(rng.integers(0, 256, (n, d)).astype(np.float64)),
     }[kind]()
 
@@ -106,6 +111,9 @@ KINDS = (
     "signed zeros",
     "integers",
     "big integers",
+    "2^37 integers",
+    "wide integers",
+    "float32 integers",
     "one fraction",
 )
 
@@ -187,7 +195,19 @@ def test_pairwise_pieces_sum_as_numpy_sums_a_row(n):
     assert got.tobytes() == x.sum(axis=1).tobytes()
 
 
-SUM_KINDS = ("uint8", "integers", "one fraction", "origin", "offset", "huge", "int64", "float32", "signed zeros")
+SUM_KINDS = (
+    "uint8",
+    "integers",
+    "one fraction",
+    "wide integers",
+    "float32 integers",
+    "origin",
+    "offset",
+    "huge",
+    "int64",
+    "float32",
+    "signed zeros",
+)
 
 
 @pytest.mark.parametrize("kind", SUM_KINDS)
