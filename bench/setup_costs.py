@@ -7,9 +7,11 @@ Run from the repository root::
 
 ``kmpress.kmeans`` on every pixel (float64 points, unweighted), its steps timed apart in CPU time
 (``time.process_time``; set ``OPENBLAS_NUM_THREADS=1``), each step in turn within a round,
-medians over the rounds: the frame and the planar points (centring), the moments (the sum of
-squares and the mean), the variance pass (which ``kmeans`` runs only when the stopping test needs
-it), the norm bounds of the search, one iteration of the NumPy backend (the second of the run),
+medians over the rounds: the frame and the planar points (centring; the pass also measures the
+moments and the search's norm bounds, which ``kmeans`` then takes from it), the moments (the sum
+of squares and the mean) and the norm bounds of the search measured apart, as the Lloyd loop
+does when not given them, the variance pass (which ``kmeans`` runs only when the stopping test
+needs it), one iteration of the NumPy backend (the second of the run),
 the last assignment (labels only), the plain NumPy iteration
 (:func:`bench.peers.numpy_plain_iteration`) and the inertia of the result; the whole
 ``kmeans(max_iter=1)`` call (seeded apart, on every 97th point), and numba's iteration beside
@@ -31,7 +33,7 @@ def measure(a: np.ndarray, k: int, rounds: int) -> dict[str, float]:
     from kmpress import backends, clustering, kernels_numpy, kmeans, points
 
     w = np.empty(0)
-    frame, X = points.frame_points(a, w, False, 0)
+    frame, X, _ = points.frame_points(a, w, False, 0)
     # seeded on every 97th point: k-means++ over every pixel in NumPy would take minutes
     C0 = kmeans(a[::97], k, backend="numpy", max_iter=0, seed=0).centroids
     run = clustering.Lloyd(X, w, False, C0, kernels_numpy)
@@ -75,8 +77,8 @@ def main(argv: list[str] | None = None) -> None:
     pts = photo_array(a.size).reshape(-1, 3).astype(np.float64)
     rows = [
         f"{pts.shape[0]:,} points, CPU seconds, medians of {a.rounds}; set-up = the max_iter=1 call less one "
-        "iteration (centring, moments, norm bounds, the last assignment, the inertia; the variance pass is "
-        "not run: the first update's shift is far above the stopping threshold)",
+        "iteration (centring with the moments and norm bounds, the last assignment, the inertia; the variance "
+        "pass is not run: the first update's shift is far above the stopping threshold)",
         "",
         "| K | frame + planar | moments | variance | norm bounds | last labels | inertia | kmeans max_iter=1 "
         "| NumPy iteration | plain iteration | numba iteration | set-up / iteration | NumPy / plain | plain / numba |",

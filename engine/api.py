@@ -74,7 +74,9 @@ class KMeansResult:
 
 
 def _as_points(points: Any) -> np.ndarray:
-    """The checked (N, D) array of ``points`` (not copied)."""
+    """The checked (N, D) array of ``points`` (not copied); whether their values are finite is
+    checked by the pass that measures their frame (:func:`kmpress.points.frame_points`), which
+    reads them anyway."""
     a = np.asarray(points)
     if a.ndim != 2 or a.shape[1] not in (3, 4):
         raise InvalidParameterError(f"points must have shape (N, 3) or (N, 4), got {a.shape}")
@@ -82,10 +84,6 @@ def _as_points(points: Any) -> np.ndarray:
         raise InvalidParameterError("points is empty")
     if a.dtype.kind not in "iuf":
         raise InvalidParameterError(f"points must be integers or floats, not {a.dtype}")
-    # the extremes are finite exactly when every value is (NaN propagates through min and max),
-    # without an (N, D) array of flags
-    if a.dtype.kind == "f" and not (np.isfinite(a.min()) and np.isfinite(a.max())):
-        raise InvalidParameterError("points contain NaN or infinity")
     return a
 
 
@@ -201,13 +199,16 @@ def kmeans(
     if ew:
         w = np.ldexp(w, ew)
     start = _as_init(init, k, D, w, weighted, N)
-    frame, X = frame_points(a, w, weighted, ew)
+    frame, X, sums = frame_points(a, w, weighted, ew)
     if not isinstance(start, str):
         start = frame.to_frame(start)
     kern = backends.load(backends.choose(backend, N, k, colors=N))
     C0 = initial_centroids(start, X, w, weighted, k, rng, kern)
+    # the frame pass measured what the loop reads of X before its first pass (the NumPy search's
+    # norm bounds; numba's boxes are its own)
+    boxes = kern.block_boxes(X, sums.reach) if kern.NAME == "numpy" else None
     # the last inertia is measured on the original points below: the last pass needs only labels
-    r = lloyd(X, w, weighted, C0, max_iter, tol, kern, final_assign=True, final_inertia=False)
+    r = lloyd(X, w, weighted, C0, max_iter, tol, kern, True, False, sums.first, boxes)
     history = frame.inertia_back([*r.inertia_history[:-1], frame.inertia(a, w, weighted, r.centroids, r.labels, X)], w)
     centroids = frame.from_frame(r.centroids)
     return KMeansResult(centroids, r.labels, history[-1], r.n_iter, r.converged, history)

@@ -22,7 +22,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from types import ModuleType
-from typing import cast
+from typing import Any, cast
 
 import numpy as np
 
@@ -234,7 +234,16 @@ def variance_bounds(sum_sq: float, mean: np.ndarray, total_w: float) -> tuple[fl
 class _Workspace:
     """Per-chunk partial sums, allocated once per fit and reused by every iteration."""
 
-    def __init__(self, kernels: ModuleType, X: np.ndarray, w: np.ndarray, weighted: bool, k: int) -> None:
+    def __init__(
+        self,
+        kernels: ModuleType,
+        X: np.ndarray,
+        w: np.ndarray,
+        weighted: bool,
+        k: int,
+        first: tuple[float, np.ndarray, float] | None = None,
+        boxes: Any = None,
+    ) -> None:
         d, n = X.shape
         nc = kernels.n_chunks(n)
         # running per-chunk sums of the current labels (the kernels update them incrementally)
@@ -242,10 +251,10 @@ class _Workspace:
         self.wsum_c = np.zeros((nc, k), np.float64)
         self.chunk = kernels.CHUNK
         self.changed_c = np.empty(nc, np.int64)
-        self.boxes = kernels.block_boxes(X)
+        self.boxes = kernels.block_boxes(X) if boxes is None else boxes
         # sum_sq gives every pass's inertia; the mean, the stopping threshold's scale (the
         # variance), measured only when a comparison needs it (see Lloyd.small_shift)
-        self.sum_sq, self.mean, self.total_w = first_moments(X, w, weighted)
+        self.sum_sq, self.mean, self.total_w = first_moments(X, w, weighted) if first is None else first
         self.mean_var: float | None = None
 
     def run(self, kernels, X, w, weighted, C, labels):
@@ -350,6 +359,8 @@ class Lloyd:
     w : (N,) float64 weights (used only when ``weighted``)
     init : (K, D) float64 starting centroids (not modified)
     kernels : the backend module
+    first : :func:`first_moments` of ``X``, when already measured
+    boxes : ``kernels.block_boxes(X)``, when already made
 
     Attributes
     ----------
@@ -366,10 +377,12 @@ class Lloyd:
         weighted: bool,
         init: np.ndarray,
         kernels: ModuleType,
+        first: tuple[float, np.ndarray, float] | None = None,
+        boxes: Any = None,
     ) -> None:
         D, N = X.shape
         self.X, self.w, self.weighted, self.kernels = X, w, weighted, kernels
-        self.ws = _Workspace(kernels, X, w, weighted, init.shape[0])
+        self.ws = _Workspace(kernels, X, w, weighted, init.shape[0], first, boxes)
         self.C = np.array(init, dtype=np.float64, order="C", copy=True)
         self.labels = np.full(N, -1, np.int32)
         # a cluster is empty when no point of positive weight has its label: its weight is then 0.
@@ -444,6 +457,8 @@ def lloyd(
     kernels: ModuleType,
     final_assign: bool = True,
     final_inertia: bool = True,
+    first: tuple[float, np.ndarray, float] | None = None,
+    boxes: Any = None,
 ) -> LloydResult:
     """Run Lloyd's algorithm from ``init``.
 
@@ -459,8 +474,10 @@ def lloyd(
         previous centroids
     final_inertia : when False, that last assignment gives the labels alone, and the result's
         inertia (the last of its history) is NaN: for a caller that measures it itself
+    first, boxes : :func:`first_moments` of ``X`` and ``kernels.block_boxes(X)``, when already
+        measured (see :func:`kmpress.points.frame_points`)
     """
-    run = Lloyd(X, w, weighted, init, kernels)
+    run = Lloyd(X, w, weighted, init, kernels, first, boxes)
     converged = stable = False
     # a search state that can keep bounds (the NumPy backend's) keeps those of every pass, for
     # a last assignment of labels alone

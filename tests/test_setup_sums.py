@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from kmpress import clustering, points
-from kmpress.points import STEP, centre, frame_points, make_frame, squared_norms
+from kmpress.points import PIECE, STEP, centre, frame_points, make_frame, pairwise, squared_norms
 
 
 def plain_centre(a, w, weighted):
@@ -79,20 +79,54 @@ def dataset(kind, n, d, rng):
         "uint8": lambda: rng.integers(0, 256, (n, d)).astype(np.uint8),
         "float32": lambda: x.astype(np.float32) + 1000,
         "signed zeros": lambda: np.where(rng.random((n, d)) < 0.5, -0.0, 0.0),
+        # integers as floats: summed along rows, exactly; then too large for that, or one not an integer
+        "integers": lambda: rng.integers(-300, 300, (n, d)).astype(np.float64),
+        # far from the origin, centred: their sums reach 2^52 (times the weights', too) and run in order
+        "big integers": lambda: 2.0**50 + rng.integers(0, 2**20, (n, d)),
+        "2^37 integers": lambda: 1.5 * 2.0**37 + rng.integers(0, 2**20, (n, d)),
+        # not float32's (beyond 2^24), or float32's with squares whose sums reach 2^52
+        "wide integers": lambda: rng.integers(-(2**30), 2**30, (n, d)).astype(np.float64),
+        "float32 integers": lambda: rng.integers(-(2**24), 2**24, (n, d)).astype(np.float64),
+        "one fraction": lambda: with_fraction(rng.integers(0, 256, (n, d)).astype(np.float64)),
     }[kind]()
 
 
-KINDS = ("origin", "offset", "huge", "tiny", "int64", "uint8", "float32", "signed zeros")
+def with_fraction(a):
+    a[3 * PIECE + 5, 0] += 0.5  # within the first chunk, after whole pieces of integers
+    return a
+
+
+def weights_of(kind, n, rng):
+    return {"none": np.empty(0), "float": rng.random(n) * 7, "counts": rng.integers(0, 9, n).astype(np.float64)}[kind]
+
+
+KINDS = (
+    "origin",
+    "offset",
+    "huge",
+    "tiny",
+    "int64",
+    "uint8",
+    "float32",
+    "signed zeros",
+    "integers",
+    "big integers",
+    "2^37 integers",
+    "wide integers",
+    "float32 integers",
+    "one fraction",
+)
 
 
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("d", [1, 2, 3, 4, 7, 8, 9])
-@pytest.mark.parametrize("weighted", [False, True])
-def test_centre_and_inertia_equal_the_plain_reductions(kind, d, weighted):
+@pytest.mark.parametrize("wkind", ["none", "float", "counts"])
+def test_centre_and_inertia_equal_the_plain_reductions(kind, d, wkind):
     rng = np.random.default_rng(d * 31 + len(kind))
     n = STEP + 12345  # two chunks, the second partial
     a = dataset(kind, n, d, rng)
-    w = rng.random(n) * 7 if weighted else np.empty(0)
+    weighted = wkind != "none"
+    w = weights_of(wkind, n, rng)
     shift, mags = centre(a, w, weighted)
     s0, m0 = plain_centre(a, w, weighted)
     assert shift.tobytes() == s0.tobytes() and mags.tobytes() == m0.tobytes()
@@ -103,7 +137,7 @@ def test_centre_and_inertia_equal_the_plain_reductions(kind, d, weighted):
     want = plain_inertia(f, a, w, weighted, C, labels)
     assert f.inertia(a, w, weighted, C, labels) == want
     # from the float32 points when they hold the frame's points exactly, else from a: the same sum
-    g, X = frame_points(a, w, weighted, 0)
+    g, X, _ = frame_points(a, w, weighted, 0)
     assert g.exact == bool(np.array_equal(X.astype(np.float64), np.ldexp(a.astype(np.float64) - f.shift, f.e).T))
     assert g.inertia(a, w, weighted, C, labels, X) == want
 
@@ -113,7 +147,7 @@ def test_frame_points_equal_frame_then_planar(kind):
     rng = np.random.default_rng(7)
     a = dataset(kind, 5000, 3, rng)
     w = np.empty(0)
-    f, X = frame_points(a, w, False, 0)
+    f, X, _ = frame_points(a, w, False, 0)
     g = make_frame(a, w, False, 0)
     assert (f.shift.tobytes(), f.e, f.top) == (g.shift.tobytes(), g.e, g.top)
     assert X.flags.c_contiguous and X.tobytes() == plain_planar(g, a).tobytes()
@@ -126,7 +160,7 @@ def test_frame_points_equal_frame_then_planar(kind):
 def test_frame_points_say_whether_float32_holds_them(kind, exact):
     rng = np.random.default_rng(11)
     a = dataset(kind, 3000, 3, rng)
-    f, X = frame_points(a, np.empty(0), False, 0)
+    f, X, _ = frame_points(a, np.empty(0), False, 0)
     assert f.exact is exact
     if exact:
         assert np.array_equal(X.T.astype(np.float64), np.ldexp(a.astype(np.float64) - f.shift, f.e))
@@ -136,7 +170,7 @@ def test_inertia_reads_the_float32_points_only_when_they_are_exact():
     # one point off float32's grid: the frame is not exact, and the inertia keeps its float64 bits
     a = np.random.default_rng(5).integers(0, 256, (5000, 3)).astype(np.float64)
     a[1234, 1] += 2.0**-30
-    f, X = frame_points(a, np.empty(0), False, 0)
+    f, X, _ = frame_points(a, np.empty(0), False, 0)
     assert not f.exact
     C = np.array([[10.0, 20.0, 30.0], [200.0, 100.0, 50.0]])
     labels = (np.arange(5000) % 2).astype(np.int32)
@@ -150,6 +184,64 @@ def test_squared_norms_equal_einsum(d):
     x = np.random.default_rng(d).normal(size=(d, 4099)) * 1e3
     want = np.einsum("nd,nd->n", np.ascontiguousarray(x.T), np.ascontiguousarray(x.T))
     assert squared_norms(x.copy()).tobytes() == want.tobytes()
+
+
+@pytest.mark.parametrize("n", [1, 7, 8, 129, PIECE, PIECE + 1, STEP - 9, STEP, 3 * STEP + 777, (1 << 20) - 8])
+def test_pairwise_pieces_sum_as_numpy_sums_a_row(n):
+    rng = np.random.default_rng(n)
+    x = rng.normal(size=(2, n)) * 10.0 ** rng.integers(-8, 9, (2, n))
+    assert pairwise(0, n, lambda s, m: x[0, s : s + m].sum()) == x[0].sum()
+    got = pairwise(0, n, lambda s, m: x[:, s : s + m].sum(axis=1))
+    assert got.tobytes() == x.sum(axis=1).tobytes()
+
+
+SUM_KINDS = (
+    "uint8",
+    "integers",
+    "one fraction",
+    "wide integers",
+    "float32 integers",
+    "origin",
+    "offset",
+    "huge",
+    "int64",
+    "float32",
+    "signed zeros",
+)
+
+
+@pytest.mark.parametrize("kind", SUM_KINDS)
+@pytest.mark.parametrize("d", [3, 4])
+@pytest.mark.parametrize("wkind", ["none", "float", "counts"])
+def test_frame_points_measure_the_moments_and_norm_bounds_of_their_points(kind, d, wkind):
+    from kmpress import kernels_numpy
+
+    rng = np.random.default_rng(d * 7 + len(kind))
+    n = clustering.MOMENT_STEP + STEP + 12345 if kind in ("uint8", "origin") else 3 * PIECE + 1000
+    a = dataset(kind, n, d, rng)
+    weighted = wkind != "none"
+    w = weights_of(wkind, n, rng)
+    f, X, sums = frame_points(a, w, weighted, 0)
+    if weighted:
+        assert sums.first is None
+    else:
+        assert sums.first is not None
+        sum_sq, mean, total_w = sums.first
+        want = clustering.first_moments(X, w, weighted)
+        assert (sum_sq, mean.tobytes(), total_w) == (want[0], want[1].tobytes(), want[2])
+    got = kernels_numpy.block_boxes(X, sums.reach).block_norm
+    assert got.tobytes() == kernels_numpy.block_boxes(X).block_norm.tobytes()
+
+
+def test_the_frame_pass_refuses_points_that_are_not_finite():
+    from kmpress.errors import InvalidParameterError
+
+    a = np.random.default_rng(2).integers(0, 256, (3 * PIECE, 3)).astype(np.float64)
+    for bad in (np.nan, np.inf, -np.inf):
+        b = a.copy()
+        b[2 * PIECE + 7, 1] = bad
+        with pytest.raises(InvalidParameterError, match="NaN or infinity"):
+            frame_points(b, np.empty(0), False, 0)
 
 
 @pytest.mark.parametrize("weighted", [False, True])

@@ -82,10 +82,12 @@ def unpack_codes(codes, nch):
     return out
 
 
-def block_boxes(X) -> Workspace:
+def block_boxes(X, reach=None) -> Workspace:
     """The NumPy backend's search state for ``X`` (no pruning boxes): a :class:`Workspace`,
-    made once per fit and passed to every :func:`assign_accumulate` and :func:`nearest`."""
-    return Workspace(X)
+    made once per fit and passed to every :func:`assign_accumulate` and :func:`nearest`.
+    ``reach``: the largest magnitudes of ``X``'s blocks, when already measured (see
+    :class:`Workspace`)."""
+    return Workspace(X, reach)
 
 
 def assign_accumulate(X, w, weighted, C32, labels, sums_c, wsum_c, changed_c, boxes=None):

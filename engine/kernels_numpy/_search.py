@@ -47,8 +47,9 @@ class Workspace:
     """The NumPy nearest-centroid search of one set of points (:func:`block_boxes`).
 
     Made once per fit: a bound on the norms of every :data:`NORM_BLOCK` points (from the
-    per-channel extremes, exact in float32), and, per K, the buffers of one slab, reused by
-    every iteration.
+    per-channel extremes, exact in float32; ``reach``, when given, (n_blocks, D) float64
+    C-contiguous, the blocks' largest magnitudes per channel, already measured), and, per K,
+    the buffers of one slab, reused by every iteration.
 
     Distances come from one float32 matrix product per slab (``||c||^2 - 2 x.c``, as
     scikit-learn computes them, the ``||c||^2`` term folded into the product by a row of ones
@@ -63,15 +64,18 @@ class Workspace:
     centroids that moved far enough to overtake its label (:func:`nearest_from_bounds`).
     """
 
-    def __init__(self, X: np.ndarray) -> None:
+    def __init__(self, X: np.ndarray, reach: np.ndarray | None = None) -> None:
         D, N = X.shape
         nb = (N + NORM_BLOCK - 1) // NORM_BLOCK
         full = N // NORM_BLOCK
-        big = np.zeros((nb, D), np.float64)
-        if full:
+        big = np.zeros((nb, D), np.float64) if reach is None else reach
+        if reach is not None:
+            # measured already, by kmpress.points.frame_points while it wrote X
+            assert reach.shape == (nb, D) and reach.flags.c_contiguous
+        elif full:
             v = X[:, : full * NORM_BLOCK].reshape(D, full, NORM_BLOCK)
             big[:full] = np.maximum(v.max(axis=2), -v.min(axis=2)).T
-        if full < nb:
+        if reach is None and full < nb:
             big[full] = np.maximum(X[:, full * NORM_BLOCK :].max(axis=1), -X[:, full * NORM_BLOCK :].min(axis=1))
         #: (n_blocks,) float64: no point of the block is farther than this from the origin
         self.block_norm = np.sqrt(np.einsum("bd,bd->b", big, big))
@@ -83,6 +87,7 @@ class Workspace:
         self.bounds: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
         self._keeping = False
         self._runner: np.ndarray | None = None
+        self._found: np.ndarray | None = None
 
     def _prepare(self, K: int) -> None:
         if self._k == K:
@@ -131,7 +136,10 @@ class Workspace:
         self._keeping = on
         if on and self._runner is None:
             self._runner = np.empty(self.N, np.float32)
-            self._found = np.empty(self.N, np.int32)
+        # the labels in the narrowest integers that hold them: a fresh array costs its page faults
+        found = np.uint8 if self._k <= 1 << 8 else np.uint16 if self._k <= 1 << 16 else np.int32
+        if on and (self._found is None or self._found.dtype != found):
+            self._found = np.empty(self.N, found)
 
     def norm_bound(self, a: int, b: int) -> float:
         """Return a bound on the norms of points ``a:b`` (``a`` on a block of :data:`NORM_BLOCK`).
@@ -143,7 +151,7 @@ class Workspace:
 
     def kept(self) -> None:
         """Close the pass started by :meth:`record`: its bounds become :attr:`bounds`."""
-        if self._keeping and self._runner is not None:
+        if self._keeping and self._runner is not None and self._found is not None:
             self.bounds = (self.C32.copy(), self._found, self._runner)
         self._keeping = False
 
@@ -178,7 +186,8 @@ class Workspace:
                 runner -= 2 * thr
                 # decided exactly: no runner-up known, the next search looks at every centroid
                 runner[unsure] = -np.inf
-                self._found[a:b] = lab
+                if self._found is not None:
+                    self._found[a:b] = lab
         return out
 
     def _search_columns(self, M, xa, thr, lab, K, runner=None):
