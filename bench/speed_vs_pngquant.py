@@ -12,9 +12,10 @@ Run from the repository root::
 Sizes: ``64px`` (a 64x64 PNG), ``0.3mp`` (the test photos in tests/data), ``4mp`` and ``24mp``
 (the bundled sample upscaled to 2560x1600 and 6000x4000 plus noise, see bench/photos.py; give
 folders of real photos with ``--photos SIZE=DIR``). For each photo and K it times
-``kmpress compress PHOTO -k K -o DIR --force -q`` against ``pngquant --speed 4 K``: each tool's
-default, both dithering (kmpress its adaptive error diffusion, pngquant its own; speed 4 is
-pngquant's default). ``--no-dither`` times the undithered pair instead, ``kmpress ... --no-dither``
+``kmpress compress PHOTO -k K -o DIR --force -q`` against ``pngquant --speed 4 K`` (both print
+nothing; kmpress then leaves out the per-pixel figures only its table would show, SSIMULACRA 2
+and the dithered file's PSNR: 0.05 s/MP): each tool's default, both dithering (kmpress its
+adaptive error diffusion, pngquant its own; speed 4 is pngquant's default). ``--no-dither`` times the undithered pair instead, ``kmpress ... --no-dither``
 against ``pngquant --nofs --speed 4 K``. It reports both medians, the ratio kmpress / pngquant
 (below 1: kmpress faster), peak RSS, and the PSNR and size of both outputs. ``--mode both``
 (the default) also times the same kmpress command through a warm ``kmpress serve`` started for

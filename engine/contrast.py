@@ -107,13 +107,17 @@ FEEDBACK_MAX_K = 64
 
 
 def feedback_weights(X: np.ndarray, w: np.ndarray, C: np.ndarray, kernels: ModuleType) -> np.ndarray:
-    """Return the weights of the palette's second fit: ``w * sqrt(1 + e / FEEDBACK_ERROR)``.
+    """Return the weights of the palette's second fit, ``w * sqrt(1 + e / FEEDBACK_ERROR)`` rounded.
 
     ``e`` is each colour's squared distance to its nearest centroid of the first fit. A colour the
     first palette serves badly, often a small saturated or bright area (a red leaf, a white
     highlight) outweighed by large smooth ones, then pulls an entry towards it, as
     libimagequant's feedback loop does between its median cuts. Scaled in RGB units: the weights
-    barely change where every colour is near an entry (K = 256: errors of some tens).
+    barely change where every colour is near an entry (K = 256: errors of some tens). Rounded, as
+    the first weights (:func:`color_weights`) are integers: every weighted sum of the fit stays
+    exact in any order, so both backends and every CPU give the same centroids and inertia
+    (``sqrt`` is correctly rounded everywhere). A weight grows at most 25.5 times (``e`` is at
+    most 3 x 255^2).
 
     Parameters
     ----------
@@ -124,11 +128,11 @@ def feedback_weights(X: np.ndarray, w: np.ndarray, C: np.ndarray, kernels: Modul
 
     Returns
     -------
-    (N,) float64
+    (N,) float64 integers
     """
     N = X.shape[1]
     labels = np.empty(N, np.int32)
     kernels.nearest(X, np.ascontiguousarray(C, dtype=np.float32), labels, kernels.block_boxes(X))
     e = np.empty(N, np.float64)
     kernels.dist_to_assigned(X, np.ascontiguousarray(C), labels, e)
-    return w * np.sqrt(1.0 + e / FEEDBACK_ERROR)
+    return np.rint(w * np.sqrt(1.0 + e / FEEDBACK_ERROR))

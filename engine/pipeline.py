@@ -291,8 +291,8 @@ class Pipeline:
                     best = r
             assert best is not None, "n_init >= 1 starts"
             centroids, n_iter, converged, inertia = best.centroids, best.n_iter, best.converged, best.inertia
-            if self.feedback(k):
-                centroids, more, converged, inertia = self._refit(centroids, o.tol if tol is None else tol)
+            if self.feedback(k) and n_iter < o.max_iter:
+                centroids, more, converged, inertia = self._refit(centroids, o.tol if tol is None else tol, n_iter)
                 n_iter += more
         with stages("remap"):
             palette, labels, entries = finish_palette(centroids, X, o.colorspace, kern, o.palette_order, srgb=lossless)
@@ -308,8 +308,8 @@ class Pipeline:
         with self.stages("lloyd"):
             r = lloyd(X, weights, True, f.centroids, o.max_iter, o.tol, self.kern, final_assign=False)
         centroids, n_iter, converged, inertia = r.centroids, r.n_iter, r.converged, r.inertia
-        if self.feedback(f.k):
-            centroids, more, converged, inertia = self._refit(centroids, o.tol)
+        if self.feedback(f.k) and n_iter < o.max_iter:
+            centroids, more, converged, inertia = self._refit(centroids, o.tol, n_iter)
             n_iter += more
         with self.stages("remap"):
             palette, labels, entries = finish_palette(centroids, X, o.colorspace, self.kern, o.palette_order)
@@ -317,19 +317,25 @@ class Pipeline:
 
     def feedback(self, k: int) -> bool:
         """Whether a fit of ``k`` colours is followed by a second one with error-raised weights
-        (the adaptive default in RGB, up to :data:`~kmpress.contrast.FEEDBACK_MAX_K` colours:
-        :func:`kmpress.contrast.feedback_weights`)."""
-        return self.options.dither == "adaptive" and self.options.colorspace == "rgb" and k <= FEEDBACK_MAX_K
+        (the adaptive default in RGB, from 2 to :data:`~kmpress.contrast.FEEDBACK_MAX_K` colours:
+        :func:`kmpress.contrast.feedback_weights`; one colour stays the weighted mean)."""
+        o = self.options
+        return o.dither == "adaptive" and o.colorspace == "rgb" and 2 <= k <= FEEDBACK_MAX_K
 
-    def _refit(self, C: np.ndarray, tol: float) -> tuple[np.ndarray, int, bool, float]:
+    def _refit(self, C: np.ndarray, tol: float, done: int) -> tuple[np.ndarray, int, bool, float]:
         """Lloyd again from centroids ``C`` with each colour's weight raised by its error under
-        them: (centroids, iterations, converged, inertia under the raised weights)."""
+        them, within what is left of ``max_iter`` after ``done`` iterations: (centroids,
+        iterations, converged, inertia under the raised weights). Stopped by its own cap
+        (:data:`~kmpress.contrast.FEEDBACK_MAX_ITER`) rather than by ``max_iter``, it counts as
+        converged: the first fit reached the tolerance, and the cap is the design."""
         o = self.options
         X, weights = self._points()
         with self.stages("lloyd"):
             raised = feedback_weights(X, weights, C, self.kern)
-            r = lloyd(X, raised, True, C, min(o.max_iter, FEEDBACK_MAX_ITER), tol, self.kern, final_assign=False)
-        return r.centroids, r.n_iter, r.converged, r.inertia
+            cap = min(o.max_iter - done, FEEDBACK_MAX_ITER)
+            r = lloyd(X, raised, True, C, cap, tol, self.kern, final_assign=False)
+        own_cap = cap == FEEDBACK_MAX_ITER < o.max_iter - done
+        return r.centroids, r.n_iter, r.converged or own_cap, r.inertia
 
     def _remap(self, f: Fit, measure: bool = True) -> None:
         """Pixel indices of a fit, and (``measure``) its exact squared error, mean delta E and

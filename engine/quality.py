@@ -223,7 +223,9 @@ def _predict(k1: int, p1: float, k2: int, p2: float, target: float) -> float:
     :mod:`kmpress.fixedmath`'s, so the K tried is the same on every machine."""
     if not (math.isfinite(p1) and math.isfinite(p2)) or p2 <= p1:
         return math.sqrt(k1 * k2)
-    return exp2(log2(k1) + (target - p1) * (log2(k2) - log2(k1)) / (p2 - p1))
+    # a nearly flat line aims far beyond any K: capped at 2^20 (K is at most 256) before exp2,
+    # which would overflow past 2^1024
+    return exp2(min(log2(k1) + (target - p1) * (log2(k2) - log2(k1)) / (p2 - p1), 20.0))
 
 
 def quantize_to_quality(

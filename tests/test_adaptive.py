@@ -250,3 +250,76 @@ def test_no_dither_keeps_the_plain_result_bit_for_bit(photos, name, k):
 
     q = kmpress.quantize(photos[name], k, dither=None)
     assert hashlib.sha256(q.palette.tobytes() + q.indices.tobytes()).hexdigest() == PLAIN[(name, k)]
+
+
+# --------------------------------------------------------------------------------------------
+# the palette's second fit, with weights raised by the first palette's error
+# --------------------------------------------------------------------------------------------
+
+
+def _sky_with_a_red_patch() -> np.ndarray:
+    """A smooth sky (96 x 128) with a 6 x 6 saturated red patch: 0.3 % of the pixels."""
+    h, w = 96, 128
+    y = np.linspace(0, 1, h)[:, None]
+    x = np.linspace(0, 1, w)[None, :]
+    img = np.empty((h, w, 3), np.uint8)
+    img[..., 0] = 40 + 120 * y + 20 * x
+    img[..., 1] = 90 + 110 * y + 0 * x
+    img[..., 2] = 200 + 50 * y - 30 * x
+    img[40:46, 60:66] = (230, 20, 30)
+    return img
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_feedback_weights_raise_each_colour_by_its_error(backend):
+    from kmpress.contrast import FEEDBACK_ERROR, feedback_weights
+
+    rng = np.random.default_rng(11)
+    X = np.ascontiguousarray(rng.integers(0, 256, (3, 700)).astype(np.float32))
+    C = rng.uniform(0, 255, (9, 3))
+    w = rng.uniform(0.5, 300.0, 700)
+    got = feedback_weights(X, w, C, backends.load(backend))
+    e = ((X.T.astype(np.float64)[:, None, :] - C[None]) ** 2).sum(-1).min(1)
+    # integers, as the first weights: every weighted sum of the fit stays exact in any order
+    np.testing.assert_array_equal(got, np.rint(w * np.sqrt(1.0 + e / FEEDBACK_ERROR)))
+    assert np.all(got >= np.rint(w))
+    np.testing.assert_array_equal(got, feedback_weights(X, w, C, backends.load("numpy")))
+
+
+def test_a_small_saturated_area_gets_an_entry_of_its_own_at_small_k(monkeypatch):
+    import kmpress.pipeline
+
+    img = _sky_with_a_red_patch()
+    red = np.array([230, 20, 30])
+
+    def nearest_to_red(q):
+        return float(np.sqrt(((q.palette.astype(np.float64) - red) ** 2).sum(1)).min())
+
+    q = kmpress.quantize(img, 4)
+    assert nearest_to_red(q) < 10  # the second fit gives the patch its colour
+    assert q.to_array()[42, 62].tolist() == q.palette[np.argmin(((q.palette - red) ** 2).sum(1))].tolist()
+    monkeypatch.setattr(kmpress.pipeline, "FEEDBACK_MAX_K", 0)
+    assert nearest_to_red(kmpress.quantize(img, 4)) > 100  # one fit: the sky takes every entry
+
+
+@pytest.mark.parametrize(
+    "options", [dict(k=65), dict(k=1), dict(k=8, dither=None), dict(k=8, colorspace="oklab"), dict(k=8, max_iter=3)]
+)
+def test_only_the_adaptive_default_in_rgb_up_to_64_colours_fits_twice(photos, monkeypatch, options):
+    import kmpress.pipeline
+
+    img = _crop(photos, "astronaut", 64, 80)
+    q = kmpress.quantize(img, **options)
+    monkeypatch.setattr(kmpress.pipeline, "FEEDBACK_MAX_K", 0)
+    once = kmpress.quantize(img, **options)
+    np.testing.assert_array_equal(q.palette, once.palette)
+    assert q.n_iter == once.n_iter
+
+
+@pytest.mark.parametrize("k", [2, 16, 64])
+def test_the_second_fit_is_the_same_on_both_backends(photos, k):
+    img = _crop(photos, "coffee", 72, 90)
+    a, b = kmpress.quantize(img, k, backend="numba"), kmpress.quantize(img, k, backend="numpy")
+    np.testing.assert_array_equal(a.palette, b.palette)
+    np.testing.assert_array_equal(a.indices, b.indices)
+    assert a.n_iter == b.n_iter

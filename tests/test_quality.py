@@ -187,3 +187,10 @@ def test_quantize_and_compress_take_a_target(crop, tmp_path):
         with pytest.raises(InvalidParameterError):
             kmpress.compress(src, tmp_path / "bad.png", **kwargs)
     assert not (tmp_path / "bad.png").exists()
+
+
+def test_a_nearly_flat_line_predicts_a_large_k_without_overflow():
+    from kmpress.quality import _predict
+
+    k = _predict(2, 30.0, 4, 30.0 + 1e-12, 60.0)  # the line would reach 60 dB near K = 2^(3e13)
+    assert math.isfinite(k) and k >= 2**20

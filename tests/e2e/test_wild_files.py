@@ -236,7 +236,9 @@ def test_orientations_give_the_picture_a_viewer_shows(orientation, fmt, tmp_path
     rep = kmpress.compress(src, tmp_path / "o.png", 4)
     assert (rep.height, rep.width) == expected.shape[:2]
     with Image.open(tmp_path / "o.png") as im:
-        assert np.abs(np.array(im.convert("RGB")).astype(int) - expected).mean() < 8
+        # a quadrant in the wrong place is off by 255 in two channels: a mean error over 80; a
+        # lossy file's edge colours (JPEG, WebP) also pull on the 4 entries, some 10 at most
+        assert np.abs(np.array(im.convert("RGB")).astype(int) - expected).mean() < 16
 
 
 def _icon(path: Path) -> np.ndarray:
