@@ -15,8 +15,8 @@ folders of real photos with ``--photos SIZE=DIR``). For each photo and K it time
 ``kmpress compress PHOTO -k K -o DIR --force -q`` against ``pngquant --speed 4 K`` (both print
 nothing; kmpress then leaves out the per-pixel figures only its table would show, SSIMULACRA 2
 and the dithered file's PSNR: 0.05 s/MP): each tool's default, both dithering (kmpress its
-adaptive error diffusion, pngquant its own; speed 4 is pngquant's default). ``--no-dither`` times the undithered pair instead, ``kmpress ... --no-dither``
-against ``pngquant --nofs --speed 4 K``. It reports both medians, the ratio kmpress / pngquant
+adaptive error diffusion, pngquant its own; speed 4 is pngquant's default). ``--no-dither``
+times the undithered pair instead, ``kmpress ... --no-dither`` against ``pngquant --nofs --speed 4 K``. It reports both medians, the ratio kmpress / pngquant
 (below 1: kmpress faster), peak RSS, and the PSNR and size of both outputs. ``--mode both``
 (the default) also times the same kmpress command through a warm ``kmpress serve`` started for
 the run, interleaved with the others (kmpress in its own process runs with ``KMPRESS_SERVER=0``). ``--batch DIR``
