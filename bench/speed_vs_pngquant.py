@@ -9,19 +9,19 @@ Run from the repository root::
     python -m bench.speed_vs_pngquant --photos 4mp=~/photos/4mp --batch ~/photos/batch20
     python -m bench.speed_vs_pngquant --write-results      # also into docs/results.md, section "speed"
 
-Sizes: ``64px`` (a 64x64 PNG), ``0.3mp`` (the test photos in tests/data), ``4mp`` and ``24mp``
-(the bundled sample upscaled to 2560x1600 and 6000x4000 plus noise, see bench/photos.py; give
-folders of real photos with ``--photos SIZE=DIR``). For each photo and K it times
-``kmpress compress PHOTO -k K -o DIR --force -q`` against ``pngquant --speed 4 K`` (both print
-nothing; kmpress then leaves out the per-pixel figures only its table would show, SSIMULACRA 2
-and the dithered file's PSNR: 0.05 s/MP): each tool's default, both dithering (kmpress its
-adaptive error diffusion, pngquant its own; speed 4 is pngquant's default). ``--no-dither``
-times the undithered pair instead, ``kmpress ... --no-dither`` against ``pngquant --nofs --speed 4 K``. It reports both medians, the ratio kmpress / pngquant
-(below 1: kmpress faster), peak RSS, and the PSNR and size of both outputs. ``--mode both``
-(the default) also times the same kmpress command through a warm ``kmpress serve`` started for
-the run, interleaved with the others (kmpress in its own process runs with ``KMPRESS_SERVER=0``). ``--batch DIR``
-adds a folder at K = 64: ``kmpress compress DIR -k 64`` against pngquant two files at a time
-(``xargs -P 2 -n 1``).
+Sizes: ``64px`` (a 64x64 PNG), ``0.3mp`` (the test photos in tests/data), ``4mp`` and ``24mp`` (the
+bundled sample upscaled to 2560x1600 and 6000x4000 plus noise, see bench/photos.py; give folders of
+real photos with ``--photos SIZE=DIR``). For each photo and K it times ``kmpress compress PHOTO -k
+K -o DIR --force -q`` against ``pngquant --speed 4 K`` (both print nothing; kmpress then leaves out
+the per-pixel figures only its table would show, SSIMULACRA 2 and the dithered file's PSNR: 0.05
+s/MP): each tool's default, both dithering (kmpress its adaptive error diffusion, pngquant its own;
+speed 4 is pngquant's default). ``--no-dither`` times the undithered pair instead, ``kmpress ...
+--no-dither`` against ``pngquant --nofs --speed 4 K``. It reports both medians, the ratio kmpress /
+pngquant (below 1: kmpress faster), peak RSS, and the PSNR and size of both outputs. ``--mode
+both`` (the default) also times the same kmpress command through a warm ``kmpress serve`` started
+for the run, interleaved with the others (kmpress in its own process runs with
+``KMPRESS_SERVER=0``). ``--batch DIR`` adds a folder at K = 64: ``kmpress compress DIR -k 64``
+against pngquant two files at a time (``xargs -P 2 -n 1``).
 
 Peak RSS is the measured process's own ``ru_maxrss``, reported by GNU time (``/usr/bin/time -f
 %M``, Debian package ``time``), which starts the command and waits for it. It is not taken from
