@@ -7,6 +7,7 @@ import functools
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -321,3 +322,43 @@ def test_where_nothing_can_be_saved_no_kernel_is_compiled_in_another_process(mon
     # told once, with every kernel: they compile here, each at its first call
     assert [(s.done, s.total) for s in told] == [(0, len(kernels))]
     assert kn.colors_to_lab in kernels and kn.floyd_steinberg in kernels and kn.gather not in kernels
+
+
+def test_a_compile_worker_being_stopped_dies_with_its_caller(tmp_path):
+    """Ctrl-C while the kernels compile: the caller closes each worker's input and waits for it,
+    and may exit meanwhile; a worker still finishing its kernel is then killed, not left behind."""
+    marker = f"kmpress-test-worker-{os.getpid()}-{tmp_path.name}"
+    script = f"""
+import sys, threading, time
+from kmpress.kernels_numba import _compile
+
+class Kernel:
+    key = "k"
+
+# a worker that answers, then keeps "compiling" past the caller's life
+worker = [sys.executable, "-c", "import sys, time; sys.stdin.readline(); print('error k', flush=True); "
+          "time.sleep(60)  # {marker}"]
+threading.Thread(target=_compile.compile_in_processes, args=([Kernel()], 1, worker), kwargs=dict(expect=False),
+                 daemon=True).start()
+time.sleep(1.5)  # the worker has answered: the caller is waiting for it to exit
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+
+    def alive() -> list[str]:
+        found = []
+        for d in Path("/proc").iterdir():
+            try:
+                if d.name.isdigit() and marker in (d / "cmdline").read_bytes().decode(errors="replace"):
+                    found.append(d.name)
+            except OSError:
+                pass
+        return found
+
+    for _ in range(20):  # a moment to be reaped
+        if not alive():
+            break
+        time.sleep(0.1)
+    leftover = alive()
+    for pid in leftover:
+        os.kill(int(pid), 9)
+    assert leftover == []

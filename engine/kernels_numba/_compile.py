@@ -167,14 +167,16 @@ def compile_in_processes(
 def _stop(proc: subprocess.Popen | None) -> None:
     if proc is None:
         return
-    _live.discard(proc)
     try:
         if proc.stdin is not None:
-            proc.stdin.close()  # end of its input: it exits
+            proc.stdin.close()  # end of its input: it exits once its kernel is compiled
         proc.wait(timeout=5)
     except (OSError, subprocess.TimeoutExpired):
         proc.kill()
         proc.wait()
+    finally:
+        # live until it has exited: this process may exit meanwhile (Ctrl-C), and then kills it
+        _live.discard(proc)
 
 
 def serve(stdin=None, stdout=None) -> None:
