@@ -18,7 +18,7 @@ import numpy as np
 from PIL import Image
 
 from . import backends
-from .clustering import initial_centroids, kmeans_plusplus, lloyd, spawn_seeds
+from .clustering import LloydResult, initial_centroids, kmeans_plusplus, lloyd, spawn_seeds
 from .colorspace import colors_to_space
 from .contrast import FEEDBACK_MAX_ITER, FEEDBACK_MAX_K, color_weights, contrast_maps, feedback_weights
 from .errors import InvalidParameterError
@@ -290,10 +290,7 @@ class Pipeline:
                 if best is None or r.inertia < best.inertia:
                     best = r
             assert best is not None, "n_init >= 1 starts"
-            centroids, n_iter, converged, inertia = best.centroids, best.n_iter, best.converged, best.inertia
-            if self.feedback(k) and n_iter < o.max_iter:
-                centroids, more, converged, inertia = self._refit(centroids, o.tol if tol is None else tol, n_iter)
-                n_iter += more
+            centroids, n_iter, converged, inertia = self._refit(k, best, o.tol if tol is None else tol)
         with stages("remap"):
             palette, labels, entries = finish_palette(centroids, X, o.colorspace, kern, o.palette_order, srgb=lossless)
         return Fit(k, centroids, lossless, n_iter, converged, float(inertia), palette, labels, entries)
@@ -307,10 +304,7 @@ class Pipeline:
         X, weights = self._points()
         with self.stages("lloyd"):
             r = lloyd(X, weights, True, f.centroids, o.max_iter, o.tol, self.kern, final_assign=False)
-        centroids, n_iter, converged, inertia = r.centroids, r.n_iter, r.converged, r.inertia
-        if self.feedback(f.k) and n_iter < o.max_iter:
-            centroids, more, converged, inertia = self._refit(centroids, o.tol, n_iter)
-            n_iter += more
+        centroids, n_iter, converged, inertia = self._refit(f.k, r, o.tol)
         with self.stages("remap"):
             palette, labels, entries = finish_palette(centroids, X, o.colorspace, self.kern, o.palette_order)
         return Fit(f.k, centroids, False, f.n_iter + n_iter, converged, float(inertia), palette, labels, entries)
@@ -322,20 +316,24 @@ class Pipeline:
         o = self.options
         return o.dither == "adaptive" and o.colorspace == "rgb" and 2 <= k <= FEEDBACK_MAX_K
 
-    def _refit(self, C: np.ndarray, tol: float, done: int) -> tuple[np.ndarray, int, bool, float]:
-        """Lloyd again from centroids ``C`` with each colour's weight raised by its error under
-        them, within what is left of ``max_iter`` after ``done`` iterations: (centroids,
-        iterations, converged, inertia under the raised weights). Stopped by its own cap
-        (:data:`~kmpress.contrast.FEEDBACK_MAX_ITER`) rather than by ``max_iter``, it counts as
-        converged: the first fit reached the tolerance, and the cap is the design."""
+    def _refit(self, k: int, first: LloydResult, tol: float) -> tuple[np.ndarray, int, bool, float]:
+        """The (centroids, iterations, converged, inertia) of a fit of ``k`` colours whose Lloyd
+        run gave ``first``: those of ``first`` itself, or, where :meth:`feedback` applies and
+        ``max_iter`` leaves room, of Lloyd run again from its centroids with each colour's weight
+        raised by its error under them (iterations of both runs; the inertia under the raised
+        weights). Stopped by its own cap (:data:`~kmpress.contrast.FEEDBACK_MAX_ITER`) rather
+        than by ``max_iter``, the second run counts as converged: the first reached the
+        tolerance, and the cap is the design."""
         o = self.options
+        if not self.feedback(k) or first.n_iter >= o.max_iter:
+            return first.centroids, first.n_iter, first.converged, first.inertia
         X, weights = self._points()
+        left = o.max_iter - first.n_iter
+        cap = min(left, FEEDBACK_MAX_ITER)
         with self.stages("lloyd"):
-            raised = feedback_weights(X, weights, C, self.kern)
-            cap = min(o.max_iter - done, FEEDBACK_MAX_ITER)
-            r = lloyd(X, raised, True, C, cap, tol, self.kern, final_assign=False)
-        own_cap = cap == FEEDBACK_MAX_ITER < o.max_iter - done
-        return r.centroids, r.n_iter, r.converged or own_cap, r.inertia
+            raised = feedback_weights(X, weights, first.centroids, self.kern)
+            r = lloyd(X, raised, True, first.centroids, cap, tol, self.kern, final_assign=False)
+        return r.centroids, first.n_iter + r.n_iter, r.converged or cap < left, r.inertia
 
     def _remap(self, f: Fit, measure: bool = True) -> None:
         """Pixel indices of a fit, and (``measure``) its exact squared error, mean delta E and
