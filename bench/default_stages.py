@@ -11,9 +11,10 @@ error diffusion kernel alone, the whole remap (:func:`kmpress.remap.adaptive_dit
 SSIMULACRA 2 score of the result. Each figure is the best of ``--runs`` in wall time and in CPU
 time of the process (all threads: the parallel stages use every core), in seconds per megapixel.
 
-The diffusion is serial: its floor is one pass over the pixels, each a nearest-entry search and
-four error shares. ``floor`` is the same kernel with a palette of one entry (a search of one
-candidate, no error to carry): the loop's own cost, which no search can go below.
+The diffusion is serial within a band (bands of a megapixel run in parallel): its floor is one
+pass over the pixels, each a nearest-entry search and four error shares. ``floor`` is the same
+kernel with a palette of one entry (a search of one candidate, no error to carry): the loop's own
+cost, which no search can go below.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from kmpress.contrast import color_weights, contrast_maps
 from kmpress.histogram import build_histogram
 from kmpress.palette import nearest_in_space
 from kmpress.perceptual import ssimulacra2
-from kmpress.remap import DEAD_ZONE, ERROR_CAP, OFFSET_CAP, _diffusion_args, adaptive_dither
+from kmpress.remap import DEAD_ZONE, ERROR_CAP, OFFSET_CAP, _diffusion_args, adaptive_dither, dither_bands
 
 
 def best(f, runs: int) -> tuple[float, float]:
@@ -84,7 +85,8 @@ def main(argv: list[str] | None = None) -> None:
 
         def diffuse() -> None:
             args = _diffusion_args(lab, inverse, None, entries, h, w, np.empty(h * w, np.uint8))
-            kern.adaptive_dither(*args, level, DEAD_ZONE, 1.0, OFFSET_CAP, ERROR_CAP)
+            bands = dither_bands(h, w)
+            kern.adaptive_dither(*args, level, DEAD_ZONE, 1.0, OFFSET_CAP, ERROR_CAP, bands)
 
         if k == 1:
             row("diffusion floor (one entry)", diffuse)

@@ -30,6 +30,7 @@ float32 distance rounding in the kernels cannot legitimately pick another centro
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -460,9 +461,17 @@ def reference_dither_map(idx: np.ndarray, edges: np.ndarray) -> np.ndarray:
 
 
 def reference_adaptive_dither(
-    image: np.ndarray, entries: np.ndarray, level: np.ndarray, maxerr: float, dead: float = 1.0
+    image: np.ndarray,
+    entries: np.ndarray,
+    level: np.ndarray,
+    maxerr: float,
+    dead: float = 1.0,
+    bands: Sequence[int] | None = None,
 ) -> np.ndarray:
-    """The adaptive error diffusion, as the engine documents it, on the whole image.
+    """The adaptive error diffusion, as the engine documents it, band by band.
+
+    ``bands`` are the first rows of the bands, then H (default: one band). Each band is diffused
+    on its own from two rows above its first, starting with no error; only its own rows are kept.
 
     Serpentine (even rows left to right). Each pixel carries the error diffused into it, ``c``;
     its offset is ``s = c x level / 255``; when ``|s|^2 < dead`` it is dropped, when
@@ -479,7 +488,6 @@ def reference_adaptive_dither(
     h, w, c = img.shape
     lo, hi = E.min(axis=0), E.max(axis=0)
     transparent = (img[:, :, 3] == 0) if c == 4 else np.zeros((h, w), bool)
-    err = np.zeros((h, w, c))
     out = np.zeros((h, w), np.int64)
 
     def sq(v):
@@ -492,24 +500,29 @@ def reference_adaptive_dither(
         d = [sq([v[j] - e[j] for j in range(c)]) for e in E]
         return int(np.argmin(d))
 
-    for y in range(h):
-        step = 1 if y % 2 == 0 else -1
-        for x in range(w) if step == 1 else range(w - 1, -1, -1):
-            if transparent[y, x]:
-                out[y, x] = nearest(img[y, x])
-                continue
-            s = [err[y, x, j] * (float(level[y, x]) / 255.0) for j in range(c)]
-            ratio = 0.0 if sq(s) < dead else 0.8 if sq(s) > maxerr else 1.0
-            v = [min(hi[j], max(lo[j], img[y, x, j] + s[j] * ratio)) for j in range(c)]
-            k = nearest(v)
-            out[y, x] = k
-            e = [v[j] - E[k, j] for j in range(c)]
-            f = 0.75 if sq(e) > maxerr else 1.0
-            for dy, dx, share in ((0, step, 7), (1, -step, 3), (1, 0, 5), (1, step, 1)):
-                yy, xx = y + dy, x + dx
-                if 0 <= yy < h and 0 <= xx < w and not transparent[yy, xx]:
-                    for j in range(c):
-                        err[yy, xx, j] += e[j] * f * (share / 16.0)
+    bands = [0, h] if bands is None else list(bands)
+    for y0, y1 in zip(bands[:-1], bands[1:], strict=True):
+        err = np.zeros((h, w, c))
+        for y in range(max(0, y0 - 2), y1):
+            step = 1 if y % 2 == 0 else -1
+            for x in range(w) if step == 1 else range(w - 1, -1, -1):
+                if transparent[y, x]:
+                    if y >= y0:
+                        out[y, x] = nearest(img[y, x])
+                    continue
+                s = [err[y, x, j] * (float(level[y, x]) / 255.0) for j in range(c)]
+                ratio = 0.0 if sq(s) < dead else 0.8 if sq(s) > maxerr else 1.0
+                v = [min(hi[j], max(lo[j], img[y, x, j] + s[j] * ratio)) for j in range(c)]
+                k = nearest(v)
+                if y >= y0:
+                    out[y, x] = k
+                e = [v[j] - E[k, j] for j in range(c)]
+                f = 0.75 if sq(e) > maxerr else 1.0
+                for dy, dx, share in ((0, step, 7), (1, -step, 3), (1, 0, 5), (1, step, 1)):
+                    yy, xx = y + dy, x + dx
+                    if 0 <= yy < h and 0 <= xx < w and not transparent[yy, xx]:
+                        for j in range(c):
+                            err[yy, xx, j] += e[j] * f * (share / 16.0)
     return out
 
 

@@ -12,12 +12,12 @@ from reference import reference_adaptive_dither, reference_contrast_maps, refere
 
 import kmpress
 from kmpress import backends, kernels_numpy
+from kmpress import remap as remap_module
 from kmpress.colorspace import colors_to_space, palette_to_space
 from kmpress.contrast import EDGE_LUT, NOISE_LUT, UNIT, color_weights, contrast_maps
 from kmpress.histogram import build_histogram
 from kmpress.options import Options
-from kmpress import remap as remap_module
-from kmpress.remap import DEAD_ZONE, _diffusion_args
+from kmpress.remap import BAND_MIN_ROWS, DEAD_ZONE, _diffusion_args, dither_bands
 
 
 def _crop(photos, name="chelsea", h=24, w=31, y=60, x=100):
@@ -115,7 +115,7 @@ def test_dither_map_equals_the_oracle(kern, shape):
     np.testing.assert_array_equal(out.reshape(h, w), reference_dither_map(idx, edges))
 
 
-def _adaptive_direct(img, palette, level, maxerr, kern):
+def _adaptive_direct(img, palette, level, maxerr, kern, bands=None):
     hist = build_histogram(np.ascontiguousarray(img), kern)
     lab = colors_to_space(hist.colors, "oklab", kern)
     alpha = hist.colors[:, 3] if img.shape[2] == 4 else None
@@ -123,13 +123,20 @@ def _adaptive_direct(img, palette, level, maxerr, kern):
     h, w = img.shape[:2]
     out = np.empty(h * w, np.uint8)
     args = _diffusion_args(lab, hist.pixel_colors(img, kern), alpha, entries, h, w, out)
-    kern.adaptive_dither(*args, np.ascontiguousarray(level, np.uint8).reshape(-1), DEAD_ZONE, maxerr, 0.8, 0.75)
+    bands = np.array([0, h] if bands is None else bands, np.int64)
+    kern.adaptive_dither(*args, np.ascontiguousarray(level, np.uint8).reshape(-1), DEAD_ZONE, maxerr, 0.8, 0.75, bands)
     return out.reshape(h, w), lab[:, hist.pixel_colors(img, kern)].T.reshape(h, w, -1), entries
+
+
+#: Band plans of a 21-row image: one band; three (an odd first row: the serpentine keeps the
+#: image's row parity); bands of one row, whose warm-up starts at the top.
+BANDS = {"one": [0, 21], "three": [0, 7, 15, 21], "short": [0, 1, 2, 21]}
 
 
 @pytest.mark.parametrize("maxerr", [4.0, 60.0, 1e9])
 @pytest.mark.parametrize("alpha", [False, True])
-def test_adaptive_dither_equals_the_oracle(photos, kern, maxerr, alpha):
+@pytest.mark.parametrize("plan", sorted(BANDS))
+def test_adaptive_dither_equals_the_oracle(photos, kern, maxerr, alpha, plan):
     img = _crop(photos, "coffee", 21, 26)
     if alpha:
         a = np.full(img.shape[:2], 255, np.uint8)
@@ -140,10 +147,46 @@ def test_adaptive_dither_equals_the_oracle(photos, kern, maxerr, alpha):
     level = np.random.default_rng(1).integers(0, 256, img.shape[:2]).astype(np.uint8)
     level[:4] = 255
     level[4:6] = 0
-    got, space_img, entries = _adaptive_direct(img, palette, level, maxerr, kern)
-    want = reference_adaptive_dither(space_img, entries, level, maxerr)
+    got, space_img, entries = _adaptive_direct(img, palette, level, maxerr, kern, BANDS[plan])
+    want = reference_adaptive_dither(space_img, entries, level, maxerr, bands=BANDS[plan])
     np.testing.assert_array_equal(got, want)
     assert len(np.unique(got)) > 1
+
+
+@pytest.mark.parametrize(
+    "h, w, n", [(1, 1, 1), (1000, 1500, 1), (1024, 1536, 2), (64, 100_000, 1), (1600, 2560, 4), (4000, 6000, 23)]
+)
+def test_dither_bands_depend_on_the_image_size_alone(h, w, n):
+    bands = dither_bands(h, w)
+    assert bands.dtype == np.int64 and len(bands) == n + 1
+    assert bands[0] == 0 and bands[-1] == h
+    sizes = np.diff(bands)
+    assert sizes.min() >= min(h, BAND_MIN_ROWS) and sizes.max() - sizes.min() <= 1
+
+
+def test_bands_give_the_same_indices_at_any_thread_count_and_on_both_backends(monkeypatch):
+    # many bands over a small image, diffused in parallel on one thread and on all, and with NumPy
+    monkeypatch.setattr(remap_module, "BAND_PIXELS", 5120)
+    monkeypatch.setattr(remap_module, "BAND_MIN_ROWS", 8)
+    ramp = np.linspace(20, 230, 160)
+    rng = np.random.default_rng(4)
+    img = np.clip(ramp[None, :, None] + rng.normal(0, 6, (96, 160, 3)), 0, 255).astype(np.uint8)
+    assert len(dither_bands(96, 160)) - 1 == 3
+    import numba
+
+    before = numba.get_num_threads()
+    got = []
+    try:
+        for threads in (1, before):
+            numba.set_num_threads(threads)
+            got.append(kmpress.quantize(img, 8, backend="numba").indices)
+    finally:
+        numba.set_num_threads(before)
+    got.append(kmpress.quantize(img, 8, backend="numpy").indices)
+    for g in got[1:]:
+        np.testing.assert_array_equal(g, got[0])
+    monkeypatch.setattr(remap_module, "BAND_PIXELS", 1 << 20)
+    assert (kmpress.quantize(img, 8, backend="numba").indices != got[0]).any()
 
 
 def test_opaque_rgb_path_equals_the_general_one_over_a_full_palette():
@@ -165,7 +208,7 @@ def test_opaque_rgb_path_equals_the_general_one_over_a_full_palette():
         out = np.empty(256 * 256, np.uint8)
         args = list(_diffusion_args(lab, hist.pixel_colors(img, kern), None, entries, 256, 256, out))
         args[2], args[3] = np.zeros(hist.n_colors, np.bool_), has_alpha  # nothing transparent
-        kern.adaptive_dither(*args, level, DEAD_ZONE, 60.0, 0.8, 0.75)
+        kern.adaptive_dither(*args, level, DEAD_ZONE, 60.0, 0.8, 0.75, np.array([0, 97, 130, 256], np.int64))
         got.append(out)
     np.testing.assert_array_equal(got[0], got[1])
     assert len(np.unique(got[0])) > 200

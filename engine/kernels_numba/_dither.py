@@ -203,12 +203,13 @@ def _list_cell(entries, lo, step, G, cell, pool, at):
 
 
 @njit(cache=True)
-def _adaptive_opaque3(Xt, inverse, entries, lo, hi, h, w, out, level, dead, maxerr, s_cap, e_cap):
+def _adaptive_opaque3(Xt, inverse, entries, lo, hi, h, w, out, level, dead, maxerr, s_cap, e_cap, y_first, y0, y1):
     # adaptive_dither of an opaque three-channel image, the same operations in the same order
     # written out on scalars: the loops over a channel count known only at run time kept every
     # value in memory and ran 3-4x slower. The error rows are planar (x, channel) in one vector,
     # with a margin pixel on either side that takes the shares falling outside the row (never
-    # read), so no neighbour needs a test: every pixel of an opaque image receives.
+    # read), so no neighbour needs a test: every pixel of an opaque image receives. Rows y_first
+    # to y0 only warm the error rows up (their indices are another band's).
     K = entries.shape[0]
     G = FINE_GRID if K > 64 else 32
     step = np.empty(3, np.float64)
@@ -226,7 +227,7 @@ def _adaptive_opaque3(Xt, inverse, entries, lo, hi, h, w, out, level, dead, maxe
     used = 0
     cur = np.zeros(3 * (w + 2), np.float64)
     nxt = np.zeros(3 * (w + 2), np.float64)
-    for y in range(h):
+    for y in range(y_first, y1):
         left_to_right = (y & 1) == 0
         d = 1 if left_to_right else -1
         for i in range(w):
@@ -277,7 +278,8 @@ def _adaptive_opaque3(Xt, inverse, entries, lo, hi, h, w, out, level, dead, maxe
                 if dd < bd:
                     bd = dd
                     k = kc
-            out[p] = k
+            if y >= y0:
+                out[p] = k
             t0 = v0 - entries[k, 0]
             t1 = v1 - entries[k, 1]
             t2 = v2 - entries[k, 2]
@@ -306,26 +308,57 @@ def _adaptive_opaque3(Xt, inverse, entries, lo, hi, h, w, out, level, dead, maxe
         nxt[:] = 0.0
 
 
+#: Rows each band diffuses before its own, to carry in an error close to the one the band above
+#: leaves (libimagequant's two): without them a band's first row starts with no error, a seam.
+WARM_ROWS = 2
+
+
 @kernel(
     "void(f4[:, ::1], i4[::1], b1[::1], b1, f8[:, ::1], f8[::1], f8[::1], i8, i8, i8, u1[::1], i2[:, ::1], i4[::1],"
-    " u1[::1], f8, f8, f8, f8)"
+    " u1[::1], f8, f8, f8, f8, i8[::1])",
+    parallel=True,
 )
 def adaptive_dither(
-    Xt, inverse, transparent, has_alpha, entries, lo, hi, G, h, w, out, cand, ncand, level, dead, maxerr, s_cap, e_cap
+    Xt,
+    inverse,
+    transparent,
+    has_alpha,
+    entries,
+    lo,
+    hi,
+    G,
+    h,
+    w,
+    out,
+    cand,
+    ncand,
+    level,
+    dead,
+    maxerr,
+    s_cap,
+    e_cap,
+    bands,
 ):
-    """Diffuse the error serpentine, its strength following a per-pixel level.
+    """Diffuse the error serpentine, its strength following a per-pixel level, band by band.
 
-    Floyd-Steinberg with a dead zone and caps (libimagequant's remap_to_palette_floyd).
+    Floyd-Steinberg with a dead zone and caps (libimagequant's remap_to_palette_floyd). The rows
+    are cut into bands (``bands``: their first rows, then ``h``), each diffused from
+    :data:`WARM_ROWS` rows above its first with no error; an opaque three-channel image's bands
+    run in parallel. The bands depend on the image
+    alone, and each is sequential in float64 ``+ - * /``: the same bits at any thread count and
+    on any CPU.
 
     Parameters
     ----------
     Xt, inverse, transparent, has_alpha, entries, lo, hi, G, h, w, out, cand, ncand : as
-        :func:`floyd_steinberg`
+        :func:`floyd_steinberg` (``cand`` and ``ncand`` unused by opaque three-channel images,
+        whose bands list their own candidates)
     level : (H*W,) uint8, IN; the carried error is taken at ``level / 255``
     dead : an offset of squared length below ``dead`` is dropped (no dither where it would
         hardly change the colour: runs stay unbroken)
     maxerr : squared length above which the offset is scaled by ``s_cap`` and the diffused
         error by ``e_cap``
+    bands : (B + 1,) int64, IN; the first row of each band, then ``h``
     """
     D = Xt.shape[1]
     step = np.empty(D, np.float64)
@@ -334,14 +367,93 @@ def adaptive_dither(
         span = max(hi[j] - lo[j], 1e-6)
         step[j] = span / G
         inv_step[j] = G / span
+    nb = bands.shape[0] - 1
     if D == 3 and not has_alpha:
-        _adaptive_opaque3(Xt, inverse, entries, lo, hi, h, w, out, level, dead, maxerr, s_cap, e_cap)
+        for b in prange(nb):
+            y0 = bands[b]
+            _adaptive_opaque3(
+                Xt,
+                inverse,
+                entries,
+                lo,
+                hi,
+                h,
+                w,
+                out,
+                level,
+                dead,
+                maxerr,
+                s_cap,
+                e_cap,
+                max(0, y0 - WARM_ROWS),
+                y0,
+                bands[b + 1],
+            )
         return
+    for b in range(nb):
+        y0 = bands[b]
+        _adaptive_rows(
+            Xt,
+            inverse,
+            transparent,
+            has_alpha,
+            entries,
+            lo,
+            hi,
+            G,
+            h,
+            w,
+            out,
+            cand,
+            ncand,
+            level,
+            dead,
+            maxerr,
+            s_cap,
+            e_cap,
+            step,
+            inv_step,
+            max(0, y0 - WARM_ROWS),
+            y0,
+            bands[b + 1],
+        )
+
+
+@njit(cache=True)
+def _adaptive_rows(
+    Xt,
+    inverse,
+    transparent,
+    has_alpha,
+    entries,
+    lo,
+    hi,
+    G,
+    h,
+    w,
+    out,
+    cand,
+    ncand,
+    level,
+    dead,
+    maxerr,
+    s_cap,
+    e_cap,
+    step,
+    inv_step,
+    y_first,
+    y0,
+    y1,
+):
+    # adaptive_dither of rows y_first to y1 of any image (alpha, four channels), writing rows y0
+    # on. Its bands run one after the other: they share _nearest's candidate lists, which it
+    # fills on first use.
+    D = Xt.shape[1]
     cur = np.zeros((w + 2, D), np.float64)
     nxt = np.zeros((w + 2, D), np.float64)
     v = np.empty(D, np.float64)
     s = np.empty(D, np.float64)
-    for y in range(h):
+    for y in range(y_first, y1):
         left_to_right = (y & 1) == 0
         d = 1 if left_to_right else -1
         for i in range(w):
@@ -359,7 +471,8 @@ def adaptive_dither(
                     if dd < bd:
                         bd = dd
                         best = k
-                out[p] = best
+                if y >= y0:
+                    out[p] = best
                 continue
             lv = level[p] / 255.0
             s2 = 0.0
@@ -374,7 +487,8 @@ def adaptive_dither(
             for j in range(D):
                 v[j] = min(hi[j], max(lo[j], np.float64(Xt[u, j]) + s[j] * ratio))
             k = _nearest(v, entries, lo, inv_step, G, D, cand, ncand, step)
-            out[p] = k
+            if y >= y0:
+                out[p] = k
             e2 = 0.0
             for j in range(D):
                 t = v[j] - entries[k, j]

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+#: Rows each band of the error diffusion runs before its own (the numba kernel's).
+WARM_ROWS = 2
+
 
 def _filter3(a, fn):
     # 3x3 maximum or minimum, border replicated (separably: the same window)
@@ -71,9 +74,30 @@ def dither_map(idx, edges, h, w, out):
 
 
 def adaptive_dither(
-    Xt, inverse, transparent, has_alpha, entries, lo, hi, G, h, w, out, cand, ncand, level, dead, maxerr, s_cap, e_cap
+    Xt,
+    inverse,
+    transparent,
+    has_alpha,
+    entries,
+    lo,
+    hi,
+    G,
+    h,
+    w,
+    out,
+    cand,
+    ncand,
+    level,
+    dead,
+    maxerr,
+    s_cap,
+    e_cap,
+    bands,
 ):
-    """See :func:`kmpress.kernels_numba.adaptive_dither` (a full nearest-entry search per pixel)."""
+    """See :func:`kmpress.kernels_numba.adaptive_dither`.
+
+    A full nearest-entry search per pixel; the bands one after the other.
+    """
     D = Xt.shape[1]
     ent = [list(map(float, row)) for row in entries]
     lo_, hi_ = list(map(float, lo)), list(map(float, hi))
@@ -92,16 +116,46 @@ def adaptive_dither(
                 bd, best = d, k
         return best
 
+    for b in range(len(bands) - 1):
+        y0 = int(bands[b])
+        _adaptive_rows(
+            cols,
+            inv,
+            lev,
+            clear,
+            ent,
+            lo_,
+            hi_,
+            nearest_entry,
+            D,
+            h,
+            w,
+            out,
+            dead,
+            maxerr,
+            s_cap,
+            e_cap,
+            max(0, y0 - WARM_ROWS),
+            y0,
+            int(bands[b + 1]),
+        )
+
+
+def _adaptive_rows(
+    cols, inv, lev, clear, ent, lo_, hi_, nearest_entry, D, h, w, out, dead, maxerr, s_cap, e_cap, y_first, y0, y1
+):
+    # one band: rows y_first to y1, writing rows y0 on (the numba kernel's _adaptive_rows)
     cur = [[0.0] * D for _ in range(w + 2)]
     nxt = [[0.0] * D for _ in range(w + 2)]
-    for y in range(h):
+    for y in range(y_first, y1):
         d = 1 if (y & 1) == 0 else -1
         for i in range(w):
             x = i if d == 1 else w - 1 - i
             p = y * w + x
             u = inv[p]
             if not clear[u]:
-                out[p] = nearest_entry(cols[u])
+                if y >= y0:
+                    out[p] = nearest_entry(cols[u])
                 continue
             lv = lev[p] / 255.0
             s = [cur[x + 1][j] * lv for j in range(D)]
@@ -111,7 +165,8 @@ def adaptive_dither(
             ratio = 0.0 if s2 < dead else (s_cap if s2 > maxerr else 1.0)
             v = [min(hi_[j], max(lo_[j], cols[u][j] + s[j] * ratio)) for j in range(D)]
             k = nearest_entry(v)
-            out[p] = k
+            if y >= y0:
+                out[p] = k
             e2 = 0.0
             for j in range(D):
                 t = v[j] - ent[k][j]
