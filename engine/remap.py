@@ -13,7 +13,9 @@
 - rate-aware (``smooth > 0``): a pixel may keep its left or upper neighbour's entry when that
   costs little extra error, which makes longer runs for DEFLATE.
 
-The two sequential strategies are deterministic at any thread count. Prior validation is assumed.
+The error diffusions are deterministic at any thread count: Floyd-Steinberg is one sequential
+pass, and the adaptive one's parallel bands depend on the image's size alone. Prior validation
+is assumed.
 """
 
 from __future__ import annotations

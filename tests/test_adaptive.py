@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import io
 
+import numba
 import numpy as np
 import pytest
 from reference import reference_adaptive_dither, reference_contrast_maps, reference_dither_map
@@ -71,8 +72,6 @@ def test_contrast_maps_see_texture_and_flat_areas(photos):
 
 
 def test_contrast_maps_at_any_thread_count(photos):
-    import numba
-
     img = np.ascontiguousarray(photos["astronaut"][:300, :200])
     kn = backends.load("numba")
     maps = []
@@ -172,8 +171,6 @@ def test_bands_give_the_same_indices_at_any_thread_count_and_on_both_backends(mo
     rng = np.random.default_rng(4)
     img = np.clip(ramp[None, :, None] + rng.normal(0, 6, (96, 160, 3)), 0, 255).astype(np.uint8)
     assert len(dither_bands(96, 160)) - 1 == 3
-    import numba
-
     before = numba.get_num_threads()
     got = []
     try:
