@@ -31,7 +31,7 @@ from kmpress.contrast import color_weights, contrast_maps
 from kmpress.histogram import build_histogram
 from kmpress.palette import nearest_in_space
 from kmpress.perceptual import ssimulacra2
-from kmpress.remap import DEAD_ZONE, ERROR_CAP, OFFSET_CAP, _diffusion_args, adaptive_dither, dither_bands
+from kmpress.remap import DEAD_ZONE, ERROR_CAP, OFFSET_CAP, RUN_TIE, _diffusion_args, adaptive_dither, dither_bands
 
 
 def best(f, runs: int) -> tuple[float, float]:
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
         def diffuse() -> None:
             args = _diffusion_args(lab, inverse, None, entries, h, w, np.empty(h * w, np.uint8))
             bands = dither_bands(h, w)
-            kern.adaptive_dither(*args, level, DEAD_ZONE, 1.0, OFFSET_CAP, ERROR_CAP, bands)
+            kern.adaptive_dither(*args, level, DEAD_ZONE, RUN_TIE, 1.0, OFFSET_CAP, ERROR_CAP, bands)
 
         if k == 1:
             row("diffusion floor (one entry)", diffuse)
@@ -97,8 +97,8 @@ def main(argv: list[str] | None = None) -> None:
         )
         row(f"K={k} dither map", lambda: kern.dither_map(plain, edges.reshape(-1), h, w, level))
         row(f"K={k} diffusion kernel", diffuse)
-        out = adaptive_dither(hist.counts, lab, inverse, None, palette, edges, kern)
-        row(f"K={k} whole remap", lambda: adaptive_dither(hist.counts, lab, inverse, None, palette, edges, kern))
+        out = adaptive_dither(hist.counts, lab, inverse, None, palette, edges, 0.5, kern)
+        row(f"K={k} whole remap", lambda: adaptive_dither(hist.counts, lab, inverse, None, palette, edges, 0.5, kern))
         row(f"K={k} SSIMULACRA 2", lambda: ssimulacra2(img, palette[out], kern))
 
     for k in [1, *(a.k or [16, 64, 256])]:

@@ -219,9 +219,18 @@ def run_kmpress(src: Path, k: int, dst: Path, exe: str | None, args: list[str]) 
     kmpress.compress(src, dst, k, **api_options(args))
 
 
+#: The flags with a value that this script passes on to the API: the keyword and its type.
+FLAG_KEYS: dict[str, tuple[str, type]] = {
+    "--space": ("colorspace", str),
+    "--dither-strength": ("dither_strength", float),
+    "--starts": ("n_init", int),
+    "--smooth": ("smooth", float),
+}
+
+
 def api_options(args: list[str]) -> dict:
-    """The CLI flags this script passes on (``--space``, ``--dither``, ``--starts``,
-    ``--smooth``) as keyword arguments of :func:`kmpress.compress`."""
+    """The CLI flags this script passes on (``--space``, ``--dither``, ``--dither-strength``,
+    ``--starts``, ``--smooth``) as keyword arguments of :func:`kmpress.compress`."""
     out: dict = {}
     i = 0
     while i < len(args):
@@ -230,13 +239,14 @@ def api_options(args: list[str]) -> dict:
             out["dither"] = "floyd-steinberg"
         elif a == "--no-dither":
             out["dither"] = None
-        elif a in ("--space", "--starts", "--smooth") and i + 1 < len(args):
-            key = {"--space": "colorspace", "--starts": "n_init", "--smooth": "smooth"}[a]
-            out[key] = {"colorspace": str, "n_init": int, "smooth": float}[key](args[i + 1])
+        elif a in FLAG_KEYS and i + 1 < len(args):
+            key, kind = FLAG_KEYS[a]
+            out[key] = kind(args[i + 1])
             i += 1
         else:
             raise SystemExit(
-                f"perceptual: without --kmpress only --space, --dither, --starts, --smooth are passed on, not {a!r}"
+                "perceptual: without --kmpress only --dither, --no-dither, "
+                f"{', '.join(FLAG_KEYS)} are passed on, not {a!r}"
             )
         i += 1
     return out
@@ -256,17 +266,24 @@ def one(job: tuple) -> tuple:
 
 def equal_bytes(
     src: Path, k: int, budget: int, out: Path, exe: str | None, args: list[str], cache: Path | None = None
-) -> tuple[int, dict]:
-    """The largest kmpress K' whose file fits in ``budget`` bytes, and its measures (bisection;
-    K' = 2 when even that is larger). Every K' tried is made afresh: a file left in ``out`` by
-    an earlier run may come from another kmpress."""
-    made: set[int] = set()
+) -> tuple[str, dict]:
+    """kmpress's best file within ``budget`` bytes, and its measures: the largest K' whose file
+    fits (bisection; K' = 2 when even that is larger); when K' = 256 fits with room to spare, the
+    largest ``--dither-strength`` from the default 0.5 up to 1 that still fits (bisection to
+    1/32: a stronger dither keeps colours better and costs bytes). Returns its label (``"97"``,
+    ``"256 @ 0.81"``) and measures. Every file tried is made afresh: a file left in ``out`` by an
+    earlier run may come from another kmpress."""
+    made: set[tuple[int, float | None]] = set()
 
-    def size(kk: int) -> int:
-        dst = out / f"{src.stem}-eq{k}-k{kk}.png"
-        if kk not in made:
-            run_kmpress(src, kk, dst, exe, args)
-            made.add(kk)
+    def path(kk: int, strength: float | None) -> Path:
+        return out / (f"{src.stem}-eq{k}-k{kk}" + ("" if strength is None else f"-s{strength:g}") + ".png")
+
+    def size(kk: int, strength: float | None = None) -> int:
+        dst = path(kk, strength)
+        if (kk, strength) not in made:
+            extra = [] if strength is None else ["--dither-strength", f"{strength:g}"]
+            run_kmpress(src, kk, dst, exe, args + extra)
+            made.add((kk, strength))
         return dst.stat().st_size
 
     lo, hi = 2, 256
@@ -278,7 +295,20 @@ def equal_bytes(
             lo = mid
         else:
             hi = mid
-    return lo, measure(src, out / f"{src.stem}-eq{k}-k{lo}.png", cache)
+    size(lo)  # made even when it does not fit (K' = 2)
+    if lo < 256 or "--no-dither" in args or "--dither" in args or "--dither-strength" in args:
+        return str(lo), measure(src, path(lo, None), cache)
+    s_lo, s_hi = 0.5, 1.0
+    if size(256, s_hi) <= budget:
+        s_lo = s_hi
+    while s_hi - s_lo > 1 / 32 + 1e-9:
+        mid = (s_lo + s_hi) / 2
+        if size(256, mid) <= budget:
+            s_lo = mid
+        else:
+            s_hi = mid
+    best = None if s_lo == 0.5 else s_lo
+    return ("256" if best is None else f"256 @ {best:g}"), measure(src, path(256, best), cache)
 
 
 # --------------------------------------------------------------------------------------------
@@ -389,7 +419,7 @@ def table(R: dict, E: dict, photos: list[str], ks: list[int]) -> list[str]:
         if E:
             rel = np.mean([E[p, k][1]["bytes"] / R["pq", p, k]["bytes"] for p in photos]) * 100
             m = {c: np.mean([E[p, k][1][c] for p in photos]) for c in cols[1:]}
-            kk = ", ".join(str(E[p, k][0]) for p in photos)
+            kk = ", ".join(E[p, k][0] for p in photos)
             figs = f"{m['psnr']:.2f} | {m['ssim2']:.1f} | {m['butt3']:.2f} | {m['de']:.2f}"
             lines.append(f"| kmpress at pngquant's bytes (K' = {kk}) | {rel:.1f} % | {figs} | |")
         lines += ["", "| photo | pngquant bytes / SSIM2 / butt3 / dE00b | --speed 1 | kmpress |", "|---|---|---|---|"]
@@ -472,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def _equal_bytes_job(job: tuple) -> tuple[int, dict]:
+def _equal_bytes_job(job: tuple) -> tuple[str, dict]:
     return equal_bytes(*job)
 
 

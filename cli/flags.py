@@ -41,6 +41,7 @@ FLAGS = {
     "tol": "--tol",
     "colorspace": "--space",
     "dither": "--dither",
+    "dither_strength": "--dither-strength",
     "n_init": "--starts",
     "smooth": "--smooth",
     "max_pixels": "--max-pixels",
@@ -127,6 +128,17 @@ NoDitherOpt = Annotated[
         "--no-dither",
         help="No dithering: each pixel its colour's nearest entry, the palette fitted to plain pixel counts "
         "(smaller files, bands in skies).",
+    ),
+]
+DitherStrengthOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--dither-strength",
+        help="How much of the error the dither diffuses, 0-1. adaptive: the least share any pixel takes, more "
+        "where banding would show (default 0.5; 1: colours kept best, larger files); floyd-steinberg: the share "
+        "everywhere (default 0.75).",
+        metavar="S",
+        show_default=False,
     ),
 ]
 StartsOpt = Annotated[

@@ -27,8 +27,14 @@ DEFAULT_K = 16
 DEFAULT_TOL = 3e-5
 #: Default cap on Lloyd iterations.
 DEFAULT_MAX_ITER = 300
-#: Fraction of the quantization error Floyd-Steinberg diffuses by default (see kmpress.remap).
-DEFAULT_DITHER_STRENGTH = 0.75
+#: The default ``dither_strength`` of Floyd-Steinberg: 75 % of the error everywhere, half plain
+#: Floyd-Steinberg's loss of PSNR (see kmpress.remap).
+FS_DITHER_STRENGTH = 0.75
+#: The default ``dither_strength`` of the adaptive dither, (at most 64 colours, 256 colours),
+#: linear in K between: every pixel takes at least half the carried error at small K, where a
+#: stronger dither made files larger than pngquant's; 0.8 at K = 256, where entries lie close
+#: together and runs keep the files small (docs/quality.md, "Dithering").
+ADAPTIVE_DITHER_STRENGTHS = (0.5, 0.8)
 #: The default of ``max_pixels``: refuse only decompression bombs and what the machine's memory
 #: cannot take (see :mod:`kmpress.limits`), so real photos of any size pass.
 DEFAULT_MAX_PIXELS = "auto"
@@ -199,7 +205,7 @@ class _CommonFields(TypedDict, total=False):
     colorspace: str
     n_init: int
     dither: str | None
-    dither_strength: float
+    dither_strength: float | None
     smooth: float
     palette_order: str
     compress_level: int
@@ -271,8 +277,13 @@ class Options:
             :mod:`kmpress.remap`). "floyd-steinberg": uniform error diffusion in the clustering
             space at ``dither_strength``. None: each pixel its colour's nearest entry, the
             palette fitted to the plain pixel counts.
-        dither_strength : float in (0, 1]; fraction of the error diffused (with
-            "floyd-steinberg").
+        dither_strength : float in (0, 1] or None (the dither's default). "adaptive": the
+            least share of the carried error any pixel takes (the dither map gives more where
+            banding would show), and the smaller it is the larger an offset is dropped as too
+            small to see; default 0.5 up to 64 colours, rising to 0.8 at 256; 1 diffuses the
+            whole error everywhere: colours kept best, a larger file. "floyd-steinberg": the
+            share diffused everywhere; default 0.75.
+            Only with a dither.
         smooth : float >= 0; rate-aware remap allowance (0: exact nearest entry); it replaces
             the default dither (``dither`` becomes None), and cannot go with "floyd-steinberg".
         palette_order : "luma" or "path"; order of the stored entries.
@@ -319,7 +330,7 @@ class Options:
     colorspace: str = "rgb"
     n_init: int = 1
     dither: str | None = DEFAULT_DITHER
-    dither_strength: float = DEFAULT_DITHER_STRENGTH
+    dither_strength: float | None = None
     smooth: float = 0.0
     palette_order: str = "luma"
     compress_level: int = DEFAULT_COMPRESS_LEVEL
@@ -379,13 +390,18 @@ class Options:
         put("colorspace", check_choice("colorspace", self.colorspace, COLORSPACES))
         put("n_init", check_int("n_init", self.n_init, 1, MAX_N_INIT))
         put("dither", check_choice("dither", self.dither, (None, *DITHERS)))
-        put("dither_strength", check_number("dither_strength", self.dither_strength, 0.0, lo_open=True, hi=1.0))
+        if self.dither_strength is not None:
+            put("dither_strength", check_number("dither_strength", self.dither_strength, 0.0, lo_open=True, hi=1.0))
         put("smooth", check_number("smooth", self.smooth, 0.0))
         if self.smooth > 0 and self.dither == DEFAULT_DITHER:
             # the rate-aware remap is an undithered one: it takes the default's place
             put("dither", None)
         if self.smooth > 0 and self.dither is not None:
             raise InvalidParameterError("smooth and dither cannot be combined: choose one", fields=("smooth", "dither"))
+        if self.dither is None and self.dither_strength is not None:
+            raise InvalidParameterError(
+                "dither_strength goes with a dither (it has none without)", fields=("dither_strength", "dither")
+            )
         put("palette_order", check_choice("palette_order", self.palette_order, PALETTE_ORDERS))
         put("compress_level", check_int("compress_level", self.compress_level, 0, 9))
         put("max_pixels", check_max_pixels(self.max_pixels))
@@ -401,6 +417,20 @@ class Options:
     def searches_k(self) -> bool:
         """K is chosen by the quality search (``target_quality`` or ``target_psnr`` given), not fixed."""
         return self.target_quality is not None or self.target_psnr is not None
+
+    def diffusion_strength(self, k: int) -> float:
+        """The dither's strength with ``k`` palette entries: ``dither_strength``, or the
+        dither's default (the adaptive one's grows with K: :data:`ADAPTIVE_DITHER_STRENGTHS`);
+        0.0 without a dither."""
+        if self.dither is None:
+            return 0.0
+        if self.dither_strength is not None:
+            return self.dither_strength
+        if self.dither != "adaptive":
+            return FS_DITHER_STRENGTH
+        small, large = ADAPTIVE_DITHER_STRENGTHS
+        # plain arithmetic (no logarithm), so the same bits on every machine
+        return small + (large - small) * min(1.0, max(0.0, (k - 64) / 192))
 
     @property
     def quality_floor(self) -> float | None:

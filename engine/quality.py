@@ -342,7 +342,7 @@ def search_perceptual(image: Any, opts: Options, stages: Stages, search_tol: flo
     first = Pipeline(image, opts, stages=stages)
     pipes = [first]
     if opts.dither == DEFAULT_DITHER:
-        pipes.append(Pipeline(image, opts.replace(dither=None), like=first))
+        pipes.append(Pipeline(image, opts.replace(dither=None, dither_strength=None), like=first))
     trials: list[Trial] = []
     # (bytes, k, order) of each remap's smallest K reaching the target; (score, order) otherwise
     reached: list[tuple[int, int, int, Pipeline, Fit]] = []

@@ -2,8 +2,9 @@
 
 - adaptive (the default, ``dither="adaptive"``): error diffusion in OKLab whose strength follows
   a per-pixel level: full in the long runs of one entry that the undithered remap leaves in
-  smooth areas (where banding shows), half in texture and at edges, none where the offset
-  would hardly change the colour (:func:`adaptive_dither`);
+  smooth areas (where banding shows), at least ``dither_strength`` (by default half up to 64
+  colours, 0.8 at 256) in texture and at edges, none where the offset would hardly change the
+  colour; a pixel keeps its row's run where that costs next to nothing (:func:`adaptive_dither`);
 - plain (``dither=None``): each distinct colour's nearest entry, searched once per colour against the
   stored uint8 palette (so the file is exactly what the report describes), then given to every
   pixel in one pass: through the histogram's inverse index, or, for large RGB images, through a
@@ -37,9 +38,16 @@ GRID4 = 12
 # photos at K = 16, 64 and 256: docs/quality.md, "Dithering"). Squared lengths are in OKLab x 255.
 #: The caps apply above this multiple of the undithered remap's mean squared error.
 CAP_FACTOR = 2.4
-#: Offsets of squared length below this (|offset| < 0.004 OKLab) are dropped: no grain where it
-#: would hardly change the colour, and longer runs for DEFLATE (3-8 % smaller files at K = 256).
+#: Offsets of squared length below this (|offset| < 0.004 OKLab) are dropped at the default
+#: strength: no grain where it would hardly change the colour, and longer runs for DEFLATE (3-8 %
+#: smaller files at K = 256). It scales with ``2 x (1 - strength)``: gone at strength 1.
 DEAD_ZONE = 1.0
+#: A pixel keeps the entry of the pixel before it on its row when that one is at most this much
+#: further (squared, OKLab x 255: |d| ~ 0.006 OKLab, well under a just-noticeable difference) than
+#: its nearest: longer runs for DEFLATE where entries lie close together, the extra error carried
+#: on to the next pixels like any other. On 14 photos at K = 256: files 4 % smaller, blurred
+#: CIEDE2000 as before (docs/quality.md, "Dithering").
+RUN_TIE = 2.0
 #: An offset beyond the cap is scaled by this, an error diffused beyond it by ERROR_CAP.
 OFFSET_CAP = 0.8
 ERROR_CAP = 0.75
@@ -50,13 +58,6 @@ ERROR_CAP = 0.75
 BAND_PIXELS = 1 << 20
 #: Fewest rows of a band: a band's first rows carry less error than a serial diffusion's would.
 BAND_MIN_ROWS = 64
-#: The least dither level (of 255) of any pixel. libimagequant's dither map gives texture and
-#: edges as little as 28: texture hides grain, but not a shift of its mean colour, which a pixel
-#: left undithered keeps. At 16 colours a path of orange soil turned green. With this floor, on
-#: 14 photos (docs/quality.md, "Dithering"): blurred CIEDE2000 improved at K = 16, 64 and 256,
-#: and so did SSIMULACRA 2 and butteraugli; files grew by 0.3 % on average at K = 64 and 256 and
-#: shrank at 16.
-LEVEL_FLOOR = 128
 
 
 def is_plain(options: Options, lossless: bool) -> bool:
@@ -105,8 +106,9 @@ def remap(
     alpha = hist.colors[:, 3] if hist.colors.shape[1] == 4 else None
     if options.dither == "adaptive":
         assert lab is not None and palette is not None and edges is not None, "the adaptive dither needs its maps"
-        return adaptive_dither(hist.counts, lab, inverse, alpha, palette, edges, kernels)
-    return floyd_steinberg(X, inverse, alpha, entries, shape, options.dither_strength, kernels)
+        strength = options.diffusion_strength(palette.shape[0])
+        return adaptive_dither(hist.counts, lab, inverse, alpha, palette, edges, strength, kernels)
+    return floyd_steinberg(X, inverse, alpha, entries, shape, options.diffusion_strength(entries.shape[0]), kernels)
 
 
 def gather_indices(hist: Histogram, color_labels: np.ndarray, image: np.ndarray, kernels: ModuleType) -> np.ndarray:
@@ -197,6 +199,7 @@ def adaptive_dither(
     alpha: np.ndarray | None,
     palette: np.ndarray,
     edges: np.ndarray,
+    strength: float,
     kernels: ModuleType,
 ) -> np.ndarray:
     """Remap every pixel to its palette index, (H, W) uint8, by the adaptive error diffusion.
@@ -207,9 +210,10 @@ def adaptive_dither(
        ``err`` sets the caps at ``CAP_FACTOR x err``.
     2. The dither map of that remap (``kernels.dither_map``): each pixel's level, high in long
        runs of one entry repeated in the rows above and below, scaled by the edges map, and
-       at least :data:`LEVEL_FLOOR`.
+       at least ``strength`` (:func:`least_level`).
     3. Serpentine Floyd-Steinberg in OKLab x 255, clamped to the palette's box: each pixel takes
-       ``level / 255`` of the error carried to it; an offset under :data:`DEAD_ZONE` is dropped,
+       ``level / 255`` of the error carried to it, and keeps the entry of the pixel before it
+       when that is within :data:`RUN_TIE` of the nearest; an offset under ``dead_zone(strength)`` is dropped,
        one over the cap scaled by :data:`OFFSET_CAP`, a residual error over it by
        :data:`ERROR_CAP`. Sequential, in float64: the same bits on any CPU and thread count.
 
@@ -219,6 +223,7 @@ def adaptive_dither(
     lab : (C, U) float32 the distinct colours in OKLab x 255 (alpha, if any, carried)
     inverse : (H*W,) int32 each pixel's colour; alpha : (U,) uint8 or None
     palette : (P, C) uint8 the stored palette; edges : (H, W) uint8 the edges map
+    strength : float in (0, 1], the least share of the carried error a pixel takes
     """
     h, w = edges.shape
     entries32 = palette_to_space(palette, "oklab", kernels)
@@ -233,18 +238,38 @@ def adaptive_dither(
     kernels.gather(labels.astype(np.uint8), inverse, plain)
     level = np.empty(h * w, np.uint8)
     kernels.dither_map(plain, np.ascontiguousarray(edges).reshape(-1), h, w, level)
-    np.maximum(level, LEVEL_FLOOR, out=level)
+    np.maximum(level, least_level(strength), out=level)
     out = plain  # the undithered remap is not needed any more
     kernels.adaptive_dither(
         *_diffusion_args(lab, inverse, alpha, entries, h, w, out),
         level,
-        DEAD_ZONE,
+        dead_zone(strength),
+        RUN_TIE,
         cap,
         OFFSET_CAP,
         ERROR_CAP,
         dither_bands(h, w),
     )
     return out.reshape(h, w)
+
+
+def least_level(strength: float) -> int:
+    """Return the least dither level (of 255) of any pixel at ``strength``: 128 at the default 0.5.
+
+    libimagequant's dither map gives texture and edges as little as 28: texture hides grain, but
+    not a shift of its mean colour, which a pixel left undithered keeps; at 16 colours a path of
+    orange soil turned green. With half the error everywhere, on 14 photos (docs/quality.md,
+    "Dithering"), blurred CIEDE2000, SSIMULACRA 2 and butteraugli all improved at K = 16, 64 and
+    256.
+    """
+    return min(255, int(255.0 * strength + 0.5))
+
+
+def dead_zone(strength: float) -> float:
+    """Return the squared length (OKLab x 255) under which an offset is dropped at ``strength``:
+    :data:`DEAD_ZONE` at 0.5, none at 1 (every bit of error carried on, the local mean colour
+    kept best), twice as much near 0."""
+    return DEAD_ZONE * 2.0 * (1.0 - strength)
 
 
 def dither_bands(h: int, w: int) -> np.ndarray:

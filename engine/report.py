@@ -272,7 +272,7 @@ def run_gradient_demo(
     dither = base.dither or DEFAULT_DITHER
     results: list[FileResult] = []
     for d, suffix in ((dither, "-k{k}-dither"), (None, "-k{k}-nodither")):
-        opts = base.replace(k=k, dither=d, smooth=0.0)
+        opts = base.replace(k=k, dither=d, smooth=0.0, dither_strength=base.dither_strength if d else None)
         results.extend(compress_many([src], out, options=opts, suffix=suffix, force=True, on_start=on_start))
     if any(r.status != "ok" for r in results):
         return results, None

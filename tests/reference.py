@@ -467,6 +467,7 @@ def reference_adaptive_dither(
     maxerr: float,
     dead: float = 1.0,
     bands: Sequence[int] | None = None,
+    tie: float = 0.0,
 ) -> np.ndarray:
     """The adaptive error diffusion, as the engine documents it, band by band.
 
@@ -476,7 +477,9 @@ def reference_adaptive_dither(
     Serpentine (even rows left to right). Each pixel carries the error diffused into it, ``c``;
     its offset is ``s = c x level / 255``; when ``|s|^2 < dead`` it is dropped, when
     ``|s|^2 > maxerr`` scaled by 0.8. Its value, colour plus offset clamped to the entries'
-    bounding box, takes the nearest entry (ties to the lowest index); its error ``e`` (scaled by
+    bounding box, takes the nearest entry (ties to the lowest index), or the entry of the pixel
+    before it on its row (in the serpentine order, transparent or not) when that one's squared
+    distance is at most ``tie`` more; its error ``e`` (scaled by
     0.75 when ``|e|^2 > maxerr``) goes 7/16 ahead, 3/16 behind-below, 5/16 below and 1/16
     ahead-below. With an alpha channel, fully transparent pixels take their own colour's nearest
     entry and neither receive nor pass on error.
@@ -505,15 +508,21 @@ def reference_adaptive_dither(
         err = np.zeros((h, w, c))
         for y in range(max(0, y0 - 2), y1):
             step = 1 if y % 2 == 0 else -1
+            before = -1  # the entry of the pixel before, on this row, in the serpentine order
             for x in range(w) if step == 1 else range(w - 1, -1, -1):
                 if transparent[y, x]:
+                    before = nearest(img[y, x])
                     if y >= y0:
-                        out[y, x] = nearest(img[y, x])
+                        out[y, x] = before
                     continue
                 s = [err[y, x, j] * (float(level[y, x]) / 255.0) for j in range(c)]
                 ratio = 0.0 if sq(s) < dead else 0.8 if sq(s) > maxerr else 1.0
                 v = [min(hi[j], max(lo[j], img[y, x, j] + s[j] * ratio)) for j in range(c)]
                 k = nearest(v)
+                near, run = sq([v[j] - E[k, j] for j in range(c)]), sq([v[j] - E[before, j] for j in range(c)])
+                if before >= 0 and run <= near + tie:
+                    k = before
+                before = k
                 if y >= y0:
                     out[y, x] = k
                 e = [v[j] - E[k, j] for j in range(c)]

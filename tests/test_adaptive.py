@@ -114,7 +114,7 @@ def test_dither_map_equals_the_oracle(kern, shape):
     np.testing.assert_array_equal(out.reshape(h, w), reference_dither_map(idx, edges))
 
 
-def _adaptive_direct(img, palette, level, maxerr, kern, bands=None):
+def _adaptive_direct(img, palette, level, maxerr, kern, bands=None, tie=0.0):
     hist = build_histogram(np.ascontiguousarray(img), kern)
     lab = colors_to_space(hist.colors, "oklab", kern)
     alpha = hist.colors[:, 3] if img.shape[2] == 4 else None
@@ -123,7 +123,9 @@ def _adaptive_direct(img, palette, level, maxerr, kern, bands=None):
     out = np.empty(h * w, np.uint8)
     args = _diffusion_args(lab, hist.pixel_colors(img, kern), alpha, entries, h, w, out)
     bands = np.array([0, h] if bands is None else bands, np.int64)
-    kern.adaptive_dither(*args, np.ascontiguousarray(level, np.uint8).reshape(-1), DEAD_ZONE, maxerr, 0.8, 0.75, bands)
+    kern.adaptive_dither(
+        *args, np.ascontiguousarray(level, np.uint8).reshape(-1), DEAD_ZONE, tie, maxerr, 0.8, 0.75, bands
+    )
     return out.reshape(h, w), lab[:, hist.pixel_colors(img, kern)].T.reshape(h, w, -1), entries
 
 
@@ -132,10 +134,11 @@ def _adaptive_direct(img, palette, level, maxerr, kern, bands=None):
 BANDS = {"one": [0, 21], "three": [0, 7, 15, 21], "short": [0, 1, 2, 21]}
 
 
+@pytest.mark.parametrize("tie", [0.0, 40.0])
 @pytest.mark.parametrize("maxerr", [4.0, 60.0, 1e9])
 @pytest.mark.parametrize("alpha", [False, True])
 @pytest.mark.parametrize("plan", sorted(BANDS))
-def test_adaptive_dither_equals_the_oracle(photos, kern, maxerr, alpha, plan):
+def test_adaptive_dither_equals_the_oracle(photos, kern, maxerr, alpha, plan, tie):
     img = _crop(photos, "coffee", 21, 26)
     if alpha:
         a = np.full(img.shape[:2], 255, np.uint8)
@@ -146,8 +149,8 @@ def test_adaptive_dither_equals_the_oracle(photos, kern, maxerr, alpha, plan):
     level = np.random.default_rng(1).integers(0, 256, img.shape[:2]).astype(np.uint8)
     level[:4] = 255
     level[4:6] = 0
-    got, space_img, entries = _adaptive_direct(img, palette, level, maxerr, kern, BANDS[plan])
-    want = reference_adaptive_dither(space_img, entries, level, maxerr, bands=BANDS[plan])
+    got, space_img, entries = _adaptive_direct(img, palette, level, maxerr, kern, BANDS[plan], tie)
+    want = reference_adaptive_dither(space_img, entries, level, maxerr, bands=BANDS[plan], tie=tie)
     np.testing.assert_array_equal(got, want)
     assert len(np.unique(got)) > 1
 
@@ -186,7 +189,8 @@ def test_bands_give_the_same_indices_at_any_thread_count_and_on_both_backends(mo
     assert (kmpress.quantize(img, 8, backend="numba").indices != got[0]).any()
 
 
-def test_opaque_rgb_path_equals_the_general_one_over_a_full_palette():
+@pytest.mark.parametrize("tie", [0.0, 20.0])
+def test_opaque_rgb_path_equals_the_general_one_over_a_full_palette(tie):
     # numba runs an opaque RGB image through a path of its own (scalars, a finer candidate grid
     # whose lists grow as cells are hit); the general path (taken when alpha is possible) is the
     # oracle's equal above. 256 entries over the colour cube and full-strength diffusion over
@@ -205,7 +209,7 @@ def test_opaque_rgb_path_equals_the_general_one_over_a_full_palette():
         out = np.empty(256 * 256, np.uint8)
         args = list(_diffusion_args(lab, hist.pixel_colors(img, kern), None, entries, 256, 256, out))
         args[2], args[3] = np.zeros(hist.n_colors, np.bool_), has_alpha  # nothing transparent
-        kern.adaptive_dither(*args, level, DEAD_ZONE, 60.0, 0.8, 0.75, np.array([0, 97, 130, 256], np.int64))
+        kern.adaptive_dither(*args, level, DEAD_ZONE, tie, 60.0, 0.8, 0.75, np.array([0, 97, 130, 256], np.int64))
         got.append(out)
     np.testing.assert_array_equal(got[0], got[1])
     assert len(np.unique(got[0])) > 200
@@ -262,15 +266,48 @@ def _local_mean_error(img: np.ndarray, got: np.ndarray, r: int = 3) -> float:
 
 
 @pytest.mark.parametrize("name", ["astronaut", "chelsea", "coffee"])
-def test_texture_keeps_its_local_mean_colour(photos, name, monkeypatch):
-    # texture hides grain but not a shift of its mean colour: with the least level, every photo's
-    # local mean colour stays closer to the original's than with the dither map alone, which
-    # gives texture and edges as little as 28/255 of the carried error
+def test_a_stronger_dither_keeps_the_local_mean_colour_closer(photos, name):
+    # texture hides grain but not a shift of its mean colour: the more of the carried error every
+    # pixel takes (the default, half, against a tenth: about libimagequant's least level), the
+    # closer each photo's local mean colour stays to the original's
     img = photos[name]
-    with_floor = _local_mean_error(img, kmpress.quantize(img, 16).to_array())
-    monkeypatch.setattr(remap_module, "LEVEL_FLOOR", 0)
-    without = _local_mean_error(img, kmpress.quantize(img, 16).to_array())
-    assert with_floor < without
+    errors = [_local_mean_error(img, kmpress.quantize(img, 16, dither_strength=s).to_array()) for s in (0.1, 0.5, 1.0)]
+    assert errors[0] > errors[1] > errors[2]
+
+
+def test_strength_sets_the_least_level_and_the_dead_zone():
+    assert (remap_module.least_level(0.5), remap_module.dead_zone(0.5)) == (128, DEAD_ZONE)
+    assert (remap_module.least_level(1.0), remap_module.dead_zone(1.0)) == (255, 0.0)
+    levels = [remap_module.least_level(s / 100) for s in range(1, 101)]
+    zones = [remap_module.dead_zone(s / 100) for s in range(1, 101)]
+    assert levels == sorted(levels) and zones == sorted(zones, reverse=True)
+
+
+def test_the_default_strength_and_full_strength(photos, kern, monkeypatch):
+    img = _crop(photos, "coffee", 40, 52)
+    default = kmpress.quantize(img, 8, backend="numpy")
+    assert np.array_equal(default.indices, kmpress.quantize(img, 8, dither_strength=0.5, backend="numpy").indices)
+    # the default grows with the palette: 0.8 at 256 colours
+    big = kmpress.quantize(img, 256, backend="numpy").indices
+    assert np.array_equal(big, kmpress.quantize(img, 256, dither_strength=0.8, backend="numpy").indices)
+    assert not np.array_equal(big, kmpress.quantize(img, 256, dither_strength=0.5, backend="numpy").indices)
+    # at strength 1 every pixel takes the whole carried error and none is dropped: the oracle with
+    # level 255 everywhere and no dead zone (caps lifted, so that no mean error enters)
+    monkeypatch.setattr(remap_module, "CAP_FACTOR", 1e12)
+    palette = default.palette
+    hist = build_histogram(img, kern)
+    lab = colors_to_space(hist.colors, "oklab", kern)
+    inverse = hist.pixel_colors(img, kern)
+    edges = contrast_maps(img, kern)[1]
+    got = remap_module.adaptive_dither(hist.counts, lab, inverse, None, palette, edges, 1.0, kern)
+    entries = palette_to_space(palette, "oklab", kern).astype(np.float64)
+    space_img = lab[:, inverse].T.reshape(*img.shape[:2], 3)
+    full = np.full(img.shape[:2], 255, np.uint8)
+    np.testing.assert_array_equal(
+        got, reference_adaptive_dither(space_img, entries, full, np.inf, dead=0.0, tie=remap_module.RUN_TIE)
+    )
+    half = remap_module.adaptive_dither(hist.counts, lab, inverse, None, palette, edges, 0.5, kern)
+    assert not np.array_equal(got, half)
 
 
 def test_same_result_on_both_backends_and_with_the_stored_inverse(photos):

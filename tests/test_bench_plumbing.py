@@ -191,3 +191,47 @@ def test_speed_script_reports_the_measured_process_own_peak_rss():
     with pytest.raises(RuntimeError, match="failed"):
         run_once(["false"])
     del held
+
+
+# --------------------------------------------------------------------------------------------
+# bench.perceptual: kmpress's file at pngquant's bytes
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "budget, label",
+    [
+        (50, "2"),  # even K' = 2 is too large: the smallest there is
+        (5_120, "128"),  # the largest K' that fits
+        (10_240, "256"),  # K' = 256 fits, no stronger dither does
+        (10_940, "256 @ 0.84375"),  # the strongest dither that fits, to 1/32
+        (99_999, "256 @ 1"),
+    ],
+)
+def test_equal_bytes_takes_the_largest_k_then_the_strongest_dither_that_fits(tmp_path, monkeypatch, budget, label):
+    import bench.perceptual as perceptual
+
+    def fake_kmpress(src, k, dst, exe, args):
+        # file size grows with K, and at K = 256 with the dither strength
+        strength = float(args[args.index("--dither-strength") + 1]) if "--dither-strength" in args else 0.5
+        dst.write_bytes(b"x" * (40 * k + int(2000 * (strength - 0.5)) * (k == 256)))
+
+    monkeypatch.setattr(perceptual, "run_kmpress", fake_kmpress)
+    monkeypatch.setattr(perceptual, "measure", lambda ref, dist, cache=None: {"bytes": dist.stat().st_size})
+    src = tmp_path / "photo.png"
+    got, figures = perceptual.equal_bytes(src, 64, budget, tmp_path, None, [])
+    assert got == label
+    assert figures["bytes"] <= max(budget, 80)
+    # with the dither given, only K is searched
+    got, _ = perceptual.equal_bytes(src, 64, 99_999, tmp_path, None, ["--dither-strength", "0.7"])
+    assert got == "256"
+
+
+def test_perceptual_passes_the_flags_it_knows_to_the_api():
+    from bench.perceptual import api_options
+
+    assert api_options(["--space", "oklab", "--dither-strength", "0.8", "--no-dither"]) == dict(
+        colorspace="oklab", dither_strength=0.8, dither=None
+    )
+    with pytest.raises(SystemExit):
+        api_options(["--quality", "70"])

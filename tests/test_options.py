@@ -18,9 +18,20 @@ def test_defaults():
     o = Options()
     assert (o.k, o.target_psnr, o.max_colors, o.strict, o.seed) == (DEFAULT_K, None, MAX_K, False, 0)
     assert (o.max_iter, o.tol, o.init, o.backend, o.colorspace) == (300, 3e-5, "k-means++", "auto", "rgb")
-    assert (o.dither, o.dither_strength, o.smooth, o.n_init, o.palette_order) == ("adaptive", 0.75, 0.0, 1, "luma")
+    assert (o.dither, o.dither_strength, o.smooth, o.n_init, o.palette_order) == ("adaptive", None, 0.0, 1, "luma")
     assert (o.compress_level, o.max_pixels) == (6, "auto")
     assert not o.searches_k and default("tol") == 3e-5
+
+
+def test_each_dither_has_its_own_default_strength():
+    # adaptive: half up to 64 colours, rising linearly to 0.8 at 256
+    assert [Options().diffusion_strength(k) for k in (2, 16, 64, 160, 256)] == [0.5, 0.5, 0.5, 0.65, 0.8]
+    assert Options(dither="floyd-steinberg").diffusion_strength(16) == 0.75
+    assert Options(dither=None).diffusion_strength(16) == 0.0
+    assert Options(dither_strength=1).diffusion_strength(16) == 1.0
+    assert Options(dither="floyd-steinberg", dither_strength=0.2).diffusion_strength(256) == 0.2
+    # a search that also tries no dithering drops the strength with the dither
+    assert Options(dither_strength=0.8).replace(dither=None, dither_strength=None).diffusion_strength(16) == 0.0
 
 
 def test_frozen_picklable_comparable():
@@ -65,6 +76,8 @@ def test_frozen_picklable_comparable():
         (dict(dither=False), ("dither",)),
         (dict(dither_strength=0), ("dither_strength",)),
         (dict(dither_strength=1.5), ("dither_strength",)),
+        (dict(dither=None, dither_strength=0.5), ("dither_strength", "dither")),
+        (dict(smooth=0.3, dither_strength=0.5), ("dither_strength", "dither")),
         (dict(smooth=-0.1), ("smooth",)),
         (dict(smooth=0.3, dither="floyd-steinberg"), ("smooth", "dither")),
         (dict(palette_order="hue"), ("palette_order",)),

@@ -203,7 +203,7 @@ def _list_cell(entries, lo, step, G, cell, pool, at):
 
 
 @njit(cache=True)
-def _adaptive_opaque3(Xt, inverse, entries, lo, hi, h, w, out, level, dead, maxerr, s_cap, e_cap, y_first, y0, y1):
+def _adaptive_opaque3(Xt, inverse, entries, lo, hi, h, w, out, level, dead, tie, maxerr, s_cap, e_cap, y_first, y0, y1):
     # adaptive_dither of an opaque three-channel image, the same operations in the same order
     # written out on scalars: the loops over a channel count known only at run time kept every
     # value in memory and ran 3-4x slower. The error rows are planar (x, channel) in one vector,
@@ -230,6 +230,7 @@ def _adaptive_opaque3(Xt, inverse, entries, lo, hi, h, w, out, level, dead, maxe
     for y in range(y_first, y1):
         left_to_right = (y & 1) == 0
         d = 1 if left_to_right else -1
+        prev = -1
         for i in range(w):
             x = i if left_to_right else w - 1 - i
             p = y * w + x
@@ -278,14 +279,26 @@ def _adaptive_opaque3(Xt, inverse, entries, lo, hi, h, w, out, level, dead, maxe
                 if dd < bd:
                     bd = dd
                     k = kc
-            if y >= y0:
-                out[p] = k
             t0 = v0 - entries[k, 0]
             t1 = v1 - entries[k, 1]
             t2 = v2 - entries[k, 2]
             e2 = 0.0 + t0 * t0
             e2 += t1 * t1
             e2 += t2 * t2
+            if prev >= 0 and prev != k:
+                # the run's entry when it is nearly as near (the error carried on pays for it)
+                r0 = v0 - entries[prev, 0]
+                r1 = v1 - entries[prev, 1]
+                r2 = v2 - entries[prev, 2]
+                p2 = 0.0 + r0 * r0
+                p2 += r1 * r1
+                p2 += r2 * r2
+                if p2 <= e2 + tie:
+                    k = prev
+                    t0, t1, t2, e2 = r0, r1, r2, p2
+            prev = k
+            if y >= y0:
+                out[p] = k
             f = e_cap if e2 > maxerr else 1.0
             t0 = t0 * f
             t1 = t1 * f
@@ -315,7 +328,7 @@ WARM_ROWS = 2
 
 @kernel(
     "void(f4[:, ::1], i4[::1], b1[::1], b1, f8[:, ::1], f8[::1], f8[::1], i8, i8, i8, u1[::1], i2[:, ::1], i4[::1],"
-    " u1[::1], f8, f8, f8, f8, i8[::1])",
+    " u1[::1], f8, f8, f8, f8, f8, i8[::1])",
     parallel=True,
 )
 def adaptive_dither(
@@ -334,6 +347,7 @@ def adaptive_dither(
     ncand,
     level,
     dead,
+    tie,
     maxerr,
     s_cap,
     e_cap,
@@ -356,6 +370,9 @@ def adaptive_dither(
     level : (H*W,) uint8, IN; the carried error is taken at ``level / 255``
     dead : an offset of squared length below ``dead`` is dropped (no dither where it would
         hardly change the colour: runs stay unbroken)
+    tie : a pixel keeps the entry of the pixel before it on its row (in the serpentine order)
+        when its squared distance is at most ``tie`` above the nearest entry's: longer runs for
+        DEFLATE, the extra error carried on like any other
     maxerr : squared length above which the offset is scaled by ``s_cap`` and the diffused
         error by ``e_cap``
     bands : (B + 1,) int64, IN; the first row of each band, then ``h``
@@ -382,6 +399,7 @@ def adaptive_dither(
                 out,
                 level,
                 dead,
+                tie,
                 maxerr,
                 s_cap,
                 e_cap,
@@ -408,6 +426,7 @@ def adaptive_dither(
             ncand,
             level,
             dead,
+            tie,
             maxerr,
             s_cap,
             e_cap,
@@ -436,6 +455,7 @@ def _adaptive_rows(
     ncand,
     level,
     dead,
+    tie,
     maxerr,
     s_cap,
     e_cap,
@@ -456,6 +476,7 @@ def _adaptive_rows(
     for y in range(y_first, y1):
         left_to_right = (y & 1) == 0
         d = 1 if left_to_right else -1
+        prev = -1
         for i in range(w):
             x = i if left_to_right else w - 1 - i
             p = y * w + x
@@ -471,6 +492,7 @@ def _adaptive_rows(
                     if dd < bd:
                         bd = dd
                         best = k
+                prev = best
                 if y >= y0:
                     out[p] = best
                 continue
@@ -487,12 +509,21 @@ def _adaptive_rows(
             for j in range(D):
                 v[j] = min(hi[j], max(lo[j], np.float64(Xt[u, j]) + s[j] * ratio))
             k = _nearest(v, entries, lo, inv_step, G, D, cand, ncand, step)
-            if y >= y0:
-                out[p] = k
             e2 = 0.0
             for j in range(D):
                 t = v[j] - entries[k, j]
                 e2 += t * t
+            if prev >= 0 and prev != k:
+                p2 = 0.0
+                for j in range(D):
+                    t = v[j] - entries[prev, j]
+                    p2 += t * t
+                if p2 <= e2 + tie:
+                    k = prev
+                    e2 = p2
+            prev = k
+            if y >= y0:
+                out[p] = k
             f = e_cap if e2 > maxerr else 1.0
             xa = x + d
             xb = x - d

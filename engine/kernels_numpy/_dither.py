@@ -89,6 +89,7 @@ def adaptive_dither(
     ncand,
     level,
     dead,
+    tie,
     maxerr,
     s_cap,
     e_cap,
@@ -132,6 +133,7 @@ def adaptive_dither(
             w,
             out,
             dead,
+            tie,
             maxerr,
             s_cap,
             e_cap,
@@ -142,20 +144,22 @@ def adaptive_dither(
 
 
 def _adaptive_rows(
-    cols, inv, lev, clear, ent, lo_, hi_, nearest_entry, D, h, w, out, dead, maxerr, s_cap, e_cap, y_first, y0, y1
+    cols, inv, lev, clear, ent, lo_, hi_, nearest_entry, D, h, w, out, dead, tie, maxerr, s_cap, e_cap, y_first, y0, y1
 ):
     # one band: rows y_first to y1, writing rows y0 on (the numba kernel's _adaptive_rows)
     cur = [[0.0] * D for _ in range(w + 2)]
     nxt = [[0.0] * D for _ in range(w + 2)]
     for y in range(y_first, y1):
         d = 1 if (y & 1) == 0 else -1
+        prev = -1
         for i in range(w):
             x = i if d == 1 else w - 1 - i
             p = y * w + x
             u = inv[p]
             if not clear[u]:
+                prev = nearest_entry(cols[u])
                 if y >= y0:
-                    out[p] = nearest_entry(cols[u])
+                    out[p] = prev
                 continue
             lv = lev[p] / 255.0
             s = [cur[x + 1][j] * lv for j in range(D)]
@@ -165,12 +169,20 @@ def _adaptive_rows(
             ratio = 0.0 if s2 < dead else (s_cap if s2 > maxerr else 1.0)
             v = [min(hi_[j], max(lo_[j], cols[u][j] + s[j] * ratio)) for j in range(D)]
             k = nearest_entry(v)
-            if y >= y0:
-                out[p] = k
             e2 = 0.0
             for j in range(D):
                 t = v[j] - ent[k][j]
                 e2 += t * t
+            if prev >= 0 and prev != k:
+                p2 = 0.0
+                for j in range(D):
+                    t = v[j] - ent[prev][j]
+                    p2 += t * t
+                if p2 <= e2 + tie:
+                    k, e2 = prev, p2
+            prev = k
+            if y >= y0:
+                out[p] = k
             f = e_cap if e2 > maxerr else 1.0
             xa, xb = x + d, x - d
             below = y + 1 < h

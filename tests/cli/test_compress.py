@@ -47,6 +47,11 @@ PLAIN = [s for s in STAGES if s != "colorspace"]
         (["--space", "oklab", "--dither", "floyd-steinberg"], dict(colorspace="oklab", dither="floyd-steinberg")),
         (["--dither", "adaptive"], dict()),
         (["--no-dither"], dict(dither=None)),
+        (["--dither-strength", 1], dict(dither_strength=1.0)),
+        (
+            ["--dither", "floyd-steinberg", "--dither-strength", 0.3],
+            dict(dither="floyd-steinberg", dither_strength=0.3),
+        ),
         (["--starts", 4, "--smooth", 0.3], dict(n_init=4, smooth=0.3)),
         (["--max-pixels", 0], dict(max_pixels=None)),
         (["--max-pixels", 1000], dict(max_pixels=1000)),
@@ -389,6 +394,9 @@ def test_compress_starts_and_smooth_reach_the_engine(tmp_path):
         ["--smooth", 0.3, "--dither", "floyd-steinberg"],
         ["--dither", "ordered"],
         ["--dither", "adaptive", "--no-dither"],
+        ["--dither-strength", 0],
+        ["--dither-strength", 1.5],
+        ["--no-dither", "--dither-strength", 0.5],
     ):
         r = run("compress", src, "-k", 8, *bad, "-o", tmp_path / "bad")
         assert r.exit_code == 2, (bad, r.exit_code, r.stderr)
