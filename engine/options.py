@@ -400,7 +400,7 @@ class Options:
             raise InvalidParameterError("smooth and dither cannot be combined: choose one", fields=("smooth", "dither"))
         if self.dither is None and self.dither_strength is not None:
             raise InvalidParameterError(
-                "dither_strength goes with a dither (it has none without)", fields=("dither_strength", "dither")
+                "dither_strength has nothing to set without dithering", fields=("dither_strength",)
             )
         put("palette_order", check_choice("palette_order", self.palette_order, PALETTE_ORDERS))
         put("compress_level", check_int("compress_level", self.compress_level, 0, 9))
