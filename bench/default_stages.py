@@ -29,9 +29,19 @@ from kmpress import backends, quantize, read_image
 from kmpress.colorspace import colors_to_space, palette_to_space
 from kmpress.contrast import color_weights, contrast_maps
 from kmpress.histogram import build_histogram
+from kmpress.options import Options
 from kmpress.palette import nearest_in_space
 from kmpress.perceptual import ssimulacra2
-from kmpress.remap import DEAD_ZONE, ERROR_CAP, OFFSET_CAP, RUN_TIE, _diffusion_args, adaptive_dither, dither_bands
+from kmpress.remap import (
+    ERROR_CAP,
+    OFFSET_CAP,
+    RUN_TIE,
+    _diffusion_args,
+    adaptive_dither,
+    dead_zone,
+    dither_bands,
+    least_level,
+)
 
 
 def best(f, runs: int) -> tuple[float, float]:
@@ -82,11 +92,13 @@ def main(argv: list[str] | None = None) -> None:
         level = np.empty(h * w, np.uint8)
         kern.gather(labels.astype(np.uint8), inverse, plain)
         kern.dither_map(plain, edges.reshape(-1), h, w, level)
+        strength = Options().diffusion_strength(k)  # the default's, as a compress at K uses
+        floored = np.maximum(level, least_level(strength))
 
         def diffuse() -> None:
             args = _diffusion_args(lab, inverse, None, entries, h, w, np.empty(h * w, np.uint8))
             bands = dither_bands(h, w)
-            kern.adaptive_dither(*args, level, DEAD_ZONE, RUN_TIE, 1.0, OFFSET_CAP, ERROR_CAP, bands)
+            kern.adaptive_dither(*args, floored, dead_zone(strength), RUN_TIE, 1.0, OFFSET_CAP, ERROR_CAP, bands)
 
         if k == 1:
             row("diffusion floor (one entry)", diffuse)
@@ -97,8 +109,11 @@ def main(argv: list[str] | None = None) -> None:
         )
         row(f"K={k} dither map", lambda: kern.dither_map(plain, edges.reshape(-1), h, w, level))
         row(f"K={k} diffusion kernel", diffuse)
-        out = adaptive_dither(hist.counts, lab, inverse, None, palette, edges, 0.5, kern)
-        row(f"K={k} whole remap", lambda: adaptive_dither(hist.counts, lab, inverse, None, palette, edges, 0.5, kern))
+        out = adaptive_dither(hist.counts, lab, inverse, None, palette, edges, strength, kern)
+        row(
+            f"K={k} whole remap",
+            lambda: adaptive_dither(hist.counts, lab, inverse, None, palette, edges, strength, kern),
+        )
         row(f"K={k} SSIMULACRA 2", lambda: ssimulacra2(img, palette[out], kern))
 
     for k in [1, *(a.k or [16, 64, 256])]:
