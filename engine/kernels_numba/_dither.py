@@ -202,6 +202,18 @@ def _list_cell(entries, lo, step, G, cell, pool, at):
     return n
 
 
+@njit(inline="always")
+def _offset3(v0, v1, v2, entries, k):
+    # (v0, v1, v2) minus entry k, and its squared length summed in a fixed order
+    t0 = v0 - entries[k, 0]
+    t1 = v1 - entries[k, 1]
+    t2 = v2 - entries[k, 2]
+    e2 = 0.0 + t0 * t0
+    e2 += t1 * t1
+    e2 += t2 * t2
+    return t0, t1, t2, e2
+
+
 @njit(cache=True)
 def _adaptive_opaque3(Xt, inverse, entries, lo, hi, h, w, out, level, dead, tie, maxerr, s_cap, e_cap, y_first, y0, y1):
     # adaptive_dither of an opaque three-channel image, the same operations in the same order
@@ -279,20 +291,10 @@ def _adaptive_opaque3(Xt, inverse, entries, lo, hi, h, w, out, level, dead, tie,
                 if dd < bd:
                     bd = dd
                     k = kc
-            t0 = v0 - entries[k, 0]
-            t1 = v1 - entries[k, 1]
-            t2 = v2 - entries[k, 2]
-            e2 = 0.0 + t0 * t0
-            e2 += t1 * t1
-            e2 += t2 * t2
+            t0, t1, t2, e2 = _offset3(v0, v1, v2, entries, k)
             if prev >= 0 and prev != k:
                 # the run's entry when it is nearly as near (the error carried on pays for it)
-                r0 = v0 - entries[prev, 0]
-                r1 = v1 - entries[prev, 1]
-                r2 = v2 - entries[prev, 2]
-                p2 = 0.0 + r0 * r0
-                p2 += r1 * r1
-                p2 += r2 * r2
+                r0, r1, r2, p2 = _offset3(v0, v1, v2, entries, prev)
                 if p2 <= e2 + tie:
                     k = prev
                     t0, t1, t2, e2 = r0, r1, r2, p2
