@@ -45,8 +45,8 @@ DEAD_ZONE = 1.0
 #: A pixel keeps the entry of the pixel before it on its row when that one is at most this much
 #: further (squared, OKLab x 255: |d| ~ 0.006 OKLab, well under a just-noticeable difference) than
 #: its nearest: longer runs for DEFLATE where entries lie close together, the extra error carried
-#: on to the next pixels like any other. On 14 photos at K = 256: files 4 % smaller, blurred
-#: CIEDE2000 as before (docs/quality.md, "Dithering").
+#: on to the next pixels like any other. On 14 photos at K = 256 (strength 0.8): files 98.5 ->
+#: 90.9 % of pngquant's, blurred CIEDE2000 0.568 -> 0.573 (docs/quality.md, "Dithering").
 RUN_TIE = 2.0
 #: An offset beyond the cap is scaled by this, an error diffused beyond it by ERROR_CAP.
 OFFSET_CAP = 0.8
@@ -213,9 +213,10 @@ def adaptive_dither(
        at least ``strength`` (:func:`least_level`).
     3. Serpentine Floyd-Steinberg in OKLab x 255, clamped to the palette's box: each pixel takes
        ``level / 255`` of the error carried to it, and keeps the entry of the pixel before it
-       when that is within :data:`RUN_TIE` of the nearest; an offset under ``dead_zone(strength)`` is dropped,
-       one over the cap scaled by :data:`OFFSET_CAP`, a residual error over it by
-       :data:`ERROR_CAP`. Sequential, in float64: the same bits on any CPU and thread count.
+       when that is within :data:`RUN_TIE` of the nearest; an offset under
+       ``dead_zone(strength)`` is dropped, one over the cap scaled by :data:`OFFSET_CAP`, a
+       residual error over it by :data:`ERROR_CAP`. In bands of rows (:func:`dither_bands`),
+       each sequential, in float64: the same bits on any CPU and thread count.
 
     Parameters
     ----------
