@@ -20,7 +20,14 @@ from PIL import Image
 from . import backends
 from .clustering import LloydResult, initial_centroids, kmeans_plusplus, lloyd, spawn_seeds
 from .colorspace import colors_to_space
-from .contrast import FEEDBACK_MAX_ITER, FEEDBACK_MAX_K, color_weights, contrast_maps, feedback_weights
+from .contrast import (
+    FEEDBACK_MAX_ITER,
+    FEEDBACK_MAX_K,
+    color_weights,
+    contrast_maps,
+    feedback_weights,
+    reach_palette,
+)
 from .errors import InvalidParameterError
 from .figures import Figures, HasFigures
 from .histogram import build_histogram
@@ -320,10 +327,11 @@ class Pipeline:
         """The (centroids, iterations, converged, inertia) of a fit of ``k`` colours whose Lloyd
         run gave ``first``: those of ``first`` itself, or, where :meth:`feedback` applies and
         ``max_iter`` leaves room, of Lloyd run again from its centroids with each colour's weight
-        raised by its error under them (iterations of both runs; the inertia under the raised
-        weights). Stopped by its own cap (:data:`~kmpress.contrast.FEEDBACK_MAX_ITER`) rather
-        than by ``max_iter``, the second run counts as converged: the first reached the
-        tolerance, and the cap is the design."""
+        raised by its error under them, the centroids then moved out to the colours the dither
+        has to mix (:func:`kmpress.contrast.reach_palette`; iterations of both runs; the
+        inertia of the second under the raised weights). Stopped by its own cap
+        (:data:`~kmpress.contrast.FEEDBACK_MAX_ITER`) rather than by ``max_iter``, the second
+        run counts as converged: the first reached the tolerance, and the cap is the design."""
         o = self.options
         if not self.feedback(k) or first.n_iter >= o.max_iter:
             return first.centroids, first.n_iter, first.converged, first.inertia
@@ -333,7 +341,8 @@ class Pipeline:
         with self.stages("lloyd"):
             raised = feedback_weights(X, weights, first.centroids, self.kern)
             r = lloyd(X, raised, True, first.centroids, cap, tol, self.kern, final_assign=False)
-        return r.centroids, first.n_iter + r.n_iter, r.converged or cap < left, r.inertia
+            centroids = reach_palette(X, self.hist.counts, r.centroids, self.kern)
+        return centroids, first.n_iter + r.n_iter, r.converged or cap < left, r.inertia
 
     def _remap(self, f: Fit, measure: bool = True) -> None:
         """Pixel indices of a fit, and (``measure``) its exact squared error, mean delta E and

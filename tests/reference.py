@@ -1,6 +1,6 @@
 """Naive oracles, one per stage, the yardsticks of the engine: a slow, obviously-correct weighted
 Lloyd k-means first, then the histogram, k-means++, the nearest entry, Floyd-Steinberg, ΔE and the
-adaptive dither (contrast maps, dither map, error diffusion).
+adaptive dither (contrast maps, dither map, error diffusion, the palette's reach).
 
 The Lloyd reference:
 
@@ -547,3 +547,50 @@ def delta_e(a: np.ndarray, b: np.ndarray) -> float:
     la = srgb_to_oklab(a[..., :3].reshape(-1, 3))
     lb = srgb_to_oklab(b[..., :3].reshape(-1, 3))
     return float(np.sqrt(((la - lb) ** 2).sum(axis=1)).mean())
+
+
+def reference_reach_sums(
+    X: np.ndarray, counts: np.ndarray, C: np.ndarray, stride: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """What a mix of its two nearest centroids leaves of every ``stride``-th point, per centroid
+    (:func:`kmpress.contrast.reach_palette`'s sums), one point at a time in plain Python floats.
+
+    For point x: e1 its nearest centroid, e2 the next (ties: the lower index first); its place on
+    the segment ``t = clip((x - e1).(e2 - e1) / |e2 - e1|^2, 0, 1)`` (0 when the two coincide),
+    ``tq = round(256 t)``, and what is left ``rq = round(256 (x - (e1 + t (e2 - e1))))``, per
+    channel.
+    e1 gains ``count (256 - tq) rq`` and ``count (256 - tq)``, e2 ``count tq rq`` and
+    ``count tq``. Returns ``(acc, den)``: (K, D) and (K,) Python integers in int64 arrays.
+    """
+    D, N = X.shape
+    K = C.shape[0]
+    acc = [[0] * D for _ in range(K)]
+    den = [0] * K
+    for p in range(0, N, stride):
+        x = [float(X[j, p]) for j in range(D)]
+        dist = []
+        for k in range(K):
+            d2 = 0.0
+            for j in range(D):
+                t = x[j] - float(C[k, j])
+                d2 += t * t
+            dist.append((d2, k))
+        (_, k1), (_, k2) = sorted(dist)[:2]  # by distance, then by index
+        e1 = [float(v) for v in C[k1]]
+        e2 = [float(v) for v in C[k2]]
+        v = [e2[j] - e1[j] for j in range(D)]
+        vv = 0.0
+        xv = 0.0
+        for j in range(D):
+            vv += v[j] * v[j]
+            xv += (x[j] - e1[j]) * v[j]
+        t = min(1.0, max(0.0, xv / vv)) if vv > 0.0 else 0.0
+        tq = round(t * 256.0)
+        w = int(counts[p])
+        for j in range(D):
+            rq = round((x[j] - (e1[j] + t * v[j])) * 256.0)
+            acc[k1][j] += w * (256 - tq) * rq
+            acc[k2][j] += w * tq * rq
+        den[k1] += w * (256 - tq)
+        den[k2] += w * tq
+    return np.array(acc, np.int64), np.array(den, np.int64)

@@ -425,3 +425,108 @@ def test_the_second_fit_is_the_same_on_both_backends(photos, k):
     np.testing.assert_array_equal(a.palette, b.palette)
     np.testing.assert_array_equal(a.indices, b.indices)
     assert a.n_iter == b.n_iter
+
+
+def _reach_case(seed: int, n: int = 900, k: int = 7) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    X = np.ascontiguousarray(rng.integers(0, 256, (3, n)).astype(np.float32))
+    counts = rng.integers(1, 40, n).astype(np.int64)
+    C = np.round(rng.uniform(0, 255, (k, 3)), 1)
+    C[3] = C[1]  # two centroids in one place: the second nearest at distance 0, a zero segment
+    X[:, :5] = C[2, :, None].round()  # points on a centroid, and ties between the two copies
+    return X, counts, C
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("seed, stride", [(0, 1), (1, 1), (2, 3), (3, 7)])
+def test_reach_sums_match_the_oracle(backend, seed, stride):
+    from reference import reference_reach_sums
+
+    X, counts, C = _reach_case(seed)
+    acc = np.empty(C.shape, np.int64)
+    den = np.empty(C.shape[0], np.int64)
+    backends.load(backend).reach_sums(X, counts, C, stride, acc, den)
+    want_acc, want_den = reference_reach_sums(X, counts, C, stride)
+    np.testing.assert_array_equal(acc, want_acc)
+    np.testing.assert_array_equal(den, want_den)
+
+
+def test_reach_sums_are_the_same_at_any_thread_count():
+    from kmpress.kernels_numba import CHUNK
+
+    X, counts, C = _reach_case(5, n=3 * CHUNK + 17, k=16)
+    kern = backends.load("numba")
+    got = []
+    before = numba.get_num_threads()
+    try:
+        for threads in (1, numba.config.NUMBA_NUM_THREADS):
+            numba.set_num_threads(threads)
+            acc = np.empty(C.shape, np.int64)
+            den = np.empty(C.shape[0], np.int64)
+            kern.reach_sums(X, counts, C, 1, acc, den)
+            got.append((acc, den))
+    finally:
+        numba.set_num_threads(before)
+    np.testing.assert_array_equal(got[0][0], got[1][0])
+    np.testing.assert_array_equal(got[0][1], got[1][1])
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_reach_palette_moves_two_entries_out_to_the_colour_between_them(backend):
+    from kmpress.contrast import reach_palette
+
+    # a colour 30 units off the segment joining the two entries, halfway along it: no mix of the
+    # two gives it, so both move 30 units towards it, and then it lies on their segment
+    X = np.ascontiguousarray(np.array([[125.0], [130.0], [100.0]], np.float32))
+    C = np.array([[100.0, 100.0, 100.0], [150.0, 100.0, 100.0]])
+    got = reach_palette(X, np.array([5], np.int64), C, backends.load(backend))
+    np.testing.assert_array_equal(got, [[100.0, 130.0, 100.0], [150.0, 130.0, 100.0]])
+    # a colour the two already mix to moves nothing
+    X = np.ascontiguousarray(np.array([[110.0, 140.0], [100.0, 100.0], [100.0, 100.0]], np.float32))
+    np.testing.assert_array_equal(reach_palette(X, np.array([3, 1], np.int64), C, backends.load(backend)), C)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_reach_palette_weighs_a_count_as_that_many_repeated_colours(backend):
+    from kmpress.contrast import reach_palette
+
+    X, counts, C = _reach_case(9, n=300, k=6)
+    kern = backends.load(backend)
+    repeated = np.ascontiguousarray(np.repeat(X, counts, axis=1))
+    np.testing.assert_array_equal(
+        reach_palette(X, counts, C, kern), reach_palette(repeated, np.ones(repeated.shape[1], np.int64), C, kern)
+    )
+
+
+def test_reach_palette_looks_at_a_sample_of_many_colours(monkeypatch):
+    import kmpress.contrast as contrast
+
+    X, counts, C = _reach_case(4, n=5000, k=8)
+    kern = backends.load("numba")
+    full = contrast.reach_palette(X, counts, C, kern)
+    monkeypatch.setattr(contrast, "REACH_SAMPLE", 1000)
+    sampled = contrast.reach_palette(X, counts, C, kern)
+    every5 = contrast.reach_palette(np.ascontiguousarray(X[:, ::5]), np.ascontiguousarray(counts[::5]), C, kern)
+    np.testing.assert_array_equal(sampled, every5)
+    assert not np.array_equal(sampled, full)
+
+
+@pytest.mark.parametrize("name", ["astronaut", "chelsea", "coffee"])
+def test_the_reached_palette_keeps_the_dithered_colours_closer_to_the_photo(photos, monkeypatch, name):
+    import kmpress.contrast as contrast
+
+    img = np.ascontiguousarray(photos[name][:96, :128, :3])
+
+    def blurred_error(q) -> float:
+        # mean colour distance of both pictures blurred by a 9 x 9 box: what the eye averages
+        box = np.ones(9) / 9
+        a, b = img.astype(np.float64), q.to_array().astype(np.float64)
+        for axis in (0, 1):
+            a = np.apply_along_axis(np.convolve, axis, a, box, mode="valid")
+            b = np.apply_along_axis(np.convolve, axis, b, box, mode="valid")
+        return float(np.sqrt(((a - b) ** 2).sum(-1)).mean())
+
+    reached = [blurred_error(kmpress.quantize(img, k)) for k in (8, 16)]
+    monkeypatch.setattr(contrast, "REACH_PASSES", 0)
+    lloyd_only = [blurred_error(kmpress.quantize(img, k)) for k in (8, 16)]
+    assert reached[0] < lloyd_only[0] and reached[1] < lloyd_only[1]

@@ -33,7 +33,7 @@ from ._compile import serve as serve_compiles
 from ._dither import adaptive_dither, color_weights, contrast_maps, dither_map
 from ._histogram import DENSE_MIN_PIXELS, color_index, histogram, remap_codes, unpack_codes
 from ._jit import BLOCK, CHUNK, SERIAL_WORK
-from ._nearest import assign_accumulate, block_boxes, dist_to_assigned, nearest
+from ._nearest import assign_accumulate, block_boxes, dist_to_assigned, nearest, reach_sums
 from ._remap import STATS_CHUNK, floyd_steinberg, gather, pixel_stats, smooth
 from ._seeding import pp_sample, pp_state, pp_trials, pp_update
 from ._ssim2 import ssim2_half, ssim2_half_u8, ssim2_rows, ssim2_rows_u8
@@ -51,6 +51,8 @@ def warm_up_kernels(
     the pixels); a wrong guess only loads (or compiles) one more kernel later."""
     import math
 
+    from ..contrast import FEEDBACK_MAX_K
+
     ks = [ks] if isinstance(ks, int) else list(ks)
     u = max(4096, pixels // 3)
     dense = pixels >= DENSE_MIN_PIXELS
@@ -66,6 +68,8 @@ def warm_up_kernels(
     for k in ks:
         trials = 2 + int(math.log(max(k, 1)))
         out += [pp_trials.pick(u * trials), assign_accumulate.pick(u * k), nearest.pick(u * k)]
+        if dither == "adaptive" and not smooth and colorspace == "rgb" and 2 <= k <= FEEDBACK_MAX_K:
+            out += [dist_to_assigned, reach_sums]
     if smooth:
         out += [*((_histogram._dense_inverse,) if dense else ()), dist_to_assigned, _remap.smooth]
     elif dither == "adaptive":

@@ -241,3 +241,77 @@ def dist_to_assigned(X, C, labels, out):
                 t = np.float64(X[j, p]) - C[k, j]
                 d2 += t * t
             out[p] = d2
+
+
+@kernel("void(f4[:, ::1], i8[::1], f8[:, ::1], i8, i8[:, ::1], i8[::1])", parallel=True)
+def reach_sums(X, counts, C, stride, acc, den):
+    """Sum, per centroid, what a mix of its two nearest centroids leaves of every ``stride``-th point.
+
+    For a point x with nearest centroid e1 and second nearest e2 (ties: the lowest index), its
+    place along the segment is ``t = clip((x - e1).(e2 - e1) / |e2 - e1|^2, 0, 1)`` (0 where
+    they coincide) and its residual ``r = x - (e1 + t (e2 - e1))``: the part of x that no
+    dithering between e1 and e2 can reach. The sums take both in steps of 1/256, ``tq = round(256
+    t)`` and ``rq = round(256 r)``: integers, so the sums are exact in any order, the same at any
+    thread count and on both backends.
+
+    Parameters
+    ----------
+    X : (D, N) float32, IN
+    counts : (N,) int64, IN; the points' pixel counts
+    C : (K, D) float64, IN, K >= 2
+    stride : the points taken, ``0, stride, 2 stride, ...`` (>= 1)
+    acc : (K, D) int64, OUT; per centroid the sum of ``count * share * rq`` over the points that
+        have it as nearest (``share = 256 - tq``) or second nearest (``share = tq``)
+    den : (K,) int64, OUT; per centroid the sum of ``count * share``
+    """
+    D, N = X.shape
+    K = C.shape[0]
+    n = (N + stride - 1) // stride
+    nc = (n + CHUNK - 1) // CHUNK
+    part_acc = np.zeros((nc, K, D), np.int64)
+    part_den = np.zeros((nc, K), np.int64)
+    for c in prange(nc):
+        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
+            p = i * stride
+            b1 = np.inf
+            b2 = np.inf
+            k1 = 0
+            k2 = 0
+            for k in range(K):
+                d2 = 0.0
+                for j in range(D):
+                    t = np.float64(X[j, p]) - C[k, j]
+                    d2 += t * t
+                if d2 < b1:
+                    b2 = b1
+                    k2 = k1
+                    b1 = d2
+                    k1 = k
+                elif d2 < b2:
+                    b2 = d2
+                    k2 = k
+            vv = 0.0
+            xv = 0.0
+            for j in range(D):
+                v = C[k2, j] - C[k1, j]
+                vv += v * v
+                xv += (np.float64(X[j, p]) - C[k1, j]) * v
+            t = 0.0
+            if vv > 0.0:
+                t = min(1.0, max(0.0, xv / vv))
+            tq = int(np.rint(t * 256.0))
+            w = counts[p]
+            for j in range(D):
+                r = np.float64(X[j, p]) - (C[k1, j] + t * (C[k2, j] - C[k1, j]))
+                rq = int(np.rint(r * 256.0))
+                part_acc[c, k1, j] += w * (256 - tq) * rq
+                part_acc[c, k2, j] += w * tq * rq
+            part_den[c, k1] += w * (256 - tq)
+            part_den[c, k2] += w * tq
+    acc[:] = 0
+    den[:] = 0
+    for c in range(nc):
+        for k in range(K):
+            den[k] += part_den[c, k]
+            for j in range(D):
+                acc[k, j] += part_acc[c, k, j]

@@ -147,6 +147,49 @@ def dist_to_assigned(X, C, labels, out):
     out[:] = d2
 
 
+def reach_sums(X, counts, C, stride, acc, den):
+    """See :func:`kmpress.kernels_numba.reach_sums` (the same float64 operations in the same
+    order, then exact integer sums)."""
+    D = X.shape[0]
+    K = C.shape[0]
+    P = X[:, ::stride].astype(np.float64)
+    w = counts[::stride]
+    n = P.shape[1]
+    b1 = np.full(n, np.inf)
+    b2 = np.full(n, np.inf)
+    k1 = np.zeros(n, np.int64)
+    k2 = np.zeros(n, np.int64)
+    for k in range(K):
+        d2 = np.zeros(n)
+        for j in range(D):
+            t = P[j] - C[k, j]
+            d2 = d2 + t * t
+        first = d2 < b1
+        second = ~first & (d2 < b2)
+        b2 = np.where(first, b1, np.where(second, d2, b2))
+        k2 = np.where(first, k1, np.where(second, k, k2))
+        b1 = np.where(first, d2, b1)
+        k1 = np.where(first, k, k1)
+    vv = np.zeros(n)
+    xv = np.zeros(n)
+    for j in range(D):
+        v = C[k2, j] - C[k1, j]
+        vv = vv + v * v
+        xv = xv + (P[j] - C[k1, j]) * v
+    pos = vv > 0.0
+    t = np.where(pos, np.minimum(1.0, np.maximum(0.0, xv / np.where(pos, vv, 1.0))), 0.0)
+    tq = np.rint(t * 256.0).astype(np.int64)
+    acc[:] = 0
+    den[:] = 0
+    for j in range(D):
+        r = P[j] - (C[k1, j] + t * (C[k2, j] - C[k1, j]))
+        rq = np.rint(r * 256.0).astype(np.int64)
+        np.add.at(acc[:, j], k1, w * (256 - tq) * rq)
+        np.add.at(acc[:, j], k2, w * tq * rq)
+    np.add.at(den, k1, w * (256 - tq))
+    np.add.at(den, k2, w * tq)
+
+
 # --------------------------------------------------------------------------------------------
 # k-means++: the numba kernels' float32 products and fixed-order float64 sums, so that the same
 # draws pick the same points (the numba kernels only add block pruning, which changes no sum)
