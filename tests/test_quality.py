@@ -67,7 +67,7 @@ def test_matches_brute_force_on_a_structured_image():
 
 def test_photo_crop_certificate_and_brute_force(crop):
     bf = brute_force(crop, 48)
-    for target in (24.0, 29.5, 32.0, 34.0):
+    for target in (24.0, 29.5, 32.0, 33.5):  # the dithered crop reaches 33.85 dB at K = 48
         want = smallest(bf, target)
         assert want is not None
         r = quantize_to_quality(crop, target, max_colors=48, search_tol=kmpress.DEFAULT_TOL)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..contrast import FEEDBACK_MAX_K
 from . import _histogram, _remap
 from ._color import colors_to_lab, colors_to_lab64, delta_e_colors
 from ._compile import all_kernels, cache_writable, compile_in_processes
@@ -50,8 +51,6 @@ def warm_up_kernels(
     The twins' variants are chosen for the usual share of distinct colours in a photo (a third of
     the pixels); a wrong guess only loads (or compiles) one more kernel later."""
     import math
-
-    from ..contrast import FEEDBACK_MAX_K
 
     ks = [ks] if isinstance(ks, int) else list(ks)
     u = max(4096, pixels // 3)
