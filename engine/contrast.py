@@ -140,9 +140,40 @@ def feedback_weights(X: np.ndarray, w: np.ndarray, C: np.ndarray, kernels: Modul
 
 #: Passes of :func:`reach_palette` (a third changed SSIMULACRA 2 and blurred ΔE2000 by little).
 REACH_PASSES = 2
-#: Most distinct colours :func:`reach_palette` looks at: beyond it every n-th colour (in the
-#: histogram's Z-order, so the sample spans the whole gamut), weighted by its pixel count.
+#: Most points :func:`reach_palette` looks at, and most blocks :func:`local_means` averages:
+#: beyond it every n-th point (or row of blocks), so the sample spans the whole image.
 REACH_SAMPLE = 1 << 18
+
+
+def local_means(img: np.ndarray, limit: int = REACH_SAMPLE) -> np.ndarray:
+    """Return the mean colours of the image's 2 x 2 blocks: what the eye averages, noise left out.
+
+    The palette's reach (:func:`reach_palette`) aims at these rather than at single pixels: a
+    noisy photo's pixels scatter around their local colour, and an entry moved out to them
+    would only make the dither copy the noise, in larger files. Blocks of every n-th pair of
+    rows, so that at most ``limit`` blocks are taken (n = 1 up to 1 MP; at least one row of
+    blocks); an image of a single row or column gives its pixels. Sums of four uint8 values,
+    divided by 4: exact.
+
+    Parameters
+    ----------
+    img : (H, W, C) uint8, C-contiguous
+    limit : most blocks taken
+
+    Returns
+    -------
+    (C, M) float32, planar, C-contiguous
+    """
+    h, w, c = img.shape
+    hb, wb = h // 2, w // 2
+    if hb == 0 or wb == 0:
+        return np.ascontiguousarray(img.reshape(-1, c).T.astype(np.float32))
+    step = -(-hb // max(1, limit // wb))
+    rows = np.arange(0, hb, step) * 2
+    top = img[rows, : 2 * wb].astype(np.uint16)
+    bottom = img[rows + 1, : 2 * wb].astype(np.uint16)
+    sums = top[:, 0::2] + top[:, 1::2] + bottom[:, 0::2] + bottom[:, 1::2]
+    return np.ascontiguousarray(sums.reshape(-1, c).T.astype(np.float32) * np.float32(0.25))
 
 
 def reach_palette(X: np.ndarray, counts: np.ndarray, C: np.ndarray, kernels: ModuleType) -> np.ndarray:
@@ -151,22 +182,23 @@ def reach_palette(X: np.ndarray, counts: np.ndarray, C: np.ndarray, kernels: Mod
     Lloyd puts each centroid at the mean of its colours, inside their hull: a colour beyond every
     pair of nearby entries (a saturated sky between two duller ones, off the line that joins
     them) cannot be reached by dithering, and the blurred picture loses chroma. Each pass takes
-    every colour's two nearest centroids, the part of the colour that no mix of the two gives
+    every point's two nearest centroids, the part of the point that no mix of the two gives
     (:func:`kmpress.kernels_numba.reach_sums`), and moves each centroid by the count-weighted
-    mean of its colours' parts, shared between the pair by how near the colour lies to each.
+    mean of its points' parts, shared between the pair by how near the point lies to each.
     The sums are integers (steps of 1/256), the update one division per centroid: the same bits
-    on both backends, at any thread count, on any CPU.
+    on both backends, at any thread count, on any CPU. The fit passes the image's local mean
+    colours (:func:`local_means`), each counted once.
 
     Parameters
     ----------
-    X : (3, N) float32, the colours (RGB, 0..255), planar
-    counts : (N,) int64, their pixel counts
-    C : (K, 3) float64, K >= 2, the fitted centroids
+    X : (D, N) float32, the points (RGB(A), 0..255), planar
+    counts : (N,) int64, their weights (pixel counts)
+    C : (K, D) float64, K >= 2, the fitted centroids
     kernels : the backend's kernels
 
     Returns
     -------
-    (K, 3) float64, within 0..255
+    (K, D) float64, within 0..255
     """
     N = X.shape[1]
     K, D = C.shape

@@ -26,6 +26,7 @@ from .contrast import (
     color_weights,
     contrast_maps,
     feedback_weights,
+    local_means,
     reach_palette,
 )
 from .errors import InvalidParameterError
@@ -211,6 +212,8 @@ class Pipeline:
         self.edges: np.ndarray | None = None
         self.inverse: np.ndarray | None = None
         self.lab: np.ndarray | None = None
+        #: the image's local mean colours, the targets of the palette's reach (made when first needed)
+        self.means: np.ndarray | None = None
         # the clustering points and their weights; None once finish(last=True) has let them go
         self.X: np.ndarray | None
         self.weights: np.ndarray | None
@@ -245,7 +248,7 @@ class Pipeline:
         assert like.X is not None, "a pipeline finished with last=True cannot be shared"
         assert o.colorspace == like.options.colorspace, "shared points are of one colour space"
         self.stages, self.img, self.backend, self.kern = like.stages, like.img, like.backend, like.kern
-        self.hist, self.X, self.lab = like.hist, like.X, like.lab
+        self.hist, self.X, self.lab, self.means = like.hist, like.X, like.lab, like.means
         self.inverse = like.inverse
         if o.dither == "adaptive":
             assert like.edges is not None, "the contrast maps come from an adaptive pipeline"
@@ -327,8 +330,8 @@ class Pipeline:
         """The (centroids, iterations, converged, inertia) of a fit of ``k`` colours whose Lloyd
         run gave ``first``: those of ``first`` itself, or, where :meth:`feedback` applies and
         ``max_iter`` leaves room, of Lloyd run again from its centroids with each colour's weight
-        raised by its error under them, the centroids then moved out to the colours the dither
-        has to mix (:func:`kmpress.contrast.reach_palette`; iterations of both runs; the
+        raised by its error under them, the centroids then moved out to the local colours the
+        dither has to mix (:func:`kmpress.contrast.reach_palette`; iterations of both runs; the
         inertia of the second under the raised weights). Stopped by its own cap
         (:data:`~kmpress.contrast.FEEDBACK_MAX_ITER`) rather than by ``max_iter``, the second
         run counts as converged: the first reached the tolerance, and the cap is the design."""
@@ -341,7 +344,10 @@ class Pipeline:
         with self.stages("lloyd"):
             raised = feedback_weights(X, weights, first.centroids, self.kern)
             r = lloyd(X, raised, True, first.centroids, cap, tol, self.kern, final_assign=False)
-            centroids = reach_palette(X, self.hist.counts, r.centroids, self.kern)
+            if self.means is None:
+                self.means = local_means(self.img)
+            ones = np.ones(self.means.shape[1], np.int64)
+            centroids = reach_palette(self.means, ones, r.centroids, self.kern)
         return centroids, first.n_iter + r.n_iter, r.converged or cap < left, r.inertia
 
     def _remap(self, f: Fit, measure: bool = True) -> None:
@@ -437,7 +443,7 @@ class Pipeline:
         remapped, when the remap does not use them (no dithering, no ``smooth``).
         """
         if last and f.indices is None and is_plain(self.options, f.lossless):
-            self.X = self.weights = None
+            self.X = self.weights = self.means = None
         self._remap(f, measure=self.options.measure)
         assert f.indices is not None, "set by _remap"
         return Quantized(

@@ -594,3 +594,15 @@ def reference_reach_sums(
         den[k1] += w * (256 - tq)
         den[k2] += w * tq
     return np.array(acc, np.int64), np.array(den, np.int64)
+
+
+def reference_local_means(img: np.ndarray, step: int) -> np.ndarray:
+    """Mean colour of each 2 x 2 block of pixel rows 2i, 2i + 1 (i = 0, step, 2 step, ... below
+    H // 2) and columns 2j, 2j + 1 (j below W // 2), blocks in raster order: (C, M) float64."""
+    h, w, c = img.shape
+    out = []
+    for i in range(0, h // 2, step):
+        for j in range(w // 2):
+            block = img[2 * i : 2 * i + 2, 2 * j : 2 * j + 2].reshape(4, c).astype(np.float64)
+            out.append(block.sum(axis=0) / 4.0)
+    return np.array(out).T

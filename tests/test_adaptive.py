@@ -530,3 +530,40 @@ def test_the_reached_palette_keeps_the_dithered_colours_closer_to_the_photo(phot
     monkeypatch.setattr(contrast, "REACH_PASSES", 0)
     lloyd_only = [blurred_error(kmpress.quantize(img, k)) for k in (8, 16)]
     assert reached[0] < lloyd_only[0] and reached[1] < lloyd_only[1]
+
+
+@pytest.mark.parametrize(
+    "shape, limit, step", [((7, 9, 3), 1000, 1), ((40, 31, 4), 1000, 1), ((40, 31, 3), 100, 4), ((40, 31, 3), 10, 20)]
+)
+def test_local_means_average_each_two_by_two_block(shape, limit, step):
+    from reference import reference_local_means
+
+    from kmpress.contrast import local_means
+
+    img = np.random.default_rng(3).integers(0, 256, shape).astype(np.uint8)
+    got = local_means(img, limit)
+    # at most limit blocks, but at least one row of them
+    assert got.dtype == np.float32 and got.flags.c_contiguous and got.shape[1] <= max(limit, shape[1] // 2)
+    np.testing.assert_array_equal(got, reference_local_means(img, step))
+
+
+def test_local_means_of_a_single_row_are_its_pixels():
+    from kmpress.contrast import local_means
+
+    img = np.arange(30, dtype=np.uint8).reshape(1, 10, 3)
+    np.testing.assert_array_equal(local_means(img), img[0].T.astype(np.float32))
+
+
+def test_noise_the_eye_averages_away_does_not_widen_the_palette(monkeypatch):
+    import kmpress.contrast as contrast
+
+    # two flat colours, each pixel +-12 in a pattern every 2 x 2 block cancels: the local colours
+    # are exactly the two, which the palette already holds, so it stays put (aimed at the pixels,
+    # the entries would move out to the noise, and the dither would copy it)
+    h, w = 48, 64
+    base = np.where(np.arange(w)[None, :, None] < w // 2, [70, 110, 160], [200, 150, 90])
+    sign = np.where((np.arange(h)[:, None] + np.arange(w)[None, :]) % 2 == 0, 1, -1)[..., None]
+    img = np.ascontiguousarray((base + 12 * sign).astype(np.uint8))
+    reached = kmpress.quantize(img, 2)
+    monkeypatch.setattr(contrast, "REACH_PASSES", 0)
+    np.testing.assert_array_equal(reached.palette, kmpress.quantize(img, 2).palette)
