@@ -198,7 +198,7 @@ def reach_palette(X: np.ndarray, counts: np.ndarray, C: np.ndarray, kernels: Mod
 
     Returns
     -------
-    (K, D) float64, within 0..255
+    (K, D) float64, within 0..255; an alpha channel (D = 4) as in ``C``
     """
     N = X.shape[1]
     K, D = C.shape
@@ -208,7 +208,8 @@ def reach_palette(X: np.ndarray, counts: np.ndarray, C: np.ndarray, kernels: Mod
     out = np.array(C, dtype=np.float64, order="C")
     for _ in range(REACH_PASSES):
         kernels.reach_sums(X, counts, out, stride, acc, den)
-        some = den > 0
-        out[some] += acc[some] / (256.0 * den[some, None])
+        some = np.flatnonzero(den > 0)
+        # the colour channels only: an alpha moved beyond the image's would open holes
+        out[some, :3] += acc[some, :3] / (256.0 * den[some, None])
         np.clip(out, 0.0, 255.0, out=out)
     return out

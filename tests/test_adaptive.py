@@ -487,6 +487,18 @@ def test_reach_palette_moves_two_entries_out_to_the_colour_between_them(backend)
 
 
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_reach_palette_moves_colour_not_alpha(backend):
+    from kmpress.contrast import reach_palette
+
+    rng = np.random.default_rng(12)
+    X = np.ascontiguousarray(rng.integers(0, 256, (4, 500)).astype(np.float32))
+    C = rng.uniform(0, 255, (6, 4))
+    got = reach_palette(X, np.ones(500, np.int64), C, backends.load(backend))
+    np.testing.assert_array_equal(got[:, 3], C[:, 3])
+    assert np.abs(got[:, :3] - C[:, :3]).max() > 1.0
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
 def test_reach_palette_weighs_a_count_as_that_many_repeated_colours(backend):
     from kmpress.contrast import reach_palette
 
