@@ -32,9 +32,10 @@ DEFAULT_MAX_ITER = 300
 FS_DITHER_STRENGTH = 0.75
 #: The default ``dither_strength`` of the adaptive dither, (at most 64 colours, 256 colours),
 #: linear in K between: every pixel takes at least half the carried error at small K, where a
-#: stronger dither made files larger than pngquant's; 0.8 at K = 256, where entries lie close
-#: together and runs keep the files small (docs/quality.md, "Dithering").
-ADAPTIVE_DITHER_STRENGTHS = (0.5, 0.8)
+#: stronger dither made files larger than pngquant's; 0.7 at K = 256, where entries lie close
+#: together and runs keep the files small, and the palette's reach keeps hue (docs/quality.md,
+#: "Dithering").
+ADAPTIVE_DITHER_STRENGTHS = (0.5, 0.7)
 #: The default of ``max_pixels``: refuse only decompression bombs and what the machine's memory
 #: cannot take (see :mod:`kmpress.limits`), so real photos of any size pass.
 DEFAULT_MAX_PIXELS = "auto"
@@ -280,7 +281,7 @@ class Options:
         dither_strength : float in (0, 1] or None (the dither's default). "adaptive": the
             least share of the carried error any pixel takes (the dither map gives more where
             banding would show), and the smaller it is the larger an offset is dropped as too
-            small to see; default 0.5 up to 64 colours, rising to 0.8 at 256; 1 diffuses the
+            small to see; default 0.5 up to 64 colours, rising to 0.7 at 256; 1 diffuses the
             whole error everywhere: colours kept best, a larger file. "floyd-steinberg": the
             share diffused everywhere; default 0.75.
             Only with a dither.

@@ -23,6 +23,8 @@ from .colorspace import colors_to_space
 from .contrast import (
     FEEDBACK_MAX_ITER,
     FEEDBACK_MAX_K,
+    REACH_SAMPLE,
+    REACH_WORK,
     color_weights,
     contrast_maps,
     feedback_weights,
@@ -212,8 +214,9 @@ class Pipeline:
         self.edges: np.ndarray | None = None
         self.inverse: np.ndarray | None = None
         self.lab: np.ndarray | None = None
-        #: the image's local mean colours, the targets of the palette's reach (made when first needed)
-        self.means: np.ndarray | None = None
+        #: the image's local mean colours, the targets of the palette's reach, by the most taken
+        #: (made when first needed)
+        self.means: dict[int, np.ndarray] = {}
         # the clustering points and their weights; None once finish(last=True) has let them go
         self.X: np.ndarray | None
         self.weights: np.ndarray | None
@@ -326,29 +329,41 @@ class Pipeline:
         o = self.options
         return o.dither == "adaptive" and o.colorspace == "rgb" and 2 <= k <= FEEDBACK_MAX_K
 
+    def reaches(self, k: int) -> bool:
+        """Whether a fit of ``k`` colours ends with its entries moved out to the local colours the
+        dither has to mix (the adaptive default in RGB, from 2 colours:
+        :func:`kmpress.contrast.reach_palette`)."""
+        o = self.options
+        return o.dither == "adaptive" and o.colorspace == "rgb" and k >= 2
+
     def _refit(self, k: int, first: LloydResult, tol: float) -> tuple[np.ndarray, int, bool, float]:
         """The (centroids, iterations, converged, inertia) of a fit of ``k`` colours whose Lloyd
         run gave ``first``: those of ``first`` itself, or, where :meth:`feedback` applies and
         ``max_iter`` leaves room, of Lloyd run again from its centroids with each colour's weight
-        raised by its error under them, the centroids then moved out to the local colours the
-        dither has to mix (:func:`kmpress.contrast.reach_palette`; iterations of both runs; the
-        inertia of the second under the raised weights). Stopped by its own cap
-        (:data:`~kmpress.contrast.FEEDBACK_MAX_ITER`) rather than by ``max_iter``, the second
-        run counts as converged: the first reached the tolerance, and the cap is the design."""
+        raised by its error under them (iterations of both runs; the inertia of the second under
+        the raised weights). Stopped by its own cap (:data:`~kmpress.contrast.FEEDBACK_MAX_ITER`)
+        rather than by ``max_iter``, the second run counts as converged: the first reached the
+        tolerance, and the cap is the design. Where :meth:`reaches` applies, the centroids are
+        then moved out to the local colours the dither has to mix
+        (:func:`kmpress.contrast.reach_palette`); the inertia stays Lloyd's."""
         o = self.options
-        if not self.feedback(k) or first.n_iter >= o.max_iter:
-            return first.centroids, first.n_iter, first.converged, first.inertia
-        X, weights = self._points()
-        left = o.max_iter - first.n_iter
-        cap = min(left, FEEDBACK_MAX_ITER)
+        out = first.centroids, first.n_iter, first.converged, first.inertia
+        if self.feedback(k) and first.n_iter < o.max_iter:
+            X, weights = self._points()
+            left = o.max_iter - first.n_iter
+            cap = min(left, FEEDBACK_MAX_ITER)
+            with self.stages("lloyd"):
+                raised = feedback_weights(X, weights, first.centroids, self.kern)
+                r = lloyd(X, raised, True, first.centroids, cap, tol, self.kern, final_assign=False)
+            out = r.centroids, first.n_iter + r.n_iter, r.converged or cap < left, r.inertia
+        if not self.reaches(k):
+            return out
         with self.stages("lloyd"):
-            raised = feedback_weights(X, weights, first.centroids, self.kern)
-            r = lloyd(X, raised, True, first.centroids, cap, tol, self.kern, final_assign=False)
-            if self.means is None:
-                self.means = local_means(self.img)
-            ones = np.ones(self.means.shape[1], np.int64)
-            centroids = reach_palette(self.means, ones, r.centroids, self.kern)
-        return centroids, first.n_iter + r.n_iter, r.converged or cap < left, r.inertia
+            limit = min(REACH_SAMPLE, REACH_WORK // k)
+            if limit not in self.means:
+                self.means[limit] = local_means(self.img, limit)
+            means = self.means[limit]
+            return reach_palette(means, np.ones(means.shape[1], np.int64), out[0], self.kern), *out[1:]
 
     def _remap(self, f: Fit, measure: bool = True) -> None:
         """Pixel indices of a fit, and (``measure``) its exact squared error, mean delta E and
@@ -443,7 +458,8 @@ class Pipeline:
         remapped, when the remap does not use them (no dithering, no ``smooth``).
         """
         if last and f.indices is None and is_plain(self.options, f.lossless):
-            self.X = self.weights = self.means = None
+            self.X = self.weights = None
+            self.means = {}
         self._remap(f, measure=self.options.measure)
         assert f.indices is not None, "set by _remap"
         return Quantized(

@@ -287,9 +287,9 @@ def test_the_default_strength_and_full_strength(photos, kern, monkeypatch):
     img = _crop(photos, "coffee", 40, 52)
     default = kmpress.quantize(img, 8, backend="numpy")
     assert np.array_equal(default.indices, kmpress.quantize(img, 8, dither_strength=0.5, backend="numpy").indices)
-    # the default grows with the palette: 0.8 at 256 colours
+    # the default grows with the palette: 0.7 at 256 colours
     big = kmpress.quantize(img, 256, backend="numpy").indices
-    assert np.array_equal(big, kmpress.quantize(img, 256, dither_strength=0.8, backend="numpy").indices)
+    assert np.array_equal(big, kmpress.quantize(img, 256, dither_strength=0.7, backend="numpy").indices)
     assert not np.array_equal(big, kmpress.quantize(img, 256, dither_strength=0.5, backend="numpy").indices)
     # at strength 1 every pixel takes the whole carried error and none is dropped: the oracle with
     # level 255 everywhere and no dead zone (caps lifted, so that no mean error enters)
@@ -579,3 +579,32 @@ def test_noise_the_eye_averages_away_does_not_widen_the_palette(monkeypatch):
     reached = kmpress.quantize(img, 2)
     monkeypatch.setattr(contrast, "REACH_PASSES", 0)
     np.testing.assert_array_equal(reached.palette, kmpress.quantize(img, 2).palette)
+
+
+def test_the_reach_takes_fewer_local_colours_the_more_entries_it_compares_them_with(photos, monkeypatch):
+    import kmpress.contrast as contrast
+    import kmpress.pipeline
+
+    limits = []
+
+    def recording(img, limit):
+        limits.append(limit)
+        return contrast.local_means(img, limit)
+
+    monkeypatch.setattr(kmpress.pipeline, "local_means", recording)
+    img = _crop(photos, "coffee", 64, 80)
+    for k in (8, 64, 128, 256):
+        kmpress.quantize(img, k)
+    assert limits == [1 << 18, 1 << 18, 1 << 17, 1 << 16]  # at most 2^24 points x entries a pass
+
+
+@pytest.mark.parametrize("k", [100, 256])
+def test_past_64_colours_the_palette_reaches_without_a_second_fit(photos, monkeypatch, k):
+    import kmpress.contrast as contrast
+
+    img = _crop(photos, "astronaut", 120, 160)
+    reached = kmpress.quantize(img, k)
+    monkeypatch.setattr(contrast, "REACH_PASSES", 0)
+    plain = kmpress.quantize(img, k)
+    assert reached.n_iter == plain.n_iter  # one fit
+    assert not np.array_equal(reached.palette, plain.palette)

@@ -24,8 +24,8 @@ def test_defaults():
 
 
 def test_each_dither_has_its_own_default_strength():
-    # adaptive: half up to 64 colours, rising linearly to 0.8 at 256
-    assert [Options().diffusion_strength(k) for k in (2, 16, 64, 160, 256)] == [0.5, 0.5, 0.5, 0.65, 0.8]
+    # adaptive: half up to 64 colours, rising linearly to 0.7 at 256
+    assert [Options().diffusion_strength(k) for k in (2, 16, 64, 160, 256)] == [0.5, 0.5, 0.5, 0.6, 0.7]
     assert Options(dither="floyd-steinberg").diffusion_strength(16) == 0.75
     assert Options(dither=None).diffusion_strength(16) == 0.0
     assert Options(dither_strength=1).diffusion_strength(16) == 1.0

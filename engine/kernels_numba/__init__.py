@@ -67,8 +67,8 @@ def warm_up_kernels(
     for k in ks:
         trials = 2 + int(math.log(max(k, 1)))
         out += [pp_trials.pick(u * trials), assign_accumulate.pick(u * k), nearest.pick(u * k)]
-        if dither == "adaptive" and not smooth and colorspace == "rgb" and 2 <= k <= FEEDBACK_MAX_K:
-            out += [dist_to_assigned, reach_sums]
+        if dither == "adaptive" and not smooth and colorspace == "rgb" and k >= 2:
+            out += [dist_to_assigned, reach_sums] if k <= FEEDBACK_MAX_K else [reach_sums]
     if smooth:
         out += [*((_histogram._dense_inverse,) if dense else ()), dist_to_assigned, _remap.smooth]
     elif dither == "adaptive":
