@@ -135,7 +135,7 @@ DitherStrengthOpt = Annotated[
     typer.Option(
         "--dither-strength",
         help="How much of the error the dither diffuses, 0-1. adaptive: the least share any pixel takes, more "
-        "where banding would show (default 0.5 up to 64 colours, rising to 0.8 at 256; 1: colours kept best, "
+        "where banding would show (default 0.5 up to 64 colours, rising to 0.7 at 256; 1: colours kept best, "
         "larger files); floyd-steinberg: the share everywhere (default 0.75).",
         metavar="S",
         show_default=False,

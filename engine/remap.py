@@ -3,7 +3,7 @@
 - adaptive (the default, ``dither="adaptive"``): error diffusion in OKLab whose strength follows
   a per-pixel level: full in the long runs of one entry that the undithered remap leaves in
   smooth areas (where banding shows), at least ``dither_strength`` (by default half up to 64
-  colours, 0.8 at 256) in texture and at edges, none where the offset would hardly change the
+  colours, 0.7 at 256) in texture and at edges, none where the offset would hardly change the
   colour; a pixel keeps its row's run where that costs next to nothing (:func:`adaptive_dither`);
 - plain (``dither=None``): each distinct colour's nearest entry, searched once per colour against the
   stored uint8 palette (so the file is exactly what the report describes), then given to every
