@@ -358,8 +358,12 @@ def one_warning(warnings: list[str]) -> str:
 
 
 def error_line(message: str) -> None:
-    """One line on stderr, prefixed with the program name."""
-    print(f"kmpress: {message}", file=sys.stderr, flush=True)
+    """One line on stderr, prefixed with the program name (after any decode in another thread has
+    given the descriptor back: the last line of an interrupted batch must not land in its capture)."""
+    from kmpress.notes import stderr_restored
+
+    with stderr_restored():
+        print(f"kmpress: {message}", file=sys.stderr, flush=True)
 
 
 def print_warm(facts: dict[str, Any]) -> None:

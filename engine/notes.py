@@ -128,6 +128,19 @@ def gathering_notes() -> Iterator[Notes]:
         _collector.notes = outer
 
 
+@contextmanager
+def stderr_restored(timeout: float = 30.0) -> Iterator[None]:
+    """Within: descriptor 2 is the process's own stderr again, not the capture of a file being
+    decoded in another thread (:func:`capture_native_messages`), so a line written there reaches
+    the terminal. Waits for that decode, at most ``timeout`` seconds."""
+    got = _NATIVE_LOCK.acquire(timeout=timeout)
+    try:
+        yield
+    finally:
+        if got:
+            _NATIVE_LOCK.release()
+
+
 def _flush_stderr() -> None:
     try:
         sys.stderr.flush()

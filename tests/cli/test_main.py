@@ -223,3 +223,31 @@ def test_info_reads_standard_input(tmp_path):
     assert r.exit_code == 0 and json.loads(r.stdout)["path"] == "-" and json.loads(r.stdout)["width"] == 72
     r = run("info", "-", input=b"not an image")
     assert r.exit_code == 1 and r.stderr.startswith("kmpress: -: ") and len(r.stderr.splitlines()) == 1
+
+
+def test_an_error_line_waits_for_a_decode_in_another_thread_to_give_stderr_back():
+    # while a file is decoded, descriptor 2 is swapped for a capture of what its C libraries
+    # print; the last line of an interrupted batch, printed meanwhile by the main thread, must
+    # still reach the terminal, not that file's notes (a process of its own: the real descriptor)
+    script = """
+import threading, time
+from kmpress import notes
+from kmpress.cli.render import error_line
+notes.capture_native_messages(True)
+decoding, gathered = threading.Event(), []
+def decode():
+    with notes.gathering_notes() as said:
+        decoding.set()
+        time.sleep(0.5)
+    gathered.append(list(said))
+reader = threading.Thread(target=decode)
+reader.start()
+decoding.wait()
+error_line("interrupted")
+reader.join()
+print(gathered)
+"""
+    r = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == "kmpress: interrupted\n"
+    assert r.stdout == "[[]]\n"
