@@ -26,7 +26,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..contrast import FEEDBACK_MAX_K
 from . import _histogram, _remap
 from ._color import colors_to_lab, colors_to_lab64, delta_e_colors
 from ._compile import all_kernels, cache_writable, compile_in_processes
@@ -68,7 +67,7 @@ def warm_up_kernels(
         trials = 2 + int(math.log(max(k, 1)))
         out += [pp_trials.pick(u * trials), assign_accumulate.pick(u * k), nearest.pick(u * k)]
         if dither == "adaptive" and not smooth and colorspace == "rgb" and k >= 2:
-            out += [dist_to_assigned, reach_sums] if k <= FEEDBACK_MAX_K else [reach_sums]
+            out.append(reach_sums)
     if smooth:
         out += [*((_histogram._dense_inverse,) if dense else ()), dist_to_assigned, _remap.smooth]
     elif dither == "adaptive":
