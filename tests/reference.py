@@ -479,7 +479,8 @@ def reference_adaptive_dither(
     ``|s|^2 > maxerr`` scaled by 0.8. Its value, colour plus offset clamped to the entries'
     bounding box, takes the nearest entry (ties to the lowest index), or the entry of the pixel
     before it on its row (in the serpentine order, transparent or not) when that one's squared
-    distance is at most ``tie`` more; its error ``e`` (scaled by
+    distance is at most ``tie`` more, or else, on the same terms, the entry of the pixel above it
+    (as the band diffused it, its warm-up rows included); its error ``e`` (scaled by
     0.75 when ``|e|^2 > maxerr``) goes 7/16 ahead, 3/16 behind-below, 5/16 below and 1/16
     ahead-below. With an alpha channel, fully transparent pixels take their own colour's nearest
     entry and neither receive nor pass on error.
@@ -506,12 +507,13 @@ def reference_adaptive_dither(
     bands = [0, h] if bands is None else list(bands)
     for y0, y1 in zip(bands[:-1], bands[1:], strict=True):
         err = np.zeros((h, w, c))
+        up = np.full(w, -1)  # the entry each column took on the row before, in this band
         for y in range(max(0, y0 - 2), y1):
             step = 1 if y % 2 == 0 else -1
             before = -1  # the entry of the pixel before, on this row, in the serpentine order
             for x in range(w) if step == 1 else range(w - 1, -1, -1):
                 if transparent[y, x]:
-                    before = nearest(img[y, x])
+                    before = up[x] = nearest(img[y, x])
                     if y >= y0:
                         out[y, x] = before
                     continue
@@ -522,7 +524,9 @@ def reference_adaptive_dither(
                 near, run = sq([v[j] - E[k, j] for j in range(c)]), sq([v[j] - E[before, j] for j in range(c)])
                 if before >= 0 and run <= near + tie:
                     k = before
-                before = k
+                elif up[x] >= 0 and sq([v[j] - E[up[x], j] for j in range(c)]) <= near + tie:
+                    k = up[x]
+                before = up[x] = k
                 if y >= y0:
                     out[y, x] = k
                 e = [v[j] - E[k, j] for j in range(c)]

@@ -215,6 +215,20 @@ def test_opaque_rgb_path_equals_the_general_one_over_a_full_palette(tie):
     assert len(np.unique(got[0])) > 200
 
 
+def test_an_unbounded_tie_repeats_the_first_pixel_down_the_image(kern):
+    # every pixel keeps its row's run; the first pixel of a row (no run yet) keeps the entry
+    # above it: the whole image takes its first pixel's entry. A vertical ramp: each row alone
+    # would start from an entry of its own
+    ramp = np.linspace(20, 235, 24).astype(np.uint8)
+    img = np.ascontiguousarray(np.broadcast_to(ramp[:, None, None], (24, 9, 3)))
+    palette = np.array([[20, 20, 20], [90, 90, 90], [160, 160, 160], [235, 235, 235]], np.uint8)
+    level = np.zeros(img.shape[:2], np.uint8)  # no error carried: each pixel's own colour
+    free, _, _ = _adaptive_direct(img, palette, level, 1e9, kern)
+    assert len(np.unique(free)) == 4 and (free == free[:, :1]).all()
+    tied, _, _ = _adaptive_direct(img, palette, level, 1e9, kern, tie=1e12)
+    assert (tied == free[0, 0]).all()
+
+
 def test_dead_zone_leaves_exact_colours_alone(kern):
     # every pixel is a palette entry: no error to carry, the remap is exact, whatever the level
     palette = np.array([[0, 0, 0], [250, 20, 20], [20, 250, 20], [255, 255, 255]], np.uint8)

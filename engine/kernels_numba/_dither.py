@@ -239,6 +239,7 @@ def _adaptive_opaque3(Xt, inverse, entries, lo, hi, h, w, out, level, dead, tie,
     used = 0
     cur = np.zeros(3 * (w + 2), np.float64)
     nxt = np.zeros(3 * (w + 2), np.float64)
+    above = np.full(w, -1, np.int32)  # each column's entry on the row before (-1: none yet)
     for y in range(y_first, y1):
         left_to_right = (y & 1) == 0
         d = 1 if left_to_right else -1
@@ -298,6 +299,15 @@ def _adaptive_opaque3(Xt, inverse, entries, lo, hi, h, w, out, level, dead, tie,
                 if p2 <= e2 + tie:
                     k = prev
                     t0, t1, t2, e2 = r0, r1, r2, p2
+            ab = above[x]
+            if k != prev and ab >= 0 and ab != k:
+                # where the run breaks, the entry above when it is nearly as near: a repeat of
+                # the row before for DEFLATE (after the run, which a smooth area's rows keep best)
+                r0, r1, r2, p2 = _offset3(v0, v1, v2, entries, ab)
+                if p2 <= e2 + tie:
+                    k = ab
+                    t0, t1, t2, e2 = r0, r1, r2, p2
+            above[x] = k
             prev = k
             if y >= y0:
                 out[p] = k
@@ -373,8 +383,9 @@ def adaptive_dither(
     dead : an offset of squared length below ``dead`` is dropped (no dither where it would
         hardly change the colour: runs stay unbroken)
     tie : a pixel keeps the entry of the pixel before it on its row (in the serpentine order)
-        when its squared distance is at most ``tie`` above the nearest entry's: longer runs for
-        DEFLATE, the extra error carried on like any other
+        when its squared distance is at most ``tie`` above the nearest entry's, else, on the
+        same terms, the entry of the pixel above it (diffused in this band, warm rows included):
+        longer runs and repeated rows for DEFLATE, the extra error carried on like any other
     maxerr : squared length above which the offset is scaled by ``s_cap`` and the diffused
         error by ``e_cap``
     bands : (B + 1,) int64, IN; the first row of each band, then ``h``
@@ -475,6 +486,7 @@ def _adaptive_rows(
     nxt = np.zeros((w + 2, D), np.float64)
     v = np.empty(D, np.float64)
     s = np.empty(D, np.float64)
+    above = np.full(w, -1, np.int32)
     for y in range(y_first, y1):
         left_to_right = (y & 1) == 0
         d = 1 if left_to_right else -1
@@ -495,6 +507,7 @@ def _adaptive_rows(
                         bd = dd
                         best = k
                 prev = best
+                above[x] = best
                 if y >= y0:
                     out[p] = best
                 continue
@@ -523,6 +536,16 @@ def _adaptive_rows(
                 if p2 <= e2 + tie:
                     k = prev
                     e2 = p2
+            ab = above[x]
+            if k != prev and ab >= 0 and ab != k:
+                p2 = 0.0
+                for j in range(D):
+                    t = v[j] - entries[ab, j]
+                    p2 += t * t
+                if p2 <= e2 + tie:
+                    k = ab
+                    e2 = p2
+            above[x] = k
             prev = k
             if y >= y0:
                 out[p] = k

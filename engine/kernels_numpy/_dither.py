@@ -149,6 +149,7 @@ def _adaptive_rows(
     # one band: rows y_first to y1, writing rows y0 on (the numba kernel's _adaptive_rows)
     cur = [[0.0] * D for _ in range(w + 2)]
     nxt = [[0.0] * D for _ in range(w + 2)]
+    above = [-1] * w
     for y in range(y_first, y1):
         d = 1 if (y & 1) == 0 else -1
         prev = -1
@@ -157,7 +158,7 @@ def _adaptive_rows(
             p = y * w + x
             u = inv[p]
             if not clear[u]:
-                prev = nearest_entry(cols[u])
+                prev = above[x] = nearest_entry(cols[u])
                 if y >= y0:
                     out[p] = prev
                 continue
@@ -180,7 +181,15 @@ def _adaptive_rows(
                     p2 += t * t
                 if p2 <= e2 + tie:
                     k, e2 = prev, p2
-            prev = k
+            ab = above[x]
+            if k != prev and ab >= 0 and ab != k:
+                p2 = 0.0
+                for j in range(D):
+                    t = v[j] - ent[ab][j]
+                    p2 += t * t
+                if p2 <= e2 + tie:
+                    k, e2 = ab, p2
+            prev = above[x] = k
             if y >= y0:
                 out[p] = k
             f = e_cap if e2 > maxerr else 1.0
