@@ -507,8 +507,10 @@ def main() -> None:
         with interrupts.handling_signals():
             app(prog_name="kmpress")
     except KeyboardInterrupt:  # outside a command body
+        from .render import error_line
+
         word, code = _interruption()
-        print(f"kmpress: {word}", file=sys.stderr)
+        error_line(word)
         sys.exit(code)
 
 

@@ -152,6 +152,20 @@ def test_ctrl_c_exits_130(tmp_path, monkeypatch):
     assert r.exit_code == 130 and "interrupted" in r.stderr
 
 
+def test_ctrl_c_outside_a_command_body_exits_130_with_one_line(monkeypatch, capsys):
+    # Ctrl-C while typer parses or before a command's own handler is set up
+    from kmpress.cli import main as cli_main
+
+    def interrupted(*a, **k):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli_main, "app", interrupted)
+    with pytest.raises(SystemExit) as e:
+        cli_main.main()
+    assert e.value.code == 130
+    assert capsys.readouterr().err == "kmpress: interrupted\n"
+
+
 def test_help_documents_the_options_and_exit_code_3():
     r = run("compress", "--help")
     for opt in (
