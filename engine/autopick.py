@@ -36,10 +36,12 @@ def numba_is_warm() -> bool:
     As in a warm ``kmpress serve``: numba then has no start-up left to pay and runs every job
     faster than NumPy.
     """
-    jit = sys.modules.get("kmpress.kernels_numba._jit")
-    if jit is None:
+    # a warm-up thread may be importing the module right now: sys.modules holds it from the start
+    # of its body, before REGISTRY exists, and the dict grows as the kernel modules load
+    registry = getattr(sys.modules.get("kmpress.kernels_numba._jit"), "REGISTRY", None)
+    if not registry:
         return False
-    kernels = [k for k in jit.REGISTRY.values() if not k.parallel]
+    kernels = [k for k in tuple(registry.values()) if not k.parallel]
     return bool(kernels) and all(k.loaded for k in kernels)
 
 

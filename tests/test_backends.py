@@ -260,6 +260,16 @@ def test_numba_is_warm_only_once_every_serial_kernel_is_loaded():
     assert _run(code) == "False True True numba"
 
 
+def test_numba_is_not_warm_while_another_thread_is_importing_the_kernels(monkeypatch):
+    # a warm-up thread importing the kernels: their registry module is in sys.modules from the
+    # start of its body, before its REGISTRY exists; a pick in the main thread meanwhile must not fail
+    import types
+
+    monkeypatch.setitem(sys.modules, "kmpress.kernels_numba._jit", types.ModuleType("kmpress.kernels_numba._jit"))
+    assert autopick.numba_is_warm() is False
+    assert backends.choose("auto", 1 << 24, 16, 1 << 20) in ("numba", "numpy")
+
+
 def test_auto_picks_again_after_the_histogram(monkeypatch):
     import numpy as np
 
