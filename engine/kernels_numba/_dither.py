@@ -490,6 +490,19 @@ def adaptive_dither(
         )
 
 
+@njit(inline="always")
+def _tie_to(v, entries, D, other, k, e2, tie):
+    # entry ``other`` and its squared distance to v when that is at most ``tie`` above ``e2``
+    # (entry k's), else k and e2
+    p2 = 0.0
+    for j in range(D):
+        t = v[j] - entries[other, j]
+        p2 += t * t
+    if p2 <= e2 + tie:
+        return other, p2
+    return k, e2
+
+
 @njit(cache=True)
 def _adaptive_rows(
     Xt,
@@ -568,22 +581,10 @@ def _adaptive_rows(
                 t = v[j] - entries[k, j]
                 e2 += t * t
             if prev >= 0 and prev != k:
-                p2 = 0.0
-                for j in range(D):
-                    t = v[j] - entries[prev, j]
-                    p2 += t * t
-                if p2 <= e2 + tie:
-                    k = prev
-                    e2 = p2
+                k, e2 = _tie_to(v, entries, D, prev, k, e2, tie)
             ab = above[x]
             if k != prev and ab >= 0 and ab != k:
-                p2 = 0.0
-                for j in range(D):
-                    t = v[j] - entries[ab, j]
-                    p2 += t * t
-                if p2 <= e2 + tie:
-                    k = ab
-                    e2 = p2
+                k, e2 = _tie_to(v, entries, D, ab, k, e2, tie)
             above[x] = k
             prev = k
             if y >= y0:

@@ -143,6 +143,15 @@ def adaptive_dither(
         )
 
 
+def _tie_to(v, row, other, k, e2, tie):
+    # the numba kernel's _tie_to: entry ``other`` (``row``) when within ``tie`` of ``e2``
+    p2 = 0.0
+    for j in range(len(v)):
+        t = v[j] - row[j]
+        p2 += t * t
+    return (other, p2) if p2 <= e2 + tie else (k, e2)
+
+
 def _adaptive_rows(
     cols, inv, lev, clear, ent, lo_, hi_, nearest_entry, D, h, w, out, dead, tie, maxerr, s_cap, e_cap, y_first, y0, y1
 ):
@@ -175,20 +184,10 @@ def _adaptive_rows(
                 t = v[j] - ent[k][j]
                 e2 += t * t
             if prev >= 0 and prev != k:
-                p2 = 0.0
-                for j in range(D):
-                    t = v[j] - ent[prev][j]
-                    p2 += t * t
-                if p2 <= e2 + tie:
-                    k, e2 = prev, p2
+                k, e2 = _tie_to(v, ent[prev], prev, k, e2, tie)
             ab = above[x]
             if k != prev and ab >= 0 and ab != k:
-                p2 = 0.0
-                for j in range(D):
-                    t = v[j] - ent[ab][j]
-                    p2 += t * t
-                if p2 <= e2 + tie:
-                    k, e2 = ab, p2
+                k, e2 = _tie_to(v, ent[ab], ab, k, e2, tie)
             prev = above[x] = k
             if y >= y0:
                 out[p] = k
