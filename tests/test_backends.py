@@ -334,6 +334,21 @@ def test_where_nothing_can_be_saved_no_kernel_is_compiled_in_another_process(mon
     assert kn.colors_to_lab in kernels and kn.floyd_steinberg in kernels and kn.gather not in kernels
 
 
+def test_a_compile_worker_whose_caller_is_gone_before_it_starts_does_nothing(monkeypatch):
+    # the caller exited during the worker's start-up: its death signal, set up after, would never
+    # come; the worker sees its parent is another process and ends without reading its input
+    import io
+
+    from kmpress.kernels_numba import _compile
+
+    monkeypatch.setattr(_compile, "_die_with_parent", lambda: None)  # not on the test's own process
+    for parent, answers in ((os.getppid() + 1, ""), (os.getppid(), "error kmpress.kernels_numba._jit:none KeyError\n")):
+        monkeypatch.setenv(_compile.PARENT_ENV, str(parent))
+        out = io.StringIO()
+        _compile.serve(io.StringIO("kmpress.kernels_numba._jit:none\n"), out)
+        assert out.getvalue() == answers
+
+
 def test_a_compile_worker_being_stopped_dies_with_its_caller(tmp_path):
     """Ctrl-C while the kernels compile: the caller closes each worker's input and waits for it,
     and may exit meanwhile; a worker still finishing its kernel is then killed, not left behind."""

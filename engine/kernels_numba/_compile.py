@@ -28,6 +28,8 @@ from ._jit import Kernel
 # the workers running: stopped at once when this process exits (an interrupted first run leaves
 # none behind compiling a kernel nobody waits for)
 _live: set[subprocess.Popen] = set()
+#: Names, in a worker's environment, the process that started it (see :func:`serve`).
+PARENT_ENV = "KMPRESS_COMPILE_PARENT"
 
 
 @atexit.register
@@ -124,7 +126,7 @@ def compile_in_processes(
                 stderr=subprocess.DEVNULL,
                 text=True,
                 bufsize=1,
-                env=None if env is None else dict(env),
+                env={**(os.environ if env is None else env), PARENT_ENV: str(os.getpid())},
             )
             _live.add(proc)
         except OSError:
@@ -186,6 +188,8 @@ def serve(stdin=None, stdout=None) -> None:
     ``ok KEY`` or ``error KEY``.
     """
     _die_with_parent()
+    if _orphaned():
+        return
     stdin = sys.stdin if stdin is None else stdin
     stdout = sys.stdout if stdout is None else stdout
     for line in stdin:
@@ -199,6 +203,17 @@ def serve(stdin=None, stdout=None) -> None:
             answer = f"error {key} {type(e).__name__}"
         stdout.write(answer + "\n")
         stdout.flush()
+
+
+def _orphaned() -> bool:
+    """Tell whether the process that started this worker (:data:`PARENT_ENV`) is gone already.
+
+    Its death signal (:func:`_die_with_parent`) comes only for a death after it is set up, which
+    takes this worker's start-up; a caller that exits sooner (Ctrl-C as it starts its workers,
+    one started after its exit handler has run) would leave it compiling a kernel nobody waits for.
+    """
+    want = os.environ.get(PARENT_ENV, "")
+    return want.isdigit() and os.getppid() != int(want)
 
 
 def _die_with_parent() -> None:

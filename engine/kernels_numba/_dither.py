@@ -16,7 +16,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._jit import kernel
-from ._remap import _nearest, _receives
+from ._remap import COARSE, FINE_GRID, _list_cell, _nearest, _receives
 
 #: The image, read only (a decoded image may be a read-only view).
 IMG = "Array(uint8, 3, 'C', readonly=True)"
@@ -159,67 +159,6 @@ def dither_map(idx, edges, h, w, out):
                     out[row + lastcol] = np.uint8(np.floor((edges[row + lastcol] + 128.0) * (255.0 / 383.0) * f))
                     lastcol += 1
                 last = px
-
-
-#: Cells per axis of the opaque path's candidate grid above 64 entries: finer than
-#: Floyd-Steinberg's 32 (about 5 candidates a cell at K = 256 instead of 10); its lists are
-#: stored one after another, so only the cells hit take memory. At 64 entries and below the finer
-#: grid gains nothing and its larger index misses the cache more often: 32 there.
-FINE_GRID = 64
-
-
-#: The candidate lists of a cell are taken from those of the cell of a grid this many times
-#: coarser that holds it, not from the whole palette: its nearest entries are among them (a
-#: smaller box: no nearer entry, no farther bound), the same lists at a fraction of the cost. A
-#: noisy 1 MP band hits some 60 000 cells at K = 256.
-COARSE = 4
-
-
-@njit(cache=True)
-def _list_cell(entries, lo, step, G, cell, src, sa, sn, pool, at):
-    # _cell_candidates of a 3-channel grid into pool[at:], taken from src[sa : sa + sn] (a
-    # superset, in index order; kept in its order); returns how many
-    rem = cell
-    c2 = rem % G
-    rem //= G
-    c1 = rem % G
-    c0 = rem // G
-    lo0 = lo[0] + c0 * step[0] - 1e-3 * step[0]
-    lo1 = lo[1] + c1 * step[1] - 1e-3 * step[1]
-    lo2 = lo[2] + c2 * step[2] - 1e-3 * step[2]
-    hi0 = lo[0] + (c0 + 1) * step[0] + 1e-3 * step[0]
-    hi1 = lo[1] + (c1 + 1) * step[1] + 1e-3 * step[1]
-    hi2 = lo[2] + (c2 + 1) * step[2] + 1e-3 * step[2]
-    ub = np.inf
-    for i in range(sa, sa + sn):
-        k = src[i]
-        e = entries[k, 0]
-        t = max(e - lo0, hi0 - e)
-        far = 0.0 + t * t
-        e = entries[k, 1]
-        t = max(e - lo1, hi1 - e)
-        far += t * t
-        e = entries[k, 2]
-        t = max(e - lo2, hi2 - e)
-        far += t * t
-        ub = min(ub, far)
-    ub = ub * (1.0 + 1e-9) + 1e-9
-    n = 0
-    for i in range(sa, sa + sn):
-        k = src[i]
-        e = entries[k, 0]
-        t = max(0.0, lo0 - e, e - hi0)
-        near = 0.0 + t * t
-        e = entries[k, 1]
-        t = max(0.0, lo1 - e, e - hi1)
-        near += t * t
-        e = entries[k, 2]
-        t = max(0.0, lo2 - e, e - hi2)
-        near += t * t
-        if near <= ub:
-            pool[at + n] = k
-            n += 1
-    return n
 
 
 @njit(inline="always")
