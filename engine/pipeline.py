@@ -326,8 +326,7 @@ class Pipeline:
         """Whether a fit of ``k`` colours is followed by a second one with error-raised weights
         (the adaptive default in RGB, from 2 to :data:`~kmpress.contrast.FEEDBACK_MAX_K` colours:
         :func:`kmpress.contrast.feedback_weights`; one colour stays the weighted mean)."""
-        o = self.options
-        return o.dither == "adaptive" and o.colorspace == "rgb" and 2 <= k <= FEEDBACK_MAX_K
+        return self.reaches(k) and k <= FEEDBACK_MAX_K
 
     def reaches(self, k: int) -> bool:
         """Whether a fit of ``k`` colours ends with its entries moved out to the local colours the

@@ -16,7 +16,7 @@ import numpy as np
 from numba import njit, prange
 
 from ._jit import kernel
-from ._remap import COARSE, FINE_GRID, _list_cell, _nearest, _receives
+from ._remap import COARSE, FINE_GRID, _list_cell, _nearest, _receives, _room
 
 #: The image, read only (a decoded image may be a read-only view).
 IMG = "Array(uint8, 3, 'C', readonly=True)"
@@ -242,17 +242,11 @@ def _adaptive_opaque3(Xt, inverse, entries, lo, hi, h, w, out, level, dead, tie,
             if start[cell] < 0:
                 parent = ((c0 // COARSE) * GC + c1 // COARSE) * GC + c2 // COARSE
                 if cstart[parent] < 0:
-                    if cused + K > cpool.shape[0]:
-                        cgrown = np.empty(2 * cpool.shape[0], np.int16)
-                        cgrown[:cused] = cpool[:cused]
-                        cpool = cgrown
+                    cpool = _room(cpool, cused, K)
                     cstart[parent] = cused
                     ccount[parent] = _list_cell(entries, lo, cstep, GC, parent, every, 0, K, cpool, cused)
                     cused += ccount[parent]
-                if used + K > pool.shape[0]:
-                    grown = np.empty(2 * pool.shape[0], np.int16)
-                    grown[:used] = pool[:used]
-                    pool = grown
+                pool = _room(pool, used, K)
                 start[cell] = used
                 count[cell] = _list_cell(entries, lo, step, G, cell, cpool, cstart[parent], ccount[parent], pool, used)
                 used += count[cell]

@@ -132,6 +132,17 @@ def _list_cell(entries, lo, step, G, cell, src, sa, sn, pool, at):
 
 
 @njit(inline="always")
+def _room(pool, used, need):
+    # pool, or a copy of it twice as large when fewer than ``need`` places are left after ``used``
+    # (a pool starts with room for two lists of every entry: one doubling always suffices)
+    if used + need <= pool.shape[0]:
+        return pool
+    grown = np.empty(2 * pool.shape[0], np.int16)
+    grown[:used] = pool[:used]
+    return grown
+
+
+@njit(inline="always")
 def _nearest(v, entries, lo, inv_step, G, D, cand, ncand, steps):
     cell = 0
     for j in range(D):
