@@ -15,9 +15,10 @@ only for what it uses (:mod:`._jit`). Determinism: work is split in fixed chunks
 points, each chunk writes its own partial results, the caller merges them in chunk order: the
 result is bitwise identical with 1 or 2 (or 64) threads.
 
-Modules, in pipeline order: :mod:`._histogram` (stage 1), :mod:`._color` (stage 2),
-:mod:`._nearest` and :mod:`._seeding` (stage 3), :mod:`._remap` (stage 5), :mod:`._dither` (the
-adaptive dither's maps, stages 1 and 5, and its error diffusion), then the perceptual score's
+Modules, in pipeline order: :mod:`._histogram` and :mod:`._contrast` (stage 1: the colours, and
+the adaptive dither's contrast maps and palette weights), :mod:`._color` (stage 2),
+:mod:`._nearest` and :mod:`._seeding` (stage 3), :mod:`._remap` and :mod:`._dither` (stage 5:
+the remaps, and the adaptive dither's map and error diffusion), then the perceptual score's
 :mod:`._ssim2`; :mod:`._compile` compiles kernels ahead, in several processes (a first run,
 ``kmpress warm``).
 """
@@ -30,7 +31,8 @@ from . import _histogram, _remap
 from ._color import colors_to_lab, colors_to_lab64, delta_e_colors
 from ._compile import all_kernels, cache_writable, compile_in_processes
 from ._compile import serve as serve_compiles
-from ._dither import adaptive_dither, color_weights, contrast_maps, dither_map
+from ._contrast import color_weights, contrast_maps
+from ._dither import adaptive_dither, dither_map
 from ._histogram import DENSE_MIN_PIXELS, color_index, histogram, remap_codes, unpack_codes
 from ._jit import BLOCK, CHUNK, SERIAL_WORK
 from ._nearest import assign_accumulate, block_boxes, dist_to_assigned, nearest, reach_sums

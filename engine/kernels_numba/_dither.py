@@ -1,13 +1,10 @@
-"""Adaptive-dither kernels: contrast maps, palette weights, dither map, error diffusion.
+"""Adaptive-dither kernels: the dither map and the error diffusion it steers.
 
-The contrast maps of an image, the palette weights they give, the dither map of an undithered
-remap, and the error diffusion it steers (see :mod:`kmpress.contrast` and
-:func:`kmpress.remap.adaptive_dither`).
-
-The maps are integers from end to end (uint8 values, integer filters, tables made once in
-NumPy), so they are exact whatever the order: the map kernels run in parallel by rows. The
-error diffusion is sequential by nature and runs in one thread; its float64 arithmetic is
-IEEE-754 ``+ - * /`` in a fixed order, so it gives the same bits on any CPU.
+The dither map of an undithered remap, and the error diffusion (see
+:func:`kmpress.remap.adaptive_dither`); the contrast maps that scale the dither map are
+:mod:`._contrast`'s. The dither map is integers, made in parallel by rows. The error diffusion
+is sequential by nature within a band of rows; its float64 arithmetic is IEEE-754 ``+ - * /``
+in a fixed order, so it gives the same bits on any CPU.
 """
 
 from __future__ import annotations
@@ -17,116 +14,6 @@ from numba import njit, prange
 
 from ._jit import kernel
 from ._remap import COARSE, FINE_GRID, _list_cell, _nearest, _receives, _room
-
-#: The image, read only (a decoded image may be a read-only view).
-IMG = "Array(uint8, 3, 'C', readonly=True)"
-
-
-@njit(inline="always")
-def _second_difference(img, y0, y1, y2, x0, x1, x2, wts):
-    # largest weighted |a + c - 2 b| over the RGB channels, a b c = pixels (y0,x0) (y1,x1) (y2,x2)
-    best = 0
-    for c in range(3):
-        t = np.int64(img[y0, x0, c]) + np.int64(img[y2, x2, c]) - 2 * np.int64(img[y1, x1, c])
-        t = abs(t) * wts[c]
-        if t > best:
-            best = t
-    return best
-
-
-@njit(inline="always")
-def _filter3_row(src, dst, y, use_max):
-    # 3x3 max (or min) filter of row y, the border replicated; written out (a loop over the
-    # window ran 4x slower)
-    h, w = src.shape
-    ya = max(y - 1, 0)
-    yb = min(y + 1, h - 1)
-    for x in range(w):
-        xa = max(x - 1, 0)
-        xb = min(x + 1, w - 1)
-        if use_max:
-            m = max(
-                max(max(src[ya, xa], src[ya, x]), max(src[ya, xb], src[y, xa])),
-                max(max(src[y, x], src[y, xb]), max(src[yb, xa], src[yb, x])),
-            )
-            dst[y, x] = max(m, src[yb, xb])
-        else:
-            m = min(
-                min(min(src[ya, xa], src[ya, x]), min(src[ya, xb], src[y, xa])),
-                min(min(src[y, x], src[y, xb]), min(src[yb, xa], src[yb, x])),
-            )
-            dst[y, x] = min(m, src[yb, xb])
-
-
-@kernel(f"void({IMG}, i8[::1], u1[::1], u1[::1], u1[:, ::1], u1[:, ::1], u1[:, ::1], u2[:, ::1])", parallel=True)
-def contrast_maps(img, wts, noise_lut, edge_lut, noise, edges, tmp, sums):
-    """Make the noise and edge maps of an image (libimagequant's contrast maps, in integers).
-
-    Parameters
-    ----------
-    img : (H, W, C) uint8, IN; channels 0-2 are used
-    wts : (3,) int64, IN; integer channel weights of the second differences
-    noise_lut : (2 * E + 1,) uint8, IN; noise of each combined contrast (see kmpress.contrast)
-    edge_lut : (E + 1,) uint8, IN; edge value of each largest contrast
-    noise, edges : (H, W) uint8, OUT
-    tmp : (H, W) uint8, scratch; sums : (H, W) uint16, scratch
-    """
-    h, w = noise.shape
-    for y in prange(h):
-        ya = max(y - 1, 0)
-        yb = min(y + 1, h - 1)
-        for x in range(w):
-            xa = max(x - 1, 0)
-            xb = min(x + 1, w - 1)
-            hz = _second_difference(img, y, y, y, xa, x, xb, wts)
-            vt = _second_difference(img, ya, y, yb, x, x, x, wts)
-            edge = max(hz, vt)
-            z = max(2 * edge - abs(hz - vt), 2 * min(hz, vt))
-            noise[y, x] = noise_lut[z]
-            edges[y, x] = edge_lut[edge]
-    # edges: opened by a 3x3 min then max
-    for y in prange(h):
-        _filter3_row(edges, tmp, y, False)
-    for y in prange(h):
-        _filter3_row(tmp, edges, y, True)
-    # noise: dilated twice, a 7x7 box mean (rounded), dilated, eroded three times
-    for y in prange(h):
-        _filter3_row(noise, tmp, y, True)
-    for y in prange(h):
-        _filter3_row(tmp, noise, y, True)
-    for y in prange(h):
-        for x in range(w):
-            s = 0
-            for xx in range(x - 3, x + 4):
-                s += noise[y, min(max(xx, 0), w - 1)]
-            sums[y, x] = s
-    for y in prange(h):
-        for x in range(w):
-            s = 0
-            for yy in range(y - 3, y + 4):
-                s += sums[min(max(yy, 0), h - 1), x]
-            noise[y, x] = (s + 24) // 49
-    for y in prange(h):
-        _filter3_row(noise, tmp, y, True)
-    for y in prange(h):
-        _filter3_row(tmp, noise, y, False)
-    for y in prange(h):
-        _filter3_row(noise, tmp, y, False)
-    for y in prange(h):
-        _filter3_row(tmp, noise, y, False)
-    for y in prange(h):
-        for x in range(w):
-            edges[y, x] = min(edges[y, x], noise[y, x])
-
-
-@kernel("void(i4[::1], u1[::1], f8[::1])")
-def color_weights(inverse, noise, out):
-    """``out[u] += noise[p]`` for every pixel p of colour ``u = inverse[p]`` (integers: exact).
-
-    inverse : (N,) int32, IN; noise : (N,) uint8, IN; out : (U,) float64, IN/OUT (zeroed)
-    """
-    for p in range(inverse.shape[0]):
-        out[inverse[p]] += np.float64(noise[p])
 
 
 @kernel("void(u1[::1], u1[::1], i8, i8, u1[::1])", parallel=True)
