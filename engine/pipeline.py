@@ -39,7 +39,7 @@ from .metrics import bit_accounting, delta_e_histogram, pixel_errors, psnr_from_
 from .options import Options
 from .palette import finish_palette
 from .perceptual import ssimulacra2
-from .remap import is_plain, remap
+from .remap import indexed_pixels, is_plain, remap
 from .stages import Stages
 
 
@@ -403,7 +403,7 @@ class Pipeline:
                 assert inverse is not None, "made above for the remaps that are not plain"
                 f.sse, f.delta_e = pixel_errors(hist.colors, inverse, f.indices, f.palette, kern)
             if measure:
-                f.ssim2 = ssimulacra2(self.img, f.palette[f.indices], kern)
+                f.ssim2 = ssimulacra2(self.img, indexed_pixels(f.palette, f.indices, kern), kern)
 
     def score(self, f: Fit) -> float:
         """PSNR (dB) of what :meth:`finish` returns for ``f``: on the histogram for the plain

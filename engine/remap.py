@@ -129,6 +129,20 @@ def gather_indices(hist: Histogram, color_labels: np.ndarray, image: np.ndarray,
     return out.reshape(h, w)
 
 
+def indexed_pixels(palette: np.ndarray, indices: np.ndarray, kernels: ModuleType) -> np.ndarray:
+    """Return the pixels of an indexed image, ``palette[indices]``, (H, W, C) uint8, made in
+    parallel by the backend (NumPy's fancy indexing takes a third of a second at 24 MP).
+
+    palette : (K, C) uint8; indices : (H, W) uint8, each below K
+    """
+    h, w = indices.shape
+    out = np.empty((h, w, palette.shape[1]), np.uint8)
+    kernels.expand(
+        np.ascontiguousarray(palette, dtype=np.uint8), np.ascontiguousarray(indices).reshape(-1), out.reshape(h * w, -1)
+    )
+    return out
+
+
 def floyd_steinberg(
     X: np.ndarray,
     inverse: np.ndarray,

@@ -16,7 +16,7 @@ import kmpress
 from kmpress import kernels_numpy
 from kmpress.colorspace import colors_to_space, palette_to_space
 from kmpress.histogram import build_histogram
-from kmpress.remap import floyd_steinberg, smooth_remap
+from kmpress.remap import floyd_steinberg, indexed_pixels, smooth_remap
 
 ROOT = Path(__file__).resolve().parent.parent
 FS = "floyd-steinberg"
@@ -142,6 +142,20 @@ def test_same_output_at_any_thread_count(photo_paths):
         assert r.returncode == 0, r.stderr[-2000:]
         digests.append(r.stdout.strip())
     assert len(digests[0]) == 64 and digests[0] == digests[1]
+
+
+@pytest.mark.parametrize("channels", [3, 4])
+@pytest.mark.parametrize("shape", [(1, 1), (3, 1), (1, 70000), (300, 257)])
+def test_indexed_pixels_are_the_palette_entry_of_each_index(kern, channels, shape):
+    # chunks of the parallel kernel: a shape of more pixels than one chunk, and of a few
+    rng = np.random.default_rng(channels)
+    palette = rng.integers(0, 256, (256, channels), dtype=np.uint8)
+    indices = rng.integers(0, 256, shape, dtype=np.uint8)
+    out = indexed_pixels(palette, indices, kern)
+    assert out.shape == (*shape, channels) and out.dtype == np.uint8 and out.flags.c_contiguous
+    for y, x in [(0, 0), (shape[0] - 1, shape[1] - 1), (shape[0] // 2, shape[1] // 3)]:
+        np.testing.assert_array_equal(out[y, x], palette[indices[y, x]])
+    np.testing.assert_array_equal(out, palette[indices])
 
 
 # --------------------------------------------------------------------------------------------

@@ -36,7 +36,7 @@ from ._dither import adaptive_dither, dither_map
 from ._histogram import DENSE_MIN_PIXELS, color_index, histogram, remap_codes, unpack_codes
 from ._jit import BLOCK, CHUNK, SERIAL_WORK
 from ._nearest import assign_accumulate, block_boxes, dist_to_assigned, nearest, reach_sums
-from ._remap import STATS_CHUNK, floyd_steinberg, gather, pixel_stats, smooth
+from ._remap import STATS_CHUNK, expand, floyd_steinberg, gather, pixel_stats, smooth
 from ._seeding import pp_sample, pp_state, pp_trials, pp_update
 from ._ssim2 import ssim2_half, ssim2_half_u8, ssim2_rows, ssim2_rows_u8
 
@@ -78,7 +78,7 @@ def warm_up_kernels(
         out += [*((_histogram._dense_inverse,) if dense else ()), floyd_steinberg]
     else:
         out.append(remap_codes.pick(pixels) if dense else gather)
-    out += [delta_e_colors, ssim2_rows_u8, ssim2_half_u8, ssim2_half, ssim2_rows]
+    out += [delta_e_colors, expand, ssim2_rows_u8, ssim2_half_u8, ssim2_half, ssim2_rows]
     return list(dict.fromkeys(out))  # each once, in order
 
 
@@ -116,6 +116,7 @@ CONTRACT = (
     "pp_sample",
     "pp_trials",
     "gather",
+    "expand",
     "floyd_steinberg",
     "smooth",
     "pixel_stats",
@@ -158,6 +159,7 @@ __all__ = [
     "colors_to_lab64",
     "delta_e_colors",
     "dist_to_assigned",
+    "expand",
     "floyd_steinberg",
     "gather",
     "histogram",

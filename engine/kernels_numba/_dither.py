@@ -96,14 +96,21 @@ def _adaptive_opaque3(Xt, inverse, entries, lo, hi, h, w, out, level, dead, tie,
     cur = np.zeros(3 * (w + 2), np.float64)
     nxt = np.zeros(3 * (w + 2), np.float64)
     above = np.full(w, -1, np.int32)  # each column's entry on the row before (-1: none yet)
+    # the row's colours, gathered before the row is diffused: loads independent of each other,
+    # which the CPU overlaps, rather than one on the error's path at every pixel
+    colors = np.empty(3 * w, np.float64)
     for y in range(y_first, y1):
+        for x in range(w):
+            u = inverse[y * w + x]
+            colors[3 * x] = Xt[u, 0]
+            colors[3 * x + 1] = Xt[u, 1]
+            colors[3 * x + 2] = Xt[u, 2]
         left_to_right = (y & 1) == 0
         d = 1 if left_to_right else -1
         prev = -1
         for i in range(w):
             x = i if left_to_right else w - 1 - i
             p = y * w + x
-            u = inverse[p]
             lv = level[p] / 255.0
             q = 3 * (x + 1)
             s0 = cur[q] * lv
@@ -117,9 +124,9 @@ def _adaptive_opaque3(Xt, inverse, entries, lo, hi, h, w, out, level, dead, tie,
                 ratio = 0.0
             elif n2 > maxerr:
                 ratio = s_cap
-            v0 = min(hi0, max(lo0, np.float64(Xt[u, 0]) + s0 * ratio))
-            v1 = min(hi1, max(lo1, np.float64(Xt[u, 1]) + s1 * ratio))
-            v2 = min(hi2, max(lo2, np.float64(Xt[u, 2]) + s2 * ratio))
+            v0 = min(hi0, max(lo0, colors[3 * x] + s0 * ratio))
+            v1 = min(hi1, max(lo1, colors[3 * x + 1] + s1 * ratio))
+            v2 = min(hi2, max(lo2, colors[3 * x + 2] + s2 * ratio))
             # _nearest on scalars: the cell, its candidates (listed on first use), the nearest of
             # them (the lowest index on a tie: the lists are in index order)
             c0 = min(G - 1, max(0, int((v0 - lo0) * is0)))

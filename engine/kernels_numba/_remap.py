@@ -36,6 +36,25 @@ def gather(lut, inverse, out):
             out[i] = lut[inverse[i]]
 
 
+@kernel("void(u1[:, ::1], u1[::1], u1[:, ::1])", parallel=True)
+def expand(palette, idx, out):
+    """``out[i] = palette[idx[i]]``: every pixel's colour from its palette index.
+
+    Parameters
+    ----------
+    palette : (K, C) uint8, IN
+    idx : (N,) uint8, IN; every index below K
+    out : (N, C) uint8, OUT
+    """
+    N = idx.shape[0]
+    C = palette.shape[1]
+    for c in prange((N + CHUNK - 1) // CHUNK):
+        for i in range(c * CHUNK, min(N, (c + 1) * CHUNK)):
+            k = idx[i]
+            for j in range(C):
+                out[i, j] = palette[k, j]
+
+
 @njit(cache=True)
 def _cell_candidates(entries, lo, step, G, D, cell, cand, ncand):
     # Box of this cell, widened a little so a value rounded into a neighbouring cell is covered.

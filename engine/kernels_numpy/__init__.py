@@ -288,6 +288,11 @@ def gather(lut, inverse, out):
     np.take(lut, inverse, out=out)
 
 
+def expand(palette, idx, out):
+    """See :func:`kmpress.kernels_numba.expand`."""
+    np.take(palette, idx, axis=0, out=out)
+
+
 # --------------------------------------------------------------------------------------------
 # remap: sequential kernels as plain loops, and the error figures
 # --------------------------------------------------------------------------------------------

@@ -1,8 +1,9 @@
 """The adaptive dither's kernels with NumPy: contrast maps, palette weights, dither map, diffusion.
 
 The twins of :mod:`kmpress.kernels_numba._contrast` and :mod:`kmpress.kernels_numba._dither`:
-the maps are integers, so whole-array NumPy gives the same values; the error diffusion is sequential and repeats the numba kernel's float64
-operations in its order, pixel by pixel (slow, but the same bits).
+the maps are integers, so whole-array NumPy gives the same values; the error diffusion is
+sequential and repeats the numba kernel's float64 operations in its order, pixel by pixel (slow,
+but the same bits).
 """
 
 from __future__ import annotations
