@@ -52,7 +52,7 @@ def _cbrt(x):
     return math.copysign(math.ldexp(y, q), x)
 
 
-@njit(inline="always")
+@njit
 def _lab_of(lut, r, g, b, m1, m2, out3):
     lr = lut[r]
     lg = lut[g]

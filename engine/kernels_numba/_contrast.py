@@ -25,7 +25,7 @@ ROWS = 32
 REACH = 3
 
 
-@njit(inline="always")
+@njit
 def _second_differences(up, row, dn, xa, x, xb, w0, w1, w2):
     # the largest weighted |a + c - 2 b| over the RGB channels along the row (a b c = row[xa],
     # row[x], row[xb]) and down the column (up[x], row[x], dn[x]); int32: at most 4 x 255 x 20
@@ -39,7 +39,7 @@ def _second_differences(up, row, dn, xa, x, xb, w0, w1, w2):
     return max(max(h0, h1), h2), max(max(v0, v1), v2)
 
 
-@njit(inline="always")
+@njit
 def _pad(row, pad, r):
     # pad[r : r + w] = row, its end values repeated r times on either side
     w = row.shape[0]
@@ -50,7 +50,7 @@ def _pad(row, pad, r):
         pad[r + w + j] = row[w - 1]
 
 
-@njit(inline="always")
+@njit
 def _row_window(pad, out, n, op):
     # out[x] = the minimum (op 0), maximum (1) or sum (2) of pad[x : x + n]
     w = out.shape[0]
@@ -68,7 +68,7 @@ def _row_window(pad, out, n, op):
                 out[x] += pad[x + j]
 
 
-@njit(inline="always")
+@njit
 def _column_window(src, y, r, out, op):
     # out[x] = the minimum (op 0), maximum (1) or sum (2) of src[y - r .. y + r, x], the rows
     # clamped to the image

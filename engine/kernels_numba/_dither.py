@@ -48,7 +48,7 @@ def dither_map(idx, edges, h, w, out):
                 last = px
 
 
-@njit(inline="always")
+@njit
 def _offset3(v0, v1, v2, entries, k):
     # (v0, v1, v2) minus entry k, and its squared length summed in a fixed order
     t0 = v0 - entries[k, 0]
@@ -81,7 +81,7 @@ def _adaptive_opaque3(Xt, inverse, entries, lo, hi, h, w, out, level, dead, tie,
     # each cell's candidates: pool[start[cell] : start[cell] + count[cell]], listed on first use
     start = np.full(G * G * G, -1, np.int32)
     count = np.zeros(G * G * G, np.int32)
-    pool = np.empty(max(1 << 15, 2 * K), np.int16)
+    pool = np.empty(0, np.int16)  # made room in row by row
     used = 0
     # the coarse grid's lists, the same way, from the whole palette
     GC = G // COARSE
@@ -90,7 +90,7 @@ def _adaptive_opaque3(Xt, inverse, entries, lo, hi, h, w, out, level, dead, tie,
         cstep[j] = max(hi[j] - lo[j], 1e-6) / GC
     cstart = np.full(GC * GC * GC, -1, np.int32)
     ccount = np.zeros(GC * GC * GC, np.int32)
-    cpool = np.empty(max(1 << 12, 2 * K), np.int16)
+    cpool = np.empty(GC * GC * GC * K, np.int16)  # room for every coarse list
     cused = 0
     every = np.arange(K).astype(np.int16)
     cur = np.zeros(3 * (w + 2), np.float64)
@@ -100,6 +100,9 @@ def _adaptive_opaque3(Xt, inverse, entries, lo, hi, h, w, out, level, dead, tie,
     # which the CPU overlaps, rather than one on the error's path at every pixel
     colors = np.empty(3 * w, np.float64)
     for y in range(y_first, y1):
+        # room for the lists of the cells the row may list (at most one a pixel), made before the
+        # row: an array replaced within the pixel loop would be reference-counted at every pixel
+        pool = _room(pool, used, min(w, G * G * G) * K)
         for x in range(w):
             u = inverse[y * w + x]
             colors[3 * x] = Xt[u, 0]
@@ -136,11 +139,9 @@ def _adaptive_opaque3(Xt, inverse, entries, lo, hi, h, w, out, level, dead, tie,
             if start[cell] < 0:
                 parent = ((c0 // COARSE) * GC + c1 // COARSE) * GC + c2 // COARSE
                 if cstart[parent] < 0:
-                    cpool = _room(cpool, cused, K)
                     cstart[parent] = cused
                     ccount[parent] = _list_cell(entries, lo, cstep, GC, parent, every, 0, K, cpool, cused)
                     cused += ccount[parent]
-                pool = _room(pool, used, K)
                 start[cell] = used
                 count[cell] = _list_cell(entries, lo, step, G, cell, cpool, cstart[parent], ccount[parent], pool, used)
                 used += count[cell]
@@ -317,7 +318,7 @@ def adaptive_dither(
         )
 
 
-@njit(inline="always")
+@njit
 def _tie_to(v, entries, D, other, k, e2, tie):
     # entry ``other`` and its squared distance to v when that is at most ``tie`` above ``e2``
     # (entry k's), else k and e2

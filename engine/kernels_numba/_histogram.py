@@ -24,7 +24,7 @@ SPREAD3 = spread_table(3)
 SPREAD4 = spread_table(4)
 
 
-@njit(inline="always")
+@njit
 def _code(px, i, nch):
     # Morton (Z-order) code of a colour, channel 0's bit most significant at each level. It is a
     # bijection, so it serves as the histogram key; and sorting by it puts colours that are near

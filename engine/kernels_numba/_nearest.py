@@ -52,7 +52,7 @@ _PRUNE_REL = np.float32(1.0 / 4096)
 _PRUNE_ABS = np.float32(1e-3)
 
 
-@njit(inline="always")
+@njit
 def _block_candidates(bmin, bmax, b, C32, cand):
     # Centroids that can be nearest to some point of block b: the bound ub is the smallest
     # largest-distance from a centroid to the box; a centroid whose smallest distance to the box
@@ -79,7 +79,7 @@ def _block_candidates(bmin, bmax, b, C32, cand):
     return n
 
 
-@njit(inline="always")
+@njit
 def _block_nearest(X, b0, nb, C32, bd, bk, cand, ncand):
     # For B points (planar, unit stride) keep the best squared distance and its centroid while
     # the candidate centroids stream past: the i-loop has no dependence across i and vectorises.

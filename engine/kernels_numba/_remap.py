@@ -150,18 +150,18 @@ def _list_cell(entries, lo, step, G, cell, src, sa, sn, pool, at):
     return n
 
 
-@njit(inline="always")
+@njit
 def _room(pool, used, need):
-    # pool, or a copy of it twice as large when fewer than ``need`` places are left after ``used``
-    # (a pool starts with room for two lists of every entry: one doubling always suffices)
+    # pool, or a larger copy of it (at least twice as large) when fewer than ``need`` places are
+    # left after ``used``
     if used + need <= pool.shape[0]:
         return pool
-    grown = np.empty(2 * pool.shape[0], np.int16)
+    grown = np.empty(max(2 * pool.shape[0], used + need), np.int16)
     grown[:used] = pool[:used]
     return grown
 
 
-@njit(inline="always")
+@njit
 def _nearest(v, entries, lo, inv_step, G, D, cand, ncand, steps):
     cell = 0
     for j in range(D):
@@ -184,7 +184,7 @@ def _nearest(v, entries, lo, inv_step, G, D, cand, ncand, steps):
     return best
 
 
-@njit(inline="always")
+@njit
 def _receives(x, w, has_alpha, transparent, inverse, q):
     # may pixel q (in column x) receive diffused error: inside the row and not fully transparent
     if x < 0 or x >= w:

@@ -14,7 +14,7 @@ from numba import njit, prange
 from ._jit import BLOCK, CHUNK, kernel, twins
 
 
-@njit(inline="always")
+@njit
 def _lane_sum(a32, nb):
     # Fixed-order sum of a block's float32 lanes in float64: eight interleaved partial sums,
     # combined pairwise. The same arithmetic in pp_state, pp_update and pp_trials, so a block
@@ -36,7 +36,7 @@ def _lane_sum(a32, nb):
     return ((s0 + s1) + (s2 + s3)) + ((s4 + s5) + (s6 + s7))
 
 
-@njit(inline="always")
+@njit
 def _lane_sum_max(a32, closest, b0, nb, bpot, b):
     # bpot[b] = lane sum of a32; returns the largest closest of the block (8 lanes, no branch)
     bpot[b] = _lane_sum(a32, nb)
@@ -57,7 +57,7 @@ def _lane_sum_max(a32, closest, b0, nb, bpot, b):
     return max(max(max(m0, m1), max(m2, m3)), max(max(m4, m5), max(m6, m7)))
 
 
-@njit(inline="always")
+@njit
 def _box_lower_bound(bmin, bmax, b, c):
     # squared distance from c to the block's bounding box: no point of the block is nearer
     lb = np.float32(0.0)

@@ -91,7 +91,7 @@ def _cbrt(x):
     return y * s
 
 
-@njit(inline="always")
+@njit
 def _xyb_row(r, g, b, opsin, cbias, d0, d1, d2):
     # a row of linear light r, g, b (W,) float32 or float64 -> XYB made positive, d0, d1, d2 (W,)
     # float32 OUT; the arithmetic in float64. One plain loop over contiguous rows (max(v, 0) as a
@@ -115,7 +115,7 @@ def _xyb_row(r, g, b, opsin, cbias, d0, d1, d2):
         d2[x] = np.float32((sc - yv) + 0.55)
 
 
-@njit(inline="always")
+@njit
 def _band_xyb_u8(img, lut32, opsin, cbias, y0, n, dst, rgb):
     # rgb: (3, W) float32 scratch, a row's linear light (gathered apart: the table lookups do
     # not vectorize, the conversion does)
@@ -131,7 +131,7 @@ def _band_xyb_u8(img, lut32, opsin, cbias, y0, n, dst, rgb):
         _xyb_row(rgb[0], rgb[1], rgb[2], opsin, cbias, dst[0, i], dst[1, i], dst[2, i])
 
 
-@njit(inline="always")
+@njit
 def _band_xyb_f4(lin, opsin, cbias, y0, n, dst):
     H = lin.shape[1]
     for i in range(n):
@@ -141,7 +141,7 @@ def _band_xyb_f4(lin, opsin, cbias, y0, n, dst):
         _xyb_row(lin[0, y], lin[1, y], lin[2, y], opsin, cbias, dst[0, i], dst[1, i], dst[2, i])
 
 
-@njit(inline="always")
+@njit
 def _hblur(pad, k, W, t0, t1, t2, t3, t4, out, i):
     # pad[k]: (W + 8,) zero-padded float32 row; out[k, i, :W] OUT
     for x in range(W):
@@ -153,7 +153,7 @@ def _hblur(pad, k, W, t0, t1, t2, t3, t4, out, i):
         out[k, i, x] = a + t0 * pad[k, j]
 
 
-@njit(inline="always")
+@njit
 def _vblur(m, k, i, x, t0, t1, t2, t3, t4):
     # m[k]: (rows, W) horizontally blurred band; the vertical blur at band row i (halo rows zero)
     a = t4 * (m[k, i - 4, x] + m[k, i + 4, x])
@@ -163,7 +163,7 @@ def _vblur(m, k, i, x, t0, t1, t2, t3, t4):
     return a + t0 * m[k, i, x]
 
 
-@njit(inline="always")
+@njit
 def _band_sums(x1, x2, y0, n, H, taps, sums):
     # x1, x2: (3, n, W) XYB of band rows y0 - 4 .. y0 + n - 5 (rows outside the image zero);
     # the rows y0 + 4 - 4 .. of the band proper are i = 4 .. n - 5
