@@ -13,14 +13,14 @@ import os
 import re
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import closing, contextmanager, nullcontext
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 from typing import IO, Any, cast
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageFile, ImageOps, UnidentifiedImageError
 
 from .buffers import all_opaque, decode_into_array, own_buffer_suits, pack_rgb, pillow_to_array
 from .errors import ImageReadError, ImageTooLargeError, KmpressError
@@ -28,6 +28,8 @@ from .formats import pil_open, read_head
 from .limits import AUTO_MAX_PIXELS, band_bytes, out_of_memory, over_cap, size_refusal
 from .notes import gathering_notes, one_line
 from .options import DEFAULT_MAX_PIXELS, check_max_pixels
+from .pngdata import BLOCK as PNG_BLOCK
+from .pngdata import JoinedPng, joined_png
 
 _PIL_LIMIT_LOCK = threading.Lock()
 _DATA = Path(__file__).resolve().parent / "data"
@@ -119,6 +121,8 @@ def _open(source: Source, max_pixels: int | str | None, label: str) -> Image.Ima
 
 
 def _file_size(source: Source) -> int | None:
+    if isinstance(source, JoinedPng):
+        return source.file_size
     try:
         if hasattr(source, "getbuffer"):
             return source.getbuffer().nbytes
@@ -379,10 +383,21 @@ def load_image(
     """
     src: Source = path if hasattr(path, "read") else Path(path)  # type: ignore[assignment]
     label = name or ("<stream>" if hasattr(src, "read") else str(src))
+    # a PNG's image data in many chunks is decoded in a few calls (see kmpress.pngdata)
+    joined = joined_png(src) if isinstance(src, Path) else None
+    with closing(joined) if joined is not None else nullcontext():
+        return _load(src if joined is None else cast(IO[bytes], joined), label, max_pixels, on_open)
+
+
+def _load(
+    src: Source, label: str, max_pixels: int | str | None, on_open: Callable[[int, int], None] | None
+) -> LoadedImage:
     failure: Exception | None = None
     with gathering_notes() as notes:
         with reading(label, max_pixels):
             im = _open(src, max_pixels, label)
+        if isinstance(src, JoinedPng) and isinstance(im, ImageFile.ImageFile):
+            im.decodermaxblock = PNG_BLOCK
         size = (*im.size, im.mode)  # as declared (a decoder may learn another)
         if on_open is not None:
             on_open(*im.size)
