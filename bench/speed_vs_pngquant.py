@@ -1,5 +1,6 @@
 """Whole-process speed against pngquant, the way a user times it: PNG in, indexed PNG out,
-start-up included, interleaved runs (A B A B ...) after a warm-up, medians.
+start-up included, interleaved runs (A B A B ...) after a warm-up, medians. ``kmpress warm`` runs
+first, so that kmpress runs on kernels compiled for this CPU, as it does after its first runs.
 
 Run from the repository root::
 
@@ -369,6 +370,9 @@ def main(argv: list[str] | None = None) -> int:
         print("pngquant not found (Debian: apt-get install pngquant); it is only a yardstick", file=sys.stderr)
         return 2
     exe = a.kmpress.split() if a.kmpress else [str(Path(sys.executable).with_name("kmpress"))]
+    # every kernel compiled for this CPU first: a fresh install runs the prebuilt portable kernels
+    # while it compiles its own behind its work, for some runs; those would time that compilation
+    subprocess.run([*exe, "warm"], check=True, capture_output=True, env=dict(os.environ, KMPRESS_SERVER="0"))
     rss = gnu_time_works()
     if not rss:
         print(f"{GNU_TIME} is not GNU time (Debian: apt-get install time): no peak RSS figures", file=sys.stderr)
