@@ -90,6 +90,19 @@ def _column_window(src, y, r, out, op):
                 out[x] += row[x]
 
 
+@njit
+def _windows(src, dst, b, col_r, col_op, row_r, row_op, line, pad):
+    # the rows of block b: dst[y] = the row window (half-width row_r, op row_op) of the column
+    # window (half-width col_r, op col_op; none for 0) of src around row y
+    for y in range(b * ROWS, min(src.shape[0], (b + 1) * ROWS)):
+        if col_r > 0:
+            _column_window(src, y, col_r, line, col_op)
+            _pad(line, pad, row_r)
+        else:
+            _pad(src[y], pad, row_r)
+        _row_window(pad, dst[y], 2 * row_r + 1, row_op)
+
+
 @kernel(f"void({IMG}, i8[::1], u1[::1], u1[::1], u1[:, ::1], u1[:, ::1], u1[:, ::1], u2[:, ::1])", parallel=True)
 def contrast_maps(img, wts, noise_lut, edge_lut, noise, edges, tmp, sums):
     """Make the noise and edge maps of an image (libimagequant's contrast maps, in integers).
@@ -115,33 +128,18 @@ def contrast_maps(img, wts, noise_lut, edge_lut, noise, edges, tmp, sums):
     blocks = (h + ROWS - 1) // ROWS
     # edges, opened: a 3x3 minimum, then a 3x3 maximum
     for b in prange(blocks):
-        pad = np.empty(w + 2 * REACH, np.uint8)
-        for y in range(b * ROWS, min(h, (b + 1) * ROWS)):
-            _pad(edges[y], pad, 1)
-            _row_window(pad, tmp[y], 3, 0)
+        _windows(edges, tmp, b, 0, 0, 1, 0, np.empty(w, np.uint8), np.empty(w + 2 * REACH, np.uint8))
     for b in prange(blocks):
-        pad = np.empty(w + 2 * REACH, np.uint8)
-        line = np.empty(w, np.uint8)
-        for y in range(b * ROWS, min(h, (b + 1) * ROWS)):
-            _column_window(tmp, y, 1, line, 0)
-            _pad(line, pad, 1)
-            _row_window(pad, edges[y], 3, 1)
+        _windows(tmp, edges, b, 1, 0, 1, 1, np.empty(w, np.uint8), np.empty(w + 2 * REACH, np.uint8))
     for y in prange(h):
         _column_window(edges, y, 1, tmp[y], 1)  # tmp holds the opened edges from here on
     # noise: a 5x5 maximum (3x3 twice), a 7x7 mean (rounded), a 3x3 maximum, a 7x7 minimum (3x3
     # three times); edges is scratch meanwhile
     for b in prange(blocks):
-        pad = np.empty(w + 2 * REACH, np.uint8)
-        for y in range(b * ROWS, min(h, (b + 1) * ROWS)):
-            _pad(noise[y], pad, 2)
-            _row_window(pad, edges[y], 5, 1)
+        _windows(noise, edges, b, 0, 0, 2, 1, np.empty(w, np.uint8), np.empty(w + 2 * REACH, np.uint8))
     for b in prange(blocks):
-        wide = np.empty(w + 2 * REACH, np.uint16)
-        line = np.empty(w, np.uint8)
-        for y in range(b * ROWS, min(h, (b + 1) * ROWS)):
-            _column_window(edges, y, 2, line, 1)
-            _pad(line, wide, 3)
-            _row_window(wide, sums[y], 7, 2)  # at most 7 x 255
+        # row sums at most 7 x 255
+        _windows(edges, sums, b, 2, 1, 3, 2, np.empty(w, np.uint8), np.empty(w + 2 * REACH, np.uint16))
     for b in prange(blocks):
         pad = np.empty(w + 2 * REACH, np.uint8)
         total = np.empty(w, np.uint16)  # at most 49 x 255
@@ -153,12 +151,7 @@ def contrast_maps(img, wts, noise_lut, edge_lut, noise, edges, tmp, sums):
             _pad(line, pad, 1)
             _row_window(pad, noise[y], 3, 1)
     for b in prange(blocks):
-        pad = np.empty(w + 2 * REACH, np.uint8)
-        line = np.empty(w, np.uint8)
-        for y in range(b * ROWS, min(h, (b + 1) * ROWS)):
-            _column_window(noise, y, 1, line, 1)
-            _pad(line, pad, 3)
-            _row_window(pad, edges[y], 7, 0)
+        _windows(noise, edges, b, 1, 1, 3, 0, np.empty(w, np.uint8), np.empty(w + 2 * REACH, np.uint8))
     for y in prange(h):
         _column_window(edges, y, 3, noise[y], 0)
         n, t = noise[y], tmp[y]
