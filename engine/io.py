@@ -28,7 +28,7 @@ from .formats import pil_open, read_head
 from .limits import AUTO_MAX_PIXELS, band_bytes, out_of_memory, over_cap, size_refusal
 from .notes import gathering_notes, one_line
 from .options import DEFAULT_MAX_PIXELS, check_max_pixels
-from .pngdata import BLOCK as PNG_BLOCK
+from .pngdata import BLOCK as DECODE_BLOCK
 from .pngdata import JoinedPng, joined_png
 
 _PIL_LIMIT_LOCK = threading.Lock()
@@ -396,8 +396,11 @@ def _load(
     with gathering_notes() as notes:
         with reading(label, max_pixels):
             im = _open(src, max_pixels, label)
-        if isinstance(src, JoinedPng) and isinstance(im, ImageFile.ImageFile):
-            im.decodermaxblock = PNG_BLOCK
+        if isinstance(im, ImageFile.ImageFile):
+            # the data handed to the decoder in blocks of 1 MiB, not 64 KiB: each call gives the
+            # GIL back and waits for it again, behind the warm-up thread (JPEG; a PNG's chunks
+            # are joined for it, see kmpress.pngdata)
+            im.decodermaxblock = max(im.decodermaxblock, DECODE_BLOCK)
         size = (*im.size, im.mode)  # as declared (a decoder may learn another)
         if on_open is not None:
             on_open(*im.size)

@@ -601,3 +601,27 @@ def test_every_reader_checks_max_pixels(tmp_path, bad):
     ):
         with pytest.raises(kmpress.InvalidParameterError, match="max_pixels"):
             call()
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_the_decoder_is_handed_large_blocks(tmp_path, monkeypatch, fmt):
+    # each call of Pillow's decoder gives the GIL back and waits for it again, behind kmpress's
+    # warm-up thread: its data comes in blocks of a mebibyte, not 64 KiB
+    from PIL import ImageFile
+
+    path = tmp_path / f"photo.{fmt.lower()}"
+    with Image.open(Path(__file__).parent / "data" / "coffee.png") as im:
+        im.convert("RGB").save(path, fmt)
+    seen: list[int] = []
+    load = ImageFile.ImageFile.load
+
+    def spy(self):
+        seen.append(self.decodermaxblock)
+        return load(self)
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", spy)
+    pixels = kmpress.read_image(path)
+    assert seen and min(seen) >= 1 << 20
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+    with Image.open(path) as im:
+        np.testing.assert_array_equal(pixels, np.asarray(im.convert("RGB")))
