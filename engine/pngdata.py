@@ -137,7 +137,7 @@ class JoinedPng(io.RawIOBase):
                 lo, hi = self._data
                 if lo <= self._pos < hi:
                     want = min(len(out) - done, hi - self._pos)
-                    got = self._read_data(i, skip, out[done : done + want])
+                    got = self._read_data(out[done : done + want])
                 else:
                     self._f.seek(off + skip)
                     got = self._f.readinto(out[done : done + want])
@@ -153,7 +153,7 @@ class JoinedPng(io.RawIOBase):
         lo, hi = self._data
         if lo <= self._pos < hi:
             want = hi - self._pos if size is None or size < 0 else min(size, hi - self._pos)
-            pieces = self._data_pieces(want)
+            pieces = self._data_pieces(self._pos, want)
             if pieces is not None:
                 data = b"".join(pieces)
                 self._follow(self._pos, memoryview(data))
@@ -163,9 +163,9 @@ class JoinedPng(io.RawIOBase):
                 return data
         return super().read(size)
 
-    def _read_data(self, i: int, skip: int, out: memoryview) -> int:
+    def _read_data(self, out: memoryview) -> int:
         # the joined data from the view's position on, into ``out``
-        pieces = self._data_pieces(len(out))
+        pieces = self._data_pieces(self._pos, len(out))
         if pieces is None:
             return 0
         done = 0
@@ -175,11 +175,10 @@ class JoinedPng(io.RawIOBase):
         self._follow(self._pos, out[:done])
         return done
 
-    def _data_pieces(self, want: int) -> list[memoryview] | None:
-        # the next ``want`` bytes of the joined data: the file's span read in one call (one wait
-        # for the GIL, not one a chunk), as the views of the chunks' data in it (the headers and
-        # CRCs between them left out); None if the file is shorter than it was
-        at = self._pos
+    def _data_pieces(self, at: int, want: int) -> list[memoryview] | None:
+        # ``want`` bytes of the joined data from view offset ``at``: the file's span read in one
+        # call (one wait for the GIL, not one a chunk), as the views of the chunks' data in it
+        # (the headers and CRCs between them left out); None if the file is shorter than it was
         i = bisect.bisect_right(self._starts, at) - 1
         k = bisect.bisect_right(self._starts, at + want - 1) - 1
         lo = self._segs[i][1] + at - self._segs[i][0]
@@ -209,14 +208,11 @@ class JoinedPng(io.RawIOBase):
         # the joined chunk's CRC: the rest of its data read now if it was not read in order
         hi = self._data[1]
         while self._crc_upto < hi:
-            at = self._crc_upto
-            i = bisect.bisect_right(self._starts, at) - 1
-            v, off, n, _ = self._segs[i]
-            self._f.seek(off + at - v)
-            chunk = self._f.read(min(n - (at - v), BLOCK))
-            if not chunk:
+            pieces = self._data_pieces(self._crc_upto, min(hi - self._crc_upto, BLOCK))
+            if pieces is None:
                 break
-            self._follow(at, memoryview(chunk))
+            for piece in pieces:
+                self._follow(self._crc_upto, piece)
         return self._crc & 0xFFFFFFFF
 
     def close(self) -> None:  # noqa: D102
