@@ -75,6 +75,9 @@ def reduce(src: Path | bytes, dst: Path) -> tuple[int, int]:
         im = im.convert("RGB")
         if im.width > WIDTH:
             im = im.resize((WIDTH, round(im.height * WIDTH / im.width)), Image.LANCZOS)
+        # the converted image keeps the source's metadata, which save() would write (an ICC
+        # profile kmpress keeps and pngquant drops would skew the comparison of bytes)
+        im.info.clear()
         im.save(dst)
         return im.size
 

@@ -235,3 +235,30 @@ def test_perceptual_passes_the_flags_it_knows_to_the_api():
     )
     with pytest.raises(SystemExit):
         api_options(["--quality", "70"])
+
+
+def test_photoset_writes_plain_rgb_without_the_source_metadata(tmp_path):
+    """The set's photos carry no ICC profile or EXIF: kmpress keeps a profile and pngquant drops
+    it, so one left in would count a few kilobytes against kmpress in every comparison of bytes."""
+    from PIL import Image, ImageCms
+
+    from bench.photoset import WIDTH, reduce
+
+    icc = ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+    src = tmp_path / "src.png"
+    Image.new("RGBA", (WIDTH + 200, 300), (200, 100, 50, 255)).save(src, icc_profile=icc)
+    assert Image.open(src).info.get("icc_profile") == icc
+    dst = tmp_path / "dst.png"
+    assert reduce(src, dst) == (WIDTH, round(300 * WIDTH / (WIDTH + 200)))
+    with Image.open(dst) as im:
+        assert im.mode == "RGB"
+        assert "icc_profile" not in im.info
+    assert b"iCCP" not in dst.read_bytes()
+
+    jpeg = tmp_path / "src.jpg"
+    exif = Image.Exif()
+    exif[0x010F] = "camera"
+    Image.new("RGB", (64, 48), (10, 200, 30)).save(jpeg, icc_profile=icc, exif=exif)
+    reduce(jpeg.read_bytes(), dst)
+    data = dst.read_bytes()
+    assert b"iCCP" not in data and b"eXIf" not in data
