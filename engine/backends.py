@@ -71,7 +71,12 @@ _loading = threading.RLock()
 
 
 def warm_up(
-    pixels: int, ks: int | Sequence[int], colorspace: str = "rgb", dither: str | None = None, smooth: bool = False
+    pixels: int,
+    ks: int | Sequence[int],
+    colorspace: str = "rgb",
+    dither: str | None = None,
+    smooth: bool = False,
+    measure: bool = True,
 ) -> threading.Thread:
     """Load numba and the kernels a compression of ``pixels`` pixels at each K of ``ks`` needs
     (with these options: see ``kmpress.kernels_numba.warm_up_kernels``), in a background thread
@@ -84,7 +89,7 @@ def warm_up(
     def work() -> None:
         try:
             try:
-                kernels = load("numba").warm_up_kernels(pixels, ks, colorspace, dither, smooth)
+                kernels = load("numba").warm_up_kernels(pixels, ks, colorspace, dither, smooth, measure)
                 compile_ahead(kernels)
             finally:
                 _planned(-1)

@@ -387,3 +387,53 @@ time.sleep(1.5)  # the worker has answered: the caller is waiting for it to exit
     for pid in leftover:
         os.kill(int(pid), 9)
     assert leftover == []
+
+
+_WARM_UP_RUN = """
+import json, sys, threading, time
+import numpy as np
+from PIL import Image
+import kmpress
+from kmpress import kernels_numba as kn
+measure, dither = json.loads(sys.argv[1])
+y, x = np.mgrid[0:1500, 0:1500]
+rng = np.random.default_rng(0)
+img = np.stack([x // 6, y // 6, (x + y) // 12], -1) + rng.integers(0, 4, (1500, 1500, 3))
+Image.fromarray(img.astype(np.uint8)).save(sys.argv[2])
+kmpress.compress(sys.argv[2], sys.argv[2] + ".out.png", 16, dither=dither, measure=measure, backend="auto")
+while any(t.name == "kmpress-numba-warm-up" and t.is_alive() for t in threading.enumerate()):
+    time.sleep(0.01)
+listed = [k.key for k in kn.warm_up_kernels(1500 * 1500, [16], "rgb", dither, False, measure)]
+loaded = [k.key for k in kn.all_kernels() if k.loaded]
+print(json.dumps({"listed": listed, "loaded": loaded}))
+"""
+
+
+@pytest.mark.needs_jit
+@pytest.mark.parametrize("measure", [True, False])
+@pytest.mark.parametrize("dither", ["adaptive", None])
+def test_the_warm_up_loads_the_kernels_a_run_calls_and_no_others(tmp_path, measure, dither):
+    """What the warm-up thread loads ahead: every kernel the run then calls (a twin may call
+    its other variant), and not the perceptual score's when the figures are not measured
+    (``kmpress compress -q``), nor the dithered error's."""
+    import json
+
+    out = subprocess.run(
+        [sys.executable, "-c", _WARM_UP_RUN, json.dumps([measure, dither]), str(tmp_path / "img.png")],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    got = json.loads(out.stdout.strip().splitlines()[-1])
+    listed, loaded = set(got["listed"]), set(got["loaded"])
+    assert listed <= loaded  # the warm-up loaded them all
+
+    def base(key: str) -> str:
+        return key.removesuffix("_parallel")
+
+    assert {base(k) for k in loaded} == {base(k) for k in listed}
+    scored = {k for k in loaded if ":ssim2_" in k or k.endswith(":expand") or k.endswith(":expand_parallel")}
+    assert bool(scored) == measure
+    assert any(k.endswith(":pixel_stats") for k in loaded) == (measure and dither is not None)

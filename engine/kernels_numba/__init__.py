@@ -42,13 +42,19 @@ from ._ssim2 import ssim2_half, ssim2_half_u8, ssim2_rows, ssim2_rows_u8
 
 
 def warm_up_kernels(
-    pixels: int, ks: int | Sequence[int], colorspace: str = "rgb", dither: str | None = None, smooth: bool = False
+    pixels: int,
+    ks: int | Sequence[int],
+    colorspace: str = "rgb",
+    dither: str | None = None,
+    smooth: bool = False,
+    measure: bool = True,
 ) -> list:
     """The kernels (the variant of each twin) that a compression of ``pixels`` pixels at each K
     of ``ks`` will call, in the order it first calls them, for :func:`kmpress.backends.warm_up`
-    to compile or load ahead of the first call. ``colorspace``, ``dither`` and ``smooth`` are the
-    job's options (a clustering space other than RGB, the error diffusion's method or None, a
-    smoothed remap); every job ends with its perceptual score.
+    to compile or load ahead of the first call. ``colorspace``, ``dither``, ``smooth`` and
+    ``measure`` are the job's options (a clustering space other than RGB, the error diffusion's
+    method or None, a smoothed remap, the figures measured pixel by pixel: the error of a
+    dithered or smoothed remap and the perceptual score, which ``kmpress compress -q`` skips).
     The twins' variants are chosen for the usual share of distinct colours in a photo (a third of
     the pixels); a wrong guess only loads (or compiles) one more kernel later."""
     import math
@@ -78,7 +84,14 @@ def warm_up_kernels(
         out += [*((_histogram._dense_inverse,) if dense else ()), floyd_steinberg]
     else:
         out.append(remap_codes.pick(pixels) if dense else gather)
-    out += [delta_e_colors, expand, ssim2_rows_u8, ssim2_half_u8, ssim2_half, ssim2_rows]
+    plain = dither is None and not smooth
+    if plain:
+        # the undithered remap's error comes from the histogram, measured or not
+        out.append(delta_e_colors)
+    elif measure:
+        out += [colors_to_lab64, pixel_stats]
+    if measure:
+        out += [expand, ssim2_rows_u8, ssim2_half_u8, ssim2_half, ssim2_rows]
     return list(dict.fromkeys(out))  # each once, in order
 
 
