@@ -70,17 +70,10 @@ def load(name: str) -> ModuleType:
 _loading = threading.RLock()
 
 
-def warm_up(
-    pixels: int,
-    ks: int | Sequence[int],
-    colorspace: str = "rgb",
-    dither: str | None = None,
-    smooth: bool = False,
-    measure: bool = True,
-) -> threading.Thread:
+def warm_up(pixels: int, ks: int | Sequence[int], **hints: Any) -> threading.Thread:
     """Load numba and the kernels a compression of ``pixels`` pixels at each K of ``ks`` needs
-    (with these options: see ``kmpress.kernels_numba.warm_up_kernels``), in a background thread
-    (returned, started).
+    (with the job's ``hints``, ``colorspace``, ``dither``, ``smooth`` and ``measure``: see
+    ``kmpress.kernels_numba.warm_up_kernels``), in a background thread (returned, started).
 
     For a run that will use numba: its start-up then overlaps the decoding of the image, which
     releases the GIL. The kernels are loaded from numba's cache; those not in it are compiled
@@ -89,7 +82,7 @@ def warm_up(
     def work() -> None:
         try:
             try:
-                kernels = load("numba").warm_up_kernels(pixels, ks, colorspace, dither, smooth, measure)
+                kernels = load("numba").warm_up_kernels(pixels, ks, **hints)
                 compile_ahead(kernels)
             finally:
                 _planned(-1)
