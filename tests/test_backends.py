@@ -128,7 +128,11 @@ def test_creatable(tmp_path):
 
 
 def test_numba_cache_dir_fallback(monkeypatch, tmp_path):
-    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    # set, then removed, through monkeypatch: what prepare_numba_cache sets below is undone with
+    # it (a delenv of an unset variable records nothing, and the folder it sets would then stay,
+    # sending every kernel loaded later in the session to an empty cache)
+    monkeypatch.setenv("NUMBA_CACHE_DIR", "")
+    monkeypatch.delenv("NUMBA_CACHE_DIR")
     monkeypatch.setattr(backends, "_writable", lambda p: False)
     monkeypatch.setattr(backends, "_creatable", lambda p: False)
     monkeypatch.setitem(sys.modules, "numba", None)
