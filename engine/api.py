@@ -397,7 +397,7 @@ def _name(x: Any, default: str) -> str:
 def warm_up_hints(opts: Options) -> dict[str, Any]:
     """What of a job's options decides which kernels it calls (see :func:`backends.warm_up`)."""
     # a quality target measures its candidates whatever ``measure`` says
-    measure = opts.measure or opts.target_quality is not None or opts.target_psnr is not None
+    measure = opts.measure or opts.searches_k
     return {"colorspace": opts.colorspace, "dither": opts.dither, "smooth": opts.smooth > 0, "measure": measure}
 
 
