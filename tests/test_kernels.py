@@ -93,6 +93,28 @@ def test_pruning_on_unsorted_points_and_4d():
     assert np.array_equal(a, b)
 
 
+@pytest.mark.skipif(NO_JIT, reason="needs many chunks of points: too slow as plain Python")
+def test_pruning_by_chunk_then_block_keeps_every_nearest_centroid():
+    # each chunk a few tight clusters near each other, so its list is short and its blocks'
+    # boxes differ; duplicated and integer centroids, so ties are everywhere: the labels must
+    # still be the full scan's
+    rng = np.random.default_rng(11)
+    n_chunks = 6
+    centres = rng.integers(20, 236, (n_chunks, 3))
+    per = kn.CHUNK // 4
+    subs = [c + rng.integers(-20, 21, 3) for c in centres for _ in range(4)]
+    pts = [np.clip(s + rng.integers(-4, 5, (per, 3)), 0, 255) for s in subs]
+    X = np.ascontiguousarray(np.concatenate(pts).T.astype(np.float32))
+    C = rng.integers(0, 256, (128, 3))
+    C = np.concatenate([C, C, centres + 1, centres - 1])[:256].astype(np.float32)
+    a = np.empty(X.shape[1], np.int32)
+    b = np.empty(X.shape[1], np.int32)
+    kn.nearest(X, C, a, kn.block_boxes(X))
+    kn.nearest(X, C, b, _no_pruning_boxes(X))
+    assert np.array_equal(a, b)
+    assert not np.any((a >= 128) & (a < 256 - 2 * n_chunks)), "a duplicate never wins a tie"
+
+
 @pytest.mark.parametrize("weighted", [True, False])
 def test_assign_accumulate_matches_numpy(photo_hist, weighted):
     X = planar(photo_hist)

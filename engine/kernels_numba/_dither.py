@@ -48,6 +48,12 @@ def dither_map(idx, edges, h, w, out):
                 last = px
 
 
+#: unsigned index offsets (see _adaptive_opaque3)
+_1 = np.uint64(1)
+_2 = np.uint64(2)
+_3 = np.uint64(3)
+
+
 @njit
 def _offset3(v0, v1, v2, entries, k):
     # (v0, v1, v2) minus entry k, and its squared length summed in a fixed order
@@ -111,31 +117,50 @@ def _adaptive_opaque3(Xt, inverse, entries, lo, hi, h, w, out, level, dead, tie,
         left_to_right = (y & 1) == 0
         d = 1 if left_to_right else -1
         prev = -1
+        # the 7/16 share for the next pixel stays in registers (e0, e1, e2n): the pixel after
+        # needs it at once, and a store and reload would sit on the error's path. It is added to
+        # that pixel's share from the row before as the += into the row did (the same sum).
+        e0 = e1 = e2n = 0.0
         for i in range(w):
             x = i if left_to_right else w - 1 - i
-            p = y * w + x
+            # unsigned indices: numba wraps a negative signed index around, a test and select on
+            # every load (the kernel ran 10-15 % slower with them)
+            p = np.uint64(y * w + x)
+            ux = np.uint64(x)
+            q = np.uint64(3) * (ux + _1)
             lv = level[p] / 255.0
-            q = 3 * (x + 1)
-            s0 = cur[q] * lv
-            s1 = cur[q + 1] * lv
-            s2 = cur[q + 2] * lv
+            s0 = (cur[q] + e0) * lv
+            s1 = (cur[q + _1] + e1) * lv
+            s2 = (cur[q + _2] + e2n) * lv
             n2 = 0.0 + s0 * s0
             n2 += s1 * s1
             n2 += s2 * s2
-            ratio = 1.0
+            o0 = colors[q - _3]
+            o1 = colors[q - _2]
+            o2 = colors[q - _1]
+            # the offset taken whole, scaled by s_cap or dropped (x 0.0, which keeps the sum's
+            # rounding): all three are ready when the test on n2 is
             if n2 < dead:
-                ratio = 0.0
+                v0 = o0 + s0 * 0.0
+                v1 = o1 + s1 * 0.0
+                v2 = o2 + s2 * 0.0
             elif n2 > maxerr:
-                ratio = s_cap
-            v0 = min(hi0, max(lo0, colors[3 * x] + s0 * ratio))
-            v1 = min(hi1, max(lo1, colors[3 * x + 1] + s1 * ratio))
-            v2 = min(hi2, max(lo2, colors[3 * x + 2] + s2 * ratio))
+                v0 = o0 + s0 * s_cap
+                v1 = o1 + s1 * s_cap
+                v2 = o2 + s2 * s_cap
+            else:
+                v0 = o0 + s0
+                v1 = o1 + s1
+                v2 = o2 + s2
+            v0 = min(hi0, max(lo0, v0))
+            v1 = min(hi1, max(lo1, v1))
+            v2 = min(hi2, max(lo2, v2))
             # _nearest on scalars: the cell, its candidates (listed on first use), the nearest of
             # them (the lowest index on a tie: the lists are in index order)
             c0 = min(G - 1, max(0, int((v0 - lo0) * is0)))
             c1 = min(G - 1, max(0, int((v1 - lo1) * is1)))
             c2 = min(G - 1, max(0, int((v2 - lo2) * is2)))
-            cell = (c0 * G + c1) * G + c2
+            cell = np.uint64((c0 * G + c1) * G + c2)
             if start[cell] < 0:
                 parent = ((c0 // COARSE) * GC + c1 // COARSE) * GC + c2 // COARSE
                 if cstart[parent] < 0:
@@ -147,9 +172,9 @@ def _adaptive_opaque3(Xt, inverse, entries, lo, hi, h, w, out, level, dead, tie,
                 used += count[cell]
             k = 0
             bd = np.inf
-            a = start[cell]
-            for c in range(a, a + count[cell]):
-                kc = pool[c]
+            a = np.uint64(start[cell])
+            for c in range(a, a + np.uint64(count[cell])):
+                kc = np.uint64(pool[c])
                 t = v0 - entries[kc, 0]
                 dd = 0.0 + t * t
                 t = v1 - entries[kc, 1]
@@ -158,15 +183,19 @@ def _adaptive_opaque3(Xt, inverse, entries, lo, hi, h, w, out, level, dead, tie,
                 dd += t * t
                 if dd < bd:
                     bd = dd
-                    k = kc
-            t0, t1, t2, e2 = _offset3(v0, v1, v2, entries, k)
+                    k = np.int64(kc)
+            # the offset from the nearest entry; its squared length is bd (_offset3's sum)
+            t0 = v0 - entries[k, 0]
+            t1 = v1 - entries[k, 1]
+            t2 = v2 - entries[k, 2]
+            e2 = bd
             if prev >= 0 and prev != k:
                 # the run's entry when it is nearly as near (the error carried on pays for it)
                 r0, r1, r2, p2 = _offset3(v0, v1, v2, entries, prev)
                 if p2 <= e2 + tie:
                     k = prev
                     t0, t1, t2, e2 = r0, r1, r2, p2
-            ab = above[x]
+            ab = above[ux]
             if k != prev and ab >= 0 and ab != k:
                 # where the run breaks, the entry above when it is nearly as near: a repeat of
                 # the row before for DEFLATE (after the run, which a smooth area's rows keep best)
@@ -174,7 +203,7 @@ def _adaptive_opaque3(Xt, inverse, entries, lo, hi, h, w, out, level, dead, tie,
                 if p2 <= e2 + tie:
                     k = ab
                     t0, t1, t2, e2 = r0, r1, r2, p2
-            above[x] = k
+            above[ux] = k
             prev = k
             if y >= y0:
                 out[p] = k
@@ -182,20 +211,20 @@ def _adaptive_opaque3(Xt, inverse, entries, lo, hi, h, w, out, level, dead, tie,
             t0 = t0 * f
             t1 = t1 * f
             t2 = t2 * f
-            qa = 3 * (x + d + 1)
-            qb = 3 * (x - d + 1)
-            cur[qa] += t0 * (7.0 / 16.0)
-            cur[qa + 1] += t1 * (7.0 / 16.0)
-            cur[qa + 2] += t2 * (7.0 / 16.0)
+            qa = np.uint64(3 * (x + d + 1))
+            qb = np.uint64(3 * (x - d + 1))
+            e0 = t0 * (7.0 / 16.0)
+            e1 = t1 * (7.0 / 16.0)
+            e2n = t2 * (7.0 / 16.0)
             nxt[qb] += t0 * (3.0 / 16.0)
-            nxt[qb + 1] += t1 * (3.0 / 16.0)
-            nxt[qb + 2] += t2 * (3.0 / 16.0)
+            nxt[qb + _1] += t1 * (3.0 / 16.0)
+            nxt[qb + _2] += t2 * (3.0 / 16.0)
             nxt[q] += t0 * (5.0 / 16.0)
-            nxt[q + 1] += t1 * (5.0 / 16.0)
-            nxt[q + 2] += t2 * (5.0 / 16.0)
+            nxt[q + _1] += t1 * (5.0 / 16.0)
+            nxt[q + _2] += t2 * (5.0 / 16.0)
             nxt[qa] += t0 * (1.0 / 16.0)
-            nxt[qa + 1] += t1 * (1.0 / 16.0)
-            nxt[qa + 2] += t2 * (1.0 / 16.0)
+            nxt[qa + _1] += t1 * (1.0 / 16.0)
+            nxt[qa + _2] += t2 * (1.0 / 16.0)
         cur, nxt = nxt, cur
         nxt[:] = 0.0
 

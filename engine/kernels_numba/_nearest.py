@@ -33,11 +33,12 @@ def block_boxes(X):
     for b in prange(nbk):
         b0 = b * BLOCK
         nb = min(BLOCK, N - b0)
+        u0 = np.uint64(b0)  # unsigned: see _block_nearest
         for j in range(D):
             lo = X[j, b0]
             hi = X[j, b0]
             for i in range(1, nb):
-                v = X[j, b0 + i]
+                v = X[j, u0 + np.uint64(i)]
                 lo = min(lo, v)
                 hi = max(hi, v)
             bmin[b, j] = lo
@@ -53,14 +54,17 @@ _PRUNE_ABS = np.float32(1e-3)
 
 
 @njit
-def _block_candidates(bmin, bmax, b, C32, cand):
-    # Centroids that can be nearest to some point of block b: the bound ub is the smallest
-    # largest-distance from a centroid to the box; a centroid whose smallest distance to the box
-    # exceeds ub is farther than that centroid from every point of the block. Kept in increasing
-    # k, so ties still go to the lowest index. Returns how many were kept.
-    K, D = C32.shape
+def _block_candidates(bmin, bmax, b, C32, src, nsrc, cand):
+    # The centroids among src[:nsrc] (in increasing k) that can be nearest to some point of box
+    # b: the bound ub is the smallest largest-distance from one of them to the box; a centroid
+    # whose smallest distance to the box exceeds ub is farther than that one from every point of
+    # the box. Exact when src holds every centroid that can be nearest in the box (all of them,
+    # or the list of a box that holds this one): ub can only be larger than over all centroids.
+    # Kept in increasing k, so ties still go to the lowest index. Returns how many were kept.
+    D = C32.shape[1]
     ub = np.float32(np.inf)
-    for k in range(K):
+    for q in range(nsrc):
+        k = src[q]
         far = np.float32(0.0)
         for j in range(D):
             t = max(C32[k, j] - bmin[b, j], bmax[b, j] - C32[k, j])
@@ -68,7 +72,8 @@ def _block_candidates(bmin, bmax, b, C32, cand):
         ub = min(ub, far)
     ub = ub + ub * _PRUNE_REL + _PRUNE_ABS
     n = 0
-    for k in range(K):
+    for q in range(nsrc):
+        k = src[q]
         near = np.float32(0.0)
         for j in range(D):
             t = max(np.float32(0.0), bmin[b, j] - C32[k, j], C32[k, j] - bmax[b, j])
@@ -80,12 +85,33 @@ def _block_candidates(bmin, bmax, b, C32, cand):
 
 
 @njit
+def _chunk_candidates(bmin, bmax, c, N, C32, cmin, cmax, every, ccand):
+    # _block_candidates of the box around the blocks of chunk c (of N points), from every
+    # centroid, into ccand: the chunk's blocks then search only its list (a few dozen of 256
+    # centroids), not all of them. cmin, cmax: (1, D) float32, the chunk's box out
+    D = C32.shape[1]
+    b0 = c * (CHUNK // BLOCK)
+    b1 = (min(N, (c + 1) * CHUNK) + BLOCK - 1) // BLOCK
+    for j in range(D):
+        lo = bmin[b0, j]
+        hi = bmax[b0, j]
+        for b in range(b0 + 1, b1):
+            lo = min(lo, bmin[b, j])
+            hi = max(hi, bmax[b, j])
+        cmin[0, j] = lo
+        cmax[0, j] = hi
+    return _block_candidates(cmin, cmax, 0, C32, every, every.shape[0], ccand)
+
+
+@njit
 def _block_nearest(X, b0, nb, C32, bd, bk, cand, ncand):
     # For B points (planar, unit stride) keep the best squared distance and its centroid while
     # the candidate centroids stream past: the i-loop has no dependence across i and vectorises.
     # Plain indexing rather than slices: slices are arrays whose reference counts both threads
-    # would update atomically.
+    # would update atomically. The point index is unsigned: numba wraps a negative signed index
+    # around, and that test turned the loads of X into gathers (the loop ran 3x slower).
     D = X.shape[0]
+    u0 = np.uint64(b0)
     for i in range(nb):
         bd[i] = np.inf
         bk[i] = 0
@@ -97,9 +123,10 @@ def _block_nearest(X, b0, nb, C32, bd, bk, cand, ncand):
         c3 = C32[k, D - 1]
         if D == 3:
             for i in range(nb):
-                t0 = X[0, b0 + i] - c0
-                t1 = X[1, b0 + i] - c1
-                t2 = X[2, b0 + i] - c2
+                p = u0 + np.uint64(i)
+                t0 = X[0, p] - c0
+                t1 = X[1, p] - c1
+                t2 = X[2, p] - c2
                 d = t0 * t0 + t1 * t1 + t2 * t2
                 # selects, not a branch: stores are unconditional and the loop vectorises (5x)
                 o = bd[i]
@@ -108,10 +135,11 @@ def _block_nearest(X, b0, nb, C32, bd, bk, cand, ncand):
                 bd[i] = d if lt else o
         else:
             for i in range(nb):
-                t0 = X[0, b0 + i] - c0
-                t1 = X[1, b0 + i] - c1
-                t2 = X[2, b0 + i] - c2
-                t3 = X[3, b0 + i] - c3
+                p = u0 + np.uint64(i)
+                t0 = X[0, p] - c0
+                t1 = X[1, p] - c1
+                t2 = X[2, p] - c2
+                t3 = X[3, p] - c3
                 d = t0 * t0 + t1 * t1 + t2 * t2 + t3 * t3
                 o = bd[i]
                 lt = d < o
@@ -150,10 +178,14 @@ def assign_accumulate(X, w, weighted, C32, labels, sums_c, wsum_c, changed_c, bo
     D, N = X.shape
     K = C32.shape[0]
     nc = (N + CHUNK - 1) // CHUNK
+    every = np.arange(K)
     for c in prange(nc):
         bd = np.empty(BLOCK, np.float32)
         bk = np.empty(BLOCK, np.int32)
         cand = np.empty(K, np.int64)
+        ccand = np.empty(K, np.int64)
+        cmin = np.empty((1, D), np.float32)
+        cmax = np.empty((1, D), np.float32)
         # chunk-local copy of this chunk's sums: private to this iteration of the prange, so no
         # race, and small enough to stay in L1
         acc = np.empty((K, 5), np.float64)
@@ -163,9 +195,10 @@ def assign_accumulate(X, w, weighted, C32, labels, sums_c, wsum_c, changed_c, bo
             acc[k, 4] = wsum_c[c, k]
         changed = 0
         end = min(N, (c + 1) * CHUNK)
+        nc_c = _chunk_candidates(bmin, bmax, c, N, C32, cmin, cmax, every, ccand)
         for b0 in range(c * CHUNK, end, BLOCK):
             nb = min(BLOCK, end - b0)
-            ncand = _block_candidates(bmin, bmax, b0 // BLOCK, C32, cand)
+            ncand = _block_candidates(bmin, bmax, b0 // BLOCK, C32, ccand, nc_c, cand)
             _block_nearest(X, b0, nb, C32, bd, bk, cand, ncand)
             for i in range(nb):
                 p = b0 + i
@@ -208,17 +241,23 @@ def nearest(X, C32, labels, boxes):
     D, N = X.shape
     K = C32.shape[0]
     nc = (N + CHUNK - 1) // CHUNK
+    every = np.arange(K)
     for c in prange(nc):
         bd = np.empty(BLOCK, np.float32)
         bk = np.empty(BLOCK, np.int32)
         cand = np.empty(K, np.int64)
+        ccand = np.empty(K, np.int64)
+        cmin = np.empty((1, D), np.float32)
+        cmax = np.empty((1, D), np.float32)
         end = min(N, (c + 1) * CHUNK)
+        nc_c = _chunk_candidates(bmin, bmax, c, N, C32, cmin, cmax, every, ccand)
         for b0 in range(c * CHUNK, end, BLOCK):
             nb = min(BLOCK, end - b0)
-            ncand = _block_candidates(bmin, bmax, b0 // BLOCK, C32, cand)
+            ncand = _block_candidates(bmin, bmax, b0 // BLOCK, C32, ccand, nc_c, cand)
             _block_nearest(X, b0, nb, C32, bd, bk, cand, ncand)
+            u0 = np.uint64(b0)  # unsigned: see _block_nearest
             for i in range(nb):
-                labels[b0 + i] = bk[i]
+                labels[u0 + np.uint64(i)] = bk[i]
 
 
 @kernel("void(f4[:, ::1], f8[:, ::1], i4[::1], f8[::1])", parallel=True)

@@ -41,19 +41,21 @@ def _lane_sum_max(a32, closest, b0, nb, bpot, b):
     # bpot[b] = lane sum of a32; returns the largest closest of the block (8 lanes, no branch)
     bpot[b] = _lane_sum(a32, nb)
     m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = np.float32(0.0)
+    u0 = np.uint64(b0)  # unsigned: see _block_nearest in ._nearest
     g = 0
     while g + 8 <= nb:
-        m0 = max(m0, closest[b0 + g])
-        m1 = max(m1, closest[b0 + g + 1])
-        m2 = max(m2, closest[b0 + g + 2])
-        m3 = max(m3, closest[b0 + g + 3])
-        m4 = max(m4, closest[b0 + g + 4])
-        m5 = max(m5, closest[b0 + g + 5])
-        m6 = max(m6, closest[b0 + g + 6])
-        m7 = max(m7, closest[b0 + g + 7])
+        p = u0 + np.uint64(g)
+        m0 = max(m0, closest[p])
+        m1 = max(m1, closest[p + np.uint64(1)])
+        m2 = max(m2, closest[p + np.uint64(2)])
+        m3 = max(m3, closest[p + np.uint64(3)])
+        m4 = max(m4, closest[p + np.uint64(4)])
+        m5 = max(m5, closest[p + np.uint64(5)])
+        m6 = max(m6, closest[p + np.uint64(6)])
+        m7 = max(m7, closest[p + np.uint64(7)])
         g += 8
     for i in range(g, nb):
-        m0 = max(m0, closest[b0 + i])
+        m0 = max(m0, closest[u0 + np.uint64(i)])
     return max(max(max(m0, m1), max(m2, m3)), max(max(m4, m5), max(m6, m7)))
 
 
@@ -99,19 +101,21 @@ def pp_state(X, w, weighted, closest, pot_c):
             b = b0 // BLOCK
             nb = min(BLOCK, end - b0)
             mx = np.float32(0.0)
+            u0 = np.uint64(b0)  # unsigned: see _block_nearest in ._nearest
             for j in range(D):
                 lo = X[j, b0]
                 hi = X[j, b0]
                 for i in range(nb):
-                    v = X[j, b0 + i]
+                    v = X[j, u0 + np.uint64(i)]
                     lo = min(lo, v)
                     hi = max(hi, v)
                 bmin[b, j] = lo
                 bmax[b, j] = hi
             for i in range(nb):
-                cl = closest[b0 + i]
+                p = u0 + np.uint64(i)
+                cl = closest[p]
                 mx = max(mx, cl)
-                a32[i] = np.float32(w[b0 + i] if weighted else 1.0) * cl
+                a32[i] = np.float32(w[p] if weighted else 1.0) * cl
             bmaxcl[b] = mx
             bpot[b] = _lane_sum(a32, nb)
             tot += bpot[b]
@@ -151,9 +155,10 @@ def pp_update(X, w, weighted, c, closest, pot_c, state):
             nb = min(BLOCK, end - b0)
             if _box_lower_bound(bmin, bmax, b, c) < bmaxcl[b]:
                 # plain indexing, no slices: a slice is a new array whose reference count both
-                # threads would update atomically on every block
+                # threads would update atomically on every block; unsigned (see _block_nearest)
+                u0 = np.uint64(b0)
                 for i in range(nb):
-                    p = b0 + i
+                    p = u0 + np.uint64(i)
                     t0 = X[0, p] - c0
                     t1 = X[1, p] - c1
                     t2 = X[2, p] - c2
@@ -248,20 +253,21 @@ def pp_trials(X, w, weighted, closest, cands, pot_tc, state):
                 if lb >= bmaxcl[b]:
                     tot[t] += bpot[b]
                     continue
+                u0 = np.uint64(b0)  # unsigned: see _block_nearest in ._nearest
                 if not loaded:
                     for i in range(nb):
-                        wb[i] = w[b0 + i] if weighted else 1.0
+                        wb[i] = w[u0 + np.uint64(i)] if weighted else 1.0
                     loaded = True
                 if D == 3:
                     for i in range(nb):
-                        p = b0 + i
+                        p = u0 + np.uint64(i)
                         t0 = X[0, p] - c0
                         t1 = X[1, p] - c1
                         t2 = X[2, p] - c2
                         a32[i] = wb[i] * min(closest[p], t0 * t0 + t1 * t1 + t2 * t2)
                 else:
                     for i in range(nb):
-                        p = b0 + i
+                        p = u0 + np.uint64(i)
                         t0 = X[0, p] - c0
                         t1 = X[1, p] - c1
                         t2 = X[2, p] - c2
