@@ -81,8 +81,10 @@ def _dense_extract(table, nblocks):
 def _dense_inverse(px, table, inverse):
     n = px.shape[0]
     for c in prange((n + CHUNK - 1) // CHUNK):
-        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
-            inverse[i] = table[_code(px, i, 3)]
+        a = np.uint64(c * CHUNK)  # unsigned indices: see ._jit
+        for i in range(min(n, (c + 1) * CHUNK) - c * CHUNK):
+            p = a + np.uint64(i)
+            inverse[p] = table[_code(px, p, 3)]
 
 
 @kernel(f"Tuple((u4[::1], i8[::1], i4[::1]))({PX}, i8)")
@@ -200,5 +202,7 @@ def remap_codes(px, lut, out):
     """
     n = px.shape[0]
     for c in prange((n + CHUNK - 1) // CHUNK):
-        for i in range(c * CHUNK, min(n, (c + 1) * CHUNK)):
-            out[i] = lut[_code(px, i, 3)]
+        a = np.uint64(c * CHUNK)  # unsigned indices: see ._jit
+        for i in range(min(n, (c + 1) * CHUNK) - c * CHUNK):
+            p = a + np.uint64(i)
+            out[p] = lut[_code(px, p, 3)]

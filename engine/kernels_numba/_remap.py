@@ -32,8 +32,10 @@ def gather(lut, inverse, out):
     """
     N = inverse.shape[0]
     for c in prange((N + CHUNK - 1) // CHUNK):
-        for i in range(c * CHUNK, min(N, (c + 1) * CHUNK)):
-            out[i] = lut[inverse[i]]
+        a = np.uint64(c * CHUNK)  # unsigned indices: see kmpress.kernels_numba._jit
+        for i in range(min(N, (c + 1) * CHUNK) - c * CHUNK):
+            p = a + np.uint64(i)
+            out[p] = lut[np.uint64(inverse[p])]
 
 
 @kernel("void(u1[:, ::1], u1[::1], u1[:, ::1])", parallel=True)
@@ -49,10 +51,22 @@ def expand(palette, idx, out):
     N = idx.shape[0]
     C = palette.shape[1]
     for c in prange((N + CHUNK - 1) // CHUNK):
-        for i in range(c * CHUNK, min(N, (c + 1) * CHUNK)):
-            k = idx[i]
-            for j in range(C):
-                out[i, j] = palette[k, j]
+        a = np.uint64(c * CHUNK)  # unsigned indices: see kmpress.kernels_numba._jit
+        n = min(N, (c + 1) * CHUNK) - c * CHUNK
+        if C == 3:
+            # the channels written out: a loop over a count known only at run time stays scalar
+            for i in range(n):
+                p = a + np.uint64(i)
+                k = idx[p]
+                out[p, 0] = palette[k, 0]
+                out[p, 1] = palette[k, 1]
+                out[p, 2] = palette[k, 2]
+        else:
+            for i in range(n):
+                p = a + np.uint64(i)
+                k = idx[p]
+                for j in range(C):
+                    out[p, j] = palette[k, j]
 
 
 @njit(cache=True)
@@ -287,8 +301,10 @@ def pixel_stats(colors, inverse, idx, palette, lab_c, lab_p, sse_c, de_c):
     for c in prange((N + STATS_CHUNK - 1) // STATS_CHUNK):
         s = np.int64(0)
         e = 0.0
-        for p in range(c * STATS_CHUNK, min(N, (c + 1) * STATS_CHUNK)):
-            u = inverse[p]
+        a = np.uint64(c * STATS_CHUNK)  # unsigned indices: see kmpress.kernels_numba._jit
+        for i in range(min(N, (c + 1) * STATS_CHUNK) - c * STATS_CHUNK):
+            p = a + np.uint64(i)
+            u = np.uint64(inverse[p])
             k = idx[p]
             for j in range(C):
                 t = np.int64(colors[u, j]) - np.int64(palette[k, j])
