@@ -174,16 +174,17 @@ def _adaptive_opaque3(Xt, inverse, entries, lo, hi, h, w, out, level, dead, tie,
             bd = np.inf
             a = np.uint64(start[cell])
             for c in range(a, a + np.uint64(count[cell])):
-                kc = np.uint64(pool[c])
-                t = v0 - entries[kc, 0]
+                kc = pool[c]
+                ku = np.uint64(kc)
+                t = v0 - entries[ku, 0]
                 dd = 0.0 + t * t
-                t = v1 - entries[kc, 1]
+                t = v1 - entries[ku, 1]
                 dd += t * t
-                t = v2 - entries[kc, 2]
+                t = v2 - entries[ku, 2]
                 dd += t * t
                 if dd < bd:
                     bd = dd
-                    k = np.int64(kc)
+                    k = kc
             # the offset from the nearest entry; its squared length is bd (_offset3's sum)
             t0 = v0 - entries[k, 0]
             t1 = v1 - entries[k, 1]
