@@ -48,7 +48,7 @@ def dither_map(idx, edges, h, w, out):
                 last = px
 
 
-#: unsigned index offsets (see _adaptive_opaque3)
+#: unsigned index offsets (see ._jit)
 _1 = np.uint64(1)
 _2 = np.uint64(2)
 _3 = np.uint64(3)
@@ -123,8 +123,7 @@ def _adaptive_opaque3(Xt, inverse, entries, lo, hi, h, w, out, level, dead, tie,
         e0 = e1 = e2n = 0.0
         for i in range(w):
             x = i if left_to_right else w - 1 - i
-            # unsigned indices: numba wraps a negative signed index around, a test and select on
-            # every load (the kernel ran 10-15 % slower with them)
+            # unsigned indices (see ._jit): with signed ones the kernel ran 10-15 % slower
             p = np.uint64(y * w + x)
             ux = np.uint64(x)
             q = np.uint64(3) * (ux + _1)

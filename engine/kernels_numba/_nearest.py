@@ -33,7 +33,7 @@ def block_boxes(X):
     for b in prange(nbk):
         b0 = b * BLOCK
         nb = min(BLOCK, N - b0)
-        u0 = np.uint64(b0)  # unsigned: see _block_nearest
+        u0 = np.uint64(b0)  # unsigned indices: see ._jit
         for j in range(D):
             lo = X[j, b0]
             hi = X[j, b0]
@@ -85,11 +85,13 @@ def _block_candidates(bmin, bmax, b, C32, src, nsrc, cand):
 
 
 @njit
-def _chunk_candidates(bmin, bmax, c, N, C32, cmin, cmax, every, ccand):
+def _chunk_candidates(bmin, bmax, c, N, C32, ccand):
     # _block_candidates of the box around the blocks of chunk c (of N points), from every
     # centroid, into ccand: the chunk's blocks then search only its list (a few dozen of 256
-    # centroids), not all of them. cmin, cmax: (1, D) float32, the chunk's box out
-    D = C32.shape[1]
+    # centroids), not all of them. Once a chunk, so its few small arrays cost nothing.
+    K, D = C32.shape
+    cmin = np.empty((1, D), np.float32)
+    cmax = np.empty((1, D), np.float32)
     b0 = c * (CHUNK // BLOCK)
     b1 = (min(N, (c + 1) * CHUNK) + BLOCK - 1) // BLOCK
     for j in range(D):
@@ -100,7 +102,7 @@ def _chunk_candidates(bmin, bmax, c, N, C32, cmin, cmax, every, ccand):
             hi = max(hi, bmax[b, j])
         cmin[0, j] = lo
         cmax[0, j] = hi
-    return _block_candidates(cmin, cmax, 0, C32, every, every.shape[0], ccand)
+    return _block_candidates(cmin, cmax, 0, C32, np.arange(K), K, ccand)
 
 
 @njit
@@ -108,8 +110,8 @@ def _block_nearest(X, b0, nb, C32, bd, bk, cand, ncand):
     # For B points (planar, unit stride) keep the best squared distance and its centroid while
     # the candidate centroids stream past: the i-loop has no dependence across i and vectorises.
     # Plain indexing rather than slices: slices are arrays whose reference counts both threads
-    # would update atomically. The point index is unsigned: numba wraps a negative signed index
-    # around, and that test turned the loads of X into gathers (the loop ran 3x slower).
+    # would update atomically. The point index is unsigned (see ._jit): signed, the loads of X
+    # were gathers and the loop ran 3x slower.
     D = X.shape[0]
     u0 = np.uint64(b0)
     for i in range(nb):
@@ -178,14 +180,11 @@ def assign_accumulate(X, w, weighted, C32, labels, sums_c, wsum_c, changed_c, bo
     D, N = X.shape
     K = C32.shape[0]
     nc = (N + CHUNK - 1) // CHUNK
-    every = np.arange(K)
     for c in prange(nc):
         bd = np.empty(BLOCK, np.float32)
         bk = np.empty(BLOCK, np.int32)
         cand = np.empty(K, np.int64)
         ccand = np.empty(K, np.int64)
-        cmin = np.empty((1, D), np.float32)
-        cmax = np.empty((1, D), np.float32)
         # chunk-local copy of this chunk's sums: private to this iteration of the prange, so no
         # race, and small enough to stay in L1
         acc = np.empty((K, 5), np.float64)
@@ -195,7 +194,7 @@ def assign_accumulate(X, w, weighted, C32, labels, sums_c, wsum_c, changed_c, bo
             acc[k, 4] = wsum_c[c, k]
         changed = 0
         end = min(N, (c + 1) * CHUNK)
-        nc_c = _chunk_candidates(bmin, bmax, c, N, C32, cmin, cmax, every, ccand)
+        nc_c = _chunk_candidates(bmin, bmax, c, N, C32, ccand)
         for b0 in range(c * CHUNK, end, BLOCK):
             nb = min(BLOCK, end - b0)
             ncand = _block_candidates(bmin, bmax, b0 // BLOCK, C32, ccand, nc_c, cand)
@@ -241,21 +240,18 @@ def nearest(X, C32, labels, boxes):
     D, N = X.shape
     K = C32.shape[0]
     nc = (N + CHUNK - 1) // CHUNK
-    every = np.arange(K)
     for c in prange(nc):
         bd = np.empty(BLOCK, np.float32)
         bk = np.empty(BLOCK, np.int32)
         cand = np.empty(K, np.int64)
         ccand = np.empty(K, np.int64)
-        cmin = np.empty((1, D), np.float32)
-        cmax = np.empty((1, D), np.float32)
         end = min(N, (c + 1) * CHUNK)
-        nc_c = _chunk_candidates(bmin, bmax, c, N, C32, cmin, cmax, every, ccand)
+        nc_c = _chunk_candidates(bmin, bmax, c, N, C32, ccand)
         for b0 in range(c * CHUNK, end, BLOCK):
             nb = min(BLOCK, end - b0)
             ncand = _block_candidates(bmin, bmax, b0 // BLOCK, C32, ccand, nc_c, cand)
             _block_nearest(X, b0, nb, C32, bd, bk, cand, ncand)
-            u0 = np.uint64(b0)  # unsigned: see _block_nearest
+            u0 = np.uint64(b0)  # unsigned indices: see ._jit
             for i in range(nb):
                 labels[u0 + np.uint64(i)] = bk[i]
 

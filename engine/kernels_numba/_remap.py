@@ -32,7 +32,7 @@ def gather(lut, inverse, out):
     """
     N = inverse.shape[0]
     for c in prange((N + CHUNK - 1) // CHUNK):
-        a = np.uint64(c * CHUNK)  # unsigned indices: see kmpress.kernels_numba._jit
+        a = np.uint64(c * CHUNK)  # unsigned indices: see ._jit
         for i in range(min(N, (c + 1) * CHUNK) - c * CHUNK):
             p = a + np.uint64(i)
             out[p] = lut[np.uint64(inverse[p])]
@@ -51,7 +51,7 @@ def expand(palette, idx, out):
     N = idx.shape[0]
     C = palette.shape[1]
     for c in prange((N + CHUNK - 1) // CHUNK):
-        a = np.uint64(c * CHUNK)  # unsigned indices: see kmpress.kernels_numba._jit
+        a = np.uint64(c * CHUNK)  # unsigned indices: see ._jit
         n = min(N, (c + 1) * CHUNK) - c * CHUNK
         if C == 3:
             # the channels written out: a loop over a count known only at run time stays scalar
@@ -301,7 +301,7 @@ def pixel_stats(colors, inverse, idx, palette, lab_c, lab_p, sse_c, de_c):
     for c in prange((N + STATS_CHUNK - 1) // STATS_CHUNK):
         s = np.int64(0)
         e = 0.0
-        a = np.uint64(c * STATS_CHUNK)  # unsigned indices: see kmpress.kernels_numba._jit
+        a = np.uint64(c * STATS_CHUNK)  # unsigned indices: see ._jit
         for i in range(min(N, (c + 1) * STATS_CHUNK) - c * STATS_CHUNK):
             p = a + np.uint64(i)
             u = np.uint64(inverse[p])

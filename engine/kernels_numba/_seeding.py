@@ -41,7 +41,7 @@ def _lane_sum_max(a32, closest, b0, nb, bpot, b):
     # bpot[b] = lane sum of a32; returns the largest closest of the block (8 lanes, no branch)
     bpot[b] = _lane_sum(a32, nb)
     m0 = m1 = m2 = m3 = m4 = m5 = m6 = m7 = np.float32(0.0)
-    u0 = np.uint64(b0)  # unsigned: see _block_nearest in ._nearest
+    u0 = np.uint64(b0)  # unsigned indices: see ._jit
     g = 0
     while g + 8 <= nb:
         p = u0 + np.uint64(g)
@@ -101,7 +101,7 @@ def pp_state(X, w, weighted, closest, pot_c):
             b = b0 // BLOCK
             nb = min(BLOCK, end - b0)
             mx = np.float32(0.0)
-            u0 = np.uint64(b0)  # unsigned: see _block_nearest in ._nearest
+            u0 = np.uint64(b0)  # unsigned indices: see ._jit
             for j in range(D):
                 lo = X[j, b0]
                 hi = X[j, b0]
@@ -155,7 +155,7 @@ def pp_update(X, w, weighted, c, closest, pot_c, state):
             nb = min(BLOCK, end - b0)
             if _box_lower_bound(bmin, bmax, b, c) < bmaxcl[b]:
                 # plain indexing, no slices: a slice is a new array whose reference count both
-                # threads would update atomically on every block; unsigned (see _block_nearest)
+                # threads would update atomically on every block; unsigned indices: see ._jit
                 u0 = np.uint64(b0)
                 for i in range(nb):
                     p = u0 + np.uint64(i)
@@ -253,7 +253,7 @@ def pp_trials(X, w, weighted, closest, cands, pot_tc, state):
                 if lb >= bmaxcl[b]:
                     tot[t] += bpot[b]
                     continue
-                u0 = np.uint64(b0)  # unsigned: see _block_nearest in ._nearest
+                u0 = np.uint64(b0)  # unsigned indices: see ._jit
                 if not loaded:
                     for i in range(nb):
                         wb[i] = w[u0 + np.uint64(i)] if weighted else 1.0
